@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import { FrameDecoder } from './decoder.js';
+import { encodeRequest, u64Payload } from './encoder.js';
+import { FrontendRequest, frontendRequestName, protocolFeatureList } from './spec.js';
+
+// Golden frames written by hand from the spec's header layout: request u32, flags u32, size u32, payload.
+const GET_FEATURES_REQUEST = Buffer.from('01000000' + '01000000' + '00000000', 'hex');
+const GET_FEATURES_REPLY = Buffer.from('01000000' + '05000000' + '08000000' + '0000004001000000', 'hex');
+const SET_OWNER_NEED_REPLY = Buffer.from('03000000' + '09000000' + '00000000', 'hex');
+
+describe('protocol codec', () => {
+  it('encodes requests to the golden bytes', () => {
+    expect(encodeRequest(FrontendRequest.GET_FEATURES)).to.deep.equal(GET_FEATURES_REQUEST);
+    expect(encodeRequest(FrontendRequest.SET_OWNER, undefined, true)).to.deep.equal(SET_OWNER_NEED_REPLY);
+    expect(u64Payload(0x1_4000_0000n)).to.deep.equal(GET_FEATURES_REPLY.subarray(12));
+  });
+
+  it('decodes a reply cut at every offset', () => {
+    for (let cut = 0; cut <= GET_FEATURES_REPLY.length; cut++) {
+      const decoder = new FrameDecoder();
+      const first = decoder.push(GET_FEATURES_REPLY.subarray(0, cut), [7]);
+      const second = decoder.push(GET_FEATURES_REPLY.subarray(cut));
+      const frames = [...first, ...second];
+      expect(frames, `cut at ${cut}`).to.have.length(1);
+      expect(frames[0]).to.deep.include({ request: 1, flags: 5, fds: [7] });
+      expect(frames[0]!.payload.readBigUInt64LE()).to.equal(0x1_4000_0000n);
+      expect(decoder.pendingBytes).to.equal(0);
+    }
+  });
+
+  it('decodes back-to-back frames and keeps fds with the first', () => {
+    const decoder = new FrameDecoder();
+    const frames = decoder.push(Buffer.concat([GET_FEATURES_REPLY, SET_OWNER_NEED_REPLY]), [3, 4]);
+    expect(frames.map((f) => f.request)).to.deep.equal([1, 3]);
+    expect(frames[0]!.fds).to.deep.equal([3, 4]);
+    expect(frames[1]!.fds).to.deep.equal([]);
+  });
+
+  it('refuses a header announcing a payload past the limit before buffering it', () => {
+    const decoder = new FrameDecoder(256);
+    const header = Buffer.from('01000000' + '05000000' + '00000001', 'hex');
+    expect(() => decoder.push(header)).to.throw(/16777216-byte payload/);
+  });
+
+  it('names requests and protocol features', () => {
+    expect(frontendRequestName(15)).to.equal('GET_PROTOCOL_FEATURES');
+    expect(frontendRequestName(999)).to.equal('UNKNOWN(999)');
+    expect(protocolFeatureList(0b1001n | (1n << 40n))).to.deep.equal(['MQ', 'REPLY_ACK', 'bit40']);
+  });
+});

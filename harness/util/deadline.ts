@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TimeoutError } from '../errors.js';
+import { BackendError, TimeoutError } from '../errors.js';
 
 /** Resolves with `promise`, or rejects with a TimeoutError naming `what` after `ms`. */
 export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -16,7 +16,8 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
 
 /**
  * Calls `probe` every `intervalMs` until it returns a value other than undefined, or the deadline passes.
- * The last error the probe threw, if any, is named in the timeout.
+ * The last error the probe threw, if any, is named in the timeout; a BackendError (the back-end is gone)
+ * ends the wait at once.
  */
 export async function pollUntil<T>(
   probe: () => T | undefined | Promise<T | undefined>,
@@ -31,6 +32,7 @@ export async function pollUntil<T>(
       const value = await probe();
       if (value !== undefined) return value;
     } catch (err) {
+      if (err instanceof BackendError) throw err;
       lastError = err;
     }
     if (performance.now() >= end) {

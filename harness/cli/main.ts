@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/** argv -> run -> exit code. The only code that touches process.argv, the console and the exit status. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { allChecks } from '../../suites/index.js';
+import { descriptorDirsFromEnv, discoverDescriptors, lintDescriptor } from '../descriptors/discover.js';
+import { UsageError, VhuError } from '../errors.js';
+import { adoptOrphans, killAllBackends } from '../process/backend.js';
+import { ConsoleReporter, printable } from '../runner/console.js';
+import { writeJsonReport } from '../runner/report-json.js';
+import { writeJunitReport } from '../runner/report-junit.js';
+import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.js';
+import type { RunResult } from '../runner/types.js';
+import { VERSION } from '../runner/version.js';
+
+export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130 } as const;
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The back-end used when none is named: our reference fixture. */
+export const REFERENCE_BACKEND = path.join(packageRoot, 'fixtures/bin/vhu-reference');
+
+interface CliOptions {
+  type?: string;
+  reports: string;
+  junit?: string;
+  json?: string;
+  list?: boolean;
+  grep?: string;
+  timeout: number;
+  strict?: boolean;
+  discover?: boolean;
+  descriptorDirs?: string;
+  verbose?: boolean;
+  color?: boolean;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError('expected a positive whole number of milliseconds');
+  return n;
+}
+
+function program(): Command {
+  return new Command('vhu-conform')
+    .description('Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst)')
+    .version(VERSION)
+    .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
+    .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
+    .option('--type <device>', 'device type (default: what --print-capabilities reports)')
+    .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
+    .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
+    .option('--json <file>', 'JSON report file (default: <reports>/report.json)')
+    .option('--list', 'print every check (id, severity, spec anchor, title) and exit')
+    .option('--grep <pattern>', 'run only checks whose id, title or area matches (regular expression)')
+    .option(
+      '--timeout <ms>',
+      'deadline for each wait: socket, reply, exit after SIGTERM',
+      positiveInt,
+      DEFAULT_TIMEOUT_MS,
+    )
+    .option('--strict', 'SHOULD failures also fail the run')
+    .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
+    .addOption(
+      new Option('--descriptor-dirs <dirs>', 'colon-separated descriptor folders, general to specific').env(
+        'VHU_DESCRIPTOR_DIRS',
+      ),
+    )
+    .option('--verbose', 'print every message, and the back-end stderr of each check')
+    .option('--no-color', 'no ANSI colors even on a terminal')
+    .showHelpAfterError()
+    .exitOverride();
+}
+
+function listChecks(grep: string | undefined): void {
+  const checks = selectChecks(allChecks, grep);
+  const width = Math.max(...checks.map((c) => c.id.length));
+  for (const c of checks) {
+    process.stdout.write(
+      `${c.id.padEnd(width)}  ${c.severity.padEnd(6)}  ${c.spec}\n${' '.repeat(width + 2)}${c.title}\n`,
+    );
+  }
+  process.stdout.write(`${checks.length} checks\n`);
+}
+
+function discover(dirs: string[]): void {
+  const found = discoverDescriptors(dirs);
+  process.stdout.write(`descriptor folders (general to specific): ${dirs.join(', ')}\n`);
+  if (!found.effective.length) process.stdout.write('no descriptor files in effect\n');
+  found.effective.forEach((file, i) => {
+    const lint = lintDescriptor(file);
+    const doc = lint.document;
+    const problems = [...lint.schemaErrors, ...lint.binaryErrors];
+    process.stdout.write(`${i + 1}. ${file.name}  ${printable(file.path)}\n`);
+    process.stdout.write(
+      `   type: ${printable(String(doc?.type ?? '?'))}  binary: ${printable(String(doc?.binary ?? '?'))}\n`,
+    );
+    if (doc?.description) process.stdout.write(`   description: ${printable(doc.description)}\n`);
+    if (file.overrides.length)
+      process.stdout.write(`   overrides: ${file.overrides.map(printable).join(', ')}\n`);
+    process.stdout.write(problems.length ? `   problems: ${printable(problems.join('; '))}\n` : '   ok\n');
+  });
+  for (const file of found.masked) {
+    const hidden = file.overrides.length ? file.overrides.map(printable).join(', ') : 'nothing';
+    process.stdout.write(`masked: ${file.name} by ${printable(file.path)} (zero-length), hiding ${hidden}\n`);
+  }
+}
+
+export function exitCodeFor(result: RunResult, strict: boolean): number {
+  if (result.summary.errors > 0) return EXIT.usageOrHarness;
+  if (result.summary.mustFailed > 0 || (strict && result.summary.shouldFailed > 0)) return EXIT.mustFailed;
+  return EXIT.ok;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cmd = program();
+  try {
+    cmd.parse(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usageOrHarness;
+    }
+    throw err;
+  }
+  const opts = cmd.opts<CliOptions>();
+  const [backendArg, extraArgs = []] = cmd.processedArgs as [string | undefined, string[] | undefined];
+  const descriptorDirs = opts.descriptorDirs
+    ? opts.descriptorDirs.split(':').filter(Boolean)
+    : descriptorDirsFromEnv();
+
+  if (opts.list) {
+    listChecks(opts.grep);
+    return EXIT.ok;
+  }
+  if (opts.discover) {
+    discover(descriptorDirs);
+    return EXIT.ok;
+  }
+
+  adoptOrphans();
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    process.stderr.write(`\nvhu-conform: ${signal}: stopping, ending back-ends and removing temp files\n`);
+    controller.abort();
+    killAllBackends();
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const color = opts.color !== false && process.stdout.isTTY === true;
+  const reporter = new ConsoleReporter({ out: process.stdout, color, verbose: opts.verbose ?? false });
+  const result = await runConformance({
+    binary: backendArg ?? REFERENCE_BACKEND,
+    extraArgs,
+    checks: allChecks,
+    ...(opts.type ? { type: opts.type } : {}),
+    timeoutMs: opts.timeout,
+    ...(opts.grep ? { grep: opts.grep } : {}),
+    descriptorDirs,
+    onStart: (backend, count) => reporter.start(backend, count),
+    onCheck: (check) => reporter.check(check),
+    signal: controller.signal,
+  });
+  const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
+  const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  await writeJunitReport(result, junit);
+  await writeJsonReport(result, json);
+  reporter.summary(result, [junit, json]);
+  if (controller.signal.aborted) return EXIT.interrupted;
+  if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
+  const errors = result.checks.filter((c) => c.verdict === 'error');
+  for (const c of errors)
+    process.stderr.write(`vhu-conform: harness fault in ${c.id}: ${printable(c.message)}\n`);
+  return exitCodeFor(result, opts.strict ?? false);
+}
+
+// `vhu-conform --list | head` closes our stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    killAllBackends();
+    const message =
+      err instanceof UsageError
+        ? err.message
+        : err instanceof VhuError
+          ? `${err.code}: ${err.message}`
+          : err instanceof Error
+            ? (err.stack ?? err.message)
+            : String(err);
+    process.stderr.write(`vhu-conform: error: ${message}\n`);
+    process.exitCode = EXIT.usageOrHarness;
+  },
+);

@@ -1,0 +1,216 @@
+/**
+ * Launching a back-end as a management layer would: no shell, stdin on /dev/null, inherited sockets at the
+ * fd numbers asked for, bounded capture of what it prints, and a teardown that always ends it and anything
+ * it started.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { BackendError, TimeoutError } from '../errors.js';
+import { becomeChildSubreaper, reapIfExited } from '../sys/libc.js';
+import { withDeadline } from '../util/deadline.js';
+import { allProcesses, descendantsOf, type ProcStat, stillRunning } from './procfs.js';
+import type { Scope } from './scope.js';
+
+export interface LaunchOptions {
+  args: string[];
+  /** 'pipe' captures stdout and stderr; 'devnull' puts fds 0, 1 and 2 on /dev/null. */
+  stdio?: 'pipe' | 'devnull';
+  /** Descriptors to hand over: child fd number -> our fd. */
+  fds?: Record<number, number>;
+  /** How much of stdout to keep (default 1 MiB); the rest is read and dropped, and `stdoutOverflow` is set. */
+  stdoutLimit?: number;
+  /** Grace time between SIGTERM and SIGKILL at teardown. */
+  graceMs: number;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+const STDERR_TAIL = 8 * 1024;
+
+/** Every process launched and not yet known to be gone: the CLI kills them all on Ctrl-C. */
+const live = new Set<BackendProcess>();
+
+export class BackendProcess {
+  readonly pid: number;
+  readonly startedAt = performance.now();
+  readonly exited: Promise<ExitInfo>;
+  exit: ExitInfo | undefined;
+  exitedAt: number | undefined;
+  stdoutOverflow = false;
+  private stdoutChunks: Buffer[] = [];
+  private stdoutBytes = 0;
+  private stderrTailText = '';
+  /** Descendants seen so far: checked again at teardown, so that orphans are found too. */
+  private readonly seen = new Map<number, ProcStat>();
+
+  constructor(
+    readonly binary: string,
+    readonly options: LaunchOptions,
+  ) {
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
+    if (options.stdio === 'devnull') stdio.splice(1, 2, 'ignore', 'ignore');
+    for (const [child, ours] of Object.entries(options.fds ?? {})) {
+      const at = Number(child);
+      while (stdio.length < at) stdio.push('ignore');
+      stdio[at] = ours;
+    }
+    let subprocess: ResultPromise;
+    try {
+      subprocess = execa(binary, options.args, {
+        stdio: stdio as never,
+        reject: false,
+        buffer: false,
+        stripFinalNewline: false,
+        cleanup: true,
+        windowsHide: true,
+      });
+    } catch (err) {
+      throw new BackendError(`cannot launch ${binary}: ${(err as Error).message}`, { cause: err });
+    }
+    if (subprocess.pid === undefined) {
+      // execa reports spawn failures (ENOENT, EACCES) on the promise; make them synchronous and clear.
+      throw new BackendError(`cannot launch ${binary}: the process did not start`);
+    }
+    this.pid = subprocess.pid;
+    const limit = options.stdoutLimit ?? 1024 * 1024;
+    subprocess.stdout?.on('data', (chunk: Buffer) => {
+      if (this.stdoutBytes + chunk.length > limit) {
+        this.stdoutOverflow = true;
+        chunk = chunk.subarray(0, Math.max(0, limit - this.stdoutBytes));
+      }
+      if (chunk.length) {
+        this.stdoutChunks.push(chunk);
+        this.stdoutBytes += chunk.length;
+      }
+    });
+    subprocess.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrTailText = (this.stderrTailText + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
+    live.add(this);
+    this.exited = subprocess.then((result) => {
+      this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null };
+      this.exitedAt = performance.now();
+      live.delete(this);
+      return this.exit;
+    });
+  }
+
+  get alive(): boolean {
+    return this.exit === undefined;
+  }
+
+  get stdout(): Buffer {
+    return Buffer.concat(this.stdoutChunks);
+  }
+
+  get stderrTail(): string {
+    return this.stderrTailText;
+  }
+
+  /** Records the current descendants, so that teardown can find them after they are orphaned. */
+  noteDescendants(): ProcStat[] {
+    const now = descendantsOf(this.pid);
+    for (const stat of now) this.seen.set(stat.pid, stat);
+    return now;
+  }
+
+  /** The descendants seen at any point that still run. */
+  survivors(): ProcStat[] {
+    return [...this.seen.values()].filter(stillRunning);
+  }
+
+  /** Waits for the process to exit on its own. */
+  async waitExit(ms: number, what = `${this.binary} to exit`): Promise<ExitInfo> {
+    return withDeadline(this.exited, ms, what);
+  }
+
+  /**
+   * SIGTERM, then SIGKILL after `ms`. Returns how it ended and whether SIGKILL was needed. Every descendant
+   * seen is killed too, so nothing it started outlives the teardown.
+   */
+  async terminate(ms = this.options.graceMs): Promise<{ exit: ExitInfo; afterMs: number; killed: boolean }> {
+    if (this.alive) this.noteDescendants();
+    const sentAt = performance.now();
+    let killed = false;
+    if (this.alive) {
+      this.signal('SIGTERM');
+      try {
+        await this.waitExit(ms);
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err;
+        killed = true;
+        this.signal('SIGKILL');
+      }
+    }
+    const exit = await this.exited;
+    return { exit, afterMs: (this.exitedAt ?? sentAt) - sentAt, killed };
+  }
+
+  /** SIGKILL this process and every descendant seen, without waiting. */
+  killAll(): void {
+    if (this.alive) this.noteDescendants();
+    this.signal('SIGKILL');
+    for (const stat of this.survivors()) safeKill(stat.pid, 'SIGKILL');
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) safeKill(this.pid, signal);
+  }
+}
+
+function safeKill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Launches `binary` and makes `scope` own it: at scope close it is terminated, and its survivors killed. */
+export function launch(scope: Scope, binary: string, options: LaunchOptions): BackendProcess {
+  const backend = new BackendProcess(binary, options);
+  scope.defer(`back-end pid ${backend.pid}`, async () => {
+    await backend.terminate();
+    for (const stat of backend.survivors()) safeKill(stat.pid, 'SIGKILL');
+  });
+  return backend;
+}
+
+/** Ctrl-C and fatal paths: SIGKILL everything launched and not yet reaped. */
+export function killAllBackends(): void {
+  for (const backend of live) backend.killAll();
+}
+
+let adopting = false;
+
+/**
+ * Makes this process the reaper of orphans (PR_SET_CHILD_SUBREAPER), so that whatever a back-end leaves
+ * behind when it daemonizes or exits becomes our child, and `sweepOrphans` can end it. For the CLI only.
+ */
+export function adoptOrphans(): void {
+  becomeChildSubreaper();
+  adopting = true;
+}
+
+/** Kills and reaps every child of ours that we did not launch: orphans adopted from back-ends. */
+export function sweepOrphans(): number {
+  if (!adopting) return 0;
+  const ours = new Set([...live].map((b) => b.pid));
+  let swept = 0;
+  for (const stat of allProcesses()) {
+    if (stat.ppid !== process.pid || ours.has(stat.pid)) continue;
+    if (stat.state !== 'Z') {
+      safeKill(stat.pid, 'SIGKILL');
+      swept++;
+    }
+  }
+  // Reap after the kills: SIGKILL is delivered before waitpid can see the exit, so poll briefly.
+  for (let i = 0; i < 50; i++) {
+    const zombies = allProcesses().filter((s) => s.ppid === process.pid && !ours.has(s.pid));
+    if (!zombies.length) break;
+    for (const z of zombies) reapIfExited(z.pid);
+  }
+  return swept;
+}

@@ -1,0 +1,149 @@
+/**
+ * Convention probes: the ways a management layer hands a back-end its socket, and the first exchange a
+ * front-end makes. Checks compose these; each wait has the check's deadline.
+ */
+import path from 'node:path';
+import { BackendError } from '../errors.js';
+import { hasBit, VHOST_USER_F_PROTOCOL_FEATURES } from '../protocol/spec.js';
+import type { CheckContext } from '../runner/check.js';
+import { closeFd, listenUnix, socketpair } from '../sys/libc.js';
+import { Connection } from '../transport/connection.js';
+import { pollUntil } from '../util/deadline.js';
+import type { BackendProcess, ExitInfo } from './backend.js';
+import { isListeningAt } from './procfs.js';
+
+export function describeExit(exit: ExitInfo | undefined | null): string {
+  if (!exit) return 'still running';
+  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
+}
+
+/** First line of stderr, for messages, or a note that there was none. */
+export function stderrLine(backend: BackendProcess): string {
+  const line = backend.stderrTail.trim().split('\n')[0]?.slice(0, 200);
+  return line ? `stderr: "${line}"` : 'nothing on stderr';
+}
+
+/** A socket path in a fresh temp folder owned by the check. */
+export async function socketPath(ctx: CheckContext, name = 'backend.sock'): Promise<string> {
+  return path.join(await ctx.scope.tempDir('vhu-sock-'), name);
+}
+
+/**
+ * Waits until `backend` listens at `socket` (seen in /proc/net/unix, without connecting). A back-end that
+ * exits first is a BackendError naming its status and stderr.
+ */
+export async function waitListening(
+  ctx: CheckContext,
+  backend: BackendProcess,
+  socket: string,
+): Promise<number> {
+  await pollUntil(
+    () => {
+      if (isListeningAt(socket)) return true;
+      if (!backend.alive) {
+        throw new BackendError(
+          `the back-end ended (${describeExit(backend.exit)}) before listening at ${socket}; ${stderrLine(backend)}`,
+        );
+      }
+      return undefined;
+    },
+    ctx.timeoutMs,
+    `a listening socket at ${socket}`,
+  );
+  return Math.round(performance.now() - backend.startedAt);
+}
+
+export interface Served {
+  backend: BackendProcess;
+  socket: string;
+  connection: Connection;
+  /** Our end's fd (owned by the connection). */
+  fd: number;
+  listenedAfterMs: number;
+}
+
+/** Launches with `--socket-path`, waits for it to listen, and connects as the front-end. */
+export async function serveOnSocketPath(ctx: CheckContext, args: string[] = []): Promise<Served> {
+  const socket = await socketPath(ctx);
+  const backend = ctx.launch([`--socket-path=${socket}`, ...args]);
+  const listenedAfterMs = await waitListening(ctx, backend, socket);
+  const { connection, fd } = await Connection.connect(socket, ctx.timeoutMs);
+  ctx.scope.defer('front-end connection', () => connection.close());
+  return { backend, socket, connection, fd, listenedAfterMs };
+}
+
+export interface Negotiation {
+  features: bigint;
+  protocolFeatures: bigint | null;
+}
+
+/**
+ * The start of every front-end's session: GET_FEATURES, GET/SET_PROTOCOL_FEATURES when bit 30 is offered,
+ * SET_FEATURES with the offer, SET_OWNER.
+ */
+export async function negotiate(connection: Connection): Promise<Negotiation> {
+  const features = await connection.requestU64('GET_FEATURES');
+  let protocolFeatures: bigint | null = null;
+  if (hasBit(features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+    protocolFeatures = await connection.requestU64('GET_PROTOCOL_FEATURES');
+    // Only protocol features that change nothing we do: MQ (bit 0).
+    const accepted = protocolFeatures & 1n;
+    connection.send('SET_PROTOCOL_FEATURES', { payload: u64(accepted) });
+  }
+  connection.send('SET_FEATURES', { payload: u64(features) });
+  connection.send('SET_OWNER');
+  // A message that has a reply proves the back-end took the ones before it.
+  await connection.requestU64('GET_FEATURES');
+  return { features, protocolFeatures };
+}
+
+function u64(value: bigint): Buffer {
+  const out = Buffer.alloc(8);
+  out.writeBigUInt64LE(value);
+  return out;
+}
+
+export type FdForm = 'connected' | 'listening';
+
+export interface FdProbe {
+  form: FdForm;
+  fdNumber: number;
+  ok: boolean;
+  /** The offered features on success; the reason otherwise. */
+  detail: string;
+}
+
+/**
+ * Launches with `--fd=N`, the socket inherited as fd N: one end of a socketpair (`connected`, as libvirt
+ * does for vhost-user-gpu) or a listening socket (`listening`, as for virtiofsd); then asks GET_FEATURES.
+ */
+export async function probeFd(ctx: CheckContext, form: FdForm, fdNumber: number): Promise<FdProbe> {
+  let connection: Connection;
+  let backend: BackendProcess;
+  if (form === 'connected') {
+    const [ours, theirs] = socketpair();
+    try {
+      backend = ctx.launch([`--fd=${fdNumber}`], { fds: { [fdNumber]: theirs } });
+    } finally {
+      closeFd(theirs);
+    }
+    connection = Connection.fromFd(ours, ctx.timeoutMs);
+  } else {
+    const socket = await socketPath(ctx);
+    const listener = listenUnix(socket);
+    try {
+      backend = ctx.launch([`--fd=${fdNumber}`], { fds: { [fdNumber]: listener } });
+    } finally {
+      closeFd(listener);
+    }
+    connection = (await Connection.connect(socket, ctx.timeoutMs)).connection;
+  }
+  ctx.scope.defer('front-end connection', () => connection.close());
+  try {
+    const features = await connection.requestU64('GET_FEATURES');
+    return { form, fdNumber, ok: true, detail: `features 0x${features.toString(16)}` };
+  } catch (err) {
+    const status = backend.alive ? '' : ` (back-end ${describeExit(backend.exit)}; ${stderrLine(backend)})`;
+    return { form, fdNumber, ok: false, detail: `${(err as Error).message}${status}` };
+  }
+}

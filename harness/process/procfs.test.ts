@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { expect } from 'chai';
+import { descendantsOf, isSelfOrDescendant, parseStat, readStat, stillRunning } from './procfs.js';
+
+describe('process/procfs', () => {
+  it('parses a stat line whose comm holds spaces and parentheses', () => {
+    const line = '4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0';
+    expect(parseStat(line)).to.deep.equal({
+      pid: 4242,
+      comm: 'a (b) c',
+      state: 'S',
+      ppid: 1,
+      pgrp: 4242,
+      session: 4242,
+      starttime: 987654,
+    });
+  });
+
+  it('finds a grandchild among the descendants and sees it end', async () => {
+    const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
+    await once(child, 'spawn');
+    let grandchild: number | undefined;
+    for (let i = 0; i < 200 && grandchild === undefined; i++) {
+      grandchild = descendantsOf(child.pid!).find((p) => p.comm === 'sleep')?.pid;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(grandchild).to.be.a('number');
+    expect(isSelfOrDescendant(grandchild!, process.pid)).to.equal(true);
+    const stat = readStat(grandchild!)!;
+    process.kill(grandchild!, 'SIGKILL');
+    await once(child, 'exit');
+    expect(stillRunning(stat)).to.equal(false);
+  });
+});
+
+describe('process/procfs /proc/net/unix', () => {
+  it('keeps only listening sockets', async () => {
+    const { parseListeningUnix } = await import('./procfs.js');
+    const text = [
+      'Num       RefCount Protocol Flags    Type St Inode Path',
+      '000000004a9868c7: 00000002 00000000 00010000 0001 01 12698 /tmp/g.sock',
+      '00000000d32dd3ed: 00000003 00000000 00000000 0001 03 18838 /tmp/connected.sock',
+      '00000000d32dd3ee: 00000002 00000000 00010000 0001 01 18839 /tmp/with space.sock',
+      '00000000d32dd3ef: 00000003 00000000 00000000 0001 03 18840',
+    ].join('\n');
+    expect([...parseListeningUnix(text)]).to.deep.equal(['/tmp/g.sock', '/tmp/with space.sock']);
+  });
+});

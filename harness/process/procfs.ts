@@ -1,0 +1,118 @@
+/** Reading the process table from /proc: parents, sessions, start times, open fds. */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  /** R, S, D, Z (zombie), T, ... */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** Start time in clock ticks since boot: with pid, identifies a process across pid reuse. */
+  starttime: number;
+}
+
+/** Parses /proc/PID/stat; comm may hold spaces and parentheses, so fields are counted after the last ')'. */
+export function parseStat(text: string): ProcStat {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  const fields = text.slice(close + 2).split(' ');
+  return {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    state: fields[0] ?? '?',
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    session: Number(fields[3]),
+    starttime: Number(fields[19]),
+  };
+}
+
+export function readStat(pid: number): ProcStat | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function allProcesses(): ProcStat[] {
+  const stats: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readStat(Number(name));
+    if (stat) stats.push(stat);
+  }
+  return stats;
+}
+
+/** Every live descendant of `pid` (children, grandchildren, ...), zombies excluded. */
+export function descendantsOf(pid: number, table: ProcStat[] = allProcesses()): ProcStat[] {
+  const children = new Map<number, ProcStat[]>();
+  for (const stat of table) {
+    const list = children.get(stat.ppid) ?? [];
+    list.push(stat);
+    children.set(stat.ppid, list);
+  }
+  const found: ProcStat[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      if (child.state !== 'Z') found.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return found;
+}
+
+/** Whether the process `stat` describes still runs (same pid and start time, not a zombie). */
+export function stillRunning(stat: ProcStat): boolean {
+  const now = readStat(stat.pid);
+  return now !== undefined && now.starttime === stat.starttime && now.state !== 'Z';
+}
+
+/** Whether `pid` is `ancestor` or one of its descendants. */
+export function isSelfOrDescendant(pid: number, ancestor: number): boolean {
+  for (let cur = pid, hops = 0; cur > 1 && hops < 64; hops++) {
+    if (cur === ancestor) return true;
+    const stat = readStat(cur);
+    if (!stat) return false;
+    cur = stat.ppid;
+  }
+  return false;
+}
+
+/** The open fd numbers of `pid`, or undefined when /proc does not tell. */
+export function openFds(pid: number): number[] | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+const SO_ACCEPTCON = 0x10000;
+
+/** Parses /proc/net/unix text into the paths of listening sockets. */
+export function parseListeningUnix(text: string): Set<string> {
+  const paths = new Set<string>();
+  for (const line of text.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 8) continue;
+    if (Number.parseInt(cols[3]!, 16) & SO_ACCEPTCON) paths.add(cols.slice(7).join(' '));
+  }
+  return paths;
+}
+
+/**
+ * Whether some process listens on a Unix socket bound at `path`, seen in /proc/net/unix without connecting,
+ * so that the probe itself is not a front-end connection. Only sockets in our network namespace show.
+ */
+export function isListeningAt(path: string): boolean {
+  try {
+    return parseListeningUnix(readFileSync('/proc/net/unix', 'utf8')).has(path);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,78 @@
+import { type BackendProcess, type LaunchOptions, launch } from '../process/backend.js';
+import type { Scope } from '../process/scope.js';
+import type { CheckInfo } from './types.js';
+
+/** What the run knows of the back-end under test, shared by every check. */
+export interface Target {
+  /** Absolute path of the binary. */
+  binary: string;
+  /** Arguments appended to every launch (the part after `--` on the command line). */
+  extraArgs: string[];
+  type: string | null;
+  capabilities: unknown;
+  /** Descriptor folders to search, general to specific. */
+  descriptorDirs: string[];
+  /** Facts several checks need, computed once a run (see `CheckContext.memo`). */
+  memo: Map<string, Promise<unknown>>;
+}
+
+export interface CheckContext {
+  target: Target;
+  /** The deadline for each wait: socket to appear, reply, exit after SIGTERM. */
+  timeoutMs: number;
+  /** Owns everything the check acquires; closed when the check ends, whatever the verdict. */
+  scope: Scope;
+  /** Launches the back-end with `args` plus the target's extra args, owned by the check's scope. */
+  launch(args: string[], options?: Partial<LaunchOptions>): BackendProcess;
+  /** `compute` once per run under `key`: a probe several checks report on is run once. */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+}
+
+export interface Check extends CheckInfo {
+  /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
+  run(ctx: CheckContext): Promise<string | undefined>;
+}
+
+/** The spec anchors checks cite. */
+export const Spec = {
+  conventions: 'vhost-user.rst#backend-program-conventions',
+  capabilitiesSchema: 'vhost-user.json#VHostUserBackendCapabilities',
+  descriptorSchema: 'vhost-user.json#VhostUserBackend',
+  communication: 'vhost-user.rst#communication',
+} as const;
+
+export function defineChecks(area: string, checks: Array<Omit<Check, 'area'>>): Check[] {
+  return checks.map((c) => ({ ...c, area }));
+}
+
+/** Builds the context a check runs in; the launched processes are kept for their stderr. */
+export function makeContext(
+  target: Target,
+  timeoutMs: number,
+  scope: Scope,
+): CheckContext & { launched: BackendProcess[] } {
+  const launched: BackendProcess[] = [];
+  return {
+    target,
+    timeoutMs,
+    scope,
+    launched,
+    launch(args, options) {
+      const backend = launch(scope, target.binary, {
+        graceMs: timeoutMs,
+        ...options,
+        args: [...args, ...target.extraArgs],
+      });
+      launched.push(backend);
+      return backend;
+    },
+    memo<T>(key: string, compute: () => Promise<T>): Promise<T> {
+      let value = target.memo.get(key) as Promise<T> | undefined;
+      if (!value) {
+        value = compute();
+        target.memo.set(key, value);
+      }
+      return value;
+    },
+  };
+}

@@ -1,0 +1,142 @@
+import { PassThrough } from 'node:stream';
+import { expect } from 'chai';
+import { ConsoleReporter, printable } from './console.js';
+import { type CheckResult, type RunResult, summarize } from './types.js';
+
+const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m\x1b[2J';
+
+function check(
+  id: string,
+  verdict: CheckResult['verdict'],
+  message = '',
+  extra?: Partial<CheckResult>,
+): CheckResult {
+  const area = id.split('.')[0]!;
+  return {
+    id,
+    title: `title of ${id}`,
+    severity: 'MUST',
+    spec: `vhost-user.rst#${area}`,
+    area,
+    verdict,
+    message,
+    durationMs: 12,
+    ...extra,
+  };
+}
+
+function sample(): RunResult {
+  const checks: CheckResult[] = [
+    check('conventions.a', 'pass', 'passing detail'),
+    check('conventions.b', 'fail', NASTY, { stderrTail: 'backend says \x1b]0;title\x07\n' }),
+    check('protocol.c', 'timeout', 'timed out after 500 ms\nlast sent: GET_FEATURES'),
+    check('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
+    check('vring.e', 'error', 'mmap failed', { durationMs: 1.6 }),
+    check('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
+  ];
+  return {
+    tool: { name: 'vhu-conform', version: '0.1.0' },
+    startedAt: '2026-01-02T03:04:05.006Z',
+    backend: {
+      binary: '/usr/libexec/vhost-user-blk',
+      args: ['--socket-path', '/tmp/my sock'],
+      type: 'block',
+      capabilities: null,
+    },
+    summary: summarize(checks, 1234),
+    checks,
+  };
+}
+
+function run(options: { color: boolean; verbose?: boolean }): string {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const reporter = new ConsoleReporter({ out, ...options });
+  const result = sample();
+  reporter.start(result.backend, result.checks.length);
+  for (const c of result.checks) reporter.check(c);
+  reporter.summary(result, ['reports/run.json', 'reports/run.xml']);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+describe('console reporter', () => {
+  describe('printable', () => {
+    it('neutralises terminal escapes', () => {
+      expect(printable('\x1b[2J')).to.equal('\\x1b[2J');
+      expect(printable('a\x1b]0;t\x07b')).to.equal('a\\x1b]0;t\\x07b');
+      expect(printable('\u0000\r\x7f\u009b')).to.equal('\\x00\\x0d\\x7f\\x9b');
+    });
+
+    it('keeps newlines, tabs and printable text', () => {
+      expect(printable('a\tb\nc <&> caf\u00e9')).to.equal('a\tb\nc <&> caf\u00e9');
+    });
+  });
+
+  it('prints a header naming the back-end', () => {
+    const [header] = run({ color: false }).split('\n');
+    expect(header).to.equal(
+      "vhu-conform: /usr/libexec/vhost-user-blk --socket-path '/tmp/my sock' (type: block), 6 checks",
+    );
+  });
+
+  it('prints one line per check with tag, severity, id, title and duration', () => {
+    const lines = run({ color: false }).split('\n');
+    expect(lines).to.include('PASS  MUST    conventions.a  title of conventions.a (12 ms)');
+    expect(lines).to.include('FAIL  MUST    conventions.b  title of conventions.b (12 ms)');
+    expect(lines).to.include('TIME  MUST    protocol.c  title of protocol.c (12 ms)');
+    expect(lines).to.include('SKIP  SHOULD  protocol.d  title of protocol.d (12 ms)');
+    expect(lines).to.include('ERR   MUST    vring.e  title of vring.e (2 ms)');
+    expect(lines).to.include('INFO  INFO    conventions.f  title of conventions.f (12 ms)');
+  });
+
+  it('prints messages indented under the check, escaped', () => {
+    const lines = run({ color: false }).split('\n');
+    const nextLine = (prefix: string) => lines[lines.findIndex((l) => l.startsWith(prefix)) + 1];
+    expect(nextLine('FAIL')).to.equal(
+      '      expected <reply> & flags 0x5, got ]]> \\x00 then \\x1b[31mred\\x1b[0m\\x1b[2J',
+    );
+    expect(nextLine('TIME')).to.equal('      timed out after 500 ms');
+    expect(lines).to.include('      last sent: GET_FEATURES');
+    expect(nextLine('SKIP')).to.equal('      no REPLY_ACK');
+    expect(nextLine('ERR')).to.equal('      mmap failed');
+    expect(nextLine('INFO')).to.equal('      socket at /tmp/x');
+    // A plain pass keeps its message for verbose runs.
+    expect(nextLine('PASS')).to.match(/^FAIL/);
+  });
+
+  it('prints pass messages and stderr tails when verbose', () => {
+    const lines = run({ color: false, verbose: true }).split('\n');
+    expect(lines[lines.findIndex((l) => l.startsWith('PASS')) + 1]).to.equal('      passing detail');
+    expect(lines).to.include('      stderr:');
+    expect(lines).to.include('      | backend says \\x1b]0;title\\x07');
+  });
+
+  it('prints the totals and the reports written', () => {
+    const lines = run({ color: false }).split('\n');
+    expect(lines).to.include('6 checks: 2 passed, 1 failed, 1 timed out, 1 skipped, 1 errors in 1.23 s');
+    expect(lines).to.include('MUST failures: 2, SHOULD failures: 0');
+    expect(lines).to.include('report: reports/run.json');
+    expect(lines).to.include('report: reports/run.xml');
+  });
+
+  it('writes plain ASCII without escape codes when color is off', () => {
+    for (const verbose of [false, true]) {
+      const text = run({ color: false, verbose });
+      expect(text).not.to.include('\x1b');
+      expect(text).to.match(/^[\x20-\x7e\n]*$/);
+    }
+  });
+
+  it('colours with ANSI escapes when color is on, and only its own', () => {
+    const text = run({ color: true, verbose: true });
+    expect(text).to.include('\x1b[32mPASS\x1b[0m');
+    expect(text).to.include('\x1b[31mFAIL\x1b[0m');
+    // Every escape in the output is an SGR sequence the reporter wrote, none from the back-end.
+    const afterEscapes = text.split('\x1b').slice(1);
+    expect(afterEscapes.length).to.be.greaterThan(0);
+    for (const rest of afterEscapes) expect(rest).to.match(/^\[\d+m/);
+    expect(text).not.to.include('\x1b[2J');
+    expect(text).not.to.include('\x1b]0;');
+  });
+});

@@ -1,0 +1,122 @@
+import type { BackendInfo, CheckResult, RunResult, Verdict } from './types.js';
+
+/** C0 controls but \t and \n, DEL, and C1 controls (U+009B is a one-character CSI on some terminals). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/**
+ * Makes text safe to print on a terminal: every control character other than \n and \t becomes a visible
+ * `\xNN` escape, so output from a back-end cannot move the cursor, clear the screen or recolour the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+const SGR = {
+  red: '31',
+  green: '32',
+  yellow: '33',
+  blue: '34',
+  magenta: '35',
+  cyan: '36',
+  bold: '1',
+  dim: '2',
+} as const;
+type Style = keyof typeof SGR;
+
+const TAGS: Record<Verdict, { tag: string; style: Style }> = {
+  pass: { tag: 'PASS', style: 'green' },
+  fail: { tag: 'FAIL', style: 'red' },
+  timeout: { tag: 'TIME', style: 'magenta' },
+  skip: { tag: 'SKIP', style: 'yellow' },
+  error: { tag: 'ERR ', style: 'red' },
+};
+const INFO_TAG = { tag: 'INFO', style: 'cyan' } as const;
+
+const INDENT = '      ';
+
+export interface ConsoleReporterOptions {
+  out: NodeJS.WritableStream;
+  /** Colour with ANSI escapes; without it, the reporter writes no escape sequences at all. */
+  color: boolean;
+  /** Also print the messages of passed checks, and the back-end's stderr tail of every check. */
+  verbose?: boolean;
+}
+
+/**
+ * Human-readable progress: a header, one line per check as it completes, then the totals. Every piece of text
+ * that can come from the back-end goes through {@link printable}.
+ */
+export class ConsoleReporter {
+  readonly #out: NodeJS.WritableStream;
+  readonly #color: boolean;
+  readonly #verbose: boolean;
+
+  constructor(options: ConsoleReporterOptions) {
+    this.#out = options.out;
+    this.#color = options.color;
+    this.#verbose = options.verbose ?? false;
+  }
+
+  start(backend: BackendInfo, checkCount: number): void {
+    const command = [backend.binary, ...backend.args].map(shellWord).join(' ');
+    const type = backend.type ?? 'unknown';
+    const checks = `${checkCount} check${checkCount === 1 ? '' : 's'}`;
+    this.#line(
+      `${this.#paint('bold', 'vhu-conform')}: ${printable(command)} (type: ${printable(type)}), ${checks}`,
+    );
+  }
+
+  check(result: CheckResult): void {
+    const info = result.verdict === 'pass' && result.severity === 'INFO';
+    const { tag, style } = info ? INFO_TAG : TAGS[result.verdict];
+    const duration = this.#paint('dim', `(${Math.round(result.durationMs)} ms)`);
+    this.#line(
+      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(result.id)}  ${printable(result.title)} ${duration}`,
+    );
+    const message = result.message.trimEnd();
+    if (message !== '' && (result.verdict !== 'pass' || info || this.#verbose)) {
+      this.#block(message);
+    }
+    if (this.#verbose && result.stderrTail?.trim()) {
+      this.#line(`${INDENT}${this.#paint('dim', 'stderr:')}`);
+      this.#block(result.stderrTail.trimEnd(), `${INDENT}| `);
+    }
+  }
+
+  summary(result: RunResult, files: string[]): void {
+    const s = result.summary;
+    const count = (n: number, text: string, style: Style) => (n > 0 ? this.#paint(style, text) : text);
+    const checks = `${s.total} check${s.total === 1 ? '' : 's'}`;
+    this.#line('');
+    this.#line(
+      `${checks}: ${count(s.passed, `${s.passed} passed`, 'green')}, ` +
+        `${count(s.failed, `${s.failed} failed`, 'red')}, ` +
+        `${count(s.timedOut, `${s.timedOut} timed out`, 'magenta')}, ` +
+        `${count(s.skipped, `${s.skipped} skipped`, 'yellow')}, ` +
+        `${count(s.errors, `${s.errors} errors`, 'red')} ` +
+        `in ${(s.durationMs / 1000).toFixed(2)} s`,
+    );
+    this.#line(
+      `${count(s.mustFailed, `MUST failures: ${s.mustFailed}`, 'red')}, SHOULD failures: ${s.shouldFailed}`,
+    );
+    for (const file of files) this.#line(`report: ${printable(file)}`);
+  }
+
+  #block(text: string, prefix = INDENT): void {
+    for (const line of printable(text).split('\n')) this.#line(`${prefix}${line}`);
+  }
+
+  #paint(style: Style, text: string): string {
+    return this.#color ? `\x1b[${SGR[style]}m${text}\x1b[0m` : text;
+  }
+
+  #line(text: string): void {
+    this.#out.write(`${text}\n`);
+  }
+}
+
+/** Quotes an argument the way a POSIX shell would need it, so the header can be copied to a prompt. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,109 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import junit, { type Builder, type TestCase, type TestSuite } from 'junit-report-builder';
+import type { CheckResult, RunResult } from './types.js';
+
+// The typings declare `export default`, but the CommonJS entry Node loads assigns the builder to
+// module.exports, so the default import is the builder itself; accept either shape.
+const rootBuilder: Builder =
+  (junit as unknown as { default?: Builder }).default ?? (junit as unknown as Builder);
+
+type XmlElement = ReturnType<TestCase['build']>;
+
+/** Everything outside the XML 1.0 `Char` production: C0 controls but \t \n \r, lone surrogates, U+FFFE/FFFF. */
+const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+/**
+ * Removes the characters XML 1.0 cannot carry at all, even escaped. Markup characters (`<`, `&`, ...) are
+ * left for the XML writer to escape.
+ */
+export function xmlSafe(text: string): string {
+  return text.replace(NOT_XML_CHAR, '');
+}
+
+/** Seconds with millisecond precision, as JUnit's `time` attributes expect. */
+function seconds(ms: number): number {
+  return Math.round(ms) / 1000;
+}
+
+/**
+ * The JUnit XML report: one `<testsuite>` per area, in the order areas first appear, one `<testcase>` per check.
+ * FAIL and TIMEOUT are `<failure>`, ERROR is `<error>`, SKIP is `<skipped>`; the check's stderr tail is the
+ * testcase's `<system-err>`.
+ */
+export function toJunitXml(result: RunResult): string {
+  const builder = rootBuilder.newBuilder().name('vhu-conform');
+  const suites = new Map<string, { suite: TestSuite; ms: number }>();
+  for (const check of result.checks) {
+    let entry = suites.get(check.area);
+    if (!entry) {
+      entry = { suite: newSuite(builder, check.area, result), ms: 0 };
+      suites.set(check.area, entry);
+    }
+    entry.ms += check.durationMs;
+    addTestCase(entry.suite, check);
+  }
+  for (const { suite, ms } of suites.values()) suite.time(seconds(ms));
+  return `${builder.build()}\n`;
+}
+
+function newSuite(builder: Builder, area: string, result: RunResult): TestSuite {
+  const { backend, tool } = result;
+  return builder
+    .testSuite()
+    .name(xmlSafe(area))
+    .timestamp(xmlSafe(result.startedAt))
+    .property('tool', xmlSafe(`${tool.name} ${tool.version}`))
+    .property('backend.binary', xmlSafe(backend.binary))
+    .property('backend.args', xmlSafe(backend.args.join(' ')))
+    .property('backend.type', xmlSafe(backend.type ?? ''));
+}
+
+function addTestCase(suite: TestSuite, check: CheckResult): void {
+  const message = xmlSafe(check.message);
+  const testCase = suite
+    .testCase()
+    .className(xmlSafe(`vhu-conform.${check.area}`))
+    .name(xmlSafe(`${check.id} ${check.title}`))
+    .time(seconds(check.durationMs))
+    .property('severity', check.severity)
+    .property('spec', xmlSafe(check.spec));
+  switch (check.verdict) {
+    case 'fail':
+    case 'timeout':
+      testCase.failure(`[${check.severity}] ${message}`, check.verdict);
+      break;
+    case 'error':
+      testCase.error(`[${check.severity}] ${message}`, check.verdict);
+      break;
+    case 'skip':
+      testCase.skipped();
+      break;
+    case 'pass':
+      break;
+  }
+  // The library writes bodies and <system-err> as CDATA and splits only the first `]]>`, so a second one in
+  // back-end output would end the section and inject markup; those parts are added as escaped text instead,
+  // together with the skip reason, which its skipped() cannot take.
+  const build = testCase.build.bind(testCase);
+  testCase.build = (parent) => {
+    const element = build(parent);
+    if (message !== '') {
+      if (check.verdict === 'skip') childElement(element, 'skipped')?.att('message', message);
+      else if (check.verdict === 'pass') element.ele('system-out', {}, message);
+      else childElement(element, check.verdict === 'error' ? 'error' : 'failure')?.txt(message);
+    }
+    if (check.stderrTail) element.ele('system-err', {}, xmlSafe(check.stderrTail));
+    return element;
+  };
+}
+
+function childElement(element: XmlElement, name: string): XmlElement | undefined {
+  return element.children.find((node): node is XmlElement => 'name' in node && node.name === name);
+}
+
+/** Writes {@link toJunitXml} of `result` to `file`, creating its parent folders. */
+export async function writeJunitReport(result: RunResult, file: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, toJunitXml(result), 'utf8');
+}

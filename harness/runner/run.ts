@@ -1,0 +1,182 @@
+/**
+ * The library entry point: runs checks against a back-end as mocha suites (one per area, one test per check)
+ * and returns the verdicts. Everything the CLI can do goes through here.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
+import Mocha from 'mocha';
+import { BackendError, ProtocolError, SkipError, TimeoutError, UsageError } from '../errors.js';
+import { sweepOrphans } from '../process/backend.js';
+import { probeCapabilities } from '../process/capabilities.js';
+import { Scope } from '../process/scope.js';
+import { withDeadline } from '../util/deadline.js';
+import { type Check, makeContext, type Target } from './check.js';
+import { type BackendInfo, type CheckResult, type RunResult, summarize, type Verdict } from './types.js';
+import { VERSION } from './version.js';
+
+export interface RunOptions {
+  binary: string;
+  extraArgs?: string[];
+  checks: Check[];
+  /** Device type; by default what --print-capabilities reports. */
+  type?: string;
+  timeoutMs?: number;
+  /** Only checks whose id or title matches. */
+  grep?: string;
+  descriptorDirs: string[];
+  onStart?: (backend: BackendInfo, checkCount: number) => void;
+  onCheck?: (result: CheckResult) => void;
+  /** Aborting ends the check under way (its resources are released) and skips the rest. */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_TIMEOUT_MS = 3000;
+
+/** Resolves and validates the binary; a usage error names what is wrong. */
+export function resolveBinary(binary: string): string {
+  const resolved = path.resolve(binary);
+  let stat: ReturnType<typeof statSync>;
+  try {
+    stat = statSync(resolved);
+  } catch {
+    throw new UsageError(`back-end binary not found: ${resolved}`);
+  }
+  if (!stat.isFile()) throw new UsageError(`back-end binary is not a file: ${resolved}`);
+  try {
+    accessSync(resolved, constants.X_OK);
+  } catch {
+    throw new UsageError(`back-end binary is not executable: ${resolved}`);
+  }
+  return resolved;
+}
+
+export function selectChecks(checks: Check[], grep: string | undefined): Check[] {
+  if (!grep) return checks;
+  const pattern = new RegExp(grep, 'i');
+  return checks.filter((c) => pattern.test(c.id) || pattern.test(c.title) || pattern.test(c.area));
+}
+
+export function verdictOf(err: unknown): Verdict {
+  if (err instanceof SkipError) return 'skip';
+  if (err instanceof TimeoutError) return 'timeout';
+  if (err instanceof ProtocolError || err instanceof BackendError) return 'fail';
+  if (err instanceof Error && err.name === 'AssertionError') return 'fail';
+  return 'error';
+}
+
+export async function runConformance(options: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const binary = resolveBinary(options.binary);
+  const extraArgs = options.extraArgs ?? [];
+  const selected = selectChecks(options.checks, options.grep);
+
+  const probeScope = new Scope();
+  const probe = await probeCapabilities(probeScope, binary, extraArgs, timeoutMs).finally(() =>
+    probeScope.close(),
+  );
+  const target: Target = {
+    binary,
+    extraArgs,
+    type: options.type ?? probe.type,
+    capabilities: probe.document ?? null,
+    descriptorDirs: options.descriptorDirs,
+    memo: new Map(),
+  };
+  const backend: BackendInfo = {
+    binary,
+    args: extraArgs,
+    type: target.type,
+    capabilities: target.capabilities,
+  };
+  options.onStart?.(backend, selected.length);
+
+  const results: CheckResult[] = [];
+  const mocha = new Mocha({ timeout: 0, bail: false, reporter: SilentReporter });
+  const suites = new Map<string, Mocha.Suite>();
+  for (const check of selected) {
+    let suite = suites.get(check.area);
+    if (!suite) {
+      suite = Mocha.Suite.create(mocha.suite, check.area);
+      suites.set(check.area, suite);
+    }
+    suite.addTest(
+      new Mocha.Test(`${check.id} ${check.title}`, async function (this: Mocha.Context) {
+        const result = await runOne(check, target, timeoutMs, options.signal);
+        results.push(result);
+        options.onCheck?.(result);
+        if (result.verdict === 'skip') this.skip();
+        if (result.verdict !== 'pass') throw new Error(result.message);
+      }),
+    );
+  }
+  await new Promise<void>((resolve) => {
+    const runner = mocha.run(() => resolve());
+    options.signal?.addEventListener('abort', () => runner.abort(), { once: true });
+  });
+  mocha.dispose();
+
+  return {
+    tool: { name: 'vhu-conform', version: VERSION },
+    startedAt,
+    backend,
+    summary: summarize(results, performance.now() - started),
+    checks: results,
+  };
+}
+
+async function runOne(
+  check: Check,
+  target: Target,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<CheckResult> {
+  const scope = new Scope();
+  const ctx = makeContext(target, timeoutMs, scope);
+  const started = performance.now();
+  let verdict: Verdict = 'pass';
+  let message = '';
+  // A check is a handful of waits; past this budget it is stuck, and that is the back-end's doing.
+  const budget = timeoutMs * 8 + 5000;
+  try {
+    if (signal?.aborted) throw new Error('run interrupted');
+    message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`)) ?? '';
+  } catch (err) {
+    verdict = verdictOf(err);
+    message = describeError(err);
+  } finally {
+    const problems = await scope.close();
+    sweepOrphans();
+    if (problems.length && verdict === 'pass') {
+      verdict = 'error';
+      message = `teardown failed: ${problems.join('; ')}`;
+    }
+  }
+  const stderrTail = ctx.launched
+    .map((b) => b.stderrTail)
+    .filter((t) => t.length > 0)
+    .join('\n')
+    .slice(-4096);
+  return {
+    id: check.id,
+    title: check.title,
+    severity: check.severity,
+    spec: check.spec,
+    area: check.area,
+    verdict,
+    message,
+    durationMs: Math.round(performance.now() - started),
+    ...(stderrTail ? { stderrTail } : {}),
+  };
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (verdictOf(err) === 'error')
+    return `${err.name}: ${err.message}${err.stack ? `\n${err.stack.split('\n').slice(1, 4).join('\n')}` : ''}`;
+  return err.message;
+}
+
+/** Mocha prints nothing; the CLI's reporter speaks for the run. */
+class SilentReporter extends Mocha.reporters.Base {}

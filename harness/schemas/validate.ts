@@ -1,0 +1,31 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { capabilitiesSchema, capabilitiesStrictSchema, descriptorSchema } from './vhost-user.js';
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+function validator(schema: object): (doc: unknown) => string[] {
+  const validate: ValidateFunction = ajv.compile(schema);
+  return (doc) => (validate(doc) ? [] : formatErrors(validate.errors ?? []));
+}
+
+function formatErrors(errors: ErrorObject[]): string[] {
+  // oneOf reports every branch; the branch-level errors say more than the summary line.
+  const detailed = errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if');
+  return (detailed.length ? detailed : errors).map((e) => {
+    const where = e.instancePath || '(root)';
+    const extra =
+      e.keyword === 'enum' || e.keyword === 'const'
+        ? `: ${JSON.stringify(e.params.allowedValues ?? e.params.allowedValue)}`
+        : e.keyword === 'additionalProperties'
+          ? `: ${String(e.params.additionalProperty)}`
+          : '';
+    return `${where} ${e.message ?? e.keyword}${extra}`;
+  });
+}
+
+/** Errors against VHostUserBackendCapabilities as every back-end must meet it; empty when valid. */
+export const validateCapabilities = validator(capabilitiesSchema);
+/** Errors against the strict reading (known features and members only). */
+export const validateCapabilitiesStrict = validator(capabilitiesStrictSchema);
+/** Errors against VhostUserBackend (a descriptor file). */
+export const validateDescriptor = validator(descriptorSchema);

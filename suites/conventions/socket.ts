@@ -1,0 +1,136 @@
+/** `--socket-path=PATH` and `--fd=FDNUM` (vhost-user.rst, Backend program conventions). */
+import { lstatSync } from 'node:fs';
+import { expect } from 'chai';
+import { SkipError, TimeoutError } from '../../harness/errors.js';
+import {
+  describeExit,
+  type FdForm,
+  type FdProbe,
+  probeFd,
+  serveOnSocketPath,
+  socketPath,
+  stderrLine,
+  waitListening,
+} from '../../harness/process/probes.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
+import { hasBit, VHOST_USER_F_PROTOCOL_FEATURES } from '../../harness/protocol/spec.js';
+import { type CheckContext, defineChecks, Spec } from '../../harness/runner/check.js';
+import { closeFd, socketpair } from '../../harness/sys/libc.js';
+
+/** The fd number libvirt and most launchers use; the convention allows any. */
+const FIRST_FD = 3;
+/** Another number, with the ones below it closed, to catch a back-end that assumes 3. */
+const OTHER_FD = 9;
+
+function fdForms(ctx: CheckContext): Promise<FdProbe[]> {
+  return ctx.memo('fd-forms', async () => {
+    const forms: FdForm[] = ['connected', 'listening'];
+    const probes: FdProbe[] = [];
+    for (const form of forms) probes.push(await probeFd(ctx, form, FIRST_FD));
+    return probes;
+  });
+}
+
+function summary(probes: FdProbe[]): string {
+  return probes
+    .map((p) => `${p.form} socket at fd ${p.fdNumber}: ${p.ok ? 'works' : 'fails'} (${p.detail})`)
+    .join('; ');
+}
+
+export const socketChecks = defineChecks('conventions', [
+  {
+    id: 'conv.socket-path.listen',
+    title: '--socket-path=PATH listens on PATH within the deadline',
+    severity: 'MUST',
+    spec: Spec.conventions,
+    async run(ctx) {
+      const socket = await socketPath(ctx);
+      const backend = ctx.launch([`--socket-path=${socket}`]);
+      const afterMs = await waitListening(ctx, backend, socket);
+      expect(lstatSync(socket).isSocket(), `${socket} is not a socket file`).to.equal(true);
+      return `listening after ${afterMs} ms`;
+    },
+  },
+  {
+    id: 'conv.socket-path.reply',
+    title: 'the socket answers GET_FEATURES with a well-formed reply',
+    severity: 'MUST',
+    spec: Spec.communication,
+    async run(ctx) {
+      const { connection } = await serveOnSocketPath(ctx);
+      const features = await connection.requestU64('GET_FEATURES');
+      const bit30 = hasBit(features, VHOST_USER_F_PROTOCOL_FEATURES) ? 'with' : 'without';
+      return `features 0x${features.toString(16)} (${bit30} VHOST_USER_F_PROTOCOL_FEATURES)`;
+    },
+  },
+  {
+    id: 'conv.fd.works',
+    title: '--fd=FDNUM serves the inherited socket',
+    severity: 'MUST',
+    spec: Spec.conventions,
+    async run(ctx) {
+      const probes = await fdForms(ctx);
+      expect(
+        probes.some((p) => p.ok),
+        `neither a connected nor a listening socket was served: ${summary(probes)}`,
+      ).to.equal(true);
+      return summary(probes.filter((p) => p.ok));
+    },
+  },
+  {
+    id: 'conv.fd.form',
+    title: 'which --fd forms work (connected socketpair end, listening socket)',
+    severity: 'INFO',
+    spec: Spec.conventions,
+    async run(ctx) {
+      return summary(await fdForms(ctx));
+    },
+  },
+  {
+    id: 'conv.fd.number',
+    title: `--fd works at a number other than ${FIRST_FD}`,
+    severity: 'MUST',
+    spec: Spec.conventions,
+    async run(ctx) {
+      const working = (await fdForms(ctx)).find((p) => p.ok);
+      if (!working) throw new SkipError('no --fd form works (see conv.fd.works)');
+      const probe = await probeFd(ctx, working.form, OTHER_FD);
+      expect(probe.ok, `${working.form} socket at fd ${OTHER_FD}: ${probe.detail}`).to.equal(true);
+      return `${working.form} socket at fd ${OTHER_FD}: ${probe.detail}`;
+    },
+  },
+  {
+    id: 'conv.fd.exclusive',
+    title: '--fd together with --socket-path is refused',
+    severity: 'MUST',
+    spec: Spec.conventions,
+    async run(ctx) {
+      const socket = await socketPath(ctx);
+      const [ours, theirs] = socketpair();
+      ctx.scope.defer('socketpair end', () => closeFd(ours));
+      let backend: ReturnType<CheckContext['launch']>;
+      try {
+        backend = ctx.launch([`--fd=${FIRST_FD}`, `--socket-path=${socket}`], {
+          fds: { [FIRST_FD]: theirs },
+        });
+      } finally {
+        closeFd(theirs);
+      }
+      try {
+        await backend.waitExit(ctx.timeoutMs);
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err;
+        const serving = isListeningAt(socket) ? `, listening at ${socket}` : '';
+        expect.fail(
+          `still running ${ctx.timeoutMs} ms after being given both --fd and --socket-path${serving}`,
+        );
+      }
+      expect(
+        backend.exit?.code,
+        `it ended with ${describeExit(backend.exit)}; ${stderrLine(backend)}`,
+      ).to.not.equal(0);
+      expect(isListeningAt(socket), `something still listens at ${socket}`).to.equal(false);
+      return `refused with ${describeExit(backend.exit)}; ${stderrLine(backend)}`;
+    },
+  },
+]);

@@ -1,0 +1,21 @@
+/** Every conformance check, in run order. Areas become mocha suites and JUnit testsuites. */
+import type { Check } from '../harness/runner/check.js';
+import { capabilityChecks } from './conventions/capabilities.js';
+import { descriptorChecks } from './conventions/descriptors.js';
+import { lifecycleChecks } from './conventions/lifecycle.js';
+import { optionChecks } from './conventions/options.js';
+import { socketChecks } from './conventions/socket.js';
+
+export const allChecks: Check[] = [
+  ...capabilityChecks,
+  ...descriptorChecks,
+  ...socketChecks,
+  ...lifecycleChecks,
+  ...optionChecks,
+];
+
+const ids = new Set<string>();
+for (const check of allChecks) {
+  if (ids.has(check.id)) throw new Error(`duplicate check id ${check.id}`);
+  ids.add(check.id);
+}

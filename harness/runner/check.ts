@@ -29,6 +29,11 @@ export interface CheckContext {
 }
 
 export interface Check extends CheckInfo {
+  /**
+   * Checks whose rule this one builds on: when one of them ran earlier in the run and did not pass, this one
+   * is skipped naming it, so that one defect is reported once rather than as a cascade of timeouts.
+   */
+  needs?: string[];
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }

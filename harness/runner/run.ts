@@ -103,7 +103,12 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     }
     suite.addTest(
       new Mocha.Test(`${check.id} ${check.title}`, async function (this: Mocha.Context) {
-        const result = await runOne(check, target, timeoutMs, options.signal);
+        const unmet = (check.needs ?? [])
+          .map((id) => results.find((r) => r.id === id))
+          .find((r) => r && r.verdict !== 'pass');
+        const result = unmet
+          ? skipped(check, `needs ${unmet.id}, which did not pass (${unmet.verdict})`)
+          : await runOne(check, target, timeoutMs, options.signal);
         results.push(result);
         options.onCheck?.(result);
         if (result.verdict === 'skip') this.skip();
@@ -169,6 +174,11 @@ async function runOne(
     durationMs: Math.round(performance.now() - started),
     ...(stderrTail ? { stderrTail } : {}),
   };
+}
+
+function skipped(check: Check, message: string): CheckResult {
+  const { id, title, severity, spec, area } = check;
+  return { id, title, severity, spec, area, verdict: 'skip', message, durationMs: 0 };
 }
 
 function describeError(err: unknown): string {

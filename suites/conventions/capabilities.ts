@@ -59,6 +59,7 @@ export const capabilityChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.caps.features-known',
+    needs: ['conv.caps.schema'],
     title: 'capabilities name only features and members the schema defines',
     severity: 'SHOULD',
     spec: Spec.capabilitiesSchema,
@@ -99,9 +100,7 @@ export const capabilityChecks = defineChecks('conventions', [
         );
       }
       expect(existsSync(socket), `a socket file was created at ${socket}`).to.equal(false);
-      expect(probe.exit?.code, `it ended with ${describeExit(probe.exit)}`).to.equal(0);
-      expect(probe.parseError, `stdout is not a JSON document: ${excerpt(probe.stdout)}`).to.equal(undefined);
-      return `exited 0 after ${probe.durationMs} ms, no socket created`;
+      return `ended (${describeExit(probe.exit)}) after ${probe.durationMs} ms, no socket created`;
     },
   },
 ]);

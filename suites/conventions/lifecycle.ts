@@ -53,6 +53,7 @@ async function terminate(ctx: CheckContext, backend: BackendProcess, state: stri
 export const lifecycleChecks = defineChecks('conventions', [
   {
     id: 'conv.no-daemon',
+    needs: ['conv.socket-path.reply'],
     title: 'the launched process stays in the foreground and serves the connection itself',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -67,6 +68,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.no-survivors',
+    needs: ['conv.socket-path.reply'],
     title: 'no process the back-end started outlives it',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -95,6 +97,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.stdio-devnull',
+    needs: ['conv.socket-path.reply'],
     title: 'starts and serves with fds 0, 1 and 2 on /dev/null',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -110,6 +113,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.idle',
+    needs: ['conv.socket-path.listen'],
     title: 'ends promptly on SIGTERM while no front-end is connected',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -122,6 +126,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.connected',
+    needs: ['conv.socket-path.reply'],
     title: 'ends promptly on SIGTERM while a front-end is connected',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -133,6 +138,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.socket-removed',
+    needs: ['conv.socket-path.listen'],
     title: 'removes its socket file when it ends on SIGTERM',
     severity: 'SHOULD',
     spec: Spec.conventions,

@@ -131,6 +131,7 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.options.features',
+    needs: ['conv.socket-path.reply'],
     title: 'each advertised device feature has its command line option accepted',
     severity: 'MUST',
     spec: Spec.conventions,

@@ -53,6 +53,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.socket-path.reply',
+    needs: ['conv.socket-path.listen'],
     title: 'the socket answers GET_FEATURES with a well-formed reply',
     severity: 'MUST',
     spec: Spec.communication,
@@ -88,6 +89,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.number',
+    needs: ['conv.fd.works'],
     title: `--fd works at a number other than ${FIRST_FD}`,
     severity: 'MUST',
     spec: Spec.conventions,

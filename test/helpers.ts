@@ -1,0 +1,112 @@
+/** Running the CLI as a user would, in a sandbox of its own temp folder, and finding what it left behind. */
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { dir } from 'tmp-promise';
+import type { RunResult, Verdict } from '../harness/runner/types.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/harness/cli/main.js');
+export const fixture = (name: string) => path.join(ROOT, 'fixtures/bin', name);
+
+export interface CliRun {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+  report: RunResult | undefined;
+  /** The TMPDIR the run used: empty afterwards when it cleaned up. */
+  tmpdir: string;
+  /** Marker in the environment of every process the run started. */
+  marker: string;
+  durationMs: number;
+}
+
+export interface CliOptions {
+  /** Sends SIGINT this long after the start. */
+  interruptAfterMs?: number;
+  /** Hard limit for the whole CLI run; past it the test fails. */
+  limitMs?: number;
+}
+
+/** Runs `vhu-conform ARGS`, with the JSON report in a temp folder, and reads the report back. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  const reports = await dir({ prefix: 'vhu-selftest-reports-', unsafeCleanup: true });
+  const tmp = await dir({ prefix: 'vhu-selftest-tmp-', unsafeCleanup: true });
+  const marker = randomUUID();
+  const started = performance.now();
+  try {
+    const child = execa(process.execPath, [CLI, '--reports', reports.path, ...args], {
+      reject: false,
+      env: { TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
+      timeout: options.limitMs ?? 120_000,
+      forceKillAfterDelay: 2000,
+    });
+    if (options.interruptAfterMs !== undefined)
+      setTimeout(() => child.kill('SIGINT'), options.interruptAfterMs);
+    const result = await child;
+    let report: RunResult | undefined;
+    try {
+      report = JSON.parse(readFileSync(path.join(reports.path, 'report.json'), 'utf8')) as RunResult;
+    } catch {
+      report = undefined;
+    }
+    return {
+      exitCode: result.exitCode,
+      signal: result.signal,
+      stdout: String(result.stdout),
+      stderr: String(result.stderr),
+      report,
+      tmpdir: tmp.path,
+      marker,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    await reports.cleanup();
+  }
+}
+
+/** Processes, other than zombies, whose environment carries `marker`: what a run left running. */
+export function leftovers(marker: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/environ`, 'latin1').includes(`VHU_SELFTEST_MARKER=${marker}`))
+        continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      found.push(`${name} ${readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return found;
+}
+
+/** Files and folders left in a run's TMPDIR. */
+export function tempLeftovers(run: CliRun): string[] {
+  try {
+    return readdirSync(run.tmpdir);
+  } catch {
+    return [];
+  }
+}
+
+/** id -> verdict of a report. */
+export function verdicts(report: RunResult | undefined): Record<string, Verdict> {
+  return Object.fromEntries((report?.checks ?? []).map((c) => [c.id, c.verdict]));
+}
+
+/** The ids whose verdict counts as broken (fail or timeout). */
+export function broken(report: RunResult | undefined): string[] {
+  return (report?.checks ?? [])
+    .filter((c) => c.verdict === 'fail' || c.verdict === 'timeout')
+    .map((c) => c.id);
+}
+
+export function messageOf(report: RunResult | undefined, id: string): string {
+  return report?.checks.find((c) => c.id === id)?.message ?? '';
+}

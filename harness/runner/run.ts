@@ -146,7 +146,7 @@ async function runOne(
   const budget = timeoutMs * 8 + 5000;
   try {
     if (signal?.aborted) throw new Error('run interrupted');
-    message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`)) ?? '';
+    message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`, false)) ?? '';
   } catch (err) {
     verdict = verdictOf(err);
     message = describeError(err);

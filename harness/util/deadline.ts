@@ -1,8 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, TimeoutError } from '../errors.js';
 
-/** Resolves with `promise`, or rejects with a TimeoutError naming `what` after `ms`. */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** Time spent waiting on back-ends through this module, for the benchmark's split of wall time. */
+export const waitClock = { waits: 0, totalMs: 0 };
+
+function clocked<T>(promise: Promise<T>): Promise<T> {
+  const started = performance.now();
+  waitClock.waits++;
+  return promise.finally(() => {
+    waitClock.totalMs += performance.now() - started;
+  });
+}
+
+/**
+ * Resolves with `promise`, or rejects with a TimeoutError naming `what` after `ms`. `clock: false` for
+ * deadlines around work that is not a wait on the back-end (a whole check).
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string, clock = true): Promise<T> {
+  const raced = raceDeadline(promise, ms, what);
+  return clock ? clocked(raced) : raced;
+}
+
+async function raceDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
@@ -19,11 +38,20 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
  * The last error the probe threw, if any, is named in the timeout; a BackendError (the back-end is gone)
  * ends the wait at once.
  */
-export async function pollUntil<T>(
+export function pollUntil<T>(
   probe: () => T | undefined | Promise<T | undefined>,
   ms: number,
   what: string,
   intervalMs = 5,
+): Promise<T> {
+  return clocked(poll(probe, ms, what, intervalMs));
+}
+
+async function poll<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms: number,
+  what: string,
+  intervalMs: number,
 ): Promise<T> {
   const end = performance.now() + ms;
   let lastError: unknown;

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import type { RunResult, Verdict } from '../harness/runner/types.js';
@@ -17,11 +18,13 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   report: RunResult | undefined;
-  /** The TMPDIR the run used: empty afterwards when it cleaned up. */
-  tmpdir: string;
+  /** What the run left in the TMPDIR it was given (which is then removed): empty when it cleaned up. */
+  tempLeft: string[];
   /** Marker in the environment of every process the run started. */
   marker: string;
   durationMs: number;
+  /** Peak resident memory of the CLI process in KiB, when `memoryPollMs` was given and /proc could be read. */
+  peakRssKb?: number;
 }
 
 export interface CliOptions {
@@ -29,6 +32,10 @@ export interface CliOptions {
   interruptAfterMs?: number;
   /** Hard limit for the whole CLI run; past it the test fails. */
   limitMs?: number;
+  /** Environment entries for the CLI on top of ours; an `undefined` value removes the variable. */
+  env?: Record<string, string | undefined>;
+  /** Reads the CLI process' VmRSS and VmHWM from /proc this often, for `peakRssKb`. */
+  memoryPollMs?: number;
 }
 
 /** Runs `vhu-conform ARGS`, with the JSON report in a temp folder, and reads the report back. */
@@ -40,13 +47,21 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   try {
     const child = execa(process.execPath, [CLI, '--reports', reports.path, ...args], {
       reject: false,
-      env: { TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
+      env: { ...options.env, TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
       timeout: options.limitMs ?? 120_000,
       forceKillAfterDelay: 2000,
     });
     if (options.interruptAfterMs !== undefined)
       setTimeout(() => child.kill('SIGINT'), options.interruptAfterMs);
-    const result = await child;
+    let peakRssKb: number | undefined;
+    const poller =
+      options.memoryPollMs === undefined || child.pid === undefined
+        ? undefined
+        : setInterval(() => {
+            const kb = residentKb(child.pid!);
+            if (kb !== undefined) peakRssKb = Math.max(peakRssKb ?? 0, kb);
+          }, options.memoryPollMs);
+    const result = await child.finally(() => clearInterval(poller));
     let report: RunResult | undefined;
     try {
       report = JSON.parse(readFileSync(path.join(reports.path, 'report.json'), 'utf8')) as RunResult;
@@ -59,12 +74,14 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       stdout: String(result.stdout),
       stderr: String(result.stderr),
       report,
-      tmpdir: tmp.path,
+      tempLeft: readdirSync(tmp.path),
       marker,
       durationMs: performance.now() - started,
+      ...(peakRssKb === undefined ? {} : { peakRssKb }),
     };
   } finally {
     await reports.cleanup();
+    await tmp.cleanup();
   }
 }
 
@@ -88,11 +105,7 @@ export function leftovers(marker: string): string[] {
 
 /** Files and folders left in a run's TMPDIR. */
 export function tempLeftovers(run: CliRun): string[] {
-  try {
-    return readdirSync(run.tmpdir);
-  } catch {
-    return [];
-  }
+  return run.tempLeft;
 }
 
 /** id -> verdict of a report. */
@@ -109,4 +122,24 @@ export function broken(report: RunResult | undefined): string[] {
 
 export function messageOf(report: RunResult | undefined, id: string): string {
   return report?.checks.find((c) => c.id === id)?.message ?? '';
+}
+
+/**
+ * The larger of VmRSS and VmHWM (the kernel's own high-water mark, so a peak between two polls still counts)
+ * of `pid`, in KiB; undefined once it is gone.
+ */
+export function residentKb(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const values = [...status.matchAll(/^Vm(?:RSS|HWM):\s+(\d+) kB$/gm)].map((m) => Number(m[1]));
+    return values.length ? Math.max(...values) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Asserts that a run left no process running and nothing in its TMPDIR. */
+export function expectClean(run: CliRun): void {
+  expect(leftovers(run.marker), 'processes left running').to.deep.equal([]);
+  expect(tempLeftovers(run), 'temp files left').to.deep.equal([]);
 }

@@ -167,8 +167,14 @@ async function main(argv: string[]): Promise<number> {
   });
   const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
   const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
-  await writeJunitReport(result, junit);
-  await writeJsonReport(result, json);
+  for (const [file, write] of [
+    [junit, writeJunitReport],
+    [json, writeJsonReport],
+  ] as const) {
+    await write(result, file).catch((err: Error) => {
+      throw new UsageError(`cannot write the report ${file}: ${err.message}`);
+    });
+  }
   reporter.summary(result, [junit, json]);
   if (controller.signal.aborted) return EXIT.interrupted;
   if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ensureDir } from '../util/fs.js';
 import type { CheckResult, RunResult } from './types.js';
 
 /**
@@ -50,6 +51,6 @@ function checkJson(check: CheckResult): CheckResult {
 
 /** Writes {@link toJson} of `result` to `file`, creating its parent folders. */
 export async function writeJsonReport(result: RunResult, file: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  await ensureDir(dirname(file));
   await writeFile(file, toJson(result), 'utf8');
 }

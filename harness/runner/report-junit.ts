@@ -1,6 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import junit, { type Builder, type TestCase, type TestSuite } from 'junit-report-builder';
+import { ensureDir } from '../util/fs.js';
 import type { CheckResult, RunResult } from './types.js';
 
 // The typings declare `export default`, but the CommonJS entry Node loads assigns the builder to
@@ -104,6 +105,6 @@ function childElement(element: XmlElement, name: string): XmlElement | undefined
 
 /** Writes {@link toJunitXml} of `result` to `file`, creating its parent folders. */
 export async function writeJunitReport(result: RunResult, file: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  await ensureDir(dirname(file));
   await writeFile(file, toJunitXml(result), 'utf8');
 }

@@ -50,10 +50,18 @@ export function resolveBinary(binary: string): string {
   return resolved;
 }
 
+/** The checks whose id, title or area match `grep`; a bad pattern, or one matching nothing, is a usage error. */
 export function selectChecks(checks: Check[], grep: string | undefined): Check[] {
   if (!grep) return checks;
-  const pattern = new RegExp(grep, 'i');
-  return checks.filter((c) => pattern.test(c.id) || pattern.test(c.title) || pattern.test(c.area));
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(grep, 'i');
+  } catch (err) {
+    throw new UsageError(`--grep: ${(err as Error).message}`);
+  }
+  const selected = checks.filter((c) => pattern.test(c.id) || pattern.test(c.title) || pattern.test(c.area));
+  if (!selected.length) throw new UsageError(`--grep ${grep} matches no check (see --list)`);
+  return selected;
 }
 
 export function verdictOf(err: unknown): Verdict {
@@ -116,10 +124,13 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
       }),
     );
   }
-  await new Promise<void>((resolve) => {
-    const runner = mocha.run(() => resolve());
-    options.signal?.addEventListener('abort', () => runner.abort(), { once: true });
-  });
+  // Interrupted while probing: no check starts.
+  if (!options.signal?.aborted) {
+    await new Promise<void>((resolve) => {
+      const runner = mocha.run(() => resolve());
+      options.signal?.addEventListener('abort', () => runner.abort(), { once: true });
+    });
+  }
   mocha.dispose();
 
   return {
@@ -145,7 +156,7 @@ async function runOne(
   // A check is a handful of waits; past this budget it is stuck, and that is the back-end's doing.
   const budget = timeoutMs * 8 + 5000;
   try {
-    if (signal?.aborted) throw new Error('run interrupted');
+    if (signal?.aborted) throw new SkipError('the run was interrupted');
     message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`, false)) ?? '';
   } catch (err) {
     verdict = verdictOf(err);

@@ -26,6 +26,9 @@ async function expectEarlyFailure(
       `still running ${ctx.timeoutMs} ms after being asked ${asked}: it should exit with a status != 0`,
     );
   }
+  expect(backend.exit?.signal ?? null, `asked ${asked}, it crashed (${describeExit(backend.exit)})`).to.equal(
+    null,
+  );
   expect(
     backend.exit?.code,
     `asked ${asked}, it ended with ${describeExit(backend.exit)} (silent success)`,

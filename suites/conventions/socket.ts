@@ -127,6 +127,7 @@ export const socketChecks = defineChecks('conventions', [
           `still running ${ctx.timeoutMs} ms after being given both --fd and --socket-path${serving}`,
         );
       }
+      expect(backend.exit?.signal ?? null, `it crashed (${describeExit(backend.exit)})`).to.equal(null);
       expect(
         backend.exit?.code,
         `it ended with ${describeExit(backend.exit)}; ${stderrLine(backend)}`,

@@ -1,0 +1,227 @@
+/**
+ * The CLI against Debian's own back-ends, vhost-user-gpu (qemu-system-gui) and virtiofsd (qemu-system-common),
+ * with the standard descriptor folders. The expected verdicts are what these binaries were seen to do when
+ * run by hand; a missing binary fails the suite, naming the package to install.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { dir } from 'tmp-promise';
+import type { RunResult, Verdict } from '../harness/runner/types.js';
+import { allChecks } from '../suites/index.js';
+import { type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
+
+const GPU = { binary: '/usr/lib/qemu/vhost-user-gpu', pkg: 'qemu-system-gui' };
+const VIRTIOFSD = { binary: '/usr/lib/qemu/virtiofsd', pkg: 'qemu-system-common' };
+
+/** The standard folders, not ones our own environment may name. */
+const STANDARD_DESCRIPTOR_DIRS = { VHU_DESCRIPTOR_DIRS: undefined };
+
+function requireBinary({ binary, pkg }: { binary: string; pkg: string }): void {
+  if (!existsSync(binary))
+    expect.fail(`${binary} is missing: install the Debian package ${pkg} (apt-get install ${pkg})`);
+}
+
+function hasRenderNode(): boolean {
+  try {
+    return readdirSync('/dev/dri').some((name) => name.startsWith('renderD'));
+  } catch {
+    return false;
+  }
+}
+
+/** Every check passes but those named. */
+function expectedVerdicts(exceptions: Record<string, Verdict>): Record<string, Verdict> {
+  return Object.fromEntries(allChecks.map((c) => [c.id, exceptions[c.id] ?? 'pass']));
+}
+
+function attribute(element: string, name: string): string | undefined {
+  return new RegExp(`\\b${name}="([^"]*)"`).exec(element)?.[1];
+}
+
+/** One <testsuite name="conventions"> of 24 testcases, with as many failures as the report has. */
+function expectJunitMatches(xml: string, report: RunResult): void {
+  const suites = xml.match(/<testsuite\b[^>]*>/g) ?? [];
+  expect(suites, 'testsuite elements').to.have.length(1);
+  const suite = suites[0]!;
+  expect(attribute(suite, 'name')).to.equal('conventions');
+  expect(attribute(suite, 'tests')).to.equal('24');
+  expect(xml.match(/<testcase\b/g) ?? [], 'testcase elements').to.have.length(24);
+  const failures = report.summary.failed + report.summary.timedOut;
+  expect(attribute(suite, 'failures'), 'failures attribute').to.equal(String(failures));
+  expect(xml.match(/<failure\b/g) ?? [], 'failure elements').to.have.length(failures);
+  expect(attribute(suite, 'skipped'), 'skipped attribute').to.equal(String(report.summary.skipped));
+}
+
+describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
+  this.timeout(10_000);
+  let out: { path: string; cleanup: () => Promise<void> };
+  let run: CliRun;
+  let junit: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    requireBinary(GPU);
+    out = await dir({ prefix: 'vhu-selftest-junit-', unsafeCleanup: true });
+    run = await runCli(['--junit', path.join(out.path, 'junit.xml'), '--verbose', GPU.binary], {
+      env: STANDARD_DESCRIPTOR_DIRS,
+      limitMs: 90_000,
+    });
+    junit = await readFile(path.join(out.path, 'junit.xml'), 'utf8');
+  });
+  after(() => out?.cleanup());
+
+  it('exits 0: no MUST check fails', function () {
+    this.timeout(5000);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.report?.backend.type).to.equal('gpu');
+  });
+
+  it('passes every MUST check; conv.options.features is skipped only without a DRM render node', function () {
+    this.timeout(5000);
+    const all = verdicts(run.report);
+    const must = allChecks.filter((c) => c.severity === 'MUST').map((c) => c.id);
+    for (const id of must.filter((id) => id !== 'conv.options.features'))
+      expect(all[id], `${id}: ${messageOf(run.report, id)}`).to.equal('pass');
+    expect(all['conv.options.features'], messageOf(run.report, 'conv.options.features')).to.equal(
+      hasRenderNode() ? 'pass' : 'skip',
+    );
+  });
+
+  it('has exactly the verdicts seen by hand', function () {
+    this.timeout(5000);
+    expect(verdicts(run.report), run.stdout).to.deep.equal(
+      expectedVerdicts({
+        'conv.sigterm.socket-removed': 'fail',
+        'conv.fail-early.bad-fd': 'fail',
+        'conv.options.features': hasRenderNode() ? 'pass' : 'skip',
+      }),
+    );
+  });
+
+  it('serves a connected socket at --fd, not a listening one', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.fd.form')).to.match(
+      /connected socket at fd 3: works.*; listening socket at fd 3: fails/,
+    );
+  });
+
+  it('dies by the default action of SIGTERM and leaves its socket file', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.sigterm.socket-removed')).to.match(
+      /backend\.sock was left behind \(killed by SIGTERM\)/,
+    );
+  });
+
+  it('keeps running with --fd=42 instead of exiting', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.fail-early.bad-fd')).to.match(
+      /^still running \d+ ms after being asked to serve --fd=42/,
+    );
+  });
+
+  it('is described by /usr/share/qemu/vhost-user/50-qemu-gpu.json', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.descriptor.found')).to.contain(
+      '/usr/share/qemu/vhost-user/50-qemu-gpu.json',
+    );
+  });
+
+  it('writes a junit.xml that agrees with the report', function () {
+    this.timeout(5000);
+    expectJunitMatches(junit, run.report!);
+    expect(run.report?.summary.failed).to.equal(2);
+  });
+
+  it('leaves no process and no temp file', function () {
+    this.timeout(5000);
+    expectClean(run);
+  });
+});
+
+describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
+  this.timeout(10_000);
+  let out: { path: string; cleanup: () => Promise<void> };
+  let source: { path: string; cleanup: () => Promise<void> };
+  let run: CliRun;
+  let junit: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    requireBinary(VIRTIOFSD);
+    out = await dir({ prefix: 'vhu-selftest-junit-', unsafeCleanup: true });
+    source = await dir({ prefix: 'vhu-selftest-virtiofs-', unsafeCleanup: true });
+    run = await runCli(
+      [
+        '--junit',
+        path.join(out.path, 'junit.xml'),
+        '--verbose',
+        VIRTIOFSD.binary,
+        '--',
+        '-o',
+        `source=${source.path}`,
+      ],
+      { env: STANDARD_DESCRIPTOR_DIRS, limitMs: 90_000 },
+    );
+    junit = await readFile(path.join(out.path, 'junit.xml'), 'utf8');
+  });
+  after(async () => {
+    await out?.cleanup();
+    await source?.cleanup();
+  });
+
+  it('exits 0, with the extra arguments on every launch', function () {
+    this.timeout(5000);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.report?.backend.type).to.equal('fs');
+    expect(run.report?.backend.args).to.deep.equal(['-o', `source=${source.path}`]);
+  });
+
+  it('has exactly the verdicts seen by hand', function () {
+    this.timeout(5000);
+    expect(verdicts(run.report), run.stdout).to.deep.equal(
+      expectedVerdicts({
+        'conv.sigterm.socket-removed': 'fail',
+        'conv.fail-early.missing-resource': 'skip',
+        'conv.options.features': 'skip',
+      }),
+    );
+  });
+
+  it('skips the device option checks: type fs defines none', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.fail-early.missing-resource')).to.contain('type fs');
+    expect(messageOf(run.report, 'conv.options.features')).to.contain('type fs');
+  });
+
+  it('serves a listening socket at --fd, not a connected one', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.fd.form')).to.match(
+      /connected socket at fd 3: fails.*; listening socket at fd 3: works/,
+    );
+  });
+
+  it('leaves its socket file when it ends on SIGTERM', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.sigterm.socket-removed')).to.match(/backend\.sock was left behind/);
+  });
+
+  it('is described by /usr/share/qemu/vhost-user/50-qemu-virtiofsd.json', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'conv.descriptor.found')).to.contain(
+      '/usr/share/qemu/vhost-user/50-qemu-virtiofsd.json',
+    );
+  });
+
+  it('writes a junit.xml that agrees with the report', function () {
+    this.timeout(5000);
+    expectJunitMatches(junit, run.report!);
+    expect(run.report?.summary.failed).to.equal(1);
+  });
+
+  it('leaves no process and no temp file', function () {
+    this.timeout(5000);
+    expectClean(run);
+  });
+});

@@ -1,51 +1,21 @@
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { ConsoleReporter, printable } from './console.js';
-import { type CheckResult, type RunResult, summarize } from './types.js';
+import { checkResult, runResult } from './testing.js';
+import type { CheckResult, RunResult } from './types.js';
 
 const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m\x1b[2J';
 
-function check(
-  id: string,
-  verdict: CheckResult['verdict'],
-  message = '',
-  extra?: Partial<CheckResult>,
-): CheckResult {
-  const area = id.split('.')[0]!;
-  return {
-    id,
-    title: `title of ${id}`,
-    severity: 'MUST',
-    spec: `vhost-user.rst#${area}`,
-    area,
-    verdict,
-    message,
-    durationMs: 12,
-    ...extra,
-  };
-}
-
 function sample(): RunResult {
   const checks: CheckResult[] = [
-    check('conventions.a', 'pass', 'passing detail'),
-    check('conventions.b', 'fail', NASTY, { stderrTail: 'backend says \x1b]0;title\x07\n' }),
-    check('protocol.c', 'timeout', 'timed out after 500 ms\nlast sent: GET_FEATURES'),
-    check('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
-    check('vring.e', 'error', 'mmap failed', { durationMs: 1.6 }),
-    check('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
+    checkResult('conventions.a', 'pass', 'passing detail'),
+    checkResult('conventions.b', 'fail', NASTY, { stderrTail: 'backend says \x1b]0;title\x07\n' }),
+    checkResult('protocol.c', 'timeout', 'timed out after 500 ms\nlast sent: GET_FEATURES'),
+    checkResult('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
+    checkResult('vring.e', 'error', 'mmap failed', { durationMs: 1.6 }),
+    checkResult('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
   ];
-  return {
-    tool: { name: 'vhu-conform', version: '0.1.0' },
-    startedAt: '2026-01-02T03:04:05.006Z',
-    backend: {
-      binary: '/usr/libexec/vhost-user-blk',
-      args: ['--socket-path', '/tmp/my sock'],
-      type: 'block',
-      capabilities: null,
-    },
-    summary: summarize(checks, 1234),
-    checks,
-  };
+  return runResult(checks, ['--socket-path', '/tmp/my sock'], 1234);
 }
 
 function run(options: { color: boolean; verbose?: boolean }): string {

@@ -3,51 +3,21 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { type DirectoryResult, dir } from 'tmp-promise';
 import { toJson, writeJsonReport } from './report-json.js';
-import { type CheckResult, type RunResult, summarize } from './types.js';
+import { checkResult, runResult } from './testing.js';
+import type { CheckResult, RunResult } from './types.js';
 
 const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m';
 
-function check(
-  id: string,
-  verdict: CheckResult['verdict'],
-  message = '',
-  extra?: Partial<CheckResult>,
-): CheckResult {
-  const area = id.split('.')[0]!;
-  return {
-    id,
-    title: `title of ${id}`,
-    severity: 'MUST',
-    spec: `vhost-user.rst#${area}`,
-    area,
-    verdict,
-    message,
-    durationMs: 3,
-    ...extra,
-  };
-}
-
 function sample(): RunResult {
   const checks: CheckResult[] = [
-    check('conventions.a', 'pass'),
-    check('conventions.b', 'fail', NASTY, { stderrTail: 'oops \u0000\x1b[2J\n' }),
-    check('protocol.c', 'timeout', 'timed out after 500 ms waiting for GET_FEATURES reply'),
-    check('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
-    check('vring.e', 'error', 'mmap failed'),
-    check('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
+    checkResult('conventions.a', 'pass'),
+    checkResult('conventions.b', 'fail', NASTY, { stderrTail: 'oops \u0000\x1b[2J\n' }),
+    checkResult('protocol.c', 'timeout', 'timed out after 500 ms waiting for GET_FEATURES reply'),
+    checkResult('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
+    checkResult('vring.e', 'error', 'mmap failed'),
+    checkResult('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
   ];
-  return {
-    tool: { name: 'vhu-conform', version: '0.1.0' },
-    startedAt: '2026-01-02T03:04:05.006Z',
-    backend: {
-      binary: '/usr/libexec/vhost-user-blk',
-      args: ['--x', 'a b'],
-      type: 'block',
-      capabilities: { type: 'block', features: ['a'] },
-    },
-    summary: summarize(checks, 42),
-    checks,
-  };
+  return runResult(checks);
 }
 
 describe('JSON report', () => {

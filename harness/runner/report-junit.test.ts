@@ -3,54 +3,24 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { type DirectoryResult, dir } from 'tmp-promise';
 import { toJunitXml, writeJunitReport, xmlSafe } from './report-junit.js';
-import { type CheckResult, type RunResult, summarize } from './types.js';
+import { checkResult, runResult } from './testing.js';
+import type { CheckResult, RunResult } from './types.js';
 
 const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m';
 const NASTY_SAFE = 'expected <reply> & flags 0x5, got ]]>  then [31mred[0m';
 // Two `]]>`: a CDATA writer that splits only the first would let `<inject/>` through as markup.
 const STDERR = 'warn: ]]> first\nsecond ]]><inject/> \u0000\x1b[2J tail\n';
 
-function check(
-  id: string,
-  verdict: CheckResult['verdict'],
-  message = '',
-  extra?: Partial<CheckResult>,
-): CheckResult {
-  const area = id.split('.')[0]!;
-  return {
-    id,
-    title: `title of ${id}`,
-    severity: 'MUST',
-    spec: `vhost-user.rst#${area}`,
-    area,
-    verdict,
-    message,
-    durationMs: 12,
-    ...extra,
-  };
-}
-
 function sample(): RunResult {
   const checks: CheckResult[] = [
-    check('conventions.a', 'pass'),
-    check('conventions.b', 'fail', NASTY, { stderrTail: STDERR }),
-    check('protocol.c', 'timeout', 'timed out after 500 ms waiting for GET_FEATURES reply'),
-    check('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
-    check('vring.e', 'error', 'mmap failed', { durationMs: 1500 }),
-    check('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
+    checkResult('conventions.a', 'pass'),
+    checkResult('conventions.b', 'fail', NASTY, { stderrTail: STDERR }),
+    checkResult('protocol.c', 'timeout', 'timed out after 500 ms waiting for GET_FEATURES reply'),
+    checkResult('protocol.d', 'skip', 'no REPLY_ACK', { severity: 'SHOULD' }),
+    checkResult('vring.e', 'error', 'mmap failed', { durationMs: 1500 }),
+    checkResult('conventions.f', 'pass', 'socket at /tmp/x', { severity: 'INFO' }),
   ];
-  return {
-    tool: { name: 'vhu-conform', version: '0.1.0' },
-    startedAt: '2026-01-02T03:04:05.006Z',
-    backend: {
-      binary: '/usr/libexec/vhost-user-blk',
-      args: ['--socket-path', '/tmp/s'],
-      type: 'block',
-      capabilities: null,
-    },
-    summary: summarize(checks, 42),
-    checks,
-  };
+  return runResult(checks);
 }
 
 /** Decodes the five predefined entities and the character references xmlbuilder writes. */

@@ -1,0 +1,39 @@
+/** Builders of hand-made results for the reporters' tests (as pg-protocol's src/testing). */
+import { type CheckResult, type RunResult, summarize } from './types.js';
+
+/** Text that breaks naive reporters: markup, a CDATA end, a NUL, and terminal escapes. */
+export const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m';
+
+export function checkResult(
+  id: string,
+  verdict: CheckResult['verdict'],
+  message = '',
+  extra?: Partial<CheckResult>,
+): CheckResult {
+  const area = id.split('.')[0]!;
+  return {
+    id,
+    title: `title of ${id}`,
+    severity: 'MUST',
+    spec: `vhost-user.rst#${area}`,
+    area,
+    verdict,
+    message,
+    durationMs: 12,
+    ...extra,
+  };
+}
+
+export function runResult(
+  checks: CheckResult[],
+  args: string[] = ['--socket-path', '/tmp/s'],
+  durationMs = 42,
+): RunResult {
+  return {
+    tool: { name: 'vhu-conform', version: '0.1.0' },
+    startedAt: '2026-01-02T03:04:05.006Z',
+    backend: { binary: '/usr/libexec/vhost-user-blk', args, type: 'block', capabilities: null },
+    summary: summarize(checks, durationMs),
+    checks,
+  };
+}

@@ -1,9 +1,6 @@
 /** Builders of hand-made results for the reporters' tests (as pg-protocol's src/testing). */
 import { type CheckResult, type RunResult, summarize } from './types.js';
 
-/** Text that breaks naive reporters: markup, a CDATA end, a NUL, and terminal escapes. */
-export const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m';
-
 export function checkResult(
   id: string,
   verdict: CheckResult['verdict'],

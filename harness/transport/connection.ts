@@ -36,7 +36,13 @@ export class Connection {
       }
     });
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('error', (err) => this.fail(new BackendError(`socket error: ${err.message}`, { cause: err })));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const reset = err.code === 'ECONNRESET' || err.code === 'EPIPE';
+      const what = reset
+        ? `the back-end closed the connection (${err.code})`
+        : `socket error: ${err.message}`;
+      this.fail(new BackendError(what, { cause: err }));
+    });
     socket.on('close', () => this.fail(new BackendError('the back-end closed the connection')));
   }
 

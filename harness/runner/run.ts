@@ -194,6 +194,9 @@ function skipped(check: Check, message: string): CheckResult {
 
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
+  // chai appends "expected true to equal false" to our own words for boolean checks: noise in a report.
+  if (err.name === 'AssertionError')
+    return err.message.replace(/: expected (true|false) to equal (true|false)$/, '');
   if (verdictOf(err) === 'error')
     return `${err.name}: ${err.message}${err.stack ? `\n${err.stack.split('\n').slice(1, 4).join('\n')}` : ''}`;
   return err.message;

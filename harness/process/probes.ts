@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { BackendError } from '../errors.js';
+import { encodeU64 } from '../protocol/messages.js';
 import { hasBit, VHOST_USER_F_PROTOCOL_FEATURES } from '../protocol/spec.js';
 import type { CheckContext } from '../runner/check.js';
 import { closeFd, listenUnix, socketpair } from '../sys/libc.js';
@@ -88,19 +89,13 @@ export async function negotiate(connection: Connection): Promise<Negotiation> {
     protocolFeatures = await connection.requestU64('GET_PROTOCOL_FEATURES');
     // Only protocol features that change nothing we do: MQ (bit 0).
     const accepted = protocolFeatures & 1n;
-    connection.send('SET_PROTOCOL_FEATURES', { payload: u64(accepted) });
+    connection.send('SET_PROTOCOL_FEATURES', { payload: encodeU64(accepted) });
   }
-  connection.send('SET_FEATURES', { payload: u64(features) });
+  connection.send('SET_FEATURES', { payload: encodeU64(features) });
   connection.send('SET_OWNER');
   // A message that has a reply proves the back-end took the ones before it.
   await connection.requestU64('GET_FEATURES');
   return { features, protocolFeatures };
-}
-
-function u64(value: bigint): Buffer {
-  const out = Buffer.alloc(8);
-  out.writeBigUInt64LE(value);
-  return out;
 }
 
 export type FdForm = 'connected' | 'listening';

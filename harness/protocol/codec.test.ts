@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { FrameDecoder } from './decoder.js';
-import { encodeRequest, u64Payload } from './encoder.js';
+import { encodeRequest } from './encoder.js';
+import { encodeU64 } from './messages.js';
 import { FrontendRequest, frontendRequestName, protocolFeatureList } from './spec.js';
 
 // Golden frames written by hand from the spec's header layout: request u32, flags u32, size u32, payload.
@@ -12,7 +13,7 @@ describe('protocol codec', () => {
   it('encodes requests to the golden bytes', () => {
     expect(encodeRequest(FrontendRequest.GET_FEATURES)).to.deep.equal(GET_FEATURES_REQUEST);
     expect(encodeRequest(FrontendRequest.SET_OWNER, undefined, true)).to.deep.equal(SET_OWNER_NEED_REPLY);
-    expect(u64Payload(0x1_4000_0000n)).to.deep.equal(GET_FEATURES_REPLY.subarray(12));
+    expect(encodeU64(0x1_4000_0000n)).to.deep.equal(GET_FEATURES_REPLY.subarray(12));
   });
 
   it('decodes a reply cut at every offset', () => {

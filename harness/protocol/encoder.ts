@@ -24,9 +24,3 @@ export function encodeRequest(request: number, payload: Buffer = Buffer.alloc(0)
     payload,
   });
 }
-
-export function u64Payload(value: bigint): Buffer {
-  const out = Buffer.alloc(8);
-  out.writeBigUInt64LE(value);
-  return out;
-}

@@ -5,6 +5,8 @@ import { descriptorChecks } from './conventions/descriptors.js';
 import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
+import { negotiationChecks } from './protocol/negotiation.js';
+import { replyAckChecks } from './protocol/reply-ack.js';
 
 export const allChecks: Check[] = [
   ...capabilityChecks,
@@ -12,6 +14,8 @@ export const allChecks: Check[] = [
   ...socketChecks,
   ...lifecycleChecks,
   ...optionChecks,
+  ...negotiationChecks,
+  ...replyAckChecks,
 ];
 
 const ids = new Set<string>();

@@ -24,7 +24,7 @@ function escapeRegExp(text: string): string {
 
 /** The check ids --list printed, in order: the lines that start with an id. */
 function listedIds(stdout: string): string[] {
-  return [...stdout.matchAll(/^(conv\.\S+)/gm)].map((m) => m[1]!);
+  return [...stdout.matchAll(/^([a-z]+\.[\w.-]+) /gm)].map((m) => m[1]!);
 }
 
 describe('cli: listing and selecting checks', function () {
@@ -34,7 +34,6 @@ describe('cli: listing and selecting checks', function () {
     this.timeout(20_000);
     const run = await runCli(['--list']);
     expect(run.exitCode, run.stderr).to.equal(0);
-    expect(allChecks).to.have.length(24);
     expect(listedIds(run.stdout)).to.deep.equal(allChecks.map((c) => c.id));
     for (const c of allChecks) {
       const line = new RegExp(
@@ -43,7 +42,7 @@ describe('cli: listing and selecting checks', function () {
       );
       expect(run.stdout, c.id).to.match(line);
     }
-    expect(run.stdout).to.match(/^24 checks$/m);
+    expect(run.stdout).to.match(new RegExp(`^${allChecks.length} checks$`, 'm'));
     expect(run.report, 'a listing runs nothing').to.equal(undefined);
   });
 

@@ -40,18 +40,27 @@ function attribute(element: string, name: string): string | undefined {
   return new RegExp(`\\b${name}="([^"]*)"`).exec(element)?.[1];
 }
 
-/** One <testsuite name="conventions"> of 24 testcases, with as many failures as the report has. */
+/** One <testsuite> per area with one testcase per check, and as many failures and skips as the report has. */
 function expectJunitMatches(xml: string, report: RunResult): void {
   const suites = xml.match(/<testsuite\b[^>]*>/g) ?? [];
-  expect(suites, 'testsuite elements').to.have.length(1);
-  const suite = suites[0]!;
-  expect(attribute(suite, 'name')).to.equal('conventions');
-  expect(attribute(suite, 'tests')).to.equal('24');
-  expect(xml.match(/<testcase\b/g) ?? [], 'testcase elements').to.have.length(24);
+  const areas = [...new Set(allChecks.map((c) => c.area))];
+  expect(
+    suites.map((suite) => attribute(suite, 'name')),
+    'testsuite elements',
+  ).to.deep.equal(areas);
+  for (const suite of suites) {
+    const area = attribute(suite, 'name');
+    const checks = report.checks.filter((c) => c.area === area);
+    expect(attribute(suite, 'tests'), `tests in ${area}`).to.equal(String(checks.length));
+    const broken = checks.filter((c) => c.verdict === 'fail' || c.verdict === 'timeout').length;
+    expect(attribute(suite, 'failures'), `failures in ${area}`).to.equal(String(broken));
+    expect(attribute(suite, 'skipped'), `skipped in ${area}`).to.equal(
+      String(checks.filter((c) => c.verdict === 'skip').length),
+    );
+  }
+  expect(xml.match(/<testcase\b/g) ?? [], 'testcase elements').to.have.length(allChecks.length);
   const failures = report.summary.failed + report.summary.timedOut;
-  expect(attribute(suite, 'failures'), 'failures attribute').to.equal(String(failures));
   expect(xml.match(/<failure\b/g) ?? [], 'failure elements').to.have.length(failures);
-  expect(attribute(suite, 'skipped'), 'skipped attribute').to.equal(String(report.summary.skipped));
 }
 
 describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
@@ -96,6 +105,8 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'conv.sigterm.socket-removed': 'fail',
         'conv.fail-early.bad-fd': 'fail',
         'conv.options.features': hasRenderNode() ? 'pass' : 'skip',
+        // libvhost-user acks every need_reply with 0, even SET_VRING_NUM for a vring that does not exist.
+        'proto.reply-ack.invalid': 'fail',
       }),
     );
   });
@@ -131,7 +142,6 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   it('writes a junit.xml that agrees with the report', function () {
     this.timeout(5000);
     expectJunitMatches(junit, run.report!);
-    expect(run.report?.summary.failed).to.equal(2);
   });
 
   it('leaves no process and no temp file', function () {
@@ -185,6 +195,8 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'conv.sigterm.socket-removed': 'fail',
         'conv.fail-early.missing-resource': 'skip',
         'conv.options.features': 'skip',
+        'proto.config.get': 'skip',
+        'proto.reply-ack.invalid': 'fail',
       }),
     );
   });
@@ -217,7 +229,6 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
   it('writes a junit.xml that agrees with the report', function () {
     this.timeout(5000);
     expectJunitMatches(junit, run.report!);
-    expect(run.report?.summary.failed).to.equal(1);
   });
 
   it('leaves no process and no temp file', function () {

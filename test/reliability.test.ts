@@ -3,10 +3,12 @@
  * of a run, a back-end that cannot be launched, and one that crashes at once. Every run must end, say why,
  * and leave no process and no temp file behind.
  */
+
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { dir } from 'tmp-promise';
+import { allChecks } from '../suites/index.js';
 import { type CliRun, expectClean, fixture, messageOf, runCli } from './helpers.js';
 
 /** A V8 stack frame, `    at fn (file:///...:1:2)`: the harness crashed or reported its own fault. */
@@ -36,7 +38,7 @@ describe('reliability: a run against vhu-flaw-chaos', function () {
     expect(run.durationMs).to.be.below(CHAOS_LIMIT_MS);
     expect(run.exitCode, run.stderr).to.be.oneOf([1, 2]);
     expect(run.report, 'report.json').to.not.equal(undefined);
-    expect(run.report?.checks).to.have.length(24);
+    expect(run.report?.checks).to.have.length(allChecks.length);
     expect(run.report?.summary.mustFailed).to.be.above(0);
   });
 
@@ -122,7 +124,7 @@ describe('reliability: back-ends that cannot run', function () {
     const run = await runCli(['--timeout', '1000', crasher], { limitMs: 50_000 });
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report, 'report.json').to.not.equal(undefined);
-    expect(run.report?.checks).to.have.length(24);
+    expect(run.report?.checks).to.have.length(allChecks.length);
     expect(run.report?.checks.filter((c) => c.verdict === 'error')).to.deep.equal([]);
     expect(run.report?.checks.find((c) => c.id === 'conv.caps.exit')?.verdict).to.equal('fail');
     expect(messageOf(run.report, 'conv.caps.exit')).to.contain('SIGSEGV');

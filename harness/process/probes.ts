@@ -4,8 +4,6 @@
  */
 import path from 'node:path';
 import { BackendError } from '../errors.js';
-import { encodeU64 } from '../protocol/messages.js';
-import { hasBit, VHOST_USER_F_PROTOCOL_FEATURES } from '../protocol/spec.js';
 import type { CheckContext } from '../runner/check.js';
 import { closeFd, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
@@ -65,37 +63,20 @@ export interface Served {
 
 /** Launches with `--socket-path`, waits for it to listen, and connects as the front-end. */
 export async function serveOnSocketPath(ctx: CheckContext, args: string[] = []): Promise<Served> {
-  const socket = await socketPath(ctx);
+  return serveOnSocketPathAt(ctx, await socketPath(ctx), args);
+}
+
+/** `serveOnSocketPath` at a given path (to launch twice with the very same options). */
+export async function serveOnSocketPathAt(
+  ctx: CheckContext,
+  socket: string,
+  args: string[] = [],
+): Promise<Served> {
   const backend = ctx.launch([`--socket-path=${socket}`, ...args]);
   const listenedAfterMs = await waitListening(ctx, backend, socket);
   const { connection, fd } = await Connection.connect(socket, ctx.timeoutMs);
   ctx.scope.defer('front-end connection', () => connection.close());
   return { backend, socket, connection, fd, listenedAfterMs };
-}
-
-export interface Negotiation {
-  features: bigint;
-  protocolFeatures: bigint | null;
-}
-
-/**
- * The start of every front-end's session: GET_FEATURES, GET/SET_PROTOCOL_FEATURES when bit 30 is offered,
- * SET_FEATURES with the offer, SET_OWNER.
- */
-export async function negotiate(connection: Connection): Promise<Negotiation> {
-  const features = await connection.requestU64('GET_FEATURES');
-  let protocolFeatures: bigint | null = null;
-  if (hasBit(features, VHOST_USER_F_PROTOCOL_FEATURES)) {
-    protocolFeatures = await connection.requestU64('GET_PROTOCOL_FEATURES');
-    // Only protocol features that change nothing we do: MQ (bit 0).
-    const accepted = protocolFeatures & 1n;
-    connection.send('SET_PROTOCOL_FEATURES', { payload: encodeU64(accepted) });
-  }
-  connection.send('SET_FEATURES', { payload: encodeU64(features) });
-  connection.send('SET_OWNER');
-  // A message that has a reply proves the back-end took the ones before it.
-  await connection.requestU64('GET_FEATURES');
-  return { features, protocolFeatures };
 }
 
 export type FdForm = 'connected' | 'listening';

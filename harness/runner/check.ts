@@ -30,8 +30,9 @@ export interface CheckContext {
 
 export interface Check extends CheckInfo {
   /**
-   * Checks whose rule this one builds on: when one of them ran earlier in the run and did not pass, this one
-   * is skipped naming it, so that one defect is reported once rather than as a cascade of timeouts.
+   * Checks whose rule this one builds on: when one of them ran earlier in the run and failed (or was itself
+   * skipped for this reason), this one is skipped naming it, so that one defect is reported once rather
+   * than as a cascade of timeouts. A check skipped as not applicable blocks nothing.
    */
   needs?: string[];
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
@@ -64,7 +65,8 @@ export function makeContext(
     launched,
     launch(args, options) {
       const backend = launch(scope, target.binary, {
-        graceMs: timeoutMs,
+        // Teardown only: how a back-end takes SIGTERM is judged by the conv.sigterm checks, not here.
+        graceMs: Math.min(timeoutMs, 500),
         ...options,
         args: [...args, ...target.extraArgs],
       });

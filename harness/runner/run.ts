@@ -101,6 +101,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   options.onStart?.(backend, selected.length);
 
   const results: CheckResult[] = [];
+  /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */
+  const blocked = new Map<string, string>();
   const mocha = new Mocha({ timeout: 0, bail: false, reporter: SilentReporter });
   const suites = new Map<string, Mocha.Suite>();
   for (const check of selected) {
@@ -111,12 +113,14 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     }
     suite.addTest(
       new Mocha.Test(`${check.id} ${check.title}`, async function (this: Mocha.Context) {
-        const unmet = (check.needs ?? [])
-          .map((id) => results.find((r) => r.id === id))
-          .find((r) => r && r.verdict !== 'pass');
+        const unmet = (check.needs ?? []).find((id) => blocked.has(id));
         const result = unmet
-          ? skipped(check, `needs ${unmet.id}, which did not pass (${unmet.verdict})`)
+          ? skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`)
           : await runOne(check, target, timeoutMs, options.signal);
+        // A check that is not applicable (skip) does not block; one that broke, or was blocked, does.
+        if (unmet) blocked.set(check.id, 'skipped');
+        else if (result.verdict !== 'pass' && result.verdict !== 'skip')
+          blocked.set(check.id, result.verdict);
         results.push(result);
         options.onCheck?.(result);
         if (result.verdict === 'skip') this.skip();

@@ -2,9 +2,28 @@
  * The only foreign-function code: libc calls Node lacks, through koffi. Every call checks its result and
  * throws a SysError with errno; callers own the fds they get and close them with `closeFd`.
  */
+import fs from 'node:fs';
 import koffi from 'koffi';
 import { SysError } from '../errors.js';
-import { parseUcred, SOCKADDR_UN_SIZE, sockaddrUn, UCRED_SIZE, type Ucred } from './layout.js';
+import {
+  iovecArray,
+  msghdr,
+  parseMsghdr,
+  parsePollRevents,
+  parseScmRights,
+  parseStat,
+  parseUcred,
+  pollfdArray,
+  SCM_MAX_FDS,
+  SOCKADDR_UN_SIZE,
+  STAT_BUFFER_SIZE,
+  type Stat,
+  scmRights,
+  scmRightsSpace,
+  sockaddrUn,
+  UCRED_SIZE,
+  type Ucred,
+} from './layout.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -23,7 +42,31 @@ const c = {
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
+  sendmsg: libc.func('intptr_t sendmsg(int fd, const void *msg, int flags)'),
+  recvmsg: libc.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  shutdown: libc.func('int shutdown(int fd, int how)'),
+  memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+  ftruncate: libc.func('int ftruncate(int fd, int64_t length)'),
+  mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+  munmap: libc.func('int munmap(void *addr, size_t length)'),
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+  read: libc.func('intptr_t read(int fd, void *buf, size_t count)'),
+  write: libc.func('intptr_t write(int fd, const void *buf, size_t count)'),
+  poll: libc.func('int poll(void *fds, uint64_t nfds, int timeout)'),
+  fstat: bindFstat(),
 };
+
+/** glibc exports fstat since 2.33; before that only __fxstat(_STAT_VER, ...) (1 on x86_64, 0 on aarch64). */
+function bindFstat(): (fd: number, buf: Buffer) => number {
+  try {
+    const fstat = libc.func('int fstat(int fd, void *buf)');
+    return (fd, buf) => fstat(fd, buf);
+  } catch {
+    const fxstat = libc.func('int __fxstat(int ver, int fd, void *buf)');
+    const statVer = process.arch === 'x64' ? 1 : 0;
+    return (fd, buf) => fxstat(statVer, fd, buf);
+  }
+}
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -36,6 +79,23 @@ const F_GETFD = 1;
 const PR_SET_CHILD_SUBREAPER = 36;
 const WNOHANG = 1;
 const EINTR = 4;
+const EAGAIN = 11;
+const F_DUPFD_CLOEXEC = 1030;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x1;
+const MAP_PRIVATE = 0x2;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
+/** mmap's (void *)-1, as koffi 3 hands back pointers: an unsigned BigInt. */
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 function check(syscall: string, result: number, detail?: string): number {
   if (result < 0) throw new SysError(syscall, koffi.errno(), detail);
@@ -127,4 +187,337 @@ export function becomeChildSubreaper(): void {
 export function reapIfExited(pid: number): boolean {
   const status = new Int32Array(1);
   return c.waitpid(pid, status, WNOHANG) === pid;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Liveness of memory named only by address. sendmsg/recvmsg take a msghdr whose pointers koffi never sees
+// (they are numbers written into a Buffer), so nothing else keeps the Buffers behind them reachable while
+// the call runs; the optimizer may treat a local as dead after its last use. A module variable it cannot
+// reason about holds them until the call returns.
+const pinned: { buffers: readonly unknown[] } = { buffers: [] };
+
+function callPinned<T>(buffers: readonly unknown[], call: () => T): { result: T; errno: number } {
+  pinned.buffers = buffers;
+  try {
+    const result = call();
+    return { result, errno: koffi.errno() };
+  } finally {
+    pinned.buffers = [];
+  }
+}
+
+const SHUT_RD = 0;
+const SHUT_WR = 1;
+const SHUT_RDWR = 2;
+/** shutdown(2) `how` values. */
+export const Shutdown = { SHUT_RD, SHUT_WR, SHUT_RDWR } as const;
+
+/**
+ * sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT): sends what the socket buffer takes of `data` (possibly less than all
+ * of it) with `fds` attached to its first byte. Returns the byte count, or null when nothing could be sent
+ * now (EAGAIN; the fds were not sent either). Never blocks and never raises SIGPIPE (EPIPE is thrown).
+ * The fds stay ours: the peer gets its own copies.
+ */
+export function sendmsgFds(fd: number, data: Uint8Array, fds: readonly number[] = []): number | null {
+  // A stream socket attaches control data to bytes; with no byte to carry them, they would not be sent.
+  if (fds.length > 0 && data.length === 0) throw new RangeError('sending fds needs at least one data byte');
+  const control = scmRights(fds);
+  const iov = iovecArray([{ base: koffi.address(data), length: data.length }]);
+  const msg = msghdr({
+    name: 0n,
+    nameLength: 0,
+    iov: koffi.address(iov),
+    iovLength: 1,
+    control: control.length > 0 ? koffi.address(control) : 0n,
+    controlLength: control.length,
+    flags: 0,
+  });
+  const { result, errno } = callPinned([data, iov, control], () =>
+    Number(c.sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT)),
+  );
+  if (result >= 0) return result;
+  if (errno === EAGAIN) return null;
+  throw new SysError('sendmsg', errno, `fd ${fd}, ${data.length} bytes, ${fds.length} fds`);
+}
+
+/** What one recvmsg returned. */
+export interface ReceivedMessage {
+  /** The bytes read; empty means end of stream (the peer closed or shut down its write side). */
+  data: Buffer;
+  /** Fds that arrived with these bytes, close-on-exec; they belong to the caller, who must close them. */
+  fds: number[];
+  /** MSG_CTRUNC: the peer sent more fds than `maxFds`; the kernel closed the ones that did not fit. */
+  truncated: boolean;
+}
+
+/**
+ * recvmsg(MSG_CMSG_CLOEXEC | MSG_DONTWAIT): up to `maxBytes` bytes and up to `maxFds` fds. Returns null when
+ * nothing is there yet (EAGAIN). Never blocks, whatever the fd's O_NONBLOCK.
+ */
+export function recvmsgFds(fd: number, maxBytes: number, maxFds = SCM_MAX_FDS): ReceivedMessage | null {
+  if (!Number.isInteger(maxBytes) || maxBytes < 1)
+    throw new RangeError(`maxBytes must be >= 1, got ${maxBytes}`);
+  if (!Number.isInteger(maxFds) || maxFds < 0) throw new RangeError(`maxFds must be >= 0, got ${maxFds}`);
+  const data = Buffer.alloc(maxBytes);
+  const control = Buffer.alloc(scmRightsSpace(maxFds));
+  const iov = iovecArray([{ base: koffi.address(data), length: maxBytes }]);
+  const msg = msghdr({
+    name: 0n,
+    nameLength: 0,
+    iov: koffi.address(iov),
+    iovLength: 1,
+    control: control.length > 0 ? koffi.address(control) : 0n,
+    controlLength: control.length,
+    flags: 0,
+  });
+  const { result, errno } = callPinned([data, iov, control], () =>
+    Number(c.recvmsg(fd, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)),
+  );
+  if (result < 0) {
+    if (errno === EAGAIN) return null;
+    throw new SysError('recvmsg', errno, `fd ${fd}`);
+  }
+  const out = parseMsghdr(msg);
+  const { fds, truncated } = parseScmRights(control, out.controlLength, out.flags);
+  // Copy small reads out of a large buffer so that a few bytes do not keep maxBytes alive.
+  const bytes = result === maxBytes ? data : Buffer.from(data.subarray(0, result));
+  return { data: bytes, fds, truncated };
+}
+
+/** shutdown(2); `how` is one of `Shutdown`. */
+export function shutdown(fd: number, how: number = SHUT_RDWR): void {
+  check('shutdown', c.shutdown(fd, how), `fd ${fd}`);
+}
+
+export const MFD_CLOEXEC = 0x1;
+export const MFD_ALLOW_SEALING = 0x2;
+
+/** memfd_create(2): an anonymous file for guest memory. The caller owns the fd. */
+export function memfdCreate(name: string, flags = MFD_CLOEXEC | MFD_ALLOW_SEALING): number {
+  return check('memfd_create', c.memfd_create(name, flags), name);
+}
+
+export function ftruncate(fd: number, length: number): void {
+  check('ftruncate', c.ftruncate(fd, length), `fd ${fd}, ${length} bytes`);
+}
+
+/** A MAP_SHARED mapping of a file; `unmap()` releases it. */
+export interface Mapping {
+  /** Where the mapping starts in this process (what QEMU sends as a region's userspace_addr). */
+  readonly address: bigint;
+  readonly length: number;
+  /** The file offset the mapping starts at. */
+  readonly offset: number;
+  /** The mapped bytes, without copy. After `unmap()` it reads zeros and writes go nowhere (see `unmap`). */
+  readonly buffer: ArrayBuffer;
+  readonly unmapped: boolean;
+  /**
+   * Releases the shared mapping; idempotent. A koffi view cannot be detached, and touching unmapped memory
+   * through one is a SIGSEGV that kills the harness, so the range is not left empty: the shared pages are
+   * swapped for private zero pages in one step (mmap MAP_FIXED), and those go when `buffer` is collected.
+   */
+  unmap(): void;
+}
+
+// Returns a mapping's address range to the kernel once no JS object can reach its bytes, whether or not
+// unmap() swapped it for the placeholder first. Also the net under a Mapping dropped without unmap().
+const addressRanges = new FinalizationRegistry<{ address: bigint; length: number }>((range) => {
+  c.munmap(range.address, range.length);
+});
+
+class SharedMapping implements Mapping {
+  readonly buffer: ArrayBuffer;
+  #unmapped = false;
+
+  constructor(
+    readonly address: bigint,
+    readonly length: number,
+    readonly offset: number,
+  ) {
+    this.buffer = koffi.view(address, length);
+    addressRanges.register(this.buffer, { address, length });
+  }
+
+  get unmapped(): boolean {
+    return this.#unmapped;
+  }
+
+  unmap(): void {
+    if (this.#unmapped) return;
+    const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+    const ptr: bigint = c.mmap(this.address, this.length, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (ptr === MAP_FAILED) {
+      throw new SysError('mmap(MAP_FIXED placeholder)', koffi.errno(), `unmapping ${this.length} bytes`);
+    }
+    this.#unmapped = true;
+  }
+}
+
+/** mmap(PROT_READ | PROT_WRITE, MAP_SHARED) of `length` bytes of `fd` from `offset` (page-aligned). */
+export function mmapShared(fd: number, length: number, offset = 0): Mapping {
+  const ptr: bigint | null = c.mmap(null, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+  if (ptr === null || ptr === MAP_FAILED) {
+    throw new SysError('mmap', koffi.errno(), `fd ${fd}, ${length} bytes at offset ${offset}`);
+  }
+  return new SharedMapping(ptr, length, offset);
+}
+
+export const EFD_SEMAPHORE = 0x1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+const EVENTFD_MAX = 0xffff_ffff_ffff_fffen;
+
+/** eventfd(2), non-blocking and close-on-exec unless `flags` says otherwise. The caller owns the fd. */
+export function eventfd(initval = 0, flags = EFD_CLOEXEC | EFD_NONBLOCK): number {
+  return check('eventfd', c.eventfd(initval, flags));
+}
+
+/** Adds `value` (1..2^64-2) to an eventfd counter. Throws EAGAIN if the counter would overflow. */
+export function eventfdWrite(fd: number, value: number | bigint = 1n): void {
+  const n = BigInt(value);
+  if (n < 1n || n > EVENTFD_MAX) throw new RangeError(`eventfd value must be 1..2^64-2, got ${n}`);
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(n, 0);
+  const written = Number(c.write(fd, buf, 8));
+  if (written !== 8) throw new SysError('write(eventfd)', written < 0 ? koffi.errno() : 0, `fd ${fd}`);
+}
+
+/** Reads and resets an eventfd counter (or takes 1 in semaphore mode); null when it is zero (EAGAIN). */
+export function eventfdRead(fd: number): bigint | null {
+  const buf = Buffer.alloc(8);
+  const got = Number(c.read(fd, buf, 8));
+  if (got === 8) return buf.readBigUInt64LE(0);
+  const errno = got < 0 ? koffi.errno() : 0;
+  if (errno === EAGAIN) return null;
+  throw new SysError('read(eventfd)', errno, `fd ${fd}`);
+}
+
+/** poll(2) event bits. */
+export const PollEvent = {
+  POLLIN: 0x1,
+  POLLPRI: 0x2,
+  POLLOUT: 0x4,
+  POLLERR: 0x8,
+  POLLHUP: 0x10,
+  POLLNVAL: 0x20,
+  POLLRDHUP: 0x2000,
+} as const;
+
+/**
+ * The longest wait `pollAsync` accepts. Each pollAsync holds one thread of libuv's pool, which Node sizes at
+ * 4 (UV_THREADPOOL_SIZE) and shares with fs, dns.lookup, crypto and zlib; koffi's .async calls run there too.
+ * Short slices bound how long those others wait for a thread; waiters loop over slices up to their deadline.
+ */
+export const MAX_POLL_SLICE_MS = 100;
+
+function describeFds(fds: readonly number[]): string {
+  return fds.length <= 8 ? `fds ${fds.join(',')}` : `${fds.length} fds`;
+}
+
+/**
+ * poll(2) on the calling thread: the revents of each fd, in order. It blocks for up to `timeoutMs`, so on
+ * the main thread use 0 (a readiness check) and `pollAsync` to wait. EINTR counts as no event.
+ */
+export function poll(
+  fds: readonly number[],
+  events: number | readonly number[],
+  timeoutMs: number,
+): number[] {
+  const buf = pollfdArray(fds, events);
+  const rc = c.poll(buf, fds.length, timeoutMs);
+  if (rc < 0) {
+    const errno = koffi.errno();
+    if (errno === EINTR) return fds.map(() => 0);
+    throw new SysError('poll', errno, describeFds(fds));
+  }
+  return parsePollRevents(buf);
+}
+
+/**
+ * poll(2) in libuv's thread pool, resolving with the revents of each fd (all 0 on timeout or EINTR). The
+ * event loop stays free; `timeoutMs` must be 0..MAX_POLL_SLICE_MS so the pool thread is lent only briefly.
+ */
+export function pollAsync(
+  fds: readonly number[],
+  events: number | readonly number[],
+  timeoutMs: number,
+): Promise<number[]> {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_POLL_SLICE_MS) {
+    return Promise.reject(
+      new RangeError(`pollAsync timeout must be 0..${MAX_POLL_SLICE_MS} ms, got ${timeoutMs}`),
+    );
+  }
+  const buf = pollfdArray(fds, events);
+  return new Promise((resolve, reject) => {
+    const done = (err: unknown, rc: number): void => {
+      // koffi 3 hands the worker thread's errno to the callback through koffi.errno(); read it first.
+      const errno = koffi.errno();
+      if (err) {
+        reject(new SysError('poll', 0, `koffi async call failed: ${String(err)}`));
+      } else if (rc < 0) {
+        if (errno === EINTR) resolve(fds.map(() => 0));
+        else reject(new SysError('poll', errno, describeFds(fds)));
+      } else {
+        resolve(parsePollRevents(buf));
+      }
+    };
+    try {
+      c.poll.async(buf, fds.length, timeoutMs, done);
+    } catch (err) {
+      reject(new SysError('poll', 0, `koffi async call refused: ${String(err)}`));
+    }
+  });
+}
+
+/** Sets or clears O_NONBLOCK. */
+export function setNonBlocking(fd: number, nonblocking = true): void {
+  const flags = check('fcntl(F_GETFL)', c.fcntl(fd, F_GETFL, 0), `fd ${fd}`);
+  const wanted = nonblocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+  if (wanted !== flags) check('fcntl(F_SETFL)', c.fcntl(fd, F_SETFL, wanted), `fd ${fd}`);
+}
+
+export function isNonBlocking(fd: number): boolean {
+  return (check('fcntl(F_GETFL)', c.fcntl(fd, F_GETFL, 0), `fd ${fd}`) & O_NONBLOCK) !== 0;
+}
+
+/**
+ * A new fd for the same open file, close-on-exec (F_DUPFD_CLOEXEC) so it leaks into no child; hand fds to
+ * a child through its stdio, which dup2()s them and so clears the flag there. The caller owns the new fd.
+ */
+export function dup(fd: number): number {
+  return check('fcntl(F_DUPFD_CLOEXEC)', c.fcntl(fd, F_DUPFD_CLOEXEC, 0), `fd ${fd}`);
+}
+
+/** fstat(2): st_mode and st_size. */
+export function fstat(fd: number): Stat {
+  const buf = Buffer.alloc(STAT_BUFFER_SIZE);
+  check('fstat', c.fstat(fd, buf), `fd ${fd}`);
+  return parseStat(buf);
+}
+
+/** st_size of what `fd` refers to: the size of a memfd, for instance. */
+export function fstatSize(fd: number): number {
+  return fstat(fd).size;
+}
+
+/** What `fd` refers to, as /proc/self/fd shows it (a path, `socket:[inode]`, `anon_inode:[eventfd]`...). */
+export function readlinkFd(fd: number): string {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    throw new SysError(
+      'readlink',
+      Math.abs((err as NodeJS.ErrnoException).errno ?? 0),
+      `/proc/self/fd/${fd}`,
+    );
+  }
+}
+
+/** The fds open in this process now, ascending (the directory fd used to list them is left out). */
+export function openFds(): number[] {
+  return fs
+    .readdirSync('/proc/self/fd')
+    .map(Number)
+    .filter((fd) => isOpenFd(fd))
+    .sort((a, b) => a - b);
 }

@@ -6,17 +6,12 @@ import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import { SkipError, TimeoutError } from '../../harness/errors.js';
 import type { BackendProcess } from '../../harness/process/backend.js';
-import {
-  describeExit,
-  negotiate,
-  serveOnSocketPath,
-  socketPath,
-  waitListening,
-} from '../../harness/process/probes.js';
+import { describeExit, serveOnSocketPath, socketPath, waitListening } from '../../harness/process/probes.js';
 import { isSelfOrDescendant, readStat } from '../../harness/process/procfs.js';
 import { type CheckContext, defineChecks, Spec } from '../../harness/runner/check.js';
 import { peerCred } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
+import { FrontendSession } from '../../harness/transport/session.js';
 import { pollUntil } from '../../harness/util/deadline.js';
 
 /** Asserts that `backend` still runs in the session it was started in, and that `server` is it or its child. */
@@ -61,7 +56,7 @@ export const lifecycleChecks = defineChecks('conventions', [
       const { backend, connection, fd } = await serveOnSocketPath(ctx);
       const server = peerCred(fd).pid;
       expectNotDaemonized(backend, server, 'once listening');
-      await negotiate(connection);
+      await new FrontendSession(connection).negotiate();
       expectNotDaemonized(backend, server, 'after negotiation');
       return `pid ${backend.pid} serves the connection${server === backend.pid ? '' : ` through its child ${server}`}`;
     },
@@ -74,7 +69,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     spec: Spec.conventions,
     async run(ctx) {
       const { backend, connection } = await serveOnSocketPath(ctx);
-      await negotiate(connection);
+      await new FrontendSession(connection).negotiate();
       const children = backend.noteDescendants();
       const ended = await backend.terminate(ctx.timeoutMs);
       const survivors = await pollUntil(
@@ -132,7 +127,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     spec: Spec.conventions,
     async run(ctx) {
       const { backend, connection } = await serveOnSocketPath(ctx);
-      await negotiate(connection);
+      await new FrontendSession(connection).negotiate();
       return terminate(ctx, backend, 'connected');
     },
   },

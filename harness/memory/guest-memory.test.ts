@@ -1,0 +1,242 @@
+import { expect } from 'chai';
+import { VhuError } from '../errors.js';
+import {
+  createTestMemory,
+  GUARD_PATTERN,
+  GuestMemory,
+  GuestMemoryError,
+  type MemoryRegion,
+  SKEWED_LAYOUT,
+} from './guest-memory.js';
+
+// The skewed layout, restated by hand: A gpa 0x0 uva 0x7f00_0000_0000 mmap 0x1000 (1 MiB); B gpa 0x1_0000_0000
+// uva 0x7e00_0000_0000 mmap 0x3000 (1 MiB); C gpa 0x10_0000 uva 0x7f80_0020_0000 mmap 0 (256 KiB).
+const A = 0x0n;
+const B = 0x1_0000_0000n;
+const C = 0x10_0000n;
+
+function thrown(fn: () => unknown): GuestMemoryError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(GuestMemoryError);
+    expect(err).to.be.instanceOf(VhuError);
+    return err as GuestMemoryError;
+  }
+  throw new Error('expected a GuestMemoryError');
+}
+
+function backing(memory: GuestMemory, guestAddress: bigint): Uint8Array {
+  return memory.regions.find((r) => r.guestAddress === guestAddress)!.bytes;
+}
+
+function region(guestAddress: bigint, size: bigint, userAddress: bigint, mmapOffset = 0n): MemoryRegion {
+  return { guestAddress, size, userAddress, mmapOffset, bytes: new Uint8Array(Number(mmapOffset + size)) };
+}
+
+describe('memory/guest-memory', () => {
+  it('keeps regions sorted by guest address', () => {
+    const memory = createTestMemory();
+    expect(memory.regions.map((r) => r.guestAddress)).to.deep.equal([A, C, B]);
+    expect(SKEWED_LAYOUT).to.have.length(3);
+  });
+
+  it('translates guest <-> user addresses in every region', () => {
+    const memory = createTestMemory();
+    expect(memory.gpaToUva(0x1234n)).to.equal(0x7f00_0000_1234n);
+    expect(memory.gpaToUva(0x1_0000_0010n)).to.equal(0x7e00_0000_0010n);
+    expect(memory.gpaToUva(0x10_0008n)).to.equal(0x7f80_0020_0008n);
+    expect(memory.gpaToUva(0xf_ffffn)).to.equal(0x7f00_000f_ffffn);
+    expect(memory.uvaToGpa(0x7f00_0000_1234n)).to.equal(0x1234n);
+    expect(memory.uvaToGpa(0x7e00_000f_ffffn)).to.equal(0x1_000f_ffffn);
+    expect(memory.uvaToGpa(0x7f80_0020_0000n)).to.equal(0x10_0000n);
+  });
+
+  it('gives views that honour the mmap offset of each region', () => {
+    const memory = createTestMemory();
+    memory.gpaToBytes(0x1234n, 2).set([0xaa, 0xbb]);
+    memory.gpaToBytes(0x1_0000_0010n, 1)[0] = 0xcc;
+    memory.gpaToBytes(0x10_0008n, 1)[0] = 0xdd;
+    expect([...backing(memory, A).subarray(0x2234, 0x2236)]).to.deep.equal([0xaa, 0xbb]);
+    expect(backing(memory, B)[0x3010]).to.equal(0xcc);
+    expect(backing(memory, C)[0x8]).to.equal(0xdd);
+    expect(memory.gpaToBytes(0xf_fff0n, 0x10)).to.have.length(0x10);
+    expect(memory.gpaToBytes(0x5n, 0)).to.have.length(0);
+  });
+
+  it('throws UNMAPPED for addresses in no region', () => {
+    const memory = createTestMemory();
+    for (const gpa of [0x14_0000n, 0xffff_ffffn, 0x1_0010_0000n]) {
+      const err = thrown(() => memory.gpaToBytes(gpa, 1));
+      expect(err.code).to.equal('VHU_ERR_MEM_UNMAPPED');
+      expect(err.address).to.equal(gpa);
+    }
+    expect(thrown(() => memory.gpaToUva(0x14_0000n)).message).to.match(
+      /guest address 0x140000 is in no region/,
+    );
+    expect(thrown(() => memory.uvaToGpa(0x7f00_0010_0000n)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+    expect(thrown(() => memory.uvaToGpa(0x1234n)).message).to.match(/user address 0x1234/);
+    expect(memory.regionAt(0x14_0000n)).to.equal(undefined);
+    expect(memory.regionAtUser(0x7f80_0020_0000n)?.guestAddress).to.equal(C);
+  });
+
+  it('throws CROSSES_REGION for a view running past its region, even into an adjacent one', () => {
+    const memory = createTestMemory();
+    const intoC = thrown(() => memory.gpaToBytes(0xf_fffcn, 8));
+    expect(intoC.code).to.equal('VHU_ERR_MEM_CROSSES_REGION');
+    expect(intoC.message).to.match(/end of its region at 0x100000 into an adjacent region/);
+    const pastC = thrown(() => memory.gpaToBytes(0x13_fffcn, 8));
+    expect(pastC.code).to.equal('VHU_ERR_MEM_CROSSES_REGION');
+    expect(pastC.message).to.match(/into unmapped memory/);
+    expect(thrown(() => memory.gpaToBytes(0x1_000f_fff0n, 0x20)).code).to.equal('VHU_ERR_MEM_CROSSES_REGION');
+  });
+
+  it('reads and writes across adjacent regions, each piece in its own mapping', () => {
+    const memory = createTestMemory();
+    memory.write(0xf_fffen, Uint8Array.of(1, 2, 3, 4));
+    expect([...backing(memory, A).subarray(0x1000 + 0xf_fffe, 0x1000 + 0x10_0000)]).to.deep.equal([1, 2]);
+    expect([...backing(memory, C).subarray(0, 2)]).to.deep.equal([3, 4]);
+    expect([...memory.read(0xf_fffdn, 6)]).to.deep.equal([0, 1, 2, 3, 4, 0]);
+  });
+
+  it('writes nothing when part of the range is unmapped', () => {
+    const memory = createTestMemory();
+    const err = thrown(() => memory.write(0x13_fffen, Uint8Array.of(9, 9, 9, 9)));
+    expect(err.code).to.equal('VHU_ERR_MEM_UNMAPPED');
+    expect(err.address).to.equal(0x14_0000n);
+    expect([...memory.read(0x13_fffen, 2)]).to.deep.equal([0, 0]);
+    expect(thrown(() => memory.read(0x13_ffffn, 2)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+  });
+
+  it('refuses regions that overlap in guest or in user space', () => {
+    const memory = createTestMemory();
+    const guest = thrown(() => memory.add(region(0x8_0000n, 0x1000n, 0x1000n)));
+    expect(guest.code).to.equal('VHU_ERR_MEM_OVERLAP');
+    expect(guest.message).to.match(/overlaps the guest range of the region at guest 0x0/);
+    const user = thrown(() => memory.add(region(0x2_0000_0000n, 0x1000n, 0x7f00_0008_0000n)));
+    expect(user.code).to.equal('VHU_ERR_MEM_OVERLAP');
+    expect(user.message).to.match(/overlaps the user range/);
+    memory.add(region(0x14_0000n, 0x1000n, 0x7f00_0010_0000n));
+    expect(memory.gpaToUva(0x14_0010n)).to.equal(0x7f00_0010_0010n);
+  });
+
+  it('refuses invalid regions', () => {
+    const memory = new GuestMemory();
+    expect(thrown(() => memory.add(region(0n, 0n, 0n))).code).to.equal('VHU_ERR_MEM_BAD_REGION');
+    const short = { ...region(0n, 0x1000n, 0n, 0x1000n), bytes: new Uint8Array(0x1fff) };
+    const err = thrown(() => memory.add(short));
+    expect(err.code).to.equal('VHU_ERR_MEM_BAD_REGION');
+    expect(err.message).to.match(/exceeds its 8191-byte mapping/);
+    const past = { ...region(0n, 0x10n, 0n), guestAddress: (1n << 64n) - 8n };
+    expect(thrown(() => memory.add(past)).message).to.match(/past 2\^64/);
+    expect(thrown(() => memory.add(region(-1n, 0x10n, 0n))).code).to.equal('VHU_ERR_MEM_BAD_REGION');
+    expect(memory.regions).to.have.length(0);
+  });
+
+  it('removes regions', () => {
+    const memory = createTestMemory();
+    expect(memory.remove(C).userAddress).to.equal(0x7f80_0020_0000n);
+    expect(thrown(() => memory.gpaToBytes(C, 1)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+    expect(thrown(() => memory.read(0xf_ffffn, 2)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+    expect(thrown(() => memory.remove(C)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+    expect(memory.regions.map((r) => r.guestAddress)).to.deep.equal([A, B]);
+  });
+
+  it('allocates with alignment, region by region', () => {
+    const memory = createTestMemory();
+    expect(memory.alloc(3)).to.equal(0x0n);
+    expect(memory.alloc(16, 16)).to.equal(0x10n);
+    expect(memory.alloc(1, 4096)).to.equal(0x1000n);
+    expect(memory.alloc(6, 2)).to.equal(0x1002n);
+    expect(memory.alloc(8, 8, { region: B })).to.equal(0x1_0000_0000n);
+    // Does not fit what is left of A (0x1008..) nor C (256 KiB): goes to B.
+    expect(memory.alloc(0xf_f000)).to.equal(0x1_0000_0008n);
+    expect(memory.alloc(0x1000)).to.equal(0x1008n);
+  });
+
+  it('allocates from the end of a region, aligned down', () => {
+    const memory = createTestMemory();
+    expect(memory.alloc(10, 16, { region: C, fromEnd: true })).to.equal(0x13_fff0n);
+    expect(memory.alloc(0x10, 1, { region: C, fromEnd: true })).to.equal(0x13_ffe0n);
+    expect(memory.alloc(0x3_ffe0, 1, { region: C })).to.equal(C);
+    expect(thrown(() => memory.alloc(1, 1, { region: C })).code).to.equal('VHU_ERR_MEM_NO_SPACE');
+  });
+
+  it('reports allocator errors', () => {
+    const memory = createTestMemory();
+    const full = thrown(() => memory.alloc(0x20_0000));
+    expect(full.code).to.equal('VHU_ERR_MEM_NO_SPACE');
+    expect(full.message).to.match(/no room for 2097152 bytes aligned to 1 in any region/);
+    expect(thrown(() => memory.alloc(1, 3)).code).to.equal('VHU_ERR_MEM_ARGUMENT');
+    expect(thrown(() => memory.alloc(1, 0)).code).to.equal('VHU_ERR_MEM_ARGUMENT');
+    expect(thrown(() => memory.alloc(-1)).code).to.equal('VHU_ERR_MEM_ARGUMENT');
+    expect(thrown(() => memory.alloc(1.5)).code).to.equal('VHU_ERR_MEM_ARGUMENT');
+    expect(thrown(() => memory.alloc(1, 1, { region: 0x5n })).code).to.equal('VHU_ERR_MEM_UNMAPPED');
+  });
+
+  it('lays out named areas and resets the allocator', () => {
+    const memory = createTestMemory();
+    const areas = memory.layout({ a: { len: 6, align: 2 }, b: { len: 16, align: 16 }, c: { len: 1 } });
+    expect(areas).to.deep.equal({ a: 0x0n, b: 0x10n, c: 0x20n });
+    expect(memory.layout({ d: { len: 4, align: 4 } }, { region: B })).to.deep.equal({ d: 0x1_0000_0000n });
+    memory.resetAllocator();
+    expect(memory.alloc(1)).to.equal(0x0n);
+  });
+
+  it('detects writes into guard bytes', () => {
+    const memory = createTestMemory();
+    memory.fillGuard(0x2000n, 64);
+    expect([...memory.read(0x2000n, 8)]).to.deep.equal([...GUARD_PATTERN]);
+    expect(memory.checkGuard(0x2000n, 64)).to.deep.equal([]);
+    // The back-end writes through its own mapping: region A byte 0x2005 is mapping byte 0x3005.
+    const a = backing(memory, A);
+    a[0x3005] = a[0x3005]! ^ 0xff;
+    a[0x3000 + 63] = 0;
+    expect(memory.checkGuard(0x2000n, 64)).to.deep.equal([5, 63]);
+  });
+
+  it('guards ranges across adjacent regions and with a custom pattern', () => {
+    const memory = createTestMemory();
+    const pattern = Uint8Array.of(0x11, 0x22, 0x33);
+    memory.fillGuard(0xf_fff0n, 32, pattern);
+    expect([...memory.read(0xf_fff0n, 4)]).to.deep.equal([0x11, 0x22, 0x33, 0x11]);
+    backing(memory, C)[3] = 0x99;
+    expect(memory.checkGuard(0xf_fff0n, 32, pattern)).to.deep.equal([19]);
+    expect(memory.checkGuard(0xf_fff0n, 32)).to.have.length.above(20);
+    expect(thrown(() => memory.fillGuard(0n, 4, new Uint8Array(0))).code).to.equal('VHU_ERR_MEM_ARGUMENT');
+  });
+
+  it('guards the mmap prefixes a back-end ignoring mmap_offset would hit', () => {
+    const memory = createTestMemory();
+    expect(memory.checkMmapPrefixes()).to.deep.equal([]);
+    expect([...backing(memory, A).subarray(0, 4)]).to.deep.equal([0xde, 0xad, 0xbe, 0xef]);
+    // A back-end that maps region A but forgets mmap_offset puts guest byte 0x10 at mapping byte 0x10.
+    backing(memory, A)[0x10] = 0;
+    backing(memory, B)[0x2fff] = 0;
+    expect(memory.checkMmapPrefixes()).to.deep.equal([
+      { guestAddress: A, offsets: [0x10] },
+      { guestAddress: B, offsets: [0x2fff] },
+    ]);
+  });
+
+  it('builds test memory over a given backing', () => {
+    const lengths: number[] = [];
+    const memory = createTestMemory({
+      backing: (length) => {
+        lengths.push(length);
+        return new Uint8Array(new ArrayBuffer(length + 16), 16);
+      },
+    });
+    expect(lengths).to.deep.equal([0x10_1000, 0x10_3000, 0x4_0000]);
+    memory.write(0x10n, Uint8Array.of(7));
+    expect(backing(memory, A)[0x1010]).to.equal(7);
+    expect(new Uint8Array(backing(memory, A).buffer)[16 + 0x1010]).to.equal(7);
+  });
+
+  it('records the fd of a backing that has one', () => {
+    let fd = 40;
+    const memory = createTestMemory({ backing: (length) => ({ bytes: new Uint8Array(length), fd: fd++ }) });
+    expect(memory.regions.map((r) => r.fd)).to.deep.equal([40, 42, 41]);
+    expect(createTestMemory().regions[0]!.fd).to.equal(undefined);
+  });
+});

@@ -1,0 +1,422 @@
+/**
+ * Guest memory as the front-end sees it: regions shared with the back-end, each known by three addresses
+ * (docs/interop/vhost-user.rst, "Memory regions description"): the guest (physical) address the rings and
+ * buffers use, the user address the front-end has it mapped at (what SET_VRING_ADDR sends), and the
+ * mmap offset: where the region starts inside the shared mapping. A region works over any `Uint8Array`, so
+ * tests run over plain ArrayBuffers; in a run the bytes are an mmap'd memfd.
+ */
+import { VhuError } from '../errors.js';
+
+/** What SET_MEM_TABLE / ADD_MEM_REG describe: a region's addresses and size, all u64. */
+export interface RegionLayout {
+  guestAddress: bigint;
+  size: bigint;
+  userAddress: bigint;
+  mmapOffset: bigint;
+}
+
+/** One shared region and its backing bytes. */
+export interface MemoryRegion extends RegionLayout {
+  /** The whole mapping, mmapOffset included: region byte 0 is `bytes[mmapOffset]`. */
+  bytes: Uint8Array;
+  /** The memfd the mapping comes from, sent with SET_MEM_TABLE; absent over plain ArrayBuffers. */
+  fd?: number;
+}
+
+export const MemoryErrorCode = {
+  /** The region description itself is invalid (empty, past 2^64, larger than its bytes). */
+  BAD_REGION: 'VHU_ERR_MEM_BAD_REGION',
+  /** A new region overlaps an existing one in guest or in user address space. */
+  OVERLAP: 'VHU_ERR_MEM_OVERLAP',
+  /** An address (or part of a range) lies in no region. */
+  UNMAPPED: 'VHU_ERR_MEM_UNMAPPED',
+  /** A range starts in one region and runs past its end: no single view can cover it. */
+  CROSSES_REGION: 'VHU_ERR_MEM_CROSSES_REGION',
+  /** The allocator has no room left for a request. */
+  NO_SPACE: 'VHU_ERR_MEM_NO_SPACE',
+  /** A bad argument: alignment not a power of two, negative or fractional length. */
+  ARGUMENT: 'VHU_ERR_MEM_ARGUMENT',
+} as const;
+export type MemoryErrorCode = (typeof MemoryErrorCode)[keyof typeof MemoryErrorCode];
+
+/** A guest memory operation failed. These are harness errors (ERROR), not back-end failures. */
+export class GuestMemoryError extends VhuError {
+  override readonly code: MemoryErrorCode;
+  /** The address the operation was about, when there is one. */
+  readonly address: bigint | undefined;
+  constructor(code: MemoryErrorCode, message: string, address?: bigint) {
+    super(code, message);
+    this.code = code;
+    this.address = address;
+  }
+}
+
+/** The default guard pattern: not uniform, so a back-end writing a constant byte is caught. */
+export const GUARD_PATTERN: Uint8Array = Uint8Array.of(0xde, 0xad, 0xbe, 0xef, 0x5a, 0xa5, 0xc3, 0x3c);
+
+const U64_END = 1n << 64n;
+
+export interface AllocOptions {
+  /** Allocate in the region at this guest address only (default: the first region, by address, with room). */
+  region?: bigint;
+  /** Take the room at the region's end, so the area ends as close to the region end as alignment allows. */
+  fromEnd?: boolean;
+}
+
+/** An area for `layout`: its length and alignment (default 1). */
+export interface AreaSpec {
+  len: number;
+  align?: number;
+}
+
+/** Bump allocator state of one region: free room is [low, high) in offsets from the region start. */
+interface BumpState {
+  low: bigint;
+  high: bigint;
+}
+
+/**
+ * The regions of one front-end's guest memory, with address translation, copies in and out, a bump
+ * allocator per region and guard bytes. Regions are kept sorted by guest address.
+ */
+export class GuestMemory {
+  #regions: MemoryRegion[] = [];
+  #bump = new Map<MemoryRegion, BumpState>();
+
+  constructor(regions: readonly MemoryRegion[] = []) {
+    for (const region of regions) this.add(region);
+  }
+
+  /** The regions, sorted by guest address. */
+  get regions(): readonly MemoryRegion[] {
+    return this.#regions;
+  }
+
+  /** Adds a region; throws BAD_REGION when it is invalid, OVERLAP when it meets another region. */
+  add(region: MemoryRegion): void {
+    const { guestAddress, size, userAddress, mmapOffset, bytes } = region;
+    const where = `region at guest 0x${hex(guestAddress)}`;
+    if (guestAddress < 0n || userAddress < 0n || mmapOffset < 0n || size <= 0n) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.BAD_REGION,
+        `${where}: addresses and mmap offset must be >= 0 and size > 0 (size ${size}, mmap offset ${mmapOffset})`,
+        guestAddress,
+      );
+    }
+    if (guestAddress + size > U64_END || userAddress + size > U64_END) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.BAD_REGION,
+        `${where}: size 0x${hex(size)} runs past 2^64 in guest or user address space`,
+        guestAddress,
+      );
+    }
+    if (mmapOffset + size > BigInt(bytes.length)) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.BAD_REGION,
+        `${where}: mmap offset 0x${hex(mmapOffset)} + size 0x${hex(size)} exceeds its ${bytes.length}-byte mapping`,
+        guestAddress,
+      );
+    }
+    for (const other of this.#regions) {
+      const space = overlaps(guestAddress, size, other.guestAddress, other.size)
+        ? 'guest'
+        : overlaps(userAddress, size, other.userAddress, other.size)
+          ? 'user'
+          : undefined;
+      if (space) {
+        throw new GuestMemoryError(
+          MemoryErrorCode.OVERLAP,
+          `${where} (user 0x${hex(userAddress)}, size 0x${hex(size)}) overlaps the ${space} range of the ` +
+            `region at guest 0x${hex(other.guestAddress)} (user 0x${hex(other.userAddress)}, size 0x${hex(other.size)})`,
+          guestAddress,
+        );
+      }
+    }
+    this.#regions.push(region);
+    this.#regions.sort((a, b) => (a.guestAddress < b.guestAddress ? -1 : 1));
+    this.#bump.set(region, { low: 0n, high: size });
+  }
+
+  /** Removes the region that starts at `guestAddress` and returns it; throws UNMAPPED when there is none. */
+  remove(guestAddress: bigint): MemoryRegion {
+    const index = this.#regions.findIndex((r) => r.guestAddress === guestAddress);
+    const region = this.#regions[index];
+    if (!region) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.UNMAPPED,
+        `no region starts at guest 0x${hex(guestAddress)}`,
+        guestAddress,
+      );
+    }
+    this.#regions.splice(index, 1);
+    this.#bump.delete(region);
+    return region;
+  }
+
+  /** The region holding guest address `gpa`, if any. */
+  regionAt(gpa: bigint): MemoryRegion | undefined {
+    return this.#regions.find((r) => gpa >= r.guestAddress && gpa - r.guestAddress < r.size);
+  }
+
+  /** The region holding user address `uva`, if any. */
+  regionAtUser(uva: bigint): MemoryRegion | undefined {
+    return this.#regions.find((r) => uva >= r.userAddress && uva - r.userAddress < r.size);
+  }
+
+  /** Guest address -> user address; throws UNMAPPED. */
+  gpaToUva(gpa: bigint): bigint {
+    const region = this.regionAt(gpa);
+    if (!region) throw unmapped('guest', gpa);
+    return region.userAddress + (gpa - region.guestAddress);
+  }
+
+  /** User address -> guest address; throws UNMAPPED. */
+  uvaToGpa(uva: bigint): bigint {
+    const region = this.regionAtUser(uva);
+    if (!region) throw unmapped('user', uva);
+    return region.guestAddress + (uva - region.userAddress);
+  }
+
+  /**
+   * A live view of `len` bytes at `gpa` (writes through it reach the back-end). Throws UNMAPPED when `gpa`
+   * is in no region and CROSSES_REGION when the range runs past the end of its region, even into an
+   * adjacent one: two regions are two mappings, and one view cannot span them.
+   */
+  gpaToBytes(gpa: bigint, len: number): Uint8Array {
+    checkLength(len);
+    const region = this.regionAt(gpa);
+    if (!region) throw unmapped('guest', gpa);
+    const offset = gpa - region.guestAddress;
+    if (offset + BigInt(len) > region.size) {
+      const end = region.guestAddress + region.size;
+      const next = this.regionAt(end) ? 'an adjacent region' : 'unmapped memory';
+      throw new GuestMemoryError(
+        MemoryErrorCode.CROSSES_REGION,
+        `guest range 0x${hex(gpa)}+0x${len.toString(16)} crosses the end of its region at 0x${hex(end)} ` +
+          `into ${next}`,
+        gpa,
+      );
+    }
+    const start = Number(region.mmapOffset + offset);
+    return region.bytes.subarray(start, start + len);
+  }
+
+  /** A copy of `len` bytes at `gpa`; the range may span adjacent regions. Throws UNMAPPED on a gap. */
+  read(gpa: bigint, len: number): Uint8Array {
+    checkLength(len);
+    const out = new Uint8Array(len);
+    this.#forEachPiece(gpa, len, (piece, at) => out.set(piece, at));
+    return out;
+  }
+
+  /** Copies `data` to `gpa`; the range may span adjacent regions. Throws UNMAPPED (writing nothing) on a gap. */
+  write(gpa: bigint, data: Uint8Array): void {
+    this.#forEachPiece(gpa, data.length, (piece, at) => piece.set(data.subarray(at, at + piece.length)));
+  }
+
+  /** Fills `len` bytes at `gpa` with `pattern` repeated (byte i is pattern[i % pattern.length]). */
+  fillGuard(gpa: bigint, len: number, pattern: Uint8Array = GUARD_PATTERN): void {
+    checkPattern(pattern);
+    checkLength(len);
+    this.#forEachPiece(gpa, len, (piece, at) => {
+      for (let i = 0; i < piece.length; i++) piece[i] = pattern[(at + i) % pattern.length]!;
+    });
+  }
+
+  /** The offsets (from `gpa`) of the bytes that no longer hold the pattern `fillGuard` wrote there. */
+  checkGuard(gpa: bigint, len: number, pattern: Uint8Array = GUARD_PATTERN): number[] {
+    checkPattern(pattern);
+    checkLength(len);
+    const modified: number[] = [];
+    this.#forEachPiece(gpa, len, (piece, at) => {
+      for (let i = 0; i < piece.length; i++) {
+        if (piece[i] !== pattern[(at + i) % pattern.length]) modified.push(at + i);
+      }
+    });
+    return modified;
+  }
+
+  /**
+   * Fills the bytes of every mapping that precede its region (`bytes[0, mmapOffset)`). No guest address
+   * reaches them: only a back-end that maps the region but forgets to add mmap_offset writes there.
+   */
+  guardMmapPrefixes(pattern: Uint8Array = GUARD_PATTERN): void {
+    checkPattern(pattern);
+    for (const region of this.#regions) {
+      const prefix = region.bytes.subarray(0, Number(region.mmapOffset));
+      for (let i = 0; i < prefix.length; i++) prefix[i] = pattern[i % pattern.length]!;
+    }
+  }
+
+  /** The regions whose mmap prefix no longer holds the pattern, with the modified offsets in the mapping. */
+  checkMmapPrefixes(pattern: Uint8Array = GUARD_PATTERN): Array<{ guestAddress: bigint; offsets: number[] }> {
+    checkPattern(pattern);
+    const damaged: Array<{ guestAddress: bigint; offsets: number[] }> = [];
+    for (const region of this.#regions) {
+      const offsets: number[] = [];
+      const prefix = region.bytes.subarray(0, Number(region.mmapOffset));
+      for (let i = 0; i < prefix.length; i++) if (prefix[i] !== pattern[i % pattern.length]) offsets.push(i);
+      if (offsets.length) damaged.push({ guestAddress: region.guestAddress, offsets });
+    }
+    return damaged;
+  }
+
+  /**
+   * Allocates `len` bytes aligned (in guest-physical terms) to `align`, a power of two, and returns the
+   * guest address. Bump allocation: nothing is freed except by `resetAllocator`. Throws NO_SPACE.
+   */
+  alloc(len: number, align = 1, options: AllocOptions = {}): bigint {
+    checkLength(len);
+    if (!Number.isInteger(align) || align < 1 || (align & (align - 1)) !== 0) {
+      throw new GuestMemoryError(MemoryErrorCode.ARGUMENT, `alignment must be a power of two, got ${align}`);
+    }
+    const size = BigInt(len);
+    const a = BigInt(align);
+    const candidates =
+      options.region === undefined
+        ? this.#regions
+        : this.#regions.filter((r) => r.guestAddress === options.region);
+    if (options.region !== undefined && !candidates.length) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.UNMAPPED,
+        `alloc: no region starts at guest 0x${hex(options.region)}`,
+        options.region,
+      );
+    }
+    for (const region of candidates) {
+      const state = this.#bump.get(region)!;
+      const base = region.guestAddress;
+      if (options.fromEnd) {
+        const start = ((base + state.high - size) / a) * a;
+        if (start >= base + state.low && start + size <= base + state.high) {
+          state.high = start - base;
+          return start;
+        }
+      } else {
+        const start = ((base + state.low + a - 1n) / a) * a;
+        if (start + size <= base + state.high) {
+          state.low = start + size - base;
+          return start;
+        }
+      }
+    }
+    throw new GuestMemoryError(
+      MemoryErrorCode.NO_SPACE,
+      `alloc: no room for ${len} bytes aligned to ${align} in ${
+        options.region === undefined ? 'any region' : `the region at guest 0x${hex(options.region)}`
+      }`,
+      options.region,
+    );
+  }
+
+  /** Allocates several named areas in order (same options for all) and returns their guest addresses. */
+  layout<K extends string>(areas: Record<K, AreaSpec>, options: AllocOptions = {}): Record<K, bigint> {
+    const out = {} as Record<K, bigint>;
+    for (const name of Object.keys(areas) as K[]) {
+      const { len, align = 1 } = areas[name];
+      out[name] = this.alloc(len, align, options);
+    }
+    return out;
+  }
+
+  /** Forgets every allocation. Whatever still uses the old areas (a queue) must be dropped first. */
+  resetAllocator(): void {
+    for (const region of this.#regions) this.#bump.set(region, { low: 0n, high: region.size });
+  }
+
+  /** Calls `fn` with views covering [gpa, gpa+len) in address order, after checking the whole range maps. */
+  #forEachPiece(gpa: bigint, len: number, fn: (piece: Uint8Array, at: number) => void): void {
+    checkLength(len);
+    const pieces: Uint8Array[] = [];
+    let cursor = gpa;
+    let left = BigInt(len);
+    while (left > 0n) {
+      const region = this.regionAt(cursor);
+      if (!region) {
+        throw new GuestMemoryError(
+          MemoryErrorCode.UNMAPPED,
+          `guest range 0x${hex(gpa)}+0x${len.toString(16)}: guest address 0x${hex(cursor)} is in no region`,
+          cursor,
+        );
+      }
+      const offset = cursor - region.guestAddress;
+      const take = left < region.size - offset ? left : region.size - offset;
+      const start = Number(region.mmapOffset + offset);
+      pieces.push(region.bytes.subarray(start, start + Number(take)));
+      cursor += take;
+      left -= take;
+    }
+    let at = 0;
+    for (const piece of pieces) {
+      fn(piece, at);
+      at += piece.length;
+    }
+  }
+}
+
+/**
+ * Regions where guest addresses, user addresses and mmap offsets all differ, so that a back-end which
+ * confuses them, truncates them or ignores one shows:
+ * - A and C are adjacent in guest space (0x0..0x10_0000..0x14_0000) but far apart in user space, so a buffer
+ *   crossing 0x10_0000 is contiguous to the guest and must be split by the back-end;
+ * - B sits above 4 GiB: truncating its guest address to 32 bits lands in A;
+ * - user addresses do not follow guest order (B's is the lowest), and uva - gpa differs per region;
+ * - A and B have distinct non-zero mmap offsets, C has none.
+ */
+export const SKEWED_LAYOUT: readonly RegionLayout[] = [
+  { guestAddress: 0x0n, size: 0x10_0000n, userAddress: 0x7f00_0000_0000n, mmapOffset: 0x1000n },
+  { guestAddress: 0x1_0000_0000n, size: 0x10_0000n, userAddress: 0x7e00_0000_0000n, mmapOffset: 0x3000n },
+  { guestAddress: 0x10_0000n, size: 0x4_0000n, userAddress: 0x7f80_0020_0000n, mmapOffset: 0x0n },
+];
+
+export interface TestMemoryOptions {
+  /** The regions (default SKEWED_LAYOUT). */
+  layout?: readonly RegionLayout[];
+  /**
+   * Makes the mapping of one region, `length` bytes: bare bytes, or bytes with the fd they are mapped from
+   * (a memfd). Default: a zeroed `Uint8Array` over a fresh ArrayBuffer.
+   */
+  backing?: (length: number, layout: RegionLayout) => Uint8Array | { bytes: Uint8Array; fd?: number };
+}
+
+/**
+ * Guest memory laid out for tests, each region backed by its own `mmapOffset + size` bytes, with the mmap
+ * prefixes filled with GUARD_PATTERN (see `checkMmapPrefixes`).
+ */
+export function createTestMemory(options: TestMemoryOptions = {}): GuestMemory {
+  const { layout = SKEWED_LAYOUT, backing = (length: number) => new Uint8Array(length) } = options;
+  const memory = new GuestMemory(
+    layout.map((l) => {
+      const mapping = backing(Number(l.mmapOffset + l.size), l);
+      return mapping instanceof Uint8Array ? { ...l, bytes: mapping } : { ...l, ...mapping };
+    }),
+  );
+  memory.guardMmapPrefixes();
+  return memory;
+}
+
+function overlaps(a: bigint, aSize: bigint, b: bigint, bSize: bigint): boolean {
+  return a < b + bSize && b < a + aSize;
+}
+
+function unmapped(space: 'guest' | 'user', address: bigint): GuestMemoryError {
+  return new GuestMemoryError(
+    MemoryErrorCode.UNMAPPED,
+    `${space} address 0x${hex(address)} is in no region`,
+    address,
+  );
+}
+
+function checkLength(len: number): void {
+  if (!Number.isSafeInteger(len) || len < 0) {
+    throw new GuestMemoryError(MemoryErrorCode.ARGUMENT, `length must be an integer >= 0, got ${len}`);
+  }
+}
+
+function checkPattern(pattern: Uint8Array): void {
+  if (!pattern.length) throw new GuestMemoryError(MemoryErrorCode.ARGUMENT, 'guard pattern is empty');
+}
+
+function hex(n: bigint): string {
+  return n.toString(16);
+}

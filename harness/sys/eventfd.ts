@@ -1,0 +1,76 @@
+/** eventfd(2) as vring kick and call notifiers use it, waitable without blocking the event loop. */
+import { ClosedError, FdWaiter } from './fd-waiter.js';
+import {
+  closeFd,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EFD_SEMAPHORE,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  PollEvent,
+  poll,
+} from './libc.js';
+
+export interface EventFdOptions {
+  /** Start value of the counter. */
+  initval?: number;
+  /** EFD_SEMAPHORE: each read takes 1 instead of the whole count. */
+  semaphore?: boolean;
+}
+
+/**
+ * One non-blocking, close-on-exec eventfd. The object owns the fd; pass `fd` to a back-end with sendmsg
+ * (the back-end gets its own copy) and call `close()` when done.
+ */
+export class EventFd {
+  readonly fd: number;
+  readonly #waiter: FdWaiter;
+  #closed = false;
+
+  constructor(options: EventFdOptions = {}) {
+    const flags = EFD_CLOEXEC | EFD_NONBLOCK | (options.semaphore ? EFD_SEMAPHORE : 0);
+    this.fd = eventfd(options.initval ?? 0, flags);
+    this.#waiter = new FdWaiter(this.fd, `eventfd ${this.fd}`);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Adds `n` to the counter (a kick, or a call as a back-end would send it). */
+  signal(n: number | bigint = 1): void {
+    this.#assertOpen();
+    eventfdWrite(this.fd, n);
+  }
+
+  /** Takes the counter: how many signals arrived since the last drain (exact up to 2^53), or 0. */
+  drain(): number {
+    this.#assertOpen();
+    return Number(eventfdRead(this.fd) ?? 0n);
+  }
+
+  /**
+   * Resolves true as soon as the counter is non-zero, false once `timeoutMs` has passed without that. It
+   * does not take the count: call `drain()` to consume the signal. Rejects with ClosedError on `close()`.
+   */
+  async waitSignalled(timeoutMs: number): Promise<boolean> {
+    this.#assertOpen();
+    // Already signalled: answer without a trip through the thread pool.
+    if ((poll([this.fd], PollEvent.POLLIN, 0)[0]! & PollEvent.POLLIN) !== 0) return true;
+    const revents = await this.#waiter.wait(PollEvent.POLLIN, timeoutMs);
+    return (revents & PollEvent.POLLIN) !== 0;
+  }
+
+  /** Closes the fd; idempotent. A pending `waitSignalled` rejects with ClosedError. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiter.close();
+    closeFd(this.fd);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError(`eventfd ${this.fd}`);
+  }
+}

@@ -1,0 +1,249 @@
+import fs from 'node:fs';
+import { expect } from 'chai';
+import { SysError } from '../errors.js';
+import {
+  closeFd,
+  dup,
+  eventfd,
+  eventfdRead,
+  eventfdWrite,
+  fstat,
+  fstatSize,
+  ftruncate,
+  isNonBlocking,
+  isOpenFd,
+  MAX_POLL_SLICE_MS,
+  memfdCreate,
+  mmapShared,
+  PollEvent,
+  poll,
+  pollAsync,
+  readlinkFd,
+  recvmsgFds,
+  sendmsgFds,
+  setNonBlocking,
+  shutdown,
+  socketpair,
+} from './libc.js';
+import { expectNoFdLeaks } from './testing.js';
+
+/** Whether `fd` has FD_CLOEXEC, from the octal flags line of /proc/self/fdinfo. */
+function isCloexec(fd: number): boolean {
+  const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  return (Number.parseInt(flags ?? '0', 8) & 0o2000000) !== 0;
+}
+
+describe('sys/libc', () => {
+  expectNoFdLeaks();
+
+  describe('sendmsgFds / recvmsgFds', () => {
+    let a = -1;
+    let b = -1;
+    beforeEach(() => {
+      [a, b] = socketpair({ nonblocking: true });
+    });
+    afterEach(() => {
+      closeFd(a);
+      closeFd(b);
+    });
+
+    it('passes bytes and fds; received fds are new, close-on-exec and refer to the same files', () => {
+      const ev = eventfd();
+      try {
+        expect(sendmsgFds(a, Buffer.from('hello'), [ev, ev])).to.equal(5);
+        const got = recvmsgFds(b, 64);
+        expect(got?.data.toString()).to.equal('hello');
+        expect(got?.truncated).to.equal(false);
+        expect(got?.fds).to.have.length(2);
+        for (const fd of got?.fds ?? []) {
+          expect(fd).to.not.equal(ev);
+          expect(readlinkFd(fd)).to.equal('anon_inode:[eventfd]');
+          expect(isCloexec(fd)).to.equal(true);
+        }
+        eventfdWrite(got!.fds[0]!, 3);
+        expect(eventfdRead(ev)).to.equal(3n);
+        for (const fd of got?.fds ?? []) closeFd(fd);
+      } finally {
+        closeFd(ev);
+      }
+    });
+
+    it('returns null when nothing is there, whatever O_NONBLOCK says', () => {
+      setNonBlocking(b, false);
+      expect(recvmsgFds(b, 64)).to.equal(null);
+    });
+
+    it('returns an empty message at end of stream', () => {
+      shutdown(a);
+      expect(recvmsgFds(b, 64)).to.deep.equal({ data: Buffer.alloc(0), fds: [], truncated: false });
+    });
+
+    it('flags MSG_CTRUNC when more fds come than there is room for', () => {
+      const evs = [eventfd(), eventfd(), eventfd()];
+      try {
+        sendmsgFds(a, Buffer.from('x'), evs);
+        const got = recvmsgFds(b, 64, 2);
+        expect(got?.truncated).to.equal(true);
+        expect(got?.fds).to.have.length(2);
+        for (const fd of got?.fds ?? []) closeFd(fd);
+      } finally {
+        for (const fd of evs) closeFd(fd);
+      }
+    });
+
+    it('sends part of a large buffer, then null when the socket buffer is full', () => {
+      const big = Buffer.alloc(4 << 20, 0x5a);
+      const first = sendmsgFds(a, big);
+      expect(first).to.be.a('number').above(0).and.below(big.length);
+      let more: number | null = 0;
+      while (more !== null) more = sendmsgFds(a, big);
+      expect(poll([a], PollEvent.POLLOUT, 0)).to.deep.equal([0]);
+    });
+
+    it('throws EPIPE (not SIGPIPE) when the peer is gone, and EBADF with the syscall name', () => {
+      shutdown(b);
+      expect(() => sendmsgFds(a, Buffer.from('x'))).to.throw(SysError, /sendmsg.*EPIPE/);
+      expect(() => recvmsgFds(-1, 8)).to.throw(SysError, /recvmsg \(fd -1\) failed: errno 9 \(EBADF\)/);
+      expect(() => sendmsgFds(a, Buffer.alloc(0), [a])).to.throw(RangeError);
+    });
+  });
+
+  describe('memfd, mmap, fstat', () => {
+    it('creates a sized memfd, maps it shared and reports its size', () => {
+      const fd = memfdCreate('libc-test');
+      try {
+        ftruncate(fd, 3 * 4096);
+        expect(fstatSize(fd)).to.equal(3 * 4096);
+        expect(fstat(fd).mode & 0o170000).to.equal(0o100000);
+        expect(fstatSize(fd)).to.equal(fs.fstatSync(fd).size);
+        expect(readlinkFd(fd)).to.equal('/memfd:libc-test (deleted)');
+        const whole = mmapShared(fd, 3 * 4096);
+        const last = mmapShared(fd, 4096, 2 * 4096);
+        new Uint8Array(whole.buffer)[2 * 4096 + 1] = 0xab;
+        expect(new Uint8Array(last.buffer)[1]).to.equal(0xab);
+        expect(last.offset).to.equal(8192);
+        whole.unmap();
+        last.unmap();
+      } finally {
+        closeFd(fd);
+      }
+    });
+
+    it('unmap is idempotent, and a stale view reads zeros instead of crashing', () => {
+      const fd = memfdCreate('libc-test');
+      try {
+        ftruncate(fd, 4096);
+        const mapping = mmapShared(fd, 4096);
+        const stale = new Uint8Array(mapping.buffer);
+        stale[0] = 42;
+        mapping.unmap();
+        mapping.unmap();
+        expect(mapping.unmapped).to.equal(true);
+        expect(stale[0]).to.equal(0);
+        stale[0] = 7;
+        const check = Buffer.alloc(1);
+        fs.readSync(fd, check, 0, 1, 0);
+        expect(check[0]).to.equal(42);
+      } finally {
+        closeFd(fd);
+      }
+    });
+
+    it('throws SysError with errno for a bad mmap', () => {
+      expect(() => mmapShared(-1, 4096)).to.throw(SysError, /mmap \(fd -1, 4096 bytes at offset 0\).*EBADF/);
+    });
+  });
+
+  describe('eventfd', () => {
+    it('adds on write, takes all on read, null when zero', () => {
+      const fd = eventfd(2);
+      try {
+        eventfdWrite(fd, 3);
+        eventfdWrite(fd, 0xffff_ffffn);
+        expect(eventfdRead(fd)).to.equal(0x1_0000_0004n);
+        expect(eventfdRead(fd)).to.equal(null);
+        expect(() => eventfdWrite(fd, 0)).to.throw(RangeError);
+        eventfdWrite(fd, 0xffff_ffff_ffff_fffen);
+        expect(() => eventfdWrite(fd, 1)).to.throw(SysError, /EAGAIN/);
+      } finally {
+        closeFd(fd);
+      }
+    });
+  });
+
+  describe('poll', () => {
+    it('reports readiness synchronously', () => {
+      const fd = eventfd();
+      try {
+        expect(poll([fd], PollEvent.POLLIN | PollEvent.POLLOUT, 0)).to.deep.equal([PollEvent.POLLOUT]);
+        eventfdWrite(fd, 1);
+        expect(poll([fd], PollEvent.POLLIN, 0)).to.deep.equal([PollEvent.POLLIN]);
+        expect(poll([999_999], PollEvent.POLLIN, 0)).to.deep.equal([PollEvent.POLLNVAL]);
+      } finally {
+        closeFd(fd);
+      }
+    });
+
+    it('waits in the thread pool and resolves with revents, or zeros on timeout', async () => {
+      const [x, y] = [eventfd(), eventfd()];
+      try {
+        const started = performance.now();
+        expect(await pollAsync([x, y], PollEvent.POLLIN, 50)).to.deep.equal([0, 0]);
+        expect(performance.now() - started).to.be.at.least(45);
+        setTimeout(() => eventfdWrite(y, 1), 10);
+        expect(
+          await pollAsync([x, y], [PollEvent.POLLIN, PollEvent.POLLIN], MAX_POLL_SLICE_MS),
+        ).to.deep.equal([0, PollEvent.POLLIN]);
+      } finally {
+        closeFd(x);
+        closeFd(y);
+      }
+    });
+
+    it('rejects with the errno of the pool thread', async function () {
+      // poll() fails with EINVAL for more fds than RLIMIT_NOFILE allows.
+      const limit = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1];
+      if (!limit || Number(limit) > 1_000_000) this.skip();
+      const fds = new Array<number>(Number(limit) + 1).fill(-1);
+      let error: unknown;
+      await pollAsync(fds, PollEvent.POLLIN, 0).catch((err: unknown) => {
+        error = err;
+      });
+      expect(error).to.be.instanceOf(SysError).and.to.include({ syscall: 'poll', errno: 22 });
+    });
+
+    it('refuses long or endless waits in the pool', async () => {
+      for (const timeout of [MAX_POLL_SLICE_MS + 1, -1, 1.5]) {
+        let error: unknown;
+        await pollAsync([0], PollEvent.POLLIN, timeout).catch((err: unknown) => {
+          error = err;
+        });
+        expect(error).to.be.instanceOf(RangeError);
+      }
+    });
+  });
+
+  describe('fd helpers', () => {
+    it('sets and clears O_NONBLOCK, dups close-on-exec', () => {
+      const [a, b] = socketpair();
+      try {
+        expect(isNonBlocking(a)).to.equal(false);
+        setNonBlocking(a);
+        expect(isNonBlocking(a)).to.equal(true);
+        setNonBlocking(a, false);
+        expect(isNonBlocking(a)).to.equal(false);
+        const copy = dup(a);
+        expect(copy).to.not.equal(a);
+        expect(readlinkFd(copy)).to.equal(readlinkFd(a));
+        expect(isCloexec(copy)).to.equal(true);
+        closeFd(copy);
+        expect(isOpenFd(copy)).to.equal(false);
+      } finally {
+        closeFd(a);
+        closeFd(b);
+      }
+      expect(() => readlinkFd(999_999)).to.throw(SysError, /ENOENT/);
+      expect(() => setNonBlocking(999_999)).to.throw(SysError, /EBADF/);
+    });
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * A front-end session over one connection: the negotiated state, and requests that honour REPLY_ACK. Checks
+ * build on this rather than on raw frames.
+ */
+import { BackendError } from '../errors.js';
+import { decodeU64, encodeU64 } from '../protocol/messages.js';
+import {
+  type FrontendRequestName,
+  hasBit,
+  ProtocolFeature,
+  VHOST_USER_F_PROTOCOL_FEATURES,
+} from '../protocol/spec.js';
+import type { Connection } from './connection.js';
+
+export class FrontendSession {
+  features: bigint | undefined;
+  protocolFeatures: bigint | undefined;
+  /** The protocol features acknowledged with SET_PROTOCOL_FEATURES. */
+  ackedProtocolFeatures = 0n;
+
+  constructor(readonly connection: Connection) {}
+
+  get offersProtocolFeatures(): boolean {
+    return this.features !== undefined && hasBit(this.features, VHOST_USER_F_PROTOCOL_FEATURES);
+  }
+
+  offers(protocolFeature: number): boolean {
+    return this.protocolFeatures !== undefined && hasBit(this.protocolFeatures, protocolFeature);
+  }
+
+  get replyAck(): boolean {
+    return hasBit(this.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
+  }
+
+  async getFeatures(): Promise<bigint> {
+    this.features = await this.connection.requestU64('GET_FEATURES');
+    return this.features;
+  }
+
+  async getProtocolFeatures(): Promise<bigint> {
+    this.protocolFeatures = await this.connection.requestU64('GET_PROTOCOL_FEATURES');
+    return this.protocolFeatures;
+  }
+
+  /** SET_PROTOCOL_FEATURES; with REPLY_ACK among `bits`, asks for (and returns) the ack. */
+  async setProtocolFeatures(bits: bigint): Promise<bigint | undefined> {
+    this.ackedProtocolFeatures = bits;
+    return this.request('SET_PROTOCOL_FEATURES', encodeU64(bits));
+  }
+
+  /**
+   * A request without a reply of its own. With REPLY_ACK negotiated it goes with need_reply and the ack
+   * (0 = success) is returned; without, a GET_FEATURES round trip proves the back-end read it.
+   */
+  async request(
+    name: FrontendRequestName,
+    payload?: Buffer,
+    options: { sync?: boolean } = {},
+  ): Promise<bigint | undefined> {
+    if (this.replyAck) {
+      const reply = await this.connection.request(name, 8, {
+        ...(payload ? { payload } : {}),
+        needReply: true,
+      });
+      return decodeU64(reply, name);
+    }
+    this.connection.send(name, payload ? { payload } : {});
+    if (options.sync !== false) await this.connection.requestU64('GET_FEATURES');
+    return undefined;
+  }
+
+  /**
+   * The start of a session: GET_FEATURES; when `want.protocolFeatures` is given and bit 30 offered,
+   * GET/SET_PROTOCOL_FEATURES with those of them that are offered; SET_FEATURES (the whole offer unless
+   * `want.features`); SET_OWNER. Without protocol features it relies on nothing but the oldest messages.
+   */
+  async negotiate(want: { protocolFeatures?: bigint; features?: bigint } = {}): Promise<void> {
+    const features = await this.getFeatures();
+    if (want.protocolFeatures !== undefined && this.offersProtocolFeatures) {
+      const offered = await this.getProtocolFeatures();
+      const acked = await this.setProtocolFeatures(offered & (want.protocolFeatures ?? 0n));
+      if (acked !== undefined && acked !== 0n)
+        throw new BackendError(`SET_PROTOCOL_FEATURES was acked with ${acked}`);
+    }
+    await this.expectAck('SET_FEATURES', encodeU64(want.features ?? features));
+    await this.expectAck('SET_OWNER');
+  }
+
+  /** `request`, failing when an ack says the back-end refused it. */
+  async expectAck(name: FrontendRequestName, payload?: Buffer): Promise<void> {
+    const ack = await this.request(name, payload);
+    if (ack !== undefined && ack !== 0n) throw new BackendError(`${name} was refused: REPLY_ACK ${ack}`);
+  }
+}

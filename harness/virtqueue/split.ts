@@ -1,0 +1,559 @@
+/**
+ * The driver side of a split virtqueue (virtio spec, "Split Virtqueues"), over GuestMemory. The harness is
+ * the driver: it writes descriptors and the available ring, reads the used ring, and checks what the
+ * back-end (the device) wrote there. Ring fields are little-endian; vhu-conform supports little-endian hosts
+ * only, which lets the 16-bit indices be native Uint16Array elements.
+ *
+ * Bookkeeping (free list, chains in flight, tokens) lives in this object, never in guest memory: the
+ * back-end can write there, and a conformance driver must not trust what it reads back.
+ */
+import { UsageError } from '../errors.js';
+import type { AllocOptions, GuestMemory } from '../memory/guest-memory.js';
+import { UsedRingError, UsedRingErrorCode, VirtqueueError, VirtqueueErrorCode } from './errors.js';
+
+/** virtq_desc.flags bits (VIRTQ_DESC_F_*). */
+export const VirtqDescFlag = {
+  NEXT: 1, // the buffer continues via `next`
+  WRITE: 2, // device write-only (otherwise device read-only)
+  INDIRECT: 4, // the buffer is a table of descriptors
+} as const;
+/** virtq_avail.flags: the driver does not want used buffer notifications (only without EVENT_IDX). */
+export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+/** virtq_used.flags: the device does not want available buffer notifications (only without EVENT_IDX). */
+export const VIRTQ_USED_F_NO_NOTIFY = 1;
+/** The largest queue size: the highest power of two a 16-bit index can tell full from empty with. */
+export const MAX_QUEUE_SIZE = 32768;
+
+/** Sizes, alignments and field offsets of the three parts (spec table "Virtqueue Part, Alignment, Size"). */
+export const SplitLayout = {
+  DESC_SIZE: 16, // le64 addr @0, le32 len @8, le16 flags @12, le16 next @14
+  DESC_ALIGN: 16,
+  AVAIL_ALIGN: 2,
+  USED_ALIGN: 4,
+  AVAIL_FLAGS: 0,
+  AVAIL_IDX: 2,
+  AVAIL_RING: 4, // le16 ring[size], then le16 used_event
+  USED_FLAGS: 0,
+  USED_IDX: 2,
+  USED_RING: 4, // virtq_used_elem ring[size] (le32 id, le32 len), then le16 avail_event
+  USED_ELEM_SIZE: 8,
+} as const;
+
+/** Bytes of the descriptor table: 16 * size. */
+export function descTableSize(size: number): number {
+  return SplitLayout.DESC_SIZE * size;
+}
+/** Bytes of the available ring: 6 + 2 * size (used_event included). */
+export function availRingSize(size: number): number {
+  return 6 + 2 * size;
+}
+/** Bytes of the used ring: 6 + 8 * size (avail_event included). */
+export function usedRingSize(size: number): number {
+  return 6 + SplitLayout.USED_ELEM_SIZE * size;
+}
+/** Offset of used_event in the available ring: right after ring[size]. */
+export function usedEventOffset(size: number): number {
+  return SplitLayout.AVAIL_RING + 2 * size;
+}
+/** Offset of avail_event in the used ring: right after ring[size]. */
+export function availEventOffset(size: number): number {
+  return SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * size;
+}
+
+/**
+ * The spec's vring_need_event on wrapping u16 indices: true when moving an index from `oldIdx` to `newIdx`
+ * passed `eventIdx`, i.e. (u16)(new - event - 1) < (u16)(new - old).
+ */
+export function vringNeedEvent(eventIdx: number, newIdx: number, oldIdx: number): boolean {
+  return ((newIdx - eventIdx - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
+}
+
+/** One buffer element of a request: guest address, length, and whether the device writes it. */
+export interface BufferElement {
+  gpa: bigint;
+  len: number;
+  write: boolean;
+}
+
+export interface AddRequestOptions<T> {
+  /** Put the chain in an indirect table (needs VIRTIO_F_INDIRECT_DESC). */
+  indirect?: boolean;
+  /**
+   * With `indirect`: how many leading elements stay direct descriptors, chained to the indirect one (a
+   * layout the device MUST handle). Default 0: a single indirect descriptor.
+   */
+  directPrefix?: number;
+  /** Returned with the buffer by `collectUsed`. */
+  token?: T;
+}
+
+/** A buffer the device returned. */
+export interface UsedBuffer<T> {
+  /** The head descriptor index (virtq_used_elem.id). */
+  id: number;
+  /** The bytes the device says it wrote (virtq_used_elem.len), unchecked. */
+  len: number;
+  token: T | undefined;
+  /** The total length of the chain's device-writable elements: `len` above it breaks the used ring rules. */
+  writableLen: number;
+}
+
+/** Where to put the three parts instead of allocating them (each must be aligned as the spec requires). */
+export interface RingPlacement {
+  descTable: bigint;
+  availRing: bigint;
+  usedRing: bigint;
+}
+
+export interface SplitVirtqueueOptions {
+  /** VIRTIO_F_EVENT_IDX negotiated: used_event / avail_event instead of the flags. */
+  eventIdx?: boolean;
+  /** VIRTIO_F_INDIRECT_DESC negotiated: `addRequest` may use indirect tables. */
+  indirect?: boolean;
+  /** Explicit guest addresses of the parts; default: allocated from `memory`. */
+  placement?: RingPlacement;
+  /** Allocate the parts and indirect tables in the region at this guest address. */
+  region?: bigint;
+}
+
+/** A ring part's addresses: the guest address, and the user address SET_VRING_ADDR sends. */
+export interface RingAddress {
+  gpa: bigint;
+  uva: bigint;
+}
+
+interface InFlight<T> {
+  descs: number[];
+  token: T | undefined;
+  writableLen: number;
+}
+
+interface IndirectTable {
+  gpa: bigint;
+  capacity: number;
+  view: DataView;
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+const U32_MAX = 0xffff_ffff;
+const U64_END = 1n << 64n;
+
+/**
+ * Ordering. The back-end is another process that may poll this memory at any time. The spec asks for a
+ * barrier before the avail.idx store (descriptors and ring entry first) and a full barrier between that store
+ * and reading used.flags / avail_event (needsKick); symmetrically, used.idx is read before the entries.
+ * ECMAScript promises ordering only over a SharedArrayBuffer, and koffi cannot give one over an mmap'd memfd
+ * (koffi.view returns a plain ArrayBuffer), so Atomics.store on a shared Int16Array is out. But Atomics
+ * load/store also accept integer arrays over plain ArrayBuffers (checked with koffi views), and V8 runs
+ * them with the same sequentially consistent instructions whether the buffer is shared or not: on x86-64
+ * the store is an xchg, a full barrier; on arm64 release/acquire. So every index and event/flag field goes
+ * through Atomics on a one-element Uint16Array: one aligned 16-bit access, never two byte writes a polling
+ * back-end could see half of, ordered after the plain DataView writes of descriptors and ring entries.
+ */
+function u16Cell(bytes: Uint8Array, offset: number, what: string): Uint16Array {
+  if ((bytes.byteOffset + offset) % 2 !== 0) {
+    throw new VirtqueueError(
+      VirtqueueErrorCode.ALIGN,
+      `${what} is at an odd host offset in its region's mapping: a 16-bit store there would not be one access`,
+    );
+  }
+  return new Uint16Array(bytes.buffer, bytes.byteOffset + offset, 1);
+}
+
+function dataView(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function checkU16(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
+    throw new VirtqueueError(VirtqueueErrorCode.ARGUMENT, `${what} must be a u16, got ${value}`);
+  }
+}
+
+/**
+ * A split virtqueue driven by the harness. The queue keeps views into its regions' bytes: it must not
+ * outlive them (a region removed from GuestMemory, or its mapping unmapped, ends the queue).
+ */
+export class SplitVirtqueue<T = unknown> {
+  readonly memory: GuestMemory;
+  readonly size: number;
+  readonly eventIdx: boolean;
+  readonly indirect: boolean;
+  readonly descTable: RingAddress;
+  readonly availRing: RingAddress;
+  readonly usedRing: RingAddress;
+
+  readonly #alloc: AllocOptions;
+  readonly #descs: DataView;
+  readonly #avail: DataView;
+  readonly #used: DataView;
+  readonly #availFlags: Uint16Array;
+  readonly #availIdx: Uint16Array;
+  readonly #usedEvent: Uint16Array;
+  readonly #usedFlags: Uint16Array;
+  readonly #usedIdx: Uint16Array;
+  readonly #availEvent: Uint16Array;
+  readonly #freeNext: Uint16Array;
+  readonly #inFlight: Array<InFlight<T> | undefined>;
+  readonly #indirectTables: Array<IndirectTable | undefined>;
+  #freeHead = 0;
+  #numFree = 0;
+  #inFlightCount = 0;
+  #nextAvail = 0;
+  #lastUsed = 0;
+
+  constructor(memory: GuestMemory, size: number, options: SplitVirtqueueOptions = {}) {
+    if (!LITTLE_ENDIAN_HOST) throw new UsageError('vhu-conform supports little-endian hosts only');
+    if (!Number.isInteger(size) || size < 1 || size > MAX_QUEUE_SIZE || (size & (size - 1)) !== 0) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.SIZE,
+        `queue size must be a power of two in 1..${MAX_QUEUE_SIZE}, got ${size}`,
+      );
+    }
+    this.memory = memory;
+    this.size = size;
+    this.eventIdx = options.eventIdx ?? false;
+    this.indirect = options.indirect ?? false;
+    this.#alloc = options.region === undefined ? {} : { region: options.region };
+
+    const placement =
+      options.placement ??
+      memory.layout(
+        {
+          descTable: { len: descTableSize(size), align: SplitLayout.DESC_ALIGN },
+          availRing: { len: availRingSize(size), align: SplitLayout.AVAIL_ALIGN },
+          usedRing: { len: usedRingSize(size), align: SplitLayout.USED_ALIGN },
+        },
+        this.#alloc,
+      );
+    const parts = [
+      ['descriptor table', placement.descTable, SplitLayout.DESC_ALIGN],
+      ['available ring', placement.availRing, SplitLayout.AVAIL_ALIGN],
+      ['used ring', placement.usedRing, SplitLayout.USED_ALIGN],
+    ] as const;
+    for (const [what, gpa, align] of parts) {
+      if (gpa % BigInt(align) !== 0n) {
+        throw new VirtqueueError(
+          VirtqueueErrorCode.ALIGN,
+          `${what} at guest 0x${gpa.toString(16)} is not ${align}-byte aligned`,
+        );
+      }
+    }
+    this.descTable = { gpa: placement.descTable, uva: memory.gpaToUva(placement.descTable) };
+    this.availRing = { gpa: placement.availRing, uva: memory.gpaToUva(placement.availRing) };
+    this.usedRing = { gpa: placement.usedRing, uva: memory.gpaToUva(placement.usedRing) };
+
+    const descBytes = memory.gpaToBytes(placement.descTable, descTableSize(size));
+    const availBytes = memory.gpaToBytes(placement.availRing, availRingSize(size));
+    const usedBytes = memory.gpaToBytes(placement.usedRing, usedRingSize(size));
+    this.#descs = dataView(descBytes);
+    this.#avail = dataView(availBytes);
+    this.#used = dataView(usedBytes);
+    this.#availFlags = u16Cell(availBytes, SplitLayout.AVAIL_FLAGS, 'avail.flags');
+    this.#availIdx = u16Cell(availBytes, SplitLayout.AVAIL_IDX, 'avail.idx');
+    this.#usedEvent = u16Cell(availBytes, usedEventOffset(size), 'used_event');
+    this.#usedFlags = u16Cell(usedBytes, SplitLayout.USED_FLAGS, 'used.flags');
+    this.#usedIdx = u16Cell(usedBytes, SplitLayout.USED_IDX, 'used.idx');
+    this.#availEvent = u16Cell(usedBytes, availEventOffset(size), 'avail_event');
+    this.#freeNext = new Uint16Array(size);
+    this.#inFlight = new Array(size);
+    this.#indirectTables = new Array(size);
+
+    descBytes.fill(0);
+    availBytes.fill(0);
+    usedBytes.fill(0);
+    this.resetTo(0);
+  }
+
+  /** The three ring addresses SET_VRING_ADDR carries: user addresses (vhost-user sends IOVAs only with an IOMMU). */
+  vringAddr(): { descriptor: bigint; used: bigint; available: bigint } {
+    return { descriptor: this.descTable.uva, used: this.usedRing.uva, available: this.availRing.uva };
+  }
+
+  /** The driver's avail.idx: where the next head goes; what the back-end's last_avail_idx reaches when idle. */
+  get lastAvailIdx(): number {
+    return this.#nextAvail;
+  }
+
+  /** The used index up to which the driver has collected. */
+  get lastUsedIdx(): number {
+    return this.#lastUsed;
+  }
+
+  /** Buffers made available and not yet used. */
+  get inFlight(): number {
+    return this.#inFlightCount;
+  }
+
+  /** Free descriptors in the table. */
+  get numFree(): number {
+    return this.#numFree;
+  }
+
+  /** used.flags as the device last wrote it. */
+  get usedFlags(): number {
+    return Atomics.load(this.#usedFlags, 0);
+  }
+
+  /** avail_event as the device last wrote it (meaningful with EVENT_IDX only). */
+  get availEvent(): number {
+    return Atomics.load(this.#availEvent, 0);
+  }
+
+  /**
+   * Makes one buffer available: descriptors first, then the ring entry, then avail.idx (the store that
+   * exposes it all to the device). Returns the head descriptor index. Throws FULL when the free list cannot
+   * hold the chain, CHAIN when it breaks a driver requirement, FEATURE for indirect without the feature.
+   * Buffer addresses are not checked against the memory map: an unmapped buffer is a legitimate probe.
+   */
+  addRequest(chain: readonly BufferElement[], options: AddRequestOptions<T> = {}): number {
+    const useIndirect = options.indirect ?? false;
+    const prefix = options.directPrefix ?? 0;
+    const writableLen = this.#checkChain(chain);
+    if (useIndirect && !this.indirect) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.FEATURE,
+        'indirect descriptors need VIRTIO_F_INDIRECT_DESC: create the queue with { indirect: true }',
+      );
+    }
+    if (prefix !== 0 && (!useIndirect || !Number.isInteger(prefix) || prefix < 0 || prefix >= chain.length)) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.CHAIN,
+        `directPrefix ${prefix} needs { indirect: true } and must leave at least one of the ${chain.length} ` +
+          'elements for the indirect table',
+      );
+    }
+    const tableLen = useIndirect ? chain.length - prefix : 0;
+    if (tableLen > this.size) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.CHAIN,
+        `indirect table of ${tableLen} descriptors is longer than the queue size ${this.size}`,
+      );
+    }
+    const needed = useIndirect ? prefix + 1 : chain.length;
+    if (needed > this.#numFree) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.FULL,
+        `free list exhausted: the chain needs ${needed} descriptors, ${this.#numFree} of ${this.size} are free ` +
+          `(${this.#inFlightCount} requests in flight; collect used buffers first)`,
+      );
+    }
+    const head = this.#freeHead;
+    // Allocated before any state changes: NO_SPACE from the allocator leaves the queue as it was.
+    const table = useIndirect ? this.#indirectTable(head, tableLen) : undefined;
+
+    const descs: number[] = [];
+    for (let i = 0; i < needed; i++) {
+      descs.push(this.#freeHead);
+      this.#freeHead = this.#freeNext[this.#freeHead]!;
+    }
+    this.#numFree -= needed;
+
+    const direct = useIndirect ? prefix : chain.length;
+    for (let i = 0; i < direct; i++) {
+      const last = !useIndirect && i === direct - 1;
+      this.#writeDesc(this.#descs, descs[i]!, chain[i]!, last ? 0 : descs[i + 1]!, !last);
+    }
+    if (table) {
+      const entry = descs[prefix]!;
+      const at = entry * SplitLayout.DESC_SIZE;
+      // The descriptor that refers to the table: INDIRECT alone (never with NEXT or WRITE).
+      this.#descs.setBigUint64(at, table.gpa, true);
+      this.#descs.setUint32(at + 8, tableLen * SplitLayout.DESC_SIZE, true);
+      this.#descs.setUint16(at + 12, VirtqDescFlag.INDIRECT, true);
+      this.#descs.setUint16(at + 14, 0, true);
+      for (let j = 0; j < tableLen; j++) {
+        const last = j === tableLen - 1;
+        this.#writeDesc(table.view, j, chain[prefix + j]!, last ? 0 : j + 1, !last);
+      }
+    }
+    this.#inFlight[head] = { descs, token: options.token, writableLen };
+    this.#inFlightCount++;
+
+    const slot = this.#nextAvail & (this.size - 1);
+    this.#avail.setUint16(SplitLayout.AVAIL_RING + 2 * slot, head, true);
+    this.#nextAvail = (this.#nextAvail + 1) & 0xffff;
+    // The publishing store: one aligned 16-bit access, after the writes above (see u16Cell).
+    Atomics.store(this.#availIdx, 0, this.#nextAvail);
+    return head;
+  }
+
+  /**
+   * Takes every buffer the device has used since the last call. used.idx is read once; the batch is checked
+   * whole before anything is consumed, so on a UsedRingError (a FAIL) the queue is left as it was.
+   */
+  collectUsed(): Array<UsedBuffer<T>> {
+    const usedIdx = Atomics.load(this.#usedIdx, 0);
+    const pending = (usedIdx - this.#lastUsed) & 0xffff;
+    if (pending === 0) return [];
+    const position = { usedIdx, lastUsedIdx: this.#lastUsed, inFlight: this.#inFlightCount };
+    if (pending > this.#inFlightCount) {
+      const why =
+        pending > this.size
+          ? `more than the queue size ${this.size}: garbage${
+              pending >= 0x8000 ? `, or moved back by ${0x10000 - pending}` : ''
+            }`
+          : `but only ${this.#inFlightCount} buffers are in flight`;
+      throw new UsedRingError(
+        UsedRingErrorCode.USED_IDX,
+        `used.idx advanced by ${pending}, ${why}`,
+        position,
+      );
+    }
+    const batch: Array<{ id: number; len: number }> = [];
+    const seen = new Set<number>();
+    for (let i = 0; i < pending; i++) {
+      const index = (this.#lastUsed + i) & 0xffff;
+      const slot = index & (this.size - 1);
+      const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * slot;
+      const id = this.#used.getUint32(at, true);
+      const len = this.#used.getUint32(at + 4, true);
+      const where = `used.ring[${slot}] (used index ${index})`;
+      if (id >= this.size) {
+        throw new UsedRingError(
+          UsedRingErrorCode.USED_ID_RANGE,
+          `${where} has id ${id}, not a descriptor index of a queue of size ${this.size}`,
+          position,
+        );
+      }
+      if (!this.#inFlight[id] || seen.has(id)) {
+        throw new UsedRingError(
+          UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
+          `${where} has id ${id}, which is not the head of a chain in flight${this.#explainNotInFlight(id, seen)}`,
+          position,
+        );
+      }
+      seen.add(id);
+      batch.push({ id, len });
+    }
+    const out: Array<UsedBuffer<T>> = [];
+    for (const { id, len } of batch) {
+      const chain = this.#inFlight[id]!;
+      this.#inFlight[id] = undefined;
+      this.#inFlightCount--;
+      this.#release(chain.descs);
+      out.push({ id, len, token: chain.token, writableLen: chain.writableLen });
+    }
+    this.#lastUsed = usedIdx;
+    return out;
+  }
+
+  /**
+   * Whether the driver must notify the device after moving avail.idx from `oldIdx` to `newIdx`. With
+   * EVENT_IDX: vring_need_event(avail_event, new, old), the low bit of used.flags ignored. Without: unless
+   * the device set VIRTQ_USED_F_NO_NOTIFY.
+   */
+  needsKick(oldIdx: number, newIdx: number): boolean {
+    checkU16(oldIdx, 'oldIdx');
+    checkU16(newIdx, 'newIdx');
+    if (this.eventIdx) return vringNeedEvent(Atomics.load(this.#availEvent, 0), newIdx, oldIdx);
+    return (Atomics.load(this.#usedFlags, 0) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+  }
+
+  /** Writes used_event: the device should notify once used.idx passes `idx` (EVENT_IDX only). */
+  setUsedEvent(idx: number): void {
+    checkU16(idx, 'used_event');
+    if (!this.eventIdx) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.FEATURE,
+        'used_event exists only with VIRTIO_F_EVENT_IDX: create the queue with { eventIdx: true }',
+      );
+    }
+    Atomics.store(this.#usedEvent, 0, idx);
+  }
+
+  /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT; with EVENT_IDX the driver MUST keep avail.flags 0. */
+  setNoInterrupt(on: boolean): void {
+    if (this.eventIdx) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.FEATURE,
+        'with VIRTIO_F_EVENT_IDX the driver must keep avail.flags at 0: use setUsedEvent',
+      );
+    }
+    Atomics.store(this.#availFlags, 0, on ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0);
+  }
+
+  /**
+   * Restarts the ring at index `base` (SET_VRING_BASE): forgets every buffer in flight, frees all
+   * descriptors, and writes flags 0, avail.idx = used.idx = used_event = avail_event = `base`, as if the
+   * rings had just been allocated there. Only while the back-end is not processing the ring.
+   */
+  resetTo(base: number): void {
+    checkU16(base, 'base');
+    for (let i = 0; i < this.size; i++) this.#freeNext[i] = (i + 1) & (this.size - 1);
+    this.#freeHead = 0;
+    this.#numFree = this.size;
+    this.#inFlight.fill(undefined);
+    this.#inFlightCount = 0;
+    this.#nextAvail = base;
+    this.#lastUsed = base;
+    Atomics.store(this.#availFlags, 0, 0);
+    Atomics.store(this.#usedFlags, 0, 0);
+    Atomics.store(this.#usedEvent, 0, base);
+    Atomics.store(this.#availEvent, 0, base);
+    Atomics.store(this.#usedIdx, 0, base);
+    Atomics.store(this.#availIdx, 0, base);
+  }
+
+  /** Checks the driver requirements on a chain and returns its device-writable length. */
+  #checkChain(chain: readonly BufferElement[]): number {
+    const fail = (why: string) => new VirtqueueError(VirtqueueErrorCode.CHAIN, why);
+    if (!chain.length) throw fail('a chain needs at least one element');
+    let total = 0;
+    let writable = 0;
+    let sawWrite = false;
+    chain.forEach((e, i) => {
+      if (!Number.isInteger(e.len) || e.len < 0 || e.len > U32_MAX) {
+        throw fail(`element ${i}: len must be a u32, got ${e.len}`);
+      }
+      if (e.gpa < 0n || e.gpa >= U64_END) throw fail(`element ${i}: gpa must be a u64, got ${e.gpa}`);
+      if (sawWrite && !e.write) {
+        throw fail(`element ${i} is device-readable after a device-writable one: writable elements go last`);
+      }
+      sawWrite ||= e.write;
+      total += e.len;
+      if (e.write) writable += e.len;
+    });
+    if (total > 2 ** 32) throw fail(`the chain is ${total} bytes long, more than 2^32`);
+    return writable;
+  }
+
+  #writeDesc(view: DataView, index: number, e: BufferElement, next: number, hasNext: boolean): void {
+    const at = index * SplitLayout.DESC_SIZE;
+    view.setBigUint64(at, e.gpa, true);
+    view.setUint32(at + 8, e.len, true);
+    view.setUint16(at + 12, (hasNext ? VirtqDescFlag.NEXT : 0) | (e.write ? VirtqDescFlag.WRITE : 0), true);
+    view.setUint16(at + 14, next, true);
+  }
+
+  /** The indirect table of head `head`, grown (to a power of two) when `len` entries do not fit. */
+  #indirectTable(head: number, len: number): IndirectTable {
+    const current = this.#indirectTables[head];
+    if (current && current.capacity >= len) return current;
+    let capacity = 4;
+    while (capacity < len) capacity *= 2;
+    // Bump allocation cannot free the old table; growth by doubling bounds the waste.
+    const gpa = this.memory.alloc(capacity * SplitLayout.DESC_SIZE, SplitLayout.DESC_ALIGN, this.#alloc);
+    const view = dataView(this.memory.gpaToBytes(gpa, capacity * SplitLayout.DESC_SIZE));
+    const table = { gpa, capacity, view };
+    this.#indirectTables[head] = table;
+    return table;
+  }
+
+  #release(descs: readonly number[]): void {
+    for (let i = descs.length - 1; i >= 0; i--) {
+      this.#freeNext[descs[i]!] = this.#freeHead;
+      this.#freeHead = descs[i]!;
+    }
+    this.#numFree += descs.length;
+  }
+
+  #explainNotInFlight(id: number, seen: ReadonlySet<number>): string {
+    if (seen.has(id)) return ' (already used earlier in this batch)';
+    for (let head = 0; head < this.size; head++) {
+      if (this.#inFlight[head]?.descs.includes(id))
+        return ` (descriptor ${id} is inside the chain headed by ${head})`;
+    }
+    return '';
+  }
+}

@@ -1,0 +1,71 @@
+/** What the protocol checks share: a launched back-end with a front-end session, and what it offers. */
+import { SkipError } from '../../harness/errors.js';
+import { serveOnSocketPath } from '../../harness/process/probes.js';
+import { encodeU64 } from '../../harness/protocol/messages.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+
+export const ProtocolSpec = {
+  communication: 'vhost-user.rst#communication',
+  protocolFeatures: 'vhost-user.rst#protocol-features',
+  replyAck: 'vhost-user.rst#reply-ack',
+  multiQueue: 'vhost-user.rst#multiple-queue-support',
+  messages: 'vhost-user.rst#front-end-message-types',
+} as const;
+
+/** Every protocol check starts a back-end of its own over --socket-path, as the conventions checks do. */
+export const NEEDS_SOCKET = 'conv.socket-path.reply';
+
+export async function openSession(ctx: CheckContext): Promise<FrontendSession> {
+  const { connection } = await serveOnSocketPath(ctx);
+  return new FrontendSession(connection);
+}
+
+/** GET_FEATURES of a fresh back-end (memoized). */
+export function offeredFeatures(ctx: CheckContext): Promise<bigint> {
+  return ctx.memo('protocol-features-offer', async () => (await openSession(ctx)).getFeatures());
+}
+
+/**
+ * GET_PROTOCOL_FEATURES of a fresh back-end (memoized), asked after SET_FEATURES as every front-end may;
+ * undefined when bit 30 is not offered.
+ */
+export function offeredProtocolFeatures(ctx: CheckContext): Promise<bigint | undefined> {
+  return ctx.memo('protocol-offer', async () => {
+    const session = await openSession(ctx);
+    await session.getFeatures();
+    if (!session.offersProtocolFeatures) return undefined;
+    await session.expectAck('SET_FEATURES', encodeU64(session.features!));
+    return session.getProtocolFeatures();
+  });
+}
+
+/** A session that negotiated protocol feature `bit` alone, or a skip saying the back-end does not offer it. */
+export async function sessionWith(ctx: CheckContext, bit: number, name: string): Promise<FrontendSession> {
+  const session = await openSession(ctx);
+  await session.getFeatures();
+  if (!session.offersProtocolFeatures) throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
+  await session.getProtocolFeatures();
+  if (!session.offers(bit)) throw new SkipError(`VHOST_USER_PROTOCOL_F_${name} is not offered`);
+  await session.setProtocolFeatures(1n << BigInt(bit));
+  return session;
+}
+
+/** Queues a device type has at least (virtio spec, each device's "Virtqueues" section). */
+export const MIN_QUEUES: Readonly<Record<string, number>> = {
+  block: 1,
+  net: 2,
+  gpu: 2,
+  fs: 2,
+  input: 2,
+  rng: 1,
+  scsi: 3,
+  vsock: 3,
+  console: 2,
+};
+
+/** Size of the device configuration space (virtio spec, each device's "Device configuration layout"). */
+export const CONFIG_SIZE: Readonly<Record<string, number>> = {
+  block: 60,
+  gpu: 16,
+};

@@ -1,0 +1,198 @@
+/** Feature negotiation (vhost-user.rst: Communication, Protocol features, Multiple queue support). */
+import { rm } from 'node:fs/promises';
+import { expect } from 'chai';
+import { SkipError } from '../../harness/errors.js';
+import { serveOnSocketPathAt } from '../../harness/process/probes.js';
+import { decodeDeviceConfig, encodeDeviceConfig, encodeU64 } from '../../harness/protocol/messages.js';
+import { hasBit, ProtocolFeature, protocolFeatureList, VirtioFeature } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+import {
+  CONFIG_SIZE,
+  MIN_QUEUES,
+  NEEDS_SOCKET,
+  offeredFeatures,
+  offeredProtocolFeatures,
+  openSession,
+  ProtocolSpec,
+  sessionWith,
+} from './common.js';
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+export const negotiationChecks = defineChecks('protocol', [
+  {
+    id: 'proto.features.protocol-bit',
+    title: 'VHOST_USER_F_PROTOCOL_FEATURES (bit 30) is offered',
+    severity: 'SHOULD',
+    spec: ProtocolSpec.communication,
+    needs: [NEEDS_SOCKET],
+    async run(ctx) {
+      const features = await offeredFeatures(ctx);
+      expect(
+        hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES),
+        `features ${hex(features)} lack bit 30: no protocol feature (REPLY_ACK, MQ, CONFIG...) can be negotiated`,
+      ).to.equal(true);
+      return `features ${hex(features)}`;
+    },
+  },
+  {
+    id: 'proto.reply.get-protocol-features',
+    title: 'GET_PROTOCOL_FEATURES has a well-formed reply',
+    severity: 'MUST',
+    spec: ProtocolSpec.protocolFeatures,
+    needs: [NEEDS_SOCKET],
+    async run(ctx) {
+      const session = await openSession(ctx);
+      await session.getFeatures();
+      if (!session.offersProtocolFeatures)
+        throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
+      // After SET_FEATURES, as some front-ends ask; the order QEMU uses is checked by the next check.
+      await session.expectAck('SET_FEATURES', encodeU64(session.features!));
+      const bits = await session.getProtocolFeatures();
+      return `protocol features ${hex(bits)}: ${protocolFeatureList(bits).join(', ') || 'none'}`;
+    },
+  },
+  {
+    id: 'proto.negotiation.before-set-features',
+    title: 'GET/SET_PROTOCOL_FEATURES work before SET_FEATURES',
+    severity: 'MUST',
+    spec: ProtocolSpec.protocolFeatures,
+    needs: ['proto.reply.get-protocol-features'],
+    async run(ctx) {
+      const session = await openSession(ctx);
+      await session.getFeatures();
+      if (!session.offersProtocolFeatures)
+        throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
+      const offered = await session.getProtocolFeatures();
+      // Without REPLY_ACK: acks have a check of their own.
+      const accepted = offered & ~(1n << BigInt(ProtocolFeature.REPLY_ACK));
+      await session.setProtocolFeatures(accepted);
+      await session.expectAck('SET_FEATURES', encodeU64(session.features!));
+      return `negotiated ${protocolFeatureList(accepted).join(', ') || 'no protocol feature'}`;
+    },
+  },
+  {
+    id: 'proto.reply-ack.accepted',
+    title: 'with REPLY_ACK, need_reply is answered with 0 on every request the back-end accepts',
+    severity: 'MUST',
+    spec: ProtocolSpec.replyAck,
+    needs: ['proto.negotiation.before-set-features'],
+    async run(ctx) {
+      const session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
+      const asked: string[] = [];
+      const ask = async (name: Parameters<typeof session.request>[0], payload?: Buffer) => {
+        const ack = await session.request(name, payload);
+        expect(ack, `${name} with need_reply`).to.equal(0n);
+        asked.push(name);
+      };
+      await ask('SET_FEATURES', encodeU64(session.features!));
+      await ask('SET_OWNER');
+      await ask('SET_VRING_NUM', Buffer.from([0, 0, 0, 0, 8, 0, 0, 0]));
+      await ask('SET_VRING_BASE', Buffer.from([0, 0, 0, 0, 0, 0, 0, 0]));
+      return `acked 0: SET_PROTOCOL_FEATURES, ${asked.join(', ')}`;
+    },
+  },
+  {
+    id: 'proto.negotiation.set-without-get',
+    title: 'SET_PROTOCOL_FEATURES without a prior GET is acked when need_reply is set',
+    severity: 'MUST',
+    spec: ProtocolSpec.replyAck,
+    needs: ['proto.reply-ack.accepted'],
+    async run(ctx) {
+      const protocolFeatures = await offeredProtocolFeatures(ctx);
+      if (protocolFeatures === undefined || !hasBit(protocolFeatures, ProtocolFeature.REPLY_ACK)) {
+        throw new SkipError('REPLY_ACK is not offered');
+      }
+      const session = await openSession(ctx);
+      await session.getFeatures();
+      const ack = await session.setProtocolFeatures(1n << BigInt(ProtocolFeature.REPLY_ACK));
+      expect(ack, 'the ack of SET_PROTOCOL_FEATURES(REPLY_ACK)').to.equal(0n);
+      return 'acked 0';
+    },
+  },
+  {
+    id: 'proto.negotiation.subset',
+    title: 'SET_FEATURES with a subset of the offer is accepted',
+    severity: 'MUST',
+    spec: ProtocolSpec.communication,
+    needs: [NEEDS_SOCKET],
+    async run(ctx) {
+      const session = await openSession(ctx);
+      const features = await session.getFeatures();
+      // Drop the optional ring features; keep VERSION_1 and bit 30, which a modern front-end always takes.
+      const optional =
+        (1n << BigInt(VirtioFeature.VIRTIO_RING_F_EVENT_IDX)) |
+        (1n << BigInt(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC)) |
+        (1n << BigInt(VirtioFeature.VIRTIO_F_NOTIFY_ON_EMPTY));
+      const subset = features & ~optional;
+      await session.expectAck('SET_FEATURES', encodeU64(subset));
+      await session.expectAck('SET_OWNER');
+      const after = await session.getFeatures();
+      expect(after, 'GET_FEATURES after SET_FEATURES still returns the offer').to.equal(features);
+      return `accepted ${hex(subset)} out of ${hex(features)}`;
+    },
+  },
+  {
+    id: 'proto.negotiation.stable',
+    title: 'the offer is the same across two launches with the same options',
+    severity: 'MUST',
+    spec: ProtocolSpec.communication,
+    needs: ['proto.reply.get-protocol-features'],
+    async run(ctx) {
+      const dir = await ctx.scope.tempDir('vhu-stable-');
+      const socket = `${dir}/backend.sock`;
+      const offers: string[] = [];
+      for (let launch = 0; launch < 2; launch++) {
+        const { backend, connection } = await serveOnSocketPathAt(ctx, socket);
+        const session = new FrontendSession(connection);
+        const features = await session.getFeatures();
+        let protocol: bigint | undefined;
+        if (session.offersProtocolFeatures) {
+          await session.expectAck('SET_FEATURES', encodeU64(features));
+          protocol = await session.getProtocolFeatures();
+        }
+        offers.push(
+          `features ${hex(features)}, protocol features ${protocol === undefined ? '-' : hex(protocol)}`,
+        );
+        connection.close();
+        await backend.terminate(ctx.timeoutMs);
+        // A socket file left behind is conv.sigterm.socket-removed's finding; clear it as a launcher would.
+        await rm(socket, { force: true });
+      }
+      expect(offers[1], `launch 1 offered ${offers[0]}`).to.equal(offers[0]);
+      return offers[0]!;
+    },
+  },
+  {
+    id: 'proto.mq.queue-num',
+    title: 'with MQ, GET_QUEUE_NUM is well-formed and at least the device minimum',
+    severity: 'MUST',
+    spec: ProtocolSpec.multiQueue,
+    needs: ['proto.negotiation.before-set-features'],
+    async run(ctx) {
+      const session = await sessionWith(ctx, ProtocolFeature.MQ, 'MQ');
+      const queues = await session.connection.requestU64('GET_QUEUE_NUM');
+      const min = MIN_QUEUES[ctx.target.type ?? ''] ?? 1;
+      expect(Number(queues), `GET_QUEUE_NUM for a ${ctx.target.type} device`).to.be.at.least(min);
+      return `${queues} queues (a ${ctx.target.type} device needs ${min})`;
+    },
+  },
+  {
+    id: 'proto.config.get',
+    title: 'with CONFIG, GET_CONFIG of the config size returns exactly that size',
+    severity: 'MUST',
+    spec: ProtocolSpec.messages,
+    needs: ['proto.negotiation.before-set-features'],
+    async run(ctx) {
+      const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
+      const size = CONFIG_SIZE[ctx.target.type ?? ''] ?? 4;
+      const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });
+      const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
+      const config = decodeDeviceConfig(reply, 'GET_CONFIG');
+      expect(config.offset, 'reply offset').to.equal(0);
+      expect(config.size, 'reply size field').to.equal(size);
+      return `${size} bytes of config space`;
+    },
+  },
+]);

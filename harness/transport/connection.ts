@@ -1,19 +1,32 @@
-import net from 'node:net';
-import { BackendError, ProtocolError } from '../errors.js';
+import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame, encodeRequest } from '../protocol/encoder.js';
-import { FrontendRequest, type FrontendRequestName, HEADER_SIZE, HeaderFlag } from '../protocol/spec.js';
-import { connectUnix } from '../sys/libc.js';
+import {
+  FrontendRequest,
+  type FrontendRequestName,
+  HEADER_SIZE,
+  HeaderFlag,
+  MAX_FDS_PER_MESSAGE,
+} from '../protocol/spec.js';
+import { ClosedError } from '../sys/fd-waiter.js';
+import { closeFd, connectUnix } from '../sys/libc.js';
+import { UnixChannel } from '../sys/unix-channel.js';
 import { pollUntil, withDeadline } from '../util/deadline.js';
 
 export interface RequestOptions {
   payload?: Buffer;
   needReply?: boolean;
+  /** Descriptors sent with the message (SCM_RIGHTS); they stay ours, the kernel duplicates them. */
+  fds?: number[];
 }
 
+/** How long one receive waits before it loops; the deadlines that matter are per reply. */
+const READ_SLICE_MS = 60_000;
+
 /**
- * One vhost-user connection, front-end side: framing, request/reply with a deadline on every reply, and
- * a check that every reply matches its request. The last messages on the wire are kept for failure messages.
+ * One vhost-user connection, front-end side: framing, fds with the bytes they came with, request/reply
+ * with a deadline on every reply, and a check that every reply matches its request. The last messages on
+ * the wire are kept for failure messages. Fds the back-end sends belong to the caller that takes the frame.
  */
 export class Connection {
   private readonly decoder = new FrameDecoder();
@@ -24,37 +37,54 @@ export class Connection {
   readonly closed: Promise<void>;
 
   private constructor(
-    private readonly socket: net.Socket,
+    private readonly channel: UnixChannel,
     private readonly replyTimeoutMs: number,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        for (const frame of this.decoder.push(chunk)) this.deliver(frame);
-      } catch (err) {
-        this.fail(err as Error);
-        socket.destroy();
-      }
-    });
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      const reset = err.code === 'ECONNRESET' || err.code === 'EPIPE';
-      const what = reset
-        ? `the back-end closed the connection (${err.code})`
-        : `socket error: ${err.message}`;
-      this.fail(new BackendError(what, { cause: err }));
-    });
-    socket.on('close', () => this.fail(new BackendError('the back-end closed the connection')));
+    this.closed = this.readLoop();
   }
 
   /** Takes ownership of a connected socket fd. */
   static fromFd(fd: number, replyTimeoutMs: number): Connection {
-    return new Connection(new net.Socket({ fd, readable: true, writable: true }), replyTimeoutMs);
+    return new Connection(UnixChannel.fromFd(fd), replyTimeoutMs);
   }
 
   /** Connects to a listening back-end at `path`, retrying until `timeoutMs` (the socket may not exist yet). */
   static async connect(path: string, timeoutMs: number): Promise<{ connection: Connection; fd: number }> {
     const fd = await pollUntil(() => connectUnix(path), timeoutMs, `a listening socket at ${path}`);
     return { connection: Connection.fromFd(fd, timeoutMs), fd };
+  }
+
+  private async readLoop(): Promise<void> {
+    for (;;) {
+      let message: Awaited<ReturnType<UnixChannel['receive']>>;
+      try {
+        message = await this.channel.receive(READ_SLICE_MS);
+      } catch (err) {
+        if (err instanceof TimeoutError) continue;
+        if (!(err instanceof ClosedError)) {
+          this.fail(new BackendError(`connection error: ${(err as Error).message}`, { cause: err }));
+        }
+        break;
+      }
+      if (!message) break;
+      if (message.truncated) {
+        for (const fd of message.fds) closeFd(fd);
+        this.fail(
+          new ProtocolError(`the back-end sent more than ${MAX_FDS_PER_MESSAGE} fds with one message`),
+        );
+        this.close();
+        break;
+      }
+      try {
+        for (const frame of this.decoder.push(message.data, message.fds)) this.deliver(frame);
+      } catch (err) {
+        for (const fd of message.fds) closeFd(fd);
+        this.fail(err as Error);
+        this.close();
+        break;
+      }
+    }
+    this.fail(new BackendError('the back-end closed the connection'));
   }
 
   private deliver(frame: DecodedFrame): void {
@@ -77,13 +107,22 @@ export class Connection {
     }
   }
 
-  send(name: FrontendRequestName, options: RequestOptions = {}): void {
+  async send(name: FrontendRequestName, options: RequestOptions = {}): Promise<void> {
     const request = FrontendRequest[name];
     const bytes = encodeRequest(request, options.payload, options.needReply);
+    const fds = options.fds ?? [];
+    const flags = (bytes.readUInt32LE(4) >>> 0).toString(16);
     this.log.push(
-      `-> ${name} flags=0x${(bytes.readUInt32LE(4) >>> 0).toString(16)} size=${bytes.length - HEADER_SIZE}`,
+      `-> ${name} flags=0x${flags} size=${bytes.length - HEADER_SIZE}${fds.length ? ` fds=${fds.length}` : ''}`,
     );
-    this.socket.write(bytes);
+    if (this.failure) throw this.failure;
+    try {
+      await this.channel.send(bytes, fds, this.replyTimeoutMs);
+    } catch (err) {
+      if (err instanceof TimeoutError)
+        throw new TimeoutError(`the back-end to read ${name}`, this.replyTimeoutMs);
+      throw this.failure ?? new BackendError(`sending ${name}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** The next message from the back-end, within the reply deadline. */
@@ -103,13 +142,28 @@ export class Connection {
 
   /**
    * Sends `name` and waits for its reply, which must carry the same request id, version 1, the reply flag,
-   * exactly `replySize` payload bytes and no fds.
+   * exactly `replySize` payload bytes and `replyFds` fds (returned with the payload; the caller owns them).
    */
-  async request(name: FrontendRequestName, replySize: number, options: RequestOptions = {}): Promise<Buffer> {
-    this.send(name, options);
+  async requestWithFds(
+    name: FrontendRequestName,
+    replySize: number,
+    replyFds: number,
+    options: RequestOptions = {},
+  ): Promise<{ payload: Buffer; fds: number[] }> {
+    await this.send(name, options);
     const reply = await this.nextFrame(`the reply to ${name}`);
-    checkReply(name, reply, replySize, this.recent());
-    return reply.payload;
+    try {
+      checkReply(name, reply, replySize, replyFds, this.recent());
+    } catch (err) {
+      for (const fd of reply.fds) closeFd(fd);
+      throw err;
+    }
+    return { payload: reply.payload, fds: reply.fds };
+  }
+
+  /** `requestWithFds` for a reply without fds. */
+  async request(name: FrontendRequestName, replySize: number, options: RequestOptions = {}): Promise<Buffer> {
+    return (await this.requestWithFds(name, replySize, 0, options)).payload;
   }
 
   async requestU64(name: FrontendRequestName, options: RequestOptions = {}): Promise<bigint> {
@@ -121,8 +175,10 @@ export class Connection {
     return this.log.slice(-count);
   }
 
+  /** Closes the socket and every fd received and not taken. */
   close(): void {
-    this.socket.destroy();
+    this.channel.close();
+    for (const frame of this.frames.splice(0)) for (const fd of frame.fds) closeFd(fd);
   }
 }
 
@@ -136,6 +192,7 @@ export function checkReply(
   name: FrontendRequestName,
   reply: DecodedFrame,
   replySize: number,
+  replyFds: number,
   wire: string[],
 ): void {
   const problems: string[] = [];
@@ -146,12 +203,11 @@ export function checkReply(
   if (!(reply.flags & HeaderFlag.REPLY)) problems.push('reply flag (bit 2) not set');
   if (reply.payload.length !== replySize)
     problems.push(`size ${reply.payload.length}, expected ${replySize}`);
-  if (reply.fds.length) problems.push(`${reply.fds.length} unexpected fds`);
+  if (reply.fds.length !== replyFds) problems.push(`${reply.fds.length} fds, expected ${replyFds}`);
   if (problems.length) {
-    const bytes = Buffer.concat([encodeFrame(reply), Buffer.alloc(0)]);
     throw new ProtocolError(
       `malformed reply to ${name}: ${problems.join('; ')}; wire: ${wire.join(' | ')}`,
-      bytes,
+      encodeFrame(reply),
     );
   }
 }

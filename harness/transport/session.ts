@@ -64,7 +64,7 @@ export class FrontendSession {
       });
       return decodeU64(reply, name);
     }
-    this.connection.send(name, payload ? { payload } : {});
+    await this.connection.send(name, payload ? { payload } : {});
     if (options.sync !== false) await this.connection.requestU64('GET_FEATURES');
     return undefined;
   }

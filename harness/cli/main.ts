@@ -22,6 +22,7 @@ export const REFERENCE_BACKEND = path.join(packageRoot, 'fixtures/bin/vhu-refere
 
 interface CliOptions {
   type?: string;
+  connect?: string;
   reports: string;
   junit?: string;
   json?: string;
@@ -49,6 +50,7 @@ function program(): Command {
     .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
     .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
     .option('--type <device>', 'device type (default: what --print-capabilities reports)')
+    .option('--connect <socket>', 'attach to a back-end someone else started: protocol checks only')
     .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
     .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
     .option('--json <file>', 'JSON report file (default: <reports>/report.json)')
@@ -153,8 +155,11 @@ async function main(argv: string[]): Promise<number> {
 
   const color = opts.color !== false && process.stdout.isTTY === true;
   const reporter = new ConsoleReporter({ out: process.stdout, color, verbose: opts.verbose ?? false });
+  if (opts.connect !== undefined && backendArg !== undefined) {
+    throw new UsageError('--connect attaches to a running back-end: name no binary with it');
+  }
   const result = await runConformance({
-    binary: backendArg ?? REFERENCE_BACKEND,
+    ...(opts.connect !== undefined ? { connect: opts.connect } : { binary: backendArg ?? REFERENCE_BACKEND }),
     extraArgs,
     checks: allChecks,
     ...(opts.type ? { type: opts.type } : {}),

@@ -52,6 +52,20 @@ export async function waitListening(
   return Math.round(performance.now() - backend.startedAt);
 }
 
+/**
+ * A front-end connection to the back-end under test: in attach mode to the socket given, else to a fresh
+ * launch with --socket-path.
+ */
+export async function frontendConnection(ctx: CheckContext, socket?: string): Promise<Connection> {
+  if (ctx.target.connect !== null) {
+    const { connection } = await Connection.connect(ctx.target.connect, ctx.timeoutMs);
+    ctx.scope.defer('front-end connection', () => connection.close());
+    return connection;
+  }
+  const served = socket === undefined ? await serveOnSocketPath(ctx) : await serveOnSocketPathAt(ctx, socket);
+  return served.connection;
+}
+
 export interface Served {
   backend: BackendProcess;
   socket: string;

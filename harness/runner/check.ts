@@ -4,8 +4,10 @@ import type { CheckInfo } from './types.js';
 
 /** What the run knows of the back-end under test, shared by every check. */
 export interface Target {
-  /** Absolute path of the binary. */
+  /** Absolute path of the binary; empty in attach mode, where nothing is launched. */
   binary: string;
+  /** Attach mode: the socket of a back-end someone else started, which every check connects to. */
+  connect: string | null;
   /** Arguments appended to every launch (the part after `--` on the command line). */
   extraArgs: string[];
   type: string | null;
@@ -24,6 +26,8 @@ export interface CheckContext {
   scope: Scope;
   /** Launches the back-end with `args` plus the target's extra args, owned by the check's scope. */
   launch(args: string[], options?: Partial<LaunchOptions>): BackendProcess;
+  /** The back-ends this check launched, oldest first. */
+  readonly launched: readonly BackendProcess[];
   /** `compute` once per run under `key`: a probe several checks report on is run once. */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }
@@ -52,11 +56,7 @@ export function defineChecks(area: string, checks: Array<Omit<Check, 'area'>>): 
 }
 
 /** Builds the context a check runs in; the launched processes are kept for their stderr. */
-export function makeContext(
-  target: Target,
-  timeoutMs: number,
-  scope: Scope,
-): CheckContext & { launched: BackendProcess[] } {
+export function makeContext(target: Target, timeoutMs: number, scope: Scope): CheckContext {
   const launched: BackendProcess[] = [];
   return {
     target,

@@ -59,7 +59,10 @@ export class ConsoleReporter {
   }
 
   start(backend: BackendInfo, checkCount: number): void {
-    const command = [backend.binary, ...backend.args].map(shellWord).join(' ');
+    const command =
+      backend.connect !== undefined
+        ? `attached to ${shellWord(backend.connect)}`
+        : [backend.binary ?? '', ...backend.args].map(shellWord).join(' ');
     const type = backend.type ?? 'unknown';
     const checks = `${checkCount} check${checkCount === 1 ? '' : 's'}`;
     this.#line(

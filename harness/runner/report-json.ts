@@ -14,6 +14,7 @@ export function toJson(result: RunResult): string {
     startedAt,
     backend: {
       binary: backend.binary,
+      ...(backend.connect === undefined ? {} : { connect: backend.connect }),
       args: [...backend.args],
       type: backend.type,
       capabilities: backend.capabilities,

@@ -55,7 +55,8 @@ function newSuite(builder: Builder, area: string, result: RunResult): TestSuite 
     .name(xmlSafe(area))
     .timestamp(xmlSafe(result.startedAt))
     .property('tool', xmlSafe(`${tool.name} ${tool.version}`))
-    .property('backend.binary', xmlSafe(backend.binary))
+    .property('backend.binary', xmlSafe(backend.binary ?? ''))
+    .property('backend.connect', xmlSafe(backend.connect ?? ''))
     .property('backend.args', xmlSafe(backend.args.join(' ')))
     .property('backend.type', xmlSafe(backend.type ?? ''));
 }

@@ -15,7 +15,10 @@ import { type BackendInfo, type CheckResult, type RunResult, summarize, type Ver
 import { VERSION } from './version.js';
 
 export interface RunOptions {
-  binary: string;
+  /** The back-end binary to launch; or `connect`. */
+  binary?: string;
+  /** Attach mode: the socket of a running back-end; the checks that must launch it are skipped. */
+  connect?: string;
   extraArgs?: string[];
   checks: Check[];
   /** Device type; by default what --print-capabilities reports. */
@@ -76,16 +79,25 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const binary = resolveBinary(options.binary);
+  if (options.connect !== undefined && options.binary !== undefined) {
+    throw new UsageError('name a back-end binary or --connect to a socket, not both');
+  }
+  if (options.connect === undefined && options.binary === undefined) {
+    throw new UsageError('name a back-end binary or --connect to a socket');
+  }
+  const connect = options.connect ?? null;
+  const binary = connect === null ? resolveBinary(options.binary!) : '';
   const extraArgs = options.extraArgs ?? [];
   const selected = selectChecks(options.checks, options.grep);
 
   const probeScope = new Scope();
-  const probe = await probeCapabilities(probeScope, binary, extraArgs, timeoutMs).finally(() =>
-    probeScope.close(),
-  );
+  const probe =
+    connect === null
+      ? await probeCapabilities(probeScope, binary, extraArgs, timeoutMs).finally(() => probeScope.close())
+      : { type: null, document: null };
   const target: Target = {
     binary,
+    connect,
     extraArgs,
     type: options.type ?? probe.type,
     capabilities: probe.document ?? null,
@@ -93,7 +105,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     memo: new Map(),
   };
   const backend: BackendInfo = {
-    binary,
+    binary: connect === null ? binary : null,
+    ...(connect === null ? {} : { connect }),
     args: extraArgs,
     type: target.type,
     capabilities: target.capabilities,
@@ -116,7 +129,9 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
         const unmet = (check.needs ?? []).find((id) => blocked.has(id));
         const result = unmet
           ? skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`)
-          : await runOne(check, target, timeoutMs, options.signal);
+          : connect !== null && check.area === 'conventions'
+            ? skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end')
+            : await runOne(check, target, timeoutMs, options.signal);
         // A check that is not applicable (skip) does not block; one that broke, or was blocked, does.
         if (unmet) blocked.set(check.id, 'skipped');
         else if (result.verdict !== 'pass' && result.verdict !== 'skip')

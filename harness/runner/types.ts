@@ -25,7 +25,10 @@ export interface CheckResult extends CheckInfo {
 }
 
 export interface BackendInfo {
-  binary: string;
+  /** The binary launched; null in attach mode (--connect). */
+  binary: string | null;
+  /** Attach mode: the socket of a back-end someone else started. */
+  connect?: string;
   args: string[];
   /** Device type: from --type, else from --print-capabilities; null when neither gave one. */
   type: string | null;

@@ -31,7 +31,12 @@ export class EventFd {
   constructor(options: EventFdOptions = {}) {
     const flags = EFD_CLOEXEC | EFD_NONBLOCK | (options.semaphore ? EFD_SEMAPHORE : 0);
     this.fd = eventfd(options.initval ?? 0, flags);
-    this.#waiter = new FdWaiter(this.fd, `eventfd ${this.fd}`);
+    try {
+      this.#waiter = new FdWaiter(this.fd, `eventfd ${this.fd}`);
+    } catch (err) {
+      closeFd(this.fd);
+      throw err;
+    }
   }
 
   get closed(): boolean {
@@ -56,7 +61,7 @@ export class EventFd {
    */
   async waitSignalled(timeoutMs: number): Promise<boolean> {
     this.#assertOpen();
-    // Already signalled: answer without a trip through the thread pool.
+    // Already signalled: answer without starting the poll handle.
     if ((poll([this.fd], PollEvent.POLLIN, 0)[0]! & PollEvent.POLLIN) !== 0) return true;
     const revents = await this.#waiter.wait(PollEvent.POLLIN, timeoutMs);
     return (revents & PollEvent.POLLIN) !== 0;

@@ -53,6 +53,8 @@ const c = {
   read: libc.func('intptr_t read(int fd, void *buf, size_t count)'),
   write: libc.func('intptr_t write(int fd, const void *buf, size_t count)'),
   poll: libc.func('int poll(void *fds, uint64_t nfds, int timeout)'),
+  epoll_create1: libc.func('int epoll_create1(int flags)'),
+  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   fstat: bindFstat(),
 };
 
@@ -416,7 +418,7 @@ function describeFds(fds: readonly number[]): string {
 
 /**
  * poll(2) on the calling thread: the revents of each fd, in order. It blocks for up to `timeoutMs`, so on
- * the main thread use 0 (a readiness check) and `pollAsync` to wait. EINTR counts as no event.
+ * the main thread use 0 (a readiness check) and FdWaiter (fd-waiter.ts) to wait. EINTR counts as no event.
  */
 export function poll(
   fds: readonly number[],
@@ -436,6 +438,7 @@ export function poll(
 /**
  * poll(2) in libuv's thread pool, resolving with the revents of each fd (all 0 on timeout or EINTR). The
  * event loop stays free; `timeoutMs` must be 0..MAX_POLL_SLICE_MS so the pool thread is lent only briefly.
+ * FdWaiter does not use it (it waits on the event loop itself, with no pool thread).
  */
 export function pollAsync(
   fds: readonly number[],
@@ -467,6 +470,27 @@ export function pollAsync(
       reject(new SysError('poll', 0, `koffi async call refused: ${String(err)}`));
     }
   });
+}
+
+const EPOLL_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1;
+/** struct epoll_event: u32 events and u64 data, 12 bytes packed on x86_64, 16 on aarch64; room for both. */
+const EPOLL_EVENT_SIZE = 16;
+
+/**
+ * Throws unless epoll can watch `fd`, as libuv's uv_poll needs: EBADF for a closed fd, EPERM for a regular
+ * file, a directory or a device without poll support. Checked on a throwaway epoll instance, the same test
+ * libuv makes on its own (where a failure aborts the whole process instead of throwing).
+ */
+export function checkPollable(fd: number): void {
+  const epfd = check('epoll_create1', c.epoll_create1(EPOLL_CLOEXEC));
+  try {
+    const event = Buffer.alloc(EPOLL_EVENT_SIZE);
+    event.writeUInt32LE(PollEvent.POLLIN, 0);
+    check('epoll_ctl(EPOLL_CTL_ADD)', c.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, event), `fd ${fd}`);
+  } finally {
+    c.close(epfd);
+  }
 }
 
 /** Sets or clears O_NONBLOCK. */

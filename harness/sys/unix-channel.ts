@@ -1,6 +1,6 @@
 /**
  * One connected AF_UNIX stream socket with fd passing, on the event loop: sends and receives never block
- * the main thread, and waits for readiness go through FdWaiter (short poll slices in libuv's thread pool).
+ * the main thread, and waits for readiness go through FdWaiter (on the event loop, with no pool thread).
  */
 import { TimeoutError, UsageError } from '../errors.js';
 import { ClosedError, FdWaiter } from './fd-waiter.js';
@@ -26,8 +26,8 @@ export const DEFAULT_RECEIVE_BYTES = 64 * 1024;
 export type ChannelMessage = ReceivedMessage;
 
 /**
- * One end of a connected Unix stream socket, non-blocking. The channel owns its fd (and a wake-up eventfd
- * for its waits, see FdWaiterOptions) and closes them in `close()`. Fds it receives belong to the caller from then on; fds it sends stay the caller's too (the
+ * One end of a connected Unix stream socket, non-blocking. The channel owns its fd and closes it in
+ * `close()`. Fds it receives belong to the caller from then on; fds it sends stay the caller's too (the
  * peer gets copies). Bytes carry no framing here: `receive` returns what one recvmsg read, and the caller
  * frames. Sends are queued, so concurrent sends go out whole and in call order.
  */
@@ -42,7 +42,7 @@ export class UnixChannel {
   private constructor(fd: number) {
     this.fd = fd;
     this.#what = `unix channel fd ${fd}`;
-    this.#waiter = new FdWaiter(fd, this.#what, { wakeable: true });
+    this.#waiter = new FdWaiter(fd, this.#what);
   }
 
   /**
@@ -63,7 +63,7 @@ export class UnixChannel {
 
   /**
    * Takes ownership of a connected Unix stream socket and makes it non-blocking. If this throws, the fd is
-   * still the caller's.
+   * still the caller's: UsageError if the fd is already a channel's (or has another FdWaiter).
    */
   static fromFd(fd: number): UnixChannel {
     setNonBlocking(fd);
@@ -147,12 +147,14 @@ export class UnixChannel {
   }
 
   /**
-   * Shuts the socket down (the peer sees end of stream, and a poll slice in flight wakes at once) and closes
-   * it; idempotent. A pending receive or send rejects with ClosedError.
+   * Shuts the socket down (the peer sees end of stream) and closes it; idempotent. A pending receive or send
+   * rejects with ClosedError.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // The poll handle goes first: on a shut-down socket it would fire on every loop turn, on a closed fd
+    // it would watch whatever reuses the number.
     this.#waiter.close();
     try {
       shutdown(this.fd, Shutdown.SHUT_RDWR);

@@ -1,6 +1,6 @@
 /** What the protocol checks share: a launched back-end with a front-end session, and what it offers. */
 import { SkipError } from '../../harness/errors.js';
-import { serveOnSocketPath } from '../../harness/process/probes.js';
+import { frontendConnection } from '../../harness/process/probes.js';
 import { encodeU64 } from '../../harness/protocol/messages.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
@@ -17,13 +17,18 @@ export const ProtocolSpec = {
 export const NEEDS_SOCKET = 'conv.socket-path.reply';
 
 export async function openSession(ctx: CheckContext): Promise<FrontendSession> {
-  const { connection } = await serveOnSocketPath(ctx);
-  return new FrontendSession(connection);
+  return new FrontendSession(await frontendConnection(ctx));
 }
 
 /** GET_FEATURES of a fresh back-end (memoized). */
 export function offeredFeatures(ctx: CheckContext): Promise<bigint> {
-  return ctx.memo('protocol-features-offer', async () => (await openSession(ctx)).getFeatures());
+  return ctx.memo('protocol-features-offer', async () => {
+    const session = await openSession(ctx);
+    const features = await session.getFeatures();
+    // Closed at once: a back-end may serve one front-end at a time (attach mode).
+    session.connection.close();
+    return features;
+  });
 }
 
 /**
@@ -34,9 +39,13 @@ export function offeredProtocolFeatures(ctx: CheckContext): Promise<bigint | und
   return ctx.memo('protocol-offer', async () => {
     const session = await openSession(ctx);
     await session.getFeatures();
-    if (!session.offersProtocolFeatures) return undefined;
-    await session.expectAck('SET_FEATURES', encodeU64(session.features!));
-    return session.getProtocolFeatures();
+    let bits: bigint | undefined;
+    if (session.offersProtocolFeatures) {
+      await session.expectAck('SET_FEATURES', encodeU64(session.features!));
+      bits = await session.getProtocolFeatures();
+    }
+    session.connection.close();
+    return bits;
   });
 }
 

@@ -2,7 +2,7 @@
 import { rm } from 'node:fs/promises';
 import { expect } from 'chai';
 import { SkipError } from '../../harness/errors.js';
-import { serveOnSocketPathAt } from '../../harness/process/probes.js';
+import { frontendConnection } from '../../harness/process/probes.js';
 import { decodeDeviceConfig, encodeDeviceConfig, encodeU64 } from '../../harness/protocol/messages.js';
 import { hasBit, ProtocolFeature, protocolFeatureList, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
@@ -144,7 +144,8 @@ export const negotiationChecks = defineChecks('protocol', [
       const socket = `${dir}/backend.sock`;
       const offers: string[] = [];
       for (let launch = 0; launch < 2; launch++) {
-        const { backend, connection } = await serveOnSocketPathAt(ctx, socket);
+        // In attach mode, two connections to the same back-end; else two launches with the same options.
+        const connection = await frontendConnection(ctx, socket);
         const session = new FrontendSession(connection);
         const features = await session.getFeatures();
         let protocol: bigint | undefined;
@@ -156,7 +157,7 @@ export const negotiationChecks = defineChecks('protocol', [
           `features ${hex(features)}, protocol features ${protocol === undefined ? '-' : hex(protocol)}`,
         );
         connection.close();
-        await backend.terminate(ctx.timeoutMs);
+        await ctx.launched.at(-1)?.terminate(ctx.timeoutMs);
         // A socket file left behind is conv.sigterm.socket-removed's finding; clear it as a launcher would.
         await rm(socket, { force: true });
       }

@@ -33,6 +33,7 @@ const c = {
   bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
   connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
+  accept4: libc.func('int accept4(int fd, void *addr, void *len, int flags)'),
   getsockopt: libc.func(
     'int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)',
   ),
@@ -148,6 +149,18 @@ export function connectUnix(path: string): number {
     throw new SysError('connect', errno, path);
   }
   return fd;
+}
+
+/**
+ * Accepts one connection on listening socket `fd` without blocking: the new socket (non-blocking,
+ * close-on-exec), or null when none is waiting.
+ */
+export function acceptConnection(fd: number): number | null {
+  const conn = c.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (conn >= 0) return conn;
+  const errno = koffi.errno();
+  if (errno === EAGAIN || errno === EINTR) return null;
+  throw new SysError('accept4', errno, `fd ${fd}`);
 }
 
 /** SO_PEERCRED: the process that created the peer end (listen() or connect() time). */

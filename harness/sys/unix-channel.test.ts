@@ -166,7 +166,7 @@ function channelTests(): void {
     ours.close();
     const err = await rejection(waiting);
     expect(err).to.be.instanceOf(ClosedError).and.to.include({ code: 'VHU_ERR_CLOSED' });
-    expect(performance.now() - started).to.be.below(50);
+    expect(performance.now() - started).to.be.below(2000);
     expect(isOpenFd(fd)).to.equal(false);
     expect(await other.receive(1000)).to.equal(null);
     expect(await rejection(ours.send(Buffer.from('x')))).to.be.instanceOf(ClosedError);

@@ -29,12 +29,34 @@ describe('protocol codec', () => {
     }
   });
 
-  it('decodes back-to-back frames and keeps fds with the first', () => {
+  it('gives fds read with several messages to the last one that starts in those bytes', () => {
+    // A Unix stream read stops after the bytes of a sendmsg that carried fds: the fds are that message's.
     const decoder = new FrameDecoder();
     const frames = decoder.push(Buffer.concat([GET_FEATURES_REPLY, SET_OWNER_NEED_REPLY]), [3, 4]);
     expect(frames.map((f) => f.request)).to.deep.equal([1, 3]);
-    expect(frames[0]!.fds).to.deep.equal([3, 4]);
-    expect(frames[1]!.fds).to.deep.equal([]);
+    expect(frames[0]!.fds).to.deep.equal([]);
+    expect(frames[1]!.fds).to.deep.equal([3, 4]);
+  });
+
+  it('gives fds to the message whose bytes they came with, wherever the reads cut', () => {
+    const stream = Buffer.concat([GET_FEATURES_REPLY, SET_OWNER_NEED_REPLY, GET_FEATURES_REPLY]);
+    const second = GET_FEATURES_REPLY.length;
+    const third = second + SET_OWNER_NEED_REPLY.length;
+    // The second message carries fd 9; a read that returns the fd ends inside or at the end of that message.
+    for (let start = 0; start <= second; start++) {
+      for (let end = second + 1; end <= third; end++) {
+        const decoder = new FrameDecoder();
+        const frames = [
+          ...decoder.push(stream.subarray(0, start)),
+          ...decoder.push(stream.subarray(start, end), [9]),
+          ...decoder.push(stream.subarray(end)),
+        ];
+        expect(
+          frames.map((f) => f.fds),
+          `reads cut at ${start} and ${end}`,
+        ).to.deep.equal([[], [9], []]);
+      }
+    }
   });
 
   it('refuses a header announcing a payload past the limit before buffering it', () => {

@@ -179,6 +179,7 @@ export class Connection {
   close(): void {
     this.channel.close();
     for (const frame of this.frames.splice(0)) for (const fd of frame.fds) closeFd(fd);
+    for (const fd of this.decoder.takePendingFds()) closeFd(fd);
   }
 }
 

@@ -227,6 +227,21 @@ const SHUT_RDWR = 2;
 /** shutdown(2) `how` values. */
 export const Shutdown = { SHUT_RD, SHUT_WR, SHUT_RDWR } as const;
 
+/** A msghdr over one data buffer and a control buffer (which may be empty); keep all three alive for the call. */
+function oneBufferMsghdr(data: Uint8Array, length: number, control: Buffer): { iov: Buffer; msg: Buffer } {
+  const iov = iovecArray([{ base: koffi.address(data), length }]);
+  const msg = msghdr({
+    name: 0n,
+    nameLength: 0,
+    iov: koffi.address(iov),
+    iovLength: 1,
+    control: control.length > 0 ? koffi.address(control) : 0n,
+    controlLength: control.length,
+    flags: 0,
+  });
+  return { iov, msg };
+}
+
 /**
  * sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT): sends what the socket buffer takes of `data` (possibly less than all
  * of it) with `fds` attached to its first byte. Returns the byte count, or null when nothing could be sent
@@ -237,16 +252,7 @@ export function sendmsgFds(fd: number, data: Uint8Array, fds: readonly number[] 
   // A stream socket attaches control data to bytes; with no byte to carry them, they would not be sent.
   if (fds.length > 0 && data.length === 0) throw new RangeError('sending fds needs at least one data byte');
   const control = scmRights(fds);
-  const iov = iovecArray([{ base: koffi.address(data), length: data.length }]);
-  const msg = msghdr({
-    name: 0n,
-    nameLength: 0,
-    iov: koffi.address(iov),
-    iovLength: 1,
-    control: control.length > 0 ? koffi.address(control) : 0n,
-    controlLength: control.length,
-    flags: 0,
-  });
+  const { iov, msg } = oneBufferMsghdr(data, data.length, control);
   const { result, errno } = callPinned([data, iov, control], () =>
     Number(c.sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT)),
   );
@@ -275,16 +281,7 @@ export function recvmsgFds(fd: number, maxBytes: number, maxFds = SCM_MAX_FDS): 
   if (!Number.isInteger(maxFds) || maxFds < 0) throw new RangeError(`maxFds must be >= 0, got ${maxFds}`);
   const data = Buffer.alloc(maxBytes);
   const control = Buffer.alloc(scmRightsSpace(maxFds));
-  const iov = iovecArray([{ base: koffi.address(data), length: maxBytes }]);
-  const msg = msghdr({
-    name: 0n,
-    nameLength: 0,
-    iov: koffi.address(iov),
-    iovLength: 1,
-    control: control.length > 0 ? koffi.address(control) : 0n,
-    controlLength: control.length,
-    flags: 0,
-  });
+  const { iov, msg } = oneBufferMsghdr(data, maxBytes, control);
   const { result, errno } = callPinned([data, iov, control], () =>
     Number(c.recvmsg(fd, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)),
   );

@@ -7,6 +7,7 @@ import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
+import { vringChecks } from './vring/index.js';
 
 export const allChecks: Check[] = [
   ...capabilityChecks,
@@ -15,6 +16,9 @@ export const allChecks: Check[] = [
   ...lifecycleChecks,
   ...optionChecks,
   ...negotiationChecks,
+  ...vringChecks,
+  // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
+  // nothing restarts it for the checks after.
   ...replyAckChecks,
 ];
 

@@ -117,13 +117,11 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */
   const blocked = new Map<string, string>();
   const mocha = new Mocha({ timeout: 0, bail: false, reporter: SilentReporter });
-  const suites = new Map<string, Mocha.Suite>();
+  // One mocha suite per run of consecutive checks of an area: checks run in the order given, which
+  // matters (the ones sending invalid requests come last). Reports group them by area again.
+  let suite: Mocha.Suite | undefined;
   for (const check of selected) {
-    let suite = suites.get(check.area);
-    if (!suite) {
-      suite = Mocha.Suite.create(mocha.suite, check.area);
-      suites.set(check.area, suite);
-    }
+    if (suite?.title !== check.area) suite = Mocha.Suite.create(mocha.suite, check.area);
     suite.addTest(
       new Mocha.Test(`${check.id} ${check.title}`, async function (this: Mocha.Context) {
         const unmet = (check.needs ?? []).find((id) => blocked.has(id));

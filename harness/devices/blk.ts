@@ -1,0 +1,592 @@
+/**
+ * A virtio-blk driver (virtio spec, "Block Device") over one vring of a FrontendDevice, or any VringPort.
+ * Each request is a chain of a 16-byte header {type le32, reserved le32, sector le64} the device reads,
+ * the data (read by the device for OUT, written for IN and GET_ID), and one status byte the device writes,
+ * last. The driver checks what the device did with it: the status byte, used.len, the readable parts left
+ * alone; the data itself is for the caller to judge (`describeSectorDiff`).
+ *
+ * Buffers come from fixed slots, one per request in flight, spread over the guest memory regions: the header
+ * in one region, the data split in two segments in two others, the status byte in a fourth place, so a
+ * back-end that translates one region wrongly corrupts every request.
+ */
+import { BackendError, ProtocolError } from '../errors.js';
+import type { VringPort } from '../frontend/device.js';
+import { GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
+import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
+import { hasBit, ProtocolFeature } from '../protocol/spec.js';
+import type { FrontendSession } from '../transport/session.js';
+import type { BufferElement } from '../virtqueue/split.js';
+
+/** Request types (VIRTIO_BLK_T_*). */
+export const VirtioBlkType = {
+  IN: 0,
+  OUT: 1,
+  FLUSH: 4,
+  GET_ID: 8,
+  GET_LIFETIME: 10,
+  DISCARD: 11,
+  WRITE_ZEROES: 13,
+  SECURE_ERASE: 14,
+} as const;
+export type VirtioBlkTypeName = keyof typeof VirtioBlkType;
+
+/** The status byte (VIRTIO_BLK_S_*). */
+export const VirtioBlkStatus = {
+  OK: 0,
+  IOERR: 1, // "device or driver error"
+  UNSUPP: 2, // "a request unsupported by device"
+} as const;
+
+/** Device feature bits (VIRTIO_BLK_F_*). */
+export const VirtioBlkFeature = {
+  SIZE_MAX: 1,
+  SEG_MAX: 2,
+  GEOMETRY: 4,
+  RO: 5,
+  BLK_SIZE: 6,
+  FLUSH: 9,
+  TOPOLOGY: 10,
+  CONFIG_WCE: 11,
+  MQ: 12,
+  DISCARD: 13,
+  WRITE_ZEROES: 14,
+} as const;
+
+/** Sectors are 512 bytes on the wire whatever blk_size says. */
+export const SECTOR_SIZE = 512;
+/** The GET_ID buffer: "a NUL-padded ASCII string up to 20 bytes long". */
+export const VIRTIO_BLK_ID_BYTES = 20;
+/** struct virtio_blk_req up to the data: type, reserved, sector. */
+export const BLK_HEADER_SIZE = 16;
+
+/** Offsets in struct virtio_blk_config. */
+export const BlkConfigOffset = {
+  CAPACITY: 0, // le64, in 512-byte sectors, always present
+  SIZE_MAX: 8, // le32, with SIZE_MAX
+  SEG_MAX: 12, // le32, with SEG_MAX
+  GEOMETRY: 16, // le16 cylinders, u8 heads, u8 sectors
+  BLK_SIZE: 20, // le32, with BLK_SIZE
+} as const;
+/** struct virtio_blk_config up to write_zeroes_may_unmap and its padding, as every back-end has it. */
+export const BLK_CONFIG_SIZE = 60;
+
+/** The device features this driver understands and may accept; ring features are chosen per check. */
+export const BLK_DRIVER_FEATURES: readonly number[] = [
+  VirtioBlkFeature.SIZE_MAX,
+  VirtioBlkFeature.SEG_MAX,
+  VirtioBlkFeature.GEOMETRY,
+  VirtioBlkFeature.RO,
+  VirtioBlkFeature.BLK_SIZE,
+  VirtioBlkFeature.FLUSH,
+  VirtioBlkFeature.TOPOLOGY,
+];
+
+export type BlkRequest =
+  | { type: 'IN'; sector: bigint; count: number }
+  | { type: 'OUT'; sector: bigint; data: Uint8Array }
+  | { type: 'FLUSH' }
+  | { type: 'GET_ID' };
+
+/** Where one request's parts are, in guest addresses. */
+export interface BlkRequestLayout {
+  header: bigint;
+  /** The data segments, in order; their lengths add up to the request's data length. */
+  data: ReadonlyArray<{ gpa: bigint; len: number }>;
+  status: bigint;
+}
+
+export const BlkErrorCode = {
+  /** The status byte is not what the request called for. */
+  STATUS: 'VHU_ERR_BLK_STATUS',
+  /** used.len is not the number of bytes the device had to write. */
+  USED_LEN: 'VHU_ERR_BLK_USED_LEN',
+  /** The device wrote into a device-readable part of the chain. */
+  READONLY_WRITTEN: 'VHU_ERR_BLK_READONLY_WRITTEN',
+} as const;
+export type BlkErrorCode = (typeof BlkErrorCode)[keyof typeof BlkErrorCode];
+
+/** The device completed a virtio-blk request wrongly: a FAIL. */
+export class BlkError extends BackendError {
+  override readonly code: BlkErrorCode;
+  constructor(code: BlkErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** The 16 header bytes: type, reserved 0, sector (0 for requests without one). */
+export function encodeBlkHeader(type: number, sector = 0n): Buffer {
+  const out = Buffer.alloc(BLK_HEADER_SIZE);
+  out.writeUInt32LE(type, 0);
+  out.writeBigUInt64LE(sector, 8);
+  return out;
+}
+
+export function blkTypeOf(request: BlkRequest): number {
+  return VirtioBlkType[request.type];
+}
+
+/** Bytes of data the request carries (to the device for OUT, from it for IN and GET_ID). */
+export function blkDataLength(request: BlkRequest): number {
+  switch (request.type) {
+    case 'IN':
+      return request.count * SECTOR_SIZE;
+    case 'OUT':
+      return request.data.length;
+    case 'FLUSH':
+      return 0;
+    case 'GET_ID':
+      return VIRTIO_BLK_ID_BYTES;
+  }
+}
+
+/** Whether the device writes the data (IN, GET_ID) rather than reads it (OUT). */
+export function blkDeviceWritesData(request: BlkRequest): boolean {
+  return request.type === 'IN' || request.type === 'GET_ID';
+}
+
+/**
+ * used.len of a successful request: every byte the device had to write, data then status (the status byte
+ * is the last writable byte, so a smaller len leaves it outside what the device says it wrote).
+ */
+export function blkExpectedUsedLen(request: BlkRequest): number {
+  return (blkDeviceWritesData(request) ? blkDataLength(request) : 0) + 1;
+}
+
+/** The request's chain: header (readable), data segments, status byte (writable, last). */
+export function blkChain(request: BlkRequest, layout: BlkRequestLayout): BufferElement[] {
+  const write = blkDeviceWritesData(request);
+  return [
+    { gpa: layout.header, len: BLK_HEADER_SIZE, write: false },
+    ...layout.data.filter((s) => s.len > 0).map((s) => ({ gpa: s.gpa, len: s.len, write })),
+    { gpa: layout.status, len: 1, write: true },
+  ];
+}
+
+export function describeBlkRequest(request: BlkRequest): string {
+  switch (request.type) {
+    case 'IN':
+      return `IN sector ${request.sector} x${request.count}`;
+    case 'OUT':
+      return `OUT sector ${request.sector} x${request.data.length / SECTOR_SIZE}`;
+    default:
+      return request.type;
+  }
+}
+
+export function blkStatusName(status: number): string {
+  const name = Object.entries(VirtioBlkStatus).find(([, v]) => v === status)?.[0];
+  return name ? `${status} (${name})` : `${status} (not a VIRTIO_BLK_S_* value)`;
+}
+
+export interface BlkConfig {
+  capacity: bigint;
+  sizeMax: number;
+  segMax: number;
+  blkSize: number;
+}
+
+export function decodeBlkConfig(bytes: Buffer): BlkConfig {
+  if (bytes.length < BlkConfigOffset.BLK_SIZE + 4) {
+    throw new ProtocolError(`virtio-blk config of ${bytes.length} bytes is too short`, bytes);
+  }
+  return {
+    capacity: bytes.readBigUInt64LE(BlkConfigOffset.CAPACITY),
+    sizeMax: bytes.readUInt32LE(BlkConfigOffset.SIZE_MAX),
+    segMax: bytes.readUInt32LE(BlkConfigOffset.SEG_MAX),
+    blkSize: bytes.readUInt32LE(BlkConfigOffset.BLK_SIZE),
+  };
+}
+
+/** GET_CONFIG of the virtio-blk config space; needs PROTOCOL_F_CONFIG negotiated. */
+export async function readBlkConfig(session: FrontendSession): Promise<BlkConfig> {
+  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
+    throw new Error('readBlkConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
+  }
+  const request = encodeDeviceConfig({
+    offset: 0,
+    size: BLK_CONFIG_SIZE,
+    flags: 0,
+    payload: Buffer.alloc(BLK_CONFIG_SIZE),
+  });
+  const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
+  if (!decodeConfigReply(reply, 'GET_CONFIG')) {
+    throw new BackendError(`GET_CONFIG of the ${BLK_CONFIG_SIZE}-byte virtio-blk config answered an error`);
+  }
+  return decodeBlkConfig(decodeDeviceConfig(reply, 'GET_CONFIG').payload);
+}
+
+// ---- data patterns ----
+
+/** Bytes 0-7 of each pattern sector hold its sector number, 8-11 the seed, the rest depends on both. */
+const PATTERN_TAG_SIZE = 12;
+
+/**
+ * `count` sectors from `sector` as the checks write them. Every sector differs from every other and from
+ * the same sector under another seed, and names itself, so a misplaced sector can be told apart.
+ */
+export function sectorPattern(sector: bigint, count: number, seed: number): Uint8Array {
+  const out = new Uint8Array(count * SECTOR_SIZE);
+  const view = new DataView(out.buffer);
+  for (let s = 0; s < count; s++) {
+    const at = s * SECTOR_SIZE;
+    const number = sector + BigInt(s);
+    view.setBigUint64(at, number, true);
+    view.setUint32(at + 8, seed >>> 0, true);
+    let x = (Number(number & 0xffff_ffffn) ^ Math.imul(seed, 0x9e37_79b1)) >>> 0 || 1;
+    for (let i = PATTERN_TAG_SIZE; i < SECTOR_SIZE; i++) {
+      // xorshift32: cheap, and no byte value repeats in a way a stuck pattern would hide
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[at + i] = x & 0xff;
+    }
+  }
+  return out;
+}
+
+/**
+ * Undefined when `actual` equals `expected`; else which sector of the range starting at `sector` differs
+ * first, how many bytes differ in all, and what the sector holds instead when that can be told (another
+ * pattern sector, the guard bytes the driver left there, zeros).
+ */
+export function describeSectorDiff(
+  expected: Uint8Array,
+  actual: Uint8Array,
+  sector: bigint,
+): string | undefined {
+  if (actual.length !== expected.length) return `${actual.length} bytes, expected ${expected.length}`;
+  let differing = 0;
+  let first = -1;
+  for (let i = 0; i < expected.length; i++) {
+    if (expected[i] !== actual[i]) {
+      differing++;
+      if (first < 0) first = i;
+    }
+  }
+  if (first < 0) return undefined;
+  const index = Math.floor(first / SECTOR_SIZE);
+  const got = actual.subarray(index * SECTOR_SIZE, (index + 1) * SECTOR_SIZE);
+  const view = new DataView(got.buffer, got.byteOffset, got.byteLength);
+  let holds: string;
+  if (got.every((b, i) => b === GUARD_PATTERN[i % GUARD_PATTERN.length])) {
+    holds = 'it was not written: it still holds the guard bytes the driver put there';
+  } else if (got.every((b) => b === 0)) {
+    holds = 'it holds zeros';
+  } else if (
+    got.length === SECTOR_SIZE &&
+    sameBytes(got, sectorPattern(view.getBigUint64(0, true), 1, view.getUint32(8, true)))
+  ) {
+    holds = `it holds the pattern of sector ${view.getBigUint64(0, true)} (seed ${view.getUint32(8, true)})`;
+  } else {
+    holds = `first differing byte at offset ${first % SECTOR_SIZE}: 0x${(actual[first] ?? 0).toString(16)}, expected 0x${(expected[first] ?? 0).toString(16)}`;
+  }
+  return `sector ${sector + BigInt(index)} differs (${differing} of ${expected.length} bytes differ in all): ${holds}`;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+// ---- the driver ----
+
+/** Where a slot's parts go: guest addresses of the regions for the header, the two data segments, the status. */
+export interface BlkPlacement {
+  header: bigint;
+  data: readonly [bigint, bigint];
+  status: bigint;
+}
+
+export interface BlkDriverOptions {
+  /** The deadline for each wait on the device. */
+  timeoutMs: number;
+  /** Requests in flight at most (default 8). */
+  slots?: number;
+  /** The largest IN / OUT request in sectors (default 16). */
+  maxSectors?: number;
+  /** Default: header in the second region by guest address, data in the first and the last, status in the first. */
+  placement?: BlkPlacement;
+}
+
+export interface PostOptions {
+  /** Through an indirect table (the queue must have been set up with `indirect`). */
+  indirect?: boolean;
+  /** With `indirect`: how many leading descriptors stay direct, chained to the indirect one. */
+  directPrefix?: number;
+  /** Data segments to use instead of the slot's: the caller's guest memory, lengths adding up to the data. */
+  data?: ReadonlyArray<{ gpa: bigint; len: number }>;
+}
+
+/** A request the device returned. */
+export interface BlkCompletion {
+  request: BlkRequest;
+  /** The chain's head descriptor. */
+  head: number;
+  /** The status byte as the device left it (0xff: not written). */
+  status: number;
+  usedLen: number;
+  /** What used.len must be for a successful request. */
+  expectedLen: number;
+  /** The bytes the device can write: data (IN, GET_ID) and status. */
+  writableLen: number;
+  /** A copy of the data the device wrote (IN, GET_ID); empty otherwise. */
+  data: Uint8Array;
+  /** Why the device-readable parts are not as the driver left them, if they are not. */
+  readonlyWritten: string | undefined;
+}
+
+interface Slot {
+  header: bigint;
+  data: readonly [{ gpa: bigint; cap: number }, { gpa: bigint; cap: number }];
+  status: bigint;
+}
+
+interface Pending {
+  request: BlkRequest;
+  slot: number;
+  layout: BlkRequestLayout;
+  header: Buffer;
+}
+
+/** A status byte value no device writes: a status left at it was never written. */
+const STATUS_UNSET = 0xff;
+
+/**
+ * The virtio-blk driver. `post` puts requests in the ring, `kick` notifies as the suppression fields allow,
+ * `collect` waits for completions; `run`, `read`, `write`, `flush` and `getId` do all three for one request.
+ */
+export class BlkDriver {
+  readonly maxSectors: number;
+  readonly #port: VringPort<Pending>;
+  readonly #memory: GuestMemory;
+  readonly #timeoutMs: number;
+  readonly #slots: Slot[] = [];
+  readonly #free: number[] = [];
+  #notifiedAt: number;
+
+  constructor(port: VringPort<unknown>, options: BlkDriverOptions) {
+    this.#port = port as VringPort<Pending>;
+    this.#memory = port.queue.memory;
+    this.#timeoutMs = options.timeoutMs;
+    this.maxSectors = options.maxSectors ?? 16;
+    this.#notifiedAt = port.queue.lastAvailIdx;
+    const placement = options.placement ?? defaultPlacement(this.#memory);
+    const firstHalf = Math.ceil(this.maxSectors / 2) * SECTOR_SIZE;
+    const secondHalf = Math.max(this.maxSectors * SECTOR_SIZE - firstHalf, 0);
+    const count = options.slots ?? 8;
+    for (let i = 0; i < count; i++) {
+      this.#slots.push({
+        header: this.#memory.alloc(BLK_HEADER_SIZE, 16, { region: placement.header }),
+        data: [
+          {
+            gpa: this.#memory.alloc(Math.max(firstHalf, VIRTIO_BLK_ID_BYTES), SECTOR_SIZE, {
+              region: placement.data[0],
+            }),
+            cap: Math.max(firstHalf, VIRTIO_BLK_ID_BYTES),
+          },
+          {
+            gpa: this.#memory.alloc(Math.max(secondHalf, 1), SECTOR_SIZE, { region: placement.data[1] }),
+            cap: secondHalf,
+          },
+        ],
+        status: this.#memory.alloc(1, 1, { region: placement.status }),
+      });
+      this.#free.push(i);
+    }
+  }
+
+  get port(): VringPort<unknown> {
+    return this.#port;
+  }
+
+  /** Requests posted and not yet collected. */
+  get inFlight(): number {
+    return this.#slots.length - this.#free.length;
+  }
+
+  /**
+   * Makes the request available (without notifying) and returns its head descriptor. The data of an OUT is
+   * copied in; the data area of an IN or GET_ID is filled with guard bytes and the status byte set to 0xff,
+   * so what the device did not write shows.
+   */
+  post(request: BlkRequest, options: PostOptions = {}): number {
+    const length = blkDataLength(request);
+    const slotIndex = this.#free.pop();
+    if (slotIndex === undefined) throw new Error(`all ${this.#slots.length} blk request slots are in flight`);
+    const slot = this.#slots[slotIndex]!;
+    try {
+      const data = options.data ?? this.#split(slot, length);
+      const total = data.reduce((sum, s) => sum + s.len, 0);
+      if (total !== length) throw new Error(`data segments of ${total} bytes for ${length} bytes of data`);
+      const layout: BlkRequestLayout = { header: slot.header, data, status: slot.status };
+      const header = encodeBlkHeader(blkTypeOf(request), 'sector' in request ? request.sector : 0n);
+      this.#memory.write(layout.header, header);
+      let at = 0;
+      for (const segment of data) {
+        if (request.type === 'OUT') {
+          this.#memory.write(segment.gpa, request.data.subarray(at, at + segment.len));
+        } else {
+          this.#memory.fillGuard(segment.gpa, segment.len);
+        }
+        at += segment.len;
+      }
+      this.#memory.write(layout.status, Uint8Array.of(STATUS_UNSET));
+      const pending: Pending = { request, slot: slotIndex, layout, header };
+      return this.#port.queue.addRequest(blkChain(request, layout), {
+        ...(options.indirect ? { indirect: true } : {}),
+        ...(options.directPrefix ? { directPrefix: options.directPrefix } : {}),
+        token: pending,
+      });
+    } catch (err) {
+      this.#free.push(slotIndex);
+      throw err;
+    }
+  }
+
+  /**
+   * Notifies the device of what was posted since the last call, unless it suppressed notifications
+   * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX), as a driver must and may. Returns whether it did.
+   */
+  kick(): boolean {
+    const now = this.#port.queue.lastAvailIdx;
+    const before = this.#notifiedAt;
+    this.#notifiedAt = now;
+    if (before === now || !this.#port.queue.needsKick(before, now)) return false;
+    this.#port.notify();
+    return true;
+  }
+
+  /** Waits for at least `count` completions and returns every one that came, with the calls seen. */
+  async collect(
+    count = 1,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<{ completions: BlkCompletion[]; calls: number }> {
+    const { used, calls } = await this.#port.waitUsed(timeoutMs, count);
+    return { completions: used.map((u) => this.#complete(u.id, u.len, u.writableLen, u.token!)), calls };
+  }
+
+  /** Completions of buffers the device used so far, without waiting. */
+  collectNow(): BlkCompletion[] {
+    return this.#port.takeUsed().map((u) => this.#complete(u.id, u.len, u.writableLen, u.token!));
+  }
+
+  /** Posts, kicks and waits for each request, several in flight at once; completions in request order. */
+  async runAll(requests: readonly BlkRequest[], options: PostOptions = {}): Promise<BlkCompletion[]> {
+    const heads = requests.map((r) => this.post(r, options));
+    this.kick();
+    const byHead = new Map<number, BlkCompletion>();
+    while (byHead.size < heads.length) {
+      const { completions } = await this.collect(heads.length - byHead.size);
+      for (const c of completions) byHead.set(c.head, c);
+    }
+    return heads.map((h) => byHead.get(h)!);
+  }
+
+  /** One request: post, kick, wait. */
+  async run(request: BlkRequest, options: PostOptions = {}): Promise<BlkCompletion> {
+    return (await this.runAll([request], options))[0]!;
+  }
+
+  /** Reads `count` sectors; a status other than OK, or a wrong used.len, is a BlkError. */
+  async read(sector: bigint, count: number, options: PostOptions = {}): Promise<Uint8Array> {
+    const completion = await this.run({ type: 'IN', sector, count }, options);
+    expectBlkStatus(completion, VirtioBlkStatus.OK);
+    return completion.data;
+  }
+
+  /** Writes whole sectors; a status other than OK, or a wrong used.len, is a BlkError. */
+  async write(sector: bigint, data: Uint8Array, options: PostOptions = {}): Promise<void> {
+    if (data.length % SECTOR_SIZE !== 0) throw new Error(`write of ${data.length} bytes: not whole sectors`);
+    expectBlkStatus(await this.run({ type: 'OUT', sector, data }, options), VirtioBlkStatus.OK);
+  }
+
+  async flush(options: PostOptions = {}): Promise<BlkCompletion> {
+    return this.run({ type: 'FLUSH' }, options);
+  }
+
+  async getId(options: PostOptions = {}): Promise<BlkCompletion> {
+    return this.run({ type: 'GET_ID' }, options);
+  }
+
+  #split(slot: Slot, length: number): Array<{ gpa: bigint; len: number }> {
+    const [first, second] = slot.data;
+    if (length > first.cap + second.cap) {
+      throw new Error(`${length} bytes of data do not fit a slot of ${this.maxSectors} sectors`);
+    }
+    if (length <= SECTOR_SIZE) return [{ gpa: first.gpa, len: length }];
+    const head = Math.ceil(length / SECTOR_SIZE / 2) * SECTOR_SIZE;
+    return [
+      { gpa: first.gpa, len: head },
+      { gpa: second.gpa, len: length - head },
+    ];
+  }
+
+  #complete(head: number, usedLen: number, writableLen: number, pending: Pending): BlkCompletion {
+    const { request, layout } = pending;
+    const status = this.#memory.read(layout.status, 1)[0]!;
+    const chunks = layout.data.map((s) => this.#memory.read(s.gpa, s.len));
+    const data = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      data.set(chunk, at);
+      at += chunk.length;
+    }
+    const problems: string[] = [];
+    if (!sameBytes(this.#memory.read(layout.header, BLK_HEADER_SIZE), pending.header)) {
+      problems.push('the request header was modified');
+    }
+    if (request.type === 'OUT' && !sameBytes(data, request.data))
+      problems.push('the data to write was modified');
+    this.#free.push(pending.slot);
+    return {
+      request,
+      head,
+      status,
+      usedLen,
+      expectedLen: blkExpectedUsedLen(request),
+      writableLen,
+      data: blkDeviceWritesData(request) ? data : new Uint8Array(0),
+      readonlyWritten: problems.length ? problems.join(' and ') : undefined,
+    };
+  }
+}
+
+/**
+ * Checks a completion: the readable parts untouched, the status byte `status`, and used.len what a request
+ * completing with that status must report (exact for OK; within the writable bytes otherwise, since the
+ * spec lets a device underestimate what it wrote on errors). Throws a BlkError naming the request.
+ */
+export function expectBlkStatus(completion: BlkCompletion, status: number): void {
+  const what = `${describeBlkRequest(completion.request)} (head ${completion.head})`;
+  if (completion.readonlyWritten) {
+    throw new BlkError(BlkErrorCode.READONLY_WRITTEN, `${what}: ${completion.readonlyWritten} by the device`);
+  }
+  if (completion.status !== status) {
+    const unset = completion.status === STATUS_UNSET ? ' (the status byte was never written)' : '';
+    throw new BlkError(
+      BlkErrorCode.STATUS,
+      `${what}: status ${blkStatusName(completion.status)}${unset}, expected ${blkStatusName(status)} (used.len ${completion.usedLen})`,
+    );
+  }
+  if (completion.usedLen > completion.writableLen) {
+    throw new BlkError(
+      BlkErrorCode.USED_LEN,
+      `${what}: used.len ${completion.usedLen} is more than the ${completion.writableLen} writable bytes of the chain`,
+    );
+  }
+  if (status === VirtioBlkStatus.OK && completion.usedLen !== completion.expectedLen) {
+    throw new BlkError(
+      BlkErrorCode.USED_LEN,
+      `${what}: used.len ${completion.usedLen}, expected ${completion.expectedLen} (the bytes written: ` +
+        `${completion.expectedLen - 1} of data, then the status byte)`,
+    );
+  }
+}
+
+function defaultPlacement(memory: GuestMemory): BlkPlacement {
+  const regions = memory.regions.map((r) => r.guestAddress);
+  const first = regions[0]!;
+  const last = regions[regions.length - 1]!;
+  const second = regions[1] ?? first;
+  return { header: second, data: [first, last], status: first };
+}

@@ -1,0 +1,351 @@
+/**
+ * The front-end side of a running device, driven as QEMU's vhost.c drives one: guest memory shared as
+ * memfds, split vrings with kick and call eventfds, and the messages that start and stop them. To start a
+ * device QEMU sends SET_FEATURES, SET_MEM_TABLE, then per ring SET_VRING_NUM, SET_VRING_BASE,
+ * SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, and SET_VRING_ENABLE 1 once every ring is set up; to stop
+ * it, SET_VRING_ENABLE 0 and GET_VRING_BASE per ring. This module sends the same messages, one call each,
+ * so a check can also send them in another order or leave one out.
+ */
+import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
+import {
+  createTestMemory,
+  type GuestMemory,
+  type RegionLayout,
+  SKEWED_LAYOUT,
+} from '../memory/guest-memory.js';
+import type { Scope } from '../process/scope.js';
+import {
+  decodeSplitVringBase,
+  decodeU64,
+  encodeMemoryRegions,
+  encodeSplitVringBase,
+  encodeVringAddress,
+  encodeVringFile,
+  encodeVringState,
+  type SplitVringBase,
+  VRING_STATE_SIZE,
+} from '../protocol/messages.js';
+import type { FrontendRequestName } from '../protocol/spec.js';
+import { EventFd } from '../sys/eventfd.js';
+import { SharedMemory } from '../sys/memfd.js';
+import type { FrontendSession } from '../transport/session.js';
+import { SplitVirtqueue, type UsedBuffer } from '../virtqueue/split.js';
+
+/** How often a wait for used buffers looks at the used ring when no call comes. */
+const USED_POLL_MS = 10;
+
+/** Bytes reserved on each side of the first guest-adjacent region boundary (see `FrontendDevice.spanning`). */
+const SPANNING_HALF = 0x1000;
+
+export interface FrontendDeviceOptions {
+  /** The guest memory regions (default SKEWED_LAYOUT: guest, user and mmap offsets all differ). */
+  layout?: readonly RegionLayout[];
+  /** Where the rings (and their indirect tables) go: the guest address of a region (default: the highest). */
+  ringRegion?: bigint;
+}
+
+export interface VringOptions {
+  /** VIRTIO_RING_F_EVENT_IDX negotiated. */
+  eventIdx?: boolean;
+  /** VIRTIO_RING_F_INDIRECT_DESC negotiated. */
+  indirect?: boolean;
+  /** The available index the ring starts at (SET_VRING_BASE; the ring memory is laid out to match). */
+  base?: number;
+}
+
+/** What a device driver (blk, ...) needs of one vring: the queue, a notification, and waits for used buffers. */
+export interface VringPort<T> {
+  readonly index: number;
+  readonly queue: SplitVirtqueue<T>;
+  /** Sends an available buffer notification (a kick), whatever the suppression fields say. */
+  notify(): void;
+  /** Resolves once at least `count` buffers are used (see `Vring.waitUsed`). */
+  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>>;
+  /** The buffers used so far and not yet taken, without waiting. */
+  takeUsed(): Array<UsedBuffer<T>>;
+}
+
+/** Buffers collected from the used ring, and the used buffer notifications (calls) seen meanwhile. */
+export interface UsedBatch<T> {
+  used: Array<UsedBuffer<T>>;
+  /** Calls counted while waiting (eventfd counts; a back-end may coalesce several into one). */
+  calls: number;
+}
+
+/**
+ * One split vring of the device with its two eventfds: `kickFd` (ours to signal, the back-end's to read)
+ * and `callFd` (the back-end's to signal). Both stay open until the scope closes, across stops and restarts.
+ */
+export class Vring<T = unknown> implements VringPort<T> {
+  /** Calls counted so far over the vring's life. */
+  calls = 0;
+  /** Buffers collected by a wait that then failed: the next wait or take returns them first. */
+  #kept: Array<UsedBuffer<T>> = [];
+
+  constructor(
+    readonly index: number,
+    readonly queue: SplitVirtqueue<T>,
+    readonly kickFd: EventFd,
+    readonly callFd: EventFd,
+    /** Whether the connection is gone: a wait then ends at once instead of running into its deadline. */
+    private readonly disconnected: () => boolean = () => false,
+  ) {}
+
+  notify(): void {
+    this.kickFd.signal(1);
+  }
+
+  /** Takes the calls that arrived since the last look. */
+  drainCalls(): number {
+    const calls = this.callFd.drain();
+    this.calls += calls;
+    return calls;
+  }
+
+  /** Whether a call arrives within `timeoutMs` (it is taken). */
+  async waitCall(timeoutMs: number): Promise<boolean> {
+    if (!(await this.callFd.waitSignalled(timeoutMs))) return false;
+    this.drainCalls();
+    return true;
+  }
+
+  takeUsed(): Array<UsedBuffer<T>> {
+    return [...this.#kept.splice(0), ...this.queue.collectUsed()];
+  }
+
+  /**
+   * Collects used buffers until there are at least `count`. It wakes on a call but also looks at the used
+   * ring every few ms: a back-end need not call when the driver suppressed notifications, and a call with
+   * nothing new (spurious, or coalesced) is fine. A TimeoutError says where the ring stood; what came
+   * before it is kept for the next wait.
+   */
+  async waitUsed(timeoutMs: number, count = 1): Promise<UsedBatch<T>> {
+    const end = performance.now() + timeoutMs;
+    const used = this.#kept.splice(0);
+    let calls = 0;
+    for (;;) {
+      calls += this.drainCalls();
+      used.push(...this.queue.collectUsed());
+      if (used.length >= count) return { used, calls };
+      const where =
+        `${used.length} came; avail.idx ${this.queue.lastAvailIdx}, used index ${this.queue.lastUsedIdx}, ` +
+        `${this.queue.inFlight} in flight, ${calls} call${calls === 1 ? '' : 's'}`;
+      if (this.disconnected()) {
+        this.#kept = used;
+        throw new BackendError(
+          `the back-end closed the connection while ${count} used buffer${count === 1 ? ' was' : 's were'} awaited on vring ${this.index}: ${where}`,
+        );
+      }
+      const left = end - performance.now();
+      if (left <= 0) {
+        this.#kept = used;
+        throw new TimeoutError(
+          `${count} used buffer${count === 1 ? '' : 's'} on vring ${this.index}`,
+          timeoutMs,
+          where,
+        );
+      }
+      await this.callFd.waitSignalled(Math.min(left, USED_POLL_MS));
+    }
+  }
+}
+
+/**
+ * A device as the front-end sees it over one FrontendSession. It owns, through the check's Scope, the guest
+ * memory (one memfd per region, mapped here, sent with SET_MEM_TABLE) and every vring's eventfds: all are
+ * closed and unmapped when the scope closes, whatever happened. Requests that have no reply of their own go
+ * with need_reply when REPLY_ACK was negotiated (a non-zero ack is a BackendError), else are followed by a
+ * GET_FEATURES round trip so that a back-end that drops the connection over one is caught at that message.
+ */
+export class FrontendDevice {
+  readonly memory: GuestMemory;
+  /**
+   * A guest-contiguous area across the first boundary where two regions meet in guest space (A's end and
+   * C's start in SKEWED_LAYOUT), reserved before anything else is allocated: one descriptor over it needs
+   * two translations. Undefined when no two regions are adjacent.
+   */
+  readonly spanning: { gpa: bigint; len: number } | undefined;
+  readonly #session: FrontendSession;
+  readonly #scope: Scope;
+  readonly #ringRegion: bigint;
+  readonly #rings = new Map<number, Vring<unknown>>();
+  #disconnected = false;
+
+  constructor(session: FrontendSession, scope: Scope, options: FrontendDeviceOptions = {}) {
+    this.#session = session;
+    this.#scope = scope;
+    session.connection.closed.then(
+      () => {
+        this.#disconnected = true;
+      },
+      () => {
+        this.#disconnected = true;
+      },
+    );
+    const layout = options.layout ?? SKEWED_LAYOUT;
+    this.memory = createTestMemory({
+      layout,
+      backing: (length, region) => {
+        const shared = new SharedMemory(length, `vhu-conform guest 0x${region.guestAddress.toString(16)}`);
+        scope.defer(`guest memory at 0x${region.guestAddress.toString(16)}`, () => shared.close());
+        return { bytes: shared.bytes, fd: shared.fd };
+      },
+    });
+    this.spanning = this.#reserveSpanning();
+    // The highest region by default: in SKEWED_LAYOUT that is B, above 4 GiB, so ring addresses need 64 bits.
+    this.#ringRegion = options.ringRegion ?? this.memory.regions.at(-1)!.guestAddress;
+  }
+
+  get session(): FrontendSession {
+    return this.#session;
+  }
+
+  /** SET_MEM_TABLE: every region, in guest address order, with its memfd in the same place of the fds. */
+  async setMemTable(): Promise<void> {
+    const regions = this.memory.regions;
+    const payload = encodeMemoryRegions({
+      regions: regions.map(({ guestAddress, size, userAddress, mmapOffset }) => ({
+        guestAddress,
+        size,
+        userAddress,
+        mmapOffset,
+      })),
+    });
+    await this.#request(
+      'SET_MEM_TABLE',
+      payload,
+      regions.map((r) => r.fd!),
+    );
+  }
+
+  /**
+   * Lays out a split ring of `size` entries in the ring region and starts it: SET_VRING_NUM, SET_VRING_BASE,
+   * SET_VRING_ADDR (user addresses), SET_VRING_KICK and SET_VRING_CALL with fresh eventfds. Enabling is a
+   * separate step (`enable`).
+   */
+  async setUpRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Promise<Vring<T>> {
+    if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up; use restartRing`);
+    const queue = new SplitVirtqueue<T>(this.memory, size, {
+      eventIdx: options.eventIdx ?? false,
+      indirect: options.indirect ?? false,
+      region: this.#ringRegion,
+    });
+    const base = options.base ?? 0;
+    if (base !== 0) queue.resetTo(base);
+    const kick = new EventFd();
+    this.#scope.defer(`kick eventfd of vring ${index}`, () => kick.close());
+    const call = new EventFd();
+    this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
+    const ring = new Vring<T>(index, queue, kick, call, () => this.#disconnected);
+    this.#rings.set(index, ring as Vring<unknown>);
+    await this.#startRing(ring, base);
+    return ring;
+  }
+
+  /**
+   * Starts a stopped ring again at available index `base` (what GET_VRING_BASE returned), as QEMU does after
+   * a stop: the same messages as `setUpRing`, the same eventfds, and the ring memory left as it is.
+   */
+  async restartRing(index: number, base: number): Promise<void> {
+    await this.#startRing(this.ring(index), base);
+  }
+
+  /** SET_VRING_ENABLE: `on` 1 or 0. */
+  async enable(index: number, on: boolean): Promise<void> {
+    await this.#request('SET_VRING_ENABLE', encodeVringState({ index, num: on ? 1 : 0 }));
+  }
+
+  /** Kicks vring `index` (an available buffer notification), whatever the suppression fields say. */
+  kick(index: number): void {
+    this.ring(index).notify();
+  }
+
+  /** `Vring.waitUsed` of vring `index`. */
+  waitUsed<T = unknown>(index: number, timeoutMs: number, count = 1): Promise<UsedBatch<T>> {
+    return this.ring<T>(index).waitUsed(timeoutMs, count);
+  }
+
+  /**
+   * GET_VRING_BASE: stops the ring and returns its base, the next available index the back-end would
+   * process. A reply for another vring is a ProtocolError; the reserved bits are returned for the caller
+   * to judge.
+   */
+  async stopRing(index: number): Promise<SplitVringBase> {
+    const reply = await this.#session.connection.request('GET_VRING_BASE', VRING_STATE_SIZE, {
+      payload: encodeVringState({ index, num: 0 }),
+    });
+    const base = decodeSplitVringBase(reply, 'GET_VRING_BASE');
+    if (base.index !== index) {
+      throw new ProtocolError(
+        `GET_VRING_BASE for vring ${index} was answered for vring ${base.index}; wire: ${this.#session.connection
+          .recent()
+          .join(' | ')}`,
+        reply,
+      );
+    }
+    return base;
+  }
+
+  /** The vring set up at `index`. */
+  ring<T = unknown>(index: number): Vring<T> {
+    const ring = this.#rings.get(index);
+    if (!ring) throw new Error(`vring ${index} is not set up`);
+    return ring as Vring<T>;
+  }
+
+  async #startRing(ring: Vring<unknown>, base: number): Promise<void> {
+    const { index, queue } = ring;
+    await this.#request('SET_VRING_NUM', encodeVringState({ index, num: queue.size }));
+    await this.#request('SET_VRING_BASE', encodeSplitVringBase({ index, availIndex: base }));
+    await this.#request(
+      'SET_VRING_ADDR',
+      encodeVringAddress({ index, flags: 0, ...queue.vringAddr(), log: 0n }),
+    );
+    await this.#request('SET_VRING_KICK', encodeVringFile({ index, invalidFd: false }), [ring.kickFd.fd]);
+    await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
+  }
+
+  /** A request without a reply of its own (see the class comment), with fds. */
+  async #request(name: FrontendRequestName, payload: Buffer, fds: number[] = []): Promise<void> {
+    const { connection } = this.#session;
+    const wire = () => connection.recent().join(' | ');
+    let ack: bigint | undefined;
+    try {
+      if (this.#session.replyAck) {
+        ack = decodeU64(await connection.request(name, 8, { payload, fds, needReply: true }), name);
+      } else {
+        await connection.send(name, { payload, fds });
+        await connection.requestU64('GET_FEATURES');
+      }
+    } catch (err) {
+      // "the back-end closed the connection" says nothing of when: name the message, show the wire.
+      if (err instanceof BackendError) {
+        throw new BackendError(`${err.message} (at ${name}; wire: ${wire()})`, { cause: err });
+      }
+      throw err;
+    }
+    if (ack !== undefined && ack !== 0n)
+      throw new BackendError(`${name} was refused: REPLY_ACK ${ack}; wire: ${wire()}`);
+  }
+
+  #reserveSpanning(): { gpa: bigint; len: number } | undefined {
+    const regions = this.memory.regions;
+    for (let i = 0; i + 1 < regions.length; i++) {
+      const low = regions[i]!;
+      const high = regions[i + 1]!;
+      const boundary = low.guestAddress + low.size;
+      if (boundary !== high.guestAddress) continue;
+      if (low.size < BigInt(SPANNING_HALF) || high.size < BigInt(SPANNING_HALF)) continue;
+      const start = this.memory.alloc(SPANNING_HALF, SPANNING_HALF, {
+        region: low.guestAddress,
+        fromEnd: true,
+      });
+      const upper = this.memory.alloc(SPANNING_HALF, 1, { region: high.guestAddress });
+      if (start + BigInt(SPANNING_HALF) !== boundary || upper !== boundary) {
+        throw new Error(`could not reserve the area across guest 0x${boundary.toString(16)}`);
+      }
+      return { gpa: start, len: 2 * SPANNING_HALF };
+    }
+    return undefined;
+  }
+}

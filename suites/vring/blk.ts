@@ -1,0 +1,340 @@
+/**
+ * The virtio-blk data path over vring 0 (virtio spec, Block Device; vhost-user.rst, Memory access): requests
+ * whose buffers are spread over three memory regions with skewed guest, user and mmap addresses.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import {
+  type BlkCompletion,
+  type BlkDriver,
+  type BlkRequest,
+  describeBlkRequest,
+  expectBlkStatus,
+  type PostOptions,
+  SECTOR_SIZE,
+  sectorPattern,
+  VIRTIO_BLK_ID_BYTES,
+  VirtioBlkFeature,
+  VirtioBlkStatus,
+} from '../../harness/devices/blk.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
+import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
+import { hasBit } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
+import {
+  expectSectors,
+  freshSeed,
+  hex,
+  NEEDS_DATA_PATH,
+  openBlock,
+  preserving,
+  VringSpec,
+} from './common.js';
+
+/** The writes and reads of the read-back exercise: [first sector offset, count], all in flight together. */
+const WRITES: ReadonlyArray<readonly [number, number]> = [
+  [0, 1],
+  [1, 3],
+  [4, 8],
+  [12, 16],
+];
+const READS: ReadonlyArray<readonly [number, number]> = [
+  [0, 16],
+  [16, 12],
+  [3, 2],
+  [27, 1],
+];
+const EXERCISED = 28;
+
+/** `ranges` with each cut into pieces of at most `max` sectors. */
+function cutToFit(ranges: ReadonlyArray<readonly [number, number]>, max: number): Array<[number, number]> {
+  return ranges.flatMap(([offset, count]) => {
+    const pieces: Array<[number, number]> = [];
+    for (let done = 0; done < count; done += max) pieces.push([offset + done, Math.min(max, count - done)]);
+    return pieces;
+  });
+}
+
+/**
+ * Writes a fresh pattern over EXERCISED sectors from `scratch` in requests of several sizes, all in flight,
+ * reads it back in other groupings, and checks every completion and every byte. Restores the sectors.
+ */
+async function exerciseReadWrite(
+  blk: BlkDriver,
+  scratch: bigint,
+  options: PostOptions = {},
+): Promise<string> {
+  const data = sectorPattern(scratch, EXERCISED, freshSeed());
+  const slice = (offset: number, count: number) =>
+    data.subarray(offset * SECTOR_SIZE, (offset + count) * SECTOR_SIZE);
+  // Requests larger than the driver may make (a small size_max) are cut to fit.
+  const writeRanges = cutToFit(WRITES, blk.maxSectors);
+  const readRanges = cutToFit(READS, blk.maxSectors);
+  await preserving(blk, scratch, EXERCISED, async () => {
+    const writes: BlkRequest[] = writeRanges.map(([offset, count]) => ({
+      type: 'OUT',
+      sector: scratch + BigInt(offset),
+      data: slice(offset, count),
+    }));
+    for (const completion of await blk.runAll(writes, options))
+      expectBlkStatus(completion, VirtioBlkStatus.OK);
+    const reads: BlkRequest[] = readRanges.map(([offset, count]) => ({
+      type: 'IN',
+      sector: scratch + BigInt(offset),
+      count,
+    }));
+    const completions = await blk.runAll(reads, options);
+    completions.forEach((completion, i) => {
+      expectBlkStatus(completion, VirtioBlkStatus.OK);
+      const [offset, count] = readRanges[i]!;
+      expectSectors(
+        `${describeBlkRequest(completion.request)} after the writes`,
+        slice(offset, count),
+        completion.data,
+        scratch + BigInt(offset),
+      );
+    });
+  });
+  return (
+    `${EXERCISED} sectors from sector ${scratch} written in ${writeRanges.length} requests and read back in ` +
+    `${readRanges.length}, each batch in flight at once: status, used.len and every byte right`
+  );
+}
+
+export const blkChecks = defineChecks('vring', [
+  {
+    id: 'vring.blk.read-write',
+    title:
+      'sectors written read back intact, with buffers in three regions of skewed guest/user/mmap addresses',
+    severity: 'MUST',
+    spec: VringSpec.memoryAccess,
+    needs: [
+      'conv.socket-path.reply',
+      'proto.negotiation.subset',
+      'proto.reply-ack.accepted',
+      'proto.config.get',
+    ],
+    async run(ctx) {
+      const { blk, scratch, device } = await openBlock(ctx, { writes: true });
+      const done = await exerciseReadWrite(blk, scratch);
+      const regions = device.memory.regions
+        .map((r) => `guest ${hex(r.guestAddress)} user ${hex(r.userAddress)} offset ${hex(r.mmapOffset)}`)
+        .join('; ');
+      return `${done}; header, two data segments and status in different regions (${regions})`;
+    },
+  },
+  {
+    id: 'vring.blk.cross-region',
+    title: 'one buffer across two regions adjacent in guest memory is read and written whole',
+    severity: 'MUST',
+    spec: VringSpec.memoryAccess,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, scratch, device } = await openBlock(ctx, { writes: true });
+      const span = device.spanning;
+      if (!span) throw new SkipError('no two memory regions are adjacent in guest memory');
+      const boundary = span.gpa + BigInt(span.len / 2);
+      const count = 8;
+      // One descriptor: half before the boundary, half after; the two halves are far apart in user space.
+      const across = {
+        data: [{ gpa: boundary - BigInt((count * SECTOR_SIZE) / 2), len: count * SECTOR_SIZE }],
+      };
+      const seed = freshSeed();
+      await preserving(blk, scratch, count, async () => {
+        const first = sectorPattern(scratch, count, seed);
+        await blk.write(scratch, first, across);
+        expectSectors(
+          `read back after a write from one buffer across guest ${hex(boundary)}`,
+          first,
+          await blk.read(scratch, count),
+          scratch,
+        );
+        const second = sectorPattern(scratch, count, seed + 1);
+        await blk.write(scratch, second);
+        expectSectors(
+          `read into one buffer across guest ${hex(boundary)}`,
+          second,
+          await blk.read(scratch, count, across),
+          scratch,
+        );
+      });
+      return `${count} sectors written from and read into one descriptor across guest ${hex(boundary)}`;
+    },
+  },
+  {
+    id: 'vring.blk.indirect',
+    title: 'with VIRTIO_RING_F_INDIRECT_DESC, requests through indirect tables complete as direct ones do',
+    severity: 'MUST',
+    spec: VringSpec.indirect,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, scratch } = await openBlock(ctx, { writes: true, indirect: true });
+      return `every request through one indirect table: ${await exerciseReadWrite(blk, scratch, { indirect: true })}`;
+    },
+  },
+  {
+    id: 'vring.blk.indirect-chained',
+    title: 'direct descriptors followed by an indirect one make one request',
+    severity: 'MUST',
+    spec: VringSpec.indirect,
+    needs: ['vring.blk.indirect'],
+    async run(ctx) {
+      const { blk, scratch } = await openBlock(ctx, { writes: true, indirect: true });
+      const count = 8;
+      const data = sectorPattern(scratch, count, freshSeed());
+      await preserving(blk, scratch, count, async () => {
+        await blk.write(scratch, data);
+        // "The device MUST handle the case of zero or more normal chained descriptors followed by a single
+        // descriptor with flags&VIRTQ_DESC_F_INDIRECT": reads only, so a device that gets it wrong writes nowhere.
+        for (const directPrefix of [1, 2]) {
+          const layout = `${directPrefix} direct descriptor${directPrefix > 1 ? 's' : ''} then an indirect table`;
+          let completion: BlkCompletion;
+          try {
+            completion = await blk.run(
+              { type: 'IN', sector: scratch, count },
+              { indirect: true, directPrefix },
+            );
+          } catch (err) {
+            if (!(err instanceof TimeoutError)) throw err;
+            throw new TimeoutError(`the IN request made of ${layout} to be used`, ctx.timeoutMs, err.message);
+          }
+          expectBlkStatus(completion, VirtioBlkStatus.OK);
+          expectSectors(`IN made of ${layout}`, data, completion.data, scratch);
+        }
+      });
+      return 'reads with the header (then also the first data segment) direct and the rest in a table';
+    },
+  },
+  {
+    id: 'vring.blk.event-idx',
+    title: 'with VIRTIO_RING_F_EVENT_IDX, used_event and avail_event are honoured and no completion is lost',
+    severity: 'MUST',
+    spec: VringSpec.notifications,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, ring, scratch } = await openBlock(ctx, { eventIdx: true });
+      const queue = ring.queue;
+      const read = (i: number): BlkRequest => ({ type: 'IN', sector: scratch + BigInt(i % 16), count: 1 });
+      // 1. used_event at the next used index: the device MUST notify once it writes that entry.
+      for (let i = 0; i < 4; i++) {
+        const usedEvent = queue.lastUsedIdx;
+        queue.setUsedEvent(usedEvent);
+        ring.drainCalls();
+        blk.post(read(i));
+        const kicked = blk.kick();
+        const called = await ring.waitCall(ctx.timeoutMs);
+        const completions = called ? (await blk.collect(1)).completions : blk.collectNow();
+        if (!called) {
+          expect.fail(
+            completions.length
+              ? `request ${i + 1} was used at used index ${usedEvent} with used_event ${usedEvent}, but no used ` +
+                  'buffer notification came'
+              : `request ${i + 1} was not used within ${ctx.timeoutMs} ms ` +
+                  `(${kicked ? 'kicked' : `not kicked: avail_event ${queue.availEvent}`})`,
+          );
+        }
+        for (const c of completions) expectBlkStatus(c, VirtioBlkStatus.OK);
+      }
+      // 2. used_event far behind: no notification is needed; the driver finds the buffers in the used ring.
+      queue.setUsedEvent((queue.lastUsedIdx - 1) & 0xffff);
+      ring.drainCalls();
+      for (const c of await blk.runAll([4, 5, 6, 7].map(read))) expectBlkStatus(c, VirtioBlkStatus.OK);
+      await sleep(20);
+      const suppressed = ring.drainCalls();
+      // 3. one request at a time, kicking only when avail_event asks for it: none may be left unprocessed.
+      let kicks = 0;
+      const rounds = 8;
+      for (let i = 0; i < rounds; i++) {
+        blk.post(read(8 + i));
+        const event = queue.availEvent;
+        const kicked = blk.kick();
+        if (kicked) kicks++;
+        let completions: BlkCompletion[];
+        try {
+          completions = (await blk.collect(1)).completions;
+        } catch (err) {
+          if (!(err instanceof TimeoutError) || kicked) throw err;
+          throw new BackendError(
+            `request ${i + 1} of ${rounds} at avail index ${(queue.lastAvailIdx - 1) & 0xffff} was never used: ` +
+              `the driver did not kick, as avail_event ${event} said no notification was needed`,
+          );
+        }
+        for (const c of completions) expectBlkStatus(c, VirtioBlkStatus.OK);
+      }
+      expect(queue.usedFlags, 'used.flags with EVENT_IDX ("The device MUST set flags to 0")').to.equal(0);
+      return (
+        'a call came for each used_event reached; ' +
+        `${suppressed === 0 ? 'no call' : `${suppressed} call(s) (a SHOULD NOT)`} with used_event behind; ` +
+        `${rounds} requests with ${kicks} kicks as avail_event asked, none lost`
+      );
+    },
+  },
+  {
+    id: 'vring.blk.flush-id',
+    title: 'FLUSH completes OK (with VIRTIO_BLK_F_FLUSH); GET_ID returns a 20-byte ID, or UNSUPP',
+    severity: 'MUST',
+    spec: VringSpec.blkOperation,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, features } = await openBlock(ctx);
+      const notes: string[] = [];
+      if (hasBit(features, VirtioBlkFeature.FLUSH)) {
+        expectBlkStatus(await blk.flush(), VirtioBlkStatus.OK);
+        notes.push('FLUSH: OK');
+      } else {
+        notes.push('VIRTIO_BLK_F_FLUSH is not offered: no FLUSH sent');
+      }
+      const id = await blk.getId();
+      if (id.status === VirtioBlkStatus.UNSUPP) {
+        expectBlkStatus(id, VirtioBlkStatus.UNSUPP);
+        notes.push('GET_ID: UNSUPP');
+      } else {
+        expectBlkStatus(id, VirtioBlkStatus.OK);
+        const nul = id.data.indexOf(0);
+        const text = id.data.subarray(0, nul < 0 ? VIRTIO_BLK_ID_BYTES : nul);
+        const bad = text.findIndex((b) => b < 0x20 || b > 0x7e);
+        expect(bad, `GET_ID's ID has a byte that is not printable ASCII at offset ${bad}`).to.equal(-1);
+        const padding = nul < 0 ? new Uint8Array(0) : id.data.subarray(nul);
+        const unpadded = padding.findIndex((b) => b !== 0);
+        if (unpadded >= 0) {
+          const left = padding.every(
+            (b, i) => b === 0 || b === GUARD_PATTERN[(nul + i) % GUARD_PATTERN.length],
+          );
+          expect.fail(
+            `GET_ID: used.len ${id.usedLen} says ${id.usedLen - 1} ID bytes were written, but the ID ` +
+              `"${Buffer.from(text).toString('latin1')}" is not NUL-padded to ${VIRTIO_BLK_ID_BYTES} bytes: byte ` +
+              `${nul + unpadded} is 0x${padding[unpadded]!.toString(16)}` +
+              (left ? ', the guard bytes the driver put there (never written)' : ''),
+          );
+        }
+        notes.push(`GET_ID: OK, "${Buffer.from(text).toString('latin1')}"`);
+      }
+      return notes.join('; ');
+    },
+  },
+  {
+    id: 'vring.blk.bad-sector',
+    title: 'requests past the capacity complete with VIRTIO_BLK_S_IOERR, and the device goes on',
+    severity: 'MUST',
+    spec: VringSpec.blkOperation,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, config, features } = await openBlock(ctx);
+      if (!config)
+        throw new SkipError('the capacity is unknown: VHOST_USER_PROTOCOL_F_CONFIG is not offered');
+      const capacity = config.capacity;
+      const requests: BlkRequest[] = [
+        { type: 'IN', sector: capacity, count: 1 },
+        { type: 'IN', sector: capacity - 1n, count: 2 },
+        // sector * 512 wraps 64 bits: a back-end computing the byte offset unchecked lands on sector 0
+        { type: 'IN', sector: 0xffff_ffff_ffff_ffffn, count: 1 },
+      ];
+      if (!hasBit(features, VirtioBlkFeature.RO)) {
+        requests.push({ type: 'OUT', sector: capacity, data: new Uint8Array(SECTOR_SIZE) });
+      }
+      for (const request of requests) expectBlkStatus(await blk.run(request), VirtioBlkStatus.IOERR);
+      await blk.read(capacity - 1n, 1);
+      return `${requests.map(describeBlkRequest).join(', ')}: IOERR (capacity ${capacity}); the last sector still reads OK`;
+    },
+  },
+]);

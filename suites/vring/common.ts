@@ -1,0 +1,230 @@
+/**
+ * What the vring checks share: a device started as QEMU starts one (features, memory table, ring set-up,
+ * enable), a driver for its type, and a scratch area of the disk that each check restores when done.
+ */
+import {
+  BLK_DRIVER_FEATURES,
+  type BlkConfig,
+  BlkDriver,
+  describeSectorDiff,
+  readBlkConfig,
+  VirtioBlkFeature,
+} from '../../harness/devices/blk.js';
+import { BackendError, SkipError } from '../../harness/errors.js';
+import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
+import { frontendConnection } from '../../harness/process/probes.js';
+import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+
+/** Anchors: vhost-user.rst sections, and virtio-spec labels (content.tex, device-types/blk). */
+export const VringSpec = {
+  ringStates: 'vhost-user.rst#ring-states',
+  memoryAccess: 'vhost-user.rst#memory-access',
+  messages: 'vhost-user.rst#front-end-message-types',
+  blkOperation: 'virtio-spec#sec-device-types-block-device-device-operation',
+  indirect: 'virtio-spec#sec-virtqueues-the-virtqueue-descriptor-table-indirect-descriptors',
+  notifications: 'virtio-spec#sec-virtqueues-used-buffer-notification-suppression',
+} as const;
+
+/** The check every data-path check builds on. */
+export const NEEDS_DATA_PATH = 'vring.blk.read-write';
+
+/** Ring size the checks use: small, and a power of two every back-end takes. */
+export const QUEUE_SIZE = 64;
+
+/** How long a "nothing must happen" window lasts: long enough for a back-end to react, short for the run. */
+export function quietMs(ctx: CheckContext): number {
+  return Math.round(Math.min(500, Math.max(100, ctx.timeoutMs / 6)));
+}
+
+/** A SkipError unless the device type has a driver (block only, for now). */
+export function requireBlock(ctx: CheckContext): void {
+  const type = ctx.target.type;
+  if (type === 'block') return;
+  throw new SkipError(
+    type === null
+      ? 'the device type is unknown (no --type, and --print-capabilities named none): no driver to make requests with'
+      : `device type ${type} has no driver in vhu-conform yet (block only)`,
+  );
+}
+
+export interface BlockOptions {
+  /**
+   * VHOST_USER_F_PROTOCOL_FEATURES, with REPLY_ACK and CONFIG when offered: 'prefer' (default) negotiates it
+   * when offered, 'require' skips without it, 'none' leaves it out (the legacy start).
+   */
+  protocolFeatures?: 'prefer' | 'require' | 'none';
+  /** Negotiate VIRTIO_RING_F_EVENT_IDX (skip when not offered). */
+  eventIdx?: boolean;
+  /** Negotiate VIRTIO_RING_F_INDIRECT_DESC (skip when not offered). */
+  indirect?: boolean;
+  /** The check writes: skip when the device is read-only (VIRTIO_BLK_F_RO). */
+  writes?: boolean;
+  /** SET_VRING_ENABLE 1 after the set-up (default: when bit 30 was negotiated, as QEMU does). */
+  enable?: boolean;
+  /** The available index the ring starts at. */
+  base?: number;
+  /** The driver's largest request, in sectors (default 16). */
+  maxSectors?: number;
+}
+
+export interface BlockSetup {
+  session: FrontendSession;
+  device: FrontendDevice;
+  ring: Vring;
+  blk: BlkDriver;
+  /** The features acknowledged with SET_FEATURES. */
+  features: bigint;
+  /** GET_CONFIG's view of the device, when CONFIG was negotiated. */
+  config: BlkConfig | undefined;
+  /** The first sector of the 64 the check may write (and restores). */
+  scratch: bigint;
+}
+
+/** Sectors of the scratch area. */
+export const SCRATCH_SECTORS = 64;
+/**
+ * Where the scratch area starts: 32 KiB in, past a GPT's entries (sectors 0-33) and before where the first
+ * partition usually starts (sector 2048), so a failure that leaves it unrestored harms the least. It also
+ * fits small disks, whose capacity is unknown without VHOST_USER_PROTOCOL_F_CONFIG.
+ */
+const SCRATCH_START = 64n;
+
+/**
+ * A block device started on a fresh connection: GET_FEATURES, the protocol features, SET_FEATURES with what
+ * the driver understands, SET_OWNER, SET_MEM_TABLE (three regions, skewed addresses), vring 0 set up and
+ * (unless told otherwise) enabled.
+ */
+export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
+  requireBlock(ctx);
+  const session = new FrontendSession(await frontendConnection(ctx));
+  const offered = await session.getFeatures();
+  const protocol = options.protocolFeatures ?? 'prefer';
+  const hasProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  if (protocol === 'require' && !hasProtocol) {
+    throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
+  }
+  if (options.eventIdx && !hasBit(offered, VirtioFeature.VIRTIO_RING_F_EVENT_IDX)) {
+    throw new SkipError('VIRTIO_RING_F_EVENT_IDX is not offered');
+  }
+  if (options.indirect && !hasBit(offered, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC)) {
+    throw new SkipError('VIRTIO_RING_F_INDIRECT_DESC is not offered');
+  }
+  if (options.writes && hasBit(offered, VirtioBlkFeature.RO)) {
+    throw new SkipError('the device is read-only (VIRTIO_BLK_F_RO): the check needs to write');
+  }
+  const useProtocol = protocol !== 'none' && hasProtocol;
+  const wanted = [
+    ...BLK_DRIVER_FEATURES,
+    VirtioFeature.VIRTIO_F_VERSION_1,
+    ...(useProtocol ? [VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES] : []),
+    ...(options.eventIdx ? [VirtioFeature.VIRTIO_RING_F_EVENT_IDX] : []),
+    ...(options.indirect ? [VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC] : []),
+  ];
+  const features = wanted.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n) & offered;
+  await session.negotiate({
+    ...(useProtocol
+      ? {
+          protocolFeatures:
+            (1n << BigInt(ProtocolFeature.REPLY_ACK)) | (1n << BigInt(ProtocolFeature.CONFIG)),
+        }
+      : {}),
+    features,
+  });
+  const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
+    ? await readBlkConfig(session)
+    : undefined;
+  const scratch = scratchStart(config);
+  const device = new FrontendDevice(session, ctx.scope);
+  await device.setMemTable();
+  const ring = await device.setUpRing(0, QUEUE_SIZE, {
+    eventIdx: options.eventIdx ?? false,
+    indirect: options.indirect ?? false,
+    ...(options.base === undefined ? {} : { base: options.base }),
+  });
+  if (options.enable ?? useProtocol) await device.enable(0, true);
+  const blk = new BlkDriver(ring, {
+    timeoutMs: ctx.timeoutMs,
+    maxSectors: maxSectors(options.maxSectors ?? 16, features, config),
+  });
+  return { session, device, ring, blk, features, config, scratch };
+}
+
+/**
+ * The largest request the driver may make: its data goes in two segments, each within size_max when
+ * VIRTIO_BLK_F_SIZE_MAX was negotiated (0 read as no limit), and seg_max must allow two.
+ */
+function maxSectors(wanted: number, features: bigint, config: BlkConfig | undefined): number {
+  if (!config) return wanted;
+  if (hasBit(features, VirtioBlkFeature.SEG_MAX) && config.segMax > 0 && config.segMax < 2) {
+    throw new SkipError(`seg_max is ${config.segMax}: the driver puts a request's data in two segments`);
+  }
+  if (!hasBit(features, VirtioBlkFeature.SIZE_MAX) || config.sizeMax === 0) return wanted;
+  const perSegment = Math.floor(config.sizeMax / 512);
+  if (perSegment < 1) throw new SkipError(`size_max is ${config.sizeMax}: not even one sector per segment`);
+  return Math.min(wanted, 2 * perSegment);
+}
+
+function scratchStart(config: BlkConfig | undefined): bigint {
+  if (!config) return SCRATCH_START;
+  if (config.capacity >= SCRATCH_START + BigInt(SCRATCH_SECTORS)) return SCRATCH_START;
+  if (config.capacity >= BigInt(SCRATCH_SECTORS)) return 0n;
+  throw new SkipError(
+    `the disk has ${config.capacity} sectors: fewer than the ${SCRATCH_SECTORS} the checks use`,
+  );
+}
+
+/** Reads `count` sectors in requests of at most the driver's largest. */
+export async function readSectors(blk: BlkDriver, sector: bigint, count: number): Promise<Uint8Array> {
+  const out = new Uint8Array(count * 512);
+  for (let done = 0; done < count; done += blk.maxSectors) {
+    const n = Math.min(blk.maxSectors, count - done);
+    out.set(await blk.read(sector + BigInt(done), n), done * 512);
+  }
+  return out;
+}
+
+/** Writes whole sectors in requests of at most the driver's largest. */
+export async function writeSectors(blk: BlkDriver, sector: bigint, data: Uint8Array): Promise<void> {
+  const step = blk.maxSectors * 512;
+  for (let at = 0; at < data.length; at += step) {
+    await blk.write(sector + BigInt(at / 512), data.subarray(at, Math.min(at + step, data.length)));
+  }
+}
+
+/**
+ * Runs `body`, which may write `count` sectors from `sector`, and writes back what they held before: also
+ * when `body` fails, as long as the device still takes the write (that failure is then not reported over
+ * the body's own). Attach mode checks someone else's disk.
+ */
+export async function preserving<T>(
+  blk: BlkDriver,
+  sector: bigint,
+  count: number,
+  body: () => Promise<T>,
+): Promise<T> {
+  const original = await readSectors(blk, sector, count);
+  let result: T;
+  try {
+    result = await body();
+  } catch (err) {
+    await writeSectors(blk, sector, original).catch(() => undefined);
+    throw err;
+  }
+  await writeSectors(blk, sector, original);
+  return result;
+}
+
+/** Throws a BackendError describing the first wrong sector unless `actual` is `expected`. */
+export function expectSectors(what: string, expected: Uint8Array, actual: Uint8Array, sector: bigint): void {
+  const diff = describeSectorDiff(expected, actual, sector);
+  if (diff) throw new BackendError(`${what}: ${diff}`);
+}
+
+/** A seed for sector patterns that differs from run to run, so data a former run left proves nothing. */
+export function freshSeed(): number {
+  return (Date.now() ^ (process.pid << 16) ^ Math.floor(Math.random() * 0x1_0000)) >>> 0;
+}
+
+export const hex = (n: bigint | number): string => `0x${n.toString(16)}`;

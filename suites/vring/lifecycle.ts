@@ -1,0 +1,380 @@
+/**
+ * Ring states (vhost-user.rst: Ring states, GET_VRING_BASE): a ring starts on a kick, runs only once
+ * enabled when VHOST_USER_F_PROTOCOL_FEATURES was negotiated, stops on GET_VRING_BASE and restarts where
+ * that left it. Requests are virtio-blk ones (the only driver yet).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import {
+  type BlkCompletion,
+  type BlkDriver,
+  blkStatusName,
+  describeBlkRequest,
+  expectBlkStatus,
+  sectorPattern,
+  VirtioBlkStatus,
+} from '../../harness/devices/blk.js';
+import { BackendError, TimeoutError } from '../../harness/errors.js';
+import type { FrontendDevice } from '../../harness/frontend/device.js';
+import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
+import {
+  expectSectors,
+  freshSeed,
+  hex,
+  NEEDS_DATA_PATH,
+  openBlock,
+  preserving,
+  quietMs,
+  VringSpec,
+} from './common.js';
+
+/** The available index the restart check starts at: four requests short of the 16-bit wrap. */
+const NEAR_WRAP = 0xfffc;
+
+/** Stops vring 0 and checks the reply's reserved bits. */
+async function stop(device: FrontendDevice): Promise<number> {
+  const base = await device.stopRing(0);
+  expect(
+    base.reserved,
+    `GET_VRING_BASE's bits 16-31 are reserved for a split ring, yet hold ${hex(base.reserved)}`,
+  ).to.equal(0);
+  return base.availIndex;
+}
+
+/**
+ * Posts a write of `data` over `sector` on a ring that must not run, kicks, and reports what the device did
+ * within the quiet window: nothing (undefined), or the completion it returned.
+ */
+async function postWhileHeld(
+  blk: BlkDriver,
+  sector: bigint,
+  data: Uint8Array,
+  quiet: number,
+): Promise<BlkCompletion | undefined> {
+  blk.post({ type: 'OUT', sector, data });
+  blk.port.notify();
+  await sleep(quiet);
+  return blk.collectNow()[0];
+}
+
+/**
+ * After a write was posted while the ring was disabled: enables it, and tells how the write went. Held and
+ * executed after the enable, or consumed while disabled and discarded, pass; executed while disabled fails.
+ * The pattern posted is fresh, so finding it on the disk proves the write was executed.
+ */
+async function judgeHeldWrite(
+  phase: string,
+  device: FrontendDevice,
+  blk: BlkDriver,
+  early: BlkCompletion | undefined,
+  sector: bigint,
+  posted: Uint8Array,
+): Promise<string> {
+  await device.enable(0, true);
+  if (!early) {
+    blk.port.notify();
+    expectBlkStatus((await blk.collect(1)).completions[0]!, VirtioBlkStatus.OK);
+    expectSectors(
+      `${phase}: the write held while disabled, once enabled`,
+      posted,
+      await blk.read(sector, 1),
+      sector,
+    );
+    return `${phase}: held until SET_VRING_ENABLE 1, then done`;
+  }
+  const now = await blk.read(sector, 1);
+  if (Buffer.from(now).equals(Buffer.from(posted))) {
+    throw new BackendError(
+      `${phase}: the write posted and kicked on the disabled ring was executed before SET_VRING_ENABLE 1 ` +
+        `(status ${blkStatusName(early.status)}): a disabled ring must be processed without side effects`,
+    );
+  }
+  return `${phase}: consumed while disabled without side effect (status ${blkStatusName(early.status)})`;
+}
+
+export const lifecycleChecks = defineChecks('vring', [
+  {
+    id: 'vring.get-vring-base',
+    title: 'GET_VRING_BASE replies with the vring index and the count of requests consumed',
+    severity: 'MUST',
+    spec: VringSpec.messages,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { device, blk, scratch } = await openBlock(ctx);
+      const count = 5;
+      for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
+      const base = await stop(device);
+      expect(
+        base,
+        `GET_VRING_BASE after ${count} requests made available from index 0 and used: the next available index to process`,
+      ).to.equal(count);
+      return `vring 0 stopped at available index ${base} after ${count} requests`;
+    },
+  },
+  {
+    id: 'vring.get-vring-base.drain',
+    title: 'GET_VRING_BASE completes the requests in flight before it replies',
+    severity: 'MUST',
+    spec: VringSpec.messages,
+    needs: ['vring.get-vring-base'],
+    async run(ctx) {
+      // "The back-end must complete all inflight I/O requests for the specified vring before stopping it."
+      // Large reads, several rounds: a back-end that does not drain shows it in most rounds, not in all.
+      const quiet = Math.min(quietMs(ctx), 50);
+      const { device, blk, ring, scratch, features } = await openBlock(ctx, { maxSectors: 128 });
+      const queue = ring.queue;
+      const rounds = 10;
+      const batch = 8;
+      const consumedAt: number[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        const before = queue.lastAvailIdx;
+        for (let i = 0; i < batch; i++) {
+          blk.post({ type: 'IN', sector: scratch + BigInt(i * 8), count: blk.maxSectors });
+        }
+        ring.notify();
+        const base = await stop(device);
+        const atReply = blk.collectNow();
+        const consumed = (base - before) & 0xffff;
+        expect(
+          consumed <= batch,
+          `round ${round}: GET_VRING_BASE returned ${base}, outside the ${before}..${queue.lastAvailIdx} made available`,
+        ).to.equal(true);
+        const late = await sleepAndCollect(blk, quiet);
+        const gone = await connectionLost(device);
+        if (atReply.length < consumed || late.length || gone) {
+          throw new BackendError(
+            `round ${round}: GET_VRING_BASE replied with base ${base}: ${consumed} of the ${batch} requests just ` +
+              `kicked were consumed, ${atReply.length} of them used by the reply` +
+              (late.length ? `; ${late.length} more completed after the reply, on the stopped ring` : '') +
+              (gone ? `; then ${gone}` : ''),
+          );
+        }
+        if (atReply.length > consumed) {
+          throw new BackendError(
+            `round ${round}: ${atReply.length} requests were used, yet GET_VRING_BASE counts ${consumed} consumed (base ${base})`,
+          );
+        }
+        for (const c of atReply) expectBlkStatus(c, VirtioBlkStatus.OK);
+        consumedAt.push(consumed);
+        try {
+          ring.kickFd.drain();
+          await device.restartRing(0, base);
+          if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+          ring.notify();
+          const rest = batch - atReply.length;
+          if (rest)
+            for (const c of (await blk.collect(rest)).completions) expectBlkStatus(c, VirtioBlkStatus.OK);
+        } catch (err) {
+          if (!(err instanceof BackendError)) throw err;
+          throw new BackendError(
+            `round ${round}: restarting at base ${base} after GET_VRING_BASE (${consumed} consumed, all used by ` +
+              `the reply): ${err.message}`,
+            { cause: err },
+          );
+        }
+      }
+      return (
+        `${rounds} rounds of ${batch} reads kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed ` +
+        'at the stop, each used by the reply, none after'
+      );
+    },
+  },
+  {
+    id: 'vring.enable-gates',
+    title: 'with VHOST_USER_F_PROTOCOL_FEATURES, a kicked ring has no effect until SET_VRING_ENABLE 1',
+    severity: 'MUST',
+    spec: VringSpec.ringStates,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const quiet = quietMs(ctx);
+      const seed = freshSeed();
+      // A first connection keeps what the sector holds, to put it back at the end (the ring under test
+      // cannot read before it is enabled).
+      const first = await openBlock(ctx, { protocolFeatures: 'require', writes: true });
+      const sector = first.scratch;
+      const original = await first.blk.read(sector, 1);
+      first.session.connection.close();
+
+      // A fresh connection: the ring is set up and kicked, never enabled.
+      const { device, blk } = await openBlock(ctx, {
+        protocolFeatures: 'require',
+        writes: true,
+        enable: false,
+      });
+      const notes: string[] = [];
+      try {
+        const initial = sectorPattern(sector, 1, seed);
+        const early = await postWhileHeld(blk, sector, initial, quiet);
+        notes.push(await judgeHeldWrite('never enabled', device, blk, early, sector, initial));
+
+        // Enabled, then SET_VRING_ENABLE 0: as QEMU stops a device.
+        await device.enable(0, false);
+        const later = sectorPattern(sector, 1, seed + 1);
+        const late = await postWhileHeld(blk, sector, later, quiet);
+        notes.push(await judgeHeldWrite('after SET_VRING_ENABLE 0', device, blk, late, sector, later));
+      } catch (err) {
+        // Put the sector back if the device still takes a write; the failure is the verdict either way.
+        await device
+          .enable(0, true)
+          .then(() => blk.write(sector, original))
+          .catch(() => undefined);
+        throw err;
+      }
+      await blk.write(sector, original);
+      return `${notes.join('; ')} (quiet window ${quiet} ms)`;
+    },
+  },
+  {
+    id: 'vring.legacy-start',
+    title: 'without VHOST_USER_F_PROTOCOL_FEATURES, the ring runs on the kick with no SET_VRING_ENABLE',
+    severity: 'MUST',
+    spec: VringSpec.ringStates,
+    needs: [NEEDS_DATA_PATH],
+    async run(ctx) {
+      const { blk, scratch, features } = await openBlock(ctx, { protocolFeatures: 'none', writes: true });
+      const count = 4;
+      const data = sectorPattern(scratch, count, freshSeed());
+      await preserving(blk, scratch, count, async () => {
+        await blk.write(scratch, data);
+        expectSectors('read back on a ring never enabled', data, await blk.read(scratch, count), scratch);
+      });
+      const bit30 = hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+      return `features ${hex(features)}${bit30 ? '' : ' (no bit 30)'}: written and read back without SET_VRING_ENABLE`;
+    },
+  },
+  {
+    id: 'vring.restart',
+    title: 'GET_VRING_BASE stops the ring; restarted at that base, no request is lost or completed twice',
+    severity: 'MUST',
+    spec: VringSpec.ringStates,
+    needs: ['vring.get-vring-base'],
+    async run(ctx) {
+      const quiet = quietMs(ctx);
+      const { device, blk, ring, scratch, features } = await openBlock(ctx, {
+        base: NEAR_WRAP,
+        writes: true,
+      });
+      const queue = ring.queue;
+      const count = 16;
+      const data = sectorPattern(scratch, count, freshSeed());
+      const read = (i: number) => ({ type: 'IN', sector: scratch + BigInt(i), count: 1 }) as const;
+      const check = (c: BlkCompletion) => {
+        expectBlkStatus(c, VirtioBlkStatus.OK);
+        if (c.request.type !== 'IN') return;
+        const offset = Number(c.request.sector - scratch);
+        expectSectors(
+          describeBlkRequest(c.request),
+          data.subarray(offset * 512, (offset + 1) * 512),
+          c.data,
+          c.request.sector,
+        );
+      };
+      let base = 0;
+      await preserving(blk, scratch, count, async () => {
+        await blk.write(scratch, data);
+        for (let i = 0; i < 3; i++) check(await blk.run(read(i)));
+
+        // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
+        for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
+        base = await stop(device);
+        expect(
+          base,
+          `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
+        ).to.equal(queue.lastAvailIdx);
+
+        // Stopped: two more requests and a kick must stay untouched.
+        for (let i = 7; i < 9; i++) blk.post(read(i));
+        ring.notify();
+        const stray = await sleepAndCollect(blk, quiet);
+        if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+
+        // Restart as QEMU does: the same set-up at the returned base, then enable and kick. The kick sent
+        // while stopped is taken back first: the back-end is to start on the kick after its call fd is set.
+        ring.kickFd.drain();
+        await device.restartRing(0, base);
+        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        ring.notify();
+        const outstanding = blk.inFlight;
+        try {
+          const got: BlkCompletion[] = [];
+          while (got.length < outstanding)
+            got.push(...(await blk.collect(outstanding - got.length)).completions);
+          got.forEach(check);
+        } catch (err) {
+          if (!(err instanceof TimeoutError)) throw err;
+          throw new BackendError(
+            `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
+              `(lost): ${err.message}`,
+          );
+        }
+        for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
+      });
+      const final = await stop(device);
+      expect(
+        final,
+        `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
+      ).to.equal(queue.lastAvailIdx);
+      return (
+        `started at ${NEAR_WRAP}; stopped at ${base}; 2 requests posted and kicked while stopped stayed ` +
+        `untouched; restarted at ${base}, they and 3 more completed once each; ` +
+        `stopped again at ${final} past the 16-bit wrap`
+      );
+    },
+  },
+  {
+    id: 'vring.restart.pending-kick',
+    title:
+      'a kick already pending at SET_VRING_KICK, before SET_VRING_CALL, starts the ring without breaking it',
+    severity: 'MUST',
+    spec: VringSpec.ringStates,
+    needs: ['vring.restart'],
+    async run(ctx) {
+      // "The back-end must start a ring upon receiving a kick (that is, detecting that file descriptor is
+      // readable)": a kick eventfd handed over readable is such a kick, even before the call fd is set.
+      const quiet = quietMs(ctx);
+      const { device, blk, ring, scratch, features } = await openBlock(ctx);
+      const read = (i: number) => ({ type: 'IN', sector: scratch + BigInt(i), count: 1 }) as const;
+      for (const c of await blk.runAll([0, 1].map(read))) expectBlkStatus(c, VirtioBlkStatus.OK);
+      const base = await stop(device);
+      for (const i of [2, 3]) blk.post(read(i));
+      ring.notify();
+      const stray = await sleepAndCollect(blk, quiet);
+      if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+      try {
+        await device.restartRing(0, base);
+        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        ring.notify();
+        const got: BlkCompletion[] = [];
+        while (got.length < 2) got.push(...(await blk.collect(2 - got.length)).completions);
+        for (const c of got) expectBlkStatus(c, VirtioBlkStatus.OK);
+      } catch (err) {
+        if (!(err instanceof BackendError)) throw err;
+        throw new BackendError(
+          `restarted at base ${base} with 2 requests made available and kicked while stopped (SET_VRING_NUM, ` +
+            `SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK with the eventfd readable, SET_VRING_CALL): ${err.message}`,
+          { cause: err },
+        );
+      }
+      const final = await stop(device);
+      expect(final, 'GET_VRING_BASE once both completed').to.equal(ring.queue.lastAvailIdx);
+      return `the 2 requests kicked while stopped completed after the restart at ${base}; stopped again at ${final}`;
+    },
+  },
+]);
+
+/** Undefined while the back-end still answers GET_FEATURES; else what went wrong. */
+async function connectionLost(device: FrontendDevice): Promise<string | undefined> {
+  try {
+    await device.session.connection.requestU64('GET_FEATURES');
+    return undefined;
+  } catch (err) {
+    if (err instanceof BackendError || err instanceof TimeoutError) return err.message;
+    throw err;
+  }
+}
+
+async function sleepAndCollect(blk: BlkDriver, ms: number): Promise<BlkCompletion[]> {
+  await sleep(ms);
+  return blk.collectNow();
+}

@@ -15,6 +15,9 @@ const REGISTERED = new Set([
   'vring.get-vring-base',
   'vring.enable-gates',
   'vring.legacy-start',
+  'vring.blk.indirect',
+  'vring.blk.event-idx',
+  'vring.restart',
 ]);
 
 export const vringChecks: Check[] = [...blkChecks, ...lifecycleChecks].filter((c) => REGISTERED.has(c.id));

@@ -1,0 +1,102 @@
+/**
+ * Benchmark: the traffic engine's throughput, 4 KiB reads at queue depth 1 and 64, against the reference
+ * back-end and qemu-storage-daemon (null-co): requests per second, and the harness's CPU time per request
+ * (process.cpuUsage of this process only, so the back-end's own work is not counted). Run with `npm run bench`.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { dir } from 'tmp-promise';
+import { BlkDriver, type BlkRequest } from '../../harness/devices/blk.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
+import { Scope } from '../../harness/process/scope.js';
+import { makeContext, type Target } from '../../harness/runner/check.js';
+import { pollUntil } from '../../harness/util/deadline.js';
+import { openBlock } from '../../suites/vring/common.js';
+
+const REFERENCE = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../fixtures/bin/vhu-reference',
+);
+const QSD = '/usr/bin/qemu-storage-daemon';
+const SECTORS = 8; // 4 KiB
+
+function target(over: Partial<Target>): Target {
+  return {
+    binary: '',
+    connect: null,
+    extraArgs: [],
+    type: 'block',
+    capabilities: { type: 'block', features: ['read-only', 'blk-file'] },
+    descriptorDirs: [],
+    memo: new Map(),
+    ...over,
+  };
+}
+
+async function measure(label: string, t: Target): Promise<void> {
+  const scope = new Scope();
+  try {
+    const ctx = makeContext(t, 10_000, scope);
+    // Indirect tables: a request is one descriptor of the ring, so 64 fit in a 64-entry ring.
+    const setup = await openBlock(ctx, { indirect: true });
+    const blk = new BlkDriver(setup.ring, { timeoutMs: 10_000, slots: 64, maxSectors: SECTORS });
+    for (const depth of [1, 64]) {
+      const total = depth === 1 ? 3000 : 30_000;
+      const batch = (from: number): BlkRequest[] =>
+        Array.from({ length: depth }, (_, i) => ({
+          type: 'IN' as const,
+          sector: BigInt(((from + i) * SECTORS) % 1024),
+          count: SECTORS,
+        }));
+      await blk.runAll(batch(0), { indirect: true }); // warm-up
+      const cpu = process.cpuUsage();
+      const started = performance.now();
+      for (let done = 0; done < total; done += depth) await blk.runAll(batch(done), { indirect: true });
+      const wallMs = performance.now() - started;
+      const used = process.cpuUsage(cpu);
+      const perRequestUs = (used.user + used.system) / total;
+      console.log(
+        `  ${label.padEnd(28)} QD${String(depth).padEnd(3)} ${Math.round((total / wallMs) * 1000)
+          .toString()
+          .padStart(
+            7,
+          )} req/s   harness CPU ${perRequestUs.toFixed(1)} us/request (${(((perRequestUs * total) / 1000 / wallMs) * 100).toFixed(0)}% of wall)`,
+      );
+    }
+  } finally {
+    await scope.close();
+  }
+}
+
+console.log('virtio-blk 4 KiB reads through the split ring (harness as front-end):');
+await measure('reference back-end', target({ binary: REFERENCE }));
+if (existsSync(QSD)) {
+  const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, 'blk.sock');
+  const daemon = execa(
+    QSD,
+    [
+      '--blockdev',
+      'driver=null-co,node-name=null0,size=67108864,read-zeroes=on',
+      '--export',
+      `type=vhost-user-blk,id=exp0,node-name=null0,addr.type=unix,addr.path=${socket}`,
+    ],
+    { reject: false, stdin: 'ignore' },
+  );
+  try {
+    await pollUntil(
+      () => (isListeningAt(socket) ? true : undefined),
+      10_000,
+      'qemu-storage-daemon to listen',
+    );
+    await measure('qemu-storage-daemon null-co', target({ connect: socket }));
+  } finally {
+    daemon.kill('SIGKILL');
+    await daemon;
+    await tmp.cleanup();
+  }
+} else {
+  console.log(`  ${QSD} is not installed (package qemu-system-common): skipped`);
+}

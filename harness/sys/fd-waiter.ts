@@ -45,14 +45,6 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-export interface FdWaiterOptions {
-  /**
-   * @deprecated No effect. It added a wake-up eventfd to the thread-pool poll this module used to run; waits
-   * on the event loop start, change and stop at once without one.
-   */
-  wakeable?: boolean;
-}
-
 type PollHandle = ReturnType<typeof koffi.node.poll>;
 /** The callback type koffi declares (the events object only); see LoopPoll for what it really passes. */
 type PollCallback = (events: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
@@ -143,7 +135,7 @@ export class FdWaiter {
    * SysError if epoll cannot watch it (EBADF, or EPERM for a regular file). `options` is kept for callers
    * that still pass it; it has no effect.
    */
-  constructor(fd: number, what: string, _options: FdWaiterOptions = {}) {
+  constructor(fd: number, what: string) {
     const other = waiterOfFd.get(fd);
     if (other) throw new UsageError(`fd ${fd} (${what}) already has a waiter, for ${other.#what}`);
     checkPollable(fd);

@@ -12,12 +12,10 @@ import {
   ftruncate,
   isNonBlocking,
   isOpenFd,
-  MAX_POLL_SLICE_MS,
   memfdCreate,
   mmapShared,
   PollEvent,
   poll,
-  pollAsync,
   readlinkFd,
   recvmsgFds,
   sendmsgFds,
@@ -181,44 +179,6 @@ describe('sys/libc', () => {
         expect(poll([999_999], PollEvent.POLLIN, 0)).to.deep.equal([PollEvent.POLLNVAL]);
       } finally {
         closeFd(fd);
-      }
-    });
-
-    it('waits in the thread pool and resolves with revents, or zeros on timeout', async () => {
-      const [x, y] = [eventfd(), eventfd()];
-      try {
-        const started = performance.now();
-        expect(await pollAsync([x, y], PollEvent.POLLIN, 50)).to.deep.equal([0, 0]);
-        expect(performance.now() - started).to.be.at.least(45);
-        setTimeout(() => eventfdWrite(y, 1), 10);
-        expect(
-          await pollAsync([x, y], [PollEvent.POLLIN, PollEvent.POLLIN], MAX_POLL_SLICE_MS),
-        ).to.deep.equal([0, PollEvent.POLLIN]);
-      } finally {
-        closeFd(x);
-        closeFd(y);
-      }
-    });
-
-    it('rejects with the errno of the pool thread', async function () {
-      // poll() fails with EINVAL for more fds than RLIMIT_NOFILE allows.
-      const limit = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1];
-      if (!limit || Number(limit) > 1_000_000) this.skip();
-      const fds = new Array<number>(Number(limit) + 1).fill(-1);
-      let error: unknown;
-      await pollAsync(fds, PollEvent.POLLIN, 0).catch((err: unknown) => {
-        error = err;
-      });
-      expect(error).to.be.instanceOf(SysError).and.to.include({ syscall: 'poll', errno: 22 });
-    });
-
-    it('refuses long or endless waits in the pool', async () => {
-      for (const timeout of [MAX_POLL_SLICE_MS + 1, -1, 1.5]) {
-        let error: unknown;
-        await pollAsync([0], PollEvent.POLLIN, timeout).catch((err: unknown) => {
-          error = err;
-        });
-        expect(error).to.be.instanceOf(RangeError);
       }
     });
   });

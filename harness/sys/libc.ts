@@ -415,13 +415,6 @@ export const PollEvent = {
   POLLRDHUP: 0x2000,
 } as const;
 
-/**
- * The longest wait `pollAsync` accepts. Each pollAsync holds one thread of libuv's pool, which Node sizes at
- * 4 (UV_THREADPOOL_SIZE) and shares with fs, dns.lookup, crypto and zlib; koffi's .async calls run there too.
- * Short slices bound how long those others wait for a thread; waiters loop over slices up to their deadline.
- */
-export const MAX_POLL_SLICE_MS = 100;
-
 function describeFds(fds: readonly number[]): string {
   return fds.length <= 8 ? `fds ${fds.join(',')}` : `${fds.length} fds`;
 }
@@ -443,43 +436,6 @@ export function poll(
     throw new SysError('poll', errno, describeFds(fds));
   }
   return parsePollRevents(buf);
-}
-
-/**
- * poll(2) in libuv's thread pool, resolving with the revents of each fd (all 0 on timeout or EINTR). The
- * event loop stays free; `timeoutMs` must be 0..MAX_POLL_SLICE_MS so the pool thread is lent only briefly.
- * FdWaiter does not use it (it waits on the event loop itself, with no pool thread).
- */
-export function pollAsync(
-  fds: readonly number[],
-  events: number | readonly number[],
-  timeoutMs: number,
-): Promise<number[]> {
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_POLL_SLICE_MS) {
-    return Promise.reject(
-      new RangeError(`pollAsync timeout must be 0..${MAX_POLL_SLICE_MS} ms, got ${timeoutMs}`),
-    );
-  }
-  const buf = pollfdArray(fds, events);
-  return new Promise((resolve, reject) => {
-    const done = (err: unknown, rc: number): void => {
-      // koffi 3 hands the worker thread's errno to the callback through koffi.errno(); read it first.
-      const errno = koffi.errno();
-      if (err) {
-        reject(new SysError('poll', 0, `koffi async call failed: ${String(err)}`));
-      } else if (rc < 0) {
-        if (errno === EINTR) resolve(fds.map(() => 0));
-        else reject(new SysError('poll', errno, describeFds(fds)));
-      } else {
-        resolve(parsePollRevents(buf));
-      }
-    };
-    try {
-      c.poll.async(buf, fds.length, timeoutMs, done);
-    } catch (err) {
-      reject(new SysError('poll', 0, `koffi async call refused: ${String(err)}`));
-    }
-  });
 }
 
 const EPOLL_CLOEXEC = 0o2000000;

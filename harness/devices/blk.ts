@@ -11,7 +11,7 @@
  */
 import { BackendError, ProtocolError } from '../errors.js';
 import type { VringPort } from '../frontend/device.js';
-import { GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
+import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
 import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
@@ -256,6 +256,7 @@ export function describeSectorDiff(
   sector: bigint,
 ): string | undefined {
   if (actual.length !== expected.length) return `${actual.length} bytes, expected ${expected.length}`;
+  if (sameBytes(actual, expected)) return undefined;
   let differing = 0;
   let first = -1;
   for (let i = 0; i < expected.length; i++) {
@@ -285,7 +286,7 @@ export function describeSectorDiff(
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
 
 // ---- the driver ----
@@ -341,12 +342,24 @@ interface Slot {
   status: bigint;
 }
 
+/** Live views of a slot's parts, each inside one region; taken once per memory generation. */
+interface SlotViews {
+  generation: number;
+  header: Uint8Array;
+  data: readonly [Uint8Array, Uint8Array];
+  status: Uint8Array;
+}
+
 interface Pending {
   request: BlkRequest;
   slot: number;
   layout: BlkRequestLayout;
   header: Buffer;
+  /** The slot's views when the request uses the slot's own data segments (the fast path). */
+  views: PostedViews | undefined;
 }
+
+type PostedViews = { generation: number; header: Uint8Array; data: Uint8Array[]; status: Uint8Array };
 
 /** A status byte value no device writes: a status left at it was never written. */
 const STATUS_UNSET = 0xff;
@@ -362,6 +375,7 @@ export class BlkDriver {
   readonly #timeoutMs: number;
   readonly #slots: Slot[] = [];
   readonly #free: number[] = [];
+  readonly #views: Array<SlotViews | undefined> = [];
   #notifiedAt: number;
 
   constructor(port: VringPort<unknown>, options: BlkDriverOptions) {
@@ -420,18 +434,31 @@ export class BlkDriver {
       if (total !== length) throw new Error(`data segments of ${total} bytes for ${length} bytes of data`);
       const layout: BlkRequestLayout = { header: slot.header, data, status: slot.status };
       const header = encodeBlkHeader(blkTypeOf(request), 'sector' in request ? request.sector : 0n);
-      this.#memory.write(layout.header, header);
-      let at = 0;
-      for (const segment of data) {
-        if (request.type === 'OUT') {
-          this.#memory.write(segment.gpa, request.data.subarray(at, at + segment.len));
-        } else {
-          this.#memory.fillGuard(segment.gpa, segment.len);
+      // The slot's own segments go through cached views: no address translation per request.
+      const views = options.data ? undefined : this.#viewsOf(slotIndex, data);
+      if (views) {
+        views.header.set(header);
+        let at = 0;
+        for (const view of views.data) {
+          if (request.type === 'OUT') view.set(request.data.subarray(at, at + view.length));
+          else fillGuardBytes(view);
+          at += view.length;
         }
-        at += segment.len;
+        views.status[0] = STATUS_UNSET;
+      } else {
+        this.#memory.write(layout.header, header);
+        let at = 0;
+        for (const segment of data) {
+          if (request.type === 'OUT') {
+            this.#memory.write(segment.gpa, request.data.subarray(at, at + segment.len));
+          } else {
+            this.#memory.fillGuard(segment.gpa, segment.len);
+          }
+          at += segment.len;
+        }
+        this.#memory.write(layout.status, Uint8Array.of(STATUS_UNSET));
       }
-      this.#memory.write(layout.status, Uint8Array.of(STATUS_UNSET));
-      const pending: Pending = { request, slot: slotIndex, layout, header };
+      const pending: Pending = { request, slot: slotIndex, layout, header, views };
       return this.#port.queue.addRequest(blkChain(request, layout), {
         ...(options.indirect ? { indirect: true } : {}),
         ...(options.directPrefix ? { directPrefix: options.directPrefix } : {}),
@@ -508,6 +535,32 @@ export class BlkDriver {
     return this.run({ type: 'GET_ID' }, options);
   }
 
+  /** Views of the slot's header, status and the first bytes of each data segment `#split` chose. */
+  #viewsOf(slotIndex: number, segments: ReadonlyArray<{ len: number }>): PostedViews {
+    const generation = this.#memory.generation;
+    let views = this.#views[slotIndex];
+    if (views?.generation !== generation) {
+      const slot = this.#slots[slotIndex]!;
+      views = {
+        generation,
+        header: this.#memory.gpaToBytes(slot.header, BLK_HEADER_SIZE),
+        data: [
+          this.#memory.gpaToBytes(slot.data[0].gpa, slot.data[0].cap),
+          this.#memory.gpaToBytes(slot.data[1].gpa, slot.data[1].cap),
+        ],
+        status: this.#memory.gpaToBytes(slot.status, 1),
+      };
+      this.#views[slotIndex] = views;
+    }
+    const data = views.data;
+    return {
+      generation,
+      header: views.header,
+      data: segments.map((segment, i) => data[i]!.subarray(0, segment.len)),
+      status: views.status,
+    };
+  }
+
   #split(slot: Slot, length: number): Array<{ gpa: bigint; len: number }> {
     const [first, second] = slot.data;
     if (length > first.cap + second.cap) {
@@ -523,16 +576,22 @@ export class BlkDriver {
 
   #complete(head: number, usedLen: number, writableLen: number, pending: Pending): BlkCompletion {
     const { request, layout } = pending;
-    const status = this.#memory.read(layout.status, 1)[0]!;
-    const chunks = layout.data.map((s) => this.#memory.read(s.gpa, s.len));
-    const data = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    // Views taken before the memory table changed may point into a mapping the device no longer uses.
+    const views = pending.views?.generation === this.#memory.generation ? pending.views : undefined;
+    const status = views ? views.status[0]! : this.#memory.read(layout.status, 1)[0]!;
+    let length = 0;
+    for (const segment of layout.data) length += segment.len;
+    const data = new Uint8Array(length);
     let at = 0;
-    for (const chunk of chunks) {
-      data.set(chunk, at);
-      at += chunk.length;
-    }
+    layout.data.forEach((segment, i) => {
+      const target = data.subarray(at, at + segment.len);
+      if (views) target.set(views.data[i]!);
+      else this.#memory.readInto(segment.gpa, target);
+      at += segment.len;
+    });
     const problems: string[] = [];
-    if (!sameBytes(this.#memory.read(layout.header, BLK_HEADER_SIZE), pending.header)) {
+    const headerNow = views ? views.header : this.#memory.read(layout.header, BLK_HEADER_SIZE);
+    if (!sameBytes(headerNow, pending.header)) {
       problems.push('the request header was modified');
     }
     if (request.type === 'OUT' && !sameBytes(data, request.data))

@@ -206,6 +206,31 @@ describe('memory/guest-memory', () => {
     expect(thrown(() => memory.fillGuard(0n, 4, new Uint8Array(0))).code).to.equal('VHU_ERR_MEM_ARGUMENT');
   });
 
+  it('guards ranges longer than one pattern tile, at every phase, across a region boundary', () => {
+    const memory = createTestMemory();
+    const pattern = Uint8Array.of(0x11, 0x22, 0x33);
+    const start = 0xf_0000n - 5n; // 0x1_0005 bytes in region A, the rest in C
+    const len = 0x3_0000 + 7;
+    memory.fillGuard(start, len, pattern);
+    const bytes = memory.read(start, len);
+    expect(bytes.every((b, i) => b === pattern[i % 3])).to.equal(true);
+    expect(memory.checkGuard(start, len, pattern)).to.deep.equal([]);
+    const hits = [0, 0x1_0004, 0x1_0005, 0x1_0006, 0x2_0000, len - 1];
+    for (const at of hits) memory.write(start + BigInt(at), Uint8Array.of(0));
+    expect(memory.checkGuard(start, len, pattern)).to.deep.equal(hits);
+  });
+
+  it('reads into a caller buffer across adjacent regions', () => {
+    const memory = createTestMemory();
+    memory.write(0xf_fffen, Uint8Array.of(1, 2, 3, 4));
+    const target = new Uint8Array(8).fill(7);
+    memory.readInto(0xf_fffdn, target.subarray(1, 7));
+    expect([...target]).to.deep.equal([7, 0, 1, 2, 3, 4, 0, 7]);
+    expect(thrown(() => memory.readInto(0x13_ffffn, new Uint8Array(2))).code).to.equal(
+      'VHU_ERR_MEM_UNMAPPED',
+    );
+  });
+
   it('guards the mmap prefixes a back-end ignoring mmap_offset would hit', () => {
     const memory = createTestMemory();
     expect(memory.checkMmapPrefixes()).to.deep.equal([]);

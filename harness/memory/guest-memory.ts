@@ -80,6 +80,13 @@ interface BumpState {
  * allocator per region and guard bytes. Regions are kept sorted by guest address.
  */
 export class GuestMemory {
+  #generation = 0;
+
+  /** Changes whenever a region is added or removed: views from `gpaToBytes` taken before may be stale. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   #regions: MemoryRegion[] = [];
   #bump = new Map<MemoryRegion, BumpState>();
 
@@ -133,6 +140,7 @@ export class GuestMemory {
       }
     }
     this.#regions.push(region);
+    this.#generation++;
     this.#regions.sort((a, b) => (a.guestAddress < b.guestAddress ? -1 : 1));
     this.#bump.set(region, { low: 0n, high: size });
   }
@@ -149,6 +157,7 @@ export class GuestMemory {
       );
     }
     this.#regions.splice(index, 1);
+    this.#generation++;
     this.#bump.delete(region);
     return region;
   }
@@ -209,6 +218,11 @@ export class GuestMemory {
     return out;
   }
 
+  /** Copies `target.length` bytes at `gpa` into `target` (no allocation); like `read`, it may span regions. */
+  readInto(gpa: bigint, target: Uint8Array): void {
+    this.#forEachPiece(gpa, target.length, (piece, at) => target.set(piece, at));
+  }
+
   /** Copies `data` to `gpa`; the range may span adjacent regions. Throws UNMAPPED (writing nothing) on a gap. */
   write(gpa: bigint, data: Uint8Array): void {
     this.#forEachPiece(gpa, data.length, (piece, at) => piece.set(data.subarray(at, at + piece.length)));
@@ -218,9 +232,7 @@ export class GuestMemory {
   fillGuard(gpa: bigint, len: number, pattern: Uint8Array = GUARD_PATTERN): void {
     checkPattern(pattern);
     checkLength(len);
-    this.#forEachPiece(gpa, len, (piece, at) => {
-      for (let i = 0; i < piece.length; i++) piece[i] = pattern[(at + i) % pattern.length]!;
-    });
+    this.#forEachPiece(gpa, len, (piece, at) => fillPattern(piece, at, pattern));
   }
 
   /** The offsets (from `gpa`) of the bytes that no longer hold the pattern `fillGuard` wrote there. */
@@ -229,9 +241,7 @@ export class GuestMemory {
     checkLength(len);
     const modified: number[] = [];
     this.#forEachPiece(gpa, len, (piece, at) => {
-      for (let i = 0; i < piece.length; i++) {
-        if (piece[i] !== pattern[(at + i) % pattern.length]) modified.push(at + i);
-      }
+      for (const i of patternMismatches(piece, at, pattern)) modified.push(at + i);
     });
     return modified;
   }
@@ -243,8 +253,7 @@ export class GuestMemory {
   guardMmapPrefixes(pattern: Uint8Array = GUARD_PATTERN): void {
     checkPattern(pattern);
     for (const region of this.#regions) {
-      const prefix = region.bytes.subarray(0, Number(region.mmapOffset));
-      for (let i = 0; i < prefix.length; i++) prefix[i] = pattern[i % pattern.length]!;
+      fillPattern(region.bytes.subarray(0, Number(region.mmapOffset)), 0, pattern);
     }
   }
 
@@ -253,9 +262,7 @@ export class GuestMemory {
     checkPattern(pattern);
     const damaged: Array<{ guestAddress: bigint; offsets: number[] }> = [];
     for (const region of this.#regions) {
-      const offsets: number[] = [];
-      const prefix = region.bytes.subarray(0, Number(region.mmapOffset));
-      for (let i = 0; i < prefix.length; i++) if (prefix[i] !== pattern[i % pattern.length]) offsets.push(i);
+      const offsets = patternMismatches(region.bytes.subarray(0, Number(region.mmapOffset)), 0, pattern);
       if (offsets.length) damaged.push({ guestAddress: region.guestAddress, offsets });
     }
     return damaged;
@@ -327,6 +334,13 @@ export class GuestMemory {
   /** Calls `fn` with views covering [gpa, gpa+len) in address order, after checking the whole range maps. */
   #forEachPiece(gpa: bigint, len: number, fn: (piece: Uint8Array, at: number) => void): void {
     checkLength(len);
+    // The common case, a range inside one region, without building the piece list.
+    const first = this.regionAt(gpa);
+    if (first && gpa - first.guestAddress + BigInt(len) <= first.size) {
+      const start = Number(first.mmapOffset + (gpa - first.guestAddress));
+      fn(first.bytes.subarray(start, start + len), 0);
+      return;
+    }
     const pieces: Uint8Array[] = [];
     let cursor = gpa;
     let left = BigInt(len);
@@ -411,6 +425,54 @@ function checkLength(len: number): void {
   if (!Number.isSafeInteger(len) || len < 0) {
     throw new GuestMemoryError(MemoryErrorCode.ARGUMENT, `length must be an integer >= 0, got ${len}`);
   }
+}
+
+/** How many bytes one copy or comparison of a tiled pattern covers. */
+const TILE_BYTES = 64 * 1024;
+const tiles = new WeakMap<Uint8Array, Uint8Array>();
+
+/** `pattern` repeated over TILE_BYTES plus one more copy, so any phase can start a full tile. */
+function tileOf(pattern: Uint8Array): Uint8Array {
+  let tile = tiles.get(pattern);
+  if (!tile) {
+    const copies = Math.ceil(TILE_BYTES / pattern.length) + 1;
+    tile = new Uint8Array(copies * pattern.length);
+    for (let i = 0; i < copies; i++) tile.set(pattern, i * pattern.length);
+    tiles.set(pattern, tile);
+  }
+  return tile;
+}
+
+/** Fills a view (from `gpaToBytes`) with guard bytes, as `fillGuard` fills a guest range. */
+export function fillGuardBytes(view: Uint8Array, pattern: Uint8Array = GUARD_PATTERN): void {
+  checkPattern(pattern);
+  fillPattern(view, 0, pattern);
+}
+
+/** Byte i of `piece` becomes pattern[(phase + i) % pattern.length], a tile at a time (guards are on every buffer). */
+function fillPattern(piece: Uint8Array, phase: number, pattern: Uint8Array): void {
+  const tile = tileOf(pattern);
+  for (let done = 0; done < piece.length; ) {
+    const start = (phase + done) % pattern.length;
+    const n = Math.min(piece.length - done, TILE_BYTES);
+    piece.set(tile.subarray(start, start + n), done);
+    done += n;
+  }
+}
+
+/** The offsets in `piece` of the bytes that differ from what fillPattern(piece, phase, pattern) wrote. */
+function patternMismatches(piece: Uint8Array, phase: number, pattern: Uint8Array): number[] {
+  const tile = tileOf(pattern);
+  const out: number[] = [];
+  for (let done = 0; done < piece.length; ) {
+    const start = (phase + done) % pattern.length;
+    const n = Math.min(piece.length - done, TILE_BYTES);
+    const got = Buffer.from(piece.buffer, piece.byteOffset + done, n);
+    const want = Buffer.from(tile.buffer, tile.byteOffset + start, n);
+    if (!got.equals(want)) for (let i = 0; i < n; i++) if (got[i] !== want[i]) out.push(done + i);
+    done += n;
+  }
+  return out;
 }
 
 function checkPattern(pattern: Uint8Array): void {

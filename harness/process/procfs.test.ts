@@ -5,7 +5,7 @@ import { descendantsOf, isSelfOrDescendant, parseStat, readStat, stillRunning } 
 
 describe('process/procfs', () => {
   it('parses a stat line whose comm holds spaces and parentheses', () => {
-    const line = '4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0';
+    const line = '4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 17 5 0 0 20 0 1 0 987654 0 0';
     expect(parseStat(line)).to.deep.equal({
       pid: 4242,
       comm: 'a (b) c',
@@ -14,6 +14,7 @@ describe('process/procfs', () => {
       pgrp: 4242,
       session: 4242,
       starttime: 987654,
+      cpuTicks: 22,
     });
   });
 

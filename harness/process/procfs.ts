@@ -11,7 +11,12 @@ export interface ProcStat {
   session: number;
   /** Start time in clock ticks since boot: with pid, identifies a process across pid reuse. */
   starttime: number;
+  /** CPU time used so far, user plus system, in clock ticks (USER_HZ: 100 a second on Linux). */
+  cpuTicks: number;
 }
+
+/** The unit of the times in /proc/PID/stat: fixed at 100 a second by the kernel ABI on x86 and arm64. */
+export const CLOCK_TICKS_PER_SECOND = 100;
 
 /** Parses /proc/PID/stat; comm may hold spaces and parentheses, so fields are counted after the last ')'. */
 export function parseStat(text: string): ProcStat {
@@ -26,6 +31,7 @@ export function parseStat(text: string): ProcStat {
     pgrp: Number(fields[2]),
     session: Number(fields[3]),
     starttime: Number(fields[19]),
+    cpuTicks: Number(fields[11]) + Number(fields[12]),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Benchmark: the traffic engine's throughput, 4 KiB reads at queue depth 1 and 64, against the reference
  * back-end and qemu-storage-daemon (null-co): requests per second, and the harness's CPU time per request
- * (process.cpuUsage of this process only, so the back-end's own work is not counted). Run with `npm run bench`.
+ * (process.cpuUsage of this process only), next to the back-end's CPU time per request (its process tree in
+ * /proc, at clock-tick resolution): which of the two is the limit. Run with `npm run bench`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import { BlkDriver, type BlkRequest } from '../../harness/devices/blk.js';
-import { isListeningAt } from '../../harness/process/procfs.js';
+import { CLOCK_TICKS_PER_SECOND, descendantsOf, isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
@@ -35,6 +36,12 @@ function target(over: Partial<Target>): Target {
   };
 }
 
+/** CPU time of every process below this one (the back-end under test), in microseconds. */
+function backendCpuUs(): number {
+  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
+  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+}
+
 async function measure(label: string, t: Target): Promise<void> {
   const scope = new Scope();
   try {
@@ -52,17 +59,19 @@ async function measure(label: string, t: Target): Promise<void> {
         }));
       await blk.runAll(batch(0), { indirect: true }); // warm-up
       const cpu = process.cpuUsage();
+      const backendBefore = backendCpuUs();
       const started = performance.now();
       for (let done = 0; done < total; done += depth) await blk.runAll(batch(done), { indirect: true });
       const wallMs = performance.now() - started;
       const used = process.cpuUsage(cpu);
+      const backendUs = (backendCpuUs() - backendBefore) / total;
       const perRequestUs = (used.user + used.system) / total;
+      const rate = Math.round((total / wallMs) * 1000);
+      const share = (us: number): string => `${(((us * total) / 1000 / wallMs) * 100).toFixed(0)}%`;
       console.log(
-        `  ${label.padEnd(28)} QD${String(depth).padEnd(3)} ${Math.round((total / wallMs) * 1000)
-          .toString()
-          .padStart(
-            7,
-          )} req/s   harness CPU ${perRequestUs.toFixed(1)} us/request (${(((perRequestUs * total) / 1000 / wallMs) * 100).toFixed(0)}% of wall)`,
+        `  ${label.padEnd(28)} QD${String(depth).padEnd(3)} ${String(rate).padStart(7)} req/s   ` +
+          `CPU per request: harness ${perRequestUs.toFixed(1)} us (${share(perRequestUs)} of wall), ` +
+          `back-end ${backendUs.toFixed(1)} us (${share(backendUs)} of wall)`,
       );
     }
   } finally {

@@ -67,6 +67,9 @@ class PackedTestDevice {
     let count = 0;
     let id = 0;
     for (;;) {
+      if (count > 0 && !this.isAvailable(this.nextAvail, this.availWrap)) {
+        throw new Error(`descriptor ${this.nextAvail}, next in the list, is not available`);
+      }
       const d = this.desc(this.nextAvail);
       flags.push(d.flags);
       count++;

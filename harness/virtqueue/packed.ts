@@ -269,7 +269,8 @@ export class PackedVirtqueue<T = unknown> {
     const table = useIndirect ? this.#indirectTable(id, chain.length) : undefined;
     this.#freeIds.pop();
 
-    const availFlags = this.#availWrap ? PackedDescFlag.AVAIL : PackedDescFlag.USED;
+    // AVAIL matches the driver ring wrap counter, USED its inverse; a list crossing the ring's end flips it.
+    const availFlags = (): number => (this.#availWrap ? PackedDescFlag.AVAIL : PackedDescFlag.USED);
     const first = this.#nextAvail;
     let firstFlags = 0;
     if (table) {
@@ -284,14 +285,14 @@ export class PackedVirtqueue<T = unknown> {
         first,
         { gpa: table.gpa, len: chain.length * PackedLayout.DESC_SIZE, write: false },
         id,
-        PackedDescFlag.INDIRECT | availFlags,
+        PackedDescFlag.INDIRECT | availFlags(),
         true,
       );
       this.#advanceAvail();
     } else {
       chain.forEach((e, i) => {
         const last = i === chain.length - 1;
-        const flags = availFlags | (e.write ? PackedDescFlag.WRITE : 0) | (last ? 0 : PackedDescFlag.NEXT);
+        const flags = availFlags() | (e.write ? PackedDescFlag.WRITE : 0) | (last ? 0 : PackedDescFlag.NEXT);
         // Buffer ID goes in the last descriptor; the others carry it too, harmlessly.
         const written = this.#writeDesc(this.#nextAvail, e, id, flags, i === 0);
         if (i === 0) firstFlags = written;

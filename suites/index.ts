@@ -6,6 +6,7 @@ import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { netChecks } from './devices/net.js';
+import { channelChecks } from './protocol/channels.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -17,6 +18,7 @@ export const allChecks: Check[] = [
   ...lifecycleChecks,
   ...optionChecks,
   ...negotiationChecks,
+  ...channelChecks,
   ...vringChecks,
   ...netChecks,
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode

@@ -94,6 +94,8 @@ describe('QEMU as the front-end of the reference back-end', function () {
       const ended = await backend;
       await tmp.cleanup();
       expect(ended.exitCode, String(ended.stderr)).to.equal(0);
+      // BACKEND_REQ is offered: QEMU hands over the back-end request channel.
+      expect(String(ended.stderr)).to.contain('back-end request channel set (SET_BACKEND_REQ_FD)');
     }
   });
 });

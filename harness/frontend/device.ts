@@ -25,7 +25,7 @@ import {
   type SplitVringBase,
   VRING_STATE_SIZE,
 } from '../protocol/messages.js';
-import type { FrontendRequestName } from '../protocol/spec.js';
+import { type FrontendRequestName, VHOST_VRING_F_LOG } from '../protocol/spec.js';
 import { EventFd } from '../sys/eventfd.js';
 import { SharedMemory } from '../sys/memfd.js';
 import type { FrontendSession } from '../transport/session.js';
@@ -248,6 +248,26 @@ export class FrontendDevice {
    */
   async restartRing(index: number, base: number): Promise<void> {
     await this.#startRing(this.ring(index), base);
+  }
+
+  /**
+   * SET_VRING_ADDR again for a set-up ring, with VHOST_VRING_F_LOG and the used ring's guest address as
+   * log_guest_addr when `log` (without both when not): how QEMU starts and stops logging a running ring's
+   * used ring writes for migration. Returns log_guest_addr.
+   */
+  async setRingLogging(index: number, log: boolean): Promise<bigint> {
+    const { queue } = this.ring(index);
+    const logAddress = log ? queue.usedRing.gpa : 0n;
+    await this.#request(
+      'SET_VRING_ADDR',
+      encodeVringAddress({
+        index,
+        flags: log ? 1 << VHOST_VRING_F_LOG : 0,
+        ...queue.vringAddr(),
+        log: logAddress,
+      }),
+    );
+    return logAddress;
   }
 
   /** SET_VRING_ENABLE: `on` 1 or 0. */

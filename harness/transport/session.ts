@@ -10,6 +10,8 @@ import {
   ProtocolFeature,
   VHOST_USER_F_PROTOCOL_FEATURES,
 } from '../protocol/spec.js';
+import { closeFd } from '../sys/libc.js';
+import { BackendChannel } from './backend-channel.js';
 import type { Connection } from './connection.js';
 
 export class FrontendSession {
@@ -55,16 +57,18 @@ export class FrontendSession {
   async request(
     name: FrontendRequestName,
     payload?: Buffer,
-    options: { sync?: boolean } = {},
+    options: { sync?: boolean; fds?: number[] } = {},
   ): Promise<bigint | undefined> {
+    const fds = options.fds ? { fds: options.fds } : {};
     if (this.replyAck) {
       const reply = await this.connection.request(name, 8, {
         ...(payload ? { payload } : {}),
+        ...fds,
         needReply: true,
       });
       return decodeU64(reply, name);
     }
-    await this.connection.send(name, payload ? { payload } : {});
+    await this.connection.send(name, { ...(payload ? { payload } : {}), ...fds });
     if (options.sync !== false) await this.connection.requestU64('GET_FEATURES');
     return undefined;
   }
@@ -90,5 +94,28 @@ export class FrontendSession {
   async expectAck(name: FrontendRequestName, payload?: Buffer): Promise<void> {
     const ack = await this.request(name, payload);
     if (ack !== undefined && ack !== 0n) throw new BackendError(`${name} was refused: REPLY_ACK ${ack}`);
+  }
+
+  /**
+   * SET_BACKEND_REQ_FD with one end of a fresh socketpair; the other end is served as a BackendChannel that
+   * the caller owns (and closes). Returns the channel and the ack (undefined without REPLY_ACK). Our copy of
+   * the back-end's end is closed once sent, so that the back-end closing it shows as end of stream.
+   */
+  async setUpBackendChannel(
+    options: { features?: bigint; log?: (line: string) => void } = {},
+  ): Promise<{ channel: BackendChannel; ack: bigint | undefined }> {
+    const { channel, backendFd } = BackendChannel.pair({
+      protocolFeatures: this.ackedProtocolFeatures,
+      ...options,
+    });
+    try {
+      const ack = await this.request('SET_BACKEND_REQ_FD', undefined, { fds: [backendFd] });
+      return { channel, ack };
+    } catch (err) {
+      channel.close();
+      throw err;
+    } finally {
+      closeFd(backendFd);
+    }
   }
 }

@@ -67,6 +67,8 @@ export interface BlockOptions {
   base?: number;
   /** The driver's largest request, in sectors (default 16). */
   maxSectors?: number;
+  /** Protocol features to negotiate besides REPLY_ACK and CONFIG, those of them that are offered. */
+  extraProtocolFeatures?: bigint;
 }
 
 export interface BlockSetup {
@@ -127,7 +129,9 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     ...(useProtocol
       ? {
           protocolFeatures:
-            (1n << BigInt(ProtocolFeature.REPLY_ACK)) | (1n << BigInt(ProtocolFeature.CONFIG)),
+            (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
+            (1n << BigInt(ProtocolFeature.CONFIG)) |
+            (options.extraProtocolFeatures ?? 0n),
         }
       : {}),
     features,

@@ -176,6 +176,8 @@ export const featureChecks = defineChecks('protocol', [
       checkReply('GET_INFLIGHT_FD', frame, size, 1, connection.recent());
       const reply = decodeInflightDescription(frame.payload, 'GET_INFLIGHT_FD');
       const fd = frame.fds[0]!;
+      // The spec says a queue region "can be implemented as" its QueueRegionSplit; it is the one layout it
+      // describes, and the one libvhost-user and DPDK use: a buffer smaller than that holds no known layout.
       const needed = BigInt(numQueues * inflightSplitRegionSize(INFLIGHT_QUEUE_SIZE));
       expect(
         reply.mmapSize >= needed,

@@ -7,6 +7,7 @@ import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { netChecks } from './devices/net.js';
 import { channelChecks } from './protocol/channels.js';
+import { featureChecks, resetDeviceChecks } from './protocol/features.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -19,7 +20,9 @@ export const allChecks: Check[] = [
   ...optionChecks,
   ...negotiationChecks,
   ...channelChecks,
+  ...featureChecks,
   ...vringChecks,
+  ...resetDeviceChecks,
   ...netChecks,
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.

@@ -68,7 +68,7 @@ export interface BlockOptions {
   /** The driver's largest request, in sectors (default 16). */
   maxSectors?: number;
   /** Protocol features to negotiate besides REPLY_ACK and CONFIG, those of them that are offered. */
-  moreProtocolFeatures?: bigint;
+  extraProtocolFeatures?: bigint;
 }
 
 export interface BlockSetup {
@@ -131,7 +131,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
           protocolFeatures:
             (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
             (1n << BigInt(ProtocolFeature.CONFIG)) |
-            (options.moreProtocolFeatures ?? 0n),
+            (options.extraProtocolFeatures ?? 0n),
         }
       : {}),
     features,

@@ -5,6 +5,7 @@ import { descriptorChecks } from './conventions/descriptors.js';
 import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
+import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -17,6 +18,9 @@ export const allChecks: Check[] = [
   ...optionChecks,
   ...negotiationChecks,
   ...vringChecks,
+  // After every check that needs the session: a back-end may end with its front-end, and in attach mode
+  // nothing restarts it (the checks after it are then skipped).
+  ...protocolLifecycleChecks,
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,

@@ -91,6 +91,10 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
     expect(run.exitCode, run.stderr).to.equal(1);
   });
 
+  it('serves a new front-end at once after the first one left', () => {
+    expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to serve a new front-end/);
+  });
+
   it('leaves nothing behind', () => {
     expectClean(run);
   });

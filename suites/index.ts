@@ -8,6 +8,7 @@ import { socketChecks } from './conventions/socket.js';
 import { netChecks } from './devices/net.js';
 import { channelChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
+import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -24,6 +25,9 @@ export const allChecks: Check[] = [
   ...vringChecks,
   ...resetDeviceChecks,
   ...netChecks,
+  // After every check that needs the session: a back-end may end with its front-end, and in attach mode
+  // nothing restarts it (the checks after it are then skipped).
+  ...protocolLifecycleChecks,
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,

@@ -33,6 +33,14 @@ const BROKEN: Record<string, Verdict> = {
   'proto.status.round-trip': 'skip',
   'proto.reset-device': 'skip',
   'proto.inflight.get-fd': 'skip',
+  // The same after SET_VRING_ENABLE 0 on a running ring.
+  'vring.disable-stops': 'fail',
+  // A read of one direct descriptor followed by an indirect table is never completed.
+  'vring.blk.indirect-chained': 'timeout',
+  // GET_VRING_BASE replies before the requests it counts are used; one completes after, and it panics.
+  'vring.get-vring-base.drain': 'fail',
+  // A kick pending at SET_VRING_KICK is processed before SET_VRING_CALL: it panics, the connection drops.
+  'vring.restart.pending-kick': 'fail',
 };
 
 describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', function () {
@@ -94,6 +102,10 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
 
   it('drops the connection over a refused SET_CONFIG, its capacity unchanged on a new one', () => {
     expect(messageOf(run.report, 'proto.config.set')).to.contain('read on a new connection');
+  });
+
+  it('serves a new front-end at once after the first one left', () => {
+    expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to serve a new front-end/);
   });
 
   it('leaves nothing behind', () => {

@@ -162,6 +162,11 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expect(messageOf(run.report, 'proto.config.set.refused')).to.match(/num_scanouts .* acked as a success/);
   });
 
+  it('exits with status 0 when its front-end leaves', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to exit: status 0/);
+  });
+
   it('is described by /usr/share/qemu/vhost-user/50-qemu-gpu.json', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'conv.descriptor.found')).to.contain(
@@ -251,6 +256,11 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
   it('leaves its socket file when it ends on SIGTERM', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'conv.sigterm.socket-removed')).to.match(/backend\.sock was left behind/);
+  });
+
+  it('exits with status 0 when its front-end leaves', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to exit: status 0/);
   });
 
   it('is described by /usr/share/qemu/vhost-user/50-qemu-virtiofsd.json', function () {

@@ -3,7 +3,7 @@
  * front-end makes. Checks compose these; each wait has the check's deadline.
  */
 import path from 'node:path';
-import { BackendError } from '../errors.js';
+import { BackendError, SkipError } from '../errors.js';
 import type { CheckContext } from '../runner/check.js';
 import { closeFd, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
@@ -52,12 +52,25 @@ export async function waitListening(
   return Math.round(performance.now() - backend.startedAt);
 }
 
+/** The memo key under which attach mode records that the back-end under test is gone, and why. */
+const ATTACHED_GONE = 'attached-backend-gone';
+
+/**
+ * Attach mode: records that the back-end no longer serves (a check saw it end), so that every later check
+ * that needs a connection is skipped, saying why, instead of failing for a defect reported once already.
+ */
+export function markAttachedGone(ctx: CheckContext, why: string): void {
+  ctx.target.memo.set(ATTACHED_GONE, Promise.resolve(why));
+}
+
 /**
  * A front-end connection to the back-end under test: in attach mode to the socket given, else to a fresh
  * launch with --socket-path.
  */
 export async function frontendConnection(ctx: CheckContext, socket?: string): Promise<Connection> {
   if (ctx.target.connect !== null) {
+    const gone = ctx.target.memo.get(ATTACHED_GONE);
+    if (gone) throw new SkipError(`the attached back-end is gone (${await gone}); nothing restarts it`);
     const { connection } = await Connection.connect(ctx.target.connect, ctx.timeoutMs);
     ctx.scope.defer('front-end connection', () => connection.close());
     return connection;

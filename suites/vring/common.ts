@@ -15,6 +15,7 @@ import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
+import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 
 /** Anchors: vhost-user.rst sections, and virtio-spec labels (content.tex, device-types/blk). */
@@ -69,6 +70,8 @@ export interface BlockOptions {
   maxSectors?: number;
   /** Protocol features to negotiate besides REPLY_ACK and CONFIG, those of them that are offered. */
   extraProtocolFeatures?: bigint;
+  /** A connection to start the device on, instead of a fresh one (`frontendConnection`). */
+  connection?: Connection;
 }
 
 export interface BlockSetup {
@@ -100,7 +103,7 @@ const SCRATCH_START = 64n;
  */
 export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
   requireBlock(ctx);
-  const session = new FrontendSession(await frontendConnection(ctx));
+  const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const offered = await session.getFeatures();
   const protocol = options.protocolFeatures ?? 'prefer';
   const hasProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);

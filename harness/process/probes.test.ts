@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { SkipError } from '../errors.js';
+import { makeContext, type Target } from '../runner/check.js';
+import { closeFd, listenUnix } from '../sys/libc.js';
+import { frontendConnection, markAttachedGone } from './probes.js';
+import { Scope } from './scope.js';
+
+function attachTarget(socket: string): Target {
+  return {
+    binary: '',
+    connect: socket,
+    extraArgs: [],
+    type: 'block',
+    capabilities: null,
+    descriptorDirs: [],
+    memo: new Map(),
+  };
+}
+
+describe('frontendConnection in attach mode', () => {
+  let folder: string;
+  let listener: number;
+  let socket: string;
+  beforeEach(() => {
+    folder = mkdtempSync(path.join(tmpdir(), 'vhu-probes-'));
+    socket = path.join(folder, 'backend.sock');
+    listener = listenUnix(socket);
+  });
+  afterEach(() => {
+    closeFd(listener);
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('connects to the socket given', async () => {
+    const scope = new Scope();
+    const ctx = makeContext(attachTarget(socket), 500, scope);
+    const connection = await frontendConnection(ctx);
+    expect(connection).to.not.equal(undefined);
+    await scope.close();
+  });
+
+  it('skips every later check, saying why, once a check saw the back-end end', async () => {
+    const target = attachTarget(socket);
+    const first = new Scope();
+    markAttachedGone(makeContext(target, 500, first), 'it stopped listening');
+    await first.close();
+    const scope = new Scope();
+    const error = await frontendConnection(makeContext(target, 500, scope)).catch((err: unknown) => err);
+    expect(error).to.be.instanceOf(SkipError);
+    expect((error as Error).message).to.contain('it stopped listening');
+    await scope.close();
+  });
+});

@@ -6,7 +6,7 @@ import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { netChecks } from './devices/net.js';
-import { channelChecks } from './protocol/channels.js';
+import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
 import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { negotiationChecks } from './protocol/negotiation.js';
@@ -24,6 +24,7 @@ export const allChecks: Check[] = [
   ...featureChecks,
   ...vringChecks,
   ...resetDeviceChecks,
+  ...logDirtyChecks,
   ...netChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
@@ -36,5 +37,9 @@ export const allChecks: Check[] = [
 const ids = new Set<string>();
 for (const check of allChecks) {
   if (ids.has(check.id)) throw new Error(`duplicate check id ${check.id}`);
+  // A check is skipped when one it needs did not pass: that one must have run before it.
+  for (const need of check.needs ?? []) {
+    if (!ids.has(need)) throw new Error(`${check.id} needs ${need}, which does not run before it`);
+  }
   ids.add(check.id);
 }

@@ -38,10 +38,14 @@ const BROKEN: Record<string, Verdict> = {
   // A read of one direct descriptor followed by an indirect table is never completed.
   'vring.blk.indirect-chained': 'timeout',
   // GET_VRING_BASE replies before the requests it counts are used; one completes after, and it panics.
+  // A race: on a loaded machine the daemon may complete a round's reads before the stop arrives (see RACY).
   'vring.get-vring-base.drain': 'fail',
   // A kick pending at SET_VRING_KICK is processed before SET_VRING_CALL: it panics, the connection drops.
   'vring.restart.pending-kick': 'fail',
 };
+
+/** Defects that show in a race the harness cannot always win: the check may also pass. */
+const RACY = new Set(['vring.get-vring-base.drain']);
 
 describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', function () {
   this.timeout(90_000);
@@ -88,7 +92,9 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
 
   it('has exactly the protocol and vring verdicts seen by hand', () => {
     const seen = Object.fromEntries(
-      Object.entries(verdicts(run.report)).filter(([id]) => !id.startsWith('conv.')),
+      Object.entries(verdicts(run.report))
+        .filter(([id]) => !id.startsWith('conv.'))
+        .map(([id, v]) => [id, RACY.has(id) && v === 'pass' ? BROKEN[id] : v]),
     );
     const expected = Object.fromEntries(
       allChecks

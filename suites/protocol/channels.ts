@@ -135,7 +135,7 @@ export const channelChecks = defineChecks('protocol', [
     title: 'with LOG_SHMFD, SET_LOG_BASE is answered',
     severity: 'MUST',
     spec: ChannelSpec.communication,
-    needs: ['proto.reply.get-protocol-features'],
+    needs: ['proto.reply.get-protocol-features', 'proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await openSession(ctx);
       const features = await session.getFeatures();
@@ -156,6 +156,10 @@ export const channelChecks = defineChecks('protocol', [
         : `answered with u64 ${hex(replyValue!)}`;
     },
   },
+]);
+
+/** After the vring checks: it builds on the data path (vring.blk.read-write). */
+export const logDirtyChecks = defineChecks('protocol', [
   {
     id: 'proto.log.dirty',
     title: 'with VHOST_F_LOG_ALL, the pages a block read writes and the used ring are marked in the log',

@@ -117,7 +117,8 @@ export const lifecycleChecks = defineChecks('vring', [
     title: 'GET_VRING_BASE completes the requests in flight before it replies',
     severity: 'MUST',
     spec: VringSpec.messages,
-    needs: ['vring.get-vring-base'],
+    // Each round restarts the ring at the base: vring.restart must hold.
+    needs: ['vring.get-vring-base', 'vring.restart'],
     async run(ctx) {
       // "The back-end must complete all inflight I/O requests for the specified vring before stopping it."
       // Large reads, several rounds: a back-end that does not drain shows it in most rounds, not in all.

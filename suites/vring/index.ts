@@ -2,6 +2,7 @@
 import type { Check } from '../../harness/runner/check.js';
 import { blkChecks } from './blk.js';
 import { lifecycleChecks } from './lifecycle.js';
+import { memoryChecks } from './memory.js';
 
 /**
  * Registered once a fixture variant fails each (a check nothing can fail is not done): the others are
@@ -18,6 +19,9 @@ const REGISTERED = new Set([
   'vring.blk.indirect',
   'vring.blk.event-idx',
   'vring.restart',
+  'vring.mem-table.replace',
 ]);
 
-export const vringChecks: Check[] = [...blkChecks, ...lifecycleChecks].filter((c) => REGISTERED.has(c.id));
+export const vringChecks: Check[] = [...blkChecks, ...lifecycleChecks, ...memoryChecks].filter((c) =>
+  REGISTERED.has(c.id),
+);

@@ -114,11 +114,21 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'conv.sigterm.socket-removed': 'fail',
         'conv.fail-early.bad-fd': 'fail',
         'conv.options.features': hasRenderNode() ? 'pass' : 'skip',
-        // libvhost-user acks every need_reply with 0, even SET_VRING_NUM for a vring that does not exist.
+        // libvhost-user acks every need_reply with 0, even SET_VRING_NUM for a vring that does not exist, and
+        // closes the connection on SET_MEM_TABLE with a region and no fd.
         'proto.reply-ack.invalid': 'fail',
         ...NO_DRIVER,
       }),
     );
+  });
+
+  it('closes the connection on SET_MEM_TABLE with a region and no fd, and acks invalid SET_VRING_NUM with 0', function () {
+    this.timeout(5000);
+    const message = messageOf(run.report, 'proto.reply-ack.invalid');
+    expect(message).to.match(
+      /SET_MEM_TABLE with a region and no fd: no ack, the back-end closed the connection/,
+    );
+    expect(message).to.match(/SET_VRING_NUM for vring 200, beyond any queue count: acked 0/);
   });
 
   it('serves a connected socket at --fd, not a listening one', function () {

@@ -46,7 +46,7 @@ export const memSlotChecks = defineChecks('protocol', [
       'with CONFIGURE_MEM_SLOTS, GET_MAX_MEM_SLOTS has a well-formed reply of at least 1, and that many regions are taken',
     severity: 'MUST',
     spec: ProtocolSpec.messages,
-    needs: ['proto.negotiation.before-set-features'],
+    needs: ['proto.negotiation.before-set-features', 'proto.reply-ack.accepted'],
     async run(ctx) {
       // As QEMU starts a back-end: the protocol features, then GET_MAX_MEM_SLOTS before SET_FEATURES.
       const session = await openSession(ctx);
@@ -101,7 +101,13 @@ export const memSlotChecks = defineChecks('protocol', [
       'with CONFIGURE_MEM_SLOTS, memory added region by region carries requests, and a region removed and added anew in another memfd is used there',
     severity: 'MUST',
     spec: ProtocolSpec.messages,
-    needs: ['proto.reply.get-max-mem-slots'],
+    // What vring.blk.read-write builds on as well (the set-up is the same): it runs later, so it cannot be named.
+    needs: [
+      'proto.reply.get-max-mem-slots',
+      'proto.negotiation.subset',
+      'proto.reply-ack.accepted',
+      'proto.config.get',
+    ],
     async run(ctx) {
       const { device, blk, scratch } = await openBlock(ctx, { memorySlots: true, writes: true });
       const regions = device.memory.regions.length;

@@ -67,7 +67,8 @@ export const memSlotChecks = defineChecks('protocol', [
       await session.expectAck('SET_FEATURES', encodeU64(session.features!));
       await session.expectAck('SET_OWNER');
 
-      // The front-end relies on the number: as many regions are added, each acked (or followed by a reply).
+      // The front-end relies on the number: as many regions are added, each acked 0 (without REPLY_ACK,
+      // each followed by a GET_FEATURES round trip, so a back-end that drops the connection shows).
       const count = Number(slots < BigInt(SLOTS_CHECKED) ? slots : BigInt(SLOTS_CHECKED));
       const device = new FrontendDevice(session, ctx.scope, { layout: pageRegions(count) });
       for (const [i, region] of device.memory.regions.entries()) {
@@ -75,12 +76,8 @@ export const memSlotChecks = defineChecks('protocol', [
           await device.addMemoryRegion(region.guestAddress);
         } catch (err) {
           if (!(err instanceof BackendError)) throw err;
-          throw new BackendError(
-            `ADD_MEM_REG of region ${i + 1} of the ${count} GET_MAX_MEM_SLOTS allows: ${err.message}`,
-            {
-              cause: err,
-            },
-          );
+          const which = `region ${i + 1} of the ${count} GET_MAX_MEM_SLOTS allows`;
+          throw new BackendError(`ADD_MEM_REG of ${which}: ${err.message}`, { cause: err });
         }
       }
       const again = await session.connection.requestU64('GET_MAX_MEM_SLOTS');

@@ -9,6 +9,7 @@ import { netChecks } from './devices/net.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
 import { protocolLifecycleChecks } from './protocol/lifecycle.js';
+import { memSlotChecks } from './protocol/mem-slots.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -22,6 +23,7 @@ export const allChecks: Check[] = [
   ...negotiationChecks,
   ...channelChecks,
   ...featureChecks,
+  ...memSlotChecks,
   ...vringChecks,
   ...resetDeviceChecks,
   ...logDirtyChecks,

@@ -77,7 +77,8 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     for (const [id, verdict] of Object.entries(seen)) {
       const want = expected[id];
       // Protocol checks of features testpmd does not offer skip; the others pass.
-      if (want === undefined) expect(verdict, `${id}: ${messageOf(run.report, id)}`).to.be.oneOf(['pass', 'skip']);
+      if (want === undefined)
+        expect(verdict, `${id}: ${messageOf(run.report, id)}`).to.be.oneOf(['pass', 'skip']);
       else expect(verdict, `${id}: ${messageOf(run.report, id)}`).to.equal(want);
     }
     for (const id of ['net.loopback', 'net.rx.header', 'net.tx.split-header', 'proto.reply-ack.accepted'])

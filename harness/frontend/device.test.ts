@@ -4,7 +4,7 @@ import { SKEWED_LAYOUT } from '../memory/guest-memory.js';
 import { Scope } from '../process/scope.js';
 import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
-import { decodeMemoryRegions, decodeVringAddress } from '../protocol/messages.js';
+import { decodeMemoryRegions, decodeSingleMemoryRegion, decodeVringAddress } from '../protocol/messages.js';
 import { frontendRequestName, HeaderFlag, ProtocolFeature } from '../protocol/spec.js';
 import { closeFd, eventfdWrite, type Mapping, mmapShared } from '../sys/libc.js';
 import { expectNoFdLeaks } from '../sys/testing.js';
@@ -91,6 +91,10 @@ class FakeBackend {
         this.regions.push({ ...r, mapping });
       });
     }
+    if (name === 'ADD_MEM_REG') {
+      const r = decodeSingleMemoryRegion(frame.payload);
+      this.regions.push({ ...r, mapping: mmapShared(frame.fds[0]!, Number(r.mmapOffset + r.size), 0) });
+    }
     const reply = (payload: Buffer) =>
       this.channel.send(encodeFrame({ request: frame.request, flags: REPLY, payload }));
     if (name === 'GET_FEATURES') await reply(u64(0n));
@@ -171,6 +175,39 @@ describe('frontend/device', () => {
       backend.userBytes(layout.userAddress + 0x20n, 1)[0] = 0x77;
       expect(device.memory.read(layout.guestAddress + 0x20n, 1)[0]).to.equal(0x77);
     }
+    await tearDown();
+  });
+
+  it('adds regions one by one with ADD_MEM_REG, moves one to a new memfd, and removes the old with REM_MEM_REG', async () => {
+    const { backend, device, tearDown } = setUp();
+    for (const r of device.memory.regions) await device.addMemoryRegion(r.guestAddress);
+    const adds = backend.frames.filter((f) => f.name === 'ADD_MEM_REG');
+    expect(adds.map((f) => f.fds.length)).to.deep.equal([1, 1, 1]);
+    const sorted = [...SKEWED_LAYOUT].sort((a, b) => (a.guestAddress < b.guestAddress ? -1 : 1));
+    expect(adds.map((f) => decodeSingleMemoryRegion(f.payload))).to.deep.equal(sorted);
+    device.memory.write(0x40n, Uint8Array.of(1, 2, 3));
+
+    const moved = { userAddress: 0x7d00_0000_0000n, mmapOffset: 0x5000n };
+    const old = device.replaceRegion(0x0n, moved);
+    expect(old.userAddress).to.equal(0x7f00_0000_0000n);
+    // The contents moved with it; the old mapping keeps its own copy.
+    expect([...device.memory.read(0x40n, 3)]).to.deep.equal([1, 2, 3]);
+    device.memory.write(0x40n, Uint8Array.of(9));
+    expect(old.bytes[0x1040]).to.equal(1);
+    expect(device.memory.checkMmapPrefixes()).to.deep.equal([]);
+
+    await device.removeMemoryRegion(old);
+    await device.addMemoryRegion(0x0n);
+    const rem = backend.frame('REM_MEM_REG');
+    expect(rem.fds, 'REM_MEM_REG fds').to.have.length(0);
+    expect(decodeSingleMemoryRegion(rem.payload)).to.deep.equal(SKEWED_LAYOUT[0]);
+    const added = backend.frames.filter((f) => f.name === 'ADD_MEM_REG').at(-1)!;
+    expect(decodeSingleMemoryRegion(added.payload)).to.deep.equal({
+      guestAddress: 0x0n,
+      size: 0x10_0000n,
+      ...moved,
+    });
+    expect([...backend.userBytes(0x7d00_0000_0040n, 3)]).to.deep.equal([9, 2, 3]);
     await tearDown();
   });
 

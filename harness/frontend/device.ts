@@ -9,7 +9,9 @@
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import {
   createTestMemory,
+  GUARD_PATTERN,
   type GuestMemory,
+  type MemoryRegion,
   type RegionLayout,
   SKEWED_LAYOUT,
 } from '../memory/guest-memory.js';
@@ -18,6 +20,7 @@ import {
   decodeSplitVringBase,
   decodeU64,
   encodeMemoryRegions,
+  encodeSingleMemoryRegion,
   encodeSplitVringBase,
   encodeVringAddress,
   encodeVringFile,
@@ -203,19 +206,48 @@ export class FrontendDevice {
   /** SET_MEM_TABLE: every region, in guest address order, with its memfd in the same place of the fds. */
   async setMemTable(): Promise<void> {
     const regions = this.memory.regions;
-    const payload = encodeMemoryRegions({
-      regions: regions.map(({ guestAddress, size, userAddress, mmapOffset }) => ({
-        guestAddress,
-        size,
-        userAddress,
-        mmapOffset,
-      })),
-    });
+    const payload = encodeMemoryRegions({ regions: regions.map(describeRegion) });
     await this.#request(
       'SET_MEM_TABLE',
       payload,
       regions.map((r) => r.fd!),
     );
+  }
+
+  /** ADD_MEM_REG: the region of `memory` at `guestAddress`, with its memfd (CONFIGURE_MEM_SLOTS). */
+  async addMemoryRegion(guestAddress: bigint): Promise<void> {
+    const region = this.#region(guestAddress);
+    await this.#request('ADD_MEM_REG', encodeSingleMemoryRegion(describeRegion(region)), [region.fd!]);
+  }
+
+  /**
+   * REM_MEM_REG for `region` as described (a region `replaceRegion` returned, or one of `memory`), with no
+   * fd: "No file descriptors SHOULD be passed".
+   */
+  async removeMemoryRegion(region: RegionLayout): Promise<void> {
+    await this.#request('REM_MEM_REG', encodeSingleMemoryRegion(describeRegion(region)));
+  }
+
+  /**
+   * Moves the region at `guestAddress` to a new memfd, mapped at `userAddress` with the region at
+   * `mmapOffset` in it, holding what the old one held: guest memory the front-end maps elsewhere, as after a
+   * memory hot-plug. Only this side changes: the back-end learns of it by SET_MEM_TABLE, or REM_MEM_REG and
+   * ADD_MEM_REG. Returns the old region, still mapped until the scope closes, for the caller to watch.
+   */
+  replaceRegion(guestAddress: bigint, moved: { userAddress: bigint; mmapOffset: bigint }): MemoryRegion {
+    const old = this.#region(guestAddress);
+    const shared = new SharedMemory(
+      Number(moved.mmapOffset + old.size),
+      `vhu-conform guest 0x${guestAddress.toString(16)} moved`,
+    );
+    this.#scope.defer(`moved guest memory at 0x${guestAddress.toString(16)}`, () => shared.close());
+    const bytes = shared.bytes;
+    for (let i = 0; i < Number(moved.mmapOffset); i++) bytes[i] = GUARD_PATTERN[i % GUARD_PATTERN.length]!;
+    bytes.set(
+      old.bytes.subarray(Number(old.mmapOffset), Number(old.mmapOffset + old.size)),
+      Number(moved.mmapOffset),
+    );
+    return this.memory.replace({ ...old, ...moved, bytes, fd: shared.fd });
   }
 
   /**
@@ -325,6 +357,12 @@ export class FrontendDevice {
     await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
   }
 
+  #region(guestAddress: bigint): MemoryRegion {
+    const region = this.memory.regions.find((r) => r.guestAddress === guestAddress);
+    if (!region) throw new Error(`no guest memory region starts at 0x${guestAddress.toString(16)}`);
+    return region;
+  }
+
   /** A request without a reply of its own (see the class comment), with fds. */
   async #request(name: FrontendRequestName, payload: Buffer, fds: number[] = []): Promise<void> {
     const { connection } = this.#session;
@@ -368,4 +406,9 @@ export class FrontendDevice {
     }
     return undefined;
   }
+}
+
+/** A region's description on the wire: its addresses and size, without the backing. */
+function describeRegion({ guestAddress, size, userAddress, mmapOffset }: RegionLayout): RegionLayout {
+  return { guestAddress, size, userAddress, mmapOffset };
 }

@@ -142,6 +142,38 @@ describe('memory/guest-memory', () => {
     expect(memory.regions.map((r) => r.guestAddress)).to.deep.equal([A, B]);
   });
 
+  it('replaces a region with a new backing, keeping its allocations', () => {
+    const memory = createTestMemory();
+    expect(memory.alloc(0x100, 1, { region: A })).to.equal(A);
+    const moved = region(A, 0x10_0000n, 0x7d00_0000_0000n, 0x5000n);
+    const old = memory.replace(moved);
+    expect(old.userAddress).to.equal(0x7f00_0000_0000n);
+    expect(memory.gpaToUva(0x10n)).to.equal(0x7d00_0000_0010n);
+    memory.write(0x10n, Uint8Array.of(7));
+    expect(moved.bytes[0x5010]).to.equal(7);
+    expect(old.bytes[0x1010]).to.equal(0);
+    // What was allocated before stays taken.
+    expect(memory.alloc(0x10, 1, { region: A })).to.equal(0x100n);
+    expect(memory.regions.map((r) => r.guestAddress)).to.deep.equal([A, C, B]);
+  });
+
+  it('refuses a replacement of another size, at no region, or overlapping another region', () => {
+    const memory = createTestMemory();
+    expect(thrown(() => memory.replace(region(A, 0x1000n, 0x7d00_0000_0000n))).code).to.equal(
+      'VHU_ERR_MEM_BAD_REGION',
+    );
+    expect(thrown(() => memory.replace(region(0x2000n, 0x1000n, 0x7d00_0000_0000n))).code).to.equal(
+      'VHU_ERR_MEM_UNMAPPED',
+    );
+    // B's user range: refused, and A is left as it was, allocations included.
+    memory.alloc(0x20, 1, { region: A });
+    expect(thrown(() => memory.replace(region(A, 0x10_0000n, 0x7e00_0000_0000n))).code).to.equal(
+      'VHU_ERR_MEM_OVERLAP',
+    );
+    expect(memory.gpaToUva(0x0n)).to.equal(0x7f00_0000_0000n);
+    expect(memory.alloc(1, 1, { region: A })).to.equal(0x20n);
+  });
+
   it('allocates with alignment, region by region', () => {
     const memory = createTestMemory();
     expect(memory.alloc(3)).to.equal(0x0n);

@@ -162,6 +162,41 @@ export class GuestMemory {
     return region;
   }
 
+  /**
+   * Puts `region` in the place of the region with the same guest address and size (a new backing, user
+   * address or mmap offset: guest memory moved to another mapping), keeping what was allocated in it, and
+   * returns the old one. Throws UNMAPPED when no region starts there, BAD_REGION or OVERLAP as `add` does;
+   * nothing changes then.
+   */
+  replace(region: MemoryRegion): MemoryRegion {
+    const old = this.#regions.find((r) => r.guestAddress === region.guestAddress);
+    if (!old) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.UNMAPPED,
+        `no region starts at guest 0x${hex(region.guestAddress)}`,
+        region.guestAddress,
+      );
+    }
+    if (old.size !== region.size) {
+      throw new GuestMemoryError(
+        MemoryErrorCode.BAD_REGION,
+        `region at guest 0x${hex(region.guestAddress)}: a replacement of size 0x${hex(region.size)} for one of 0x${hex(old.size)}`,
+        region.guestAddress,
+      );
+    }
+    const bump = this.#bump.get(old)!;
+    this.remove(old.guestAddress);
+    try {
+      this.add(region);
+    } catch (err) {
+      this.add(old);
+      this.#bump.set(old, bump);
+      throw err;
+    }
+    this.#bump.set(region, bump);
+    return old;
+  }
+
   /** The region holding guest address `gpa`, if any. */
   regionAt(gpa: bigint): MemoryRegion | undefined {
     return this.#regions.find((r) => gpa >= r.guestAddress && gpa - r.guestAddress < r.size);

@@ -1,16 +1,36 @@
 /** REPLY_ACK on requests the back-end must refuse (vhost-user.rst: REPLY_ACK, Front-end message types). */
 import { expect } from 'chai';
-import { BackendError } from '../../harness/errors.js';
-import { encodeVringState } from '../../harness/protocol/messages.js';
-import { ProtocolFeature } from '../../harness/protocol/spec.js';
+import { BackendError, SkipError, VhuError } from '../../harness/errors.js';
+import { encodeMemoryRegions, encodeVringState } from '../../harness/protocol/messages.js';
+import { type FrontendRequestName, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { ProtocolSpec, sessionWith } from './common.js';
 
 /** Requests that cannot be honoured, with why. */
-const INVALID: Array<{ what: string; index: number; num: number }> = [
-  { what: 'SET_VRING_NUM for vring 200, beyond any queue count', index: 200, num: 8 },
-  { what: 'SET_VRING_NUM of 0 entries', index: 0, num: 0 },
-  { what: 'SET_VRING_NUM of 3 entries, not a power of two', index: 0, num: 3 },
+const INVALID: Array<{ what: string; request: FrontendRequestName; payload: Buffer }> = [
+  {
+    what: 'SET_VRING_NUM for vring 200, beyond any queue count',
+    request: 'SET_VRING_NUM',
+    payload: encodeVringState({ index: 200, num: 8 }),
+  },
+  {
+    what: 'SET_VRING_NUM of 0 entries',
+    request: 'SET_VRING_NUM',
+    payload: encodeVringState({ index: 0, num: 0 }),
+  },
+  {
+    what: 'SET_VRING_NUM of 3 entries, not a power of two',
+    request: 'SET_VRING_NUM',
+    payload: encodeVringState({ index: 0, num: 3 }),
+  },
+  {
+    // "In the ancillary data there is an array of file descriptors for each memory mapped region."
+    what: 'SET_MEM_TABLE with a region and no fd',
+    request: 'SET_MEM_TABLE',
+    payload: encodeMemoryRegions({
+      regions: [{ guestAddress: 0n, size: 0x10_0000n, userAddress: 0x7f00_0000_0000n, mmapOffset: 0n }],
+    }),
+  },
 ];
 
 export const replyAckChecks = defineChecks('protocol', [
@@ -22,23 +42,33 @@ export const replyAckChecks = defineChecks('protocol', [
     needs: ['proto.reply-ack.accepted'],
     async run(ctx) {
       const results: string[] = [];
-      for (const invalid of INVALID) {
+      const wrong: string[] = [];
+      for (const [i, invalid] of INVALID.entries()) {
         // A fresh back-end for each: the spec lets it close the connection on a bad request.
-        const session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
-        await session.expectAck('SET_OWNER');
+        let session: Awaited<ReturnType<typeof sessionWith>>;
+        try {
+          session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
+          await session.expectAck('SET_OWNER');
+        } catch (err) {
+          // In attach mode one back-end takes them all: one that died of a former request takes no more.
+          if (i === 0 || err instanceof SkipError || !(err instanceof VhuError)) throw err;
+          results.push(
+            `not tried from ${invalid.what} on: no session after the former ones (${err.message})`,
+          );
+          break;
+        }
         let ack: bigint | undefined;
         try {
-          ack = await session.request(
-            'SET_VRING_NUM',
-            encodeVringState({ index: invalid.index, num: invalid.num }),
-          );
+          ack = await session.request(invalid.request, invalid.payload);
         } catch (err) {
           if (!(err instanceof BackendError)) throw err;
-          expect.fail(`${invalid.what}: no ack, ${err.message}`);
+          wrong.push(`${invalid.what}: no ack, ${err.message}`);
+          continue;
         }
-        expect(ack, `${invalid.what} was acked as a success`).to.not.equal(0n);
-        results.push(`${invalid.what}: ack ${ack}`);
+        if (ack === 0n) wrong.push(`${invalid.what}: acked 0, as a success`);
+        else results.push(`${invalid.what}: ack ${ack}`);
       }
+      if (wrong.length) expect.fail([...wrong, ...results].join('; '));
       return results.join('; ');
     },
   },

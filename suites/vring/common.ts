@@ -72,6 +72,12 @@ export interface BlockOptions {
   extraProtocolFeatures?: bigint;
   /** A connection to start the device on, instead of a fresh one (`frontendConnection`). */
   connection?: Connection;
+  /**
+   * Build guest memory with ADD_MEM_REG, one region at a time, instead of SET_MEM_TABLE, as QEMU does with
+   * VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS (skip when not offered, or when GET_MAX_MEM_SLOTS allows
+   * fewer slots than the regions).
+   */
+  memorySlots?: boolean;
 }
 
 export interface BlockSetup {
@@ -105,7 +111,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
   requireBlock(ctx);
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const offered = await session.getFeatures();
-  const protocol = options.protocolFeatures ?? 'prefer';
+  const protocol = options.protocolFeatures ?? (options.memorySlots ? 'require' : 'prefer');
   const hasProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
   if (protocol === 'require' && !hasProtocol) {
     throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
@@ -134,7 +140,8 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
           protocolFeatures:
             (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
             (1n << BigInt(ProtocolFeature.CONFIG)) |
-            (options.extraProtocolFeatures ?? 0n),
+            (options.extraProtocolFeatures ?? 0n) |
+            (options.memorySlots ? 1n << BigInt(ProtocolFeature.CONFIGURE_MEM_SLOTS) : 0n),
         }
       : {}),
     features,
@@ -144,7 +151,21 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     : undefined;
   const scratch = scratchStart(config);
   const device = new FrontendDevice(session, ctx.scope);
-  await device.setMemTable();
+  if (options.memorySlots) {
+    if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)) {
+      throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS is not offered');
+    }
+    // QEMU asks before it sends a region (the reply has a check of its own).
+    const slots = await session.connection.requestU64('GET_MAX_MEM_SLOTS');
+    if (slots < BigInt(device.memory.regions.length)) {
+      throw new SkipError(
+        `GET_MAX_MEM_SLOTS allows ${slots} regions: fewer than the ${device.memory.regions.length} the checks use`,
+      );
+    }
+    for (const region of device.memory.regions) await device.addMemoryRegion(region.guestAddress);
+  } else {
+    await device.setMemTable();
+  }
   const ring = await device.setUpRing(0, QUEUE_SIZE, {
     eventIdx: options.eventIdx ?? false,
     indirect: options.indirect ?? false,

@@ -2,6 +2,7 @@
 import type { Check } from '../../harness/runner/check.js';
 import { blkChecks } from './blk.js';
 import { lifecycleChecks } from './lifecycle.js';
+import { memoryChecks } from './memory.js';
 
 /**
  * Registered once a fixture variant fails each (a check nothing can fail is not done): the others are
@@ -22,6 +23,7 @@ const REGISTERED = new Set([
   'vring.get-vring-base.drain',
   'vring.restart.pending-kick',
   'vring.disable-stops',
+  'vring.mem-table.replace',
 ]);
 
 /**
@@ -30,7 +32,7 @@ const REGISTERED = new Set([
  */
 const LAST = new Set(['vring.get-vring-base.drain', 'vring.restart.pending-kick']);
 
-const registered = [...blkChecks, ...lifecycleChecks].filter((c) => REGISTERED.has(c.id));
+const registered = [...blkChecks, ...lifecycleChecks, ...memoryChecks].filter((c) => REGISTERED.has(c.id));
 export const vringChecks: Check[] = [
   ...registered.filter((c) => !LAST.has(c.id)),
   ...registered.filter((c) => LAST.has(c.id)),

@@ -1,0 +1,124 @@
+/**
+ * Guest memory that changes under a device (vhost-user.rst: SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG): a
+ * region moved to a new memfd, at another user address and mmap offset, must be used through its new mapping
+ * once the back-end was told, and the old mapping no more. Region A (guest 0x0) is the one moved: it holds the
+ * first data segment and the status byte of every request, and no ring.
+ */
+import type { BlkDriver } from '../../harness/devices/blk.js';
+import { sectorPattern } from '../../harness/devices/blk.js';
+import { BackendError } from '../../harness/errors.js';
+import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
+import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
+import {
+  expectSectors,
+  freshSeed,
+  hex,
+  openBlock,
+  preserving,
+  readSectors,
+  VringSpec,
+  writeSectors,
+} from './common.js';
+
+/** The region moved, and where to: a user address and an mmap offset that no region had. */
+export const MOVED_REGION = 0x0n;
+export const MOVED_TO = { userAddress: 0x7d00_0000_0000n, mmapOffset: 0x5000n } as const;
+
+/** Sectors each exercise writes and reads back. */
+export const MOVED_SECTORS = 16;
+
+/** What the old mapping is filled with once the region moved: a back-end still using it reads this. */
+const STALE = Uint8Array.of(0x57, 0xa1, 0xe0, 0x1d, 0x0b, 0x5e, 0x1e, 0x7e);
+
+/** The region's bytes in its (old) mapping. */
+function regionBytes(region: MemoryRegion): Uint8Array {
+  return region.bytes.subarray(Number(region.mmapOffset), Number(region.mmapOffset + region.size));
+}
+
+/** Fills the old mapping of a moved region with STALE. */
+export function staleOldMapping(old: MemoryRegion): void {
+  const bytes = regionBytes(old);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = STALE[i % STALE.length]!;
+}
+
+/** Offsets in the old mapping's region that no longer hold STALE: written by a back-end still using it. */
+function writtenSinceStale(old: MemoryRegion): number[] {
+  const bytes = regionBytes(old);
+  const written: number[] = [];
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== STALE[i % STALE.length]) written.push(i);
+  return written;
+}
+
+/**
+ * Writes a fresh pattern over MOVED_SECTORS sectors from `scratch` and reads it back, with the first data
+ * segment and the status byte of each request in the moved region; then checks that the old mapping (filled
+ * with STALE) was not written. `how` says how the back-end learnt of the move, for the failure message.
+ */
+export async function expectNewMapping(
+  blk: BlkDriver,
+  scratch: bigint,
+  old: MemoryRegion,
+  how: string,
+): Promise<void> {
+  const data = sectorPattern(scratch, MOVED_SECTORS, freshSeed());
+  let failure: Error | undefined;
+  try {
+    await writeSectors(blk, scratch, data);
+    expectSectors('read back', data, await readSectors(blk, scratch, MOVED_SECTORS), scratch);
+  } catch (err) {
+    if (!(err instanceof BackendError)) throw err;
+    failure = err;
+  }
+  const written = writtenSinceStale(old);
+  if (written.length) {
+    throw new BackendError(
+      `after ${how}, the back-end still uses the old mapping of guest ${hex(old.guestAddress)} (user ` +
+        `${hex(old.userAddress)}, mmap offset ${hex(old.mmapOffset)}): it wrote ${written.length} byte(s) there, ` +
+        `the first at guest ${hex(old.guestAddress + BigInt(written[0]!))}` +
+        (failure ? `; ${failure.message}` : ''),
+      { cause: failure },
+    );
+  }
+  if (failure) throw new BackendError(`after ${how}: ${failure.message}`, { cause: failure });
+}
+
+export const memoryChecks = defineChecks('vring', [
+  {
+    id: 'vring.mem-table.replace',
+    title:
+      'with the ring stopped, SET_MEM_TABLE moving a region to a new memfd is used once the ring restarts',
+    severity: 'MUST',
+    spec: VringSpec.messages,
+    needs: ['vring.restart'],
+    async run(ctx) {
+      const { device, blk, scratch, features } = await openBlock(ctx, { writes: true });
+      let base = 0;
+      await preserving(blk, scratch, MOVED_SECTORS, async () => {
+        const first = sectorPattern(scratch, MOVED_SECTORS, freshSeed());
+        await writeSectors(blk, scratch, first);
+        expectSectors('read back', first, await readSectors(blk, scratch, MOVED_SECTORS), scratch);
+
+        // Stopped, as QEMU stops a device before it changes its memory table; then restarted at the base.
+        base = (await device.stopRing(0)).availIndex;
+        const old = device.replaceRegion(MOVED_REGION, MOVED_TO);
+        await device.setMemTable();
+        staleOldMapping(old);
+        await device.restartRing(0, base);
+        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        await expectNewMapping(
+          blk,
+          scratch,
+          old,
+          `GET_VRING_BASE, SET_MEM_TABLE with guest ${hex(MOVED_REGION)} in a new memfd at user ` +
+            `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`,
+        );
+      });
+      return (
+        `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
+        `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ${MOVED_SECTORS} ` +
+        'sectors were written and read back through it, and the old mapping was not touched'
+      );
+    },
+  },
+]);

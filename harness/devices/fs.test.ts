@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { UsedBatch, VringPort } from '../frontend/device.js';
 import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
 import { SplitVirtqueue } from '../virtqueue/split.js';
-import { FsDriver, FsError, FsErrorCode } from './fs.js';
+import { FsDriver, FsError, FsErrorCode, sharedDirFromArgs } from './fs.js';
 import { FuseOpcode } from './fuse.js';
 
 const B = 0x1_0000_0000n;
@@ -184,5 +184,17 @@ describe('devices/fs', () => {
     const reply = await fs.run({ opcode: 0, raw: Uint8Array.of(1, 2, 3) });
     expect([...seen!]).to.deep.equal([1, 2, 3]);
     expect(reply.error).to.equal(-22);
+  });
+});
+
+describe('devices/fs sharedDirFromArgs', () => {
+  it("finds virtiofsd's -o source=DIR and --shared-dir, the last one winning", () => {
+    expect(sharedDirFromArgs(['-o', 'source=/srv/a'])).to.equal('/srv/a');
+    expect(sharedDirFromArgs(['-o', 'cache=none,source=/srv/b,xattr'])).to.equal('/srv/b');
+    expect(sharedDirFromArgs(['-osource=/srv/c'])).to.equal('/srv/c');
+    expect(sharedDirFromArgs(['--shared-dir', '/srv/d'])).to.equal('/srv/d');
+    expect(sharedDirFromArgs(['--shared-dir=/srv/e', '-o', 'source=/srv/f'])).to.equal('/srv/f');
+    expect(sharedDirFromArgs(['-o', 'sandbox=chroot'])).to.equal(undefined);
+    expect(sharedDirFromArgs([])).to.equal(undefined);
   });
 });

@@ -356,3 +356,26 @@ export async function readFsConfig(session: FrontendSession): Promise<VirtioFsCo
   }
   return decodeVirtioFsConfig(config.payload);
 }
+
+/**
+ * The directory a virtio-fs back-end serves, read from its command line (the arguments after `--`):
+ * virtiofsd's `-o source=DIR` (also inside a comma list, or as `-osource=DIR`), or `--shared-dir DIR` /
+ * `--shared-dir=DIR` (Rust virtiofsd's spelling, which the fixture takes too). The last one given wins, as
+ * in both parsers. Undefined when none is given.
+ */
+export function sharedDirFromArgs(args: readonly string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    let options: string | undefined;
+    if (arg === '-o') options = args[++i];
+    else if (arg.startsWith('-o')) options = arg.slice(2);
+    else if (arg === '--shared-dir') found = args[++i] ?? found;
+    else if (arg.startsWith('--shared-dir=')) found = arg.slice('--shared-dir='.length);
+    if (options === undefined) continue;
+    for (const option of options.split(',')) {
+      if (option.startsWith('source=')) found = option.slice('source='.length);
+    }
+  }
+  return found;
+}

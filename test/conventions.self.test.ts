@@ -3,6 +3,7 @@
  * variant fails exactly the checks its flaw breaks, which proves every check can fail.
  */
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -32,6 +33,15 @@ const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
 const EXPECTED = Object.entries(FLAWS)
   .filter(([flaw]) => flaw !== 'chaos')
   .map(([flaw, check]) => ({ flaw, fails: [check, ...(ALSO_FAILS[flaw as Flaw] ?? [])] }));
+
+/**
+ * Back-end arguments the device type of a wrapper (its VHU_FIXTURE_DEVICE) needs: an fs device serves a
+ * directory, named with --shared-dir, which is also how the fs checks learn it.
+ */
+function deviceArgs(wrapper: string, shared: string): string[] {
+  const device = /VHU_FIXTURE_DEVICE=(\w+)/.exec(readFileSync(fixture(wrapper), 'utf8'))?.[1] ?? 'block';
+  return device === 'fs' ? ['--', `--shared-dir=${shared}`] : [];
+}
 
 /** Descriptor folders that break one descriptor rule each, run against the reference back-end. */
 const DESCRIPTOR_FLAWS: Array<{
@@ -86,9 +96,12 @@ describe('conventions suite against the fixtures', function () {
   this.timeout(120_000);
   let tmp: { path: string; cleanup: () => Promise<void> };
   let dirs: string;
+  let shared: string;
   before(async () => {
     tmp = await dir({ prefix: 'vhu-selftest-', unsafeCleanup: true });
     dirs = await descriptorDirs(tmp.path, fixture('vhu-reference'));
+    shared = path.join(tmp.path, 'shared');
+    await mkdir(shared);
   });
   after(() => tmp.cleanup());
 
@@ -96,7 +109,10 @@ describe('conventions suite against the fixtures', function () {
     const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture('vhu-reference')]);
     const all = verdicts(run.report);
     expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
-    const notPassed = Object.entries(all).filter(([, v]) => v !== 'pass');
+    // The fs checks apply to fs devices only (the fs reference runs them below).
+    const notPassed = Object.entries(all).filter(
+      ([id, v]) => v !== 'pass' && !(id.startsWith('fs.') && v === 'skip'),
+    );
     expect(notPassed, run.stdout).to.deep.equal([]);
     expect(run.exitCode, run.stderr).to.equal(0);
     expect(messageOf(run.report, 'conv.fd.form')).to.match(
@@ -106,9 +122,43 @@ describe('conventions suite against the fixtures', function () {
     expectClean(run);
   });
 
+  it('the fs reference back-end passes every check that applies to an fs device', async () => {
+    const run = await runCli([
+      ...TIMEOUT,
+      '--descriptor-dirs',
+      dirs,
+      fixture('vhu-reference-fs'),
+      ...deviceArgs('vhu-reference-fs', shared),
+    ]);
+    const all = verdicts(run.report);
+    expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
+    // Block traffic, block device options, and the descriptor (it names vhu-reference, not this wrapper).
+    const notApplicable = [
+      ...allChecks.filter((c) => c.area === 'vring').map((c) => c.id),
+      'conv.fail-early.missing-resource',
+      'conv.options.features',
+      'conv.descriptor.type',
+    ];
+    const expected = Object.fromEntries(
+      allChecks.map((c) => [c.id, notApplicable.includes(c.id) ? 'skip' : 'pass']),
+    );
+    expect(all, run.stdout).to.deep.equal(expected);
+    expect(allChecks.filter((c) => c.id.startsWith('fs.')).length, 'fs checks registered').to.be.above(10);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(readdirSync(shared), 'trees left in the shared directory').to.deep.equal([]);
+    expectClean(run);
+  });
+
   for (const { flaw, fails: expected } of EXPECTED) {
     it(`vhu-flaw-${flaw} fails ${expected.length === 1 ? expected[0] : `${expected[0]} and what depends on it`}`, async () => {
-      const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture(`vhu-flaw-${flaw}`)]);
+      const wrapper = `vhu-flaw-${flaw}`;
+      const run = await runCli([
+        ...TIMEOUT,
+        '--descriptor-dirs',
+        dirs,
+        fixture(wrapper),
+        ...deviceArgs(wrapper, shared),
+      ]);
       expect(broken(run.report), run.stdout).to.have.members(expected);
       const errors = run.report?.checks.filter((c) => c.verdict === 'error') ?? [];
       expect(errors, 'harness errors').to.deep.equal([]);

@@ -147,7 +147,8 @@ export class FsDriver {
         // Headers and data in different regions, so a back-end that translates one region wrongly shows.
         slots.push({
           inHead: this.#memory.alloc(HEAD_ROOM, 64, { region: a }),
-          inData: big ? this.#memory.alloc(FS_MAX_IO, 64, { region: c }) : 0n,
+          // WRITE data of odd request queues in C, of even ones in B: C (256 KiB) holds one queue's.
+          inData: big ? this.#memory.alloc(FS_MAX_IO, 64, { region: port.index % 2 === 1 ? c : b }) : 0n,
           outHead: this.#memory.alloc(HEAD_ROOM, 64, { region: b }),
           outData: big ? this.#memory.alloc(FS_MAX_IO, 64, { region: a }) : 0n,
         });

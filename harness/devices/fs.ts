@@ -1,7 +1,7 @@
 /**
  * A virtio-fs driver (virtio spec, "File System Device") over the vrings of a FrontendDevice, or any
- * VringPorts: queue 0 is hiprio (FORGET, BATCH_FORGET, INTERRUPT: no reply), queue 1 on the first request
- * queue (virtiofsd offers no notification queue, so none is counted). A request is one chain: the
+ * VringPorts: queue 0 is hiprio (FORGET, BATCH_FORGET, INTERRUPT: no reply), queue 1 and on the request
+ * queues (the notification queue exists only with VIRTIO_FS_F_NOTIFICATION, which the driver never accepts). A request is one chain: the
  * device-readable part carries fuse_in_header and the opcode's arguments (and WRITE's data in a second
  * descriptor, in another region), the device-writable part room for fuse_out_header and the reply's fixed
  * arguments, then (READ, READDIR) a data descriptor in yet another region. The driver checks what every

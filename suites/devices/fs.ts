@@ -37,6 +37,7 @@ import {
   VIRTIO_FS_TAG_SIZE,
 } from '../../harness/devices/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
+import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import {
   direntType,
@@ -599,7 +600,7 @@ export const fsChecks = defineChecks('devices', [
     title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
     severity: 'MUST',
     spec: FsSpec.config,
-    needs: [NEEDS_INIT],
+    needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
       const { config, queueCount, session } = await openFs(ctx);
       if (!config)
@@ -614,7 +615,7 @@ export const fsChecks = defineChecks('devices', [
       ).to.equal(true);
       const tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
       expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
-      if (session.offers(0)) {
+      if (hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)) {
         expect(queueCount, 'GET_QUEUE_NUM: hiprio and every request queue').to.be.at.least(
           1 + config.numRequestQueues,
         );

@@ -247,7 +247,7 @@ export const fsChecks = defineChecks('devices', [
         // 128 bytes hold about three records: the listing takes several requests.
         const listed = expectListing('READDIR', dir, await readAll(fsd, node, fh, false, 128));
         await release(fsd, node, fh, O_RDONLY, `RELEASEDIR ${dir}`, true);
-        notes.push(`${listed.length} entries of ${path.basename(dir)}`);
+        notes.push(`${listed.length} entr${listed.length === 1 ? 'y' : 'ies'} of ${path.basename(dir)}`);
       }
       return `${notes.join(', ')}: names, types and inodes as node:fs says`;
     },

@@ -5,6 +5,7 @@ import { descriptorChecks } from './conventions/descriptors.js';
 import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
+import { fsChecks } from './devices/fs.js';
 import { netChecks } from './devices/net.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
@@ -28,6 +29,7 @@ export const allChecks: Check[] = [
   ...resetDeviceChecks,
   ...logDirtyChecks,
   ...netChecks,
+  ...fsChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...protocolLifecycleChecks,

@@ -3,6 +3,7 @@
  * variant fails exactly the checks its flaw breaks, which proves every check can fail.
  */
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -36,14 +37,26 @@ const EXPECTED = Object.entries(FLAWS)
   .map(([flaw, check]) => ({ flaw, fails: [check, ...(ALSO_FAILS[flaw as Flaw] ?? [])] }));
 
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
-const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net' };
+const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net', fs: 'fs' };
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
-const DEVICE_REFERENCES = [{ type: 'net', wrapper: 'vhu-reference-net' }];
+const DEVICE_REFERENCES = [
+  { type: 'net', wrapper: 'vhu-reference-net' },
+  { type: 'fs', wrapper: 'vhu-reference-fs' },
+];
 
 function otherDeviceCheck(type: string, id: string): boolean {
   const area = allChecks.find((c) => c.id === id)?.area;
   return area !== undefined && DEVICE_AREAS[area] !== undefined && DEVICE_AREAS[area] !== type;
+}
+
+/**
+ * Back-end arguments the device type of a wrapper (its VHU_FIXTURE_DEVICE) needs: an fs device serves a
+ * directory, named with --shared-dir, which is also how the fs checks learn it.
+ */
+function deviceArgs(wrapper: string, shared: string): string[] {
+  const device = /VHU_FIXTURE_DEVICE=(\w+)/.exec(readFileSync(fixture(wrapper), 'utf8'))?.[1] ?? 'block';
+  return device === 'fs' ? ['--', `--shared-dir=${shared}`] : [];
 }
 
 /** Descriptor folders that break one descriptor rule each, run against the reference back-end. */
@@ -99,9 +112,12 @@ describe('conventions suite against the fixtures', function () {
   this.timeout(120_000);
   let tmp: { path: string; cleanup: () => Promise<void> };
   let dirs: string;
+  let shared: string;
   before(async () => {
     tmp = await dir({ prefix: 'vhu-selftest-', unsafeCleanup: true });
     dirs = await descriptorDirs(tmp.path, fixture('vhu-reference'));
+    shared = path.join(tmp.path, 'shared');
+    await mkdir(shared);
   });
   after(() => tmp.cleanup());
 
@@ -124,7 +140,13 @@ describe('conventions suite against the fixtures', function () {
 
   for (const { type, wrapper } of DEVICE_REFERENCES) {
     it(`${wrapper} (a ${type} device) passes its device's checks and fails none`, async () => {
-      const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture(wrapper)]);
+      const run = await runCli([
+        ...TIMEOUT,
+        '--descriptor-dirs',
+        dirs,
+        fixture(wrapper),
+        ...deviceArgs(wrapper, shared),
+      ]);
       const all = verdicts(run.report);
       const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
       expect(own, `${type} checks`).to.not.deep.equal([]);
@@ -134,13 +156,21 @@ describe('conventions suite against the fixtures', function () {
       ).to.deep.equal([]);
       expect(broken(run.report), run.stdout).to.deep.equal([]);
       expect(run.exitCode, run.stderr).to.equal(0);
+      if (type === 'fs') expect(readdirSync(shared), 'trees left in the shared directory').to.deep.equal([]);
       expectClean(run);
     });
   }
 
   for (const { flaw, fails: expected } of EXPECTED) {
     it(`vhu-flaw-${flaw} fails ${expected.length === 1 ? expected[0] : `${expected[0]} and what depends on it`}`, async () => {
-      const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture(`vhu-flaw-${flaw}`)]);
+      const wrapper = `vhu-flaw-${flaw}`;
+      const run = await runCli([
+        ...TIMEOUT,
+        '--descriptor-dirs',
+        dirs,
+        fixture(wrapper),
+        ...deviceArgs(wrapper, shared),
+      ]);
       expect(broken(run.report), run.stdout).to.have.members(expected);
       const errors = run.report?.checks.filter((c) => c.verdict === 'error') ?? [];
       expect(errors, 'harness errors').to.deep.equal([]);

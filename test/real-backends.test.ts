@@ -48,6 +48,22 @@ const NOT_OFFERED: Record<string, Verdict> = {
   'proto.inflight.get-fd': 'skip',
 };
 
+/** The fs checks drive fs devices only: for gpu they are skipped, saying so. */
+const NOT_FS: Record<string, Verdict> = Object.fromEntries(
+  allChecks.filter((c) => c.id.startsWith('fs.')).map((c) => [c.id, 'skip']),
+);
+
+/**
+ * virtiofsd's fs verdicts, the same in both sandbox modes (namespace, chroot): it answers UNLINK of a
+ * missing name with EIO, dies of an assertion on a short fuse_in_header, and offers no CONFIG.
+ */
+const VIRTIOFSD_FS: Record<string, Verdict> = {
+  ...Object.fromEntries(allChecks.filter((c) => c.id.startsWith('fs.')).map((c) => [c.id, 'pass'])),
+  'fs.unlink': 'fail',
+  'fs.bad-request': 'fail',
+  'fs.config': 'skip',
+};
+
 /** Every check passes but those named. */
 function expectedVerdicts(exceptions: Record<string, Verdict>): Record<string, Verdict> {
   return Object.fromEntries(allChecks.map((c) => [c.id, exceptions[c.id] ?? 'pass']));
@@ -109,7 +125,10 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     const all = verdicts(run.report);
     // Not the checks that carry traffic: vhu-conform drives no gpu yet, so those are skipped (see the next test).
     const must = allChecks
-      .filter((c) => c.severity === 'MUST' && !(c.id in NO_DRIVER) && !(c.id in NOT_OFFERED))
+      .filter(
+        (c) =>
+          c.severity === 'MUST' && !(c.id in NO_DRIVER) && !(c.id in NOT_OFFERED) && !c.id.startsWith('fs.'),
+      )
       .map((c) => c.id);
     for (const id of must.filter((id) => id !== 'conv.options.features'))
       expect(all[id], `${id}: ${messageOf(run.report, id)}`).to.equal('pass');
@@ -132,6 +151,7 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'proto.config.set.refused': 'fail',
         ...NOT_OFFERED,
         ...NO_DRIVER,
+        ...NOT_FS,
       }),
     );
   });
@@ -228,9 +248,9 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     await source?.cleanup();
   });
 
-  it('exits 0, with the extra arguments on every launch', function () {
+  it('exits 1 (fs MUST checks fail), with the extra arguments on every launch', function () {
     this.timeout(5000);
-    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('fs');
     expect(run.report?.backend.args).to.deep.equal(['-o', `source=${source.path}`]);
   });
@@ -248,8 +268,30 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'proto.reply-ack.invalid': 'fail',
         ...NOT_OFFERED,
         ...NO_DRIVER,
+        ...VIRTIOFSD_FS,
       }),
     );
+  });
+
+  it('answers FUSE traffic as the directory says, but UNLINK of a missing name with EIO', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'fs.read')).to.match(/files read in \d+ READs: every byte as on disk/);
+    expect(messageOf(run.report, 'fs.unlink')).to.contain(
+      "UNLINK of a missing name: UNLINK: expected '5 (EIO)'",
+    );
+  });
+
+  it('answers an unknown opcode with ENOSYS, then dies of a 24-byte fuse_in_header', function () {
+    this.timeout(5000);
+    const bad = run.report?.checks.find((c) => c.id === 'fs.bad-request');
+    expect(bad?.message).to.match(/^a 24-byte fuse_in_header: the back-end closed the connection/);
+    expect(bad?.message).to.contain('opcode 4242: errno 38 (ENOSYS)');
+    expect(bad?.stderrTail).to.contain('too short for in_header');
+  });
+
+  it('leaves no tree of the fs checks in the shared directory', function () {
+    this.timeout(5000);
+    expect(readdirSync(source.path)).to.deep.equal([]);
   });
 
   it('skips the device option checks: type fs defines none', function () {
@@ -290,5 +332,34 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
   it('leaves no process and no temp file', function () {
     this.timeout(5000);
     expectClean(run);
+  });
+});
+
+describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR -o sandbox=chroot, the fs checks', function () {
+  this.timeout(10_000);
+  let source: { path: string; cleanup: () => Promise<void> };
+  let run: CliRun;
+
+  before(async function () {
+    this.timeout(60_000);
+    requireBinary(VIRTIOFSD);
+    source = await dir({ prefix: 'vhu-selftest-virtiofs-', unsafeCleanup: true });
+    run = await runCli(
+      ['--grep', '^fs\\.', VIRTIOFSD.binary, '--', '-o', `source=${source.path}`, '-o', 'sandbox=chroot'],
+      { env: STANDARD_DESCRIPTOR_DIRS, limitMs: 50_000 },
+    );
+  });
+  after(() => source?.cleanup());
+
+  it('has the same fs verdicts as in the namespace sandbox', function () {
+    this.timeout(5000);
+    expect(verdicts(run.report), run.stdout).to.deep.equal(VIRTIOFSD_FS);
+    expect(run.exitCode, run.stderr).to.equal(1);
+  });
+
+  it('leaves no process, no temp file and no tree in the shared directory', function () {
+    this.timeout(5000);
+    expectClean(run);
+    expect(readdirSync(source.path)).to.deep.equal([]);
   });
 });

@@ -1,0 +1,659 @@
+/**
+ * virtio-fs traffic (virtio spec, File System Device; include/uapi/linux/fuse.h): FUSE requests through the
+ * request and hiprio queues against a tree of files the harness made in the directory the back-end serves,
+ * every answer compared with what node:fs says of the same files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { FIRST_REQUEST_QUEUE, FS_MAX_IO, type FsDriver, HIPRIO_QUEUE } from '../../harness/devices/fs.js';
+import {
+  decodeDirents,
+  decodeDirentsPlus,
+  Errno,
+  encodeName,
+  errnoLabel,
+  FattrValid,
+  FUSE_ROOT_ID,
+  FuseAttrOut,
+  type FuseAttrValue,
+  FuseCreateIn,
+  type FuseDirent,
+  type FuseDirentPlus,
+  FuseEntryOut,
+  FuseFlushIn,
+  FuseForgetIn,
+  FuseGetattrIn,
+  FuseInHeader,
+  FuseInitFlag,
+  FuseOpcode,
+  FuseOpenIn,
+  FuseOpenOut,
+  FuseReadIn,
+  FuseReleaseIn,
+  FuseSetattrIn,
+  FuseWriteIn,
+  FuseWriteOut,
+  VIRTIO_FS_TAG_SIZE,
+} from '../../harness/devices/fuse.js';
+import { BackendError, SkipError } from '../../harness/errors.js';
+import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
+import {
+  direntType,
+  expectAttr,
+  expectErrno,
+  FsSpec,
+  fuseInit,
+  INIT_FLAGS,
+  INNER,
+  lookup,
+  NEEDS_INIT,
+  openFs,
+  openInitialized,
+  quote,
+  SUBDIR,
+  SUBDIR_MODE,
+} from './fs-common.js';
+
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const S_IFREG = 0o100000;
+/** An opcode no FUSE version defines. */
+const UNKNOWN_OPCODE = 4242;
+
+async function getattr(fsd: FsDriver, nodeid: bigint, what: string): Promise<FuseAttrValue> {
+  const body = await fsd.call(
+    { opcode: FuseOpcode.GETATTR, nodeid, args: FuseGetattrIn.encode({}), outArgs: FuseAttrOut.size },
+    what,
+  );
+  return FuseAttrOut.decode(body, 0, `${what}'s fuse_attr_out`).attr;
+}
+
+async function open(
+  fsd: FsDriver,
+  nodeid: bigint,
+  flags: number,
+  what: string,
+  dir = false,
+): Promise<bigint> {
+  const body = await fsd.call(
+    {
+      opcode: dir ? FuseOpcode.OPENDIR : FuseOpcode.OPEN,
+      nodeid,
+      args: FuseOpenIn.encode({ flags }),
+      outArgs: FuseOpenOut.size,
+    },
+    what,
+  );
+  return FuseOpenOut.decode(body, 0, `${what}'s fuse_open_out`).fh;
+}
+
+async function release(fsd: FsDriver, nodeid: bigint, fh: bigint, flags: number, what: string, dir = false) {
+  await fsd.call(
+    {
+      opcode: dir ? FuseOpcode.RELEASEDIR : FuseOpcode.RELEASE,
+      nodeid,
+      args: FuseReleaseIn.encode({ fh, flags }),
+    },
+    what,
+  );
+}
+
+/** Every entry of a directory through READDIR or READDIRPLUS, `size` bytes a request, following `off`. */
+async function readAll<P extends boolean>(
+  fsd: FsDriver,
+  nodeid: bigint,
+  fh: bigint,
+  plus: P,
+  size: number,
+): Promise<P extends true ? FuseDirentPlus[] : FuseDirent[]> {
+  const op = plus ? 'READDIRPLUS' : 'READDIR';
+  const out: FuseDirent[] = [];
+  let offset = 0n;
+  for (let round = 0; round < 200; round++) {
+    const body = await fsd.call(
+      {
+        opcode: plus ? FuseOpcode.READDIRPLUS : FuseOpcode.READDIR,
+        nodeid,
+        args: FuseReadIn.encode({ fh, offset, size }),
+        outData: size,
+      },
+      `${op} at offset ${offset}`,
+    );
+    if (body.length === 0) return out as P extends true ? FuseDirentPlus[] : FuseDirent[];
+    if (body.length > size) throw new BackendError(`${op} of ${size} bytes returned ${body.length}`);
+    const entries = plus ? decodeDirentsPlus(body) : decodeDirents(body);
+    for (const e of entries) {
+      if (out.some((o) => o.name === e.name)) {
+        throw new BackendError(`${op}: ${quote(e.name)} came twice (the second time after offset ${offset})`);
+      }
+    }
+    out.push(...entries);
+    offset = entries.at(-1)!.off;
+  }
+  throw new BackendError(`${op} never came to an empty reply in 200 requests`);
+}
+
+/** The names READDIR must list (node:fs) against those it did, and each type and inode. */
+function expectListing(op: string, dir: string, entries: FuseDirent[]): string[] {
+  const listed = entries.map((e) => e.name).filter((n) => n !== '.' && n !== '..');
+  const actual = fs.readdirSync(dir);
+  const missing = actual.filter((n) => !listed.includes(n));
+  const extra = listed.filter((n) => !actual.includes(n));
+  if (missing.length || extra.length) {
+    throw new BackendError(
+      `${op} of ${dir}: ` +
+        [
+          missing.length ? `missing ${missing.map(quote).join(', ')}` : '',
+          extra.length ? `not in the directory: ${extra.map(quote).join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
+    );
+  }
+  for (const e of entries) {
+    if (e.name === '.' || e.name === '..') continue;
+    const st = fs.lstatSync(path.join(dir, e.name), { bigint: true });
+    expect(e.type, `${op}: the type of ${quote(e.name)}`).to.equal(direntType(Number(st.mode)));
+    expect(e.ino, `${op}: the inode of ${quote(e.name)}`).to.equal(st.ino);
+  }
+  return listed;
+}
+
+export const fsChecks = defineChecks('fs', [
+  {
+    id: 'fs.init',
+    title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted'],
+    async run(ctx) {
+      const setup = await openFs(ctx);
+      const init = await fuseInit(setup);
+      expect(init.major, 'fuse_init_out.major').to.equal(7);
+      const granted = init.flags & INIT_FLAGS;
+      return (
+        `FUSE ${init.major}.${init.minor}, max_write ${init.max_write}, flags 0x${init.flags.toString(16)}` +
+        ` (of those asked: 0x${granted.toString(16)}); ${setup.queueCount} virtqueues`
+      );
+    },
+  },
+  {
+    id: 'fs.lookup',
+    title: 'LOOKUP of every prepared name answers the attributes lstat gives; a missing name ENOENT',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      for (const f of tree.files) {
+        const entry = await lookup(fsd, treeNode, f.name);
+        expect(entry.nodeid, `LOOKUP ${f.name}: nodeid`).to.not.equal(0n);
+        expectAttr(`LOOKUP ${f.name}`, entry.attr, path.join(tree.path, f.name));
+      }
+      const sub = await lookup(fsd, treeNode, SUBDIR);
+      expectAttr(`LOOKUP ${SUBDIR}`, sub.attr, path.join(tree.path, SUBDIR));
+      expect(sub.attr.mode & 0o7777, `LOOKUP ${SUBDIR}: mode`).to.equal(SUBDIR_MODE);
+      const inner = await lookup(fsd, sub.nodeid, INNER.name);
+      expectAttr(`LOOKUP ${SUBDIR}/${INNER.name}`, inner.attr, path.join(tree.path, SUBDIR, INNER.name));
+      await expectErrno(
+        fsd,
+        {
+          opcode: FuseOpcode.LOOKUP,
+          nodeid: treeNode,
+          args: encodeName('no-such-file'),
+          outArgs: FuseEntryOut.size,
+        },
+        Errno.ENOENT,
+        'a name that does not exist',
+      );
+      return `${tree.files.length + 2} names looked up in ${tree.path}: ino, size, mode, nlink, uid, gid, mtime as lstat says; a missing name: ENOENT`;
+    },
+  },
+  {
+    id: 'fs.getattr',
+    title: 'GETATTR of the root, a directory and every file answers what lstat gives',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      expectAttr('GETATTR of the root', await getattr(fsd, FUSE_ROOT_ID, 'GETATTR of the root'), tree.shared);
+      expectAttr('GETATTR of the tree', await getattr(fsd, treeNode, 'GETATTR of the tree'), tree.path);
+      for (const f of [...tree.files.map((f) => f.name), SUBDIR]) {
+        const { nodeid } = await lookup(fsd, treeNode, f);
+        expectAttr(`GETATTR of ${f}`, await getattr(fsd, nodeid, `GETATTR of ${f}`), path.join(tree.path, f));
+      }
+      return `${tree.files.length + 3} nodes: attributes as lstat says`;
+    },
+  },
+  {
+    id: 'fs.readdir',
+    title: 'OPENDIR, READDIR (in small pieces, following off) and RELEASEDIR list exactly the directory',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const notes: string[] = [];
+      for (const [node, dir] of [
+        [treeNode, tree.path],
+        [(await lookup(fsd, treeNode, SUBDIR)).nodeid, path.join(tree.path, SUBDIR)],
+      ] as const) {
+        const fh = await open(fsd, node, O_RDONLY, `OPENDIR ${dir}`, true);
+        // 128 bytes hold about three records: the listing takes several requests.
+        const listed = expectListing('READDIR', dir, await readAll(fsd, node, fh, false, 128));
+        await release(fsd, node, fh, O_RDONLY, `RELEASEDIR ${dir}`, true);
+        notes.push(`${listed.length} entr${listed.length === 1 ? 'y' : 'ies'} of ${path.basename(dir)}`);
+      }
+      return `${notes.join(', ')}: names, types and inodes as node:fs says`;
+    },
+  },
+  {
+    id: 'fs.readdirplus',
+    title: 'with FUSE_DO_READDIRPLUS, READDIRPLUS lists the directory with each entry attributes lstat gives',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: ['fs.readdir'],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode, init } = await openInitialized(ctx);
+      if (!(init.flags & FuseInitFlag.DO_READDIRPLUS)) {
+        throw new SkipError(
+          'FUSE_INIT did not grant FUSE_DO_READDIRPLUS: a kernel would not send READDIRPLUS',
+        );
+      }
+      const fh = await open(fsd, treeNode, O_RDONLY, 'OPENDIR of the tree', true);
+      const entries = await readAll(fsd, treeNode, fh, true, 1024);
+      const listed = expectListing('READDIRPLUS', tree.path, entries);
+      let withAttr = 0;
+      for (const e of entries) {
+        // "." and ".." may come without a lookup (nodeid 0), as the kernel allows.
+        if (e.name === '.' || e.name === '..' || e.entry.nodeid === 0n) continue;
+        expectAttr(`READDIRPLUS entry ${quote(e.name)}`, e.entry.attr, path.join(tree.path, e.name));
+        withAttr++;
+      }
+      await release(fsd, treeNode, fh, O_RDONLY, 'RELEASEDIR of the tree', true);
+      expect(withAttr, 'READDIRPLUS entries with a node id').to.equal(listed.length);
+      return `${listed.length} entries, each with the attributes lstat gives`;
+    },
+  },
+  {
+    id: 'fs.read',
+    title: 'OPEN, READ (at offsets, in pieces, past the end) and RELEASE return every file byte for byte',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const files = [...tree.files.map((f) => f.name), `${SUBDIR}/${INNER.name}`];
+      let reads = 0;
+      for (const name of files) {
+        const parts = name.split('/');
+        let node = treeNode;
+        for (const p of parts) node = (await lookup(fsd, node, p)).nodeid;
+        const expected = fs.readFileSync(path.join(tree.path, name));
+        const fh = await open(fsd, node, O_RDONLY, `OPEN ${name}`);
+        // 4 KiB pieces for small files, the driver's largest for big ones.
+        const piece = expected.length > 16_384 ? FS_MAX_IO : 4096;
+        const got: Buffer[] = [];
+        for (let offset = 0; ; offset += piece) {
+          const body = await fsd.call(
+            {
+              opcode: FuseOpcode.READ,
+              nodeid: node,
+              args: FuseReadIn.encode({ fh, offset: BigInt(offset), size: piece }),
+              outData: piece,
+            },
+            `READ ${name} at ${offset}`,
+          );
+          reads++;
+          if (body.length > piece)
+            throw new BackendError(`READ ${name}: ${body.length} bytes for ${piece} asked`);
+          got.push(Buffer.from(body));
+          if (body.length < piece) break;
+          if (offset > expected.length) throw new BackendError(`READ ${name}: data past the end of the file`);
+        }
+        const all = Buffer.concat(got);
+        if (!all.equals(expected)) {
+          const at = all.findIndex((b, i) => b !== expected[i]);
+          throw new BackendError(
+            `READ ${name}: ${all.length} bytes, the file has ${expected.length}` +
+              (at >= 0 && at < expected.length ? `; first difference at byte ${at}` : ''),
+          );
+        }
+        await release(fsd, node, fh, O_RDONLY, `RELEASE ${name}`);
+      }
+      return `${files.length} files read in ${reads} READs: every byte as on disk`;
+    },
+  },
+  {
+    id: 'fs.create-write',
+    title:
+      'CREATE, WRITE (at offsets), FLUSH and RELEASE leave the file node:fs then reads; O_EXCL gets EEXIST',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const name = 'created.txt';
+      const file = path.join(tree.path, name);
+      const createArgs = Buffer.concat([
+        FuseCreateIn.encode({ flags: O_RDWR | O_CREAT | O_EXCL, mode: S_IFREG | 0o640, umask: 0 }),
+        encodeName(name),
+      ]);
+      const createRequest = {
+        opcode: FuseOpcode.CREATE,
+        nodeid: treeNode,
+        args: createArgs,
+        outArgs: FuseEntryOut.size + FuseOpenOut.size,
+      };
+      const body = await fsd.call(createRequest, `CREATE ${name}`);
+      const entry = FuseEntryOut.decode(body, 0, `CREATE ${name}'s fuse_entry_out`);
+      const { fh } = FuseOpenOut.decode(body, FuseEntryOut.size, `CREATE ${name}'s fuse_open_out`);
+      if (!fs.existsSync(file)) throw new BackendError(`CREATE ${name} succeeded, but there is no ${file}`);
+      expectAttr(`CREATE ${name}`, entry.attr, file);
+      expect(entry.attr.mode & 0o7777, `CREATE ${name}: mode (0640 asked, umask 0)`).to.equal(0o640);
+      const expected = Buffer.alloc(9000);
+      const writes: Array<[number, Buffer]> = [
+        [0, Buffer.from('first write. '.repeat(400))],
+        [5200, Buffer.from('second, past the first. '.repeat(150))],
+        [100, Buffer.from('an overwrite in the middle')],
+      ];
+      let end = 0;
+      for (const [offset, data] of writes) {
+        const out = await fsd.call(
+          {
+            opcode: FuseOpcode.WRITE,
+            nodeid: entry.nodeid,
+            args: FuseWriteIn.encode({ fh, offset: BigInt(offset), size: data.length }),
+            data,
+            outArgs: FuseWriteOut.size,
+          },
+          `WRITE ${data.length} bytes at ${offset}`,
+        );
+        expect(
+          FuseWriteOut.decode(out, 0, 'fuse_write_out').size,
+          `WRITE at ${offset}: size written`,
+        ).to.equal(data.length);
+        data.copy(expected, offset);
+        end = Math.max(end, offset + data.length);
+      }
+      const flush = await fsd.run({
+        opcode: FuseOpcode.FLUSH,
+        nodeid: entry.nodeid,
+        args: FuseFlushIn.encode({ fh }),
+      });
+      if (flush.error !== 0 && flush.error !== -Errno.ENOSYS) {
+        throw new BackendError(`FLUSH failed with errno ${errnoLabel(-flush.error)}`);
+      }
+      await release(fsd, entry.nodeid, fh, O_RDWR, `RELEASE ${name}`);
+      const onDisk = fs.readFileSync(file);
+      const want = expected.subarray(0, end);
+      if (!onDisk.equals(want)) {
+        const at = onDisk.findIndex((b, i) => b !== want[i]);
+        throw new BackendError(
+          `after the WRITEs ${file} has ${onDisk.length} bytes, ${want.length} were written` +
+            (at >= 0 ? `; first difference at byte ${at}` : ''),
+        );
+      }
+      expectAttr(`GETATTR of ${name}`, await getattr(fsd, entry.nodeid, `GETATTR ${name}`), file);
+      await expectErrno(fsd, createRequest, Errno.EEXIST, `CREATE ${name} again with O_EXCL`);
+      return `${name} created 0640, ${writes.length} WRITEs (${end} bytes) read back with node:fs; FLUSH ${flush.error === 0 ? 'OK' : 'ENOSYS'}`;
+    },
+  },
+  {
+    id: 'fs.setattr',
+    title: 'SETATTR of size (shrink, grow) and mode changes the file as lstat then sees, and answers it',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const name = 'resize.dat';
+      const file = path.join(tree.path, name);
+      const original = fs.readFileSync(file);
+      const { nodeid } = await lookup(fsd, treeNode, name);
+      const setattr = async (what: string, fields: Parameters<typeof FuseSetattrIn.encode>[0]) => {
+        const body = await fsd.call(
+          {
+            opcode: FuseOpcode.SETATTR,
+            nodeid,
+            args: FuseSetattrIn.encode(fields),
+            outArgs: FuseAttrOut.size,
+          },
+          `SETATTR ${what}`,
+        );
+        const attr = FuseAttrOut.decode(body, 0, `SETATTR ${what}'s fuse_attr_out`).attr;
+        expectAttr(`SETATTR ${what}`, attr, file);
+        return attr;
+      };
+      await setattr('size 1000', { valid: FattrValid.SIZE, size: 1000n });
+      expect(
+        fs.readFileSync(file).equals(original.subarray(0, 1000)),
+        'the file after SETATTR size 1000',
+      ).to.equal(true);
+      await setattr('size 9000', { valid: FattrValid.SIZE, size: 9000n });
+      const grown = fs.readFileSync(file);
+      expect(grown.length, 'the file after SETATTR size 9000').to.equal(9000);
+      expect(
+        grown.subarray(1000).every((b) => b === 0),
+        'the bytes SETATTR size 9000 added are zeros',
+      ).to.equal(true);
+      const attr = await setattr('mode 0600', { valid: FattrValid.MODE, mode: S_IFREG | 0o600 });
+      expect(attr.mode & 0o7777, 'the mode SETATTR answers').to.equal(0o600);
+      expect(fs.lstatSync(file).mode & 0o7777, 'the mode lstat sees').to.equal(0o600);
+      return `${name}: shrunk to 1000, grown to 9000 (zeros), chmod 0600; the answers and lstat agree`;
+    },
+  },
+  {
+    id: 'fs.unlink',
+    title: 'UNLINK removes the file (then LOOKUP gets ENOENT); UNLINK of a missing name gets ENOENT',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const name = 'doomed.txt';
+      await lookup(fsd, treeNode, name);
+      const body = await fsd.call(
+        { opcode: FuseOpcode.UNLINK, nodeid: treeNode, args: encodeName(name) },
+        `UNLINK ${name}`,
+      );
+      expect(body.length, 'UNLINK reply arguments').to.equal(0);
+      if (fs.existsSync(path.join(tree.path, name))) {
+        throw new BackendError(`UNLINK ${name} succeeded, but the file is still in ${tree.path}`);
+      }
+      await expectErrno(
+        fsd,
+        { opcode: FuseOpcode.LOOKUP, nodeid: treeNode, args: encodeName(name), outArgs: FuseEntryOut.size },
+        Errno.ENOENT,
+        `LOOKUP ${name} after UNLINK`,
+      );
+      await expectErrno(
+        fsd,
+        { opcode: FuseOpcode.UNLINK, nodeid: treeNode, args: encodeName('never-there') },
+        Errno.ENOENT,
+        'UNLINK of a missing name',
+      );
+      const left = fs.readdirSync(tree.path);
+      expect(left, 'the directory after UNLINK').to.have.members(
+        [...tree.files.map((f) => f.name), SUBDIR].filter((n) => n !== name),
+      );
+      return `${name} gone from ${tree.path}; LOOKUP then ENOENT; a missing name ENOENT`;
+    },
+  },
+  {
+    id: 'fs.forget',
+    title:
+      'FORGET on the hiprio queue is taken without a reply (used.len 0); a node stays until its lookups are all forgotten',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const name = tree.files[0]!.name;
+      const file = path.join(tree.path, name);
+      const first = await lookup(fsd, treeNode, name);
+      const second = await lookup(fsd, treeNode, name);
+      expect(second.nodeid, `the node id of the second LOOKUP ${name}`).to.equal(first.nodeid);
+      const forget = async (nlookup: bigint) => {
+        const reply = await fsd.run(
+          {
+            opcode: FuseOpcode.FORGET,
+            nodeid: first.nodeid,
+            args: FuseForgetIn.encode({ nlookup }),
+            noReply: true,
+          },
+          HIPRIO_QUEUE,
+        );
+        expect(reply.usedLen, 'FORGET used.len').to.equal(0);
+      };
+      // Looked up twice, forgotten once: the node must stay, as the kernel still holds it.
+      await forget(1n);
+      expectAttr(
+        `GETATTR ${name} after FORGET of 1 of its 2 lookups`,
+        await getattr(fsd, first.nodeid, `GETATTR ${name} after FORGET of 1 of its 2 lookups`),
+        file,
+      );
+      await forget(1n);
+      const again = await lookup(fsd, treeNode, name);
+      expectAttr(`LOOKUP ${name} after FORGET`, again.attr, file);
+      expectAttr(`GETATTR ${name} after FORGET`, await getattr(fsd, again.nodeid, `GETATTR ${name}`), file);
+      return `${name} looked up twice, FORGET 1 (the node still answers GETATTR), FORGET 1 more; each back on hiprio with used.len 0; LOOKUP and GETATTR then work`;
+    },
+  },
+  {
+    id: 'fs.destroy',
+    title: 'DESTROY is answered with a bare fuse_out_header, error 0',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd } = await openInitialized(ctx);
+      const reply = await fsd.run({ opcode: FuseOpcode.DESTROY, nodeid: 0n });
+      expect(reply.error === 0 ? 'success' : errnoLabel(-reply.error), 'DESTROY').to.equal('success');
+      expect(reply.len, 'DESTROY reply length').to.equal(16);
+      return 'DESTROY: error 0, 16 bytes';
+    },
+  },
+  {
+    id: 'fs.bad-request',
+    title:
+      'an unknown opcode and a short fuse_in_header get a FUSE error reply (negative errno), and the device goes on',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
+      const notes: string[] = [];
+      const probe = tree.files[0]!.name;
+      const goesOn = async (after: string) => {
+        try {
+          expectAttr(
+            `LOOKUP ${probe} after ${after}`,
+            (await lookup(fsd, treeNode, probe)).attr,
+            path.join(tree.path, probe),
+          );
+        } catch (err) {
+          throw new BackendError(
+            `after ${after}, the device no longer answers LOOKUP: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
+      };
+      const broken = async (what: string, request: Parameters<FsDriver['run']>[0]) => {
+        let reply: Awaited<ReturnType<FsDriver['run']>>;
+        try {
+          reply = await fsd.run(request);
+        } catch (err) {
+          if (!(err instanceof BackendError)) throw err;
+          const before = notes.length ? ` (before it: ${notes.join('; ')})` : '';
+          throw new BackendError(`${what}: ${err.message}${before}`, { cause: err });
+        }
+        if (reply.error === 0) throw new BackendError(`${what} was answered with success`);
+        notes.push(`${what}: errno ${errnoLabel(-reply.error)}`);
+        await goesOn(what);
+      };
+      await broken(`opcode ${UNKNOWN_OPCODE}`, { opcode: UNKNOWN_OPCODE, nodeid: FUSE_ROOT_ID, outArgs: 64 });
+      // The first 24 bytes of a GETATTR header (len, opcode, unique, half of nodeid), len saying 24.
+      const short = FuseInHeader.encode({
+        len: 24,
+        opcode: FuseOpcode.GETATTR,
+        unique: fsd.nextUnique(),
+        nodeid: FUSE_ROOT_ID,
+      }).subarray(0, 24);
+      await broken('a 24-byte fuse_in_header', {
+        opcode: FuseOpcode.GETATTR,
+        raw: short,
+        outArgs: FuseAttrOut.size,
+      });
+      return `${notes.join('; ')}; LOOKUP works after each`;
+    },
+  },
+  {
+    id: 'fs.config',
+    title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
+    severity: 'MUST',
+    spec: FsSpec.config,
+    needs: ['conv.socket-path.reply', 'proto.config.get'],
+    async run(ctx) {
+      const { config, queueCount, session } = await openFs(ctx);
+      if (!config)
+        throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
+      const nul = config.tag.indexOf(0);
+      const length = nul < 0 ? VIRTIO_FS_TAG_SIZE : nul;
+      expect(length, 'the tag length (the spec forbids an empty tag)').to.be.above(0);
+      const padding = config.tag.subarray(length);
+      expect(
+        padding.every((b) => b === 0),
+        'the bytes after the tag (NUL-padded)',
+      ).to.equal(true);
+      const tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
+      expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
+      if (hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)) {
+        expect(queueCount, 'GET_QUEUE_NUM: hiprio and every request queue').to.be.at.least(
+          1 + config.numRequestQueues,
+        );
+      }
+      return `tag "${tag}", ${config.numRequestQueues} request queue(s), ${queueCount} virtqueues`;
+    },
+  },
+  {
+    id: 'fs.queues',
+    title: 'requests on every request queue, in flight together, are all answered',
+    severity: 'MUST',
+    spec: FsSpec.operation,
+    needs: [NEEDS_INIT],
+    async run(ctx) {
+      const { fs: fsd, tree, treeNode, queueCount } = await openInitialized(ctx, { allQueues: true });
+      const queues = fsd.queues.filter((q) => q >= FIRST_REQUEST_QUEUE);
+      const names = tree.files.map((f) => f.name);
+      const perQueue = await Promise.all(
+        queues.map((q) =>
+          fsd.runAll(
+            names.slice(0, 4).map((n) => ({
+              opcode: FuseOpcode.LOOKUP,
+              nodeid: treeNode,
+              args: encodeName(n),
+              outArgs: FuseEntryOut.size,
+            })),
+            q,
+          ),
+        ),
+      );
+      perQueue.forEach((replies, i) => {
+        replies.forEach((reply, j) => {
+          const what = `LOOKUP ${names[j]} on queue ${queues[i]}`;
+          if (reply.error !== 0) throw new BackendError(`${what}: errno ${errnoLabel(-reply.error)}`);
+          expectAttr(what, FuseEntryOut.decode(reply.body, 0, what).attr, path.join(tree.path, names[j]!));
+        });
+      });
+      return `${queues.length} request queue(s) of ${queueCount} virtqueues, 4 LOOKUPs in flight on each: all answered right`;
+    },
+  },
+]);

@@ -108,21 +108,74 @@ function expectClean(run: CliRun): void {
   expect(tempLeftovers(run), 'temp files left').to.deep.equal([]);
 }
 
+/**
+ * How many fixture runs go at once (VHU_SELFTEST_JOBS, default 3): most of a run is waiting on a back-end
+ * (deadlines, quiet windows), so overlapping them divides the wall time on two cores.
+ */
+const JOBS = Math.max(1, Number(process.env.VHU_SELFTEST_JOBS ?? 3));
+
+/** Runs at most `jobs` of the functions given at once, the others queued in order. */
+function limiter(jobs: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (fn) => {
+    if (active >= jobs) await new Promise<void>((resume) => waiting.push(resume));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
 describe('conventions suite against the fixtures', function () {
-  this.timeout(120_000);
+  // A test waits for its run, which may be queued behind others: each run is bounded by runCli's own limit.
+  this.timeout(1_800_000);
   let tmp: { path: string; cleanup: () => Promise<void> };
   let dirs: string;
-  let shared: string;
+  const runs = new Map<string, Promise<CliRun>>();
+  /** Each fs variant serves a folder of its own, so that runs at once do not see each other's trees. */
+  const sharedOf = (wrapper: string) => path.join(tmp.path, `shared-${wrapper}`);
+  const runOf = (wrapper: string): Promise<CliRun> => {
+    const run = runs.get(wrapper);
+    if (!run) throw new Error(`${wrapper} was not scheduled`);
+    return run;
+  };
+
   before(async () => {
     tmp = await dir({ prefix: 'vhu-selftest-', unsafeCleanup: true });
     dirs = await descriptorDirs(tmp.path, fixture('vhu-reference'));
-    shared = path.join(tmp.path, 'shared');
-    await mkdir(shared);
+    const limit = limiter(JOBS);
+    const wrappers = [
+      'vhu-reference',
+      ...DEVICE_REFERENCES.map((d) => d.wrapper),
+      ...EXPECTED.map((e) => `vhu-flaw-${e.flaw}`),
+    ];
+    for (const wrapper of wrappers) {
+      await mkdir(sharedOf(wrapper));
+      const run = limit(() =>
+        runCli([
+          ...TIMEOUT,
+          '--descriptor-dirs',
+          dirs,
+          fixture(wrapper),
+          ...deviceArgs(wrapper, sharedOf(wrapper)),
+        ]),
+      );
+      // Awaited by its test; until then a failure must not count as unhandled.
+      run.catch(() => undefined);
+      runs.set(wrapper, run);
+    }
   });
-  after(() => tmp.cleanup());
+  after(async () => {
+    await Promise.allSettled(runs.values());
+    await tmp.cleanup();
+  });
 
   it('the reference back-end passes every check', async () => {
-    const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture('vhu-reference')]);
+    const run = await runOf('vhu-reference');
     const all = verdicts(run.report);
     expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
     // The checks of other device types' traffic are skipped, saying so; every other one passes.
@@ -140,13 +193,7 @@ describe('conventions suite against the fixtures', function () {
 
   for (const { type, wrapper } of DEVICE_REFERENCES) {
     it(`${wrapper} (a ${type} device) passes its device's checks and fails none`, async () => {
-      const run = await runCli([
-        ...TIMEOUT,
-        '--descriptor-dirs',
-        dirs,
-        fixture(wrapper),
-        ...deviceArgs(wrapper, shared),
-      ]);
+      const run = await runOf(wrapper);
       const all = verdicts(run.report);
       const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
       expect(own, `${type} checks`).to.not.deep.equal([]);
@@ -156,21 +203,15 @@ describe('conventions suite against the fixtures', function () {
       ).to.deep.equal([]);
       expect(broken(run.report), run.stdout).to.deep.equal([]);
       expect(run.exitCode, run.stderr).to.equal(0);
-      if (type === 'fs') expect(readdirSync(shared), 'trees left in the shared directory').to.deep.equal([]);
+      if (type === 'fs')
+        expect(readdirSync(sharedOf(wrapper)), 'trees left in the shared directory').to.deep.equal([]);
       expectClean(run);
     });
   }
 
   for (const { flaw, fails: expected } of EXPECTED) {
     it(`vhu-flaw-${flaw} fails ${expected.length === 1 ? expected[0] : `${expected[0]} and what depends on it`}`, async () => {
-      const wrapper = `vhu-flaw-${flaw}`;
-      const run = await runCli([
-        ...TIMEOUT,
-        '--descriptor-dirs',
-        dirs,
-        fixture(wrapper),
-        ...deviceArgs(wrapper, shared),
-      ]);
+      const run = await runOf(`vhu-flaw-${flaw}`);
       expect(broken(run.report), run.stdout).to.have.members(expected);
       const errors = run.report?.checks.filter((c) => c.verdict === 'error') ?? [];
       expect(errors, 'harness errors').to.deep.equal([]);

@@ -29,6 +29,8 @@ const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
   'bad-reply-flags': ['conv.fd.works'],
   // Memory sent with ADD_MEM_REG has mmap offsets too, and that check runs before vring.blk.read-write.
   'ignores-mmap-offset': ['proto.mem-slots.add-rem'],
+  // It acks every request it refuses with 0: the refused SET_CONFIG of a read-only field too (same REPLY_ACK rule).
+  'reply-ack-always-zero': ['proto.config.set.refused'],
 };
 
 /** Variant -> the checks it must fail (fail or timeout), and nothing else. The chaos variant is for reliability. */

@@ -11,7 +11,7 @@
  * the one sent and checked byte for byte.
  */
 import { BackendError } from '../errors.js';
-import type { VringPort } from '../frontend/device.js';
+import type { DriverQueue, VringPort } from '../frontend/device.js';
 import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
 
 /** Device feature bits (VIRTIO_NET_F_*). */
@@ -188,8 +188,8 @@ const RX_BUFFER = NET_HDR_SIZE + MAX_FRAME;
  * they come back.
  */
 export class NetDriver {
-  readonly #rx: VringPort<number>;
-  readonly #tx: VringPort<number>;
+  readonly #rx: VringPort<number, DriverQueue<number>>;
+  readonly #tx: VringPort<number, DriverQueue<number>>;
   readonly #memory: GuestMemory;
   readonly #timeoutMs: number;
   readonly #rxSlots: RxSlot[] = [];
@@ -197,9 +197,14 @@ export class NetDriver {
   readonly #txFree: number[] = [];
   readonly #received: ReceivedFrame[] = [];
 
-  constructor(rx: VringPort<unknown>, tx: VringPort<unknown>, options: NetDriverOptions) {
-    this.#rx = rx as VringPort<number>;
-    this.#tx = tx as VringPort<number>;
+  /** `rx` and `tx` are split or packed rings (VIRTIO_F_RING_PACKED). */
+  constructor(
+    rx: VringPort<unknown, DriverQueue<unknown>>,
+    tx: VringPort<unknown, DriverQueue<unknown>>,
+    options: NetDriverOptions,
+  ) {
+    this.#rx = rx as VringPort<number, DriverQueue<number>>;
+    this.#tx = tx as VringPort<number, DriverQueue<number>>;
     this.#memory = rx.queue.memory;
     this.#timeoutMs = options.timeoutMs;
     for (let i = 0; i < (options.rxBuffers ?? 32); i++) {

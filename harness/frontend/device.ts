@@ -32,7 +32,13 @@ import { type FrontendRequestName, VHOST_VRING_F_LOG } from '../protocol/spec.js
 import { EventFd } from '../sys/eventfd.js';
 import { SharedMemory } from '../sys/memfd.js';
 import type { FrontendSession } from '../transport/session.js';
-import { SplitVirtqueue, type UsedBuffer } from '../virtqueue/split.js';
+import { PackedVirtqueue, packedBase } from '../virtqueue/packed.js';
+import {
+  type AddRequestOptions,
+  type BufferElement,
+  SplitVirtqueue,
+  type UsedBuffer,
+} from '../virtqueue/split.js';
 
 /** How often a wait for used buffers looks at the used ring when no call comes. */
 const USED_POLL_MS = 10;
@@ -56,10 +62,21 @@ export interface VringOptions {
   base?: number;
 }
 
+/** What a driver needs of a queue of either layout, split or packed. */
+export interface DriverQueue<T> {
+  readonly memory: GuestMemory;
+  readonly size: number;
+  readonly inFlight: number;
+  addRequest(chain: readonly BufferElement[], options?: AddRequestOptions<T>): number;
+  collectUsed(): Array<UsedBuffer<T>>;
+  /** Where the ring stands, for messages. */
+  describePosition(): string;
+}
+
 /** What a device driver (blk, ...) needs of one vring: the queue, a notification, and waits for used buffers. */
-export interface VringPort<T> {
+export interface VringPort<T, Q extends DriverQueue<T> = SplitVirtqueue<T>> {
   readonly index: number;
-  readonly queue: SplitVirtqueue<T>;
+  readonly queue: Q;
   /** Sends an available buffer notification (a kick), whatever the suppression fields say. */
   notify(): void;
   /** Resolves once at least `count` buffers are used (see `Vring.waitUsed`). */
@@ -79,7 +96,7 @@ export interface UsedBatch<T> {
  * One split vring of the device with its two eventfds: `kickFd` (ours to signal, the back-end's to read)
  * and `callFd` (the back-end's to signal). Both stay open until the scope closes, across stops and restarts.
  */
-export class Vring<T = unknown> implements VringPort<T> {
+export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> implements VringPort<T, Q> {
   /** Calls counted so far over the vring's life. */
   calls = 0;
   /** Buffers collected by a wait that then failed: the next wait or take returns them first. */
@@ -87,7 +104,7 @@ export class Vring<T = unknown> implements VringPort<T> {
 
   constructor(
     readonly index: number,
-    readonly queue: SplitVirtqueue<T>,
+    readonly queue: Q,
     readonly kickFd: EventFd,
     readonly callFd: EventFd,
     /** Whether the connection is gone: a wait then ends at once instead of running into its deadline. */
@@ -130,9 +147,7 @@ export class Vring<T = unknown> implements VringPort<T> {
       calls += this.drainCalls();
       used.push(...this.queue.collectUsed());
       if (used.length >= count) return { used, calls };
-      const where =
-        `${used.length} came; avail.idx ${this.queue.lastAvailIdx}, used index ${this.queue.lastUsedIdx}, ` +
-        `${this.queue.inFlight} in flight, ${calls} call${calls === 1 ? '' : 's'}`;
+      const where = `${used.length} came; ${this.queue.describePosition()}, ${calls} call${calls === 1 ? '' : 's'}`;
       if (this.disconnected()) {
         this.#kept = used;
         throw new BackendError(
@@ -171,7 +186,7 @@ export class FrontendDevice {
   readonly #session: FrontendSession;
   readonly #scope: Scope;
   readonly #ringRegion: bigint;
-  readonly #rings = new Map<number, Vring<unknown>>();
+  readonly #rings = new Map<number, Vring<unknown, DriverQueue<unknown>>>();
   #disconnected = false;
 
   constructor(session: FrontendSession, scope: Scope, options: FrontendDeviceOptions = {}) {
@@ -269,8 +284,34 @@ export class FrontendDevice {
     const call = new EventFd();
     this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
     const ring = new Vring<T>(index, queue, kick, call, () => this.#disconnected);
-    this.#rings.set(index, ring as Vring<unknown>);
-    await this.#startRing(ring, base);
+    this.#rings.set(index, ring as Vring<unknown, DriverQueue<unknown>>);
+    await this.#startRing(ring as Vring<unknown, DriverQueue<unknown>>, base);
+    return ring;
+  }
+
+  /**
+   * Lays out a packed ring (VIRTIO_F_RING_PACKED negotiated) of `size` descriptors and starts it as
+   * `setUpRing` does; SET_VRING_BASE carries the available and used positions with their wrap counters.
+   */
+  async setUpPackedRing<T = unknown>(
+    index: number,
+    size: number,
+    options: { eventIdx?: boolean; indirect?: boolean } = {},
+  ): Promise<Vring<T, PackedVirtqueue<T>>> {
+    if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up`);
+    const queue = new PackedVirtqueue<T>(this.memory, size, {
+      eventIdx: options.eventIdx ?? false,
+      indirect: options.indirect ?? false,
+      region: this.#ringRegion,
+    });
+    const kick = new EventFd();
+    this.#scope.defer(`kick eventfd of vring ${index}`, () => kick.close());
+    const call = new EventFd();
+    this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
+    const ring = new Vring<T, PackedVirtqueue<T>>(index, queue, kick, call, () => this.#disconnected);
+    const port = ring as unknown as Vring<unknown, DriverQueue<unknown>>;
+    this.#rings.set(index, port);
+    await this.#startRing(port, packedBase(queue.availPosition, queue.usedPosition));
     return ring;
   }
 
@@ -279,7 +320,7 @@ export class FrontendDevice {
    * a stop: the same messages as `setUpRing`, the same eventfds, and the ring memory left as it is.
    */
   async restartRing(index: number, base: number): Promise<void> {
-    await this.#startRing(this.ring(index), base);
+    await this.#startRing(this.#rings.get(index) ?? this.ring(index), base);
   }
 
   /**
@@ -345,10 +386,16 @@ export class FrontendDevice {
     return ring as Vring<T>;
   }
 
-  async #startRing(ring: Vring<unknown>, base: number): Promise<void> {
-    const { index, queue } = ring;
+  async #startRing(ring: Vring<unknown, DriverQueue<unknown>>, base: number): Promise<void> {
+    const { index } = ring;
+    const queue = ring.queue as SplitVirtqueue<unknown> | PackedVirtqueue<unknown>;
     await this.#request('SET_VRING_NUM', encodeVringState({ index, num: queue.size }));
-    await this.#request('SET_VRING_BASE', encodeSplitVringBase({ index, availIndex: base }));
+    await this.#request(
+      'SET_VRING_BASE',
+      queue instanceof PackedVirtqueue
+        ? encodeVringState({ index, num: base })
+        : encodeSplitVringBase({ index, availIndex: base }),
+    );
     await this.#request(
       'SET_VRING_ADDR',
       encodeVringAddress({ index, flags: 0, ...queue.vringAddr(), log: 0n }),

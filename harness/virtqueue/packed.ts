@@ -218,6 +218,15 @@ export class PackedVirtqueue<T = unknown> {
     return this.#inFlightCount;
   }
 
+  /** Where the ring stands, for messages. */
+  describePosition(): string {
+    const at = (offset: number, wrap: boolean) => `${offset} (wrap ${wrap ? 1 : 0})`;
+    return (
+      `next available descriptor ${at(this.#nextAvail, this.#availWrap)}, next used ` +
+      `${at(this.#nextUsed, this.#usedWrap)}, ${this.#inFlightCount} in flight`
+    );
+  }
+
   /** Ring descriptors not held by a buffer in flight. */
   get numFree(): number {
     return this.#freeDescs;

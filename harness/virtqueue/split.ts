@@ -285,6 +285,11 @@ export class SplitVirtqueue<T = unknown> {
     return this.#inFlightCount;
   }
 
+  /** Where the ring stands, for messages. */
+  describePosition(): string {
+    return `avail.idx ${this.#nextAvail}, used index ${this.#lastUsed}, ${this.#inFlightCount} in flight`;
+  }
+
   /** Free descriptors in the table. */
   get numFree(): number {
     return this.#numFree;

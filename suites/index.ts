@@ -5,6 +5,7 @@ import { descriptorChecks } from './conventions/descriptors.js';
 import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
+import { gpuChecks } from './devices/gpu.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { vringChecks } from './vring/index.js';
@@ -17,6 +18,7 @@ export const allChecks: Check[] = [
   ...optionChecks,
   ...negotiationChecks,
   ...vringChecks,
+  ...gpuChecks,
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,

@@ -21,6 +21,8 @@ import {
 } from './helpers.js';
 
 const TIMEOUT = ['--timeout', '1500'];
+/** The gpu device checks: they run against the gpu reference, and skip for a block device. */
+const GPU = allChecks.filter((c) => c.id.startsWith('devices.gpu.')).map((c) => c.id);
 
 /** Checks a flaw breaks besides its own (fixtures/backend/flaws.ts names its own). */
 const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
@@ -96,7 +98,10 @@ describe('conventions suite against the fixtures', function () {
     const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture('vhu-reference')]);
     const all = verdicts(run.report);
     expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
-    const notPassed = Object.entries(all).filter(([, v]) => v !== 'pass');
+    // The gpu checks do not apply to a block device: they are skipped, saying so.
+    const notPassed = Object.entries(all).filter(
+      ([id, v]) => v !== 'pass' && !(v === 'skip' && GPU.includes(id)),
+    );
     expect(notPassed, run.stdout).to.deep.equal([]);
     expect(run.exitCode, run.stderr).to.equal(0);
     expect(messageOf(run.report, 'conv.fd.form')).to.match(
@@ -117,6 +122,29 @@ describe('conventions suite against the fixtures', function () {
       expectClean(run);
     });
   }
+
+  it('the gpu reference back-end passes every check that applies to a gpu device', async () => {
+    const run = await runCli([...TIMEOUT, '--descriptor-dirs', dirs, fixture('vhu-reference-gpu')]);
+    const all = verdicts(run.report);
+    expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
+    for (const id of GPU) expect(all[id], `${id}: ${messageOf(run.report, id)}`).to.equal('pass');
+    // Skipped: the block driver's checks, the block options, and the descriptor that names another binary.
+    const skipped = Object.entries(all)
+      .filter(([, v]) => v === 'skip')
+      .map(([id]) => id);
+    expect(skipped, run.stdout).to.have.members([
+      ...allChecks.filter((c) => c.area === 'vring').map((c) => c.id),
+      'conv.descriptor.type',
+      'conv.fail-early.missing-resource',
+      'conv.options.features',
+    ]);
+    expect(broken(run.report), run.stdout).to.deep.equal([]);
+    expect(messageOf(run.report, 'devices.gpu.pixels')).to.match(
+      /scanout 0 saved as \S+devices\.gpu\.pixels-scanout0\.png/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
 
   it('every MUST and SHOULD check is failed by some fixture', () => {
     const covered = new Set([

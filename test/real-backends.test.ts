@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { PNG } from 'pngjs';
 import { dir } from 'tmp-promise';
 import type { RunResult, Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
@@ -34,6 +35,11 @@ function hasRenderNode(): boolean {
 /** The vring checks drive block devices only so far: for gpu and fs they are skipped, saying so. */
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks.filter((c) => c.area === 'vring').map((c) => [c.id, 'skip']),
+);
+
+/** The gpu checks drive gpu devices only: for fs they are skipped, saying so. */
+const NOT_GPU: Record<string, Verdict> = Object.fromEntries(
+  allChecks.filter((c) => c.id.startsWith('devices.gpu.')).map((c) => [c.id, 'skip']),
 );
 
 /** Every check passes but those named. */
@@ -86,17 +92,20 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  it('exits 0: no MUST check fails', function () {
+  it('exits 1: one MUST check fails, devices.gpu.formats', function () {
     this.timeout(5000);
-    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
+    expect(run.report?.summary.mustFailed).to.equal(1);
   });
 
-  it('passes every MUST check; conv.options.features is skipped only without a DRM render node', function () {
+  it('passes every other MUST check; conv.options.features is skipped only without a DRM render node', function () {
     this.timeout(5000);
     const all = verdicts(run.report);
-    // Not the vring checks: vhu-conform drives no gpu yet, so those are skipped (see the next test).
-    const must = allChecks.filter((c) => c.severity === 'MUST' && c.area !== 'vring').map((c) => c.id);
+    // Not the vring checks: they drive block devices only, so those are skipped (see the next test).
+    const must = allChecks
+      .filter((c) => c.severity === 'MUST' && c.area !== 'vring' && c.id !== 'devices.gpu.formats')
+      .map((c) => c.id);
     for (const id of must.filter((id) => id !== 'conv.options.features'))
       expect(all[id], `${id}: ${messageOf(run.report, id)}`).to.equal('pass');
     expect(all['conv.options.features'], messageOf(run.report, 'conv.options.features')).to.equal(
@@ -113,9 +122,30 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'conv.options.features': hasRenderNode() ? 'pass' : 'skip',
         // libvhost-user acks every need_reply with 0, even SET_VRING_NUM for a vring that does not exist.
         'proto.reply-ack.invalid': 'fail',
+        // UPDATE carries the resource's bytes as they are, not converted to x8r8g8b8 (fine for B8G8R8X8/A8).
+        'devices.gpu.formats': 'fail',
+        // UPDATE is built in a g_try_malloc'd buffer whose flags field is never set: heap bytes on the wire.
+        'devices.gpu.request-flags': 'fail',
         ...NO_DRIVER,
       }),
     );
+  });
+
+  it('shows the guest pixels end to end, and saves the scanout as a PNG next to the reports', function () {
+    this.timeout(5000);
+    const message = messageOf(run.report, 'devices.gpu.pixels');
+    const file = /scanout 0 saved as (\S+\.png)/.exec(message)?.[1];
+    expect(file, message).to.be.a('string');
+    const png = PNG.sync.read(run.pngs[file!]!);
+    expect([png.width, png.height]).to.deep.equal([96, 64]);
+  });
+
+  it('sends UPDATE pixels in the resource format, and UPDATE headers with garbage flags', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'devices.gpu.formats')).to.match(
+      /^6 of 7 formats reach the display in other than x8r8g8b8: A8R8G8B8_UNORM: pixel \(0,0\)/,
+    );
+    expect(messageOf(run.report, 'devices.gpu.request-flags')).to.match(/requests had flags set: UPDATE 0x/);
   });
 
   it('serves a connected socket at --fd, not a listening one', function () {
@@ -205,7 +235,11 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'proto.config.get': 'skip',
         'proto.reply-ack.invalid': 'fail',
         ...NO_DRIVER,
+        ...NOT_GPU,
       }),
+    );
+    expect(messageOf(run.report, 'devices.gpu.pixels')).to.contain(
+      'device type fs: the gpu checks drive gpu devices only',
     );
   });
 

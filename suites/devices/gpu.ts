@@ -10,6 +10,7 @@ import {
   decodeDisplayInfo,
   describePixelDiff,
   encodeGetDisplayInfo,
+  encodeGetEdid,
   encodeResourceAttachBacking,
   encodeResourceCreate2d,
   encodeResourceFlush,
@@ -35,6 +36,7 @@ import {
   GpuQueue,
   VIRTIO_GPU_MAX_SCANOUTS,
   VirtioGpuCtrlType,
+  VirtioGpuFeature,
   VirtioGpuFlag,
   VirtioGpuFormat,
   VirtioGpuSize,
@@ -82,12 +84,17 @@ export interface GpuSetup {
  * features (REPLY_ACK), SET_OWNER, VHOST_USER_GPU_SET_SOCKET with our display's socket, the memory table,
  * the control and cursor queues set up and enabled.
  */
-export async function openGpu(ctx: CheckContext): Promise<GpuSetup> {
+export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {}): Promise<GpuSetup> {
   requireGpu(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
   const offered = await session.getFeatures();
   const protocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-  const wanted = (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | (1n << 30n);
+  if (options.edid && !hasBit(offered, VirtioGpuFeature.EDID))
+    throw new SkipError('VIRTIO_GPU_F_EDID is not offered');
+  const wanted =
+    (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
+    (1n << 30n) |
+    (options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n);
   await session.negotiate({
     ...(protocol ? { protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) } : {}),
     features: wanted & offered,
@@ -273,6 +280,29 @@ export const gpuChecks = defineChecks('devices', [
       expectCleanDisplay(display);
       const asked = display.events.some((e) => e.request === 'GET_DISPLAY_INFO');
       return `${MODES.length} enabled scanouts relayed${asked ? ' (asked the display with VHOST_USER_GPU_GET_DISPLAY_INFO)' : ''}; display protocol features acked: 0x${(display.acceptedFeatures ?? 0n).toString(16)}`;
+    },
+  },
+  {
+    id: 'devices.gpu.edid',
+    title: 'with VIRTIO_GPU_F_EDID, GET_EDID answers RESP_OK_EDID with the EDID the display gave',
+    severity: 'MUST',
+    spec: GpuSpec.operation,
+    async run(ctx) {
+      const { gpu, display } = await openGpu(ctx, { edid: true });
+      const response = await gpu.command(encodeGetEdid(0), VirtioGpuSize.RESP_EDID);
+      expectResponse('GET_EDID of scanout 0', response, VirtioGpuCtrlType.RESP_OK_EDID, {
+        size: VirtioGpuSize.RESP_EDID,
+      });
+      const edid = display.edid;
+      const size = response.bytes.readUInt32LE(24);
+      const got = response.bytes.subarray(32, 32 + size);
+      if (size !== edid.length || !got.equals(Buffer.from(edid))) {
+        throw new BackendError(
+          `GET_EDID of scanout 0: ${size} bytes of EDID that are not the ${edid.length} the display gave${display.events.some((e) => e.request === 'GET_EDID') ? '' : ' (the display was never asked: no VHOST_USER_GPU_GET_EDID)'}`,
+        );
+      }
+      expectCleanDisplay(display);
+      return `the display's ${edid.length}-byte EDID relayed; display protocol features acked: 0x${(display.acceptedFeatures ?? 0n).toString(16)}`;
     },
   },
   {

@@ -38,7 +38,12 @@ const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
 );
 
 /** vhost-user-gpu 7.2's MUST gpu checks that do not pass (see 'has exactly the verdicts seen by hand'). */
-const GPU_EXCEPTIONS = ['devices.gpu.formats', 'devices.gpu.edid'];
+const GPU_EXCEPTIONS = [
+  'devices.gpu.formats',
+  'devices.gpu.edid',
+  'devices.gpu.transfer-rect',
+  'devices.gpu.scanout-offset',
+];
 
 /** The gpu checks drive gpu devices only: for fs they are skipped, saying so. */
 const NOT_GPU: Record<string, Verdict> = Object.fromEntries(
@@ -95,11 +100,11 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  it('exits 1: one MUST check fails, devices.gpu.formats', function () {
+  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset)', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(1);
+    expect(run.report?.summary.mustFailed).to.equal(3);
   });
 
   it('passes every other MUST check; conv.options.features is skipped only without a DRM render node', function () {
@@ -131,6 +136,10 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'devices.gpu.formats': 'fail',
         // UPDATE is built in a g_try_malloc'd buffer whose flags field is never set: heap bytes on the wire.
         'devices.gpu.request-flags': 'fail',
+        // A full-width TRANSFER_TO_HOST_2D from the origin copies the whole resource, whatever its height.
+        'devices.gpu.transfer-rect': 'fail',
+        // UPDATE rectangles are in the resource's coordinates, not the scanout's.
+        'devices.gpu.scanout-offset': 'fail',
         ...NO_DRIVER,
       }),
     );
@@ -145,13 +154,17 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expect([png.width, png.height]).to.deep.equal([96, 64]);
   });
 
-  it('sends UPDATE pixels in the resource format, and UPDATE headers with garbage flags', function () {
+  it('sends UPDATE pixels in the resource format, UPDATE headers with garbage flags, and transfers too much', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'devices.gpu.formats')).to.match(
       /^6 of 7 formats reach the display in other than x8r8g8b8: A8R8G8B8_UNORM: pixel \(0,0\)/,
     );
     expect(messageOf(run.report, 'devices.gpu.request-flags')).to.match(/requests had flags set: UPDATE 0x/);
     expect(messageOf(run.report, 'devices.gpu.edid')).to.equal('VIRTIO_GPU_F_EDID is not offered');
+    expect(messageOf(run.report, 'devices.gpu.transfer-rect')).to.match(/the UPDATE's pixel \(0,10\)/);
+    expect(messageOf(run.report, 'devices.gpu.scanout-offset')).to.match(
+      /an UPDATE of 40x24 at \(16,8\), expected 40x24 at \(0,0\)/,
+    );
   });
 
   it('serves a connected socket at --fd, not a listening one', function () {

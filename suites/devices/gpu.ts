@@ -393,6 +393,84 @@ export const gpuChecks = defineChecks('devices', [
     },
   },
   {
+    id: 'devices.gpu.transfer-rect',
+    title: 'TRANSFER_TO_HOST_2D of the top rows, full width, copies those rows and no others',
+    severity: 'MUST',
+    spec: GpuSpec.operation,
+    needs: ['devices.gpu.pixels'],
+    async run(ctx) {
+      const setup = await openGpu(ctx);
+      const { gpu, display } = setup;
+      const format = VirtioGpuFormat.B8G8R8X8_UNORM;
+      const first = testPattern(64, 48, seed());
+      const res = await createResource(gpu, { id: 13, format, width: 64, height: 48 }, first);
+      await setScanout(gpu, res, full(res));
+      await transfer(gpu, res, full(res));
+      await flushAndExpect(ctx, setup, res, full(res), toXrgb(format, first));
+      // The whole backing changes, but only rows 0-9 are transferred: the other rows keep the first picture.
+      const second = testPattern(64, 48, seed() ^ 0xaaaa);
+      gpu.writeBacking(res.backing, second);
+      const rows: GpuRect = { x: 0, y: 0, width: 64, height: 10 };
+      await transfer(gpu, res, rows);
+      const expected = Buffer.from(toXrgb(format, first));
+      toXrgb(format, second).copy(expected, 0, 0, 64 * 10 * 4);
+      try {
+        await flushAndExpect(ctx, setup, res, full(res), expected);
+      } catch (err) {
+        if (!(err instanceof BackendError)) throw err;
+        throw new BackendError(`after a TRANSFER_TO_HOST_2D of ${describeRect(rows)} only: ${err.message}`);
+      }
+      expectCleanDisplay(display);
+      return undefined;
+    },
+  },
+  {
+    id: 'devices.gpu.scanout-offset',
+    title:
+      "a scanout showing part of a resource gets UPDATEs in its own coordinates, with that part's pixels",
+    severity: 'MUST',
+    spec: GpuSpec.display,
+    needs: ['devices.gpu.pixels'],
+    async run(ctx) {
+      const setup = await openGpu(ctx);
+      const { gpu, display } = setup;
+      const format = VirtioGpuFormat.B8G8R8X8_UNORM;
+      const pixels = testPattern(64, 48, seed());
+      const res = await createResource(gpu, { id: 14, format, width: 64, height: 48 }, pixels);
+      const shown: GpuRect = { x: 16, y: 8, width: 40, height: 24 };
+      await setScanout(gpu, res, shown);
+      await transfer(gpu, res, full(res));
+      const since = display.lastSeq;
+      await expectCommand(
+        gpu,
+        'RESOURCE_FLUSH of the whole resource',
+        encodeResourceFlush({ rect: full(res), resourceId: res.id }),
+      );
+      const update = await display.waitFor<'UPDATE' | 'DMABUF_UPDATE'>(
+        `the UPDATE of a flush of resource ${res.id}, shown at (16,8) on scanout 0`,
+        ['UPDATE', 'DMABUF_UPDATE'],
+        ctx.timeoutMs,
+        since,
+      );
+      if (update.request !== 'UPDATE') throw new SkipError('the back-end shows scanouts through DMABUFs');
+      const u = update.update;
+      if (u.x !== 0 || u.y !== 0 || u.width !== shown.width || u.height !== shown.height) {
+        throw new BackendError(
+          `the scanout shows ${describeRect(shown)} of the resource; a flush of all of it brought an UPDATE of ` +
+            `${describeRect(u)}, expected 40x24 at (0,0): the scanout's own coordinates`,
+        );
+      }
+      const diff = describePixelDiff(
+        cropPixels(toXrgb(format, pixels), res.width, shown),
+        u.data,
+        shown.width,
+      );
+      if (diff) throw new BackendError(`the UPDATE of the part shown: ${diff}`);
+      expectCleanDisplay(display);
+      return undefined;
+    },
+  },
+  {
     id: 'devices.gpu.formats',
     title: 'UPDATE pixels are x8r8g8b8 whatever the resource format (7 other formats)',
     severity: 'MUST',

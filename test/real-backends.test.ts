@@ -140,6 +140,8 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'devices.gpu.transfer-rect': 'fail',
         // UPDATE rectangles are in the resource's coordinates, not the scanout's.
         'devices.gpu.scanout-offset': 'fail',
+        // virtio_gpu_config is never filled in: num_scanouts 0 (QEMU overwrites it).
+        'devices.gpu.config': 'fail',
         ...NO_DRIVER,
       }),
     );
@@ -161,6 +163,7 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     );
     expect(messageOf(run.report, 'devices.gpu.request-flags')).to.match(/requests had flags set: UPDATE 0x/);
     expect(messageOf(run.report, 'devices.gpu.edid')).to.equal('VIRTIO_GPU_F_EDID is not offered');
+    expect(messageOf(run.report, 'devices.gpu.config')).to.match(/num_scanouts is 0/);
     expect(messageOf(run.report, 'devices.gpu.transfer-rect')).to.match(/the UPDATE's pixel \(0,10\)/);
     expect(messageOf(run.report, 'devices.gpu.scanout-offset')).to.match(
       /an UPDATE of 40x24 at \(16,8\), expected 40x24 at \(0,0\)/,

@@ -41,17 +41,22 @@ import {
   VirtioGpuFormat,
   VirtioGpuSize,
 } from '../../harness/protocol/gpu-spec.js';
+import { decodeConfigReply, encodeDeviceConfig } from '../../harness/protocol/messages.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { closeFd } from '../../harness/sys/libc.js';
 import { type DisplayEvent, displayProblems, GpuDisplay } from '../../harness/transport/gpu-display.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { sessionWith } from '../protocol/common.js';
 
 export const GpuSpec = {
   operation: 'virtio-spec#sec-device-types-gpu-device-device-operation',
   cursor: 'virtio-spec#sec-device-types-gpu-device-device-operation-cursorq',
   display: 'vhost-user-gpu.rst#communication',
+  config: 'virtio-spec#sec-device-types-gpu-device-device-configuration-layout',
 } as const;
+/** events_read's only bit: the display configuration changed. */
+const VIRTIO_GPU_EVENT_DISPLAY = 1;
 
 const OK = VirtioGpuCtrlType.RESP_OK_NODATA;
 const QUEUE_SIZE = 64;
@@ -255,6 +260,37 @@ const FORMATS_OTHER = (Object.entries(VirtioGpuFormat) as Array<[string, number]
 );
 
 export const gpuChecks = defineChecks('devices', [
+  {
+    id: 'devices.gpu.config',
+    title: 'with CONFIG, the virtio_gpu_config has num_scanouts from 1 to 16 and no undefined event bits',
+    severity: 'SHOULD',
+    spec: GpuSpec.config,
+    needs: ['proto.config.get'],
+    async run(ctx) {
+      requireGpu(ctx);
+      const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
+      const size = VirtioGpuSize.CONFIG;
+      const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });
+      const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
+      const config = decodeConfigReply(reply, 'GET_CONFIG');
+      if (!config)
+        throw new BackendError(`GET_CONFIG of the ${size}-byte virtio_gpu_config answered an error`);
+      const c = config.payload;
+      const [eventsRead, , numScanouts, numCapsets] = [0, 4, 8, 12].map((at) => c.readUInt32LE(at)) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const problems: string[] = [];
+      if (numScanouts < 1 || numScanouts > VIRTIO_GPU_MAX_SCANOUTS)
+        problems.push(`num_scanouts is ${numScanouts}: the spec's minimum is 1, its maximum 16`);
+      if (eventsRead & ~VIRTIO_GPU_EVENT_DISPLAY)
+        problems.push(`events_read 0x${eventsRead.toString(16)} has bits besides VIRTIO_GPU_EVENT_DISPLAY`);
+      if (problems.length) throw new BackendError(`virtio_gpu_config: ${problems.join('; ')}`);
+      return `num_scanouts ${numScanouts}, num_capsets ${numCapsets}, events_read 0x${eventsRead.toString(16)}`;
+    },
+  },
   {
     id: 'devices.gpu.display-info',
     title: 'GET_DISPLAY_INFO answers RESP_OK_DISPLAY_INFO with the modes the display gave',

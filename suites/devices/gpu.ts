@@ -98,7 +98,7 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
     throw new SkipError('VIRTIO_GPU_F_EDID is not offered');
   const wanted =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
-    (1n << 30n) |
+    (1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) |
     (options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n);
   await session.negotiate({
     ...(protocol ? { protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) } : {}),
@@ -424,7 +424,7 @@ export const gpuChecks = defineChecks('devices', [
       const fb = display.framebuffers.get(0);
       const diff = fb ? describePixelDiff(shown, fb.pixels, res.width) : 'no framebuffer';
       if (diff) throw new BackendError(`what scanout 0 shows in the end: ${diff}`);
-      const file = await saveScanout(ctx, display, `${'devices.gpu.pixels'}-scanout0.png`);
+      const file = await saveScanout(ctx, display, 'devices.gpu.pixels-scanout0.png');
       return `${rects.length + 2} UPDATEs matched the guest pixels; scanout 0 saved as ${file}`;
     },
   },

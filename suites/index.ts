@@ -6,6 +6,7 @@ import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
+import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
@@ -30,6 +31,7 @@ export const allChecks: Check[] = [
   ...logDirtyChecks,
   ...netChecks,
   ...fsChecks,
+  ...gpuChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...protocolLifecycleChecks,

@@ -99,8 +99,8 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
     const expected = Object.fromEntries(
       allChecks
         .filter((c) => c.area !== 'conventions')
-        // A block device: the net and fs checks are skipped, saying so (fs: no shared directory either).
-        .map((c) => [c.id, c.area === 'net' || c.area === 'fs' ? 'skip' : (BROKEN[c.id] ?? 'pass')]),
+        // A block device: the net, fs and gpu checks are skipped, saying so (fs: no shared directory either).
+        .map((c) => [c.id, ['net', 'fs', 'gpu'].includes(c.area) ? 'skip' : (BROKEN[c.id] ?? 'pass')]),
     );
     expect(seen, run.stdout).to.deep.equal(expected);
     expect(run.exitCode, run.stderr).to.equal(1);

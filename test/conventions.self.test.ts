@@ -39,12 +39,13 @@ const EXPECTED = Object.entries(FLAWS)
   .map(([flaw, check]) => ({ flaw, fails: [check, ...(ALSO_FAILS[flaw as Flaw] ?? [])] }));
 
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
-const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net', fs: 'fs' };
+const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net', fs: 'fs', gpu: 'gpu' };
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
 const DEVICE_REFERENCES = [
   { type: 'net', wrapper: 'vhu-reference-net' },
   { type: 'fs', wrapper: 'vhu-reference-fs' },
+  { type: 'gpu', wrapper: 'vhu-reference-gpu' },
 ];
 
 function otherDeviceCheck(type: string, id: string): boolean {
@@ -222,6 +223,14 @@ describe('conventions suite against the fixtures', function () {
       expectClean(run);
     });
   }
+
+  it('the gpu reference back-end saves what its scanout showed as a PNG next to the reports', async () => {
+    const run = await runOf('vhu-reference-gpu');
+    const message = messageOf(run.report, 'gpu.pixels');
+    const file = /scanout 0 saved as (\S+gpu\.pixels-scanout0\.png)/.exec(message)?.[1];
+    expect(file, message).to.be.a('string');
+    expect(run.pngs[file!], `${file} among the reports`).to.be.instanceOf(Buffer);
+  });
 
   it('every MUST and SHOULD check is failed by some fixture', () => {
     const covered = new Set([

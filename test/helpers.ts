@@ -25,6 +25,8 @@ export interface CliRun {
   durationMs: number;
   /** Peak resident memory of the CLI process in KiB, when `memoryPollMs` was given and /proc could be read. */
   peakRssKb?: number;
+  /** The PNG files the run saved next to its reports (a scanout), by absolute path, read before cleanup. */
+  pngs: Record<string, Buffer>;
 }
 
 export interface CliOptions {
@@ -68,7 +70,11 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     } catch {
       report = undefined;
     }
+    const pngs: Record<string, Buffer> = {};
+    for (const name of readdirSync(reports.path).filter((n) => n.endsWith('.png')))
+      pngs[path.join(reports.path, name)] = readFileSync(path.join(reports.path, name));
     return {
+      pngs,
       exitCode: result.exitCode,
       signal: result.signal,
       stdout: String(result.stdout),

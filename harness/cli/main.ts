@@ -166,6 +166,7 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs: opts.timeout,
     ...(opts.grep ? { grep: opts.grep } : {}),
     descriptorDirs,
+    reportsDir: opts.reports,
     onStart: (backend, count) => reporter.start(backend, count),
     onCheck: (check) => reporter.check(check),
     signal: controller.signal,

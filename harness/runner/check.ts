@@ -16,6 +16,8 @@ export interface Target {
   descriptorDirs: string[];
   /** Facts several checks need, computed once a run (see `CheckContext.memo`). */
   memo: Map<string, Promise<unknown>>;
+  /** The folder the run's reports go to: checks that save a file (a scanout's PNG) put it there. */
+  reportsDir?: string;
 }
 
 export interface CheckContext {

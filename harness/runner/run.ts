@@ -27,6 +27,8 @@ export interface RunOptions {
   /** Only checks whose id or title matches. */
   grep?: string;
   descriptorDirs: string[];
+  /** Where checks save files next to the reports (default `reports`). */
+  reportsDir?: string;
   onStart?: (backend: BackendInfo, checkCount: number) => void;
   onCheck?: (result: CheckResult) => void;
   /** Aborting ends the check under way (its resources are released) and skips the rest. */
@@ -103,6 +105,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     capabilities: probe.document ?? null,
     descriptorDirs: options.descriptorDirs,
     memo: new Map(),
+    reportsDir: path.resolve(options.reportsDir ?? 'reports'),
   };
   const backend: BackendInfo = {
     binary: connect === null ? binary : null,

@@ -14,7 +14,7 @@ import {
   VirtqueueErrorCode,
 } from './errors.js';
 import type { AddRequestOptions, BufferElement, RingAddress, UsedBuffer } from './split.js';
-import { vringNeedEvent } from './split.js';
+import { checkChain, vringNeedEvent } from './split.js';
 
 /** pvirtq_desc.flags bits. */
 export const PackedDescFlag = {
@@ -46,7 +46,6 @@ export const MAX_PACKED_QUEUE_SIZE = 32768;
 
 const WRAP_BIT = 0x8000;
 const U32_MAX = 0xffff_ffff;
-const U64_END = 1n << 64n;
 
 /**
  * A position in the ring as vhost-user and the event structures carry it: the descriptor offset in bits
@@ -484,25 +483,4 @@ export class PackedVirtqueue<T = unknown> {
     this.#indirectTables[id] = table;
     return table;
   }
-}
-
-/** The driver requirements on a buffer's elements; returns its device-writable length. */
-function checkChain(chain: readonly BufferElement[]): number {
-  const fail = (why: string) => new VirtqueueError(VirtqueueErrorCode.CHAIN, why);
-  if (!chain.length) throw fail('a buffer needs at least one element');
-  let writable = 0;
-  let total = 0;
-  let sawWrite = false;
-  chain.forEach((e, i) => {
-    if (!Number.isInteger(e.len) || e.len < 0 || e.len > U32_MAX) {
-      throw fail(`element ${i}: len must be a u32, got ${e.len}`);
-    }
-    if (e.gpa < 0n || e.gpa >= U64_END) throw fail(`element ${i}: gpa must be a u64, got ${e.gpa}`);
-    if (sawWrite && !e.write) throw fail(`element ${i} is device-readable after a device-writable one`);
-    sawWrite ||= e.write;
-    total += e.len;
-    if (e.write) writable += e.len;
-  });
-  if (total > 2 ** 32) throw fail(`the buffer is ${total} bytes long, more than 2^32`);
-  return writable;
 }

@@ -314,7 +314,7 @@ export class SplitVirtqueue<T = unknown> {
   addRequest(chain: readonly BufferElement[], options: AddRequestOptions<T> = {}): number {
     const useIndirect = options.indirect ?? false;
     const prefix = options.directPrefix ?? 0;
-    const writableLen = this.#checkChain(chain);
+    const writableLen = checkChain(chain);
     if (useIndirect && !this.indirect) {
       throw new VirtqueueError(
         VirtqueueErrorCode.FEATURE,
@@ -500,29 +500,6 @@ export class SplitVirtqueue<T = unknown> {
     Atomics.store(this.#availIdx, 0, base);
   }
 
-  /** Checks the driver requirements on a chain and returns its device-writable length. */
-  #checkChain(chain: readonly BufferElement[]): number {
-    const fail = (why: string) => new VirtqueueError(VirtqueueErrorCode.CHAIN, why);
-    if (!chain.length) throw fail('a chain needs at least one element');
-    let total = 0;
-    let writable = 0;
-    let sawWrite = false;
-    chain.forEach((e, i) => {
-      if (!Number.isInteger(e.len) || e.len < 0 || e.len > U32_MAX) {
-        throw fail(`element ${i}: len must be a u32, got ${e.len}`);
-      }
-      if (e.gpa < 0n || e.gpa >= U64_END) throw fail(`element ${i}: gpa must be a u64, got ${e.gpa}`);
-      if (sawWrite && !e.write) {
-        throw fail(`element ${i} is device-readable after a device-writable one: writable elements go last`);
-      }
-      sawWrite ||= e.write;
-      total += e.len;
-      if (e.write) writable += e.len;
-    });
-    if (total > 2 ** 32) throw fail(`the chain is ${total} bytes long, more than 2^32`);
-    return writable;
-  }
-
   #writeDesc(view: DataView, index: number, e: BufferElement, next: number, hasNext: boolean): void {
     const at = index * SplitLayout.DESC_SIZE;
     view.setBigUint64(at, e.gpa, true);
@@ -561,4 +538,30 @@ export class SplitVirtqueue<T = unknown> {
     }
     return '';
   }
+}
+
+/**
+ * Checks the driver requirements on a buffer's elements (split or packed layout alike) and returns its
+ * device-writable length. Throws VirtqueueError CHAIN.
+ */
+export function checkChain(chain: readonly BufferElement[]): number {
+  const fail = (why: string) => new VirtqueueError(VirtqueueErrorCode.CHAIN, why);
+  if (!chain.length) throw fail('a chain needs at least one element');
+  let total = 0;
+  let writable = 0;
+  let sawWrite = false;
+  chain.forEach((e, i) => {
+    if (!Number.isInteger(e.len) || e.len < 0 || e.len > U32_MAX) {
+      throw fail(`element ${i}: len must be a u32, got ${e.len}`);
+    }
+    if (e.gpa < 0n || e.gpa >= U64_END) throw fail(`element ${i}: gpa must be a u64, got ${e.gpa}`);
+    if (sawWrite && !e.write) {
+      throw fail(`element ${i} is device-readable after a device-writable one: writable elements go last`);
+    }
+    sawWrite ||= e.write;
+    total += e.len;
+    if (e.write) writable += e.len;
+  });
+  if (total > 2 ** 32) throw fail(`the chain is ${total} bytes long, more than 2^32`);
+  return writable;
 }

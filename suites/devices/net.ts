@@ -70,7 +70,7 @@ function requireNet(ctx: CheckContext): void {
  * Queue pair 0 of a fresh connection, set up as QEMU's vhost-user-net does, receive buffers posted; with
  * `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
  */
-async function openNet(ctx: CheckContext, options: { packed?: boolean } = {}): Promise<NetDriver> {
+export async function openNet(ctx: CheckContext, options: { packed?: boolean } = {}): Promise<NetDriver> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
   const offered = await session.getFeatures();

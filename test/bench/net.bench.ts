@@ -1,0 +1,130 @@
+/**
+ * Benchmark: virtio-net frames looped back through queue pair 0, split and packed rings, against the
+ * fixture's net device and dpdk-testpmd (io forwarding): frames per second, the harness's CPU time per frame
+ * (this process) and the back-end's (its process tree, from /proc); for testpmd also the rate it reports
+ * itself (its Rx-pps statistic, printed every second). Run with `npm run bench`.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { dir } from 'tmp-promise';
+import { testFrame } from '../../harness/devices/net.js';
+import { CLOCK_TICKS_PER_SECOND, descendantsOf, isListeningAt } from '../../harness/process/procfs.js';
+import { Scope } from '../../harness/process/scope.js';
+import { makeContext, type Target } from '../../harness/runner/check.js';
+import { pollUntil } from '../../harness/util/deadline.js';
+import { openNet } from '../../suites/devices/net.js';
+
+const REFERENCE_NET = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../fixtures/bin/vhu-reference-net',
+);
+const TESTPMD = '/usr/bin/dpdk-testpmd';
+/** Each measurement runs this long: testpmd prints its rate once a second. */
+const DURATION_MS = 3000;
+
+function target(over: Partial<Target>): Target {
+  return {
+    binary: '',
+    connect: null,
+    extraArgs: [],
+    type: 'net',
+    capabilities: { type: 'net' },
+    descriptorDirs: [],
+    memo: new Map(),
+    ...over,
+  } as Target;
+}
+
+function backendCpuUs(): number {
+  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
+  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function measure(label: string, t: Target, reported?: () => number | undefined): Promise<void> {
+  for (const packed of [false, true]) {
+    const scope = new Scope();
+    try {
+      const net = await openNet(makeContext(t, 10_000, scope), { packed });
+      for (const length of [60, 1514]) {
+        const frames = Array.from({ length: 32 }, (_, i) => testFrame(1, i, length));
+        await net.roundTrip(frames); // warm-up
+        reported?.(); // the rate testpmd printed so far is not this measurement's
+        const cpu = process.cpuUsage();
+        const backendBefore = backendCpuUs();
+        const started = performance.now();
+        let done = 0;
+        for (; performance.now() - started < DURATION_MS; done += frames.length) {
+          const back = await net.roundTrip(frames);
+          // Every byte checked, as the checks do: a rate of frames that did not come back intact means nothing.
+          if (back.length !== frames.length || back.some((b, i) => !Buffer.from(b.frame).equals(frames[i]!)))
+            throw new Error(`frames ${done}..${done + frames.length} did not all come back intact`);
+        }
+        const wallMs = performance.now() - started;
+        const used = process.cpuUsage(cpu);
+        const harnessUs = (used.user + used.system) / done;
+        const backendUs = (backendCpuUs() - backendBefore) / done;
+        const rate = Math.round((done / wallMs) * 1000);
+        const own = reported?.();
+        console.log(
+          `  ${label.padEnd(22)} ${packed ? 'packed' : 'split '} ${String(length).padStart(4)} B ` +
+            `${String(rate).padStart(7)} frames/s   CPU per frame: harness ${harnessUs.toFixed(1)} us, ` +
+            `back-end ${backendUs.toFixed(1)} us${own === undefined ? '' : `   (testpmd's own peak: ${own} Rx-pps)`}`,
+        );
+      }
+    } catch (err) {
+      console.log(`  ${label.padEnd(22)} ${packed ? 'packed' : 'split '}: ${(err as Error).message}`);
+    } finally {
+      await scope.close();
+    }
+  }
+}
+
+console.log('virtio-net frames looped back through queue pair 0 (harness as front-end):');
+await measure('reference net device', target({ binary: REFERENCE_NET }));
+if (existsSync(TESTPMD)) {
+  const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, 'net.sock');
+  const prefix = `vhu-bench-${process.pid}`;
+  // stdbuf: testpmd's statistics are printf'd, block-buffered into a pipe without it.
+  const testpmd = execa(
+    'stdbuf',
+    [
+      '-oL',
+      TESTPMD,
+      '--no-huge',
+      '--no-pci',
+      '-m',
+      '512',
+      `--file-prefix=${prefix}`,
+      '--vdev',
+      `net_vhost0,iface=${socket},queues=1`,
+      '--',
+      '--forward-mode=io',
+      '--total-num-mbufs=16384',
+      '--stats-period=1',
+    ],
+    { reject: false, stdin: 'ignore', buffer: false },
+  );
+  // The highest Rx-pps testpmd printed since the last look.
+  let peak = 0;
+  testpmd.stdout?.on('data', (chunk: Buffer) => {
+    for (const m of chunk.toString().matchAll(/Rx-pps:\s+(\d+)/g)) peak = Math.max(peak, Number(m[1]));
+  });
+  try {
+    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, 'dpdk-testpmd to listen');
+    await measure('dpdk-testpmd io', target({ connect: socket }), () => {
+      const seen = peak;
+      peak = 0;
+      return seen;
+    });
+  } finally {
+    testpmd.kill('SIGKILL');
+    await testpmd;
+    await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
+    await tmp.cleanup();
+  }
+} else {
+  console.log(`  ${TESTPMD} is not installed (package dpdk-dev): skipped`);
+}

@@ -279,7 +279,10 @@ export function recvmsgFds(fd: number, maxBytes: number, maxFds = SCM_MAX_FDS): 
   if (!Number.isInteger(maxBytes) || maxBytes < 1)
     throw new RangeError(`maxBytes must be >= 1, got ${maxBytes}`);
   if (!Number.isInteger(maxFds) || maxFds < 0) throw new RangeError(`maxFds must be >= 0, got ${maxFds}`);
-  const data = Buffer.alloc(maxBytes);
+  // One scratch buffer, grown as asked and reused: receiving is synchronous and what was read is copied out,
+  // so a channel polled with a large maxBytes (and often EAGAIN) does not allocate it every time.
+  if (receiveScratch.length < maxBytes) receiveScratch = Buffer.allocUnsafe(maxBytes);
+  const data = receiveScratch;
   const control = Buffer.alloc(scmRightsSpace(maxFds));
   const { iov, msg } = oneBufferMsghdr(data, maxBytes, control);
   const { result, errno } = callPinned([data, iov, control], () =>
@@ -291,10 +294,11 @@ export function recvmsgFds(fd: number, maxBytes: number, maxFds = SCM_MAX_FDS): 
   }
   const out = parseMsghdr(msg);
   const { fds, truncated } = parseScmRights(control, out.controlLength, out.flags);
-  // Copy small reads out of a large buffer so that a few bytes do not keep maxBytes alive.
-  const bytes = result === maxBytes ? data : Buffer.from(data.subarray(0, result));
-  return { data: bytes, fds, truncated };
+  return { data: Buffer.from(data.subarray(0, result)), fds, truncated };
 }
+
+/** recvmsgFds's buffer (see there). */
+let receiveScratch = Buffer.allocUnsafe(64 * 1024);
 
 /** shutdown(2); `how` is one of `Shutdown`. */
 export function shutdown(fd: number, how: number = SHUT_RDWR): void {

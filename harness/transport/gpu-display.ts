@@ -225,22 +225,25 @@ export class GpuDisplay {
     match: (event: DisplayEvent & { request: T }) => boolean = () => true,
   ): Promise<DisplayEvent & { request: T }> {
     const end = performance.now() + timeoutMs;
+    // Events are kept in seq order, seq being the index: only those after `since` are looked at.
+    let next = Math.max(0, since + 1);
     for (;;) {
-      const found = this.events.find(
-        (e): e is DisplayEvent & { request: T } =>
-          e.seq > since &&
-          (requests as readonly string[]).includes(e.request) &&
-          match(e as DisplayEvent & { request: T }),
-      );
-      if (found) return found;
-      const came = this.describeSince(since);
+      for (; next < this.events.length; next++) {
+        const e = this.events[next]!;
+        if ((requests as readonly string[]).includes(e.request) && match(e as DisplayEvent & { request: T }))
+          return e as DisplayEvent & { request: T };
+      }
       if (this.#ended)
         throw new BackendError(
-          `the back-end closed the vhost-user-gpu socket before ${what}; it sent: ${came}`,
+          `the back-end closed the vhost-user-gpu socket before ${what}; it sent: ${this.describeSince(since)}`,
         );
       const left = end - performance.now();
       if (left <= 0)
-        throw new TimeoutError(`${what} on the vhost-user-gpu socket`, timeoutMs, `it sent: ${came}`);
+        throw new TimeoutError(
+          `${what} on the vhost-user-gpu socket`,
+          timeoutMs,
+          `it sent: ${this.describeSince(since)}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {

@@ -143,7 +143,7 @@ interface Resource {
 }
 
 /** RESOURCE_CREATE_2D and RESOURCE_ATTACH_BACKING of `pixels`, in `pieces` entries over the regions. */
-async function createResource(
+export async function createResource(
   gpu: GpuDriver,
   r: { id: number; format: number; width: number; height: number },
   pixels: Uint8Array,
@@ -164,7 +164,7 @@ async function createResource(
   return { ...r, backing };
 }
 
-const full = (r: { width: number; height: number }): GpuRect => ({
+export const full = (r: { width: number; height: number }): GpuRect => ({
   x: 0,
   y: 0,
   width: r.width,
@@ -172,7 +172,7 @@ const full = (r: { width: number; height: number }): GpuRect => ({
 });
 
 /** TRANSFER_TO_HOST_2D of `rect`, from where the rectangle starts in the backing. */
-async function transfer(gpu: GpuDriver, res: Resource, rect: GpuRect): Promise<void> {
+export async function transfer(gpu: GpuDriver, res: Resource, rect: GpuRect): Promise<void> {
   const offset = BigInt((rect.y * res.width + rect.x) * 4);
   await expectCommand(
     gpu,
@@ -185,7 +185,7 @@ async function transfer(gpu: GpuDriver, res: Resource, rect: GpuRect): Promise<v
  * RESOURCE_FLUSH of `rect` of a resource shown on scanout 0 at its origin, and the UPDATE it must bring:
  * that rectangle, and `expected` (x8r8g8b8, packed rows) as its pixels.
  */
-async function flushAndExpect(
+export async function flushAndExpect(
   ctx: CheckContext,
   setup: GpuSetup,
   res: Resource,
@@ -242,7 +242,7 @@ async function saveScanout(ctx: CheckContext, display: GpuDisplay, name: string)
   return file;
 }
 
-async function setScanout(gpu: GpuDriver, res: Resource, rect: GpuRect, scanoutId = 0): Promise<void> {
+export async function setScanout(gpu: GpuDriver, res: Resource, rect: GpuRect, scanoutId = 0): Promise<void> {
   await expectCommand(
     gpu,
     `SET_SCANOUT ${scanoutId} to ${describeRect(rect)} of resource ${res.id}`,

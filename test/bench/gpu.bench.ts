@@ -76,5 +76,5 @@ console.log(
   'virtio-gpu 2D: TRANSFER_TO_HOST_2D + RESOURCE_FLUSH of 64x64, each UPDATE checked (harness as front-end):',
 );
 await measure('reference gpu device', REFERENCE_GPU);
-if (existsSync(GPU) && !process.env.VHU_BENCH_ONLY_REF) await measure('vhost-user-gpu', GPU);
+if (existsSync(GPU)) await measure('vhost-user-gpu', GPU);
 else console.log(`  ${GPU} is not installed (package qemu-system-gui): skipped`);

@@ -73,7 +73,7 @@ export interface FrontendProfile {
 /**
  * QEMU 7.2 to 9.x: hw/virtio/vhost-user.c vhost_user_backend_init (GET_FEATURES, GET/SET_PROTOCOL_FEATURES,
  * GET_QUEUE_NUM with MQ, GET_MAX_MEM_SLOTS with CONFIGURE_MEM_SLOTS, SET_BACKEND_REQ_FD with BACKEND_REQ),
- * then hw/virtio/vhost.c vhost_dev_init (SET_OWNER; vhost_virtqueue_init sends SET_VRING_CALL for every
+ * then hw/virtio/vhost.c vhost_dev_init (SET_OWNER, GET_FEATURES again; vhost_virtqueue_init sends SET_VRING_CALL for every
  * ring, before any SET_FEATURES), vhost_dev_start (SET_FEATURES, SET_MEM_TABLE, vhost_virtqueue_start per
  * ring: NUM, BASE, ADDR, KICK; the call fd again when the guest notifier is unmasked; then
  * vhost_dev_set_vring_enable: ENABLE 1 for every ring) and vhost_dev_stop (ENABLE 0 for every ring, then
@@ -93,6 +93,7 @@ const QEMU: FrontendProfile = {
     'GET_MAX_MEM_SLOTS',
     'SET_BACKEND_REQ_FD',
     'SET_OWNER',
+    'GET_FEATURES',
   ],
   start: ['CALL_ALL', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL'],
   ring: ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL'],
@@ -213,15 +214,21 @@ export async function initSession(
 ): Promise<Started> {
   session.needReply = profile.needReply;
   const started: Started = { profile, offered: 0n, protocol: false };
-  for (const step of profile.init) {
+  for (const [k, step] of profile.init.entries()) {
     const acked = (bit: number) => hasBit(session.ackedProtocolFeatures, bit);
     switch (step) {
-      case 'SET_OWNER':
-        await session.expectAck('SET_OWNER');
+      case 'SET_OWNER': {
+        // Followed by GET_FEATURES, the front-end's own round trip proves it was read: no extra one.
+        const ack = await session.request('SET_OWNER', undefined, {
+          sync: profile.init[k + 1] !== 'GET_FEATURES',
+        });
+        if (ack !== undefined && ack !== 0n)
+          throw new BackendError(`SET_OWNER was refused: REPLY_ACK ${ack}`);
         break;
+      }
       case 'GET_FEATURES':
         started.offered = await session.getFeatures();
-        started.protocol =
+        started.protocol ||=
           profile.protocolFeatures &&
           want.protocolFeatures !== undefined &&
           hasBit(started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);

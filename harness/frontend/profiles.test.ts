@@ -10,7 +10,7 @@ import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from '../transport/connection.js';
 import { FrontendSession } from '../transport/session.js';
 import { FrontendDevice } from './device.js';
-import { initSession, PROFILES, profileNamed, startDevice, stopDevice } from './profiles.js';
+import { initSession, PROFILES, profileNamed, restartDevice, startDevice, stopDevice } from './profiles.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 const bit = (n: number) => 1n << BigInt(n);
@@ -95,7 +95,10 @@ class RecordingBackend {
 }
 
 /** Start-up, device start with two rings, and stop under `name`; what the back-end saw. */
-async function replay(name: string): Promise<{ log: string[]; needReply: boolean[]; protocol: boolean }> {
+async function replay(
+  name: string,
+  restart = false,
+): Promise<{ log: string[]; needReply: boolean[]; protocol: boolean }> {
   const [channel, fd] = UnixChannel.pair();
   const backend = new RecordingBackend(channel);
   const connection = Connection.fromFd(fd, 1000);
@@ -113,6 +116,11 @@ async function replay(name: string): Promise<{ log: string[]; needReply: boolean
     });
     const bases = await stopDevice(profile, device, [0, 1], started.protocol);
     expect([...bases.keys()].sort()).to.deep.equal([0, 1]);
+    if (restart) {
+      backend.log.length = 0;
+      backend.needReply.length = 0;
+      await restartDevice(started, device, new Map([...bases].map(([i, b]) => [i, b.availIndex + 7])), true);
+    }
     return { log: [...backend.log], needReply: [...backend.needReply], protocol: started.protocol };
   } finally {
     expect(await scope.close()).to.deep.equal([]);
@@ -266,5 +274,23 @@ describe('frontend/profiles', () => {
       'GET_VRING_BASE 1',
     ]);
     expect(needReply.some(Boolean), 'REPLY_ACK negotiated, need_reply never set').to.equal(false);
+  });
+
+  it('restarts stopped rings with the ring steps of the profile start, each at its base', async () => {
+    expect((await replay('qemu', true)).log).to.deep.equal([
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+    ]);
+    // crosvm sets no need_reply: every GET_FEATURES here is the harness's round trip.
+    expect((await replay('crosvm', true)).log.filter((m) => m !== 'GET_FEATURES')).to.deep.equal([
+      ...RING(0, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      ...RING(1, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
+      'SET_VRING_ENABLE 1=1',
+    ]);
   });
 });

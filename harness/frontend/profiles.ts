@@ -304,16 +304,6 @@ export async function startDevice(
         ...(ring.base === undefined ? {} : { base: ring.base }),
       });
   }
-  const ringStep: Record<RingStep, (index: number) => Promise<void>> = {
-    NUM: (i) => device.setVringNum(i),
-    BASE: (i) => device.setVringBase(i),
-    ADDR: (i) => device.setVringAddr(i),
-    KICK: (i) => device.setVringKick(i),
-    CALL: (i) => device.setVringCall(i),
-    ENABLE: async (i) => {
-      if (enable) await device.enable(i, true);
-    },
-  };
   for (const step of profile.start) {
     switch (step) {
       case 'SET_FEATURES':
@@ -324,21 +314,58 @@ export async function startDevice(
         await (plan.memory ?? (() => device.setMemTable()))();
         break;
       case 'CALL_ALL':
-        for (const i of order) await device.setVringCall(i);
-        break;
       case 'NUM_ALL':
-        for (const i of order) await device.setVringNum(i);
-        break;
       case 'RINGS':
-        for (const i of order) for (const s of profile.ring) await ringStep[s](i);
-        break;
       case 'ENABLE_ALL':
-        if (enable) for (const i of order) await device.enable(i, true);
+        await playRings({ ...profile, start: [step] }, device, order, enable);
         break;
       case 'SET_BACKEND_REQ_FD':
         await backendChannel(session, scope);
         break;
     }
+  }
+}
+
+/**
+ * The profile's ring start again for rings already laid out, each at its base in `bases` (what
+ * GET_VRING_BASE returned), as after a stop: its SET_VRING_CALL, SET_VRING_NUM, per-ring and
+ * SET_VRING_ENABLE steps, without SET_FEATURES or the memory (the caller's to send when they change).
+ */
+export async function restartDevice(
+  started: Started,
+  device: FrontendDevice,
+  bases: ReadonlyMap<number, number>,
+  enable: boolean,
+): Promise<void> {
+  const { profile } = started;
+  const on = enable && started.protocol;
+  const order = (profile.ringOrder ?? ((i: readonly number[]) => [...i]))([...bases.keys()]);
+  await playRings(profile, device, order, on, bases);
+}
+
+/** The ring steps of `profile.start` for rings `order`; with `bases`, each SET_VRING_BASE carries its own. */
+async function playRings(
+  profile: FrontendProfile,
+  device: FrontendDevice,
+  order: readonly number[],
+  enable: boolean,
+  bases?: ReadonlyMap<number, number>,
+): Promise<void> {
+  const ringStep: Record<RingStep, (index: number) => Promise<void>> = {
+    NUM: (i) => device.setVringNum(i),
+    BASE: (i) => device.setVringBase(i, bases?.get(i)),
+    ADDR: (i) => device.setVringAddr(i),
+    KICK: (i) => device.setVringKick(i),
+    CALL: (i) => device.setVringCall(i),
+    ENABLE: async (i) => {
+      if (enable) await device.enable(i, true);
+    },
+  };
+  for (const step of profile.start) {
+    if (step === 'CALL_ALL') for (const i of order) await device.setVringCall(i);
+    if (step === 'NUM_ALL') for (const i of order) await device.setVringNum(i);
+    if (step === 'RINGS') for (const i of order) for (const s of profile.ring) await ringStep[s](i);
+    if (step === 'ENABLE_ALL' && enable) for (const i of order) await device.enable(i, true);
   }
 }
 

@@ -17,6 +17,7 @@ import {
   initSession,
   profileNamed,
   requireProtocol,
+  type Started,
   startDevice,
 } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
@@ -98,6 +99,8 @@ export interface BlockSetup {
   config: BlkConfig | undefined;
   /** The first sector of the 64 the check may write (and restores). */
   scratch: bigint;
+  /** What the front-end profile's start-up learnt (the profile, and whether bit 30 is negotiated). */
+  started: Started;
 }
 
 /** Sectors of the scratch area. */
@@ -191,7 +194,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     timeoutMs: ctx.timeoutMs,
     maxSectors: maxSectors(options.maxSectors ?? 16, features, config),
   });
-  return { session, device, ring, blk, features, config, scratch };
+  return { session, device, ring, blk, features, config, scratch, started };
 }
 
 /**

@@ -291,7 +291,10 @@ export async function startDevice(
 ): Promise<void> {
   const { profile } = started;
   const enable = plan.enable && hasBit(plan.features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-  const order = (profile.ringOrder ?? ((i: readonly number[]) => [...i]))(plan.rings.map((r) => r.index));
+  const order = ringsInOrder(
+    profile,
+    plan.rings.map((r) => r.index),
+  );
   for (const ring of plan.rings) {
     const options = {
       eventIdx: ring.eventIdx ?? false,
@@ -308,7 +311,6 @@ export async function startDevice(
     switch (step) {
       case 'SET_FEATURES':
         await session.expectAck('SET_FEATURES', encodeU64(plan.features));
-        session.features = session.features ?? plan.features;
         break;
       case 'MEMORY':
         await (plan.memory ?? (() => device.setMemTable()))();
@@ -339,7 +341,7 @@ export async function restartDevice(
 ): Promise<void> {
   const { profile } = started;
   const on = enable && started.protocol;
-  const order = (profile.ringOrder ?? ((i: readonly number[]) => [...i]))([...bases.keys()]);
+  const order = ringsInOrder(profile, [...bases.keys()]);
   await playRings(profile, device, order, on, bases);
 }
 
@@ -380,7 +382,7 @@ export async function stopDevice(
   protocol: boolean,
 ): Promise<Map<number, SplitVringBase>> {
   const bases = new Map<number, SplitVringBase>();
-  const order = (profile.ringOrder ?? ((i: readonly number[]) => [...i]))(indices);
+  const order = ringsInOrder(profile, indices);
   if (profile.stop === 'all') {
     if (protocol) for (const i of order) await device.enable(i, false);
     for (const i of order) bases.set(i, await device.stopRing(i));
@@ -391,6 +393,11 @@ export async function stopDevice(
     }
   }
   return bases;
+}
+
+/** `indices` in the order the profile sets rings up (default: as given). */
+function ringsInOrder(profile: FrontendProfile, indices: readonly number[]): number[] {
+  return profile.ringOrder ? profile.ringOrder(indices) : [...indices];
 }
 
 /** A SkipError when the check needs bit 30 and the profile or the back-end leaves it out. */

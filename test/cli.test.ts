@@ -64,6 +64,16 @@ describe('cli: listing and selecting checks', function () {
     expectClean(run);
   });
 
+  it('--frontend bochs is a usage error naming the profiles: exit 2, nothing run', async function () {
+    this.timeout(20_000);
+    const run = await runCli(['--frontend', 'bochs', fixture('vhu-reference')]);
+    expect(run.exitCode).to.equal(2);
+    expect(run.stderr).to.contain('--frontend bochs: no such front-end profile');
+    expect(run.stderr).to.contain('qemu, qemu-legacy, dpdk, cloud-hypervisor, crosvm, or all');
+    expect(run.report).to.equal(undefined);
+    expectClean(run);
+  });
+
   it('--grep caps runs only the conv.caps.* checks', async function () {
     this.timeout(60_000);
     const run = await runCli(['--grep', 'caps', fixture('vhu-reference')]);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { dir } from 'tmp-promise';
 import { FLAWS, type Flaw } from '../fixtures/backend/flaws.js';
+import { PROFILES } from '../harness/frontend/profiles.js';
 import { allChecks } from '../suites/index.js';
 import {
   broken,
@@ -34,9 +35,15 @@ const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
   'reply-ack-always-zero': ['proto.config.set.refused'],
 };
 
+/**
+ * Flaws only one front-end profile's order finds (harness/frontend/profiles.ts): the default run passes
+ * them, and a run under that profile fails their check (tested on their own, below).
+ */
+const PROFILE_FLAWS: Partial<Record<Flaw, string>> = { 'mem-table-drops-call': 'dpdk' };
+
 /** Variant -> the checks it must fail (fail or timeout), and nothing else. The chaos variant is for reliability. */
 const EXPECTED = Object.entries(FLAWS)
-  .filter(([flaw]) => flaw !== 'chaos')
+  .filter(([flaw]) => flaw !== 'chaos' && PROFILE_FLAWS[flaw as Flaw] === undefined)
   .map(([flaw, check]) => ({ flaw, fails: [check, ...(ALSO_FAILS[flaw as Flaw] ?? [])] }));
 
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
@@ -232,6 +239,30 @@ describe('conventions suite against the fixtures', function () {
     expect(file, message).to.be.a('string');
     expect(run.pngs[file!], `${file} among the reports`).to.be.instanceOf(Buffer);
   });
+
+  for (const [flaw, profile] of Object.entries(PROFILE_FLAWS)) {
+    const check = FLAWS[flaw as Flaw];
+    it(`vhu-flaw-${flaw} fails ${check} under --frontend ${profile} only (--frontend all)`, async () => {
+      const run = await runCli([
+        ...TIMEOUT,
+        '--frontend',
+        'all',
+        '--grep',
+        `^${check.replaceAll('.', '\\.')}$`,
+        fixture(`vhu-flaw-${flaw}`),
+      ]);
+      const row = run.report?.matrix?.checks[check] ?? {};
+      expect(Object.keys(row), run.stdout).to.have.members(PROFILES.map((p) => p.name));
+      for (const [name, verdict] of Object.entries(row)) {
+        expect(verdict, `${check} under ${name}`).to.be.oneOf(
+          name === profile ? ['fail', 'timeout'] : ['pass'],
+        );
+      }
+      expect(run.stdout).to.match(new RegExp(`${check.replaceAll('.', '\\.')}@${profile}`));
+      expect(run.exitCode, run.stderr).to.equal(1);
+      expectClean(run);
+    });
+  }
 
   it('every MUST and SHOULD check is failed by some fixture', () => {
     const covered = new Set([

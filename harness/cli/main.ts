@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { allChecks } from '../../suites/index.js';
 import { descriptorDirsFromEnv, discoverDescriptors, lintDescriptor } from '../descriptors/discover.js';
 import { UsageError, VhuError } from '../errors.js';
+import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
 import { adoptOrphans, killAllBackends } from '../process/backend.js';
 import { ConsoleReporter, printable } from '../runner/console.js';
 import { writeJsonReport } from '../runner/report-json.js';
@@ -34,6 +35,7 @@ interface CliOptions {
   descriptorDirs?: string;
   verbose?: boolean;
   color?: boolean;
+  frontend: string;
 }
 
 function positiveInt(value: string): number {
@@ -61,6 +63,11 @@ function program(): Command {
       'deadline for each wait: socket, reply, exit after SIGTERM',
       positiveInt,
       DEFAULT_TIMEOUT_MS,
+    )
+    .option(
+      '--frontend <name>',
+      `front-end profile the traffic checks start devices with: ${PROFILES.map((p) => p.name).join(', ')}, or all (a profile x check matrix)`,
+      DEFAULT_PROFILE,
     )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
@@ -165,6 +172,7 @@ async function main(argv: string[]): Promise<number> {
     ...(opts.type ? { type: opts.type } : {}),
     timeoutMs: opts.timeout,
     ...(opts.grep ? { grep: opts.grep } : {}),
+    frontend: opts.frontend,
     descriptorDirs,
     reportsDir: opts.reports,
     onStart: (backend, count) => reporter.start(backend, count),

@@ -187,6 +187,8 @@ export class FrontendDevice {
   readonly #scope: Scope;
   readonly #ringRegion: bigint;
   readonly #rings = new Map<number, Vring<unknown, DriverQueue<unknown>>>();
+  /** Where each ring starts: the SET_VRING_BASE value of its first start. */
+  readonly #bases = new Map<number, number>();
   #disconnected = false;
 
   constructor(session: FrontendSession, scope: Scope, options: FrontendDeviceOptions = {}) {
@@ -271,6 +273,16 @@ export class FrontendDevice {
    * separate step (`enable`).
    */
   async setUpRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Promise<Vring<T>> {
+    const ring = this.prepareRing<T>(index, size, options);
+    await this.#startRing(ring as Vring<unknown, DriverQueue<unknown>>, options.base ?? 0);
+    return ring;
+  }
+
+  /**
+   * Lays out a split ring as `setUpRing` does, with its eventfds, but sends nothing: a front-end profile
+   * (frontend/profiles.ts) then sends the ring's messages in its own order (`setVringNum`, ...).
+   */
+  prepareRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Vring<T> {
     if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up; use restartRing`);
     const queue = new SplitVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
@@ -279,13 +291,9 @@ export class FrontendDevice {
     });
     const base = options.base ?? 0;
     if (base !== 0) queue.resetTo(base);
-    const kick = new EventFd();
-    this.#scope.defer(`kick eventfd of vring ${index}`, () => kick.close());
-    const call = new EventFd();
-    this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
-    const ring = new Vring<T>(index, queue, kick, call, () => this.#disconnected);
+    const ring = new Vring<T>(index, queue, ...this.#eventFds(index), () => this.#disconnected);
     this.#rings.set(index, ring as Vring<unknown, DriverQueue<unknown>>);
-    await this.#startRing(ring as Vring<unknown, DriverQueue<unknown>>, base);
+    this.#bases.set(index, base);
     return ring;
   }
 
@@ -298,21 +306,70 @@ export class FrontendDevice {
     size: number,
     options: { eventIdx?: boolean; indirect?: boolean } = {},
   ): Promise<Vring<T, PackedVirtqueue<T>>> {
+    const ring = this.preparePackedRing<T>(index, size, options);
+    const port = ring as unknown as Vring<unknown, DriverQueue<unknown>>;
+    await this.#startRing(port, this.#bases.get(index)!);
+    return ring;
+  }
+
+  /** `preparePackedRing` is to `setUpPackedRing` what `prepareRing` is to `setUpRing`. */
+  preparePackedRing<T = unknown>(
+    index: number,
+    size: number,
+    options: { eventIdx?: boolean; indirect?: boolean } = {},
+  ): Vring<T, PackedVirtqueue<T>> {
     if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up`);
     const queue = new PackedVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,
       region: this.#ringRegion,
     });
-    const kick = new EventFd();
-    this.#scope.defer(`kick eventfd of vring ${index}`, () => kick.close());
-    const call = new EventFd();
-    this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
-    const ring = new Vring<T, PackedVirtqueue<T>>(index, queue, kick, call, () => this.#disconnected);
-    const port = ring as unknown as Vring<unknown, DriverQueue<unknown>>;
-    this.#rings.set(index, port);
-    await this.#startRing(port, packedBase(queue.availPosition, queue.usedPosition));
+    const ring = new Vring<T, PackedVirtqueue<T>>(
+      index,
+      queue,
+      ...this.#eventFds(index),
+      () => this.#disconnected,
+    );
+    this.#rings.set(index, ring as unknown as Vring<unknown, DriverQueue<unknown>>);
+    this.#bases.set(index, packedBase(queue.availPosition, queue.usedPosition));
     return ring;
+  }
+
+  /** SET_VRING_NUM for a prepared ring: its size. */
+  async setVringNum(index: number): Promise<void> {
+    await this.#request('SET_VRING_NUM', encodeVringState({ index, num: this.#anyRing(index).queue.size }));
+  }
+
+  /** SET_VRING_BASE for a prepared ring: where it starts (`base` for a restart). */
+  async setVringBase(index: number, base = this.#bases.get(index) ?? 0): Promise<void> {
+    const queue = this.#anyRing(index).queue;
+    await this.#request(
+      'SET_VRING_BASE',
+      queue instanceof PackedVirtqueue
+        ? encodeVringState({ index, num: base })
+        : encodeSplitVringBase({ index, availIndex: base }),
+    );
+  }
+
+  /** SET_VRING_ADDR for a prepared ring: its user addresses, no logging. */
+  async setVringAddr(index: number): Promise<void> {
+    const queue = this.#anyRing(index).queue as SplitVirtqueue<unknown> | PackedVirtqueue<unknown>;
+    await this.#request(
+      'SET_VRING_ADDR',
+      encodeVringAddress({ index, flags: 0, ...queue.vringAddr(), log: 0n }),
+    );
+  }
+
+  /** SET_VRING_KICK for a prepared ring, with its kick eventfd. */
+  async setVringKick(index: number): Promise<void> {
+    const ring = this.#anyRing(index);
+    await this.#request('SET_VRING_KICK', encodeVringFile({ index, invalidFd: false }), [ring.kickFd.fd]);
+  }
+
+  /** SET_VRING_CALL for a prepared ring, with its call eventfd. */
+  async setVringCall(index: number): Promise<void> {
+    const ring = this.#anyRing(index);
+    await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
   }
 
   /**
@@ -388,20 +445,26 @@ export class FrontendDevice {
 
   async #startRing(ring: Vring<unknown, DriverQueue<unknown>>, base: number): Promise<void> {
     const { index } = ring;
-    const queue = ring.queue as SplitVirtqueue<unknown> | PackedVirtqueue<unknown>;
-    await this.#request('SET_VRING_NUM', encodeVringState({ index, num: queue.size }));
-    await this.#request(
-      'SET_VRING_BASE',
-      queue instanceof PackedVirtqueue
-        ? encodeVringState({ index, num: base })
-        : encodeSplitVringBase({ index, availIndex: base }),
-    );
-    await this.#request(
-      'SET_VRING_ADDR',
-      encodeVringAddress({ index, flags: 0, ...queue.vringAddr(), log: 0n }),
-    );
-    await this.#request('SET_VRING_KICK', encodeVringFile({ index, invalidFd: false }), [ring.kickFd.fd]);
-    await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
+    await this.setVringNum(index);
+    await this.setVringBase(index, base);
+    await this.setVringAddr(index);
+    await this.setVringKick(index);
+    await this.setVringCall(index);
+  }
+
+  #anyRing(index: number): Vring<unknown, DriverQueue<unknown>> {
+    const ring = this.#rings.get(index);
+    if (!ring) throw new Error(`vring ${index} is not set up`);
+    return ring;
+  }
+
+  /** A ring's kick and call eventfds, owned by the scope. */
+  #eventFds(index: number): [EventFd, EventFd] {
+    const kick = new EventFd();
+    this.#scope.defer(`kick eventfd of vring ${index}`, () => kick.close());
+    const call = new EventFd();
+    this.#scope.defer(`call eventfd of vring ${index}`, () => call.close());
+    return [kick, call];
   }
 
   #region(guestAddress: bigint): MemoryRegion {

@@ -18,6 +18,8 @@ export interface Target {
   memo: Map<string, Promise<unknown>>;
   /** The folder the run's reports go to: checks that save a file (a scanout's PNG) put it there. */
   reportsDir?: string;
+  /** The front-end profile the traffic checks start devices with (frontend/profiles.ts; default qemu). */
+  frontend?: string;
 }
 
 export interface CheckContext {

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { ConsoleReporter, printable } from './console.js';
 import { checkResult, runResult } from './testing.js';
-import type { CheckResult, RunResult } from './types.js';
+import { type CheckResult, frontendMatrix, type RunResult } from './types.js';
 
 const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m\x1b[2J';
 
@@ -108,5 +108,27 @@ describe('console reporter', () => {
     for (const rest of afterEscapes) expect(rest).to.match(/^\[\d+m/);
     expect(text).not.to.include('\x1b[2J');
     expect(text).not.to.include('\x1b]0;');
+  });
+
+  it('prints check@profile lines and, with --frontend all, a profile x check table', () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false });
+    const checks = [
+      checkResult('vring.x', 'pass', '', { frontend: 'qemu' }),
+      checkResult('vring.x', 'fail', 'dropped', { frontend: 'dpdk' }),
+    ];
+    const result = {
+      ...runResult(checks),
+      frontend: 'all',
+      matrix: frontendMatrix(['qemu', 'dpdk'], checks),
+    };
+    for (const c of checks) reporter.check(c);
+    reporter.summary(result, []);
+    const text = Buffer.concat(chunks).toString('utf8');
+    expect(text).to.match(/^FAIL\s+MUST\s+vring\.x@dpdk\s/m);
+    expect(text).to.match(/^check\s+qemu\s+dpdk\s*$/m);
+    expect(text).to.match(/^vring\.x\s+pass\s+fail\s*$/m);
   });
 });

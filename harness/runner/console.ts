@@ -1,4 +1,4 @@
-import type { BackendInfo, CheckResult, RunResult, Verdict } from './types.js';
+import type { BackendInfo, CheckResult, FrontendMatrix, RunResult, Verdict } from './types.js';
 
 /** C0 controls but \t and \n, DEL, and C1 controls (U+009B is a one-character CSI on some terminals). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
@@ -75,7 +75,7 @@ export class ConsoleReporter {
     const { tag, style } = info ? INFO_TAG : TAGS[result.verdict];
     const duration = this.#paint('dim', `(${Math.round(result.durationMs)} ms)`);
     this.#line(
-      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(result.id)}  ${printable(result.title)} ${duration}`,
+      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(result.id)}${result.frontend === undefined ? '' : `@${printable(result.frontend)}`}  ${printable(result.title)} ${duration}`,
     );
     const message = result.message.trimEnd();
     if (message !== '' && (result.verdict !== 'pass' || info || this.#verbose)) {
@@ -103,7 +103,26 @@ export class ConsoleReporter {
     this.#line(
       `${count(s.mustFailed, `MUST failures: ${s.mustFailed}`, 'red')}, SHOULD failures: ${s.shouldFailed}`,
     );
+    if (result.matrix) this.#matrix(result.matrix);
     for (const file of files) this.#line(`report: ${printable(file)}`);
+  }
+
+  /** The profile x check table of `--frontend all`: one row per check, one column per profile. */
+  #matrix(matrix: FrontendMatrix): void {
+    const ids = Object.keys(matrix.checks);
+    if (!ids.length) return;
+    const width = Math.max(5, ...ids.map((id) => id.length));
+    const columns = matrix.profiles.map((p) => Math.max(p.length, 7));
+    this.#line('');
+    this.#line(['check'.padEnd(width), ...matrix.profiles.map((p, i) => p.padEnd(columns[i]!))].join('  '));
+    for (const id of ids) {
+      const cells = matrix.profiles.map((p, i) => {
+        const verdict = matrix.checks[id]![p];
+        const text = (verdict ?? '-').padEnd(columns[i]!);
+        return verdict ? this.#paint(TAGS[verdict].style, text) : text;
+      });
+      this.#line([printable(id).padEnd(width), ...cells].join('  '));
+    }
   }
 
   #block(text: string, prefix = INDENT): void {

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { type DirectoryResult, dir } from 'tmp-promise';
 import { toJson, writeJsonReport } from './report-json.js';
 import { checkResult, runResult } from './testing.js';
-import type { CheckResult, RunResult } from './types.js';
+import { type CheckResult, frontendMatrix, type RunResult } from './types.js';
 
 const NASTY = 'expected <reply> & flags 0x5, got ]]> \u0000 then \x1b[31mred\x1b[0m';
 
@@ -69,5 +69,25 @@ describe('JSON report', () => {
     const text = await readFile(file, 'utf8');
     expect(text).to.equal(toJson(result));
     expect(JSON.parse(text)).to.deep.equal(result);
+  });
+
+  it('keeps the front-end profile of each check and the profile x check matrix (--frontend all)', () => {
+    const checks = [
+      checkResult('protocol.a', 'pass'),
+      checkResult('vring.x', 'pass', '', { frontend: 'qemu' }),
+      checkResult('vring.x', 'timeout', 'late', { frontend: 'dpdk' }),
+    ];
+    const result: RunResult = {
+      ...runResult(checks),
+      frontend: 'all',
+      matrix: frontendMatrix(['qemu', 'dpdk'], checks),
+    };
+    const parsed = JSON.parse(toJson(result)) as RunResult;
+    expect(parsed.frontend).to.equal('all');
+    expect(parsed.checks.map((c) => c.frontend)).to.deep.equal([undefined, 'qemu', 'dpdk']);
+    expect(parsed.matrix).to.deep.equal({
+      profiles: ['qemu', 'dpdk'],
+      checks: { 'vring.x': { qemu: 'pass', dpdk: 'timeout' } },
+    });
   });
 });

@@ -31,6 +31,10 @@ export function toJson(result: RunResult): string {
       durationMs: summary.durationMs,
     },
     checks: result.checks.map(checkJson),
+    ...(result.frontend === undefined ? {} : { frontend: result.frontend }),
+    ...(result.matrix === undefined
+      ? {}
+      : { matrix: { profiles: [...result.matrix.profiles], checks: result.matrix.checks } }),
   };
   return `${JSON.stringify(report, null, 2)}\n`;
 }
@@ -47,6 +51,7 @@ function checkJson(check: CheckResult): CheckResult {
     durationMs: check.durationMs,
   };
   if (check.stderrTail !== undefined) out.stderrTail = check.stderrTail;
+  if (check.frontend !== undefined) out.frontend = check.frontend;
   return out;
 }
 

@@ -196,4 +196,14 @@ describe('JUnit report', () => {
     await writeJunitReport(result, file);
     expect(await readFile(file, 'utf8')).to.equal(toJunitXml(result));
   });
+
+  it('suffixes the testcase id with @profile for a check run under a front-end profile (--frontend all)', () => {
+    const result = runResult([
+      checkResult('vring.x', 'pass', '', { frontend: 'qemu' }),
+      checkResult('vring.x', 'fail', 'no', { frontend: 'dpdk' }),
+    ]);
+    const xml = toJunitXml(result);
+    expect(xml).to.contain('name="vring.x@qemu title of vring.x"');
+    expect(xml).to.contain('name="vring.x@dpdk title of vring.x"');
+  });
 });

@@ -66,7 +66,7 @@ function addTestCase(suite: TestSuite, check: CheckResult): void {
   const testCase = suite
     .testCase()
     .className(xmlSafe(`vhu-conform.${check.area}`))
-    .name(xmlSafe(`${check.id} ${check.title}`))
+    .name(xmlSafe(`${check.id}${check.frontend === undefined ? '' : `@${check.frontend}`} ${check.title}`))
     .time(seconds(check.durationMs))
     .property('severity', check.severity)
     .property('spec', xmlSafe(check.spec));

@@ -6,12 +6,20 @@ import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
 import { BackendError, ProtocolError, SkipError, TimeoutError, UsageError } from '../errors.js';
+import { DEFAULT_PROFILE, PROFILES, profileNamed } from '../frontend/profiles.js';
 import { sweepOrphans } from '../process/backend.js';
 import { probeCapabilities } from '../process/capabilities.js';
 import { Scope } from '../process/scope.js';
 import { withDeadline } from '../util/deadline.js';
 import { type Check, makeContext, type Target } from './check.js';
-import { type BackendInfo, type CheckResult, type RunResult, summarize, type Verdict } from './types.js';
+import {
+  type BackendInfo,
+  type CheckResult,
+  frontendMatrix,
+  type RunResult,
+  summarize,
+  type Verdict,
+} from './types.js';
 import { VERSION } from './version.js';
 
 export interface RunOptions {
@@ -31,11 +39,19 @@ export interface RunOptions {
   reportsDir?: string;
   onStart?: (backend: BackendInfo, checkCount: number) => void;
   onCheck?: (result: CheckResult) => void;
+  /**
+   * The front-end profile traffic checks start devices with (harness/frontend/profiles.ts; default qemu),
+   * or `all`: the traffic checks (areas in FRONTEND_AREAS) once under each profile, the others once.
+   */
+  frontend?: string;
   /** Aborting ends the check under way (its resources are released) and skips the rest. */
   signal?: AbortSignal;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
+
+/** The areas whose checks start devices through a front-end profile. */
+export const FRONTEND_AREAS: readonly string[] = ['vring', 'net', 'fs', 'gpu'];
 
 /** Resolves and validates the binary; a usage error names what is wrong. */
 export function resolveBinary(binary: string): string {
@@ -91,6 +107,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const binary = connect === null ? resolveBinary(options.binary!) : '';
   const extraArgs = options.extraArgs ?? [];
   const selected = selectChecks(options.checks, options.grep);
+  const frontend = options.frontend ?? DEFAULT_PROFILE;
+  const profiles = frontend === 'all' ? PROFILES.map((p) => p.name) : [profileNamed(frontend).name];
 
   const probeScope = new Scope();
   const probe =
@@ -106,7 +124,24 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     descriptorDirs: options.descriptorDirs,
     memo: new Map(),
     reportsDir: path.resolve(options.reportsDir ?? 'reports'),
+    frontend: profiles[0]!,
   };
+  // Each profile's checks share facts (memo) among themselves only.
+  const targets = new Map(
+    profiles.map((name, i) => [name, i === 0 ? target : { ...target, frontend: name, memo: new Map() }]),
+  );
+  // Every selected check under the first profile; with `all`, the traffic checks again under each other one.
+  const plan = [
+    ...selected.map((check) => ({ check, profile: profiles[0]! })),
+    ...profiles
+      .slice(1)
+      .flatMap((profile) =>
+        selected.filter((c) => FRONTEND_AREAS.includes(c.area)).map((check) => ({ check, profile })),
+      ),
+  ];
+  const all = frontend === 'all';
+  const tag = (check: Check, profile: string) =>
+    all && FRONTEND_AREAS.includes(check.area) ? `@${profile}` : '';
   const backend: BackendInfo = {
     binary: connect === null ? binary : null,
     ...(connect === null ? {} : { connect }),
@@ -114,7 +149,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     type: target.type,
     capabilities: target.capabilities,
   };
-  options.onStart?.(backend, selected.length);
+  options.onStart?.(backend, plan.length);
 
   const results: CheckResult[] = [];
   /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */
@@ -123,20 +158,25 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   // One mocha suite per run of consecutive checks of an area: checks run in the order given, which
   // matters (the ones sending invalid requests come last). Reports group them by area again.
   let suite: Mocha.Suite | undefined;
-  for (const check of selected) {
-    if (suite?.title !== check.area) suite = Mocha.Suite.create(mocha.suite, check.area);
+  for (const { check, profile } of plan) {
+    const suffix = tag(check, profile);
+    const title = suffix ? `${check.area}${suffix}` : check.area;
+    if (suite?.title !== title) suite = Mocha.Suite.create(mocha.suite, title);
     suite.addTest(
-      new Mocha.Test(`${check.id} ${check.title}`, async function (this: Mocha.Context) {
-        const unmet = (check.needs ?? []).find((id) => blocked.has(id));
-        const result = unmet
+      new Mocha.Test(`${check.id}${suffix} ${check.title}`, async function (this: Mocha.Context) {
+        // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
+        const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
+        const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));
+        const ran = unmet
           ? skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`)
           : connect !== null && check.area === 'conventions'
             ? skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end')
-            : await runOne(check, target, timeoutMs, options.signal);
+            : await runOne(check, targets.get(profile)!, timeoutMs, options.signal);
+        const result: CheckResult = suffix ? { ...ran, frontend: profile } : ran;
         // A check that is not applicable (skip) does not block; one that broke, or was blocked, does.
-        if (unmet) blocked.set(check.id, 'skipped');
+        if (unmet) blocked.set(`${check.id}${suffix}`, 'skipped');
         else if (result.verdict !== 'pass' && result.verdict !== 'skip')
-          blocked.set(check.id, result.verdict);
+          blocked.set(`${check.id}${suffix}`, result.verdict);
         results.push(result);
         options.onCheck?.(result);
         if (result.verdict === 'skip') this.skip();
@@ -159,6 +199,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     backend,
     summary: summarize(results, performance.now() - started),
     checks: results,
+    ...(frontend === DEFAULT_PROFILE ? {} : { frontend }),
+    ...(all ? { matrix: frontendMatrix(profiles, results) } : {}),
   };
 }
 

@@ -22,6 +22,8 @@ export interface CheckResult extends CheckInfo {
   durationMs: number;
   /** The tail of the back-end's stderr during the check, when it printed anything. */
   stderrTail?: string;
+  /** With `--frontend all`: the front-end profile a traffic check ran under (its JUnit id gets `@profile`). */
+  frontend?: string;
 }
 
 export interface BackendInfo {
@@ -56,6 +58,28 @@ export interface RunResult {
   backend: BackendInfo;
   summary: Summary;
   checks: CheckResult[];
+  /** The front-end profile (`--frontend`; default qemu), or `all`. */
+  frontend?: string;
+  /** With `--frontend all`: each traffic check's verdict under each profile. */
+  matrix?: FrontendMatrix;
+}
+
+/** A profile x check table of verdicts (`--frontend all`). */
+export interface FrontendMatrix {
+  profiles: string[];
+  /** Check id -> profile -> verdict. */
+  checks: Record<string, Record<string, Verdict>>;
+}
+
+/** The matrix of the results that carry a profile. */
+export function frontendMatrix(profiles: string[], checks: CheckResult[]): FrontendMatrix {
+  const matrix: FrontendMatrix = { profiles, checks: {} };
+  for (const c of checks) {
+    if (c.frontend === undefined) continue;
+    matrix.checks[c.id] ??= {};
+    matrix.checks[c.id]![c.frontend] = c.verdict;
+  }
+  return matrix;
 }
 
 export function summarize(checks: CheckResult[], durationMs: number): Summary {

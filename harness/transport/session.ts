@@ -19,6 +19,11 @@ export class FrontendSession {
   protocolFeatures: bigint | undefined;
   /** The protocol features acknowledged with SET_PROTOCOL_FEATURES. */
   ackedProtocolFeatures = 0n;
+  /**
+   * Whether requests go with need_reply once REPLY_ACK is negotiated (default). crosvm negotiates REPLY_ACK
+   * yet never asks for a reply: its profile clears this, and requests are then followed by GET_FEATURES.
+   */
+  needReply = true;
 
   constructor(readonly connection: Connection) {}
 
@@ -31,7 +36,7 @@ export class FrontendSession {
   }
 
   get replyAck(): boolean {
-    return hasBit(this.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
+    return this.needReply && hasBit(this.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
   }
 
   async getFeatures(): Promise<bigint> {

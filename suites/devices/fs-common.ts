@@ -26,6 +26,7 @@ import {
 } from '../../harness/devices/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
+import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -144,30 +145,29 @@ export async function openFs(ctx: CheckContext, options: FsOptions = {}): Promis
   requireFs(ctx);
   const tree = prepareTree(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const offered = await session.getFeatures();
-  const useProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
+  const started = await initSession(profile, session, ctx.scope, {
+    protocolFeatures:
+      (1n << BigInt(ProtocolFeature.MQ)) |
+      (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
+      (1n << BigInt(ProtocolFeature.CONFIG)),
+  });
+  const offered = started.offered;
+  const useProtocol = started.protocol;
   const wanted = [
     VirtioFeature.VIRTIO_F_VERSION_1,
     ...(useProtocol ? [VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES] : []),
   ];
   const features = wanted.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n) & offered;
-  await session.negotiate({
-    ...(useProtocol
-      ? {
-          protocolFeatures:
-            (1n << BigInt(ProtocolFeature.MQ)) |
-            (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
-            (1n << BigInt(ProtocolFeature.CONFIG)),
-        }
-      : {}),
-    features,
-  });
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
     ? await readFsConfig(session)
     : undefined;
-  const queueNum = hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)
-    ? Number(await session.connection.requestU64('GET_QUEUE_NUM'))
-    : undefined;
+  // QEMU and crosvm ask at start-up; a profile that does not ask there asks here.
+  const queueNum =
+    started.queueNum ??
+    (hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)
+      ? Number(await session.connection.requestU64('GET_QUEUE_NUM'))
+      : undefined);
   const queueCount = queueNum ?? (config ? 1 + config.numRequestQueues : 2);
   if (queueCount < 2) {
     throw new BackendError(
@@ -175,11 +175,14 @@ export async function openFs(ctx: CheckContext, options: FsOptions = {}): Promis
     );
   }
   const device = new FrontendDevice(session, ctx.scope);
-  await device.setMemTable();
   const count = options.allQueues ? queueCount : 2;
-  const rings: Vring[] = [];
-  for (let i = 0; i < count; i++) rings.push(await device.setUpRing(i, QUEUE_SIZE));
-  if (useProtocol) for (let i = 0; i < count; i++) await device.enable(i, true);
+  const indices = Array.from({ length: count }, (_, i) => i);
+  await startDevice(started, session, device, ctx.scope, {
+    features,
+    rings: indices.map((index) => ({ index, size: QUEUE_SIZE })),
+    enable: true,
+  });
+  const rings: Vring[] = indices.map((i) => device.ring(i));
   const fs = new FsDriver(rings, {
     timeoutMs: ctx.timeoutMs,
     uid: process.getuid?.() ?? 0,

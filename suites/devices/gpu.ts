@@ -29,6 +29,7 @@ import {
 } from '../../harness/devices/gpu.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
+import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import {
   ctrlTypeName,
@@ -92,18 +93,17 @@ export interface GpuSetup {
 export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {}): Promise<GpuSetup> {
   requireGpu(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const offered = await session.getFeatures();
-  const protocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
+  const started = await initSession(profile, session, ctx.scope, {
+    protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK),
+  });
+  const offered = started.offered;
   if (options.edid && !hasBit(offered, VirtioGpuFeature.EDID))
     throw new SkipError('VIRTIO_GPU_F_EDID is not offered');
   const wanted =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
-    (1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) |
+    (started.protocol ? 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
     (options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n);
-  await session.negotiate({
-    ...(protocol ? { protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) } : {}),
-    features: wanted & offered,
-  });
   const { display, backendFd } = GpuDisplay.create({ modes: MODES });
   ctx.scope.defer('vhost-user-gpu display', () => display.close());
   try {
@@ -114,13 +114,13 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
   }
   await session.connection.requestU64('GET_FEATURES');
   const device = new FrontendDevice(session, ctx.scope);
-  await device.setMemTable();
-  const control = await device.setUpRing(GpuQueue.CONTROL, QUEUE_SIZE);
-  const cursor = await device.setUpRing(GpuQueue.CURSOR, QUEUE_SIZE);
-  if (protocol) {
-    await device.enable(GpuQueue.CONTROL, true);
-    await device.enable(GpuQueue.CURSOR, true);
-  }
+  await startDevice(started, session, device, ctx.scope, {
+    features: wanted & offered,
+    rings: [GpuQueue.CONTROL, GpuQueue.CURSOR].map((index) => ({ index, size: QUEUE_SIZE })),
+    enable: true,
+  });
+  const control = device.ring(GpuQueue.CONTROL);
+  const cursor = device.ring(GpuQueue.CURSOR);
   return { session, device, display, gpu: new GpuDriver(control, cursor, { timeoutMs: ctx.timeoutMs }) };
 }
 

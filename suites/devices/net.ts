@@ -16,6 +16,7 @@ import {
 } from '../../harness/devices/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
+import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
@@ -73,34 +74,31 @@ function requireNet(ctx: CheckContext): void {
 export async function openNet(ctx: CheckContext, options: { packed?: boolean } = {}): Promise<NetDriver> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const offered = await session.getFeatures();
+  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
+  const started = await initSession(profile, session, ctx.scope, {
+    protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK),
+  });
+  const offered = started.offered;
   if (!hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError('VIRTIO_F_VERSION_1 is not offered: the legacy 10-byte header is not driven');
   }
   if (options.packed && !hasBit(offered, VirtioFeature.VIRTIO_F_RING_PACKED)) {
     throw new SkipError('VIRTIO_F_RING_PACKED is not offered');
   }
-  const useProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  const useProtocol = started.protocol;
   const features =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
     (useProtocol ? 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
     (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n);
-  await session.negotiate({
-    ...(useProtocol ? { protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) } : {}),
-    features,
-  });
   const device = new FrontendDevice(session, ctx.scope);
-  await device.setMemTable();
-  const rx = options.packed
-    ? await device.setUpPackedRing(0, PACKED_SIZE)
-    : await device.setUpRing(0, QUEUE_SIZE);
-  const tx = options.packed
-    ? await device.setUpPackedRing(1, PACKED_SIZE)
-    : await device.setUpRing(1, QUEUE_SIZE);
-  if (useProtocol) {
-    await device.enable(0, true);
-    await device.enable(1, true);
-  }
+  const size = options.packed ? PACKED_SIZE : QUEUE_SIZE;
+  await startDevice(started, session, device, ctx.scope, {
+    features,
+    rings: [0, 1].map((index) => ({ index, size, packed: options.packed ?? false })),
+    enable: true,
+  });
+  const rx = device.ring(0);
+  const tx = device.ring(1);
   const net = new NetDriver(rx, tx, { timeoutMs: ctx.timeoutMs });
   net.fillRx();
   return net;

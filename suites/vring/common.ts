@@ -12,6 +12,14 @@ import {
 } from '../../harness/devices/blk.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
+import {
+  DEFAULT_PROFILE,
+  initSession,
+  profileNamed,
+  requireProtocol,
+  type Started,
+  startDevice,
+} from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -91,6 +99,8 @@ export interface BlockSetup {
   config: BlkConfig | undefined;
   /** The first sector of the 64 the check may write (and restores). */
   scratch: bigint;
+  /** What the front-end profile's start-up learnt (the profile, and whether bit 30 is negotiated). */
+  started: Started;
 }
 
 /** Sectors of the scratch area. */
@@ -110,12 +120,21 @@ const SCRATCH_START = 64n;
 export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
   requireBlock(ctx);
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
-  const offered = await session.getFeatures();
   const protocol = options.protocolFeatures ?? (options.memorySlots ? 'require' : 'prefer');
-  const hasProtocol = hasBit(offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-  if (protocol === 'require' && !hasProtocol) {
-    throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
-  }
+  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
+  const started = await initSession(profile, session, ctx.scope, {
+    ...(protocol === 'none'
+      ? {}
+      : {
+          protocolFeatures:
+            (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
+            (1n << BigInt(ProtocolFeature.CONFIG)) |
+            (options.extraProtocolFeatures ?? 0n) |
+            (options.memorySlots ? 1n << BigInt(ProtocolFeature.CONFIGURE_MEM_SLOTS) : 0n),
+        }),
+  });
+  const offered = started.offered;
+  if (protocol === 'require') requireProtocol(started, 'the check needs them');
   if (options.eventIdx && !hasBit(offered, VirtioFeature.VIRTIO_RING_F_EVENT_IDX)) {
     throw new SkipError('VIRTIO_RING_F_EVENT_IDX is not offered');
   }
@@ -125,7 +144,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
   if (options.writes && hasBit(offered, VirtioBlkFeature.RO)) {
     throw new SkipError('the device is read-only (VIRTIO_BLK_F_RO): the check needs to write');
   }
-  const useProtocol = protocol !== 'none' && hasProtocol;
+  const useProtocol = started.protocol;
   const wanted = [
     ...BLK_DRIVER_FEATURES,
     VirtioFeature.VIRTIO_F_VERSION_1,
@@ -134,49 +153,48 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     ...(options.indirect ? [VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC] : []),
   ];
   const features = wanted.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n) & offered;
-  await session.negotiate({
-    ...(useProtocol
-      ? {
-          protocolFeatures:
-            (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
-            (1n << BigInt(ProtocolFeature.CONFIG)) |
-            (options.extraProtocolFeatures ?? 0n) |
-            (options.memorySlots ? 1n << BigInt(ProtocolFeature.CONFIGURE_MEM_SLOTS) : 0n),
-        }
-      : {}),
-    features,
-  });
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
     ? await readBlkConfig(session)
     : undefined;
   const scratch = scratchStart(config);
   const device = new FrontendDevice(session, ctx.scope);
+  let memory: (() => Promise<void>) | undefined;
   if (options.memorySlots) {
     if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)) {
       throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS is not offered');
     }
-    // QEMU asks before it sends a region (the reply has a check of its own).
-    const slots = await session.connection.requestU64('GET_MAX_MEM_SLOTS');
+    // QEMU asks before it sends a region (the reply has a check of its own); a profile that does not ask
+    // at start-up asks here.
+    const slots = started.maxMemSlots ?? (await session.connection.requestU64('GET_MAX_MEM_SLOTS'));
     if (slots < BigInt(device.memory.regions.length)) {
       throw new SkipError(
         `GET_MAX_MEM_SLOTS allows ${slots} regions: fewer than the ${device.memory.regions.length} the checks use`,
       );
     }
-    for (const region of device.memory.regions) await device.addMemoryRegion(region.guestAddress);
-  } else {
-    await device.setMemTable();
+    memory = async () => {
+      for (const region of device.memory.regions) await device.addMemoryRegion(region.guestAddress);
+    };
   }
-  const ring = await device.setUpRing(0, QUEUE_SIZE, {
-    eventIdx: options.eventIdx ?? false,
-    indirect: options.indirect ?? false,
-    ...(options.base === undefined ? {} : { base: options.base }),
+  await startDevice(started, session, device, ctx.scope, {
+    features,
+    rings: [
+      {
+        index: 0,
+        size: QUEUE_SIZE,
+        eventIdx: options.eventIdx ?? false,
+        indirect: options.indirect ?? false,
+        ...(options.base === undefined ? {} : { base: options.base }),
+      },
+    ],
+    enable: options.enable ?? useProtocol,
+    ...(memory ? { memory } : {}),
   });
-  if (options.enable ?? useProtocol) await device.enable(0, true);
+  const ring = device.ring(0);
   const blk = new BlkDriver(ring, {
     timeoutMs: ctx.timeoutMs,
     maxSectors: maxSectors(options.maxSectors ?? 16, features, config),
   });
-  return { session, device, ring, blk, features, config, scratch };
+  return { session, device, ring, blk, features, config, scratch, started };
 }
 
 /**

@@ -7,8 +7,8 @@
 import type { BlkDriver } from '../../harness/devices/blk.js';
 import { sectorPattern } from '../../harness/devices/blk.js';
 import { BackendError } from '../../harness/errors.js';
+import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
-import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import {
   expectSectors,
@@ -92,20 +92,20 @@ export const memoryChecks = defineChecks('vring', [
     spec: VringSpec.messages,
     needs: ['vring.restart'],
     async run(ctx) {
-      const { device, blk, scratch, features } = await openBlock(ctx, { writes: true });
+      const { device, blk, scratch, started } = await openBlock(ctx, { writes: true });
       let base = 0;
       await preserving(blk, scratch, MOVED_SECTORS, async () => {
         const first = sectorPattern(scratch, MOVED_SECTORS, freshSeed());
         await writeSectors(blk, scratch, first);
         expectSectors('read back', first, await readSectors(blk, scratch, MOVED_SECTORS), scratch);
 
-        // Stopped, as QEMU stops a device before it changes its memory table; then restarted at the base.
-        base = (await device.stopRing(0)).availIndex;
+        // Stopped, as the front-end (profile) stops a device before it changes its memory table; then
+        // restarted at the base in the profile's order.
+        base = (await stopDevice(started.profile, device, [0], started.protocol)).get(0)!.availIndex;
         const old = device.replaceRegion(MOVED_REGION, MOVED_TO);
         await device.setMemTable();
         staleOldMapping(old);
-        await device.restartRing(0, base);
-        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        await restartDevice(started, device, new Map([[0, base]]), true);
         await expectNewMapping(
           blk,
           scratch,

@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dir } from 'tmp-promise';
-import { CLOCK_TICKS_PER_SECOND, descendantsOf } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { lookup, openInitialized } from '../../suites/devices/fs-common.js';
+import { backendCpuUs } from './cpu.js';
 
 const REFERENCE_FS = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -18,11 +18,6 @@ const REFERENCE_FS = path.resolve(
 );
 const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const DURATION_MS = 3000;
-
-function backendCpuUs(): number {
-  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
-  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
-}
 
 async function measure(label: string, binary: string, extraArgs: string[]): Promise<void> {
   const scope = new Scope();

@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testPattern, toXrgb } from '../../harness/devices/gpu.js';
-import { CLOCK_TICKS_PER_SECOND, descendantsOf } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { VirtioGpuFormat } from '../../harness/protocol/gpu-spec.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
@@ -19,6 +18,7 @@ import {
   setScanout,
   transfer,
 } from '../../suites/devices/gpu.js';
+import { backendCpuUs } from './cpu.js';
 
 const REFERENCE_GPU = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -26,11 +26,6 @@ const REFERENCE_GPU = path.resolve(
 );
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
 const DURATION_MS = 3000;
-
-function backendCpuUs(): number {
-  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
-  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
-}
 
 async function measure(label: string, binary: string): Promise<void> {
   const scope = new Scope();

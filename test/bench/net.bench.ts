@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import { testFrame } from '../../harness/devices/net.js';
-import { CLOCK_TICKS_PER_SECOND, descendantsOf, isListeningAt } from '../../harness/process/procfs.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
 import { openNet } from '../../suites/devices/net.js';
+import { backendCpuUs } from './cpu.js';
 
 const REFERENCE_NET = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -35,11 +36,6 @@ function target(over: Partial<Target>): Target {
     memo: new Map(),
     ...over,
   } as Target;
-}
-
-function backendCpuUs(): number {
-  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
-  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
 }
 
 async function measure(label: string, t: Target, reported?: () => number | undefined): Promise<void> {

@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import { BlkDriver, type BlkRequest } from '../../harness/devices/blk.js';
-import { CLOCK_TICKS_PER_SECOND, descendantsOf, isListeningAt } from '../../harness/process/procfs.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
 import { openBlock } from '../../suites/vring/common.js';
+import { backendCpuUs } from './cpu.js';
 
 const REFERENCE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -34,12 +35,6 @@ function target(over: Partial<Target>): Target {
     memo: new Map(),
     ...over,
   };
-}
-
-/** CPU time of every process below this one (the back-end under test), in microseconds. */
-function backendCpuUs(): number {
-  const ticks = descendantsOf(process.pid).reduce((sum, p) => sum + p.cpuTicks, 0);
-  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
 }
 
 async function measure(label: string, t: Target): Promise<void> {

@@ -54,9 +54,12 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
         // A prefix of our own: its runtime files go under /var/run/dpdk/<prefix>, removed in `after`.
         `--file-prefix=vhu-selftest-${process.pid}`,
         '--vdev',
-        `net_vhost0,iface=${socket},queues=1`,
+        `net_vhost0,iface=${socket},queues=2`,
         '--',
         '--forward-mode=io',
+        // Two queue pairs forwarded (GET_QUEUE_NUM answers 128 whatever these say).
+        '--rxq=2',
+        '--txq=2',
         '--total-num-mbufs=16384',
         // Without it testpmd waits on stdin, and would end at once on /dev/null.
         '--stats-period=10',
@@ -88,8 +91,9 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(run.exitCode, run.stderr).to.equal(0);
   });
 
-  it('loops 200 frames back intact, and leaves num_buffers unwritten', () => {
+  it('loops 200 frames back intact, on both queue pairs at once, and leaves num_buffers unwritten', () => {
     expect(messageOf(run.report, 'net.loopback')).to.match(/200 frames .* came back intact/);
+    expect(messageOf(run.report, 'net.mq.pairs')).to.match(/^2 queue pairs \(of 4 tried\)/);
     expect(messageOf(run.report, 'net.rx.num-buffers')).to.match(/never written/);
   });
 

@@ -228,11 +228,15 @@ export class NetDriver {
    * Transmits `frames` in order, as many in flight as there are slots, and returns once the device used
    * every transmit buffer; a transmit buffer's used.len must be 0 (it has nothing device-writable).
    */
-  async send(frames: readonly Uint8Array[], options: SendOptions = {}): Promise<void> {
+  async send(
+    frames: readonly Uint8Array[],
+    options: SendOptions = {},
+    timeoutMs = this.#timeoutMs,
+  ): Promise<void> {
     for (const frame of frames) {
       while (!this.#txFree.length) {
         this.#tx.notify();
-        await this.#collectTx();
+        await this.#collectTx(timeoutMs);
       }
       const slotIndex = this.#txFree.pop()!;
       const slot = this.#txSlots[slotIndex]!;
@@ -247,11 +251,11 @@ export class NetDriver {
       this.#tx.queue.addRequest(chain, { token: slotIndex });
     }
     this.#tx.notify();
-    while (this.#txFree.length < this.#txSlots.length) await this.#collectTx();
+    while (this.#txFree.length < this.#txSlots.length) await this.#collectTx(timeoutMs);
   }
 
-  async #collectTx(): Promise<void> {
-    const { used } = await this.#tx.waitUsed(this.#timeoutMs, 1);
+  async #collectTx(timeoutMs: number): Promise<void> {
+    const { used } = await this.#tx.waitUsed(timeoutMs, 1);
     for (const u of used) {
       this.#txFree.push(u.token!);
       if (u.len !== 0) {

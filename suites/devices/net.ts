@@ -24,6 +24,7 @@ import { FrontendSession } from '../../harness/transport/session.js';
 import { quietMs } from '../vring/common.js';
 
 const NetSpec = {
+  multiQueue: 'vhost-user.rst#multiple-queue-support',
   packedRing: 'virtio-spec#sec-basic-facilities-of-a-virtio-device-packed-virtqueues',
   operation: 'virtio-spec#sec-device-types-network-device-device-operation',
   packetReceive:
@@ -68,15 +69,30 @@ function requireNet(ctx: CheckContext): void {
 }
 
 /**
- * Queue pair 0 of a fresh connection, set up as QEMU's vhost-user-net does, receive buffers posted; with
- * `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
+ * Queue pair 0 of a fresh connection, set up as the run's front-end profile does, receive buffers posted;
+ * with `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
  */
 export async function openNet(ctx: CheckContext, options: { packed?: boolean } = {}): Promise<NetDriver> {
+  return (await openNetPairs(ctx, { ...options, allPairs: false }))[0]!;
+}
+
+/** The most queue pairs a check drives at once. */
+const MAX_PAIRS = 4;
+
+/**
+ * Queue pairs of a fresh connection: pair 0 only, or with `allPairs` every pair GET_QUEUE_NUM announces
+ * (MQ negotiated; up to MAX_PAIRS), skip when that is fewer than two. Receive buffers posted on each.
+ */
+async function openNetPairs(
+  ctx: CheckContext,
+  options: { packed?: boolean; allPairs: boolean },
+): Promise<NetDriver[]> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
   const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
   const started = await initSession(profile, session, ctx.scope, {
-    protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK),
+    protocolFeatures:
+      (1n << BigInt(ProtocolFeature.REPLY_ACK)) | (options.allPairs ? 1n << BigInt(ProtocolFeature.MQ) : 0n),
   });
   const offered = started.offered;
   if (!hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
@@ -84,6 +100,16 @@ export async function openNet(ctx: CheckContext, options: { packed?: boolean } =
   }
   if (options.packed && !hasBit(offered, VirtioFeature.VIRTIO_F_RING_PACKED)) {
     throw new SkipError('VIRTIO_F_RING_PACKED is not offered');
+  }
+  let pairs = 1;
+  if (options.allPairs) {
+    if (started.queueNum === undefined) {
+      throw new SkipError(
+        `no GET_QUEUE_NUM answer (MQ not offered, or the ${profile.name} front-end does not ask): one queue pair`,
+      );
+    }
+    pairs = Math.min(Math.floor(started.queueNum / 2), MAX_PAIRS);
+    if (pairs < 2) throw new SkipError(`GET_QUEUE_NUM is ${started.queueNum}: one queue pair`);
   }
   const useProtocol = started.protocol;
   const features =
@@ -94,14 +120,18 @@ export async function openNet(ctx: CheckContext, options: { packed?: boolean } =
   const size = options.packed ? PACKED_SIZE : QUEUE_SIZE;
   await startDevice(started, session, device, ctx.scope, {
     features,
-    rings: [0, 1].map((index) => ({ index, size, packed: options.packed ?? false })),
+    rings: Array.from({ length: 2 * pairs }, (_, index) => ({
+      index,
+      size,
+      packed: options.packed ?? false,
+    })),
     enable: true,
   });
-  const rx = device.ring(0);
-  const tx = device.ring(1);
-  const net = new NetDriver(rx, tx, { timeoutMs: ctx.timeoutMs });
-  net.fillRx();
-  return net;
+  return Array.from({ length: pairs }, (_, pair) => {
+    const net = new NetDriver(device.ring(2 * pair), device.ring(2 * pair + 1), { timeoutMs: ctx.timeoutMs });
+    net.fillRx();
+    return net;
+  });
 }
 
 /** A fresh run id: frames a former run left in a back-end's queues are told apart. */
@@ -243,6 +273,45 @@ export const netChecks = defineChecks('net', [
       // 480 frames through 48-descriptor rings: each ring wraps ten times, receive buffers re-posted as used.
       await loopFrames(net, run, 480);
       return `480 frames came back intact through packed rings of ${PACKED_SIZE} descriptors (10 laps each)`;
+    },
+  },
+  {
+    id: 'net.mq.pairs',
+    title: 'with MQ, frames sent on every queue pair at once each come back on their own pair, intact',
+    severity: 'MUST',
+    spec: NetSpec.multiQueue,
+    needs: ['net.loopback'],
+    async run(ctx) {
+      const all = await openNetPairs(ctx, { allPairs: true });
+      const base = runId();
+      const runs = all.map((_, pair) => (base + pair) >>> 0);
+      // GET_QUEUE_NUM is an upper bound (dpdk-testpmd answers 128 whatever --rxq says): the pairs driven are
+      // those that loop a probe back. A probe coming back on another pair is a failure at once.
+      const serving: number[] = [];
+      for (const [pair, net] of all.entries()) {
+        const probe = testFrame(runs[pair]!, 0xffff_ffff, MIN_FRAME);
+        try {
+          // A pair the back-end does not serve leaves even the transmit buffer unused.
+          await net.send([probe], {}, Math.max(quietMs(ctx), 500));
+          expectFrame((await net.receive(1, Math.max(quietMs(ctx), 500)))[0]!, probe, `pair ${pair}'s probe`);
+          serving.push(pair);
+        } catch (err) {
+          if (!(err instanceof TimeoutError)) throw err;
+          const elsewhere = all.findIndex((other) =>
+            other.receivedNow().some((f) => testFrameTag(f.frame)?.run === runs[pair]),
+          );
+          if (elsewhere >= 0)
+            throw new BackendError(`pair ${pair}'s probe frame came back on pair ${elsewhere}, not its own`);
+        }
+      }
+      if (serving.length < 2) {
+        throw new SkipError(
+          `of the ${all.length} queue pairs GET_QUEUE_NUM allows (up to ${MAX_PAIRS} tried), ${serving.length} loop traffic back`,
+        );
+      }
+      // Every serving pair at once: a back-end that mixes up pairs' rings shows it here.
+      await Promise.all(serving.map((pair) => loopFrames(all[pair]!, runs[pair]!, 96)));
+      return `${serving.length} queue pairs (of ${all.length} tried), 96 frames each at once, each back on its own pair intact`;
     },
   },
   {

@@ -14,7 +14,7 @@ import {
   VirtqueueErrorCode,
 } from './errors.js';
 import type { AddRequestOptions, BufferElement, RingAddress, UsedBuffer } from './split.js';
-import { checkChain, vringNeedEvent } from './split.js';
+import { checkChain, dataView, u16Cell, vringNeedEvent } from './split.js';
 
 /** pvirtq_desc.flags bits. */
 export const PackedDescFlag = {
@@ -87,17 +87,6 @@ interface IndirectTable {
   gpa: bigint;
   capacity: number;
   view: DataView;
-}
-
-function u16Cell(bytes: Uint8Array, offset: number, what: string): Uint16Array {
-  if ((bytes.byteOffset + offset) % 2 !== 0) {
-    throw new VirtqueueError(VirtqueueErrorCode.ALIGN, `${what} is at an odd host offset in its mapping`);
-  }
-  return new Uint16Array(bytes.buffer, bytes.byteOffset + offset, 1);
-}
-
-function dataView(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**

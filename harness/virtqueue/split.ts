@@ -150,7 +150,7 @@ const U64_END = 1n << 64n;
  * through Atomics on a one-element Uint16Array: one aligned 16-bit access, never two byte writes a polling
  * back-end could see half of, ordered after the plain DataView writes of descriptors and ring entries.
  */
-function u16Cell(bytes: Uint8Array, offset: number, what: string): Uint16Array {
+export function u16Cell(bytes: Uint8Array, offset: number, what: string): Uint16Array {
   if ((bytes.byteOffset + offset) % 2 !== 0) {
     throw new VirtqueueError(
       VirtqueueErrorCode.ALIGN,
@@ -160,7 +160,7 @@ function u16Cell(bytes: Uint8Array, offset: number, what: string): Uint16Array {
   return new Uint16Array(bytes.buffer, bytes.byteOffset + offset, 1);
 }
 
-function dataView(bytes: Uint8Array): DataView {
+export function dataView(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

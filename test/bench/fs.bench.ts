@@ -8,9 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dir } from 'tmp-promise';
 import { Scope } from '../../harness/process/scope.js';
-import { makeContext, type Target } from '../../harness/runner/check.js';
+import { makeContext } from '../../harness/runner/check.js';
 import { lookup, openInitialized } from '../../suites/devices/fs-common.js';
-import { backendCpuUs } from './cpu.js';
+import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_FS = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -22,15 +22,7 @@ const DURATION_MS = 3000;
 async function measure(label: string, binary: string, extraArgs: string[]): Promise<void> {
   const scope = new Scope();
   try {
-    const target = {
-      binary,
-      connect: null,
-      extraArgs,
-      type: 'fs',
-      capabilities: { type: 'fs' },
-      descriptorDirs: [],
-      memo: new Map(),
-    } as unknown as Target;
+    const target = benchTarget('fs', { binary, extraArgs });
     const setup = await openInitialized(makeContext(target, 10_000, scope));
     const files = setup.tree.files;
     const cpu = process.cpuUsage();

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { testPattern, toXrgb } from '../../harness/devices/gpu.js';
 import { Scope } from '../../harness/process/scope.js';
 import { VirtioGpuFormat } from '../../harness/protocol/gpu-spec.js';
-import { makeContext, type Target } from '../../harness/runner/check.js';
+import { makeContext } from '../../harness/runner/check.js';
 import {
   createResource,
   flushAndExpect,
@@ -18,7 +18,7 @@ import {
   setScanout,
   transfer,
 } from '../../suites/devices/gpu.js';
-import { backendCpuUs } from './cpu.js';
+import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_GPU = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -30,15 +30,7 @@ const DURATION_MS = 3000;
 async function measure(label: string, binary: string): Promise<void> {
   const scope = new Scope();
   try {
-    const target = {
-      binary,
-      connect: null,
-      extraArgs: [],
-      type: 'gpu',
-      capabilities: { type: 'gpu', features: [] },
-      descriptorDirs: [],
-      memo: new Map(),
-    } as unknown as Target;
+    const target = benchTarget('gpu', { binary });
     const ctx = makeContext(target, 10_000, scope);
     const setup = await openGpu(ctx);
     const format = VirtioGpuFormat.B8G8R8X8_UNORM;

@@ -15,7 +15,7 @@ import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
 import { openNet } from '../../suites/devices/net.js';
-import { backendCpuUs } from './cpu.js';
+import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_NET = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -24,19 +24,6 @@ const REFERENCE_NET = path.resolve(
 const TESTPMD = '/usr/bin/dpdk-testpmd';
 /** Each measurement runs this long: testpmd prints its rate once a second. */
 const DURATION_MS = 3000;
-
-function target(over: Partial<Target>): Target {
-  return {
-    binary: '',
-    connect: null,
-    extraArgs: [],
-    type: 'net',
-    capabilities: { type: 'net' },
-    descriptorDirs: [],
-    memo: new Map(),
-    ...over,
-  } as Target;
-}
 
 async function measure(label: string, t: Target, reported?: () => number | undefined): Promise<void> {
   for (const packed of [false, true]) {
@@ -78,7 +65,7 @@ async function measure(label: string, t: Target, reported?: () => number | undef
 }
 
 console.log('virtio-net frames looped back through queue pair 0 (harness as front-end):');
-await measure('reference net device', target({ binary: REFERENCE_NET }));
+await measure('reference net device', benchTarget('net', { binary: REFERENCE_NET }));
 if (existsSync(TESTPMD)) {
   const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
   const socket = path.join(tmp.path, 'net.sock');
@@ -110,7 +97,7 @@ if (existsSync(TESTPMD)) {
   });
   try {
     await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, 'dpdk-testpmd to listen');
-    await measure('dpdk-testpmd io', target({ connect: socket }), () => {
+    await measure('dpdk-testpmd io', benchTarget('net', { connect: socket }), () => {
       const seen = peak;
       peak = 0;
       return seen;

@@ -15,7 +15,7 @@ import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
 import { openBlock } from '../../suites/vring/common.js';
-import { backendCpuUs } from './cpu.js';
+import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -23,19 +23,6 @@ const REFERENCE = path.resolve(
 );
 const QSD = '/usr/bin/qemu-storage-daemon';
 const SECTORS = 8; // 4 KiB
-
-function target(over: Partial<Target>): Target {
-  return {
-    binary: '',
-    connect: null,
-    extraArgs: [],
-    type: 'block',
-    capabilities: { type: 'block', features: ['read-only', 'blk-file'] },
-    descriptorDirs: [],
-    memo: new Map(),
-    ...over,
-  };
-}
 
 async function measure(label: string, t: Target): Promise<void> {
   const scope = new Scope();
@@ -75,7 +62,7 @@ async function measure(label: string, t: Target): Promise<void> {
 }
 
 console.log('virtio-blk 4 KiB reads through the split ring (harness as front-end):');
-await measure('reference back-end', target({ binary: REFERENCE }));
+await measure('reference back-end', benchTarget('block', { binary: REFERENCE }));
 if (existsSync(QSD)) {
   const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
   const socket = path.join(tmp.path, 'blk.sock');
@@ -95,7 +82,7 @@ if (existsSync(QSD)) {
       10_000,
       'qemu-storage-daemon to listen',
     );
-    await measure('qemu-storage-daemon null-co', target({ connect: socket }));
+    await measure('qemu-storage-daemon null-co', benchTarget('block', { connect: socket }));
   } finally {
     daemon.kill('SIGKILL');
     await daemon;

@@ -97,6 +97,16 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(messageOf(run.report, 'net.rx.num-buffers')).to.match(/never written/);
   });
 
+  it('spreads frames over mergeable buffers, completes partial checksums itself, and uses buffers in order', () => {
+    // Offered and negotiated: MRG_RXBUF, CSUM with GUEST_CSUM, IN_ORDER. It completes every checksum in
+    // software and sends the frames back unmarked; with IN_ORDER it writes a used element for every buffer.
+    expect(messageOf(run.report, 'net.rx.mergeable')).to.match(/^120 frames .* spread over up to 6 buffers/);
+    expect(messageOf(run.report, 'net.csum')).to.match(
+      /^14 UDP and TCP frames .*: 14 completed, 0 still marked/,
+    );
+    expect(messageOf(run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
+  });
+
   it('leaves nothing behind', () => {
     expectClean(run);
   });

@@ -1,5 +1,26 @@
 import { expect } from 'chai';
-import { decodeNetHdr, encodeNetHdr, NET_HDR_SIZE, testFrame, testFrameTag } from './net.js';
+import {
+  checksumTestFrame,
+  completeChecksum,
+  decodeNetHdr,
+  encodeNetHdr,
+  NET_HDR_SIZE,
+  testFrame,
+  testFrameTag,
+} from './net.js';
+
+/** The RFC 1071 check written apart: a correct packet sums to 0xffff over pseudo header and segment. */
+function verifies(frame: Uint8Array): boolean {
+  const ipHeader = (frame[14]! & 0xf) * 4;
+  const segment = frame.subarray(14 + ipHeader);
+  const words: number[] = [];
+  for (const at of [26, 28, 30, 32]) words.push((frame[at]! << 8) | frame[at + 1]!);
+  words.push(frame[23]!, segment.length);
+  for (let i = 0; i < segment.length; i += 2) words.push((segment[i]! << 8) | (segment[i + 1] ?? 0));
+  let sum = words.reduce((a, b) => a + b, 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
+}
 
 describe('devices/net', () => {
   it('encodes virtio_net_hdr little-endian, 12 bytes with num_buffers', () => {
@@ -27,5 +48,21 @@ describe('devices/net', () => {
     expect(testFrame(7, 1, 60)).to.deep.equal(a);
     expect(testFrameTag(Uint8Array.of(1, 2, 3))).to.equal(undefined);
     expect(() => testFrame(1, 1, 1515)).to.throw(RangeError);
+  });
+
+  it('builds UDP and TCP frames with a correct checksum, and their partial form NEEDS_CSUM completes', () => {
+    for (const protocol of ['udp', 'tcp'] as const) {
+      for (const length of [62, 75, 1514]) {
+        const { full, partial, csumStart, csumOffset } = checksumTestFrame(9, length, length, protocol);
+        expect(verifies(full), `${protocol} ${length}`).to.equal(true);
+        expect(verifies(partial), `${protocol} ${length} partial`).to.equal(false);
+        expect([csumStart, csumOffset]).to.deep.equal([34, protocol === 'udp' ? 6 : 16]);
+        expect(completeChecksum(partial, csumStart, csumOffset)).to.deep.equal(full);
+        // Only the checksum field differs.
+        const differ = [...full].flatMap((b, i) => (b === partial[i] ? [] : [i]));
+        expect(differ.every((i) => i === 34 + csumOffset || i === 35 + csumOffset)).to.equal(true);
+      }
+    }
+    expect(completeChecksum(new Uint8Array(40), 34, 6)).to.equal(undefined);
   });
 });

@@ -146,12 +146,113 @@ export function testFrameTag(
   };
 }
 
-/** A frame the device put in a receive buffer. */
+/** The ones' complement sum of `bytes` as big-endian 16-bit words, folded to 16 bits (RFC 1071). */
+export function onesComplementSum(bytes: Uint8Array, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/** The test hosts of the checksum frames: 192.0.2.1 -> 192.0.2.2 (TEST-NET-1). */
+const TEST_IP_SRC = Uint8Array.of(192, 0, 2, 1);
+const TEST_IP_DST = Uint8Array.of(192, 0, 2, 2);
+const IPV4_HEADER = 20;
+
+/**
+ * An IPv4 UDP (protocol 17) or TCP (6) test frame of `length` bytes with a correct IP header checksum, and
+ * the transport checksum two ways: `full`, computed, and `partial`, the same frame with the checksum field
+ * holding the pseudo-header sum only, as a driver leaves it for VIRTIO_NET_HDR_F_NEEDS_CSUM; `csumStart`
+ * and `csumOffset` are the header fields that go with it. The payload names the frame (run and sequence).
+ */
+export function checksumTestFrame(
+  run: number,
+  sequence: number,
+  length: number,
+  protocol: 'udp' | 'tcp',
+): { full: Uint8Array; partial: Uint8Array; csumStart: number; csumOffset: number } {
+  const l4Header = protocol === 'udp' ? 8 : 20;
+  const min = ETH_HEADER + IPV4_HEADER + l4Header + 8;
+  if (!Number.isInteger(length) || length < Math.max(min, MIN_FRAME) || length > MAX_FRAME) {
+    throw new RangeError(
+      `checksum test frame of ${length} bytes: must be ${Math.max(min, MIN_FRAME)}..${MAX_FRAME}`,
+    );
+  }
+  const frame = new Uint8Array(length);
+  const view = new DataView(frame.buffer);
+  frame.set(TEST_MAC_DST, 0);
+  frame.set(TEST_MAC_SRC, 6);
+  view.setUint16(12, 0x0800, false);
+  const ip = ETH_HEADER;
+  const ipLength = length - ETH_HEADER;
+  view.setUint8(ip, 0x45);
+  view.setUint16(ip + 2, ipLength, false);
+  view.setUint16(ip + 4, sequence & 0xffff, false);
+  view.setUint8(ip + 8, 64);
+  view.setUint8(ip + 9, protocol === 'udp' ? 17 : 6);
+  frame.set(TEST_IP_SRC, ip + 12);
+  frame.set(TEST_IP_DST, ip + 16);
+  view.setUint16(ip + 10, ~onesComplementSum(frame.subarray(ip, ip + IPV4_HEADER)) & 0xffff, false);
+  const l4 = ip + IPV4_HEADER;
+  const l4Length = ipLength - IPV4_HEADER;
+  const csumOffset = protocol === 'udp' ? 6 : 16;
+  view.setUint16(l4, 0x5648, false); // source port "VH"
+  view.setUint16(l4 + 2, 0x5543, false); // destination port "UC"
+  if (protocol === 'udp') view.setUint16(l4 + 4, l4Length, false);
+  else {
+    view.setUint32(l4 + 4, sequence >>> 0, false);
+    view.setUint8(l4 + 12, 5 << 4); // data offset: 5 words
+    view.setUint8(l4 + 13, 0x18); // PSH, ACK
+    view.setUint16(l4 + 14, 0xffff, false);
+  }
+  const payload = l4 + l4Header;
+  view.setUint32(payload, run >>> 0, true);
+  view.setUint32(payload + 4, sequence >>> 0, true);
+  let x = (Math.imul(run ^ 0x27d4eb2d, 0x9e3779b1) ^ sequence) >>> 0 || 1;
+  for (let i = payload + 8; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    frame[i] = x & 0xff;
+  }
+  const pseudo = new Uint8Array(12);
+  pseudo.set(TEST_IP_SRC, 0);
+  pseudo.set(TEST_IP_DST, 4);
+  pseudo[9] = protocol === 'udp' ? 17 : 6;
+  new DataView(pseudo.buffer).setUint16(10, l4Length, false);
+  const pseudoSum = onesComplementSum(pseudo);
+  const partial = frame.slice();
+  new DataView(partial.buffer).setUint16(l4 + csumOffset, pseudoSum, false);
+  let check = ~onesComplementSum(frame.subarray(l4), pseudoSum) & 0xffff;
+  if (protocol === 'udp' && check === 0) check = 0xffff; // 0 means "no checksum" in UDP
+  view.setUint16(l4 + csumOffset, check, false);
+  return { full: frame, partial, csumStart: l4, csumOffset };
+}
+
+/**
+ * Completes a partial checksum as VIRTIO_NET_HDR_F_NEEDS_CSUM asks: the ones' complement of the sum from
+ * `start` to the end, stored at `start + offset`. Returns a copy; undefined when the offsets do not fit.
+ */
+export function completeChecksum(frame: Uint8Array, start: number, offset: number): Uint8Array | undefined {
+  if (start + offset + 2 > frame.length) return undefined;
+  const out = frame.slice();
+  let check = ~onesComplementSum(out.subarray(start)) & 0xffff;
+  // A UDP checksum that comes out 0 is sent as 0xffff; the same value in ones' complement.
+  if (check === 0 && out[ETH_HEADER + 9] === 17) check = 0xffff;
+  new DataView(out.buffer).setUint16(start + offset, check, false);
+  return out;
+}
+
+/** A frame the device put in a receive buffer (or, with MRG_RXBUF, in several). */
 export interface ReceivedFrame {
   hdr: NetHdr;
   frame: Uint8Array;
-  /** used.len as the device wrote it. */
+  /** used.len as the device wrote it: the sum over the buffers of a merged packet. */
   usedLen: number;
+  /** used.len of each buffer the packet took, in order (one without MRG_RXBUF). */
+  usedLens: number[];
+  /** Whether a buffer of it had no used element of its own (IN_ORDER batch: its whole length assumed). */
+  batched: boolean;
 }
 
 export interface NetDriverOptions {
@@ -160,6 +261,10 @@ export interface NetDriverOptions {
   rxBuffers?: number;
   /** Transmit slots (default 32). */
   txSlots?: number;
+  /** Bytes of each receive buffer (default: the header and the largest frame). */
+  rxBufferSize?: number;
+  /** VIRTIO_NET_F_MRG_RXBUF negotiated: a packet may take num_buffers receive buffers. */
+  mergeable?: boolean;
 }
 
 export interface SendOptions {
@@ -172,6 +277,13 @@ export interface SendOptions {
 interface RxSlot {
   gpa: bigint;
   view: Uint8Array;
+}
+
+/** A receive buffer the device used, not yet part of a frame. */
+interface UsedRx {
+  index: number;
+  len: number;
+  batched: boolean;
 }
 
 interface TxSlot {
@@ -188,6 +300,10 @@ const RX_BUFFER = NET_HDR_SIZE + MAX_FRAME;
  * they come back.
  */
 export class NetDriver {
+  /** Transmit buffers used as part of an in-order batch (no used element of their own), so far. */
+  batchedTx = 0;
+  /** Receive buffers used as part of an in-order batch, so far. */
+  batchedRx = 0;
   readonly #rx: VringPort<number, DriverQueue<number>>;
   readonly #tx: VringPort<number, DriverQueue<number>>;
   readonly #memory: GuestMemory;
@@ -196,6 +312,9 @@ export class NetDriver {
   readonly #txSlots: TxSlot[] = [];
   readonly #txFree: number[] = [];
   readonly #received: ReceivedFrame[] = [];
+  readonly #usedRx: UsedRx[] = [];
+  readonly #rxBufferSize: number;
+  readonly #mergeable: boolean;
 
   /** `rx` and `tx` are split or packed rings (VIRTIO_F_RING_PACKED). */
   constructor(
@@ -207,9 +326,11 @@ export class NetDriver {
     this.#tx = tx as VringPort<number, DriverQueue<number>>;
     this.#memory = rx.queue.memory;
     this.#timeoutMs = options.timeoutMs;
+    this.#rxBufferSize = options.rxBufferSize ?? RX_BUFFER;
+    this.#mergeable = options.mergeable ?? false;
     for (let i = 0; i < (options.rxBuffers ?? 32); i++) {
-      const gpa = this.#memory.alloc(RX_BUFFER, 16);
-      this.#rxSlots.push({ gpa, view: this.#memory.gpaToBytes(gpa, RX_BUFFER) });
+      const gpa = this.#memory.alloc(this.#rxBufferSize, 16);
+      this.#rxSlots.push({ gpa, view: this.#memory.gpaToBytes(gpa, this.#rxBufferSize) });
     }
     for (let i = 0; i < (options.txSlots ?? 32); i++) {
       const gpa = this.#memory.alloc(NET_HDR_SIZE + MAX_FRAME, 16);
@@ -257,6 +378,7 @@ export class NetDriver {
   async #collectTx(timeoutMs: number): Promise<void> {
     const { used } = await this.#tx.waitUsed(timeoutMs, 1);
     for (const u of used) {
+      if (u.batched) this.batchedTx++;
       this.#txFree.push(u.token!);
       if (u.len !== 0) {
         throw new BackendError(
@@ -268,9 +390,10 @@ export class NetDriver {
 
   /** Waits until `count` frames came in (in arrival order), re-posting each receive buffer it takes. */
   async receive(count: number, timeoutMs = this.#timeoutMs): Promise<ReceivedFrame[]> {
+    const end = performance.now() + timeoutMs;
     while (this.#received.length < count) {
-      const { used } = await this.#rx.waitUsed(timeoutMs, 1);
-      for (const u of used) this.#received.push(this.#takeRx(u.token!, u.len));
+      const { used } = await this.#rx.waitUsed(Math.max(1, end - performance.now()), 1);
+      this.#takeRx(used);
       this.#rx.notify();
     }
     return this.#received.splice(0, count);
@@ -283,7 +406,9 @@ export class NetDriver {
    */
   async roundTrip(frames: readonly Uint8Array[], options: SendOptions = {}): Promise<ReceivedFrame[]> {
     const out: ReceivedFrame[] = [];
-    const step = this.#rxSlots.length;
+    // With MRG_RXBUF a frame may take several buffers: as many frames out as the largest would fit.
+    const perFrame = this.#mergeable ? Math.ceil((NET_HDR_SIZE + MAX_FRAME) / this.#rxBufferSize) : 1;
+    const step = Math.max(1, Math.floor(this.#rxSlots.length / perFrame));
     for (let at = 0; at < frames.length; at += step) {
       const batch = frames.slice(at, at + step);
       await this.send(batch, options);
@@ -294,27 +419,74 @@ export class NetDriver {
 
   /** Frames that came in and were not yet taken by `receive`, without waiting. */
   receivedNow(): ReceivedFrame[] {
-    for (const u of this.#rx.takeUsed()) this.#received.push(this.#takeRx(u.token!, u.len));
+    this.#takeRx(this.#rx.takeUsed());
     return this.#received.splice(0);
   }
 
   #postRx(index: number): void {
     const slot = this.#rxSlots[index]!;
     fillGuardBytes(slot.view);
-    this.#rx.queue.addRequest([{ gpa: slot.gpa, len: RX_BUFFER, write: true }], { token: index });
+    this.#rx.queue.addRequest([{ gpa: slot.gpa, len: this.#rxBufferSize, write: true }], { token: index });
   }
 
-  #takeRx(index: number, usedLen: number): ReceivedFrame {
-    const slot = this.#rxSlots[index]!;
-    if (usedLen < NET_HDR_SIZE || usedLen > RX_BUFFER) {
-      throw new BackendError(
-        `receiveq buffer ${index} came back with used.len ${usedLen}: a packet is the ${NET_HDR_SIZE}-byte ` +
-          `header and a frame, in a ${RX_BUFFER}-byte buffer`,
-      );
+  /**
+   * Turns used receive buffers into frames: one buffer a packet, or with MRG_RXBUF the num_buffers its
+   * header names (a packet whose buffers are not all used yet waits for them). Each buffer is copied out
+   * and posted again.
+   */
+  #takeRx(used: ReadonlyArray<{ token?: number | undefined; len: number; batched?: boolean }>): void {
+    for (const u of used) {
+      if (u.batched) this.batchedRx++;
+      this.#usedRx.push({ index: u.token!, len: u.len, batched: u.batched ?? false });
     }
-    const hdr = decodeNetHdr(slot.view);
-    const frame = slot.view.slice(NET_HDR_SIZE, usedLen);
-    this.#postRx(index);
-    return { hdr, frame, usedLen };
+    while (this.#usedRx.length) {
+      const first = this.#usedRx[0]!;
+      const slot = this.#rxSlots[first.index]!;
+      if (first.len < NET_HDR_SIZE || first.len > this.#rxBufferSize) {
+        throw new BackendError(
+          `receiveq buffer ${first.index} came back with used.len ${first.len}: a packet starts with the ` +
+            `${NET_HDR_SIZE}-byte header, in a ${this.#rxBufferSize}-byte buffer`,
+        );
+      }
+      const hdr = decodeNetHdr(slot.view);
+      const buffers = this.#mergeable ? hdr.numBuffers : 1;
+      if (buffers < 1 || buffers > this.#rxSlots.length) {
+        throw new BackendError(
+          `receiveq buffer ${first.index}: num_buffers ${hdr.numBuffers} with MRG_RXBUF, but ${this.#rxSlots.length} ` +
+            'buffers are posted',
+        );
+      }
+      if (this.#usedRx.length < buffers) return;
+      const taken = this.#usedRx.splice(0, buffers);
+      const parts: Uint8Array[] = [];
+      for (const [k, u] of taken.entries()) {
+        if (u.len > this.#rxBufferSize) {
+          throw new BackendError(
+            `receiveq buffer ${u.index} (${k + 1} of ${buffers}) came back with used.len ${u.len}, more than its ${this.#rxBufferSize} bytes`,
+          );
+        }
+        parts.push(this.#rxSlots[u.index]!.view.slice(k === 0 ? NET_HDR_SIZE : 0, u.len));
+        this.#postRx(u.index);
+      }
+      const usedLens = taken.map((u) => u.len);
+      const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      const tag = testFrameTag(frame);
+      if (this.#mergeable && tag && tag.length > frame.length) {
+        // The rest of the packet is in buffers num_buffers did not count: what follows would be read as
+        // packets of their own.
+        throw new BackendError(
+          `a received packet's header says num_buffers ${hdr.numBuffers} (used.len ${usedLens.join(' + ')}), ` +
+            `but the frame it starts is test frame ${tag.sequence} of ${tag.length} bytes: ${NET_HDR_SIZE + tag.length} ` +
+            `bytes do not fit in ${buffers} buffer${buffers === 1 ? '' : 's'} of ${this.#rxBufferSize}`,
+        );
+      }
+      this.#received.push({
+        hdr,
+        frame,
+        usedLen: usedLens.reduce((a, b) => a + b, 0),
+        usedLens,
+        batched: taken.some((u) => u.batched),
+      });
+    }
   }
 }

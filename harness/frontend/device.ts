@@ -58,6 +58,8 @@ export interface VringOptions {
   eventIdx?: boolean;
   /** VIRTIO_RING_F_INDIRECT_DESC negotiated. */
   indirect?: boolean;
+  /** VIRTIO_F_IN_ORDER negotiated: buffers are used in order, a used element may stand for a batch. */
+  inOrder?: boolean;
   /** The available index the ring starts at (SET_VRING_BASE; the ring memory is laid out to match). */
   base?: number;
 }
@@ -287,6 +289,7 @@ export class FrontendDevice {
     const queue = new SplitVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,
+      inOrder: options.inOrder ?? false,
       region: this.#ringRegion,
     });
     const base = options.base ?? 0;

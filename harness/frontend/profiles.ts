@@ -264,6 +264,8 @@ export interface RingPlan {
   packed?: boolean;
   eventIdx?: boolean;
   indirect?: boolean;
+  /** VIRTIO_F_IN_ORDER negotiated (split rings). */
+  inOrder?: boolean;
   /** The available index a split ring starts at. */
   base?: number;
 }
@@ -304,6 +306,7 @@ export async function startDevice(
     else
       device.prepareRing(ring.index, ring.size, {
         ...options,
+        inOrder: ring.inOrder ?? false,
         ...(ring.base === undefined ? {} : { base: ring.base }),
       });
   }

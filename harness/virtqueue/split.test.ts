@@ -609,4 +609,64 @@ describe('virtqueue/split', () => {
       expect(vq.lastUsedIdx).to.equal(2);
     });
   });
+
+  describe('IN_ORDER', () => {
+    it('takes descriptors in ring order across laps, chained x to x + 1', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
+      const device = new TestDevice(memory, 8, vq.vringAddr());
+      const heads: number[] = [];
+      for (let token = 0; token < 12; token++) {
+        heads.push(vq.addRequest([readable(0x1000n, 4), writable(0x2000n, 4)], { token }));
+        const { head } = device.pop()!;
+        device.push(head, 4);
+        vq.collectUsed();
+      }
+      expect(heads).to.deep.equal([0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6]);
+      // The second descriptor of the chain at 6 is 7; its next is 0 only when it has NEXT (it has not).
+      const d = view(memory.read(vq.descTable.gpa + 16n * 6n, 16));
+      expect([d.getUint16(12, true), d.getUint16(14, true)]).to.deep.equal([1, 7]);
+    });
+
+    it('reads one used element as a batch: every buffer in flight up to the id it names', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
+      const device = new TestDevice(memory, 8, vq.vringAddr());
+      const heads = [0, 1, 2, 3].map((token) => vq.addRequest([writable(0x1000n, 8 + token)], { token }));
+      for (let i = 0; i < 4; i++) device.pop();
+      // The batch of the first three: one element, the third's id, where the first's would go; idx + 3.
+      device.push(heads[2]!, 5, false);
+      device.setUsedIdx(3);
+      expect(vq.collectUsed()).to.deep.equal([
+        { id: heads[0], len: 8, token: 0, writableLen: 8, batched: true },
+        { id: heads[1], len: 9, token: 1, writableLen: 9, batched: true },
+        { id: heads[2], len: 5, token: 2, writableLen: 10 },
+      ]);
+      // The next element is at used index 3.
+      device.push(heads[3]!, 1);
+      expect(vq.collectUsed()).to.deep.equal([{ id: heads[3], len: 1, token: 3, writableLen: 11 }]);
+    });
+
+    it('fails a used element that names a later buffer than used.idx covers (used out of order)', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
+      const device = new TestDevice(memory, 8, vq.vringAddr());
+      const heads = [0, 1, 2].map((token) => vq.addRequest([writable(0x1000n, 8)], { token }));
+      device.push(heads[1]!, 8);
+      const err = thrown(UsedRingError, () => vq.collectUsed());
+      expect(err.message).to.match(/id 1, the 2nd buffer in flight.*only 1 more \(used out of order\)/);
+      expect(vq.inFlight).to.equal(3);
+    });
+
+    it('fails a used element whose id is not in flight', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
+      const device = new TestDevice(memory, 8, vq.vringAddr());
+      vq.addRequest([writable(0x1000n, 8)], { token: 0 });
+      device.push(5, 8);
+      expect(thrown(UsedRingError, () => vq.collectUsed()).message).to.match(
+        /id 5, not the head of a buffer in flight/,
+      );
+    });
+  });
 });

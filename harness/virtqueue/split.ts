@@ -96,6 +96,11 @@ export interface UsedBuffer<T> {
   token: T | undefined;
   /** The total length of the chain's device-writable elements: `len` above it breaks the used ring rules. */
   writableLen: number;
+  /**
+   * With IN_ORDER: the buffer had no used element of its own, a later one's covered it (an in-order batch),
+   * so `len` is its whole writable length, as the spec says the driver assumes.
+   */
+  batched?: boolean;
 }
 
 /** Where to put the three parts instead of allocating them (each must be aligned as the spec requires). */
@@ -114,6 +119,12 @@ export interface SplitVirtqueueOptions {
   placement?: RingPlacement;
   /** Allocate the parts and indirect tables in the region at this guest address. */
   region?: bigint;
+  /**
+   * VIRTIO_F_IN_ORDER negotiated: descriptors are taken in ring order (the free list is a queue), and a used
+   * element may stand for a batch: every buffer in flight up to the one it names (virtio spec "In-order use
+   * of descriptors").
+   */
+  inOrder?: boolean;
 }
 
 /** A ring part's addresses: the guest address, and the user address SET_VRING_ADDR sends. */
@@ -179,6 +190,7 @@ export class SplitVirtqueue<T = unknown> {
   readonly size: number;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
+  readonly inOrder: boolean;
   readonly descTable: RingAddress;
   readonly availRing: RingAddress;
   readonly usedRing: RingAddress;
@@ -197,7 +209,10 @@ export class SplitVirtqueue<T = unknown> {
   readonly #inFlight: Array<InFlight<T> | undefined>;
   readonly #indirectTables: Array<IndirectTable | undefined>;
   #freeHead = 0;
+  #freeTail = 0;
   #numFree = 0;
+  /** With IN_ORDER: the heads in flight, oldest first. */
+  #availOrder: number[] = [];
   #inFlightCount = 0;
   #nextAvail = 0;
   #lastUsed = 0;
@@ -214,6 +229,7 @@ export class SplitVirtqueue<T = unknown> {
     this.size = size;
     this.eventIdx = options.eventIdx ?? false;
     this.indirect = options.indirect ?? false;
+    this.inOrder = options.inOrder ?? false;
     this.#alloc = options.region === undefined ? {} : { region: options.region };
 
     const placement =
@@ -374,6 +390,7 @@ export class SplitVirtqueue<T = unknown> {
     }
     this.#inFlight[head] = { descs, token: options.token, writableLen };
     this.#inFlightCount++;
+    if (this.inOrder) this.#availOrder.push(head);
 
     const slot = this.#nextAvail & (this.size - 1);
     this.#avail.setUint16(SplitLayout.AVAIL_RING + 2 * slot, head, true);
@@ -405,9 +422,11 @@ export class SplitVirtqueue<T = unknown> {
         position,
       );
     }
-    const batch: Array<{ id: number; len: number }> = [];
+    const batch: Array<{ id: number; len: number; batched?: boolean }> = this.inOrder
+      ? this.#readInOrder(pending, position)
+      : [];
     const seen = new Set<number>();
-    for (let i = 0; i < pending; i++) {
+    for (let i = 0; i < pending && !this.inOrder; i++) {
       const index = (this.#lastUsed + i) & 0xffff;
       const slot = index & (this.size - 1);
       const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * slot;
@@ -432,15 +451,69 @@ export class SplitVirtqueue<T = unknown> {
       batch.push({ id, len });
     }
     const out: Array<UsedBuffer<T>> = [];
-    for (const { id, len } of batch) {
+    for (const { id, len, batched } of batch) {
       const chain = this.#inFlight[id]!;
       this.#inFlight[id] = undefined;
       this.#inFlightCount--;
       this.#release(chain.descs);
-      out.push({ id, len, token: chain.token, writableLen: chain.writableLen });
+      out.push({
+        id,
+        len,
+        token: chain.token,
+        writableLen: chain.writableLen,
+        ...(batched ? { batched } : {}),
+      });
     }
+    if (this.inOrder) this.#availOrder.splice(0, batch.length);
     this.#lastUsed = usedIdx;
     return out;
+  }
+
+  /**
+   * The used elements of `pending` used ring entries under IN_ORDER: each names the last buffer of a batch,
+   * every buffer in flight before it in available order is in the batch (its whole writable length assumed),
+   * and the next element is where the batch's first buffer's would have been plus the batch's size. An id
+   * not in flight, or a batch reaching past used.idx, is a UsedRingError.
+   */
+  #readInOrder(
+    pending: number,
+    position: { usedIdx: number; lastUsedIdx: number; inFlight: number },
+  ): Array<{ id: number; len: number; batched?: boolean }> {
+    const batch: Array<{ id: number; len: number; batched?: boolean }> = [];
+    while (batch.length < pending) {
+      const index = (this.#lastUsed + batch.length) & 0xffff;
+      const slot = index & (this.size - 1);
+      const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * slot;
+      const id = this.#used.getUint32(at, true);
+      const len = this.#used.getUint32(at + 4, true);
+      const where = `used.ring[${slot}] (used index ${index})`;
+      const k = this.#availOrder.indexOf(id, batch.length);
+      if (k < 0) {
+        throw new UsedRingError(
+          UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
+          `${where} has id ${id}, not the head of a buffer in flight after the ${batch.length} already used` +
+            (id < this.size
+              ? this.#explainNotInFlight(id, new Set(this.#availOrder.slice(0, batch.length)))
+              : ''),
+          position,
+        );
+      }
+      const size = k + 1 - batch.length;
+      if (batch.length + size > pending) {
+        throw new UsedRingError(
+          UsedRingErrorCode.USED_IDX,
+          `${where} has id ${id}, the ${ordinal(size)} buffer in flight in available order: with IN_ORDER that ` +
+            `uses ${size} buffers, but used.idx advanced by only ${pending - batch.length} more (used out of order)`,
+          position,
+        );
+      }
+      for (let j = batch.length; j < k; j++) {
+        const skipped = this.#availOrder[j]!;
+        batch.push({ id: skipped, len: this.#inFlight[skipped]!.writableLen, batched: true });
+      }
+      batch.push({ id, len });
+    }
+    return batch;
   }
 
   /**
@@ -487,7 +560,9 @@ export class SplitVirtqueue<T = unknown> {
     checkU16(base, 'base');
     for (let i = 0; i < this.size; i++) this.#freeNext[i] = (i + 1) & (this.size - 1);
     this.#freeHead = 0;
+    this.#freeTail = this.size - 1;
     this.#numFree = this.size;
+    this.#availOrder = [];
     this.#inFlight.fill(undefined);
     this.#inFlightCount = 0;
     this.#nextAvail = base;
@@ -523,6 +598,16 @@ export class SplitVirtqueue<T = unknown> {
   }
 
   #release(descs: readonly number[]): void {
+    if (this.inOrder) {
+      // At the tail: buffers come back in the order they went out, so the table is used in ring order.
+      for (const d of descs) {
+        if (this.#numFree === 0) this.#freeHead = d;
+        else this.#freeNext[this.#freeTail] = d;
+        this.#freeTail = d;
+        this.#numFree++;
+      }
+      return;
+    }
     for (let i = descs.length - 1; i >= 0; i--) {
       this.#freeNext[descs[i]!] = this.#freeHead;
       this.#freeHead = descs[i]!;
@@ -564,4 +649,16 @@ export function checkChain(chain: readonly BufferElement[]): number {
   });
   if (total > 2 ** 32) throw fail(`the chain is ${total} bytes long, more than 2^32`);
   return writable;
+}
+
+function ordinal(n: number): string {
+  const suffix =
+    n % 10 === 1 && n % 100 !== 11
+      ? 'st'
+      : n % 10 === 2 && n % 100 !== 12
+        ? 'nd'
+        : n % 10 === 3 && n % 100 !== 13
+          ? 'rd'
+          : 'th';
+  return `${n}${suffix}`;
 }

@@ -5,14 +5,19 @@
  */
 import { expect } from 'chai';
 import {
+  checksumTestFrame,
+  completeChecksum,
   MAX_FRAME,
   MIN_FRAME,
+  NET_HDR_SIZE,
   NetDriver,
   type ReceivedFrame,
   type SendOptions,
   testFrame,
   testFrameTag,
+  VirtioNetFeature,
   VirtioNetGso,
+  VirtioNetHdrFlag,
 } from '../../harness/devices/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
@@ -30,6 +35,9 @@ const NetSpec = {
   packetReceive:
     'virtio-spec#sec-device-types-network-device-device-operation-processing-of-incoming-packets',
   packetTransmit: 'virtio-spec#sec-device-types-network-device-device-operation-packet-transmission',
+  checksum:
+    'virtio-spec#sec-device-types-network-device-device-operation-processing-of-incoming-packets-device-requirements-processing-of-incoming-packets',
+  inOrder: 'virtio-spec#sec-basic-facilities-of-a-virtio-device-split-virtqueues-in-order-use-of-descriptors',
 } as const;
 
 /** Ring size: testpmd and the fixture take it, and 32 receive buffers fit many times. */
@@ -72,8 +80,16 @@ function requireNet(ctx: CheckContext): void {
  * Queue pair 0 of a fresh connection, set up as the run's front-end profile does, receive buffers posted;
  * with `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
  */
-export async function openNet(ctx: CheckContext, options: { packed?: boolean } = {}): Promise<NetDriver> {
+export async function openNet(ctx: CheckContext, options: NetOpenOptions = {}): Promise<NetDriver> {
   return (await openNetPairs(ctx, { ...options, allPairs: false }))[0]!;
+}
+
+export interface NetOpenOptions {
+  packed?: boolean;
+  /** Feature bits the check needs, negotiated (skip when one is not offered), with their names. */
+  want?: ReadonlyArray<readonly [bit: number, name: string]>;
+  /** Receive buffers: how many, and their size (default 32 of the header and the largest frame). */
+  rx?: { buffers: number; bufferSize: number };
 }
 
 /** The most queue pairs a check drives at once. */
@@ -85,7 +101,7 @@ const MAX_PAIRS = 4;
  */
 async function openNetPairs(
   ctx: CheckContext,
-  options: { packed?: boolean; allPairs: boolean },
+  options: NetOpenOptions & { allPairs: boolean },
 ): Promise<NetDriver[]> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
@@ -101,6 +117,10 @@ async function openNetPairs(
   if (options.packed && !hasBit(offered, VirtioFeature.VIRTIO_F_RING_PACKED)) {
     throw new SkipError('VIRTIO_F_RING_PACKED is not offered');
   }
+  const missing = (options.want ?? []).filter(([bit]) => !hasBit(offered, bit)).map(([, name]) => name);
+  if (missing.length)
+    throw new SkipError(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not offered`);
+  const wanted = (options.want ?? []).reduce((acc, [bit]) => acc | (1n << BigInt(bit)), 0n);
   let pairs = 1;
   if (options.allPairs) {
     if (started.queueNum === undefined) {
@@ -115,7 +135,8 @@ async function openNetPairs(
   const features =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
     (useProtocol ? 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
-    (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n);
+    (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n) |
+    wanted;
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.packed ? PACKED_SIZE : QUEUE_SIZE;
   await startDevice(started, session, device, ctx.scope, {
@@ -124,11 +145,16 @@ async function openNetPairs(
       index,
       size,
       packed: options.packed ?? false,
+      inOrder: hasBit(features, VirtioFeature.VIRTIO_F_IN_ORDER),
     })),
     enable: true,
   });
   return Array.from({ length: pairs }, (_, pair) => {
-    const net = new NetDriver(device.ring(2 * pair), device.ring(2 * pair + 1), { timeoutMs: ctx.timeoutMs });
+    const net = new NetDriver(device.ring(2 * pair), device.ring(2 * pair + 1), {
+      timeoutMs: ctx.timeoutMs,
+      mergeable: hasBit(features, VirtioNetFeature.MRG_RXBUF),
+      ...(options.rx ? { rxBuffers: options.rx.buffers, rxBufferSize: options.rx.bufferSize } : {}),
+    });
     net.fillRx();
     return net;
   });
@@ -329,4 +355,166 @@ export const netChecks = defineChecks('net', [
       return '60 frames sent with the header in a descriptor of its own came back intact';
     },
   },
+  {
+    id: 'net.rx.mergeable',
+    title:
+      'with VIRTIO_NET_F_MRG_RXBUF, a frame larger than a receive buffer is spread over several, num_buffers counting them',
+    severity: 'MUST',
+    spec: NetSpec.packetReceive,
+    needs: ['net.loopback'],
+    async run(ctx) {
+      const net = await openNet(ctx, {
+        want: [[VirtioNetFeature.MRG_RXBUF, 'VIRTIO_NET_F_MRG_RXBUF']],
+        rx: { buffers: MRG_BUFFERS, bufferSize: MRG_BUFFER_SIZE },
+      });
+      const run = runId();
+      await requireLoopback(ctx, net, run);
+      const received = await loopFrames(net, run, 120);
+      let spread = 0;
+      for (const [i, got] of received.entries()) {
+        const need = Math.ceil((NET_HDR_SIZE + got.frame.length) / MRG_BUFFER_SIZE);
+        // "MUST set num_buffers to the number of descriptors used" and use all but the last in full.
+        expect(got.hdr.numBuffers, `frame ${i} (${got.frame.length} bytes): num_buffers`).to.equal(
+          got.usedLens.length,
+        );
+        got.usedLens.slice(0, -1).forEach((len, k) => {
+          expect(
+            len,
+            `frame ${i}: used.len of buffer ${k + 1} of ${got.usedLens.length}, not its last`,
+          ).to.equal(MRG_BUFFER_SIZE);
+        });
+        expect(got.usedLen, `frame ${i}: used.len summed over its buffers`).to.equal(
+          NET_HDR_SIZE + got.frame.length,
+        );
+        expect(got.usedLens.length, `frame ${i}: buffers of ${MRG_BUFFER_SIZE} bytes it took`).to.be.at.least(
+          need,
+        );
+        if (got.usedLens.length > 1) spread++;
+      }
+      if (spread === 0)
+        throw new BackendError('no frame was spread over several buffers, yet most cannot fit one');
+      return `120 frames through ${MRG_BUFFER_SIZE}-byte receive buffers: ${spread} spread over up to ${Math.max(
+        ...received.map((r) => r.usedLens.length),
+      )} buffers, num_buffers right, bytes intact`;
+    },
+  },
+  {
+    id: 'net.csum',
+    title:
+      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
+    severity: 'MUST',
+    spec: NetSpec.checksum,
+    needs: ['net.loopback'],
+    async run(ctx) {
+      const net = await openNet(ctx, {
+        want: [
+          [VirtioNetFeature.CSUM, 'VIRTIO_NET_F_CSUM'],
+          [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
+        ],
+      });
+      const run = runId();
+      await requireLoopback(ctx, net, run);
+      const outcomes = { completed: 0, partial: 0, dataValid: 0 };
+      for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
+        const protocol = i % 2 === 0 ? 'udp' : 'tcp';
+        const length = CSUM_LENGTHS[i >> 1]!;
+        const sent = checksumTestFrame(run, i, length, protocol);
+        await net.send([sent.partial], {
+          hdr: { flags: VirtioNetHdrFlag.NEEDS_CSUM, csumStart: sent.csumStart, csumOffset: sent.csumOffset },
+        });
+        let got: ReceivedFrame;
+        try {
+          [got] = (await net.receive(1)) as [ReceivedFrame];
+        } catch (err) {
+          if (!(err instanceof TimeoutError)) throw err;
+          throw new BackendError(`${protocol} frame ${i} (${length} bytes, NEEDS_CSUM) did not come back`, {
+            cause: err,
+          });
+        }
+        const what = `${protocol} frame ${i} (${length} bytes) sent with NEEDS_CSUM, csum_start ${sent.csumStart}, csum_offset ${sent.csumOffset}`;
+        const { hdr, frame } = got;
+        const at = sent.csumStart + sent.csumOffset;
+        const field = (f: Uint8Array) => `0x${Buffer.from(f.subarray(at, at + 2)).toString('hex')}`;
+        if (frame.length !== length) throw new BackendError(`${what}: came back as ${frame.length} bytes`);
+        if (hdr.flags & VirtioNetHdrFlag.NEEDS_CSUM) {
+          // 5.1.6.4: csum_start and csum_offset such that completing the checksum gives the whole packet.
+          const completed = completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
+          if (!completed || !Buffer.from(completed).equals(Buffer.from(sent.full))) {
+            throw new BackendError(
+              `${what}: came back marked NEEDS_CSUM with csum_start ${hdr.csumStart}, csum_offset ${hdr.csumOffset}, ` +
+                `checksum field ${field(frame)}: completing it there does not give the packet sent (checksum ${field(sent.full)})`,
+            );
+          }
+          outcomes.partial++;
+        } else if (Buffer.from(frame).equals(Buffer.from(sent.full))) {
+          if (hdr.flags & VirtioNetHdrFlag.DATA_VALID) outcomes.dataValid++;
+          else outcomes.completed++;
+        } else if (Buffer.from(frame).equals(Buffer.from(sent.partial))) {
+          throw new BackendError(
+            `${what}: came back with flags 0x${hdr.flags.toString(16)} and its checksum still partial (${field(frame)}, ` +
+              `the pseudo-header sum; complete: ${field(sent.full)}): neither completed nor marked NEEDS_CSUM, the ` +
+              `driver takes a wrong checksum${hdr.flags & VirtioNetHdrFlag.DATA_VALID ? ' as validated (DATA_VALID)' : ''}`,
+          );
+        } else {
+          let first = 0;
+          while (first < length && frame[first] === sent.full[first]) first++;
+          throw new BackendError(`${what}: came back with bytes changed from byte ${first} on`);
+        }
+      }
+      return (
+        `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${outcomes.completed} completed, ` +
+        `${outcomes.partial} still marked NEEDS_CSUM (completing them gives the packet), ${outcomes.dataValid} completed with DATA_VALID`
+      );
+    },
+  },
+  {
+    id: 'net.in-order',
+    title: 'with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available (batches allowed)',
+    severity: 'MUST',
+    spec: NetSpec.inOrder,
+    needs: ['net.loopback'],
+    async run(ctx) {
+      // Split rings: the harness's driver reads in-order batches there (one used element for several).
+      const net = await openNet(ctx, { want: [[VirtioFeature.VIRTIO_F_IN_ORDER, 'VIRTIO_F_IN_ORDER']] });
+      const run = runId();
+      await requireLoopback(ctx, net, run);
+      const count = 300;
+      const frames = Array.from({ length: count }, (_, i) => testFrame(run, i, LENGTHS[i % LENGTHS.length]!));
+      let received: ReceivedFrame[];
+      try {
+        received = await net.roundTrip(frames);
+      } catch (err) {
+        if (err instanceof TimeoutError) {
+          throw new BackendError(`of ${count} frames sent, not all came back: ${err.message}`, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+      received.forEach((got, i) => {
+        const tag = testFrameTag(got.frame);
+        if (got.batched && tag && tag.length !== got.frame.length) {
+          // The spec: the driver assumes the buffers a batch skips were used in full.
+          throw new BackendError(
+            `frame ${i}: its receive buffer had no used element of its own (a later one's covered it, as an ` +
+              `in-order batch), so it counts as written in full (used.len ${got.usedLen}), yet it holds a ` +
+              `${tag.length}-byte frame (number ${tag.sequence}): the device used a later buffer before this one`,
+          );
+        }
+        expectFrame(got, frames[i]!, `frame ${i}`);
+      });
+      const extra = net.receivedNow();
+      expect(extra.length, `${extra.length} frames came back beyond the ${count} sent`).to.equal(0);
+      return (
+        `${count} frames looped in order; used elements covering batches: ${net.batchedTx} transmit and ` +
+        `${net.batchedRx} receive buffers had none of their own`
+      );
+    },
+  },
 ]);
+
+/** Receive buffers for net.rx.mergeable: small, so that most frames need several. */
+const MRG_BUFFER_SIZE = 256;
+const MRG_BUFFERS = 192;
+/** Frame lengths of net.csum: about the smallest (a TCP one with 8 bytes of payload), odd (a checksum over an odd count of bytes), the largest. */
+const CSUM_LENGTHS = [62, 75, 128, 333, 1000, 1401, MAX_FRAME];

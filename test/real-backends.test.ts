@@ -200,6 +200,14 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expect([png.width, png.height]).to.deep.equal([96, 64]);
   });
 
+  it('serves the cursor queue while control commands wait, and both queues at once', function () {
+    this.timeout(5000);
+    // Passes (the default verdict): every response OK, every UPDATE's pixels and cursor position right.
+    expect(messageOf(run.report, 'gpu.queues.concurrent')).to.match(
+      /^4 rounds of 16 control and 8 cursor commands in flight together: every response OK, 32 UPDATEs/,
+    );
+  });
+
   it('sends UPDATE pixels in the resource format, UPDATE headers with garbage flags, and transfers too much', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'gpu.formats')).to.match(

@@ -9,7 +9,7 @@
  * what the display receives in vhost-user-gpu UPDATE messages is x8r8g8b8 (bytes blue, green, red, padding on
  * a little-endian host). `toXrgb` converts a resource's bytes to that, for comparison.
  */
-import { BackendError, ProtocolError } from '../errors.js';
+import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import type { VringPort } from '../frontend/device.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import {
@@ -422,6 +422,89 @@ export class GpuDriver {
     this.#cursor.notify();
     const { used } = await this.#cursor.waitUsed(this.#timeoutMs, 1);
     return { usedLen: used[0]!.len };
+  }
+
+  /**
+   * Makes control commands available at once, each with buffers of its own, and notifies the device only
+   * with `kick` (default true). Returns a wait for all their responses, in the order of `requests`; a
+   * response's readable part must come back as it went.
+   */
+  postCommands(
+    requests: readonly Buffer[],
+    options: { kick?: boolean; responseSize?: number } = {},
+  ): () => Promise<GpuResponse[]> {
+    const responseSize = options.responseSize ?? VirtioGpuSize.CTRL_HDR;
+    const posted = requests.map((request, i) => {
+      const req = this.#memory.alloc(request.length, 64);
+      const resp = this.#memory.alloc(responseSize, 64);
+      this.#memory.write(req, request);
+      this.#memory.write(resp, Buffer.alloc(responseSize, UNWRITTEN));
+      this.#control.queue.addRequest(
+        [
+          { gpa: req, len: request.length, write: false },
+          { gpa: resp, len: responseSize, write: true },
+        ],
+        { token: i },
+      );
+      return { req, resp };
+    });
+    if (options.kick ?? true) this.#control.notify();
+    return async () => {
+      const lens = await this.#waitAll(this.#control, requests.length, 'control');
+      return requests.map((request, i) => {
+        const name = ctrlTypeName(request.readUInt32LE(0));
+        if (!Buffer.from(this.#memory.read(posted[i]!.req, request.length)).equals(request)) {
+          throw new BackendError(
+            `command ${name}: the device wrote into the request, a device-readable buffer`,
+          );
+        }
+        const bytes = Buffer.from(this.#memory.read(posted[i]!.resp, responseSize));
+        return { hdr: decodeCtrlHdr(bytes), bytes, usedLen: lens[i]! };
+      });
+    };
+  }
+
+  /** `postCommands` for the cursor queue: returns a wait for every buffer to be used (their used.len). */
+  postCursors(requests: readonly Buffer[], options: { kick?: boolean } = {}): () => Promise<number[]> {
+    for (const [i, request] of requests.entries()) {
+      const gpa = this.#memory.alloc(request.length, 64);
+      this.#memory.write(gpa, request);
+      this.#cursor.queue.addRequest([{ gpa, len: request.length, write: false }], { token: i });
+    }
+    if (options.kick ?? true) this.#cursor.notify();
+    return () => this.#waitAll(this.#cursor, requests.length, 'cursor');
+  }
+
+  /** Notifies the control queue (after `postCommands` without `kick`). */
+  kickControl(): void {
+    this.#control.notify();
+  }
+
+  /** Waits until `count` buffers posted with tokens 0..count-1 are used; returns used.len by token. */
+  async #waitAll(port: VringPort<unknown>, count: number, queue: string): Promise<number[]> {
+    const lens: number[] = new Array(count);
+    let got = 0;
+    const end = performance.now() + this.#timeoutMs;
+    while (got < count) {
+      let used: Array<{ token: unknown; len: number }>;
+      try {
+        ({ used } = await port.waitUsed(Math.max(1, end - performance.now()), 1));
+      } catch (err) {
+        if (err instanceof TimeoutError) {
+          throw new TimeoutError(
+            `${count} ${queue} commands (${got} came back)`,
+            this.#timeoutMs,
+            err.message,
+          );
+        }
+        throw err;
+      }
+      for (const u of used) {
+        lens[u.token as number] = u.len;
+        got++;
+      }
+    }
+    return lens;
   }
 
   /**

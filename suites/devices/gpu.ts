@@ -23,11 +23,12 @@ import {
   GpuDriver,
   type GpuMemEntry,
   type GpuRect,
+  type GpuResponse,
   type HdrOptions,
   testPattern,
   toXrgb,
 } from '../../harness/devices/gpu.js';
-import { BackendError, SkipError } from '../../harness/errors.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
@@ -817,4 +818,135 @@ export const gpuChecks = defineChecks('gpu', [
       return `${commands.length} fenced commands answered with their fences`;
     },
   },
+  {
+    id: 'gpu.queues.concurrent',
+    title:
+      'control and cursor commands in flight at once: every response right, the cursor queue served while control commands wait',
+    severity: 'MUST',
+    spec: GpuSpec.cursor,
+    needs: ['gpu.pixels', 'gpu.cursor'],
+    async run(ctx) {
+      const setup = await openGpu(ctx);
+      const { gpu, display } = setup;
+      const cursorImage = testPattern(64, 64, seed());
+      const cur = await createResource(
+        gpu,
+        { id: 21, format: VirtioGpuFormat.B8G8R8A8_UNORM, width: 64, height: 64 },
+        cursorImage,
+        1,
+      );
+      await transfer(gpu, cur, full(cur));
+      const format = VirtioGpuFormat.B8G8R8X8_UNORM;
+      const res = await createResource(
+        gpu,
+        { id: 22, format, width: CONCURRENT_WIDTH, height: BAND * BANDS },
+        testPattern(CONCURRENT_WIDTH, BAND * BANDS, seed()),
+        2,
+      );
+      await setScanout(gpu, res, full(res));
+      const start = display.lastSeq;
+      const updates: Array<{ rect: GpuRect; pixels: Buffer }> = [];
+      const positions: Array<{ x: number; y: number }> = [];
+      for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+        const picture = testPattern(res.width, res.height, seed() ^ round);
+        gpu.writeBacking(res.backing, picture);
+        const xrgb = toXrgb(format, picture);
+        const control: Buffer[] = [];
+        for (let band = 0; band < BANDS; band++) {
+          const rect = { x: 0, y: band * BAND, width: res.width, height: BAND };
+          control.push(
+            encodeTransferToHost2d({ rect, offset: BigInt(rect.y * res.width * 4), resourceId: res.id }),
+            encodeResourceFlush({ rect, resourceId: res.id }),
+          );
+          updates.push({ rect, pixels: cropPixels(xrgb, res.width, rect) });
+        }
+        const cursor = Array.from({ length: CURSOR_COMMANDS }, (_, k) => {
+          const pos = { x: 10 + 7 * k + 100 * round, y: 5 + 3 * k };
+          positions.push(pos);
+          const first = round === 0 && k === 0;
+          return encodeUpdateCursor({
+            type: first ? 'UPDATE_CURSOR' : 'MOVE_CURSOR',
+            scanoutId: 0,
+            ...pos,
+            resourceId: cur.id,
+            hotX: 3,
+            hotY: 4,
+          });
+        });
+        let responses: GpuResponse[];
+        if (round === 0) {
+          // Control commands available but not kicked yet: the cursor queue is served all the same.
+          const controlDone = gpu.postCommands(control, { kick: false });
+          try {
+            await gpu.postCursors(cursor)();
+          } catch (err) {
+            if (!(err instanceof TimeoutError)) throw err;
+            throw new BackendError(
+              `${CURSOR_COMMANDS} cursor commands, kicked while ${control.length} control commands were available ` +
+                `(not kicked yet), were not used: the cursor queue waits for the control queue (${err.message})`,
+              { cause: err },
+            );
+          }
+          gpu.kickControl();
+          responses = await controlDone();
+        } else {
+          const controlDone = gpu.postCommands(control);
+          const cursorDone = gpu.postCursors(cursor);
+          [responses] = await Promise.all([controlDone(), cursorDone()]);
+        }
+        responses.forEach((r, i) => {
+          expectResponse(
+            `round ${round}: ${ctrlTypeName(control[i]!.readUInt32LE(0))} of band ${i >> 1}`,
+            r,
+            OK,
+          );
+        });
+      }
+      // The display side: an UPDATE per flush, in order, each with its band's pixels, and every cursor
+      // position in the order sent.
+      let since = start;
+      for (const [i, expected] of updates.entries()) {
+        const what = `UPDATE ${i + 1} of ${updates.length} (round ${Math.floor(i / BANDS)}, band ${i % BANDS})`;
+        const u = await display.waitFor(what, ['UPDATE'], ctx.timeoutMs, since);
+        since = u.seq;
+        const { x, y, width, height } = u.update;
+        const r = expected.rect;
+        if (x !== r.x || y !== r.y || width !== r.width || height !== r.height) {
+          throw new BackendError(`${what}: ${describeRect(u.update)}, expected ${describeRect(r)}`);
+        }
+        const diff = describePixelDiff(expected.pixels, u.update.data, r.width);
+        if (diff) throw new BackendError(`${what}: ${diff}`);
+      }
+      since = start;
+      for (const [k, pos] of positions.entries()) {
+        const what = `the cursor at (${pos.x},${pos.y}), cursor command ${k + 1} of ${positions.length}`;
+        const e = await display.waitFor<'CURSOR_POS' | 'CURSOR_UPDATE' | 'CURSOR_POS_HIDE'>(
+          what,
+          ['CURSOR_POS', 'CURSOR_UPDATE', 'CURSOR_POS_HIDE'],
+          ctx.timeoutMs,
+          since,
+        );
+        since = e.seq;
+        const got = e.request === 'CURSOR_UPDATE' ? e.cursor.pos : e.pos;
+        if (e.request === 'CURSOR_POS_HIDE' || got.x !== pos.x || got.y !== pos.y || got.scanoutId !== 0) {
+          throw new BackendError(
+            `${what}: the display got ${e.request} at (${got.x},${got.y}) on scanout ${got.scanoutId}`,
+          );
+        }
+      }
+      expectCleanDisplay(display);
+      return (
+        `${CONCURRENT_ROUNDS} rounds of ${BANDS * 2} control and ${CURSOR_COMMANDS} cursor commands in flight ` +
+        `together: every response OK, ${updates.length} UPDATEs with the guest's pixels, ${positions.length} ` +
+        'cursor positions in order; the cursor queue served while control commands waited'
+      );
+    },
+  },
 ]);
+
+/** gpu.queues.concurrent: a resource of BANDS bands, each transferred and flushed by a command pair. */
+const CONCURRENT_WIDTH = 64;
+const BAND = 8;
+const BANDS = 8;
+const CONCURRENT_ROUNDS = 4;
+const CURSOR_COMMANDS = 8;

@@ -1,13 +1,54 @@
 import { expect } from 'chai';
+import type { DriverQueue, UsedBatch, VringPort } from '../frontend/device.js';
+import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import type { AddRequestOptions, BufferElement, UsedBuffer } from '../virtqueue/split.js';
 import {
   checksumTestFrame,
   completeChecksum,
   decodeNetHdr,
   encodeNetHdr,
   NET_HDR_SIZE,
+  NetDriver,
   testFrame,
   testFrameTag,
 } from './net.js';
+
+/** A receive queue played by the test: it records the buffers posted and returns the ones it is told to. */
+class FakeQueue implements DriverQueue<number> {
+  readonly size = 64;
+  readonly posted: Array<{ gpa: bigint; len: number; token: number }> = [];
+  readonly ready: Array<UsedBuffer<number>> = [];
+  constructor(readonly memory: GuestMemory) {}
+  get inFlight(): number {
+    return this.posted.length;
+  }
+  addRequest(chain: readonly BufferElement[], options: AddRequestOptions<number> = {}): number {
+    this.posted.push({ gpa: chain[0]!.gpa, len: chain[0]!.len, token: options.token! });
+    return options.token!;
+  }
+  collectUsed(): Array<UsedBuffer<number>> {
+    return this.ready.splice(0);
+  }
+  describePosition(): string {
+    return `${this.ready.length} ready`;
+  }
+  /** Writes `bytes` into the oldest posted buffer and returns it as used with `len`. */
+  use(bytes: Uint8Array, len = bytes.length): void {
+    const buffer = this.posted.shift()!;
+    this.memory.write(buffer.gpa, bytes);
+    this.ready.push({ id: buffer.token, len, token: buffer.token, writableLen: buffer.len });
+  }
+}
+
+function port(queue: FakeQueue): VringPort<number, FakeQueue> {
+  return {
+    index: 0,
+    queue,
+    notify: () => {},
+    takeUsed: () => queue.collectUsed(),
+    waitUsed: async (): Promise<UsedBatch<number>> => ({ used: queue.collectUsed(), calls: 0 }),
+  };
+}
 
 /** The RFC 1071 check written apart: a correct packet sums to 0xffff over pseudo header and segment. */
 function verifies(frame: Uint8Array): boolean {
@@ -64,5 +105,45 @@ describe('devices/net', () => {
       }
     }
     expect(completeChecksum(new Uint8Array(40), 34, 6)).to.equal(undefined);
+  });
+
+  it('with MRG_RXBUF, puts a packet together from the num_buffers buffers its header names', () => {
+    const memory = createTestMemory();
+    const rx = new FakeQueue(memory);
+    const net = new NetDriver(port(rx), port(new FakeQueue(memory)), {
+      timeoutMs: 100,
+      mergeable: true,
+      rxBuffers: 8,
+      rxBufferSize: 128,
+    });
+    net.fillRx();
+    const frame = testFrame(3, 0, 300);
+    const packet = Buffer.concat([encodeNetHdr({ numBuffers: 3 }), frame]);
+    rx.use(packet.subarray(0, 128));
+    rx.use(packet.subarray(128, 256));
+    expect(net.receivedNow(), 'two of the three buffers').to.deep.equal([]);
+    rx.use(packet.subarray(256));
+    const [got] = net.receivedNow();
+    expect(Buffer.from(got!.frame).equals(Buffer.from(frame))).to.equal(true);
+    expect(got!.usedLens).to.deep.equal([128, 128, 56]);
+    expect(got!.usedLen).to.equal(NET_HDR_SIZE + 300);
+    // The three buffers are posted again.
+    expect(rx.posted.length).to.equal(8);
+  });
+
+  it('with MRG_RXBUF, fails a num_buffers too small for the test frame the packet starts', () => {
+    const memory = createTestMemory();
+    const rx = new FakeQueue(memory);
+    const net = new NetDriver(port(rx), port(new FakeQueue(memory)), {
+      timeoutMs: 100,
+      mergeable: true,
+      rxBuffers: 8,
+      rxBufferSize: 128,
+    });
+    net.fillRx();
+    const packet = Buffer.concat([encodeNetHdr({ numBuffers: 1 }), testFrame(3, 7, 300)]);
+    rx.use(packet.subarray(0, 128));
+    rx.use(packet.subarray(128, 256));
+    expect(() => net.receivedNow()).to.throw(/num_buffers 1 .* test frame 7 of 300 bytes/);
   });
 });

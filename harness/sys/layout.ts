@@ -131,9 +131,8 @@ export function parseMsghdr(buf: Uint8Array): Msghdr {
  * The control data of one SCM_RIGHTS message passing `fds` (CMSG_SPACE bytes, zero padding); an empty buffer
  * for no fds. At most SCM_MAX_FDS fds.
  */
-export function scmRights(fds: readonly number[]): Buffer {
-  if (fds.length > SCM_MAX_FDS)
-    throw new RangeError(`at most ${SCM_MAX_FDS} fds per message, got ${fds.length}`);
+export function scmRights(fds: readonly number[], limit = SCM_MAX_FDS): Buffer {
+  if (fds.length > limit) throw new RangeError(`at most ${limit} fds per message, got ${fds.length}`);
   if (fds.length === 0) return Buffer.alloc(0);
   const buf = Buffer.alloc(scmRightsSpace(fds.length));
   buf.writeBigUInt64LE(BigInt(cmsgLen(fds.length * FD_SIZE)), 0);

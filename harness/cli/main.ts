@@ -15,7 +15,7 @@ import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.
 import type { RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
 
-export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130, terminated: 143 } as const;
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The back-end used when none is named: our reference fixture. */
@@ -150,12 +150,15 @@ async function main(argv: string[]): Promise<number> {
   adoptOrphans();
   const controller = new AbortController();
   let interrupts = 0;
+  /** 128 + the signal's number, as a shell reports a process ended by it. */
+  let stoppedWith: number = EXIT.interrupted;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
+    if (interrupts === 1) stoppedWith = signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
     process.stderr.write(`\nvhu-conform: ${signal}: stopping, ending back-ends and removing temp files\n`);
     controller.abort();
     killAllBackends();
-    if (interrupts > 1) process.exit(EXIT.interrupted);
+    if (interrupts > 1) process.exit(stoppedWith);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -190,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   reporter.summary(result, [junit, json]);
-  if (controller.signal.aborted) return EXIT.interrupted;
+  if (controller.signal.aborted) return stoppedWith;
   if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
   const errors = result.checks.filter((c) => c.verdict === 'error');
   for (const c of errors)

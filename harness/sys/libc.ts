@@ -246,8 +246,8 @@ function oneBufferMsghdr(data: Uint8Array, length: number, control: Buffer): { i
  * sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT): sends what the socket buffer takes of `data` (possibly less than all
  * of it) with `fds` attached to its first byte. Returns the byte count, or null when nothing could be sent
  * now (EAGAIN; the fds were not sent either). Never blocks and never raises SIGPIPE (EPIPE is thrown).
- * The fds stay ours: the peer gets its own copies. `maxFds` may be raised up to the kernel's SCM_MAX_FD (253)
- * to send what no vhost-user peer may: hostile fixtures and tests do.
+ * The fds stay ours: the peer gets its own copies. `maxFds` may be raised up to SCM_KERNEL_MAX_FDS to send
+ * what no vhost-user peer may: hostile fixtures and tests do.
  */
 export function sendmsgFds(
   fd: number,

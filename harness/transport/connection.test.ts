@@ -5,13 +5,21 @@ import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
 import { FrontendRequest, HeaderFlag } from '../protocol/spec.js';
 import { EventFd } from '../sys/eventfd.js';
-import { closeFd, eventfd, eventfdRead, isOpenFd, openFds, sendmsgFds, socketpair } from '../sys/libc.js';
+import { SCM_KERNEL_MAX_FDS } from '../sys/layout.js';
+import {
+  closeFd,
+  eventfd,
+  eventfdRead,
+  isOpenFd,
+  openFds,
+  recvmsgFds,
+  sendmsgFds,
+  socketpair,
+} from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection, MAX_QUEUED_FDS, MAX_QUEUED_FRAMES } from './connection.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
-/** Linux's SCM_MAX_FD: the most fds one sendmsg can carry, which a hostile peer may well send. */
-const KERNEL_SCM_MAX_FD = 253;
 
 /** A connection and the raw back-end end of it, which the test plays by hand. */
 function pair(timeoutMs = 500): { connection: Connection; backend: UnixChannel } {
@@ -138,6 +146,44 @@ describe('transport/connection', () => {
     connection.close();
     backend.close();
   });
+
+  it('sends raw bytes and fds exactly as given, more than 8 fds included', async () => {
+    const { connection, backend } = pair();
+    // A header with version 2, the reply flag, and a size that lies about the payload that follows.
+    const bytes = Buffer.from('010000000600000010000000abcd', 'hex');
+    const events = Array.from({ length: 12 }, () => new EventFd());
+    await connection.sendRaw(
+      bytes,
+      events.map((e) => e.fd),
+      'a lying header',
+    );
+    let got: ReturnType<typeof recvmsgFds> = null;
+    for (let i = 0; i < 200 && !got; i++) {
+      got = recvmsgFds(backend.fd, 4096, 16);
+      if (!got) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(got!.data.equals(bytes)).to.equal(true);
+    expect(got!.fds).to.have.length(12);
+    expect(got!.truncated).to.equal(false);
+    for (const fd of got!.fds) closeFd(fd);
+    expect(connection.recent(1)[0]).to.equal('-> a lying header: 14 bytes fds=12');
+    for (const e of events) e.close();
+    connection.close();
+    backend.close();
+  });
+
+  it('reports a raw send to a closed back-end as the back-end gone, and a harness misuse as such', async () => {
+    const { connection, backend } = pair();
+    expect(await connection.sendRaw(Buffer.alloc(0), [1]).catch((e: unknown) => e)).to.be.instanceOf(
+      RangeError,
+    );
+    backend.close();
+    await connection.closed;
+    const err = await connection.sendRaw(Buffer.alloc(12)).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.contain('closed the connection');
+    connection.close();
+  });
 });
 
 describe('transport/connection (fuzzed over a socketpair)', () => {
@@ -185,7 +231,7 @@ describe('transport/connection (fuzzed over a socketpair)', () => {
         for (const { bytes, fdCount } of script) {
           const fds = Array.from({ length: fdCount }, () => eventfd());
           try {
-            sendmsgFds(theirs, bytes, fds, KERNEL_SCM_MAX_FD);
+            sendmsgFds(theirs, bytes, fds, SCM_KERNEL_MAX_FDS);
           } catch (err) {
             expect(err, 'only a send the harness no longer reads may fail').to.be.instanceOf(SysError);
             // The harness closed its end already (it refused what came before): the rest is not read.

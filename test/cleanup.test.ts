@@ -51,11 +51,6 @@ describe('cleanup: a library run, compared with /proc/self before and after', fu
   this.timeout(120_000);
   let tmp: string;
   let savedTmpdir: string | undefined;
-  before(() => {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'vhu-cleanup-'));
-    savedTmpdir = process.env.TMPDIR;
-    process.env.TMPDIR = tmp;
-  });
   after(() => {
     if (savedTmpdir === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = savedTmpdir;
@@ -74,6 +69,9 @@ describe('cleanup: a library run, compared with /proc/self before and after', fu
     });
 
   before(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'vhu-cleanup-'));
+    savedTmpdir = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
     // Warm-up: libuv, koffi and the fs layer open what they keep for the life of the process.
     await run();
     rmSync(path.join(tmp, 'reports'), { recursive: true, force: true });

@@ -64,6 +64,32 @@ function seconds(value: string): number {
 /** The check that runs generated sequences: alone under --fuzz (without --grep) and replay. */
 const FUZZ_GREP = '^robust\\.fuzz$';
 
+/** The options that take a value (the next argument unless written --option=value). */
+const VALUE_OPTIONS = new Set([
+  '--type',
+  '--connect',
+  '--reports',
+  '--junit',
+  '--json',
+  '--grep',
+  '--timeout',
+  '--frontend',
+  '--descriptor-dirs',
+  '--seed',
+  '--fuzz',
+]);
+
+/** The index in `argv` of the first positional argument (before any `--`), if there is one. */
+function firstPositional(argv: string[]): number | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('-')) return i;
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return undefined;
+}
+
 function program(): Command {
   return new Command('vhu-conform')
     .description(
@@ -157,11 +183,12 @@ export function exitCodeFor(result: RunResult, strict: boolean): number {
 async function main(argv: string[]): Promise<number> {
   // `replay <case.json>` takes the case file, then everything a run takes (binary, -- args, options).
   let replayFile: string | undefined;
-  if (argv[2] === 'replay') {
-    replayFile = argv[3];
+  const at = firstPositional(argv);
+  if (at !== undefined && argv[at] === 'replay') {
+    replayFile = argv[at + 1];
     if (replayFile === undefined || replayFile.startsWith('-'))
       throw new UsageError('usage: vhu-conform replay <case.json> [backend] [-- args]');
-    argv = [...argv.slice(0, 2), ...argv.slice(4)];
+    argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
   }
   const cmd = program();
   try {

@@ -72,3 +72,26 @@ describe('robust.fuzz: a flaw found by fuzzing is shrunk, saved and replayed', f
     expectClean(reference);
   });
 });
+
+describe('--fuzz, --seed and replay on the command line', function () {
+  this.timeout(60_000);
+
+  it('--fuzz 2 --seed 9 runs robust.fuzz alone for about 2 s from seed 9; the reference passes', async () => {
+    const run = await runCli(['--fuzz', '2', '--seed', '9', fixture('vhu-reference')], { limitMs: 50_000 });
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.report?.checks.map((c) => [c.id, c.verdict])).to.deep.equal([['robust.fuzz', 'pass']]);
+    const message = messageOf(run.report, 'robust.fuzz');
+    expect(message).to.match(/^\d+ sequences, \d+ messages and \d+ requests in (\d+\.\d) s \(seed 9\)/);
+    expect(Number(/in (\d+\.\d) s/.exec(message)?.[1])).to.be.within(2, 10);
+    expectClean(run);
+  });
+
+  it('replay of a file that is not there, or not a case: exit 2, saying so', async () => {
+    const missing = await runCli(['replay', '/nonexistent/case.json']);
+    expect(missing.exitCode).to.equal(2);
+    expect(missing.stderr).to.contain('cannot read the case file /nonexistent/case.json');
+    const usage = await runCli(['replay']);
+    expect(usage.exitCode).to.equal(2);
+    expect(usage.stderr).to.contain('usage: vhu-conform replay <case.json>');
+  });
+});

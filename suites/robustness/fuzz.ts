@@ -7,8 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
 import { type FuzzCase, saveCase } from '../../harness/fuzz/case.js';
-import { SequenceRuntime } from '../../harness/fuzz/execute.js';
-import { fuzz, isVerdictError } from '../../harness/fuzz/fuzz.js';
+import type { VerdictError } from '../../harness/fuzz/fuzz.js';
 import type { Step } from '../../harness/fuzz/steps.js';
 import {
   type CheckContext,
@@ -18,6 +17,12 @@ import {
 } from '../../harness/runner/check.js';
 import { ClosedError } from '../../harness/sys/fd-waiter.js';
 import { freshSubject, outcomeAfter, releaseSubject } from './oracle.js';
+
+/**
+ * fast-check and the sequence runtime are loaded when robust.fuzz runs, not with the suites: every CLI run
+ * loads the suites, and the sooner it is up, the sooner its Ctrl-C handler is.
+ */
+const fuzzing = () => import('../../harness/fuzz/fuzz.js');
 
 /** The seed of a run that names none: the same sequences every run, so that verdicts repeat. */
 export const DEFAULT_SEED = 5;
@@ -51,6 +56,7 @@ export function fuzzPlan(settings: FuzzSettings | undefined): {
 
 /** Sends `steps` to a fresh back-end, the oracle after each, counting in `progress` the steps sent. */
 export async function runSequence(ctx: CheckContext, steps: Step[], progress = { sent: 0 }): Promise<void> {
+  const { SequenceRuntime } = await import('../../harness/fuzz/execute.js');
   const subject = await freshSubject(ctx);
   const runtime = new SequenceRuntime();
   try {
@@ -76,7 +82,7 @@ function connectionGone(err: unknown): boolean {
 }
 
 /** The error a check throws for `err`, with the case file named: same class, so the same verdict. */
-function withCase(err: BackendError | ProtocolError | TimeoutError, note: string): Error {
+function withCase(err: VerdictError, note: string): Error {
   if (err instanceof TimeoutError) {
     const detail = err.message.slice(err.message.indexOf(err.waitingFor) + err.waitingFor.length + 2);
     return new TimeoutError(err.waitingFor, err.afterMs, detail ? `${detail}; ${note}` : note);
@@ -91,7 +97,7 @@ async function replay(ctx: CheckContext, file: string, fuzzCase: FuzzCase): Prom
     await runSequence(ctx, fuzzCase.steps, progress);
     return `replayed ${file}: ${progress.sent} of ${fuzzCase.steps.length} steps, each answered or closed cleanly (the case recorded: ${fuzzCase.verdict})`;
   } catch (err) {
-    if (!isVerdictError(err)) throw err;
+    if (!(await fuzzing()).isVerdictError(err)) throw err;
     throw withCase(err, `replayed ${fuzzCase.steps.length} steps of ${file}`);
   }
 }
@@ -116,6 +122,7 @@ export const fuzzChecks = defineChecks('robustness', [
       if (settings?.replay) return replay(ctx, settings.replay.file, settings.replay.fuzzCase);
       const plan = fuzzPlan(settings);
       const started = performance.now();
+      const { fuzz } = await fuzzing();
       const result = await fuzz((steps, progress) => runSequence(ctx, steps, progress), {
         seed: plan.seed,
         budgetMs: plan.searchMs,

@@ -20,6 +20,8 @@ export interface CliRun {
   report: RunResult | undefined;
   /** What the run left in the TMPDIR it was given (which is then removed): empty when it cleaned up. */
   tempLeft: string[];
+  /** Unix sockets still bound to a path in that TMPDIR (/proc/net/unix) when the run ended. */
+  socketsLeft: string[];
   /** Marker in the environment of every process the run started. */
   marker: string;
   durationMs: number;
@@ -30,8 +32,9 @@ export interface CliRun {
 }
 
 export interface CliOptions {
-  /** Sends SIGINT this long after the start. */
+  /** Sends SIGINT (or `interruptSignal`) this long after the start. */
   interruptAfterMs?: number;
+  interruptSignal?: NodeJS.Signals;
   /** Hard limit for the whole CLI run; past it the test fails. */
   limitMs?: number;
   /** Environment entries for the CLI on top of ours; an `undefined` value removes the variable. */
@@ -54,7 +57,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       forceKillAfterDelay: 2000,
     });
     if (options.interruptAfterMs !== undefined)
-      setTimeout(() => child.kill('SIGINT'), options.interruptAfterMs);
+      setTimeout(() => child.kill(options.interruptSignal ?? 'SIGINT'), options.interruptAfterMs);
     let peakRssKb: number | undefined;
     const poller =
       options.memoryPollMs === undefined || child.pid === undefined
@@ -81,6 +84,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       stderr: String(result.stderr),
       report,
       tempLeft: readdirSync(tmp.path),
+      socketsLeft: boundSocketsUnder(tmp.path),
       marker,
       durationMs: performance.now() - started,
       ...(peakRssKb === undefined ? {} : { peakRssKb }),
@@ -89,6 +93,15 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     await reports.cleanup();
     await tmp.cleanup();
   }
+}
+
+/** Unix sockets bound to a path under `dir`, from /proc/net/unix (its last column is the path). */
+export function boundSocketsUnder(dir: string): string[] {
+  return readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/)[7] ?? '')
+    .filter((p) => p.startsWith(`${dir}/`));
 }
 
 /** Processes, other than zombies, whose environment carries `marker`: what a run left running. */

@@ -7,6 +7,7 @@ import { allChecks } from '../../suites/index.js';
 import { descriptorDirsFromEnv, discoverDescriptors, lintDescriptor } from '../descriptors/discover.js';
 import { UsageError, VhuError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
+import { loadCase } from '../fuzz/case.js';
 import { adoptOrphans, killAllBackends } from '../process/backend.js';
 import { ConsoleReporter, printable } from '../runner/console.js';
 import { writeJsonReport } from '../runner/report-json.js';
@@ -15,7 +16,7 @@ import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.
 import type { RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
 
-export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130, terminated: 143 } as const;
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The back-end used when none is named: our reference fixture. */
@@ -36,6 +37,8 @@ interface CliOptions {
   verbose?: boolean;
   color?: boolean;
   frontend: string;
+  seed?: number;
+  fuzz?: number;
 }
 
 function positiveInt(value: string): number {
@@ -45,9 +48,54 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0x7fff_ffff)
+    throw new InvalidArgumentError('expected a whole number from 0 to 2147483647');
+  return n;
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+/** The check that runs generated sequences: alone under --fuzz (without --grep) and replay. */
+const FUZZ_GREP = '^robust\\.fuzz$';
+
+/** The options that take a value (the next argument unless written --option=value). */
+const VALUE_OPTIONS = new Set([
+  '--type',
+  '--connect',
+  '--reports',
+  '--junit',
+  '--json',
+  '--grep',
+  '--timeout',
+  '--frontend',
+  '--descriptor-dirs',
+  '--seed',
+  '--fuzz',
+]);
+
+/** The index in `argv` of the first positional argument (before any `--`), if there is one. */
+function firstPositional(argv: string[]): number | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('-')) return i;
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return undefined;
+}
+
 function program(): Command {
   return new Command('vhu-conform')
-    .description('Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst)')
+    .description(
+      'Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst).\n' +
+        'vhu-conform replay <case.json> [backend] [-- args]: sends a saved fuzz case again (options as below)',
+    )
     .version(VERSION)
     .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
     .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
@@ -68,6 +116,16 @@ function program(): Command {
       '--frontend <name>',
       `front-end profile the traffic checks start devices with: ${PROFILES.map((p) => p.name).join(', ')}, or all (a profile x check matrix)`,
       DEFAULT_PROFILE,
+    )
+    .option(
+      '--seed <n>',
+      'seed of the generated sequences (robust.fuzz): the same seed, the same sequences',
+      wholeNumber,
+    )
+    .option(
+      '--fuzz <seconds>',
+      'run generated sequences for this long (only robust.fuzz unless --grep says otherwise); a failure is shrunk and saved as a case file',
+      seconds,
     )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
@@ -123,6 +181,15 @@ export function exitCodeFor(result: RunResult, strict: boolean): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `replay <case.json>` takes the case file, then everything a run takes (binary, -- args, options).
+  let replayFile: string | undefined;
+  const at = firstPositional(argv);
+  if (at !== undefined && argv[at] === 'replay') {
+    replayFile = argv[at + 1];
+    if (replayFile === undefined || replayFile.startsWith('-'))
+      throw new UsageError('usage: vhu-conform replay <case.json> [backend] [-- args]');
+    argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
+  }
   const cmd = program();
   try {
     cmd.parse(argv);
@@ -150,12 +217,15 @@ async function main(argv: string[]): Promise<number> {
   adoptOrphans();
   const controller = new AbortController();
   let interrupts = 0;
+  /** 128 + the signal's number, as a shell reports a process ended by it. */
+  let stoppedWith: number = EXIT.interrupted;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
+    if (interrupts === 1) stoppedWith = signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
     process.stderr.write(`\nvhu-conform: ${signal}: stopping, ending back-ends and removing temp files\n`);
     controller.abort();
     killAllBackends();
-    if (interrupts > 1) process.exit(EXIT.interrupted);
+    if (interrupts > 1) process.exit(stoppedWith);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -165,14 +235,23 @@ async function main(argv: string[]): Promise<number> {
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
+  const replay =
+    replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
+  const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
+  const binary = backendArg ?? replay?.fuzzCase.backend.binary ?? REFERENCE_BACKEND;
   const result = await runConformance({
-    ...(opts.connect !== undefined ? { connect: opts.connect } : { binary: backendArg ?? REFERENCE_BACKEND }),
+    ...(opts.connect !== undefined ? { connect: opts.connect } : { binary }),
     extraArgs,
     checks: allChecks,
     ...(opts.type ? { type: opts.type } : {}),
     timeoutMs: opts.timeout,
-    ...(opts.grep ? { grep: opts.grep } : {}),
+    ...(grep ? { grep } : {}),
     frontend: opts.frontend,
+    fuzz: {
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      ...(opts.fuzz !== undefined ? { seconds: opts.fuzz } : {}),
+      ...(replay ? { replay } : {}),
+    },
     descriptorDirs,
     reportsDir: opts.reports,
     onStart: (backend, count) => reporter.start(backend, count),
@@ -190,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   reporter.summary(result, [junit, json]);
-  if (controller.signal.aborted) return EXIT.interrupted;
+  if (controller.signal.aborted) return stoppedWith;
   if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
   const errors = result.checks.filter((c) => c.verdict === 'error');
   for (const c of errors)

@@ -1,3 +1,4 @@
+import type { FuzzCase } from '../fuzz/case.js';
 import { type BackendProcess, type LaunchOptions, launch } from '../process/backend.js';
 import type { Scope } from '../process/scope.js';
 import type { CheckInfo } from './types.js';
@@ -20,6 +21,17 @@ export interface Target {
   reportsDir?: string;
   /** The front-end profile the traffic checks start devices with (frontend/profiles.ts; default qemu). */
   frontend?: string;
+  /** Generated sequences (robust.fuzz): the seed, the budget, or a case file's steps to replay instead. */
+  fuzz?: FuzzSettings;
+}
+
+export interface FuzzSettings {
+  /** fast-check seed; a run without one uses a fixed seed (or, with `seconds`, a fresh one). */
+  seed?: number;
+  /** Search budget in seconds (--fuzz); the normal suite's default is short. */
+  seconds?: number;
+  /** `vhu-conform replay`: the case to replay, and where it came from. */
+  replay?: { file: string; fuzzCase: FuzzCase };
 }
 
 export interface CheckContext {
@@ -43,6 +55,8 @@ export interface Check extends CheckInfo {
    * than as a cascade of timeouts. A check skipped as not applicable blocks nothing.
    */
   needs?: string[];
+  /** How long the check may run before it counts as stuck, when more than the usual (a few deadlines). */
+  budgetMs?(target: Target, timeoutMs: number): number;
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }

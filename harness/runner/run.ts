@@ -11,7 +11,7 @@ import { sweepOrphans } from '../process/backend.js';
 import { probeCapabilities } from '../process/capabilities.js';
 import { Scope } from '../process/scope.js';
 import { withDeadline } from '../util/deadline.js';
-import { type Check, makeContext, type Target } from './check.js';
+import { type Check, type FuzzSettings, makeContext, type Target } from './check.js';
 import {
   type BackendInfo,
   type CheckResult,
@@ -46,6 +46,8 @@ export interface RunOptions {
   frontend?: string;
   /** Aborting ends the check under way (its resources are released) and skips the rest. */
   signal?: AbortSignal;
+  /** Generated sequences: --seed, --fuzz, or a case to replay (see Target.fuzz). */
+  fuzz?: FuzzSettings;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -125,6 +127,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     memo: new Map(),
     reportsDir: path.resolve(options.reportsDir ?? 'reports'),
     frontend: profiles[0]!,
+    ...(options.fuzz ? { fuzz: options.fuzz } : {}),
   };
   // Each profile's checks share facts (memo) among themselves only.
   const targets = new Map(
@@ -216,7 +219,7 @@ async function runOne(
   let verdict: Verdict = 'pass';
   let message = '';
   // A check is a handful of waits; past this budget it is stuck, and that is the back-end's doing.
-  const budget = timeoutMs * 8 + 5000;
+  const budget = check.budgetMs?.(target, timeoutMs) ?? timeoutMs * 8 + 5000;
   try {
     if (signal?.aborted) throw new SkipError('the run was interrupted');
     message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`, false)) ?? '';

@@ -246,12 +246,18 @@ function oneBufferMsghdr(data: Uint8Array, length: number, control: Buffer): { i
  * sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT): sends what the socket buffer takes of `data` (possibly less than all
  * of it) with `fds` attached to its first byte. Returns the byte count, or null when nothing could be sent
  * now (EAGAIN; the fds were not sent either). Never blocks and never raises SIGPIPE (EPIPE is thrown).
- * The fds stay ours: the peer gets its own copies.
+ * The fds stay ours: the peer gets its own copies. `maxFds` may be raised up to SCM_KERNEL_MAX_FDS to send
+ * what no vhost-user peer may: hostile fixtures and tests do.
  */
-export function sendmsgFds(fd: number, data: Uint8Array, fds: readonly number[] = []): number | null {
+export function sendmsgFds(
+  fd: number,
+  data: Uint8Array,
+  fds: readonly number[] = [],
+  maxFds = SCM_MAX_FDS,
+): number | null {
   // A stream socket attaches control data to bytes; with no byte to carry them, they would not be sent.
   if (fds.length > 0 && data.length === 0) throw new RangeError('sending fds needs at least one data byte');
-  const control = scmRights(fds);
+  const control = scmRights(fds, maxFds);
   const { iov, msg } = oneBufferMsghdr(data, data.length, control);
   const { result, errno } = callPinned([data, iov, control], () =>
     Number(c.sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT)),

@@ -1,12 +1,23 @@
 import { expect } from 'chai';
-import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
+import fc from 'fast-check';
+import { BackendError, ProtocolError, SysError, TimeoutError, VhuError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
 import { FrontendRequest, HeaderFlag } from '../protocol/spec.js';
 import { EventFd } from '../sys/eventfd.js';
-import { closeFd, eventfdRead, isOpenFd } from '../sys/libc.js';
+import { SCM_KERNEL_MAX_FDS } from '../sys/layout.js';
+import {
+  closeFd,
+  eventfd,
+  eventfdRead,
+  isOpenFd,
+  openFds,
+  recvmsgFds,
+  sendmsgFds,
+  socketpair,
+} from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
-import { Connection } from './connection.js';
+import { Connection, MAX_QUEUED_FDS, MAX_QUEUED_FRAMES } from './connection.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 
@@ -134,5 +145,146 @@ describe('transport/connection', () => {
     stray.close();
     connection.close();
     backend.close();
+  });
+
+  it('sends raw bytes and fds exactly as given, more than 8 fds included', async () => {
+    const { connection, backend } = pair();
+    // A header with version 2, the reply flag, and a size that lies about the payload that follows.
+    const bytes = Buffer.from('010000000600000010000000abcd', 'hex');
+    const events = Array.from({ length: 12 }, () => new EventFd());
+    await connection.sendRaw(
+      bytes,
+      events.map((e) => e.fd),
+      'a lying header',
+    );
+    let got: ReturnType<typeof recvmsgFds> = null;
+    for (let i = 0; i < 200 && !got; i++) {
+      got = recvmsgFds(backend.fd, 4096, 16);
+      if (!got) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(got!.data.equals(bytes)).to.equal(true);
+    expect(got!.fds).to.have.length(12);
+    expect(got!.truncated).to.equal(false);
+    for (const fd of got!.fds) closeFd(fd);
+    expect(connection.recent(1)[0]).to.equal('-> a lying header: 14 bytes fds=12');
+    for (const e of events) e.close();
+    connection.close();
+    backend.close();
+  });
+
+  it('reports a raw send to a closed back-end as the back-end gone, and a harness misuse as such', async () => {
+    const { connection, backend } = pair();
+    expect(await connection.sendRaw(Buffer.alloc(0), [1]).catch((e: unknown) => e)).to.be.instanceOf(
+      RangeError,
+    );
+    backend.close();
+    await connection.closed;
+    const err = await connection.sendRaw(Buffer.alloc(12)).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.contain('closed the connection');
+    connection.close();
+  });
+});
+
+describe('transport/connection (fuzzed over a socketpair)', () => {
+  /** What the back-end end sends, one sendmsg each: bytes (maybe a well-formed reply) and a count of fds. */
+  const sends = fc.array(
+    fc.record({
+      bytes: fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 96 }),
+        fc
+          .record({
+            request: fc.constantFrom(1, 2, 0xffff_ffff),
+            flags: fc.constantFrom(5, 4, 1, 0xffff_ffff),
+          })
+          .map(({ request, flags }) => encodeFrame({ request, flags, payload: u64(0x4000_0000n) })),
+        fc
+          .record({
+            request: fc.nat({ max: 60 }),
+            size: fc.oneof(fc.nat({ max: 256 }), fc.constant(0xffff_ffff)),
+          })
+          .map(({ request, size }) => {
+            const header = Buffer.alloc(12);
+            header.writeUInt32LE(request, 0);
+            header.writeUInt32LE(REPLY, 4);
+            header.writeUInt32LE(size, 8);
+            return header;
+          }),
+      ),
+      fdCount: fc.oneof(fc.nat({ max: 8 }), fc.integer({ min: 9, max: 200 })),
+    }),
+    { maxLength: 12 },
+  );
+
+  it('answers GET_FEATURES with a value or a coded error within the deadline, and keeps no fd', async function () {
+    this.timeout(60_000);
+    const before = openFds();
+    await fc.assert(
+      fc.asyncProperty(sends, fc.boolean(), async (script, hangUp) => {
+        const [ours, theirs] = socketpair({ nonblocking: true });
+        const connection = Connection.fromFd(ours, 150);
+        const started = performance.now();
+        const reply = connection.requestU64('GET_FEATURES').then(
+          (value) => ({ value }),
+          (err: unknown) => ({ err }),
+        );
+        for (const { bytes, fdCount } of script) {
+          const fds = Array.from({ length: fdCount }, () => eventfd());
+          try {
+            sendmsgFds(theirs, bytes, fds, SCM_KERNEL_MAX_FDS);
+          } catch (err) {
+            expect(err, 'only a send the harness no longer reads may fail').to.be.instanceOf(SysError);
+            // The harness closed its end already (it refused what came before): the rest is not read.
+          } finally {
+            for (const fd of fds) closeFd(fd);
+          }
+        }
+        if (hangUp) closeFd(theirs);
+        const outcome = await reply;
+        expect(performance.now() - started, 'time to a verdict').to.be.below(1500);
+        if ('err' in outcome) {
+          expect(outcome.err).to.be.instanceOf(VhuError);
+          expect((outcome.err as VhuError).code).to.be.oneOf([
+            'VHU_ERR_PROTOCOL',
+            'VHU_ERR_BACKEND',
+            'VHU_ERR_TIMEOUT',
+          ]);
+        } else {
+          expect(outcome.value).to.equal(0x4000_0000n);
+        }
+        connection.close();
+        await connection.closed;
+        if (!hangUp) closeFd(theirs);
+        expect(openFds(), 'fds open after the connection closed').to.deep.equal(before);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses a flood of messages nobody asked for, holding a bounded number of them and their fds', async () => {
+    const [ours, theirs] = socketpair({ nonblocking: true });
+    const before = openFds();
+    const connection = Connection.fromFd(ours, 500);
+    const stray = encodeFrame({ request: 99, flags: REPLY, payload: Buffer.alloc(16) });
+    const kick = eventfd();
+    let sent = 0;
+    // Each message with one fd, until the harness gives up reading (or far past every bound).
+    for (; sent < MAX_QUEUED_FRAMES * 4; sent++) {
+      try {
+        if (sendmsgFds(theirs, stray, [kick]) === null) break;
+      } catch {
+        break;
+      }
+      if (sent % 32 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await connection.closed;
+    const err = await connection.nextFrame('anything').catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(ProtocolError);
+    expect((err as Error).message).to.match(/more messages than were asked for/);
+    expect(sent).to.be.above(MAX_QUEUED_FDS);
+    connection.close();
+    closeFd(kick);
+    closeFd(theirs);
+    expect(openFds().filter((fd) => !before.includes(fd))).to.deep.equal([]);
   });
 });

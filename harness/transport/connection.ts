@@ -9,6 +9,7 @@ import {
   MAX_FDS_PER_MESSAGE,
 } from '../protocol/spec.js';
 import { ClosedError } from '../sys/fd-waiter.js';
+import { SCM_KERNEL_MAX_FDS } from '../sys/layout.js';
 import { closeFd, connectUnix } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { pollUntil, withDeadline } from '../util/deadline.js';
@@ -22,6 +23,14 @@ export interface RequestOptions {
 
 /** How long one receive waits before it loops; the deadlines that matter are per reply. */
 const READ_SLICE_MS = 60_000;
+/**
+ * Messages no request asked for are kept until taken, within these bounds: a back-end flooding the socket
+ * is a protocol error, not a harness that runs out of memory or fds.
+ */
+export const MAX_QUEUED_FRAMES = 256;
+export const MAX_QUEUED_FDS = 64;
+/** The wire log keeps this many lines (recent() shows the last few): it must not grow with a long run. */
+const LOG_KEPT = 64;
 
 /**
  * One vhost-user connection, front-end side: framing, fds with the bytes they came with, request/reply
@@ -31,6 +40,7 @@ const READ_SLICE_MS = 60_000;
 export class Connection {
   private readonly decoder = new FrameDecoder();
   private readonly frames: DecodedFrame[] = [];
+  private queuedFds = 0;
   private waiter: ((frame: DecodedFrame | Error) => void) | undefined;
   private failure: Error | undefined;
   private readonly log: string[] = [];
@@ -75,27 +85,46 @@ export class Connection {
         this.close();
         break;
       }
+      let frames: DecodedFrame[];
       try {
-        for (const frame of this.decoder.push(message.data, message.fds)) this.deliver(frame);
+        frames = this.decoder.push(message.data, message.fds);
       } catch (err) {
+        // The fds of a push that throws are still ours; the decoder keeps those of earlier messages.
         for (const fd of message.fds) closeFd(fd);
         this.fail(err as Error);
         this.close();
         break;
       }
+      if (!this.deliverAll(frames)) break;
     }
     this.fail(new BackendError('the back-end closed the connection'));
   }
 
-  private deliver(frame: DecodedFrame): void {
-    this.log.push(`<- ${describe(frame)}`);
-    if (this.waiter) {
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      waiter(frame);
-    } else {
+  /** Hands each frame to the waiter or the queue; false (the connection failed and closed) on a flood. */
+  private deliverAll(frames: DecodedFrame[]): boolean {
+    for (const [i, frame] of frames.entries()) {
+      this.log.push(`<- ${describe(frame)}`);
+      if (this.log.length > 2 * LOG_KEPT) this.log.splice(0, this.log.length - LOG_KEPT);
+      if (this.waiter) {
+        const waiter = this.waiter;
+        this.waiter = undefined;
+        waiter(frame);
+        continue;
+      }
+      if (this.frames.length >= MAX_QUEUED_FRAMES || this.queuedFds + frame.fds.length > MAX_QUEUED_FDS) {
+        for (const rest of frames.slice(i)) for (const fd of rest.fds) closeFd(fd);
+        this.fail(
+          new ProtocolError(
+            `the back-end sent more messages than were asked for: ${this.frames.length} unread, holding ${this.queuedFds} fds (at most ${MAX_QUEUED_FRAMES} messages and ${MAX_QUEUED_FDS} fds are kept); wire: ${this.recent().join(' | ')}`,
+          ),
+        );
+        this.close();
+        return false;
+      }
       this.frames.push(frame);
+      this.queuedFds += frame.fds.length;
     }
+    return true;
   }
 
   private fail(err: Error): void {
@@ -112,6 +141,7 @@ export class Connection {
     const bytes = encodeRequest(request, options.payload, options.needReply);
     const fds = options.fds ?? [];
     const flags = (bytes.readUInt32LE(4) >>> 0).toString(16);
+    if (this.log.length > 2 * LOG_KEPT) this.log.splice(0, this.log.length - LOG_KEPT);
     this.log.push(
       `-> ${name} flags=0x${flags} size=${bytes.length - HEADER_SIZE}${fds.length ? ` fds=${fds.length}` : ''}`,
     );
@@ -125,10 +155,30 @@ export class Connection {
     }
   }
 
+  /**
+   * Sends `bytes` with `fds` exactly as given: no framing, no encoder and no check of either (the robustness
+   * checks' malformed messages). `what` names them in the wire log. Errors as `send`.
+   */
+  async sendRaw(bytes: Buffer, fds: readonly number[] = [], what = 'raw bytes'): Promise<void> {
+    this.log.push(`-> ${what}: ${bytes.length} bytes${fds.length ? ` fds=${fds.length}` : ''}`);
+    if (this.failure) throw this.failure;
+    try {
+      await this.channel.send(bytes, fds, this.replyTimeoutMs, SCM_KERNEL_MAX_FDS);
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      if (err instanceof TimeoutError)
+        throw new TimeoutError(`the back-end to read ${what}`, this.replyTimeoutMs);
+      throw this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** The next message from the back-end, within the reply deadline. */
   async nextFrame(what: string): Promise<DecodedFrame> {
     const queued = this.frames.shift();
-    if (queued) return queued;
+    if (queued) {
+      this.queuedFds -= queued.fds.length;
+      return queued;
+    }
     if (this.failure) throw this.failure;
     const next = new Promise<DecodedFrame>((resolve, reject) => {
       this.waiter = (frame) => (frame instanceof Error ? reject(frame) : resolve(frame));
@@ -179,6 +229,7 @@ export class Connection {
   close(): void {
     this.channel.close();
     for (const frame of this.frames.splice(0)) for (const fd of frame.fds) closeFd(fd);
+    this.queuedFds = 0;
     for (const fd of this.decoder.takePendingFds()) closeFd(fd);
   }
 }

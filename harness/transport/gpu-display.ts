@@ -128,6 +128,8 @@ export class GpuDisplay {
         }
       }
     } finally {
+      // fds of a message cut off by the end of the stream (or by a protocol error) are closed with it.
+      for (const fd of this.#decoder.takePendingFds()) closeFd(fd);
       this.#ended = true;
       this.#wake();
     }

@@ -1,0 +1,71 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { FrontendRequest, HEADER_SIZE } from '../protocol/spec.js';
+import { concretize, concretizeAll, type Draw, drawArbitrary, initialModel, messageBytes } from './steps.js';
+
+const sequence = fc.array(drawArbitrary, { maxLength: 40 });
+
+describe('fuzz/steps', () => {
+  it('makes the same steps from the same draws (a seed replays exactly)', () => {
+    fc.assert(
+      fc.property(sequence, (draws) => {
+        expect(concretizeAll(draws)).to.deep.equal(concretizeAll(structuredClone(draws)));
+      }),
+    );
+  });
+
+  it('never sends GET_FEATURES, the oracle probe, so that every GET_FEATURES reply answers a probe', () => {
+    fc.assert(
+      fc.property(sequence, (draws) => {
+        for (const step of concretizeAll(draws))
+          if (step.kind === 'message') expect(step.request).to.not.equal(FrontendRequest.GET_FEATURES);
+      }),
+    );
+  });
+
+  it('frames every message: header fields as given, size = payload length unless it announces 4 GiB', () => {
+    fc.assert(
+      fc.property(sequence, (draws) => {
+        for (const step of concretizeAll(draws)) {
+          if (step.kind !== 'message') continue;
+          const bytes = messageBytes(step);
+          expect(bytes.readUInt32LE(0)).to.equal(step.request >>> 0);
+          expect(bytes.readUInt32LE(4)).to.equal(step.flags >>> 0);
+          expect(bytes.length - HEADER_SIZE).to.equal(step.payload.length / 2);
+          const size = bytes.readUInt32LE(8);
+          if (size !== step.payload.length / 2) expect(size, step.what).to.equal(0xffff_ffff);
+          if (step.fds.length > 8) expect(step.what).to.match(/with 12 fds/);
+        }
+      }),
+    );
+  });
+
+  it('follows the model: valid set-up steps set up ring 0, and requests then use its size', () => {
+    const model = initialModel();
+    const draws: Draw[] = [
+      { op: 'SET_MEM_TABLE', valid: true, pick: 0 },
+      { op: 'SET_VRING_NUM', valid: true, pick: 4 },
+      { op: 'SET_VRING_ADDR', valid: true, pick: 0 },
+      { op: 'SET_VRING_KICK', valid: true, pick: 4 },
+    ];
+    const steps = draws.map((d) => concretize(model, d));
+    expect(steps.map((s) => s.what)).to.deep.equal([
+      'SET_MEM_TABLE one region',
+      'SET_VRING_NUM ring 0 num 8',
+      'SET_VRING_ADDR ring 0',
+      'SET_VRING_KICK ring 0',
+    ]);
+    expect(model.memTable).to.equal(true);
+    expect(model.rings[0]).to.deep.include({ num: 8, addr: true, kick: true });
+    expect(steps[3]).to.deep.include({ kickRing: 0, fds: ['eventfd'] });
+    const requests = [0, 4, 8].map((pick) => concretize(model, { op: 'request', valid: true, pick }));
+    expect(requests.map((r) => (r.kind === 'request' ? [r.availSlot, r.availIdx] : []))).to.deep.equal([
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ]);
+    // An invalid request that moves avail.idx past the queue size, as the data-plane suite does.
+    const ahead = concretize(model, { op: 'request', valid: false, pick: 5 });
+    expect(ahead.what).to.match(/^avail\.idx moved 9 ahead/);
+  });
+});

@@ -48,3 +48,32 @@ describe('process/procfs /proc/net/unix', () => {
     expect([...parseListeningUnix(text)]).to.deep.equal(['/tmp/g.sock', '/tmp/with space.sock']);
   });
 });
+
+describe('process/procfs socket owner', () => {
+  it('finds the inode of the listening socket at a path, not a connected one', async () => {
+    const { listeningInodes } = await import('./procfs.js');
+    const text = [
+      'Num       RefCount Protocol Flags    Type St Inode Path',
+      '000000004a9868c7: 00000002 00000000 00010000 0001 01 12698 /tmp/g.sock',
+      '00000000d32dd3ed: 00000003 00000000 00000000 0001 03 18838 /tmp/g.sock',
+      '00000000d32dd3ee: 00000002 00000000 00010000 0001 01 18839 /tmp/other.sock',
+    ].join('\n');
+    expect([...listeningInodes(text, '/tmp/g.sock')]).to.deep.equal([12698]);
+  });
+
+  it('names this process as the owner of a socket it listens on, and nobody once it is closed', async () => {
+    const { socketOwner } = await import('./procfs.js');
+    const { closeFd, listenUnix } = await import('../sys/libc.js');
+    const { dir } = await import('tmp-promise');
+    const tmp = await dir({ unsafeCleanup: true });
+    const path = `${tmp.path}/owner.sock`;
+    const fd = listenUnix(path);
+    try {
+      expect(socketOwner(path)).to.equal(process.pid);
+    } finally {
+      closeFd(fd);
+    }
+    expect(socketOwner(path)).to.equal(undefined);
+    await tmp.cleanup();
+  });
+});

@@ -1,5 +1,5 @@
 /** Reading the process table from /proc: parents, sessions, start times, open fds. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface ProcStat {
   pid: number;
@@ -121,4 +121,51 @@ export function isListeningAt(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The inodes of the listening Unix sockets bound at `path`, from /proc/net/unix text. */
+export function listeningInodes(text: string, path: string): Set<number> {
+  const inodes = new Set<number>();
+  for (const line of text.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 8 || cols.slice(7).join(' ') !== path) continue;
+    if (Number.parseInt(cols[3]!, 16) & SO_ACCEPTCON) inodes.add(Number(cols[6]));
+  }
+  return inodes;
+}
+
+/**
+ * The process that holds the listening socket bound at `path` open (the lowest pid when several share it),
+ * found through /proc/net/unix and /proc/PID/fd; undefined when none can be seen (another network namespace,
+ * or processes whose fds we may not read).
+ */
+export function socketOwner(path: string): number | undefined {
+  let inodes: Set<number>;
+  try {
+    inodes = listeningInodes(readFileSync('/proc/net/unix', 'utf8'), path);
+  } catch {
+    return undefined;
+  }
+  if (!inodes.size) return undefined;
+  const links = new Set([...inodes].map((inode) => `socket:[${inode}]`));
+  const pids = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (links.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return pid;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return undefined;
 }

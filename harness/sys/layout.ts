@@ -50,6 +50,8 @@ export const SCM_RIGHTS = 1;
 export const MSG_CTRUNC = 0x8;
 /** The most fds one vhost-user message carries (VHOST_MEMORY_BASELINE_NREGIONS), and so the most we pass. */
 export const SCM_MAX_FDS = 8;
+/** The kernel's own cap on fds in one SCM_RIGHTS message (SCM_MAX_FD): what a malformed message may carry. */
+export const SCM_KERNEL_MAX_FDS = 253;
 const FD_SIZE = 4;
 const CMSG_ALIGNMENT = 8;
 
@@ -129,11 +131,10 @@ export function parseMsghdr(buf: Uint8Array): Msghdr {
 
 /**
  * The control data of one SCM_RIGHTS message passing `fds` (CMSG_SPACE bytes, zero padding); an empty buffer
- * for no fds. At most SCM_MAX_FDS fds.
+ * for no fds. At most `maxFds` fds (SCM_MAX_FDS unless a malformed message asks for more).
  */
-export function scmRights(fds: readonly number[]): Buffer {
-  if (fds.length > SCM_MAX_FDS)
-    throw new RangeError(`at most ${SCM_MAX_FDS} fds per message, got ${fds.length}`);
+export function scmRights(fds: readonly number[], maxFds = SCM_MAX_FDS): Buffer {
+  if (fds.length > maxFds) throw new RangeError(`at most ${maxFds} fds per message, got ${fds.length}`);
   if (fds.length === 0) return Buffer.alloc(0);
   const buf = Buffer.alloc(scmRightsSpace(fds.length));
   buf.writeBigUInt64LE(BigInt(cmsgLen(fds.length * FD_SIZE)), 0);

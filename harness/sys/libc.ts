@@ -248,10 +248,15 @@ function oneBufferMsghdr(data: Uint8Array, length: number, control: Buffer): { i
  * now (EAGAIN; the fds were not sent either). Never blocks and never raises SIGPIPE (EPIPE is thrown).
  * The fds stay ours: the peer gets its own copies.
  */
-export function sendmsgFds(fd: number, data: Uint8Array, fds: readonly number[] = []): number | null {
+export function sendmsgFds(
+  fd: number,
+  data: Uint8Array,
+  fds: readonly number[] = [],
+  maxFds = SCM_MAX_FDS,
+): number | null {
   // A stream socket attaches control data to bytes; with no byte to carry them, they would not be sent.
   if (fds.length > 0 && data.length === 0) throw new RangeError('sending fds needs at least one data byte');
-  const control = scmRights(fds);
+  const control = scmRights(fds, maxFds);
   const { iov, msg } = oneBufferMsghdr(data, data.length, control);
   const { result, errno } = callPinned([data, iov, control], () =>
     Number(c.sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT)),

@@ -77,28 +77,34 @@ export class UnixChannel {
   /**
    * Sends all of `data`, with `fds` (at most 8) attached to its first byte, after any earlier sends. When the
    * socket buffer is full, waits for the peer to read, up to `timeoutMs` for the whole message (TimeoutError).
-   * A send that fails part way has written part of the message: the stream is then out of step.
+   * A send that fails part way has written part of the message: the stream is then out of step. `maxFds`
+   * raises the cap of 8 for a malformed message that carries more, up to the kernel's SCM_KERNEL_MAX_FDS.
    */
-  send(data: Uint8Array, fds: readonly number[] = [], timeoutMs = DEFAULT_SEND_TIMEOUT_MS): Promise<void> {
+  send(
+    data: Uint8Array,
+    fds: readonly number[] = [],
+    timeoutMs = DEFAULT_SEND_TIMEOUT_MS,
+    maxFds = SCM_MAX_FDS,
+  ): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError(this.#what));
-    if (fds.length > SCM_MAX_FDS) {
-      return Promise.reject(new RangeError(`at most ${SCM_MAX_FDS} fds per message, got ${fds.length}`));
+    if (fds.length > maxFds) {
+      return Promise.reject(new RangeError(`at most ${maxFds} fds per message, got ${fds.length}`));
     }
     if (fds.length > 0 && data.length === 0) {
       return Promise.reject(new RangeError('sending fds needs at least one data byte'));
     }
-    const sent = this.#sends.then(() => this.#sendNow(data, fds, timeoutMs));
+    const sent = this.#sends.then(() => this.#sendNow(data, fds, timeoutMs, maxFds));
     this.#sends = sent.catch(() => undefined);
     return sent;
   }
 
-  async #sendNow(data: Uint8Array, fds: readonly number[], timeoutMs: number): Promise<void> {
+  async #sendNow(data: Uint8Array, fds: readonly number[], timeoutMs: number, maxFds: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     let rest = data;
     let unsentFds = fds;
     while (rest.length > 0) {
       if (this.#closed) throw new ClosedError(this.#what);
-      const n = sendmsgFds(this.fd, rest, unsentFds);
+      const n = sendmsgFds(this.fd, rest, unsentFds, maxFds);
       if (n !== null) {
         rest = rest.subarray(n);
         unsentFds = [];

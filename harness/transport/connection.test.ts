@@ -4,7 +4,7 @@ import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
 import { FrontendRequest, HeaderFlag } from '../protocol/spec.js';
 import { EventFd } from '../sys/eventfd.js';
-import { closeFd, eventfdRead, isOpenFd } from '../sys/libc.js';
+import { closeFd, eventfdRead, isOpenFd, recvmsgFds } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from './connection.js';
 
@@ -134,5 +134,43 @@ describe('transport/connection', () => {
     stray.close();
     connection.close();
     backend.close();
+  });
+
+  it('sends raw bytes and fds exactly as given, more than 8 fds included', async () => {
+    const { connection, backend } = pair();
+    // A header with version 2, the reply flag, and a size that lies about the payload that follows.
+    const bytes = Buffer.from('010000000600000010000000abcd', 'hex');
+    const events = Array.from({ length: 12 }, () => new EventFd());
+    await connection.sendRaw(
+      bytes,
+      events.map((e) => e.fd),
+      'a lying header',
+    );
+    let got: ReturnType<typeof recvmsgFds> = null;
+    for (let i = 0; i < 200 && !got; i++) {
+      got = recvmsgFds(backend.fd, 4096, 16);
+      if (!got) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(got!.data.equals(bytes)).to.equal(true);
+    expect(got!.fds).to.have.length(12);
+    expect(got!.truncated).to.equal(false);
+    for (const fd of got!.fds) closeFd(fd);
+    expect(connection.recent(1)[0]).to.equal('-> a lying header: 14 bytes fds=12');
+    for (const e of events) e.close();
+    connection.close();
+    backend.close();
+  });
+
+  it('reports a raw send to a closed back-end as the back-end gone, and a harness misuse as such', async () => {
+    const { connection, backend } = pair();
+    expect(await connection.sendRaw(Buffer.alloc(0), [1]).catch((e: unknown) => e)).to.be.instanceOf(
+      RangeError,
+    );
+    backend.close();
+    await connection.closed;
+    const err = await connection.sendRaw(Buffer.alloc(12)).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.contain('closed the connection');
+    connection.close();
   });
 });

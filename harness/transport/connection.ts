@@ -9,6 +9,7 @@ import {
   MAX_FDS_PER_MESSAGE,
 } from '../protocol/spec.js';
 import { ClosedError } from '../sys/fd-waiter.js';
+import { SCM_KERNEL_MAX_FDS } from '../sys/layout.js';
 import { closeFd, connectUnix } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { pollUntil, withDeadline } from '../util/deadline.js';
@@ -122,6 +123,23 @@ export class Connection {
       if (err instanceof TimeoutError)
         throw new TimeoutError(`the back-end to read ${name}`, this.replyTimeoutMs);
       throw this.failure ?? new BackendError(`sending ${name}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Sends `bytes` with `fds` exactly as given: no framing, no encoder and no check of either (the robustness
+   * checks' malformed messages). `what` names them in the wire log. Errors as `send`.
+   */
+  async sendRaw(bytes: Buffer, fds: readonly number[] = [], what = 'raw bytes'): Promise<void> {
+    this.log.push(`-> ${what}: ${bytes.length} bytes${fds.length ? ` fds=${fds.length}` : ''}`);
+    if (this.failure) throw this.failure;
+    try {
+      await this.channel.send(bytes, fds, this.replyTimeoutMs, SCM_KERNEL_MAX_FDS);
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      if (err instanceof TimeoutError)
+        throw new TimeoutError(`the back-end to read ${what}`, this.replyTimeoutMs);
+      throw this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
     }
   }
 

@@ -1,0 +1,237 @@
+/**
+ * The crash and hang oracle of the robustness checks (issue 5): after each bad input, a back-end must either
+ * close the connection cleanly or answer the next valid request within the deadline. Dying of a signal (an
+ * abort included), a sanitizer report or a Rust panic on stderr is a crash; neither answering nor closing is a
+ * hang. Which of the two clean choices it made is reported, never judged.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BackendError, ProtocolError, SkipError, SysError, TimeoutError } from '../../harness/errors.js';
+import type { BackendProcess } from '../../harness/process/backend.js';
+import {
+  describeExit,
+  frontendConnection,
+  markAttachedGone,
+  serveOnSocketPath,
+} from '../../harness/process/probes.js';
+import { isListeningAt, readStat, socketOwner } from '../../harness/process/procfs.js';
+import { FrontendRequest, HeaderFlag } from '../../harness/protocol/spec.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { ClosedError } from '../../harness/sys/fd-waiter.js';
+import { closeFd, peerCred } from '../../harness/sys/libc.js';
+import type { Connection } from '../../harness/transport/connection.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+import { withDeadline } from '../../harness/util/deadline.js';
+
+/**
+ * A back-end under test for one bad input: launched fresh with --socket-path (or, in attach mode, a new
+ * connection), with its process when we have one (attach mode: found as the owner of the socket in /proc, or
+ * null).
+ */
+export interface Subject {
+  session: FrontendSession;
+  backend: BackendProcess | null;
+  pid: number | null;
+}
+
+/** What the back-end chose after a bad input. */
+export type Outcome = 'answered' | 'closed';
+
+/** How long a back-end that closed the connection is watched for dying (a crash closes it on the way out). */
+const EXIT_WATCH_MS = 200;
+const EXIT_WATCH_STEP_MS = 20;
+
+/** What a crash leaves on stderr: AddressSanitizer and friends, UndefinedBehaviorSanitizer, a Rust panic. */
+const CRASH_REPORTS: ReadonlyArray<{ pattern: RegExp; what: string }> = [
+  { pattern: /ERROR: (Address|Memory|Thread|Leak)Sanitizer/, what: 'a sanitizer report' },
+  { pattern: /runtime error: |UndefinedBehaviorSanitizer/, what: 'an UndefinedBehaviorSanitizer report' },
+  { pattern: /panicked at /, what: 'a Rust panic' },
+];
+
+/** The crash report in `stderr`, if any: what it is and its first line. */
+export function crashReport(stderr: string): string | undefined {
+  for (const { pattern, what } of CRASH_REPORTS) {
+    const match = pattern.exec(stderr);
+    if (!match) continue;
+    const start = stderr.lastIndexOf('\n', match.index) + 1;
+    const end = stderr.indexOf('\n', match.index);
+    return `${what} on stderr: "${stderr
+      .slice(start, end < 0 ? undefined : end)
+      .trim()
+      .slice(0, 200)}"`;
+  }
+  return undefined;
+}
+
+export async function freshSubject(ctx: CheckContext): Promise<Subject> {
+  if (ctx.target.connect !== null) {
+    const connection = await frontendConnection(ctx);
+    return {
+      session: new FrontendSession(connection),
+      backend: null,
+      pid: socketOwner(ctx.target.connect) ?? null,
+    };
+  }
+  const served = await serveOnSocketPath(ctx);
+  let pid = served.backend.pid;
+  try {
+    // The process that listens may be a child of the one launched (conv.no-daemon allows it).
+    const cred = peerCred(served.fd);
+    if (cred.pid > 0) pid = cred.pid;
+  } catch {
+    // Not a reason to give up: the launched process is the next best.
+  }
+  return { session: new FrontendSession(served.connection), backend: served.backend, pid };
+}
+
+/**
+ * Ends a subject at once (its connection closed, its process terminated), so that a check trying many inputs
+ * does not keep a back-end per input running until it ends. The check's scope would end them anyway.
+ */
+export async function releaseSubject(subject: Subject): Promise<void> {
+  subject.session.connection.close();
+  if (subject.backend) await subject.backend.terminate();
+}
+
+/**
+ * GET_FEATURES, answered: frames before its reply (an answer to the bad input itself, say) are passed over,
+ * their fds closed.
+ */
+export async function answersGetFeatures(connection: Connection, timeoutMs: number): Promise<void> {
+  await connection.send('GET_FEATURES');
+  const reply = async () => {
+    for (;;) {
+      const frame = await connection.nextFrame('the reply to GET_FEATURES');
+      for (const fd of frame.fds) closeFd(fd);
+      if (frame.request === FrontendRequest.GET_FEATURES && frame.flags & HeaderFlag.REPLY) return;
+    }
+  };
+  await withDeadline(reply(), timeoutMs, 'the reply to GET_FEATURES');
+}
+
+/** Whether a probe's error says the connection is gone (closed by the back-end, reset, refused). */
+function connectionGone(err: unknown): boolean {
+  return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
+}
+
+/** Whether `pid` has ended (gone, or a zombie). */
+function ended(pid: number): boolean {
+  const stat = readStat(pid);
+  return stat === undefined || stat.state === 'Z';
+}
+
+/**
+ * After `input` (a short description for messages) was sent: waits until the back-end either answers a valid
+ * request (GET_FEATURES, or `probe` if given) within ctx.timeoutMs, or closes the connection. Throws, naming
+ * the input, a BackendError (FAIL) when it crashed (died of a signal, SIGABRT included; an AddressSanitizer or
+ * UndefinedBehaviorSanitizer report or a Rust panic on stderr; in attach mode: the daemon ended), or a
+ * TimeoutError when it hung (neither within the deadline).
+ */
+export async function outcomeAfter(
+  ctx: CheckContext,
+  subject: Subject,
+  input: string,
+  probe?: () => Promise<unknown>,
+): Promise<Outcome> {
+  const ask = probe ?? (() => answersGetFeatures(subject.session.connection, ctx.timeoutMs));
+  let outcome: Outcome;
+  try {
+    await withDeadline(Promise.resolve().then(ask), ctx.timeoutMs, 'an answer after the bad input');
+    outcome = 'answered';
+  } catch (err) {
+    if (err instanceof TimeoutError) {
+      await checkAlive(ctx, subject, input);
+      throw new TimeoutError(
+        `GET_FEATURES to be answered or the connection closed after ${input}`,
+        ctx.timeoutMs,
+        `it hung: neither happened, the back-end ${subject.pid === null ? 'still listening' : `pid ${subject.pid} still running`}; ` +
+          `wire: ${subject.session.connection.recent(4).join(' | ')}`,
+      );
+    }
+    if (err instanceof ProtocolError)
+      throw new ProtocolError(`after ${input}, the back-end broke the framing: ${err.message}`);
+    if (!connectionGone(err)) throw err;
+    outcome = 'closed';
+    await watchExit(subject);
+  }
+  await checkAlive(ctx, subject, input);
+  return outcome;
+}
+
+/** A back-end that closed the connection may be dying: waits briefly, and for its status when it is. */
+async function watchExit(subject: Subject): Promise<void> {
+  if (subject.pid === null) return;
+  for (let waited = 0; waited < EXIT_WATCH_MS; waited += EXIT_WATCH_STEP_MS) {
+    if (ended(subject.pid)) break;
+    await sleep(EXIT_WATCH_STEP_MS);
+  }
+  // Its status follows its exit closely; bounded all the same.
+  if (subject.backend && ended(subject.pid)) await subject.backend.waitExit(2000).catch(() => undefined);
+}
+
+/** Throws when the back-end crashed (or, in attach mode, ended) after `input`. */
+async function checkAlive(ctx: CheckContext, subject: Subject, input: string): Promise<void> {
+  const { backend } = subject;
+  if (backend) {
+    if (backend.exit?.signal)
+      throw new BackendError(
+        `it crashed after ${input}: ${describeExit(backend.exit)}; ${stderrOf(backend)}`,
+      );
+    const report = crashReport(backend.stderrTail);
+    if (report) throw new BackendError(`it crashed after ${input}: ${report}`);
+    return;
+  }
+  const socket = ctx.target.connect!;
+  const gone = subject.pid !== null ? ended(subject.pid) : !isListeningAt(socket);
+  if (!gone) return;
+  const who = subject.pid !== null ? `pid ${subject.pid}` : `listening at ${socket}`;
+  markAttachedGone(ctx, `it ended after ${input}`);
+  throw new BackendError(
+    `the attached back-end (${who}) ended after ${input}: one front-end's message took down a daemon that ` +
+      'serves every front-end (its exit status cannot be seen in attach mode)',
+  );
+}
+
+function stderrOf(backend: BackendProcess): string {
+  const tail = backend.stderrTail.trim().split('\n').slice(-2).join(' / ').slice(0, 300);
+  return tail ? `stderr: "${tail}"` : 'nothing on stderr';
+}
+
+/** One line for the check's fact: how many inputs were answered, and which ones closed the connection. */
+export function summarize(outcomes: Array<{ input: string; outcome: Outcome }>): string {
+  const closed = outcomes.filter((o) => o.outcome === 'closed').map((o) => o.input);
+  const answered = outcomes.length - closed.length;
+  const head = `${answered} of ${outcomes.length} inputs answered`;
+  return closed.length ? `${head}; closed the connection after: ${closed.join(', ')}` : head;
+}
+
+/**
+ * Runs each input on a fresh subject: `send` delivers it (a send the back-end refuses by closing is not an
+ * error: the oracle sees the close), then the oracle judges. Returns the check's fact.
+ */
+export async function tryInputs(
+  ctx: CheckContext,
+  inputs: ReadonlyArray<{
+    input: string;
+    send: (subject: Subject) => Promise<void>;
+    probe?: (subject: Subject) => Promise<unknown>;
+  }>,
+): Promise<string> {
+  const outcomes: Array<{ input: string; outcome: Outcome }> = [];
+  for (const { input, send, probe } of inputs) {
+    const subject = await freshSubject(ctx);
+    try {
+      try {
+        await send(subject);
+      } catch (err) {
+        if (err instanceof SkipError) throw err;
+        if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
+        // A back-end that stopped reading or closed shows it to the oracle below.
+      }
+      const outcome = await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined);
+      outcomes.push({ input, outcome });
+    } finally {
+      await releaseSubject(subject);
+    }
+  }
+  return summarize(outcomes);
+}

@@ -1,0 +1,163 @@
+/**
+ * The crash and hang oracle (suites/robustness/oracle.ts) against tiny back-ends written here, one behaviour
+ * each: it answers, closes, exits, aborts, panics, or stops reading. Each must get the verdict its behaviour
+ * earns, whatever the bad input was.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { dir } from 'tmp-promise';
+import { BackendError, TimeoutError } from '../harness/errors.js';
+import { frontendConnection } from '../harness/process/probes.js';
+import { isListeningAt } from '../harness/process/procfs.js';
+import { Scope } from '../harness/process/scope.js';
+import { type CheckContext, makeContext, type Target } from '../harness/runner/check.js';
+import { freshSubject, outcomeAfter, summarize, tryInputs } from '../suites/robustness/oracle.js';
+
+/**
+ * A vhost-user "back-end" in 40 lines of node:net: answers GET_FEATURES; on any other request does what
+ * --mode says (answer: ignores it; close; exit: exit status 3; abort; panic: a Rust panic message, status
+ * 101; hang: stops reading).
+ */
+const FAKE = `#!/usr/bin/env node
+const net = require('node:net');
+const arg = (name) => process.argv.find((a) => a.startsWith('--' + name + '='))?.split('=')[1];
+const mode = arg('mode');
+const server = net.createServer((socket) => {
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 12) {
+      const request = buffered.readUInt32LE(0);
+      const size = buffered.readUInt32LE(8);
+      if (request !== 1) {
+        if (mode === 'close') return socket.destroy();
+        if (mode === 'exit') process.exit(3);
+        if (mode === 'abort') process.abort();
+        if (mode === 'panic') {
+          process.stderr.write("thread 'main' panicked at src/main.rs:7:5:\\nattempt to subtract with overflow\\n");
+          process.exit(101);
+        }
+        if (mode === 'hang') return socket.pause();
+      }
+      if (buffered.length < 12 + size) return;
+      buffered = buffered.subarray(12 + size);
+      if (request === 1) {
+        const reply = Buffer.alloc(20);
+        reply.writeUInt32LE(1, 0);
+        reply.writeUInt32LE(5, 4);
+        reply.writeUInt32LE(8, 8);
+        socket.write(reply);
+      }
+    }
+  });
+  socket.on('error', () => {});
+});
+server.listen(arg('socket-path'));
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+/** SET_OWNER with a version of 2: the bad input every fake gets. */
+const BAD = Buffer.from('030000000200000000000000', 'hex');
+
+describe('robustness oracle', function () {
+  this.timeout(30_000);
+  let tmp: { path: string; cleanup: () => Promise<void> };
+  let binary: string;
+  const scopes: Scope[] = [];
+
+  before(async () => {
+    tmp = await dir({ prefix: 'vhu-oracle-', unsafeCleanup: true });
+    binary = path.join(tmp.path, 'fake-backend');
+    await writeFile(binary, FAKE);
+    await chmod(binary, 0o755);
+  });
+  afterEach(async () => {
+    for (const scope of scopes.splice(0)) expect(await scope.close()).to.deep.equal([]);
+  });
+  after(() => tmp.cleanup());
+
+  function context(mode: string, connect: string | null = null, timeoutMs = 1500): CheckContext {
+    const target: Target = {
+      binary,
+      connect,
+      extraArgs: [`--mode=${mode}`],
+      type: null,
+      capabilities: null,
+      descriptorDirs: [],
+      memo: new Map(),
+    };
+    const scope = new Scope();
+    scopes.push(scope);
+    return makeContext(target, timeoutMs, scope);
+  }
+
+  async function afterBadInput(ctx: CheckContext) {
+    const subject = await freshSubject(ctx);
+    expect(subject.pid).to.equal(subject.backend?.pid);
+    await subject.session.connection.sendRaw(BAD, [], 'SET_OWNER version 2').catch(() => undefined);
+    return outcomeAfter(ctx, subject, 'SET_OWNER version 2');
+  }
+
+  it('a back-end that answers the next request: answered', async () => {
+    expect(await afterBadInput(context('answer'))).to.equal('answered');
+  });
+
+  it('a back-end that closes the connection, or exits with a status: closed', async () => {
+    expect(await afterBadInput(context('close'))).to.equal('closed');
+    expect(await afterBadInput(context('exit'))).to.equal('closed');
+  });
+
+  it('a back-end that aborts: a failure naming the input and the signal', async () => {
+    const err = await afterBadInput(context('abort')).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.match(/crashed after SET_OWNER version 2: killed by SIGABRT/);
+  });
+
+  it('a back-end that panics (status 101, a panic on stderr): a failure quoting it', async () => {
+    const err = await afterBadInput(context('panic')).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.match(
+      /a Rust panic on stderr: "thread 'main' panicked at src\/main.rs/,
+    );
+  });
+
+  it('a back-end that stops reading: a timeout saying it hung', async () => {
+    const err = await afterBadInput(context('hang', null, 500)).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(TimeoutError);
+    expect((err as Error).message).to.match(/after SET_OWNER version 2: it hung/);
+  });
+
+  it('tries inputs each on a fresh back-end and sums them up', async () => {
+    const ctx = context('close');
+    const fact = await tryInputs(ctx, [
+      { input: 'GET_FEATURES', send: (s) => s.session.connection.sendRaw(BAD.subarray(0, 0)) },
+      { input: 'a bad SET_OWNER', send: (s) => s.session.connection.sendRaw(BAD) },
+    ]);
+    expect(fact).to.equal('1 of 2 inputs answered; closed the connection after: a bad SET_OWNER');
+    // Each subject was ended once judged.
+    expect(ctx.launched.every((b) => !b.alive)).to.equal(true);
+    expect(summarize([{ input: 'x', outcome: 'answered' }])).to.equal('1 of 1 inputs answered');
+  });
+
+  it('attach mode: finds the daemon by its socket, and fails a daemon that ends, then skips', async () => {
+    const socket = path.join(tmp.path, 'attach.sock');
+    const daemon = spawn(binary, [`--socket-path=${socket}`, '--mode=exit'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 400 && !isListeningAt(socket); i++) await new Promise((r) => setTimeout(r, 5));
+      const ctx = context('exit', socket);
+      const subject = await freshSubject(ctx);
+      expect(subject.backend).to.equal(null);
+      expect(subject.pid).to.equal(daemon.pid);
+      await subject.session.connection.sendRaw(BAD).catch(() => undefined);
+      const err = await outcomeAfter(ctx, subject, 'a bad SET_OWNER').catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(BackendError);
+      expect((err as Error).message).to.match(/attached back-end \(pid \d+\) ended after a bad SET_OWNER/);
+      const next = await frontendConnection(ctx).catch((e: unknown) => e);
+      expect((next as Error).message).to.match(/the attached back-end is gone/);
+    } finally {
+      daemon.kill('SIGKILL');
+    }
+  });
+});

@@ -14,6 +14,7 @@ import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { memSlotChecks } from './protocol/mem-slots.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
+import { dataPlaneChecks } from './robustness/data-plane.js';
 import { vringChecks } from './vring/index.js';
 
 export const allChecks: Check[] = [
@@ -38,6 +39,7 @@ export const allChecks: Check[] = [
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,
+  ...dataPlaneChecks,
 ];
 
 const ids = new Set<string>();

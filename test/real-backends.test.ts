@@ -35,7 +35,13 @@ function hasRenderNode(): boolean {
 /** Areas whose checks drive block and net traffic: for gpu and fs they are skipped, saying so. */
 const OTHER_DEVICE_AREAS = new Set(['vring', 'net']);
 /** Protocol checks that carry block traffic, and need a driver as the vring checks do. */
-const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem', 'proto.log.dirty']);
+const DRIVES_A_DEVICE = new Set([
+  'proto.mem-slots.add-rem',
+  'proto.log.dirty',
+  // The data-plane robustness checks drive block and net devices.
+  'robust.data.chain',
+  'robust.data.buffers',
+]);
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks
     .filter((c) => OTHER_DEVICE_AREAS.has(c.area) || DRIVES_A_DEVICE.has(c.id))

@@ -14,6 +14,7 @@ import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { memSlotChecks } from './protocol/mem-slots.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
+import { robustnessChecks } from './robustness/index.js';
 import { vringChecks } from './vring/index.js';
 
 export const allChecks: Check[] = [
@@ -38,6 +39,8 @@ export const allChecks: Check[] = [
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,
+  // After everything: bad input may break a back-end for good; in attach mode the checks after skip.
+  ...robustnessChecks,
 ];
 
 const ids = new Set<string>();

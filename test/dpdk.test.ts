@@ -84,7 +84,11 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     const expected = Object.fromEntries(
       allChecks
         .filter((c) => c.area !== 'conventions')
-        .map((c) => [c.id, EXPECTED[c.id] ?? (c.area === 'protocol' || c.area === 'net' ? 'pass' : 'skip')]),
+        // The robustness checks too: it survives every bad input, and leaks nothing.
+        .map((c) => [
+          c.id,
+          EXPECTED[c.id] ?? (['protocol', 'net', 'robustness'].includes(c.area) ? 'pass' : 'skip'),
+        ]),
     );
     expect(seen, run.stdout).to.deep.equal(expected);
     // SHOULD failures only: exit 0.
@@ -95,6 +99,13 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(messageOf(run.report, 'net.loopback')).to.match(/200 frames .* came back intact/);
     expect(messageOf(run.report, 'net.mq.pairs')).to.match(/^2 queue pairs \(of 4 tried\)/);
     expect(messageOf(run.report, 'net.rx.num-buffers')).to.match(/never written/);
+  });
+
+  it('answers or closes after every bad control message, with its fds and memory flat', () => {
+    expect(messageOf(run.report, 'robust.ctl.vring')).to.match(/^\d+ of 19 inputs answered/);
+    expect(messageOf(run.report, 'robust.leaks')).to.match(
+      /reconnects \(negotiation, set-up, leave\): fds (\d+) -> \1 /,
+    );
   });
 
   it('leaves nothing behind', () => {

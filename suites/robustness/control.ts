@@ -11,7 +11,6 @@ import {
   encodeLogDescription,
   encodeMemoryRegions,
   encodeSingleMemoryRegion,
-  encodeU64,
   encodeVringAddress,
   encodeVringFile,
   encodeVringState,
@@ -22,6 +21,7 @@ import {
   type FrontendRequestName,
   HEADER_SIZE,
   HeaderFlag,
+  ProtocolFeature,
 } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { EventFd } from '../../harness/sys/eventfd.js';
@@ -263,11 +263,10 @@ function ringWithAddress(
   address: { descriptor: bigint; available: bigint; used: bigint },
 ): Input['send'] {
   return async (s) => {
-    const features = await s.session.getFeatures();
+    // Negotiated as a front-end does (REPLY_ACK when offered), so that the ring really starts.
+    await s.session.negotiate({ protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK) });
     const kick = fds.eventfd();
     await sequence(
-      send('SET_FEATURES', encodeU64(features)),
-      send('SET_OWNER'),
       send('SET_MEM_TABLE', encodeMemoryRegions({ regions: [region()] }), () => [fds.memfd(Number(MIB))]),
       send('SET_VRING_NUM', encodeVringState({ index: 0, num: 256 })),
       send('SET_VRING_BASE', encodeVringState({ index: 0, num: 0 })),
@@ -304,6 +303,20 @@ function vringInputs(ctx: CheckContext): Input[] {
       input: `SET_VRING_NUM ${num}`,
       send: send('SET_VRING_NUM', state(0, num)),
     })),
+    {
+      input: 'SET_VRING_KICK again on a running ring',
+      send: async (s) => {
+        await ringWithAddress(fds, inside)(s);
+        await send('SET_VRING_KICK', file(0), () => fds.eventfds(1))(s);
+      },
+    },
+    {
+      input: 'SET_VRING_CALL again on a running ring',
+      send: async (s) => {
+        await ringWithAddress(fds, inside)(s);
+        await send('SET_VRING_CALL', file(0), () => fds.eventfds(1))(s);
+      },
+    },
     {
       input: 'a ring whose descriptor table is outside guest memory, kicked',
       send: ringWithAddress(fds, { ...inside, descriptor: USER_BASE + 16n * MIB }),
@@ -402,9 +415,18 @@ function memoryInputs(ctx: CheckContext): Input[] {
 
 const NEEDS = [NEEDS_SOCKET];
 
+/**
+ * A check of `inputs` inputs: each a launch, a send and a probe that may each wait the deadline (a back-end
+ * that hangs on every one of them still gets its verdict with every input named).
+ */
+export function inputsBudget(inputs: number): (timeoutMs: number) => number {
+  return (timeoutMs) => inputs * (3 * timeoutMs + 1000) + 5000;
+}
+
 export const controlChecks = defineChecks('robustness', [
   {
     id: 'robust.ctl.framing',
+    budgetMs: inputsBudget(14),
     title:
       'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
     severity: 'MUST',
@@ -414,6 +436,7 @@ export const controlChecks = defineChecks('robustness', [
   },
   {
     id: 'robust.ctl.request-id',
+    budgetMs: inputsBudget(6),
     title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
     severity: 'MUST',
     spec: RobustSpec.frontendMessages,
@@ -422,6 +445,7 @@ export const controlChecks = defineChecks('robustness', [
   },
   {
     id: 'robust.ctl.fds',
+    budgetMs: inputsBudget(13),
     title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
     severity: 'MUST',
     spec: RobustSpec.messages,
@@ -430,6 +454,7 @@ export const controlChecks = defineChecks('robustness', [
   },
   {
     id: 'robust.ctl.vring',
+    budgetMs: inputsBudget(19),
     title:
       'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
     severity: 'MUST',
@@ -439,6 +464,7 @@ export const controlChecks = defineChecks('robustness', [
   },
   {
     id: 'robust.ctl.memory',
+    budgetMs: inputsBudget(15),
     title:
       'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
     severity: 'MUST',

@@ -15,6 +15,7 @@ import { memSlotChecks } from './protocol/mem-slots.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
 import { dataPlaneChecks } from './robustness/data-plane.js';
+import { robustnessChecks } from './robustness/index.js';
 import { vringChecks } from './vring/index.js';
 
 export const allChecks: Check[] = [
@@ -39,6 +40,8 @@ export const allChecks: Check[] = [
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,
+  // After everything: bad input may break a back-end for good; in attach mode the checks after skip.
+  ...robustnessChecks,
   ...dataPlaneChecks,
 ];
 

@@ -72,8 +72,15 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     const socket = path.join(tmp.path, 'net.sock');
     testpmd = startTestpmd(socket, `vhu-selftest-${process.pid}`);
     await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
-    // The robustness checks run on a testpmd of their own (below).
-    run = await runCli(['--connect', socket, '--type', 'net', '--grep', '^(conv|proto|vring|net|fs|gpu)\\.']);
+    // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
+    run = await runCli([
+      '--connect',
+      socket,
+      '--type',
+      'net',
+      '--grep',
+      '^(conv|proto|vring|net|fs|gpu|robust\\.(?!data\\.))',
+    ]);
   });
 
   after(async () => {
@@ -89,8 +96,12 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     );
     const expected = Object.fromEntries(
       allChecks
-        .filter((c) => c.area !== 'conventions' && c.area !== 'robustness')
-        .map((c) => [c.id, EXPECTED[c.id] ?? (c.area === 'protocol' || c.area === 'net' ? 'pass' : 'skip')]),
+        .filter((c) => c.area !== 'conventions' && !c.id.startsWith('robust.data.'))
+        // The robustness checks too: it survives every bad input, and leaks nothing.
+        .map((c) => [
+          c.id,
+          EXPECTED[c.id] ?? (['protocol', 'net', 'robustness'].includes(c.area) ? 'pass' : 'skip'),
+        ]),
     );
     expect(seen, run.stdout).to.deep.equal(expected);
     // SHOULD failures only: exit 0.
@@ -101,6 +112,13 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(messageOf(run.report, 'net.loopback')).to.match(/200 frames .* came back intact/);
     expect(messageOf(run.report, 'net.mq.pairs')).to.match(/^2 queue pairs \(of 4 tried\)/);
     expect(messageOf(run.report, 'net.rx.num-buffers')).to.match(/never written/);
+  });
+
+  it('answers or closes after every bad control message, with its fds and memory flat', () => {
+    expect(messageOf(run.report, 'robust.ctl.vring')).to.match(/^\d+ of 19 inputs answered/);
+    expect(messageOf(run.report, 'robust.leaks')).to.match(
+      /reconnects \(negotiation, set-up, leave\): fds (\d+) -> \1 /,
+    );
   });
 
   it('leaves nothing behind', () => {

@@ -71,8 +71,15 @@ const VIRTIOFSD_FS: Record<string, Verdict> = {
   'fs.config': 'skip',
 };
 
-/** vhost-user-gpu 7.2's MUST gpu checks that do not pass (see 'has exactly the verdicts seen by hand'). */
-const GPU_EXCEPTIONS = ['gpu.formats', 'gpu.edid', 'gpu.transfer-rect', 'gpu.scanout-offset'];
+/** vhost-user-gpu 7.2's MUST checks that do not pass (see 'has exactly the verdicts seen by hand'). */
+const GPU_EXCEPTIONS = [
+  'gpu.formats',
+  'gpu.edid',
+  'gpu.transfer-rect',
+  'gpu.scanout-offset',
+  'robust.ctl.framing',
+  'robust.ctl.vring',
+];
 
 /** The gpu checks drive gpu devices only: for fs they are skipped, saying so. */
 const NOT_GPU: Record<string, Verdict> = Object.fromEntries(
@@ -129,11 +136,11 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset)', function () {
+  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset), and two robustness ones', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(3);
+    expect(run.report?.summary.mustFailed).to.equal(5);
   });
 
   it('passes every other MUST check; conv.options.features is skipped only without a DRM render node', function () {
@@ -182,6 +189,10 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'gpu.scanout-offset': 'fail',
         // virtio_gpu_config is never filled in: num_scanouts 0 (QEMU overwrites it).
         'gpu.config': 'fail',
+        // libvhost-user 7.2 aborts on a message whose payload the connection's end cuts short (an assert)...
+        'robust.ctl.framing': 'fail',
+        // ... and dies of SIGSEGV on a vring index past its queues (vring messages index dev->vq unchecked).
+        'robust.ctl.vring': 'fail',
         ...NO_DRIVER,
         ...NOT_FS,
       }),
@@ -252,6 +263,21 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   it('exits with status 0 when its front-end leaves', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to exit: status 0/);
+  });
+
+  it('aborts on a message cut by the connection closing, and dies of SIGSEGV on vring 1024', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'robust.ctl.framing')).to.match(
+      /crashed after a message cut mid-payload, then the connection closed: killed by SIGABRT; .*vu_message_read_default: Assertion `rc == vmsg->size' failed/,
+    );
+    const vring = messageOf(run.report, 'robust.ctl.vring');
+    for (const input of [
+      'SET_VRING_NUM of vring 1024',
+      'GET_VRING_BASE of vring 1024',
+      'SET_VRING_ADDR of vring 0xFFFFFFFF',
+    ])
+      expect(vring).to.contain(`crashed after ${input}: killed by SIGSEGV`);
+    expect(messageOf(run.report, 'robust.leaks')).to.match(/set-up\/tear-down: fds (\d+) -> \1 /);
   });
 
   it('is described by /usr/share/qemu/vhost-user/50-qemu-gpu.json', function () {

@@ -43,6 +43,11 @@ export interface Check extends CheckInfo {
    * than as a cascade of timeouts. A check skipped as not applicable blocks nothing.
    */
   needs?: string[];
+  /**
+   * How long the whole check may take, given the run's deadline per wait; by default 8 waits and 5 s. A check
+   * that tries many inputs, each on a fresh back-end, says how many waits that is.
+   */
+  budgetMs?: (timeoutMs: number) => number;
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }

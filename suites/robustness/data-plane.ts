@@ -766,6 +766,14 @@ function outOfBoundsError(input: string, writes: readonly string[]): BackendErro
   );
 }
 
+/**
+ * The time a check may take: every input tried one after the other (attach mode), each at worst a set-up tried
+ * twice, a hang the oracle waits out, and a back-end killed after its grace.
+ */
+function budget(inputs: readonly Input[], timeoutMs: number): number {
+  return inputs.length * (3 * timeoutMs + 2000);
+}
+
 export const dataPlaneChecks = defineChecks('robustness', [
   {
     id: 'robust.data.chain',
@@ -774,6 +782,7 @@ export const dataPlaneChecks = defineChecks('robustness', [
     severity: 'MUST',
     spec: DataPlaneSpec.descriptorTable,
     needs: ['vring.blk.read-write', 'net.loopback'],
+    budgetMs: (timeoutMs) => budget(CHAIN_INPUTS, timeoutMs),
     run: (ctx) => runInputs(ctx, CHAIN_INPUTS),
   },
   {
@@ -783,6 +792,7 @@ export const dataPlaneChecks = defineChecks('robustness', [
     severity: 'MUST',
     spec: DataPlaneSpec.memoryAccess,
     needs: ['vring.blk.read-write', 'net.loopback'],
+    budgetMs: (timeoutMs) => budget(BUFFER_INPUTS, timeoutMs),
     run: (ctx) => runInputs(ctx, BUFFER_INPUTS),
   },
 ]);

@@ -38,7 +38,7 @@ const OTHER_DEVICE_AREAS = new Set(['vring', 'net']);
 const DRIVES_A_DEVICE = new Set([
   'proto.mem-slots.add-rem',
   'proto.log.dirty',
-  // The data-plane robustness checks drive block and net devices.
+  // The data-plane robustness checks drive block, net and fs devices (virtiofsd: VIRTIOFSD_DATA).
   'robust.data.chain',
   'robust.data.buffers',
 ]);
@@ -69,6 +69,16 @@ const VIRTIOFSD_FS: Record<string, Verdict> = {
   'fs.unlink': 'fail',
   'fs.bad-request': 'fail',
   'fs.config': 'skip',
+};
+
+/**
+ * virtiofsd's data-plane verdicts: libvhost-user drops the connection over most malformed chains, but a request
+ * queue element with no readable part left (a nested indirect table, a request marked device-writable) reaches
+ * fv_queue_worker, whose assert(0) aborts the daemon.
+ */
+const VIRTIOFSD_DATA: Record<string, Verdict> = {
+  'robust.data.chain': 'fail',
+  'robust.data.buffers': 'fail',
 };
 
 /** vhost-user-gpu 7.2's MUST checks that do not pass (see 'has exactly the verdicts seen by hand'). */
@@ -350,6 +360,7 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         ...NOT_OFFERED,
         ...NO_DRIVER,
         ...VIRTIOFSD_FS,
+        ...VIRTIOFSD_DATA,
         ...NOT_GPU,
       }),
     );
@@ -363,6 +374,19 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     expect(messageOf(run.report, 'fs.read')).to.match(/files read in \d+ READs: every byte as on disk/);
     expect(messageOf(run.report, 'fs.unlink')).to.contain(
       "UNLINK of a missing name: UNLINK: expected '5 (EIO)'",
+    );
+  });
+
+  it('dies of an assertion on a request queue element with nothing readable in it (robust.data.*)', function () {
+    this.timeout(5000);
+    const assertion =
+      /it crashed after (.+?): a failed assertion on stderr: ".*fv_queue_worker: Assertion `0' failed\."/;
+    expect(messageOf(run.report, 'robust.data.chain')).to.match(assertion);
+    expect(messageOf(run.report, 'robust.data.chain')).to.contain(
+      'after an indirect descriptor inside an indirect table',
+    );
+    expect(messageOf(run.report, 'robust.data.buffers')).to.contain(
+      'after the buffer the device reads marked device-writable',
     );
   });
 

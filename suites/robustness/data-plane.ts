@@ -9,6 +9,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BLK_HEADER_SIZE, encodeBlkHeader, SECTOR_SIZE, VirtioBlkType } from '../../harness/devices/blk.js';
+import {
+  FUSE_KERNEL_MINOR_VERSION,
+  FUSE_KERNEL_VERSION,
+  FuseInHeader,
+  FuseInitIn,
+  FuseInitOut,
+  FuseOpcode,
+  FuseOutHeader,
+} from '../../harness/devices/fuse.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net.js';
 import { BackendError, ProtocolError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
@@ -64,16 +73,19 @@ interface Part {
 
 /** A device started on a subject, with guest memory laid out in guarded areas, and its well-formed request. */
 interface Lane {
-  type: 'block' | 'net';
+  type: DataPlaneType;
   subject: Subject;
   device: FrontendDevice;
   memory: GuestMemory;
-  /** The vring the inputs go to (block: requestq; net: transmitq0, or receiveq0 for inputs that `writes`). */
+  /**
+   * The vring the inputs go to (block: requestq; net: transmitq0, or receiveq0 for inputs that `writes`; fs:
+   * the first request queue).
+   */
   ring: Vring;
   queue: SplitVirtqueue;
   /** VIRTIO_RING_F_INDIRECT_DESC negotiated (inputs with INDIRECT are malformed either way without it). */
   indirect: boolean;
-  /** The well-formed request: block header, data, status; net header, frame. */
+  /** The well-formed request: block header, data, status; net header, frame; fs FUSE_INIT and its reply. */
   parts: Part[];
   /** Writes the request's contents again (a device may have written over them). */
   refill(): void;
@@ -113,13 +125,16 @@ interface Input {
   build(lane: Lane): Plan;
 }
 
-function requireDataPlaneType(ctx: CheckContext): 'block' | 'net' {
+/** The device types the inputs are driven on. */
+type DataPlaneType = 'block' | 'net' | 'fs';
+
+function requireDataPlaneType(ctx: CheckContext): DataPlaneType {
   const type = ctx.target.type;
-  if (type === 'block' || type === 'net') return type;
+  if (type === 'block' || type === 'net' || type === 'fs') return type;
   throw new SkipError(
     type === null
       ? 'the device type is unknown (no --type, and --print-capabilities named none): no request to malform'
-      : `device type ${type}: the data-plane checks drive block and net devices`,
+      : `device type ${type}: the data-plane checks drive block, net and fs devices`,
   );
 }
 
@@ -131,7 +146,7 @@ const bit = (n: number) => 1n << BigInt(n);
  */
 async function openLane(
   ctx: CheckContext,
-  type: 'block' | 'net',
+  type: DataPlaneType,
   subject: Subject,
   writes: boolean,
 ): Promise<Lane> {
@@ -150,8 +165,8 @@ async function openLane(
     protocolFeatures: bit(ProtocolFeature.REPLY_ACK),
   });
   const offered = started.offered;
-  if (type === 'net' && !hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
-    throw new SkipError('VIRTIO_F_VERSION_1 is not offered: the legacy net header is not driven');
+  if (type !== 'block' && !hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
+    throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${type} device is not driven`);
   }
   const indirect = hasBit(offered, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
   const features =
@@ -166,7 +181,8 @@ async function openLane(
   const ringRegion = regions.at(-1)!.guestAddress;
   const low = regions[0]!.guestAddress;
   const middle = (regions[1] ?? regions[0]!).guestAddress;
-  const indices = type === 'net' ? [0, 1] : [0];
+  // net: receiveq0 and transmitq0; fs: the hiprio queue and the first request queue.
+  const indices = type === 'block' ? [0] : [0, 1];
   const placements: RingPlacement[] = indices.map((i) => ({
     descTable: memory.allocGuarded(`the descriptor table of vring ${i}`, descTableSize(SIZE), 16, {
       region: ringRegion,
@@ -200,6 +216,38 @@ async function openLane(
       memory.write(header, encodeBlkHeader(VirtioBlkType.IN, 0n));
       memory.fillGuard(data, SECTOR_SIZE);
       memory.write(status, Uint8Array.of(0xff));
+    };
+  } else if (type === 'fs') {
+    // FUSE_INIT: what a driver sends first, and what every file system device answers.
+    const out = memory.allocGuarded(
+      'the reply buffer of the request',
+      FuseOutHeader.size + FuseInitOut.size,
+      4096,
+      {
+        region: low,
+      },
+    );
+    const inLen = FuseInHeader.size + FuseInitIn.size;
+    const request = memory.allocGuarded('the request (fuse_in_header, fuse_init_in)', inLen, 16, {
+      region: middle,
+    });
+    parts = [
+      { addr: request, len: inLen, write: false },
+      { addr: out, len: FuseOutHeader.size + FuseInitOut.size, write: true },
+    ];
+    refill = () => {
+      memory.write(
+        request,
+        Buffer.concat([
+          FuseInHeader.encode({ len: inLen, opcode: FuseOpcode.INIT, unique: 1n }),
+          FuseInitIn.encode({
+            major: FUSE_KERNEL_VERSION,
+            minor: FUSE_KERNEL_MINOR_VERSION,
+            max_readahead: 0x2_0000,
+          }),
+        ]),
+      );
+      memory.fillGuard(out, FuseOutHeader.size + FuseInitOut.size);
     };
   } else {
     const buffer = memory.allocGuarded('the transmit buffer (header and frame)', NET_HDR_SIZE + FRAME, 16, {
@@ -246,7 +294,7 @@ async function openLane(
     rings: indices.map((index, i) => ({ index, size: SIZE, indirect, placement: placements[i]! })),
     enable: true,
   });
-  const ring = device.ring(type === 'net' && !writes ? 1 : 0);
+  const ring = device.ring(type === 'fs' || (type === 'net' && !writes) ? 1 : 0);
   const readOnly = [
     ...placements.map((p, i) => ({
       label: `the descriptor table of vring ${indices[i]}`,
@@ -643,7 +691,7 @@ async function queueStillWorks(lane: Lane, ms: number, posted: (before: Snapshot
  */
 async function setUp(
   ctx: CheckContext,
-  type: 'block' | 'net',
+  type: DataPlaneType,
   writes: boolean,
 ): Promise<{ subject: Subject; lane: Lane }> {
   for (let attempt = 1; ; attempt++) {
@@ -672,7 +720,7 @@ const PARALLEL = 3;
  */
 async function tryInput(
   ctx: CheckContext,
-  type: 'block' | 'net',
+  type: DataPlaneType,
   { input, build, writes }: Input,
 ): Promise<{ outcome: Outcome; line: string }> {
   // Half the quiet window for each wait: a device that takes a request at all takes it within milliseconds.
@@ -700,6 +748,8 @@ async function tryInput(
       // A device that stopped the queue must still answer for it: a data plane stuck in a loop does not.
       if (!works) await lane.device.stopRing(lane.ring.index);
     });
+    const assertion = failedAssertion(subject);
+    if (assertion) throw new BackendError(`it crashed after ${input}: ${assertion}`);
     const later = outOfBounds(lane, before);
     if (later.length) throw outOfBoundsError(`a well-formed request after ${input}`, later);
     return {
@@ -757,6 +807,15 @@ async function runInputs(ctx: CheckContext, inputs: readonly Input[]): Promise<s
     throw timeout;
   }
   throw new BackendError(message);
+}
+
+/**
+ * A failed C assertion on the back-end's stderr: an abort, even when the process that died is a child of the
+ * one launched (virtiofsd's sandbox), whose parent then exits without a signal and the connection just closes.
+ */
+function failedAssertion(subject: Subject): string | undefined {
+  const line = /^.*Assertion `.*' failed\.$/m.exec(subject.backend?.stderrTail ?? '')?.[0];
+  return line ? `a failed assertion on stderr: "${line.trim().slice(0, 200)}"` : undefined;
 }
 
 function outOfBoundsError(input: string, writes: readonly string[]): BackendError {

@@ -14,7 +14,9 @@ import { protocolLifecycleChecks } from './protocol/lifecycle.js';
 import { memSlotChecks } from './protocol/mem-slots.js';
 import { negotiationChecks } from './protocol/negotiation.js';
 import { replyAckChecks } from './protocol/reply-ack.js';
+import { dataPlaneChecks } from './robustness/data-plane.js';
 import { fuzzChecks } from './robustness/fuzz.js';
+import { robustnessChecks } from './robustness/index.js';
 import { vringChecks } from './vring/index.js';
 
 export const allChecks: Check[] = [
@@ -39,7 +41,10 @@ export const allChecks: Check[] = [
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
   ...replyAckChecks,
-  // Robustness, after everything: generated sequences (they may break a back-end).
+  // After everything: bad input may break a back-end for good; in attach mode the checks after skip.
+  ...robustnessChecks,
+  ...dataPlaneChecks,
+  // Generated sequences last of all.
   ...fuzzChecks,
 ];
 

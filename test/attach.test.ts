@@ -47,6 +47,9 @@ const BROKEN: Record<string, Verdict> = {
   'robust.fuzz': 'fail',
 };
 
+/** Every check but the robustness ones: ids of the other areas (no title or area of a robustness check matches). */
+const BEFORE_ROBUSTNESS = '^(conv|proto|vring|net|fs|gpu)\\.';
+
 /** Defects that show in a race the harness cannot always win: the check may also pass. */
 const RACY = new Set(['vring.get-vring-base.drain']);
 
@@ -73,7 +76,8 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
       { reject: false, stdin: 'ignore' },
     );
     await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
-    run = await runCli(['--connect', socket, '--type', 'block']);
+    // The robustness checks may take the daemon down: they run on daemons of their own (below).
+    run = await runCli(['--connect', socket, '--type', 'block', '--grep', BEFORE_ROBUSTNESS]);
   });
 
   after(async () => {
@@ -96,12 +100,14 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
   it('has exactly the protocol and vring verdicts seen by hand', () => {
     const seen = Object.fromEntries(
       Object.entries(verdicts(run.report))
-        .filter(([id]) => !id.startsWith('conv.'))
+        // The robustness checks, after proto.reply-ack.invalid (which kills the daemon in some runs), get
+        // daemons of their own below.
+        .filter(([id]) => !id.startsWith('conv.') && !id.startsWith('robust.'))
         .map(([id, v]) => [id, RACY.has(id) && v === 'pass' ? BROKEN[id] : v]),
     );
     const expected = Object.fromEntries(
       allChecks
-        .filter((c) => c.area !== 'conventions')
+        .filter((c) => c.area !== 'conventions' && c.area !== 'robustness')
         // A block device: the net, fs and gpu checks are skipped, saying so (fs: no shared directory either).
         .map((c) => [c.id, ['net', 'fs', 'gpu'].includes(c.area) ? 'skip' : (BROKEN[c.id] ?? 'pass')]),
     );
@@ -115,6 +121,126 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
 
   it('serves a new front-end at once after the first one left', () => {
     expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to serve a new front-end/);
+  });
+
+  it('leaves nothing behind', () => {
+    expectClean(run);
+  });
+});
+
+/** A qemu-storage-daemon exporting an 8 MiB file over vhost-user-blk, listening at its socket. */
+async function startDaemon(): Promise<{ socket: string; daemon: ResultPromise; stop: () => Promise<void> }> {
+  if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
+  const tmp = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, 'blk.sock');
+  const image = path.join(tmp.path, 'disk.img');
+  await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
+  const daemon = execa(
+    QSD,
+    [
+      '--blockdev',
+      `driver=file,node-name=disk0,filename=${image}`,
+      '--export',
+      `type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=${socket},writable=on`,
+    ],
+    { reject: false, stdin: 'ignore' },
+  );
+  await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
+  return {
+    socket,
+    daemon,
+    stop: async () => {
+      daemon.kill('SIGKILL');
+      await daemon;
+      await tmp.cleanup();
+    },
+  };
+}
+
+/**
+ * The robustness checks, a daemon for each group: an input that kills the daemon ends its group (attach mode
+ * restarts nothing), so the checks that kill it run on their own.
+ */
+const ROBUSTNESS_GROUPS: Array<{
+  grep: string;
+  verdicts: Record<string, Verdict>;
+  signal?: string;
+  message?: RegExp;
+}> = [
+  {
+    grep: '^robust\\.(leaks|ctl\\.(framing|request-id|fds))$',
+    verdicts: {
+      'robust.leaks': 'pass',
+      'robust.ctl.framing': 'pass',
+      'robust.ctl.request-id': 'pass',
+      'robust.ctl.fds': 'pass',
+    },
+  },
+  {
+    // libvhost-user 7.2 indexes dev->vq[] with the message's vring index unchecked.
+    grep: '^robust\\.ctl\\.vring$',
+    verdicts: { 'robust.ctl.vring': 'fail' },
+    signal: 'SIGSEGV',
+    message: /attached back-end \(pid \d+\) ended after SET_VRING_NUM of vring 1024/,
+  },
+  {
+    grep: '^robust\\.ctl\\.memory$',
+    verdicts: { 'robust.ctl.memory': 'fail' },
+    signal: 'SIGSEGV',
+    message: /attached back-end \(pid \d+\) ended after SET_MEM_TABLE saying 0xFFFFFFFF regions/,
+  },
+];
+
+describe('attach mode: qemu-storage-daemon, the robustness checks on daemons of their own', function () {
+  this.timeout(120_000);
+  for (const group of ROBUSTNESS_GROUPS) {
+    it(`${Object.keys(group.verdicts).join(', ')}: ${Object.values(group.verdicts).join(', ')}`, async () => {
+      const qsd = await startDaemon();
+      try {
+        const run = await runCli(['--connect', qsd.socket, '--type', 'block', '--grep', group.grep]);
+        expect(verdicts(run.report), run.stdout).to.deep.equal(group.verdicts);
+        for (const [id] of Object.entries(group.verdicts).filter(([, v]) => v === 'fail'))
+          expect(messageOf(run.report, id)).to.match(group.message!);
+        if (group.signal) expect((await qsd.daemon).signal).to.equal(group.signal);
+        expectClean(run);
+      } finally {
+        await qsd.stop();
+      }
+    });
+  }
+});
+
+describe('attach mode: qemu-storage-daemon, malformed virtqueue content (robust.data.*) on a daemon of its own', function () {
+  this.timeout(90_000);
+  let qsd: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let run: CliRun;
+
+  before(async () => {
+    qsd = await startDaemon();
+    run = await runCli(['--connect', qsd.socket, '--type', 'block', '--grep', '^robust\\.data\\.']);
+  });
+
+  after(async () => {
+    await qsd?.stop();
+  });
+
+  it('survives every input, writing nothing out of bounds: most close the connection (vu_panic)', () => {
+    expect(verdicts(run.report), run.stdout).to.deep.equal({
+      'robust.data.chain': 'pass',
+      'robust.data.buffers': 'pass',
+    });
+    expect(messageOf(run.report, 'robust.data.chain')).to.match(
+      /^3 of 11 inputs answered; closed the connection after: a descriptor whose next is itself,/,
+    );
+    // A chain longer than the queue, through an indirect table, is served as a request.
+    expect(messageOf(run.report, 'robust.data.chain')).to.contain(
+      'a chain longer than the queue size (an indirect table of queue size + 2 descriptors): used id 0 len 513, status byte 0',
+    );
+    expect(messageOf(run.report, 'robust.data.buffers')).to.match(
+      /^3 of 11 inputs answered; closed the connection after: /,
+    );
+    expect(qsd?.daemon.exitCode, 'the daemon is still running').to.equal(null);
+    expect(run.exitCode, run.stderr).to.equal(0);
   });
 
   it('leaves nothing behind', () => {

@@ -36,6 +36,32 @@ const EXPECTED: Record<string, Verdict> = {
   'robust.fuzz': 'pass',
 };
 
+/** testpmd with a net_vhost port at `socket`, io forwarding on two queue pairs; its runtime files under `prefix`. */
+function startTestpmd(socket: string, prefix: string): ResultPromise {
+  return execa(
+    TESTPMD,
+    [
+      '--no-huge',
+      '--no-pci',
+      '-m',
+      '512',
+      // A prefix of our own: its runtime files go under /var/run/dpdk/<prefix>, removed in `after`.
+      `--file-prefix=${prefix}`,
+      '--vdev',
+      `net_vhost0,iface=${socket},queues=2`,
+      '--',
+      '--forward-mode=io',
+      // Two queue pairs forwarded (GET_QUEUE_NUM answers 128 whatever these say).
+      '--rxq=2',
+      '--txq=2',
+      '--total-num-mbufs=16384',
+      // Without it testpmd waits on stdin, and would end at once on /dev/null.
+      '--stats-period=10',
+    ],
+    { reject: false, stdin: 'ignore' },
+  );
+}
+
 describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)', function () {
   this.timeout(90_000);
   let tmp: { path: string; cleanup: () => Promise<void> };
@@ -46,30 +72,17 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
     tmp = await dir({ prefix: 'vhu-selftest-dpdk-', unsafeCleanup: true });
     const socket = path.join(tmp.path, 'net.sock');
-    testpmd = execa(
-      TESTPMD,
-      [
-        '--no-huge',
-        '--no-pci',
-        '-m',
-        '512',
-        // A prefix of our own: its runtime files go under /var/run/dpdk/<prefix>, removed in `after`.
-        `--file-prefix=vhu-selftest-${process.pid}`,
-        '--vdev',
-        `net_vhost0,iface=${socket},queues=2`,
-        '--',
-        '--forward-mode=io',
-        // Two queue pairs forwarded (GET_QUEUE_NUM answers 128 whatever these say).
-        '--rxq=2',
-        '--txq=2',
-        '--total-num-mbufs=16384',
-        // Without it testpmd waits on stdin, and would end at once on /dev/null.
-        '--stats-period=10',
-      ],
-      { reject: false, stdin: 'ignore' },
-    );
+    testpmd = startTestpmd(socket, `vhu-selftest-${process.pid}`);
     await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
-    run = await runCli(['--connect', socket, '--type', 'net']);
+    // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
+    run = await runCli([
+      '--connect',
+      socket,
+      '--type',
+      'net',
+      '--grep',
+      '^(conv|proto|vring|net|fs|gpu|robust\\.(?!data\\.))',
+    ]);
   });
 
   after(async () => {
@@ -85,8 +98,12 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     );
     const expected = Object.fromEntries(
       allChecks
-        .filter((c) => c.area !== 'conventions')
-        .map((c) => [c.id, EXPECTED[c.id] ?? (c.area === 'protocol' || c.area === 'net' ? 'pass' : 'skip')]),
+        .filter((c) => c.area !== 'conventions' && !c.id.startsWith('robust.data.'))
+        // The robustness checks too: it survives every bad input, and leaks nothing.
+        .map((c) => [
+          c.id,
+          EXPECTED[c.id] ?? (['protocol', 'net', 'robustness'].includes(c.area) ? 'pass' : 'skip'),
+        ]),
     );
     expect(seen, run.stdout).to.deep.equal(expected);
     // SHOULD failures only: exit 0.
@@ -107,6 +124,55 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
       /^14 UDP and TCP frames .*: 14 completed, 0 still marked/,
     );
     expect(messageOf(run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
+  });
+
+  it('answers or closes after every bad control message, with its fds and memory flat', () => {
+    expect(messageOf(run.report, 'robust.ctl.vring')).to.match(/^\d+ of 19 inputs answered/);
+    expect(messageOf(run.report, 'robust.leaks')).to.match(
+      /reconnects \(negotiation, set-up, leave\): fds (\d+) -> \1 /,
+    );
+  });
+
+  it('leaves nothing behind', () => {
+    expectClean(run);
+  });
+});
+
+describe('attach mode: dpdk-testpmd, malformed virtqueue content (robust.data.*) on a testpmd of its own', function () {
+  this.timeout(90_000);
+  const prefix = `vhu-selftest-data-${process.pid}`;
+  let tmp: { path: string; cleanup: () => Promise<void> };
+  let testpmd: ResultPromise | undefined;
+  let run: CliRun;
+
+  before(async () => {
+    if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
+    tmp = await dir({ prefix: 'vhu-selftest-dpdk-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'net.sock');
+    testpmd = startTestpmd(socket, prefix);
+    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
+    run = await runCli(['--connect', socket, '--type', 'net', '--grep', '^robust\\.data\\.']);
+  });
+
+  after(async () => {
+    testpmd?.kill('SIGKILL');
+    await testpmd;
+    await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
+    await tmp?.cleanup();
+  });
+
+  it('takes every malformed chain without crashing or hanging', () => {
+    expect(verdicts(run.report)['robust.data.chain'], run.stdout).to.equal('pass');
+    expect(messageOf(run.report, 'robust.data.chain')).to.match(/^11 of 11 inputs answered\./);
+  });
+
+  it('writes a received frame into a receive buffer the driver marked device-readable', () => {
+    expect(verdicts(run.report)['robust.data.buffers'], run.stdout).to.equal('fail');
+    expect(messageOf(run.report, 'robust.data.buffers')).to.match(
+      /^after the buffers the device writes marked device-readable, the device wrote where it may not .*: at guest 0x[0-9a-f]+: 00 00 00 00 00 00 00 00 00 00 .* of the device-readable buffer at guest 0x[0-9a-f]+ \(1526 bytes\), which the device only reads \(10 of 10 inputs answered\)$/,
+    );
+    expect(testpmd?.exitCode, 'testpmd is still running').to.equal(null);
+    expect(run.exitCode, run.stderr).to.equal(1);
   });
 
   it('leaves nothing behind', () => {

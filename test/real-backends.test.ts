@@ -35,7 +35,13 @@ function hasRenderNode(): boolean {
 /** Areas whose checks drive block and net traffic: for gpu and fs they are skipped, saying so. */
 const OTHER_DEVICE_AREAS = new Set(['vring', 'net']);
 /** Protocol checks that carry block traffic, and need a driver as the vring checks do. */
-const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem', 'proto.log.dirty']);
+const DRIVES_A_DEVICE = new Set([
+  'proto.mem-slots.add-rem',
+  'proto.log.dirty',
+  // The data-plane robustness checks drive block, net and fs devices (virtiofsd: VIRTIOFSD_DATA).
+  'robust.data.chain',
+  'robust.data.buffers',
+]);
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks
     .filter((c) => OTHER_DEVICE_AREAS.has(c.area) || DRIVES_A_DEVICE.has(c.id))
@@ -65,8 +71,26 @@ const VIRTIOFSD_FS: Record<string, Verdict> = {
   'fs.config': 'skip',
 };
 
+/**
+ * virtiofsd's data-plane verdicts: libvhost-user drops the connection over most malformed chains, but a request
+ * queue element with no readable part left (a nested indirect table, a request marked device-writable) reaches
+ * fv_queue_worker, whose assert(0) aborts the daemon.
+ */
+const VIRTIOFSD_DATA: Record<string, Verdict> = {
+  'robust.data.chain': 'fail',
+  'robust.data.buffers': 'fail',
+};
+
 /** vhost-user-gpu 7.2's MUST checks that do not pass (see 'has exactly the verdicts seen by hand'). */
-const GPU_EXCEPTIONS = ['gpu.formats', 'gpu.edid', 'gpu.transfer-rect', 'gpu.scanout-offset', 'robust.fuzz'];
+const GPU_EXCEPTIONS = [
+  'gpu.formats',
+  'gpu.edid',
+  'gpu.transfer-rect',
+  'gpu.scanout-offset',
+  'robust.ctl.framing',
+  'robust.ctl.vring',
+  'robust.fuzz',
+];
 
 /** The gpu checks drive gpu devices only: for fs they are skipped, saying so. */
 const NOT_GPU: Record<string, Verdict> = Object.fromEntries(
@@ -123,11 +147,11 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset), and robust.fuzz', function () {
+  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset), and three robustness ones', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(4);
+    expect(run.report?.summary.mustFailed).to.equal(6);
     expect(messageOf(run.report, 'robust.fuzz')).to.match(
       /it crashed after step 1 of 1 \(SET_VRING_ADDR ring 4294967295 of a vring that does not exist\): killed by SIGSEGV/,
     );
@@ -179,6 +203,10 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'gpu.scanout-offset': 'fail',
         // virtio_gpu_config is never filled in: num_scanouts 0 (QEMU overwrites it).
         'gpu.config': 'fail',
+        // libvhost-user 7.2 aborts on a message whose payload the connection's end cuts short (an assert)...
+        'robust.ctl.framing': 'fail',
+        // ... and dies of SIGSEGV on a vring index past its queues (vring messages index dev->vq unchecked).
+        'robust.ctl.vring': 'fail',
         // Generated sequences: SET_VRING_ADDR for vring 4294967295 kills it (SIGSEGV).
         'robust.fuzz': 'fail',
         ...NO_DRIVER,
@@ -261,6 +289,21 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expect(messageOf(run.report, 'proto.lifecycle.reconnect')).to.match(/chose to exit: status 0/);
   });
 
+  it('aborts on a message cut by the connection closing, and dies of SIGSEGV on vring 1024', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'robust.ctl.framing')).to.match(
+      /crashed after a message cut mid-payload, then the connection closed: killed by SIGABRT; .*vu_message_read_default: Assertion `rc == vmsg->size' failed/,
+    );
+    const vring = messageOf(run.report, 'robust.ctl.vring');
+    for (const input of [
+      'SET_VRING_NUM of vring 1024',
+      'GET_VRING_BASE of vring 1024',
+      'SET_VRING_ADDR of vring 0xFFFFFFFF',
+    ])
+      expect(vring).to.contain(`crashed after ${input}: killed by SIGSEGV`);
+    expect(messageOf(run.report, 'robust.leaks')).to.match(/set-up\/tear-down: fds (\d+) -> \1 /);
+  });
+
   it('is described by /usr/share/qemu/vhost-user/50-qemu-gpu.json', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'conv.descriptor.found')).to.contain(
@@ -331,6 +374,7 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         ...NOT_OFFERED,
         ...NO_DRIVER,
         ...VIRTIOFSD_FS,
+        ...VIRTIOFSD_DATA,
         ...NOT_GPU,
       }),
     );
@@ -344,6 +388,19 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     expect(messageOf(run.report, 'fs.read')).to.match(/files read in \d+ READs: every byte as on disk/);
     expect(messageOf(run.report, 'fs.unlink')).to.contain(
       "UNLINK of a missing name: UNLINK: expected '5 (EIO)'",
+    );
+  });
+
+  it('dies of an assertion on a request queue element with nothing readable in it (robust.data.*)', function () {
+    this.timeout(5000);
+    const assertion =
+      /it crashed after (.+?): a failed assertion on stderr: ".*fv_queue_worker: Assertion `0' failed\."/;
+    expect(messageOf(run.report, 'robust.data.chain')).to.match(assertion);
+    expect(messageOf(run.report, 'robust.data.chain')).to.contain(
+      'after an indirect descriptor inside an indirect table',
+    );
+    expect(messageOf(run.report, 'robust.data.buffers')).to.contain(
+      'after the buffer the device reads marked device-writable',
     );
   });
 

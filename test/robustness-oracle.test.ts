@@ -124,7 +124,7 @@ describe('robustness oracle', function () {
   });
 
   it('a back-end that stops reading: a timeout saying it hung', async () => {
-    const err = await afterBadInput(context('hang', null, 500)).catch((e: unknown) => e);
+    const err = await afterBadInput(context('hang')).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(TimeoutError);
     expect((err as Error).message).to.match(/after SET_OWNER version 2: it hung/);
   });

@@ -36,6 +36,7 @@ import { PackedVirtqueue, packedBase } from '../virtqueue/packed.js';
 import {
   type AddRequestOptions,
   type BufferElement,
+  type RingPlacement,
   SplitVirtqueue,
   type UsedBuffer,
 } from '../virtqueue/split.js';
@@ -62,6 +63,8 @@ export interface VringOptions {
   inOrder?: boolean;
   /** The available index the ring starts at (SET_VRING_BASE; the ring memory is laid out to match). */
   base?: number;
+  /** Where the three parts go (default: allocated in the ring region). */
+  placement?: RingPlacement;
 }
 
 /** What a driver needs of a queue of either layout, split or packed. */
@@ -291,6 +294,7 @@ export class FrontendDevice {
       indirect: options.indirect ?? false,
       inOrder: options.inOrder ?? false,
       region: this.#ringRegion,
+      ...(options.placement ? { placement: options.placement } : {}),
     });
     const base = options.base ?? 0;
     if (base !== 0) queue.resetTo(base);

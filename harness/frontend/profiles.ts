@@ -15,6 +15,7 @@ import type { SplitVringBase } from '../protocol/messages.js';
 import { encodeU64 } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
+import type { RingPlacement } from '../virtqueue/split.js';
 import type { FrontendDevice } from './device.js';
 
 /** Start-up messages, sent once on a fresh connection. */
@@ -268,6 +269,8 @@ export interface RingPlan {
   inOrder?: boolean;
   /** The available index a split ring starts at. */
   base?: number;
+  /** Where a split ring's parts go (default: allocated in the ring region). */
+  placement?: RingPlacement;
 }
 
 export interface StartPlan {
@@ -308,6 +311,7 @@ export async function startDevice(
         ...options,
         inOrder: ring.inOrder ?? false,
         ...(ring.base === undefined ? {} : { base: ring.base }),
+        ...(ring.placement ? { placement: ring.placement } : {}),
       });
   }
   for (const step of profile.start) {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { VhuError } from '../errors.js';
 import {
   createTestMemory,
+  GUARD_BYTES,
   GUARD_PATTERN,
   GuestMemory,
   GuestMemoryError,
@@ -295,5 +296,66 @@ describe('memory/guest-memory', () => {
     const memory = createTestMemory({ backing: (length) => ({ bytes: new Uint8Array(length), fd: fd++ }) });
     expect(memory.regions.map((r) => r.fd)).to.deep.equal([40, 42, 41]);
     expect(createTestMemory().regions[0]!.fd).to.equal(undefined);
+  });
+
+  describe('guard zones', () => {
+    it('puts guard bytes on both sides of an area and names a write past its end', () => {
+      const memory = createTestMemory();
+      const status = memory.allocGuarded('status byte of request 1', 1, 1, { region: C });
+      expect(status - C).to.equal(BigInt(GUARD_BYTES));
+      expect(memory.read(status - 8n, 8)).to.deep.equal(GUARD_PATTERN);
+      expect(memory.checkGuards()).to.deep.equal([]);
+      memory.write(status, Uint8Array.of(0)); // the area itself: the device's to write
+      expect(memory.checkGuards()).to.deep.equal([]);
+      memory.write(status + 1n, Uint8Array.of(0, 0, 7));
+      const [violation, ...more] = memory.checkGuards();
+      expect(more).to.deep.equal([]);
+      expect(violation!.gpa).to.equal(status + 1n);
+      expect(violation!.bytes).to.deep.equal(Uint8Array.of(0, 0, 7));
+      // The guard after the area starts at pattern byte 0.
+      expect(violation!.expected).to.deep.equal(GUARD_PATTERN.subarray(0, 3));
+      expect(violation!.nextTo).to.equal(
+        `1 byte(s) past the end of status byte of request 1 (guest 0x${(status).toString(16)}, 1 byte)`,
+      );
+    });
+
+    it('aligns the area and names a write before it', () => {
+      const memory = createTestMemory();
+      memory.alloc(3, 1, { region: B });
+      const table = memory.allocGuarded('descriptor table', 64, 4096, { region: B });
+      expect(table % 4096n).to.equal(0n);
+      memory.write(table - 2n, Uint8Array.of(1));
+      const [violation] = memory.checkGuards();
+      expect(violation!.gpa).to.equal(table - 2n);
+      expect(violation!.nextTo).to.match(
+        /^2 byte\(s\) before the start of descriptor table \(guest 0x1000[0-9a-f]+, 64 bytes\)$/,
+      );
+    });
+
+    it('watches free memory once guarded, naming the nearest area', () => {
+      const memory = createTestMemory();
+      const ring = memory.allocGuarded('used ring', 70, 4, { region: A });
+      memory.guardFree();
+      expect(memory.checkGuards()).to.deep.equal([]);
+      const far = ring + 70n + 1000n;
+      memory.write(far, Uint8Array.of(0xde, 0xad, 0x00, 0x00));
+      const violations = memory.checkGuards();
+      expect(violations).to.have.length(1);
+      // 0xde, 0xad may match the pattern by chance: the run starts at the first byte that differs.
+      expect(violations[0]!.gpa >= far).to.equal(true);
+      expect(violations[0]!.nextTo).to.match(/^free guest memory, \d+ byte\(s\) past the end of used ring/);
+      // A write into another region's free room.
+      memory.write(B + 5n, Uint8Array.of(1, 2));
+      expect(memory.checkGuards().map((v) => v.gpa)).to.include(B + 5n);
+    });
+
+    it('forgets areas and zones with the allocator', () => {
+      const memory = createTestMemory();
+      const area = memory.allocGuarded('buffer', 8);
+      memory.write(area + 8n, Uint8Array.of(0));
+      memory.resetAllocator();
+      expect(memory.checkGuards()).to.deep.equal([]);
+      expect(memory.guardedAreas).to.deep.equal([]);
+    });
   });
 });

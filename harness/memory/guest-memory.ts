@@ -69,6 +69,36 @@ export interface AreaSpec {
   align?: number;
 }
 
+/** Bytes of guard on each side of an area from `allocGuarded` (at least: alignment may add more before). */
+export const GUARD_BYTES = 64;
+
+/** An area handed to the device (a buffer, a ring part, a table), named for messages. */
+export interface GuardedArea {
+  label: string;
+  gpa: bigint;
+  len: number;
+}
+
+/** A run of guard bytes the device changed: a write outside every area it was given. */
+export interface GuardViolation {
+  /** The guest address of the first changed byte. */
+  gpa: bigint;
+  /** The bytes there now, from the first changed one to the last of the run. */
+  bytes: Uint8Array;
+  /** What the run held: guard bytes. */
+  expected: Uint8Array;
+  /** Where it is, named by the nearest area: "3 bytes past the end of <label> (guest 0x.., 1 byte)". */
+  nextTo: string;
+}
+
+/** Guard bytes that must keep the pattern; the areas on each side, when there are. */
+interface GuardZone {
+  gpa: bigint;
+  len: number;
+  before?: GuardedArea;
+  after?: GuardedArea;
+}
+
 /** Bump allocator state of one region: free room is [low, high) in offsets from the region start. */
 interface BumpState {
   low: bigint;
@@ -89,6 +119,8 @@ export class GuestMemory {
 
   #regions: MemoryRegion[] = [];
   #bump = new Map<MemoryRegion, BumpState>();
+  #areas: GuardedArea[] = [];
+  #zones: GuardZone[] = [];
 
   constructor(regions: readonly MemoryRegion[] = []) {
     for (const region of regions) this.add(region);
@@ -361,9 +393,91 @@ export class GuestMemory {
     return out;
   }
 
+  /**
+   * Allocates `len` bytes for the device (aligned to `align`) between two zones of at least GUARD_BYTES guard
+   * bytes, which it fills; `checkGuards` then finds any write the device makes next to the area. Returns the
+   * area's guest address. Throws as `alloc` does.
+   */
+  allocGuarded(label: string, len: number, align = 1, options: AllocOptions = {}): bigint {
+    checkLength(len);
+    const pad = Math.max(align, GUARD_BYTES);
+    const padded = Math.ceil(GUARD_BYTES / pad) * pad;
+    const start = this.alloc(padded + len + GUARD_BYTES, pad, options);
+    const area: GuardedArea = { label, gpa: start + BigInt(padded), len };
+    const before: GuardZone = { gpa: start, len: padded, before: area };
+    const after: GuardZone = { gpa: area.gpa + BigInt(len), len: GUARD_BYTES, after: area };
+    for (const zone of [before, after]) this.fillGuard(zone.gpa, zone.len);
+    this.#areas.push(area);
+    this.#zones.push(before, after);
+    return area.gpa;
+  }
+
+  /** The areas `allocGuarded` made, in allocation order. */
+  get guardedAreas(): readonly GuardedArea[] {
+    return this.#areas;
+  }
+
+  /**
+   * Fills the room no allocation has taken yet, in every region, with guard bytes, and watches it with the
+   * guard zones: a device writing anywhere in free guest memory is caught too. Call it once the areas are laid
+   * out; a later allocation from that room is not watched.
+   */
+  guardFree(): void {
+    for (const region of this.#regions) {
+      const { low, high } = this.#bump.get(region)!;
+      if (high <= low) continue;
+      const zone: GuardZone = { gpa: region.guestAddress + low, len: Number(high - low) };
+      this.fillGuard(zone.gpa, zone.len);
+      this.#zones.push(zone);
+    }
+  }
+
+  /**
+   * Every run of guard bytes (around `allocGuarded` areas, in `guardFree` room) that no longer holds the
+   * pattern, with the bytes found and the area it is next to.
+   */
+  checkGuards(): GuardViolation[] {
+    const out: GuardViolation[] = [];
+    for (const zone of this.#zones) {
+      const offsets = this.checkGuard(zone.gpa, zone.len);
+      for (let i = 0; i < offsets.length; ) {
+        let j = i;
+        while (j + 1 < offsets.length && offsets[j + 1] === offsets[j]! + 1) j++;
+        const gpa = zone.gpa + BigInt(offsets[i]!);
+        const len = offsets[j]! - offsets[i]! + 1;
+        const expected = new Uint8Array(len);
+        const phase = offsets[i]! % GUARD_PATTERN.length;
+        for (let k = 0; k < len; k++) expected[k] = GUARD_PATTERN[(phase + k) % GUARD_PATTERN.length]!;
+        out.push({ gpa, bytes: this.read(gpa, len), expected, nextTo: this.#nearest(gpa, zone) });
+        i = j + 1;
+      }
+    }
+    return out.sort((a, b) => (a.gpa < b.gpa ? -1 : a.gpa > b.gpa ? 1 : 0));
+  }
+
+  /** Says where guard byte `gpa` of `zone` is, by the area it follows or precedes (or the nearest one). */
+  #nearest(gpa: bigint, zone: GuardZone): string {
+    const describe = (a: GuardedArea) =>
+      `${a.label} (guest 0x${hex(a.gpa)}, ${a.len} byte${a.len === 1 ? '' : 's'})`;
+    const past = (a: GuardedArea) =>
+      `${gpa - (a.gpa + BigInt(a.len)) + 1n} byte(s) past the end of ${describe(a)}`;
+    const ahead = (a: GuardedArea) => `${a.gpa - gpa} byte(s) before the start of ${describe(a)}`;
+    if (zone.after) return past(zone.after);
+    if (zone.before) return ahead(zone.before);
+    let best: { distance: bigint; text: string } | undefined;
+    for (const a of this.#areas) {
+      const end = a.gpa + BigInt(a.len);
+      const distance = gpa >= end ? gpa - end : a.gpa - gpa;
+      if (!best || distance < best.distance) best = { distance, text: gpa >= end ? past(a) : ahead(a) };
+    }
+    return `free guest memory${best ? `, ${best.text}` : ''}`;
+  }
+
   /** Forgets every allocation. Whatever still uses the old areas (a queue) must be dropped first. */
   resetAllocator(): void {
     for (const region of this.#regions) this.#bump.set(region, { low: 0n, high: region.size });
+    this.#areas = [];
+    this.#zones = [];
   }
 
   /** Calls `fn` with views covering [gpa, gpa+len) in address order, after checking the whole range maps. */

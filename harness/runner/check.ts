@@ -55,8 +55,11 @@ export interface Check extends CheckInfo {
    * than as a cascade of timeouts. A check skipped as not applicable blocks nothing.
    */
   needs?: string[];
-  /** How long the check may run before it counts as stuck, when more than the usual (a few deadlines). */
-  budgetMs?(target: Target, timeoutMs: number): number;
+  /**
+   * How long the whole check may take, given the run's deadline per wait; by default 8 waits and 5 s. A check
+   * that tries many inputs, each on a fresh back-end, says how many waits that is.
+   */
+  budgetMs?: (timeoutMs: number, target: Target) => number;
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }

@@ -219,7 +219,7 @@ async function runOne(
   let verdict: Verdict = 'pass';
   let message = '';
   // A check is a handful of waits; past this budget it is stuck, and that is the back-end's doing.
-  const budget = check.budgetMs?.(target, timeoutMs) ?? timeoutMs * 8 + 5000;
+  const budget = check.budgetMs?.(timeoutMs, target) ?? timeoutMs * 8 + 5000;
   try {
     if (signal?.aborted) throw new SkipError('the run was interrupted');
     message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`, false)) ?? '';

@@ -152,6 +152,11 @@ export class UnixChannel {
     }
   }
 
+  /** Shuts down the sending side only: the peer reads end of stream, and this end can still receive. */
+  shutdownWrite(): void {
+    if (!this.#closed) shutdown(this.fd, Shutdown.SHUT_WR);
+  }
+
   /**
    * Shuts the socket down (the peer sees end of stream) and closes it; idempotent. A pending receive or send
    * rejects with ClosedError.

@@ -172,6 +172,12 @@ export class Connection {
     }
   }
 
+  /** Ends what we send (the back-end reads end of stream, maybe mid-message) and keeps reading. */
+  shutdownWrite(): void {
+    this.log.push('-> end of stream');
+    this.channel.shutdownWrite();
+  }
+
   /** The next message from the back-end, within the reply deadline. */
   async nextFrame(what: string): Promise<DecodedFrame> {
     const queued = this.frames.shift();

@@ -2,7 +2,16 @@ import { expect } from 'chai';
 import { BackendError, VhuError } from '../errors.js';
 import { createTestMemory, GUARD_PATTERN, GuestMemory } from '../memory/guest-memory.js';
 import { UsedRingError, VirtqueueError } from './errors.js';
-import { type AddRequestOptions, type BufferElement, SplitVirtqueue, vringNeedEvent } from './split.js';
+import {
+  type AddRequestOptions,
+  type BufferElement,
+  dataView,
+  readRawDescriptor,
+  SplitVirtqueue,
+  VirtqDescFlag,
+  vringNeedEvent,
+  writeRawDescriptor,
+} from './split.js';
 
 /**
  * A tiny device playing the back-end. It knows the ring layout only from the numbers below (written from
@@ -667,6 +676,84 @@ describe('virtqueue/split', () => {
       expect(thrown(UsedRingError, () => vq.collectUsed()).message).to.match(
         /id 5, not the head of a buffer in flight/,
       );
+    });
+  });
+
+  describe('raw access', () => {
+    it('writes descriptors exactly as given, loops and out-of-range next included', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue(memory, 4);
+      const loop = { addr: 0xffff_ffff_ffff_fff0n, len: 0xffff_ffff, flags: 0xffff, next: 0 };
+      vq.setRawDescriptor(0, loop);
+      vq.setRawDescriptor(3, { addr: 0x1000n, len: 0, flags: VirtqDescFlag.NEXT, next: 4000 });
+      expect(vq.rawDescriptor(0)).to.deep.equal(loop);
+      // addr, len, flags, next: little-endian, where the spec puts them.
+      expect(hex(memory.read(vq.descTable.gpa, 16))).to.equal(
+        'f0ffffffffffffff' + 'ffffffff' + 'ffff' + '0000',
+      );
+      expect(hex(memory.read(vq.descTable.gpa + 48n, 16))).to.equal(
+        '0010000000000000' + '00000000' + '0100' + 'a00f',
+      );
+    });
+
+    it('refuses only what does not fit a field, or a table', () => {
+      const vq = new SplitVirtqueue(createTestMemory(), 4);
+      const ok = { addr: 0n, len: 0, flags: 0, next: 0 };
+      for (const bad of [
+        { ...ok, addr: 1n << 64n },
+        { ...ok, addr: -1n },
+        { ...ok, len: 2 ** 32 },
+        { ...ok, flags: 0x10000 },
+        { ...ok, next: -1 },
+      ]) {
+        thrown(VirtqueueError, () => vq.setRawDescriptor(0, bad));
+      }
+      thrown(VirtqueueError, () => vq.setRawDescriptor(4, ok));
+      thrown(VirtqueueError, () => vq.rawDescriptor(4));
+    });
+
+    it('writes and reads an indirect table anywhere in guest memory', () => {
+      const memory = createTestMemory();
+      const gpa = memory.alloc(32, 16);
+      const table = dataView(memory.gpaToBytes(gpa, 32));
+      const desc = { addr: 0x2000n, len: 32, flags: VirtqDescFlag.INDIRECT | VirtqDescFlag.NEXT, next: 1 };
+      writeRawDescriptor(table, 1, desc);
+      expect(readRawDescriptor(table, 1)).to.deep.equal(desc);
+      thrown(VirtqueueError, () => writeRawDescriptor(table, 2, desc));
+    });
+
+    it('publishes heads as given and avail.idx anywhere, and reads used elements unchecked', () => {
+      const memory = createTestMemory();
+      const vq = new SplitVirtqueue(memory, 4);
+      const device = new TestDevice(memory, 4, vq.vringAddr());
+      expect(vq.publishRaw([3, 9])).to.equal(2);
+      expect(device.availIdx()).to.equal(2);
+      expect(hex(memory.read(vq.availRing.gpa + 4n, 4))).to.equal('0300' + '0900');
+      // avail.idx 100 entries ahead of the ring, no entry written.
+      expect(vq.publishRaw([], { availIdx: 102 })).to.equal(102);
+      expect(device.availIdx()).to.equal(102);
+      expect(vq.lastAvailIdx).to.equal(102);
+      // A used element naming a descriptor never made available is returned as written.
+      device.push(7, 0x1234);
+      device.push(0, 1);
+      expect(vq.rawUsedIdx).to.equal(2);
+      expect(vq.takeRawUsed()).to.deep.equal({
+        usedIdx: 2,
+        elements: [
+          { id: 7, len: 0x1234 },
+          { id: 0, len: 1 },
+        ],
+      });
+      expect(vq.takeRawUsed()).to.deep.equal({ usedIdx: 2, elements: [] });
+      // used.idx far ahead: at most the queue size of elements.
+      device.setUsedIdx(1000);
+      const garbage = vq.takeRawUsed();
+      expect(garbage.usedIdx).to.equal(1000);
+      expect(garbage.elements).to.have.length(4);
+      // resetTo brings back the checked API.
+      vq.resetTo(0);
+      vq.addRequest([writable(0x1000n, 1)]);
+      expect(device.availIdx()).to.equal(1);
     });
   });
 });

@@ -133,6 +133,58 @@ export interface RingAddress {
   uva: bigint;
 }
 
+/**
+ * One descriptor exactly as written into a table (split layout): nothing about it is checked but that each
+ * field fits its width. What robustness checks post to find how a device takes malformed chains.
+ */
+export interface RawDescriptor {
+  addr: bigint;
+  len: number;
+  /** VIRTQ_DESC_F_* bits, any combination (unknown bits included). */
+  flags: number;
+  next: number;
+}
+
+/** A used element as the device wrote it, unchecked. */
+export interface RawUsedElement {
+  id: number;
+  len: number;
+}
+
+/** Writes `desc` as entry `index` of the table in `view`; throws ARGUMENT only when a field does not fit. */
+export function writeRawDescriptor(view: DataView, index: number, desc: RawDescriptor): void {
+  const at = index * SplitLayout.DESC_SIZE;
+  if (!Number.isInteger(index) || index < 0 || at + SplitLayout.DESC_SIZE > view.byteLength) {
+    throw new VirtqueueError(
+      VirtqueueErrorCode.ARGUMENT,
+      `descriptor ${index} is outside a table of ${view.byteLength / SplitLayout.DESC_SIZE} entries`,
+    );
+  }
+  if (desc.addr < 0n || desc.addr >= U64_END) {
+    throw new VirtqueueError(VirtqueueErrorCode.ARGUMENT, `descriptor addr must be a u64, got ${desc.addr}`);
+  }
+  if (!Number.isInteger(desc.len) || desc.len < 0 || desc.len > U32_MAX) {
+    throw new VirtqueueError(VirtqueueErrorCode.ARGUMENT, `descriptor len must be a u32, got ${desc.len}`);
+  }
+  checkU16(desc.flags, 'descriptor flags');
+  checkU16(desc.next, 'descriptor next');
+  view.setBigUint64(at, desc.addr, true);
+  view.setUint32(at + 8, desc.len, true);
+  view.setUint16(at + 12, desc.flags, true);
+  view.setUint16(at + 14, desc.next, true);
+}
+
+/** Reads entry `index` of the table in `view`. */
+export function readRawDescriptor(view: DataView, index: number): RawDescriptor {
+  const at = index * SplitLayout.DESC_SIZE;
+  return {
+    addr: view.getBigUint64(at, true),
+    len: view.getUint32(at + 8, true),
+    flags: view.getUint16(at + 12, true),
+    next: view.getUint16(at + 14, true),
+  };
+}
+
 interface InFlight<T> {
   descs: number[];
   token: T | undefined;
@@ -398,6 +450,67 @@ export class SplitVirtqueue<T = unknown> {
     // The publishing store: one aligned 16-bit access, after the writes above (see u16Cell).
     Atomics.store(this.#availIdx, 0, this.#nextAvail);
     return head;
+  }
+
+  /**
+   * Raw access (robustness checks): writes descriptor `index` of the table as given, whatever the chains in
+   * flight; only the field widths are checked. Raw writes void the queue's bookkeeping: go back to
+   * `addRequest` only after `resetTo`.
+   */
+  setRawDescriptor(index: number, desc: RawDescriptor): void {
+    writeRawDescriptor(this.#descs, index, desc);
+  }
+
+  /** Descriptor `index` of the table as it is now. */
+  rawDescriptor(index: number): RawDescriptor {
+    if (!Number.isInteger(index) || index < 0 || index >= this.size) {
+      throw new VirtqueueError(
+        VirtqueueErrorCode.ARGUMENT,
+        `descriptor ${index} of a queue of size ${this.size}`,
+      );
+    }
+    return readRawDescriptor(this.#descs, index);
+  }
+
+  /**
+   * Raw access: writes `heads` (any u16, in range or not) into the available ring from the current avail.idx
+   * on, then publishes avail.idx = `availIdx` (default: moved by `heads.length`), which may run ahead of the
+   * entries written or by more than the queue size. Returns the avail.idx published.
+   */
+  publishRaw(heads: readonly number[], options: { availIdx?: number } = {}): number {
+    for (const head of heads) checkU16(head, 'head');
+    const idx = options.availIdx ?? (this.#nextAvail + heads.length) & 0xffff;
+    checkU16(idx, 'avail.idx');
+    heads.forEach((head, i) => {
+      const slot = (this.#nextAvail + i) & (this.size - 1);
+      this.#avail.setUint16(SplitLayout.AVAIL_RING + 2 * slot, head, true);
+    });
+    this.#nextAvail = idx;
+    Atomics.store(this.#availIdx, 0, idx);
+    return idx;
+  }
+
+  /** used.idx as the device last wrote it. */
+  get rawUsedIdx(): number {
+    return Atomics.load(this.#usedIdx, 0);
+  }
+
+  /**
+   * Raw access: the used elements from the last collected index up to used.idx as the device wrote them,
+   * unchecked (at most the queue size of them: more is garbage the caller judges from `usedIdx`), and moves
+   * the collected index to used.idx.
+   */
+  takeRawUsed(): { usedIdx: number; elements: RawUsedElement[] } {
+    const usedIdx = Atomics.load(this.#usedIdx, 0);
+    const count = Math.min((usedIdx - this.#lastUsed) & 0xffff, this.size);
+    const elements: RawUsedElement[] = [];
+    for (let i = 0; i < count; i++) {
+      const slot = (this.#lastUsed + i) & (this.size - 1);
+      const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * slot;
+      elements.push({ id: this.#used.getUint32(at, true), len: this.#used.getUint32(at + 4, true) });
+    }
+    this.#lastUsed = usedIdx;
+    return { usedIdx, elements };
   }
 
   /**

@@ -102,7 +102,7 @@ async function replay(ctx: CheckContext, file: string, fuzzCase: FuzzCase): Prom
   }
 }
 
-function budgetMs(target: Target, timeoutMs: number): number {
+function budgetMs(timeoutMs: number, target: Target): number {
   if (target.fuzz?.replay) return target.fuzz.replay.fuzzCase.steps.length * 2 * timeoutMs + 10_000;
   const plan = fuzzPlan(target.fuzz);
   return plan.searchMs + plan.shrinkMs + 10 * timeoutMs + 5000;

@@ -31,6 +31,8 @@ export interface Subject {
   session: FrontendSession;
   backend: BackendProcess | null;
   pid: number | null;
+  /** The socket it listens at (attach mode: the one given). */
+  socket: string;
 }
 
 /** What the back-end chose after a bad input. */
@@ -69,6 +71,7 @@ export async function freshSubject(ctx: CheckContext): Promise<Subject> {
       session: new FrontendSession(connection),
       backend: null,
       pid: socketOwner(ctx.target.connect) ?? null,
+      socket: ctx.target.connect,
     };
   }
   const served = await serveOnSocketPath(ctx);
@@ -80,7 +83,12 @@ export async function freshSubject(ctx: CheckContext): Promise<Subject> {
   } catch {
     // Not a reason to give up: the launched process is the next best.
   }
-  return { session: new FrontendSession(served.connection), backend: served.backend, pid };
+  return {
+    session: new FrontendSession(served.connection),
+    backend: served.backend,
+    pid,
+    socket: served.socket,
+  };
 }
 
 /**
@@ -206,7 +214,9 @@ export function summarize(outcomes: Array<{ input: string; outcome: Outcome }>):
 
 /**
  * Runs each input on a fresh subject: `send` delivers it (a send the back-end refuses by closing is not an
- * error: the oracle sees the close), then the oracle judges. Returns the check's fact.
+ * error: the oracle sees the close), then the oracle judges. Every input is tried, so that one report names
+ * every input that crashed or hung (in attach mode, until the daemon is gone). Returns the check's fact, or
+ * throws the failures: a BackendError when any input crashed it, else a TimeoutError.
  */
 export async function tryInputs(
   ctx: CheckContext,
@@ -217,21 +227,42 @@ export async function tryInputs(
   }>,
 ): Promise<string> {
   const outcomes: Array<{ input: string; outcome: Outcome }> = [];
+  const failures: Error[] = [];
   for (const { input, send, probe } of inputs) {
-    const subject = await freshSubject(ctx);
+    let subject: Subject;
+    try {
+      subject = await freshSubject(ctx);
+    } catch (err) {
+      // Attach mode: the daemon an earlier input took down is not restarted.
+      if (err instanceof SkipError && failures.length) break;
+      throw err;
+    }
     try {
       try {
         await send(subject);
       } catch (err) {
-        if (err instanceof SkipError) throw err;
         if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
         // A back-end that stopped reading or closed shows it to the oracle below.
       }
-      const outcome = await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined);
-      outcomes.push({ input, outcome });
+      outcomes.push({
+        input,
+        outcome: await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined),
+      });
+    } catch (err) {
+      if (!(err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError))
+        throw err;
+      failures.push(err);
     } finally {
       await releaseSubject(subject);
     }
   }
-  return summarize(outcomes);
+  if (!failures.length) return summarize(outcomes);
+  const message = `${failures.map((f) => f.message).join('; ')} (${summarize(outcomes)})`;
+  if (failures.every((f) => f instanceof TimeoutError)) {
+    const first = failures[0] as TimeoutError;
+    const timeout = new TimeoutError(first.waitingFor, first.afterMs);
+    timeout.message = message;
+    throw timeout;
+  }
+  throw new BackendError(message);
 }

@@ -105,12 +105,22 @@ describe('cleanup: a library run, compared with /proc/self before and after', fu
 describe('cleanup: the CLI stopped by a signal mid-run', () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const code = signal === 'SIGINT' ? 130 : 143;
-    // 50 ms: still starting (Node loading the CLI); 2500 and 4000 ms: launching, probing, in the checks.
-    for (const afterMs of [50, 2500, 4000]) {
-      it(`${signal} ${afterMs} ms in: exit ${code}, no process, socket or temp folder left`, async function () {
+    // 50 ms: still starting (Node loading the CLI); then at two points of the run, seen on its stdout (a time
+    // would fall before or after the run depending on the machine's load): launching and probing, and in
+    // the middle of the traffic checks.
+    const points: Array<{
+      name: string;
+      when: { interruptAfterMs: number } | { interruptOnStdout: RegExp };
+    }> = [
+      { name: '50 ms in', when: { interruptAfterMs: 50 } },
+      { name: 'after its first check', when: { interruptOnStdout: /conv\.socket-path\.reply/ } },
+      { name: 'during the traffic checks', when: { interruptOnStdout: /vring\.blk\.read-write/ } },
+    ];
+    for (const { name, when } of points) {
+      it(`${signal} ${name}: exit ${code}, no process, socket or temp folder left`, async function () {
         this.timeout(60_000);
         const cli = await runCli(['--timeout', '2000', '--grep', GREP, fixture('vhu-reference')], {
-          interruptAfterMs: afterMs,
+          ...when,
           interruptSignal: signal,
           limitMs: 40_000,
         });

@@ -34,6 +34,8 @@ export interface CliRun {
 export interface CliOptions {
   /** Sends SIGINT (or `interruptSignal`) this long after the start. */
   interruptAfterMs?: number;
+  /** Sends SIGINT (or `interruptSignal`) once the CLI's stdout matches this: a point in the run, whatever the load. */
+  interruptOnStdout?: RegExp;
   interruptSignal?: NodeJS.Signals;
   /** Hard limit for the whole CLI run; past it the test fails. */
   limitMs?: number;
@@ -58,6 +60,17 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     });
     if (options.interruptAfterMs !== undefined)
       setTimeout(() => child.kill(options.interruptSignal ?? 'SIGINT'), options.interruptAfterMs);
+    const when = options.interruptOnStdout;
+    if (when) {
+      let seen = '';
+      const onData = (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (!when.test(seen)) return;
+        child.stdout?.off('data', onData);
+        child.kill(options.interruptSignal ?? 'SIGINT');
+      };
+      child.stdout?.on('data', onData);
+    }
     let peakRssKb: number | undefined;
     const poller =
       options.memoryPollMs === undefined || child.pid === undefined

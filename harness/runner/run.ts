@@ -226,6 +226,11 @@ async function runOne(
   } catch (err) {
     verdict = verdictOf(err);
     message = describeError(err);
+    // Stopped by Ctrl-C, whose handler ends the back-ends: what the check saw then is not the back-end's doing.
+    if (signal?.aborted && verdict !== 'skip') {
+      verdict = 'skip';
+      message = `the run was interrupted while this check ran (it saw: ${message.split('\n')[0]})`;
+    }
   } finally {
     const problems = await scope.close();
     sweepOrphans();

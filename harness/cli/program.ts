@@ -1,0 +1,294 @@
+/** argv -> run -> exit code: the command line behind main.ts, which hands it argv and the signals. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { allChecks } from '../../suites/index.js';
+import { descriptorDirsFromEnv, discoverDescriptors, lintDescriptor } from '../descriptors/discover.js';
+import { UsageError, VhuError } from '../errors.js';
+import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
+import { loadCase } from '../fuzz/case.js';
+import { adoptOrphans, killAllBackends } from '../process/backend.js';
+import { ConsoleReporter, printable } from '../runner/console.js';
+import { writeJsonReport } from '../runner/report-json.js';
+import { writeJunitReport } from '../runner/report-junit.js';
+import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.js';
+import type { RunResult } from '../runner/types.js';
+import { VERSION } from '../runner/version.js';
+
+export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130, terminated: 143 } as const;
+
+/** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
+export interface Interrupt {
+  controller: AbortController;
+  /** 128 + the number of the first signal, as a shell reports a process ended by it. */
+  stoppedWith: number;
+  /** Set once the run may have launched back-ends: ends them at once. */
+  onStop?: () => void;
+}
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The back-end used when none is named: our reference fixture. */
+export const REFERENCE_BACKEND = path.join(packageRoot, 'fixtures/bin/vhu-reference');
+
+interface CliOptions {
+  type?: string;
+  connect?: string;
+  reports: string;
+  junit?: string;
+  json?: string;
+  list?: boolean;
+  grep?: string;
+  timeout: number;
+  strict?: boolean;
+  discover?: boolean;
+  descriptorDirs?: string;
+  verbose?: boolean;
+  color?: boolean;
+  frontend: string;
+  seed?: number;
+  fuzz?: number;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError('expected a positive whole number of milliseconds');
+  return n;
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0x7fff_ffff)
+    throw new InvalidArgumentError('expected a whole number from 0 to 2147483647');
+  return n;
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+/** The check that runs generated sequences: alone under --fuzz (without --grep) and replay. */
+const FUZZ_GREP = '^robust\\.fuzz$';
+
+/** The options that take a value (the next argument unless written --option=value). */
+const VALUE_OPTIONS = new Set([
+  '--type',
+  '--connect',
+  '--reports',
+  '--junit',
+  '--json',
+  '--grep',
+  '--timeout',
+  '--frontend',
+  '--descriptor-dirs',
+  '--seed',
+  '--fuzz',
+]);
+
+/** The index in `argv` of the first positional argument (before any `--`), if there is one. */
+function firstPositional(argv: string[]): number | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('-')) return i;
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return undefined;
+}
+
+function program(): Command {
+  return new Command('vhu-conform')
+    .description(
+      'Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst).\n' +
+        'vhu-conform replay <case.json> [backend] [-- args]: sends a saved fuzz case again (options as below)',
+    )
+    .version(VERSION)
+    .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
+    .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
+    .option('--type <device>', 'device type (default: what --print-capabilities reports)')
+    .option('--connect <socket>', 'attach to a back-end someone else started: protocol checks only')
+    .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
+    .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
+    .option('--json <file>', 'JSON report file (default: <reports>/report.json)')
+    .option('--list', 'print every check (id, severity, spec anchor, title) and exit')
+    .option('--grep <pattern>', 'run only checks whose id, title or area matches (regular expression)')
+    .option(
+      '--timeout <ms>',
+      'deadline for each wait: socket, reply, exit after SIGTERM',
+      positiveInt,
+      DEFAULT_TIMEOUT_MS,
+    )
+    .option(
+      '--frontend <name>',
+      `front-end profile the traffic checks start devices with: ${PROFILES.map((p) => p.name).join(', ')}, or all (a profile x check matrix)`,
+      DEFAULT_PROFILE,
+    )
+    .option(
+      '--seed <n>',
+      'seed of the generated sequences (robust.fuzz): the same seed, the same sequences',
+      wholeNumber,
+    )
+    .option(
+      '--fuzz <seconds>',
+      'run generated sequences for this long (only robust.fuzz unless --grep says otherwise); a failure is shrunk and saved as a case file',
+      seconds,
+    )
+    .option('--strict', 'SHOULD failures also fail the run')
+    .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
+    .addOption(
+      new Option('--descriptor-dirs <dirs>', 'colon-separated descriptor folders, general to specific').env(
+        'VHU_DESCRIPTOR_DIRS',
+      ),
+    )
+    .option('--verbose', 'print every message, and the back-end stderr of each check')
+    .option('--no-color', 'no ANSI colors even on a terminal')
+    .showHelpAfterError()
+    .exitOverride();
+}
+
+function listChecks(grep: string | undefined): void {
+  const checks = selectChecks(allChecks, grep);
+  const width = Math.max(...checks.map((c) => c.id.length));
+  for (const c of checks) {
+    process.stdout.write(
+      `${c.id.padEnd(width)}  ${c.severity.padEnd(6)}  ${c.spec}\n${' '.repeat(width + 2)}${c.title}\n`,
+    );
+  }
+  process.stdout.write(`${checks.length} checks\n`);
+}
+
+function discover(dirs: string[]): void {
+  const found = discoverDescriptors(dirs);
+  process.stdout.write(`descriptor folders (general to specific): ${dirs.join(', ')}\n`);
+  if (!found.effective.length) process.stdout.write('no descriptor files in effect\n');
+  found.effective.forEach((file, i) => {
+    const lint = lintDescriptor(file);
+    const doc = lint.document;
+    const problems = [...lint.schemaErrors, ...lint.binaryErrors];
+    process.stdout.write(`${i + 1}. ${file.name}  ${printable(file.path)}\n`);
+    process.stdout.write(
+      `   type: ${printable(String(doc?.type ?? '?'))}  binary: ${printable(String(doc?.binary ?? '?'))}\n`,
+    );
+    if (doc?.description) process.stdout.write(`   description: ${printable(doc.description)}\n`);
+    if (file.overrides.length)
+      process.stdout.write(`   overrides: ${file.overrides.map(printable).join(', ')}\n`);
+    process.stdout.write(problems.length ? `   problems: ${printable(problems.join('; '))}\n` : '   ok\n');
+  });
+  for (const file of found.masked) {
+    const hidden = file.overrides.length ? file.overrides.map(printable).join(', ') : 'nothing';
+    process.stdout.write(`masked: ${file.name} by ${printable(file.path)} (zero-length), hiding ${hidden}\n`);
+  }
+}
+
+export function exitCodeFor(result: RunResult, strict: boolean): number {
+  if (result.summary.errors > 0) return EXIT.usageOrHarness;
+  if (result.summary.mustFailed > 0 || (strict && result.summary.shouldFailed > 0)) return EXIT.mustFailed;
+  return EXIT.ok;
+}
+
+async function main(argv: string[], interrupt: Interrupt): Promise<number> {
+  // `replay <case.json>` takes the case file, then everything a run takes (binary, -- args, options).
+  let replayFile: string | undefined;
+  const at = firstPositional(argv);
+  if (at !== undefined && argv[at] === 'replay') {
+    replayFile = argv[at + 1];
+    if (replayFile === undefined || replayFile.startsWith('-'))
+      throw new UsageError('usage: vhu-conform replay <case.json> [backend] [-- args]');
+    argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
+  }
+  const cmd = program();
+  try {
+    cmd.parse(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usageOrHarness;
+    }
+    throw err;
+  }
+  const opts = cmd.opts<CliOptions>();
+  const [backendArg, extraArgs = []] = cmd.processedArgs as [string | undefined, string[] | undefined];
+  const descriptorDirs = opts.descriptorDirs
+    ? opts.descriptorDirs.split(':').filter(Boolean)
+    : descriptorDirsFromEnv();
+
+  if (opts.list) {
+    listChecks(opts.grep);
+    return EXIT.ok;
+  }
+  if (opts.discover) {
+    discover(descriptorDirs);
+    return EXIT.ok;
+  }
+
+  adoptOrphans();
+  const controller = interrupt.controller;
+  // From here on a signal also ends the back-ends launched (main.ts aborts the run and calls this).
+  interrupt.onStop = killAllBackends;
+
+  const color = opts.color !== false && process.stdout.isTTY === true;
+  const reporter = new ConsoleReporter({ out: process.stdout, color, verbose: opts.verbose ?? false });
+  if (opts.connect !== undefined && backendArg !== undefined) {
+    throw new UsageError('--connect attaches to a running back-end: name no binary with it');
+  }
+  const replay =
+    replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
+  const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
+  const binary = backendArg ?? replay?.fuzzCase.backend.binary ?? REFERENCE_BACKEND;
+  const result = await runConformance({
+    ...(opts.connect !== undefined ? { connect: opts.connect } : { binary }),
+    extraArgs,
+    checks: allChecks,
+    ...(opts.type ? { type: opts.type } : {}),
+    timeoutMs: opts.timeout,
+    ...(grep ? { grep } : {}),
+    frontend: opts.frontend,
+    fuzz: {
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      ...(opts.fuzz !== undefined ? { seconds: opts.fuzz } : {}),
+      ...(replay ? { replay } : {}),
+    },
+    descriptorDirs,
+    reportsDir: opts.reports,
+    onStart: (backend, count) => reporter.start(backend, count),
+    onCheck: (check) => reporter.check(check),
+    signal: controller.signal,
+  });
+  const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
+  const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  for (const [file, write] of [
+    [junit, writeJunitReport],
+    [json, writeJsonReport],
+  ] as const) {
+    await write(result, file).catch((err: Error) => {
+      throw new UsageError(`cannot write the report ${file}: ${err.message}`);
+    });
+  }
+  reporter.summary(result, [junit, json]);
+  if (controller.signal.aborted) return interrupt.stoppedWith;
+  if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
+  const errors = result.checks.filter((c) => c.verdict === 'error');
+  for (const c of errors)
+    process.stderr.write(`vhu-conform: harness fault in ${c.id}: ${printable(c.message)}\n`);
+  return exitCodeFor(result, opts.strict ?? false);
+}
+
+/** Runs the command line; every error becomes a message on stderr and exit status 2. */
+export async function cli(argv: string[], interrupt: Interrupt): Promise<number> {
+  try {
+    return await main(argv, interrupt);
+  } catch (err: unknown) {
+    killAllBackends();
+    const message =
+      err instanceof UsageError
+        ? err.message
+        : err instanceof VhuError
+          ? `${err.code}: ${err.message}`
+          : err instanceof Error
+            ? (err.stack ?? err.message)
+            : String(err);
+    process.stderr.write(`vhu-conform: error: ${message}\n`);
+    return EXIT.usageOrHarness;
+  }
+}

@@ -2,14 +2,26 @@
  * Benchmark: the traffic engine's throughput, 4 KiB reads at queue depth 1 and 64, against the reference
  * back-end and qemu-storage-daemon (null-co): requests per second, and the harness's CPU time per request
  * (process.cpuUsage of this process only), next to the back-end's CPU time per request (its process tree in
- * /proc, at clock-tick resolution): which of the two is the limit. Run with `npm run bench`.
+ * /proc, at clock-tick resolution): which of the two is the limit. Every completion is checked as the data-path
+ * checks do (status, used.len, the header left alone, every data byte: both back-ends read zeros), and each
+ * measure runs for a fixed time after a warm-up, so the JIT's first runs are not in the average. Run with
+ * `npm run bench`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
-import { BlkDriver, type BlkRequest } from '../../harness/devices/blk.js';
+import {
+  type BlkCompletion,
+  BlkDriver,
+  type BlkRequest,
+  describeBlkRequest,
+  describeSectorDiff,
+  expectBlkStatus,
+  SECTOR_SIZE,
+  VirtioBlkStatus,
+} from '../../harness/devices/blk.js';
 import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
@@ -24,6 +36,37 @@ const REFERENCE = path.resolve(
 const QSD = '/usr/bin/qemu-storage-daemon';
 const SECTORS = 8; // 4 KiB
 
+/** Requests run before measuring, so that the JIT has settled (the first few thousand run unoptimized). */
+const WARM_UP_MS = 500;
+/** How long each measure runs: long enough for /proc's 10 ms ticks and for GC to show in the average. */
+const MEASURE_MS = 2000;
+/** Both back-ends read zeros (a fresh RAM disk, null-co with read-zeroes); guard bytes have no zero byte. */
+const ZEROS = new Uint8Array(SECTORS * SECTOR_SIZE);
+
+/** Checks one completion as a data-path check would: status, used.len, readable parts, every data byte. */
+function check(c: BlkCompletion): void {
+  expectBlkStatus(c, VirtioBlkStatus.OK);
+  if (c.request.type !== 'IN') return;
+  const diff = describeSectorDiff(ZEROS, c.data, c.request.sector);
+  if (diff) throw new Error(`${describeBlkRequest(c.request)}: ${diff}`);
+}
+
+/** Runs requests at queue depth `depth` for `ms` milliseconds; returns how many completed. */
+async function runFor(blk: BlkDriver, depth: number, ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let done = 0;
+  while (performance.now() < end) {
+    const batch: BlkRequest[] = Array.from({ length: depth }, (_, i) => ({
+      type: 'IN' as const,
+      sector: BigInt(((done + i) * SECTORS) % 1024),
+      count: SECTORS,
+    }));
+    for (const c of await blk.runAll(batch, { indirect: true })) check(c);
+    done += depth;
+  }
+  return done;
+}
+
 async function measure(label: string, t: Target): Promise<void> {
   const scope = new Scope();
   try {
@@ -32,18 +75,11 @@ async function measure(label: string, t: Target): Promise<void> {
     const setup = await openBlock(ctx, { indirect: true });
     const blk = new BlkDriver(setup.ring, { timeoutMs: 10_000, slots: 64, maxSectors: SECTORS });
     for (const depth of [1, 64]) {
-      const total = depth === 1 ? 3000 : 30_000;
-      const batch = (from: number): BlkRequest[] =>
-        Array.from({ length: depth }, (_, i) => ({
-          type: 'IN' as const,
-          sector: BigInt(((from + i) * SECTORS) % 1024),
-          count: SECTORS,
-        }));
-      await blk.runAll(batch(0), { indirect: true }); // warm-up
+      await runFor(blk, depth, WARM_UP_MS);
       const cpu = process.cpuUsage();
       const backendBefore = backendCpuUs();
       const started = performance.now();
-      for (let done = 0; done < total; done += depth) await blk.runAll(batch(done), { indirect: true });
+      const total = await runFor(blk, depth, MEASURE_MS);
       const wallMs = performance.now() - started;
       const used = process.cpuUsage(cpu);
       const backendUs = (backendCpuUs() - backendBefore) / total;

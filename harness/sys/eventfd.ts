@@ -6,10 +6,10 @@ import {
   EFD_NONBLOCK,
   EFD_SEMAPHORE,
   eventfd,
-  eventfdRead,
+  eventfdReadCount,
   eventfdWrite,
   PollEvent,
-  poll,
+  pollOne,
 } from './libc.js';
 
 export interface EventFdOptions {
@@ -52,7 +52,7 @@ export class EventFd {
   /** Takes the counter: how many signals arrived since the last drain (exact up to 2^53), or 0. */
   drain(): number {
     this.#assertOpen();
-    return Number(eventfdRead(this.fd) ?? 0n);
+    return eventfdReadCount(this.fd);
   }
 
   /**
@@ -62,7 +62,7 @@ export class EventFd {
   async waitSignalled(timeoutMs: number): Promise<boolean> {
     this.#assertOpen();
     // Already signalled: answer without starting the poll handle.
-    if ((poll([this.fd], PollEvent.POLLIN, 0)[0]! & PollEvent.POLLIN) !== 0) return true;
+    if ((pollOne(this.fd, PollEvent.POLLIN, 0) & PollEvent.POLLIN) !== 0) return true;
     const revents = await this.#waiter.wait(PollEvent.POLLIN, timeoutMs);
     return (revents & PollEvent.POLLIN) !== 0;
   }

@@ -58,11 +58,13 @@ export class EventFd {
   /**
    * Resolves true as soon as the counter is non-zero, false once `timeoutMs` has passed without that. It
    * does not take the count: call `drain()` to consume the signal. Rejects with ClosedError on `close()`.
+   * `drained`: the caller has just drained it and found nothing, so the wait need not look first.
    */
-  async waitSignalled(timeoutMs: number): Promise<boolean> {
+  async waitSignalled(timeoutMs: number, options: { drained?: boolean } = {}): Promise<boolean> {
     this.#assertOpen();
-    // Already signalled: answer without starting the poll handle.
-    if ((pollOne(this.fd, PollEvent.POLLIN, 0) & PollEvent.POLLIN) !== 0) return true;
+    // Already signalled: answer without starting the poll handle. A caller that has just drained the
+    // counter (`drained`) saves the syscall: a signal since then makes the wait answer on the next loop turn.
+    if (!options.drained && (pollOne(this.fd, PollEvent.POLLIN, 0) & PollEvent.POLLIN) !== 0) return true;
     const revents = await this.#waiter.wait(PollEvent.POLLIN, timeoutMs);
     return (revents & PollEvent.POLLIN) !== 0;
   }

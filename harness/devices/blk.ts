@@ -375,6 +375,8 @@ interface Slot {
   expectedHeaderWords: DataView;
   /** The last data length and direction posted through the slot's own segments, reused while they repeat. */
   shape: SlotShape | undefined;
+  /** The token of the slot's request in flight. */
+  pending: Pending;
 }
 
 /** A slot's segments, layout and chain for one data length and direction: what `#split` and `blkChain` give. */
@@ -462,6 +464,7 @@ export class BlkDriver {
         expectedHeader: Buffer.alloc(BLK_HEADER_SIZE),
         expectedHeaderWords: new DataView(new ArrayBuffer(0)),
         shape: undefined,
+        pending: { request: { type: 'FLUSH' }, slot: i, layout: NO_LAYOUT, views: undefined },
       });
       const slot = this.#slots[i]!;
       slot.expectedHeaderWords = new DataView(slot.expectedHeader.buffer, slot.expectedHeader.byteOffset, 16);
@@ -533,7 +536,11 @@ export class BlkDriver {
         }
         this.#memory.write(layout.status, Uint8Array.of(STATUS_UNSET));
       }
-      const pending: Pending = { request, slot: slotIndex, layout, views };
+      // The slot's own record, reused: the slot is this request's until it completes.
+      const pending = slot.pending;
+      pending.request = request;
+      pending.layout = layout;
+      pending.views = views;
       return this.#port.queue.addRequest(chain, {
         indirect: options.indirect ?? false,
         directPrefix: options.directPrefix ?? 0,
@@ -812,6 +819,8 @@ export class BlkDriver {
 }
 
 const EMPTY = new Uint8Array(0);
+/** A slot's layout before its first request. */
+const NO_LAYOUT: BlkRequestLayout = { header: 0n, data: [], status: 0n };
 /** The blocks completion data is copied into (see `#copyRoom`). */
 const COPY_BLOCK_BYTES = 64 * 1024;
 

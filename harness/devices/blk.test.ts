@@ -328,6 +328,83 @@ describe('devices/blk', () => {
     expect(() => expectBlkStatus(written, VirtioBlkStatus.OK)).to.throw(BlkError, /header was modified/);
   });
 
+  describe('stream', () => {
+    const read = (i: number) => ({ type: 'IN' as const, sector: BigInt(i % 8), count: 4 });
+
+    it('keeps depth requests in flight, checks each in place and gives every slot back', async () => {
+      const { blk, device, kicks } = setUp({ indirect: true });
+      device.disk.set(sectorPattern(0n, 16, 9));
+      const result = await blk.stream({
+        total: 100,
+        depth: 8,
+        request: read,
+        expectedData: (r) => (r.type === 'IN' ? sectorPattern(r.sector, r.count, 9) : undefined),
+        indirect: true,
+      });
+      // The RAM disk answers every kick at once: each round posts 8, kicks once, takes 8, and never waits.
+      expect(result).to.deep.equal({ completed: 100, kicks: 13, waits: 0 });
+      expect(kicks()).to.equal(13);
+      expect(blk.inFlight).to.equal(0);
+      await blk.stream({
+        total: 10,
+        depth: 3,
+        request: (i) => ({ type: 'OUT', sector: BigInt(i), data: sectorPattern(BigInt(i), 1, 1) }),
+      });
+      expect(
+        Buffer.from(device.disk.subarray(0, 10 * 512)).equals(Buffer.from(sectorPattern(0n, 10, 1))),
+      ).to.equal(true);
+      expect(blk.inFlight).to.equal(0);
+    });
+
+    it('fails data that differs, naming the sector and what it holds', async () => {
+      const { blk, device } = setUp();
+      device.disk.set(sectorPattern(0n, 16, 9));
+      device.disk.fill(0, 5 * 512, 6 * 512);
+      const err = await blk
+        .stream({
+          total: 20,
+          depth: 4,
+          request: read,
+          expectedData: (r) => (r.type === 'IN' ? sectorPattern(r.sector, r.count, 9) : undefined),
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).to.be.instanceOf(BlkError);
+      expect((err as BlkError).code).to.equal(BlkErrorCode.DATA);
+      expect((err as BlkError).message).to.match(
+        /^IN sector 2 x4 \(head \d+\) returned other data: sector 5 differs.*zeros/,
+      );
+    });
+
+    it('fails a wrong used.len and a written header as expectBlkStatus does', async () => {
+      const { blk, device } = setUp();
+      device.usedLenError = 1;
+      const miscounted = await blk.stream({ total: 4, depth: 2, request: read }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((miscounted as BlkError).code).to.equal(BlkErrorCode.USED_LEN);
+      const other = setUp();
+      other.device.scribbleHeader = true;
+      const scribbled = await other.blk
+        .stream({ total: 4, depth: 2, request: () => ({ type: 'FLUSH' }) })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect((scribbled as BlkError).code).to.equal(BlkErrorCode.READONLY_WRITTEN);
+      const tooDeep = await setUp()
+        .blk.stream({ total: 1, depth: 9, request: read })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(tooDeep).to.be.instanceOf(RangeError);
+    });
+  });
+
   it('gives its slot back when a request completes, and refuses more than it has slots for', async () => {
     const { blk } = setUp();
     for (let i = 0; i < 8; i++) blk.post({ type: 'FLUSH' });

@@ -15,7 +15,7 @@ import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest
 import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
-import type { BufferElement } from '../virtqueue/split.js';
+import type { BufferElement, UsedBuffer } from '../virtqueue/split.js';
 
 /** Request types (VIRTIO_BLK_T_*). */
 export const VirtioBlkType = {
@@ -102,6 +102,8 @@ export const BlkErrorCode = {
   USED_LEN: 'VHU_ERR_BLK_USED_LEN',
   /** The device wrote into a device-readable part of the chain. */
   READONLY_WRITTEN: 'VHU_ERR_BLK_READONLY_WRITTEN',
+  /** The data an IN returned is not what the caller knows the disk holds. */
+  DATA: 'VHU_ERR_BLK_DATA',
 } as const;
 export type BlkErrorCode = (typeof BlkErrorCode)[keyof typeof BlkErrorCode];
 
@@ -155,7 +157,11 @@ export function blkExpectedUsedLen(request: BlkRequest): number {
 
 /** The request's chain: header (readable), data segments, status byte (writable, last). */
 export function blkChain(request: BlkRequest, layout: BlkRequestLayout): BufferElement[] {
-  const write = blkDeviceWritesData(request);
+  return blkChainOf(layout, blkDeviceWritesData(request));
+}
+
+/** `blkChain` for data the device writes (`write`) or reads. */
+function blkChainOf(layout: BlkRequestLayout, write: boolean): BufferElement[] {
   return [
     { gpa: layout.header, len: BLK_HEADER_SIZE, write: false },
     ...layout.data.filter((s) => s.len > 0).map((s) => ({ gpa: s.gpa, len: s.len, write })),
@@ -318,6 +324,30 @@ export interface PostOptions {
   data?: ReadonlyArray<{ gpa: bigint; len: number }>;
 }
 
+export interface StreamOptions {
+  /** Requests to complete in all. */
+  total: number;
+  /** Requests kept in flight: each completion is replaced at once (1 to the driver's slots). */
+  depth: number;
+  /** The `i`-th request (from 0); IN, OUT, FLUSH and GET_ID alike. */
+  request: (i: number) => BlkRequest;
+  /** The bytes an IN must return, compared where the device wrote them; undefined: not compared. */
+  expectedData?: (request: BlkRequest) => Uint8Array | undefined;
+  /** Through indirect tables (the queue must have been set up with `indirect`). */
+  indirect?: boolean;
+  /** With `indirect`: how many leading descriptors stay direct, chained to the indirect one. */
+  directPrefix?: number;
+}
+
+/** What a stream cost in notifications: where the time of a request goes besides the work on it. */
+export interface StreamResult {
+  completed: number;
+  /** Available buffer notifications sent (the device may suppress them). */
+  kicks: number;
+  /** Times the used ring had nothing new and the driver waited for a call. */
+  waits: number;
+}
+
 /** A request the device returned. */
 export interface BlkCompletion {
   request: BlkRequest;
@@ -340,12 +370,30 @@ interface Slot {
   header: bigint;
   data: readonly [{ gpa: bigint; cap: number }, { gpa: bigint; cap: number }];
   status: bigint;
+  /** The 16 header bytes of the request in flight: what the device must leave in place. */
+  expectedHeader: Buffer;
+  expectedHeaderWords: DataView;
+  /** The last data length and direction posted through the slot's own segments, reused while they repeat. */
+  shape: SlotShape | undefined;
+  /** The token of the slot's request in flight. */
+  pending: Pending;
+}
+
+/** A slot's segments, layout and chain for one data length and direction: what `#split` and `blkChain` give. */
+interface SlotShape {
+  length: number;
+  write: boolean;
+  layout: BlkRequestLayout;
+  chain: BufferElement[];
+  /** The views a request of this shape is posted and completed through, for one memory generation. */
+  views: PostedViews | undefined;
 }
 
 /** Live views of a slot's parts, each inside one region; taken once per memory generation. */
 interface SlotViews {
   generation: number;
   header: Uint8Array;
+  headerWords: DataView;
   data: readonly [Uint8Array, Uint8Array];
   status: Uint8Array;
 }
@@ -354,12 +402,19 @@ interface Pending {
   request: BlkRequest;
   slot: number;
   layout: BlkRequestLayout;
-  header: Buffer;
   /** The slot's views when the request uses the slot's own data segments (the fast path). */
   views: PostedViews | undefined;
 }
 
-type PostedViews = { generation: number; header: Uint8Array; data: Uint8Array[]; status: Uint8Array };
+interface PostedViews {
+  generation: number;
+  header: Uint8Array;
+  headerWords: DataView;
+  data: Uint8Array[];
+  /** `data` as Buffers, for compares in place (Buffer#compare takes ranges: no view per request). */
+  dataBuffers: Buffer[];
+  status: Uint8Array;
+}
 
 /** A status byte value no device writes: a status left at it was never written. */
 const STATUS_UNSET = 0xff;
@@ -376,6 +431,8 @@ export class BlkDriver {
   readonly #slots: Slot[] = [];
   readonly #free: number[] = [];
   readonly #views: Array<SlotViews | undefined> = [];
+  #copyBlock: Uint8Array = EMPTY;
+  #copyAt = 0;
   #notifiedAt: number;
 
   constructor(port: VringPort<unknown>, options: BlkDriverOptions) {
@@ -404,7 +461,13 @@ export class BlkDriver {
           },
         ],
         status: this.#memory.alloc(1, 1, { region: placement.status }),
+        expectedHeader: Buffer.alloc(BLK_HEADER_SIZE),
+        expectedHeaderWords: new DataView(new ArrayBuffer(0)),
+        shape: undefined,
+        pending: { request: { type: 'FLUSH' }, slot: i, layout: NO_LAYOUT, views: undefined },
       });
+      const slot = this.#slots[i]!;
+      slot.expectedHeaderWords = new DataView(slot.expectedHeader.buffer, slot.expectedHeader.byteOffset, 16);
       this.#free.push(i);
     }
   }
@@ -429,15 +492,30 @@ export class BlkDriver {
     if (slotIndex === undefined) throw new Error(`all ${this.#slots.length} blk request slots are in flight`);
     const slot = this.#slots[slotIndex]!;
     try {
-      const data = options.data ?? this.#split(slot, length);
-      const total = data.reduce((sum, s) => sum + s.len, 0);
-      if (total !== length) throw new Error(`data segments of ${total} bytes for ${length} bytes of data`);
-      const layout: BlkRequestLayout = { header: slot.header, data, status: slot.status };
-      const header = encodeBlkHeader(blkTypeOf(request), 'sector' in request ? request.sector : 0n);
-      // The slot's own segments go through cached views: no address translation per request.
-      const views = options.data ? undefined : this.#viewsOf(slotIndex, data);
+      const type = blkTypeOf(request);
+      const sector = request.type === 'IN' || request.type === 'OUT' ? request.sector : 0n;
+      // The header is written into the slot's own copy, then copied into guest memory: no Buffer per request.
+      const expected = slot.expectedHeaderWords;
+      expected.setUint32(0, type, true);
+      expected.setUint32(4, 0, true);
+      expected.setBigUint64(8, sector, true);
+      let layout: BlkRequestLayout;
+      let chain: BufferElement[];
+      let views: PostedViews | undefined;
+      if (options.data) {
+        const total = options.data.reduce((sum, s) => sum + s.len, 0);
+        if (total !== length) throw new Error(`data segments of ${total} bytes for ${length} bytes of data`);
+        layout = { header: slot.header, data: options.data, status: slot.status };
+        chain = blkChain(request, layout);
+      } else {
+        // The slot's own segments: layout, chain and views made once per length (and memory generation).
+        const shape = this.#shapeOf(slot, length, blkDeviceWritesData(request));
+        layout = shape.layout;
+        chain = shape.chain;
+        views = this.#viewsOf(slotIndex, shape);
+      }
       if (views) {
-        views.header.set(header);
+        views.header.set(slot.expectedHeader);
         let at = 0;
         for (const view of views.data) {
           if (request.type === 'OUT') view.set(request.data.subarray(at, at + view.length));
@@ -446,9 +524,9 @@ export class BlkDriver {
         }
         views.status[0] = STATUS_UNSET;
       } else {
-        this.#memory.write(layout.header, header);
+        this.#memory.write(layout.header, slot.expectedHeader);
         let at = 0;
-        for (const segment of data) {
+        for (const segment of layout.data) {
           if (request.type === 'OUT') {
             this.#memory.write(segment.gpa, request.data.subarray(at, at + segment.len));
           } else {
@@ -458,10 +536,14 @@ export class BlkDriver {
         }
         this.#memory.write(layout.status, Uint8Array.of(STATUS_UNSET));
       }
-      const pending: Pending = { request, slot: slotIndex, layout, header, views };
-      return this.#port.queue.addRequest(blkChain(request, layout), {
-        ...(options.indirect ? { indirect: true } : {}),
-        ...(options.directPrefix ? { directPrefix: options.directPrefix } : {}),
+      // The slot's own record, reused: the slot is this request's until it completes.
+      const pending = slot.pending;
+      pending.request = request;
+      pending.layout = layout;
+      pending.views = views;
+      return this.#port.queue.addRequest(chain, {
+        indirect: options.indirect ?? false,
+        directPrefix: options.directPrefix ?? 0,
         token: pending,
       });
     } catch (err) {
@@ -489,24 +571,91 @@ export class BlkDriver {
     timeoutMs = this.#timeoutMs,
   ): Promise<{ completions: BlkCompletion[]; calls: number }> {
     const { used, calls } = await this.#port.waitUsed(timeoutMs, count);
-    return { completions: used.map((u) => this.#complete(u.id, u.len, u.writableLen, u.token!)), calls };
+    return { completions: this.#completeAll(used), calls };
   }
 
   /** Completions of buffers the device used so far, without waiting. */
   collectNow(): BlkCompletion[] {
-    return this.#port.takeUsed().map((u) => this.#complete(u.id, u.len, u.writableLen, u.token!));
+    return this.#completeAll(this.#port.takeUsed());
   }
 
   /** Posts, kicks and waits for each request, several in flight at once; completions in request order. */
   async runAll(requests: readonly BlkRequest[], options: PostOptions = {}): Promise<BlkCompletion[]> {
     const heads = requests.map((r) => this.post(r, options));
     this.kick();
-    const byHead = new Map<number, BlkCompletion>();
-    while (byHead.size < heads.length) {
-      const { completions } = await this.collect(heads.length - byHead.size);
-      for (const c of completions) byHead.set(c.head, c);
+    const byHead: Array<BlkCompletion | undefined> = [];
+    let got = 0;
+    while (got < heads.length) {
+      const { completions } = await this.collect(heads.length - got);
+      for (const c of completions) byHead[c.head] = c;
+      got += completions.length;
     }
-    return heads.map((h) => byHead.get(h)!);
+    return heads.map((h) => byHead[h]!);
+  }
+
+  /**
+   * Keeps `depth` requests in flight until `total` have completed, each checked as `expectBlkStatus(c, OK)`
+   * checks a completion, plus its data against `expectedData`: the checks run in place, on the guest memory
+   * the device wrote, so a request costs no completion object and no copy of its data. Used buffers are
+   * taken as soon as they are there, and the driver waits for a call only when the used ring has nothing
+   * new. The first request that fails throws its BlkError (DATA for data that differs), built from a full
+   * completion as `collect` makes it. Needs no request in flight when it starts.
+   */
+  async stream(options: StreamOptions): Promise<StreamResult> {
+    const { total, depth, request, expectedData } = options;
+    if (!Number.isInteger(depth) || depth < 1 || depth > this.#slots.length) {
+      throw new RangeError(`stream depth ${depth}: 1 to the ${this.#slots.length} slots`);
+    }
+    if (this.inFlight !== 0) throw new Error(`stream needs no request in flight, ${this.inFlight} are`);
+    const post: PostOptions = {
+      indirect: options.indirect ?? false,
+      directPrefix: options.directPrefix ?? 0,
+    };
+    let posted = 0;
+    let completed = 0;
+    let kicks = 0;
+    let waits = 0;
+    while (completed < total) {
+      while (posted < total && this.inFlight < depth) this.post(request(posted++), post);
+      if (this.kick()) kicks++;
+      let used = this.#port.takeUsed();
+      if (used.length === 0) {
+        waits++;
+        used = (await this.#port.waitUsed(this.#timeoutMs, 1)).used;
+      }
+      for (const u of used) this.#verify(u, expectedData);
+      completed += used.length;
+    }
+    return { completed, kicks, waits };
+  }
+
+  /** `stream`'s check of one used buffer, in place; on any doubt, the full completion and its error. */
+  #verify(u: UsedBuffer<Pending>, expectedData: StreamOptions['expectedData']): void {
+    const pending = u.token!;
+    const { request } = pending;
+    const views = pending.views?.generation === this.#memory.generation ? pending.views : undefined;
+    const expected = request.type === 'IN' ? expectedData?.(request) : undefined;
+    if (
+      views &&
+      views.status[0] === VirtioBlkStatus.OK &&
+      u.len === blkExpectedUsedLen(request) &&
+      sameHeader(views.headerWords, this.#slots[pending.slot]!.expectedHeaderWords) &&
+      (request.type !== 'OUT' || sameInPlace(views.dataBuffers, request.data, blkDataLength(request))) &&
+      (expected === undefined || sameInPlace(views.dataBuffers, expected, blkDataLength(request)))
+    ) {
+      this.#free.push(pending.slot);
+      return;
+    }
+    const completion = this.#complete(u.id, u.len, u.writableLen, pending);
+    expectBlkStatus(completion, VirtioBlkStatus.OK);
+    const diff =
+      expected && describeSectorDiff(expected, completion.data, 'sector' in request ? request.sector : 0n);
+    if (diff) {
+      throw new BlkError(
+        BlkErrorCode.DATA,
+        `${describeBlkRequest(request)} (head ${completion.head}) returned other data: ${diff}`,
+      );
+    }
   }
 
   /** One request: post, kick, wait. */
@@ -535,15 +684,32 @@ export class BlkDriver {
     return this.run({ type: 'GET_ID' }, options);
   }
 
-  /** Views of the slot's header, status and the first bytes of each data segment `#split` chose. */
-  #viewsOf(slotIndex: number, segments: ReadonlyArray<{ len: number }>): PostedViews {
+  /** The slot's segments, layout and chain for `length` bytes of data the device writes or reads. */
+  #shapeOf(slot: Slot, length: number, write: boolean): SlotShape {
+    const shape = slot.shape;
+    if (shape?.length === length && shape.write === write) return shape;
+    const layout: BlkRequestLayout = {
+      header: slot.header,
+      data: this.#split(slot, length),
+      status: slot.status,
+    };
+    const chain = blkChainOf(layout, write);
+    slot.shape = { length, write, layout, chain, views: undefined };
+    return slot.shape;
+  }
+
+  /** Views of the slot's header, status and the first bytes of each data segment of `shape`. */
+  #viewsOf(slotIndex: number, shape: SlotShape): PostedViews {
     const generation = this.#memory.generation;
+    if (shape.views?.generation === generation) return shape.views;
     let views = this.#views[slotIndex];
     if (views?.generation !== generation) {
       const slot = this.#slots[slotIndex]!;
+      const header = this.#memory.gpaToBytes(slot.header, BLK_HEADER_SIZE);
       views = {
         generation,
-        header: this.#memory.gpaToBytes(slot.header, BLK_HEADER_SIZE),
+        header,
+        headerWords: new DataView(header.buffer, header.byteOffset, BLK_HEADER_SIZE),
         data: [
           this.#memory.gpaToBytes(slot.data[0].gpa, slot.data[0].cap),
           this.#memory.gpaToBytes(slot.data[1].gpa, slot.data[1].cap),
@@ -552,13 +718,16 @@ export class BlkDriver {
       };
       this.#views[slotIndex] = views;
     }
-    const data = views.data;
-    return {
+    const data = shape.layout.data.map((segment, i) => views.data[i]!.subarray(0, segment.len));
+    shape.views = {
       generation,
       header: views.header,
-      data: segments.map((segment, i) => data[i]!.subarray(0, segment.len)),
+      headerWords: views.headerWords,
+      data,
+      dataBuffers: data.map((view) => Buffer.from(view.buffer, view.byteOffset, view.length)),
       status: views.status,
     };
+    return shape.views;
   }
 
   #split(slot: Slot, length: number): Array<{ gpa: bigint; len: number }> {
@@ -574,28 +743,67 @@ export class BlkDriver {
     ];
   }
 
+  /** The completions of a batch of used buffers, in the order the device used them. */
+  #completeAll(used: ReadonlyArray<UsedBuffer<Pending>>): BlkCompletion[] {
+    const out: BlkCompletion[] = [];
+    for (const u of used) out.push(this.#complete(u.id, u.len, u.writableLen, u.token!));
+    return out;
+  }
+
+  /**
+   * Room for `length` bytes of completion data that the caller keeps. The copies are carved out of 64 KiB
+   * blocks, never reused (a block lives as long as any completion's data in it): a 4 KiB ArrayBuffer per
+   * read cost more than all the rest of the request, and one buffer per batch past glibc's mmap threshold
+   * a page fault per page.
+   */
+  #copyRoom(length: number): Uint8Array {
+    if (length > COPY_BLOCK_BYTES / 4) return new Uint8Array(length);
+    if (this.#copyAt + length > this.#copyBlock.length) {
+      // Every byte handed out is overwritten by the copy, so the block need not be zeroed.
+      this.#copyBlock = new Uint8Array(Buffer.allocUnsafeSlow(COPY_BLOCK_BYTES).buffer, 0, COPY_BLOCK_BYTES);
+      this.#copyAt = 0;
+    }
+    const room = this.#copyBlock.subarray(this.#copyAt, this.#copyAt + length);
+    // Kept 8-byte aligned, as a fresh allocation would be.
+    this.#copyAt += (length + 7) & ~7;
+    return room;
+  }
+
   #complete(head: number, usedLen: number, writableLen: number, pending: Pending): BlkCompletion {
     const { request, layout } = pending;
+    const slot = this.#slots[pending.slot]!;
     // Views taken before the memory table changed may point into a mapping the device no longer uses.
     const views = pending.views?.generation === this.#memory.generation ? pending.views : undefined;
     const status = views ? views.status[0]! : this.#memory.read(layout.status, 1)[0]!;
-    let length = 0;
-    for (const segment of layout.data) length += segment.len;
-    const data = new Uint8Array(length);
-    let at = 0;
-    layout.data.forEach((segment, i) => {
-      const target = data.subarray(at, at + segment.len);
-      if (views) target.set(views.data[i]!);
-      else this.#memory.readInto(segment.gpa, target);
-      at += segment.len;
-    });
+    const writes = blkDeviceWritesData(request);
+    let data: Uint8Array = EMPTY;
     const problems: string[] = [];
-    const headerNow = views ? views.header : this.#memory.read(layout.header, BLK_HEADER_SIZE);
-    if (!sameBytes(headerNow, pending.header)) {
-      problems.push('the request header was modified');
+    if (writes) {
+      data = this.#copyRoom(blkDataLength(request));
+      let offset = 0;
+      for (let i = 0; i < layout.data.length; i++) {
+        const segment = layout.data[i]!;
+        const target = data.subarray(offset, offset + segment.len);
+        if (views) target.set(views.data[i]!);
+        else this.#memory.readInto(segment.gpa, target);
+        offset += segment.len;
+      }
+    } else if (request.type === 'OUT') {
+      // Compared where it lies: the data the device was to read must still be there.
+      let offset = 0;
+      let same = true;
+      for (let i = 0; i < layout.data.length && same; i++) {
+        const segment = layout.data[i]!;
+        const now = views ? views.data[i]! : this.#memory.read(segment.gpa, segment.len);
+        same = sameBytes(now, request.data.subarray(offset, offset + segment.len));
+        offset += segment.len;
+      }
+      if (!same) problems.push('the data to write was modified');
     }
-    if (request.type === 'OUT' && !sameBytes(data, request.data))
-      problems.push('the data to write was modified');
+    const headerIntact = views
+      ? sameHeader(views.headerWords, slot.expectedHeaderWords)
+      : sameBytes(this.#memory.read(layout.header, BLK_HEADER_SIZE), slot.expectedHeader);
+    if (!headerIntact) problems.unshift('the request header was modified');
     this.#free.push(pending.slot);
     return {
       request,
@@ -604,10 +812,37 @@ export class BlkDriver {
       usedLen,
       expectedLen: blkExpectedUsedLen(request),
       writableLen,
-      data: blkDeviceWritesData(request) ? data : new Uint8Array(0),
+      data,
       readonlyWritten: problems.length ? problems.join(' and ') : undefined,
     };
   }
+}
+
+const EMPTY = new Uint8Array(0);
+/** A slot's layout before its first request. */
+const NO_LAYOUT: BlkRequestLayout = { header: 0n, data: [], status: 0n };
+/** The blocks completion data is copied into (see `#copyRoom`). */
+const COPY_BLOCK_BYTES = 64 * 1024;
+
+/** Whether `segments`, one after the other and `length` bytes in all, hold `bytes`. */
+function sameInPlace(segments: readonly Buffer[], bytes: Uint8Array, length: number): boolean {
+  if (bytes.length !== length) return false;
+  let at = 0;
+  for (const segment of segments) {
+    if (segment.compare(bytes, at, at + segment.length) !== 0) return false;
+    at += segment.length;
+  }
+  return true;
+}
+
+/** Whether two 16-byte headers are equal, a 32-bit word at a time (no view or native call per request). */
+function sameHeader(a: DataView, b: DataView): boolean {
+  return (
+    a.getUint32(0, true) === b.getUint32(0, true) &&
+    a.getUint32(4, true) === b.getUint32(4, true) &&
+    a.getUint32(8, true) === b.getUint32(8, true) &&
+    a.getUint32(12, true) === b.getUint32(12, true)
+  );
 }
 
 /**

@@ -135,6 +135,7 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
   }
 
   takeUsed(): Array<UsedBuffer<T>> {
+    if (this.#kept.length === 0) return this.queue.collectUsed();
     return [...this.#kept.splice(0), ...this.queue.collectUsed()];
   }
 
@@ -150,13 +151,14 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
     let calls = 0;
     for (;;) {
       calls += this.drainCalls();
-      used.push(...this.queue.collectUsed());
+      for (const u of this.queue.collectUsed()) used.push(u);
       if (used.length >= count) return { used, calls };
-      const where = `${used.length} came; ${this.queue.describePosition()}, ${calls} call${calls === 1 ? '' : 's'}`;
+      const where = (): string =>
+        `${used.length} came; ${this.queue.describePosition()}, ${calls} call${calls === 1 ? '' : 's'}`;
       if (this.disconnected()) {
         this.#kept = used;
         throw new BackendError(
-          `the back-end closed the connection while ${count} used buffer${count === 1 ? ' was' : 's were'} awaited on vring ${this.index}: ${where}`,
+          `the back-end closed the connection while ${count} used buffer${count === 1 ? ' was' : 's were'} awaited on vring ${this.index}: ${where()}`,
         );
       }
       const left = end - performance.now();
@@ -165,10 +167,11 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
         throw new TimeoutError(
           `${count} used buffer${count === 1 ? '' : 's'} on vring ${this.index}`,
           timeoutMs,
-          where,
+          where(),
         );
       }
-      await this.callFd.waitSignalled(Math.min(left, USED_POLL_MS));
+      // Just drained and found nothing: no need to ask whether the counter is non-zero before waiting.
+      await this.callFd.waitSignalled(Math.min(left, USED_POLL_MS), { drained: true });
     }
   }
 }

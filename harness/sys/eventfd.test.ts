@@ -72,6 +72,18 @@ describe('sys/eventfd', () => {
     }
   });
 
+  it('after a drain (drained), still answers a signal that came before the wait', async () => {
+    const ev = new EventFd();
+    try {
+      expect(ev.drain()).to.equal(0);
+      ev.signal(2);
+      expect(await ev.waitSignalled(1000, { drained: true })).to.equal(true);
+      expect(ev.drain()).to.equal(2);
+    } finally {
+      ev.close();
+    }
+  });
+
   it('close rejects a pending wait with ClosedError and is idempotent', async () => {
     const ev = new EventFd();
     const fd = ev.fd;

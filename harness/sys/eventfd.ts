@@ -6,10 +6,10 @@ import {
   EFD_NONBLOCK,
   EFD_SEMAPHORE,
   eventfd,
-  eventfdRead,
+  eventfdReadCount,
   eventfdWrite,
   PollEvent,
-  poll,
+  pollOne,
 } from './libc.js';
 
 export interface EventFdOptions {
@@ -52,17 +52,19 @@ export class EventFd {
   /** Takes the counter: how many signals arrived since the last drain (exact up to 2^53), or 0. */
   drain(): number {
     this.#assertOpen();
-    return Number(eventfdRead(this.fd) ?? 0n);
+    return eventfdReadCount(this.fd);
   }
 
   /**
    * Resolves true as soon as the counter is non-zero, false once `timeoutMs` has passed without that. It
    * does not take the count: call `drain()` to consume the signal. Rejects with ClosedError on `close()`.
+   * `drained`: the caller has just drained it and found nothing, so the wait need not look first.
    */
-  async waitSignalled(timeoutMs: number): Promise<boolean> {
+  async waitSignalled(timeoutMs: number, options: { drained?: boolean } = {}): Promise<boolean> {
     this.#assertOpen();
-    // Already signalled: answer without starting the poll handle.
-    if ((poll([this.fd], PollEvent.POLLIN, 0)[0]! & PollEvent.POLLIN) !== 0) return true;
+    // Already signalled: answer without starting the poll handle. A caller that has just drained the
+    // counter (`drained`) saves the syscall: a signal since then makes the wait answer on the next loop turn.
+    if (!options.drained && (pollOne(this.fd, PollEvent.POLLIN, 0) & PollEvent.POLLIN) !== 0) return true;
     const revents = await this.#waiter.wait(PollEvent.POLLIN, timeoutMs);
     return (revents & PollEvent.POLLIN) !== 0;
   }

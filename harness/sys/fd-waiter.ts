@@ -22,7 +22,7 @@
  */
 import koffi from 'koffi';
 import { UsageError, VhuError } from '../errors.js';
-import { checkPollable, PollEvent, poll } from './libc.js';
+import { checkPollable, PollEvent, pollOne } from './libc.js';
 
 /** The fd was closed by its owner while something waited on it. */
 export class ClosedError extends VhuError {
@@ -198,7 +198,7 @@ export class FdWaiter {
 
   /** The revents now that answer `events`; poll(2) with timeout 0 never blocks. */
   #answer(events: number): number {
-    return poll([this.#fd], events, 0)[0]! & (events | ALWAYS_REPORTED);
+    return pollOne(this.#fd, events, 0) & (events | ALWAYS_REPORTED);
   }
 
   #onPollEvent(): void {
@@ -207,7 +207,7 @@ export class FdWaiter {
     for (const waiter of this.#waiters) events |= waiter.events;
     let revents: number;
     try {
-      revents = poll([this.#fd], events, 0)[0]!;
+      revents = pollOne(this.#fd, events, 0);
     } catch (err) {
       this.#fail(err as Error);
       return;

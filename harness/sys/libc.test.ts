@@ -6,6 +6,7 @@ import {
   dup,
   eventfd,
   eventfdRead,
+  eventfdReadCount,
   eventfdWrite,
   fstat,
   fstatSize,
@@ -16,6 +17,7 @@ import {
   mmapShared,
   PollEvent,
   poll,
+  pollOne,
   readlinkFd,
   recvmsgFds,
   sendmsgFds,
@@ -103,6 +105,37 @@ describe('sys/libc', () => {
       expect(() => sendmsgFds(a, Buffer.from('x'))).to.throw(SysError, /sendmsg.*EPIPE/);
       expect(() => recvmsgFds(-1, 8)).to.throw(SysError, /recvmsg \(fd -1\) failed: errno 9 \(EBADF\)/);
       expect(() => sendmsgFds(a, Buffer.alloc(0), [a])).to.throw(RangeError);
+    });
+  });
+
+  describe('eventfd and poll without allocation', () => {
+    it('reads counts as numbers (0 when empty) and writes numbers and BigInts past 32 bits', () => {
+      const ev = eventfd();
+      try {
+        expect(eventfdReadCount(ev)).to.equal(0);
+        expect(pollOne(ev, PollEvent.POLLIN, 0)).to.equal(0);
+        eventfdWrite(ev, 3);
+        eventfdWrite(ev, 2 ** 40 + 5);
+        expect(pollOne(ev, PollEvent.POLLIN | PollEvent.POLLOUT, 0)).to.equal(
+          PollEvent.POLLIN | PollEvent.POLLOUT,
+        );
+        expect(eventfdReadCount(ev)).to.equal(2 ** 40 + 8);
+        eventfdWrite(ev, 0xffff_ffff_0000n);
+        expect(eventfdRead(ev)).to.equal(0xffff_ffff_0000n);
+        expect(eventfdRead(ev)).to.equal(null);
+        expect(() => eventfdWrite(ev, 0)).to.throw(RangeError);
+        expect(() => eventfdWrite(ev, 0xffff_ffff_ffff_ffffn)).to.throw(RangeError);
+        expect(() => eventfdReadCount(-1)).to.throw(SysError, /EBADF/);
+      } finally {
+        closeFd(ev);
+      }
+    });
+
+    it('pollOne reports POLLNVAL for a closed fd as poll does', () => {
+      const ev = eventfd();
+      closeFd(ev);
+      expect(pollOne(ev, PollEvent.POLLIN, 0)).to.equal(PollEvent.POLLNVAL);
+      expect(poll([ev], PollEvent.POLLIN, 0)).to.deep.equal([PollEvent.POLLNVAL]);
     });
   });
 

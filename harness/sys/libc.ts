@@ -394,23 +394,47 @@ export function eventfd(initval = 0, flags = EFD_CLOEXEC | EFD_NONBLOCK): number
   return check('eventfd', c.eventfd(initval, flags));
 }
 
+/**
+ * The 8 bytes every eventfd read and write goes through: the calls are synchronous, so one buffer serves
+ * them all (a kick and a drain per wake of the traffic engine would otherwise allocate two).
+ */
+const eventfdScratch = Buffer.alloc(8);
+const eventfdWords = new Uint32Array(eventfdScratch.buffer, eventfdScratch.byteOffset, 2);
+
 /** Adds `value` (1..2^64-2) to an eventfd counter. Throws EAGAIN if the counter would overflow. */
 export function eventfdWrite(fd: number, value: number | bigint = 1n): void {
-  const n = BigInt(value);
-  if (n < 1n || n > EVENTFD_MAX) throw new RangeError(`eventfd value must be 1..2^64-2, got ${n}`);
-  const buf = Buffer.alloc(8);
-  buf.writeBigUInt64LE(n, 0);
-  const written = Number(c.write(fd, buf, 8));
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) {
+    // No BigInt for the usual small count: two 32-bit words (little-endian host, see the codec).
+    eventfdWords[0] = value % 0x1_0000_0000;
+    eventfdWords[1] = Math.floor(value / 0x1_0000_0000);
+  } else {
+    const n = BigInt(value);
+    if (n < 1n || n > EVENTFD_MAX) throw new RangeError(`eventfd value must be 1..2^64-2, got ${n}`);
+    eventfdScratch.writeBigUInt64LE(n, 0);
+  }
+  const written = Number(c.write(fd, eventfdScratch, 8));
   if (written !== 8) throw new SysError('write(eventfd)', written < 0 ? koffi.errno() : 0, `fd ${fd}`);
 }
 
 /** Reads and resets an eventfd counter (or takes 1 in semaphore mode); null when it is zero (EAGAIN). */
 export function eventfdRead(fd: number): bigint | null {
-  const buf = Buffer.alloc(8);
-  const got = Number(c.read(fd, buf, 8));
-  if (got === 8) return buf.readBigUInt64LE(0);
+  return eventfdReadInto(fd) ? eventfdScratch.readBigUInt64LE(0) : null;
+}
+
+/**
+ * `eventfdRead` as a number, 0 when the counter is zero (EAGAIN): exact up to 2^53, which no count of
+ * signals reaches. No allocation: what a vring's call fd is drained with on every wake.
+ */
+export function eventfdReadCount(fd: number): number {
+  return eventfdReadInto(fd) ? eventfdWords[0]! + eventfdWords[1]! * 0x1_0000_0000 : 0;
+}
+
+/** read(2) of the counter into eventfdScratch: true when read, false on EAGAIN. */
+function eventfdReadInto(fd: number): boolean {
+  const got = Number(c.read(fd, eventfdScratch, 8));
+  if (got === 8) return true;
   const errno = got < 0 ? koffi.errno() : 0;
-  if (errno === EAGAIN) return null;
+  if (errno === EAGAIN) return false;
   throw new SysError('read(eventfd)', errno, `fd ${fd}`);
 }
 
@@ -446,6 +470,25 @@ export function poll(
     throw new SysError('poll', errno, describeFds(fds));
   }
   return parsePollRevents(buf);
+}
+
+/** The one struct pollfd `pollOne` uses: fd @0 (i32), events @4 (i16), revents @6 (i16). */
+const pollOneScratch = Buffer.alloc(8);
+const pollOneFields = new Int32Array(pollOneScratch.buffer, pollOneScratch.byteOffset, 2);
+
+/**
+ * `poll` for one fd, without allocating: the revents (0 on EINTR). What the fd waiters ask on every wake.
+ */
+export function pollOne(fd: number, events: number, timeoutMs: number): number {
+  pollOneFields[0] = fd;
+  pollOneFields[1] = events & 0xffff; // events in the low half, revents (high half) cleared
+  const rc = c.poll(pollOneScratch, 1, timeoutMs);
+  if (rc < 0) {
+    const errno = koffi.errno();
+    if (errno === EINTR) return 0;
+    throw new SysError('poll', errno, `fd ${fd}`);
+  }
+  return pollOneFields[1]! >>> 16;
 }
 
 const EPOLL_CLOEXEC = 0o2000000;

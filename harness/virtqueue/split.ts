@@ -260,6 +260,13 @@ export class SplitVirtqueue<T = unknown> {
   readonly #freeNext: Uint16Array;
   readonly #inFlight: Array<InFlight<T> | undefined>;
   readonly #indirectTables: Array<IndirectTable | undefined>;
+  /** Each head's InFlight record, made on its first use and reused: `#inFlight` says which are in flight. */
+  readonly #records: Array<InFlight<T> | undefined>;
+  /** collectUsed's ids and lens of one batch, and the batch each id was last seen in (duplicates). */
+  readonly #batchIds: Uint32Array;
+  readonly #batchLens: Uint32Array;
+  readonly #seenIn: Uint32Array;
+  #batch = 0;
   #freeHead = 0;
   #freeTail = 0;
   #numFree = 0;
@@ -326,6 +333,10 @@ export class SplitVirtqueue<T = unknown> {
     this.#freeNext = new Uint16Array(size);
     this.#inFlight = new Array(size);
     this.#indirectTables = new Array(size);
+    this.#records = new Array(size);
+    this.#batchIds = new Uint32Array(size);
+    this.#batchLens = new Uint32Array(size);
+    this.#seenIn = new Uint32Array(size);
 
     descBytes.fill(0);
     availBytes.fill(0);
@@ -415,9 +426,16 @@ export class SplitVirtqueue<T = unknown> {
     // Allocated before any state changes: NO_SPACE from the allocator leaves the queue as it was.
     const table = useIndirect ? this.#indirectTable(head, tableLen) : undefined;
 
-    const descs: number[] = [];
+    // The chain's record is the head's own, reused: no object or array per request.
+    let record = this.#records[head];
+    if (!record) {
+      record = { descs: [], token: undefined, writableLen: 0 };
+      this.#records[head] = record;
+    }
+    const descs = record.descs;
+    descs.length = needed;
     for (let i = 0; i < needed; i++) {
-      descs.push(this.#freeHead);
+      descs[i] = this.#freeHead;
       this.#freeHead = this.#freeNext[this.#freeHead]!;
     }
     this.#numFree -= needed;
@@ -440,7 +458,9 @@ export class SplitVirtqueue<T = unknown> {
         this.#writeDesc(table.view, j, chain[prefix + j]!, last ? 0 : j + 1, !last);
       }
     }
-    this.#inFlight[head] = { descs, token: options.token, writableLen };
+    record.token = options.token;
+    record.writableLen = writableLen;
+    this.#inFlight[head] = record;
     this.#inFlightCount++;
     if (this.inOrder) this.#availOrder.push(head);
 
@@ -521,7 +541,7 @@ export class SplitVirtqueue<T = unknown> {
     const usedIdx = Atomics.load(this.#usedIdx, 0);
     const pending = (usedIdx - this.#lastUsed) & 0xffff;
     if (pending === 0) return [];
-    const position = { usedIdx, lastUsedIdx: this.#lastUsed, inFlight: this.#inFlightCount };
+    const position = () => ({ usedIdx, lastUsedIdx: this.#lastUsed, inFlight: this.#inFlightCount });
     if (pending > this.#inFlightCount) {
       const why =
         pending > this.size
@@ -532,37 +552,60 @@ export class SplitVirtqueue<T = unknown> {
       throw new UsedRingError(
         UsedRingErrorCode.USED_IDX,
         `used.idx advanced by ${pending}, ${why}`,
-        position,
+        position(),
       );
     }
-    const batch: Array<{ id: number; len: number; batched?: boolean }> = this.inOrder
-      ? this.#readInOrder(pending, position)
-      : [];
-    const seen = new Set<number>();
-    for (let i = 0; i < pending && !this.inOrder; i++) {
+    if (this.inOrder) return this.#collectInOrder(usedIdx, pending, position());
+    // A batch number per call marks the ids seen in it: no Set per call. It wraps after 2^32 calls; 0 is
+    // never a batch, so a fresh queue's zeros match none.
+    this.#batch = this.#batch === 0xffff_ffff ? 1 : this.#batch + 1;
+    if (this.#batch === 1) this.#seenIn.fill(0);
+    const batch = this.#batch;
+    for (let i = 0; i < pending; i++) {
       const index = (this.#lastUsed + i) & 0xffff;
       const slot = index & (this.size - 1);
       const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * slot;
       const id = this.#used.getUint32(at, true);
       const len = this.#used.getUint32(at + 4, true);
-      const where = `used.ring[${slot}] (used index ${index})`;
       if (id >= this.size) {
         throw new UsedRingError(
           UsedRingErrorCode.USED_ID_RANGE,
-          `${where} has id ${id}, not a descriptor index of a queue of size ${this.size}`,
-          position,
+          `used.ring[${slot}] (used index ${index}) has id ${id}, not a descriptor index of a queue of size ${this.size}`,
+          position(),
         );
       }
-      if (!this.#inFlight[id] || seen.has(id)) {
+      if (!this.#inFlight[id] || this.#seenIn[id] === batch) {
         throw new UsedRingError(
           UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
-          `${where} has id ${id}, which is not the head of a chain in flight${this.#explainNotInFlight(id, seen)}`,
-          position,
+          `used.ring[${slot}] (used index ${index}) has id ${id}, which is not the head of a chain in flight${this.#explainNotInFlight(id, this.#seenIn[id] === batch)}`,
+          position(),
         );
       }
-      seen.add(id);
-      batch.push({ id, len });
+      this.#seenIn[id] = batch;
+      this.#batchIds[i] = id;
+      this.#batchLens[i] = len;
     }
+    const out: Array<UsedBuffer<T>> = [];
+    for (let i = 0; i < pending; i++) {
+      const id = this.#batchIds[i]!;
+      const chain = this.#inFlight[id]!;
+      this.#inFlight[id] = undefined;
+      this.#inFlightCount--;
+      this.#release(chain.descs);
+      out.push({ id, len: this.#batchLens[i]!, token: chain.token, writableLen: chain.writableLen });
+      chain.token = undefined;
+    }
+    this.#lastUsed = usedIdx;
+    return out;
+  }
+
+  /** collectUsed under IN_ORDER: batches read by #readInOrder, each buffer in it taken. */
+  #collectInOrder(
+    usedIdx: number,
+    pending: number,
+    position: { usedIdx: number; lastUsedIdx: number; inFlight: number },
+  ): Array<UsedBuffer<T>> {
+    const batch = this.#readInOrder(pending, position);
     const out: Array<UsedBuffer<T>> = [];
     for (const { id, len, batched } of batch) {
       const chain = this.#inFlight[id]!;
@@ -576,8 +619,9 @@ export class SplitVirtqueue<T = unknown> {
         writableLen: chain.writableLen,
         ...(batched ? { batched } : {}),
       });
+      chain.token = undefined;
     }
-    if (this.inOrder) this.#availOrder.splice(0, batch.length);
+    this.#availOrder.splice(0, batch.length);
     this.#lastUsed = usedIdx;
     return out;
   }
@@ -606,7 +650,7 @@ export class SplitVirtqueue<T = unknown> {
           UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
           `${where} has id ${id}, not the head of a buffer in flight after the ${batch.length} already used` +
             (id < this.size
-              ? this.#explainNotInFlight(id, new Set(this.#availOrder.slice(0, batch.length)))
+              ? this.#explainNotInFlight(id, this.#availOrder.slice(0, batch.length).includes(id))
               : ''),
           position,
         );
@@ -728,8 +772,8 @@ export class SplitVirtqueue<T = unknown> {
     this.#numFree += descs.length;
   }
 
-  #explainNotInFlight(id: number, seen: ReadonlySet<number>): string {
-    if (seen.has(id)) return ' (already used earlier in this batch)';
+  #explainNotInFlight(id: number, seenInBatch: boolean): string {
+    if (seenInBatch) return ' (already used earlier in this batch)';
     for (let head = 0; head < this.size; head++) {
       if (this.#inFlight[head]?.descs.includes(id))
         return ` (descriptor ${id} is inside the chain headed by ${head})`;
@@ -748,7 +792,8 @@ export function checkChain(chain: readonly BufferElement[]): number {
   let total = 0;
   let writable = 0;
   let sawWrite = false;
-  chain.forEach((e, i) => {
+  for (let i = 0; i < chain.length; i++) {
+    const e = chain[i]!;
     if (!Number.isInteger(e.len) || e.len < 0 || e.len > U32_MAX) {
       throw fail(`element ${i}: len must be a u32, got ${e.len}`);
     }
@@ -759,7 +804,7 @@ export function checkChain(chain: readonly BufferElement[]): number {
     sawWrite ||= e.write;
     total += e.len;
     if (e.write) writable += e.len;
-  });
+  }
   if (total > 2 ** 32) throw fail(`the chain is ${total} bytes long, more than 2^32`);
   return writable;
 }

@@ -178,7 +178,7 @@ describe('robustness leak figures', () => {
     expect(parseVmRss('Name:\tx\n')).to.equal(undefined);
   });
 
-  it('finds an fd a iteration, and not a garbage collector sawing up and down', () => {
+  it('finds one fd leaked per iteration, and not a garbage collector sawing up and down', () => {
     const leak = growthOf(
       'fd replacement',
       samples(

@@ -217,6 +217,9 @@ describe('robustness leak figures', () => {
     expect(crashReport('vq.c:7:3: runtime error: index 1024 out of bounds')).to.match(
       /UndefinedBehaviorSanitizer/,
     );
+    expect(
+      crashReport("virtiofsd: fuse_virtio.c:793: fv_queue_set_started: Assertion `kick_fd == -1' failed.\n"),
+    ).to.match(/^a failed assertion on stderr: "virtiofsd: fuse_virtio.c:793/);
     expect(crashReport('all is well\n')).to.equal(undefined);
   });
 });

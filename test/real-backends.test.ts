@@ -371,6 +371,8 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'proto.config.set': 'skip',
         'proto.config.set.refused': 'skip',
         'proto.reply-ack.invalid': 'fail',
+        // SET_VRING_KICK again on a running ring aborts it (an assert in fuse_virtio.c).
+        'robust.ctl.vring': 'fail',
         ...NOT_OFFERED,
         ...NO_DRIVER,
         ...VIRTIOFSD_FS,
@@ -427,6 +429,13 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'conv.fd.form')).to.match(
       /connected socket at fd 3: fails.*; listening socket at fd 3: works/,
+    );
+  });
+
+  it('aborts on SET_VRING_KICK again on a running ring', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'robust.ctl.vring')).to.match(
+      /crashed after SET_VRING_KICK again on a running ring: a failed assertion on stderr: .*fv_queue_set_started: Assertion `vud->qi\[qidx\]->kick_fd == -1' failed/,
     );
   });
 

@@ -13,7 +13,14 @@ import { frontendConnection } from '../harness/process/probes.js';
 import { isListeningAt } from '../harness/process/procfs.js';
 import { Scope } from '../harness/process/scope.js';
 import { type CheckContext, makeContext, type Target } from '../harness/runner/check.js';
-import { freshSubject, outcomeAfter, summarize, tryInputs } from '../suites/robustness/oracle.js';
+import { describeGrowth, growthOf, leaksOf, parseVmRss } from '../suites/robustness/leaks.js';
+import {
+  crashReport,
+  freshSubject,
+  outcomeAfter,
+  summarize,
+  tryInputs,
+} from '../suites/robustness/oracle.js';
 
 /**
  * A vhost-user "back-end" in 40 lines of node:net: answers GET_FEATURES; on any other request does what
@@ -159,5 +166,60 @@ describe('robustness oracle', function () {
     } finally {
       daemon.kill('SIGKILL');
     }
+  });
+});
+
+describe('robustness leak figures', () => {
+  const samples = (fds: (i: number) => number, rss: (i: number) => number) =>
+    Array.from({ length: 64 }, (_, i) => ({ fds: fds(i), rssKb: rss(i) }));
+
+  it('reads VmRSS from /proc/PID/status', () => {
+    expect(parseVmRss('Name:\tx\nVmHWM:\t  9000 kB\nVmRSS:\t  8848 kB\nRssAnon:\t 100 kB\n')).to.equal(8848);
+    expect(parseVmRss('Name:\tx\n')).to.equal(undefined);
+  });
+
+  it('finds one fd leaked per iteration, and not a garbage collector sawing up and down', () => {
+    const leak = growthOf(
+      'fd replacement',
+      samples(
+        (i) => 20 + i,
+        () => 5000,
+      ),
+    );
+    expect(leaksOf(leak)).to.deep.equal(['56 more fds open after 56 more iterations of fd replacement']);
+    expect(describeGrowth(leak)).to.equal(
+      'fd replacement: fds 20 -> 76 (+1.00/iteration), VmRSS 5000 -> 5000 KiB (+0.0 KiB/iteration)',
+    );
+    const sawing = growthOf(
+      'set-up',
+      samples(
+        (i) => 20 + (i % 3),
+        (i) => 5000 + (i % 8) * 4000,
+      ),
+    );
+    expect(leaksOf(sawing)).to.deep.equal([]);
+    const growing = growthOf(
+      'set-up',
+      samples(
+        () => 20,
+        (i) => 5000 + i * 200,
+      ),
+    );
+    expect(leaksOf(growing)).to.deep.equal([
+      'VmRSS grew by 200.0 KiB per iteration of set-up (bound 128 KiB)',
+    ]);
+  });
+
+  it('names the crash reports it knows on stderr', () => {
+    expect(crashReport('==12==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x1')).to.match(
+      /^a sanitizer report/,
+    );
+    expect(crashReport('vq.c:7:3: runtime error: index 1024 out of bounds')).to.match(
+      /UndefinedBehaviorSanitizer/,
+    );
+    expect(
+      crashReport("virtiofsd: fuse_virtio.c:793: fv_queue_set_started: Assertion `kick_fd == -1' failed.\n"),
+    ).to.match(/^a failed assertion on stderr: "virtiofsd: fuse_virtio.c:793/);
+    expect(crashReport('all is well\n')).to.equal(undefined);
   });
 });

@@ -33,8 +33,6 @@ import { answersGetFeatures, type Subject, tryInputs } from './oracle.js';
 export const RobustSpec = {
   messages: 'vhost-user.rst#message-specification',
   frontendMessages: 'vhost-user.rst#front-end-message-types',
-  ringStates: 'vhost-user.rst#ring-states',
-  memory: 'vhost-user.rst#memory-regions-description',
 } as const;
 
 /** One bad input: what it is called in messages, how it is sent, and (rarely) how the back-end is probed. */
@@ -467,7 +465,7 @@ export const controlChecks = defineChecks('robustness', [
     title:
       'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
     severity: 'MUST',
-    spec: RobustSpec.memory,
+    spec: RobustSpec.frontendMessages,
     needs: NEEDS,
     run: (ctx) => tryInputs(ctx, memoryInputs(ctx)),
   },

@@ -26,10 +26,11 @@ const WARM_UP = 16;
 /** Samples at each end whose minimum is compared: the low points after garbage collection, not its peaks. */
 const WINDOW = 8;
 /**
- * Fds: a constant few may come and go (a timer, a worker's pipe); one per iteration is a leak. Over 56
- * iterations apart, more than this many more open is one.
+ * Fds: a constant few may come and go: a timer, a worker's pipe, and the fds of the last front-ends that left,
+ * which a back-end may close later in another thread (dpdk-testpmd 22.11's fdset thread: up to 4 seen still
+ * open at the end of 64 reconnects). One per iteration, the leak this finds, is 56 over the iterations apart.
  */
-export const FD_SLACK = 3;
+export const FD_SLACK = 8;
 /**
  * Resident memory: an iteration maps guest memory and touches a few pages of it (the ring: a 4 KiB page for
  * each part at most) and allocates per-ring state. A back-end keeping 128 KiB per set-up grows by 128 MiB over

@@ -42,11 +42,13 @@ export type Outcome = 'answered' | 'closed';
 const EXIT_WATCH_MS = 200;
 const EXIT_WATCH_STEP_MS = 20;
 
-/** What a crash leaves on stderr: AddressSanitizer and friends, UndefinedBehaviorSanitizer, a Rust panic. */
+/** What a crash leaves on stderr: AddressSanitizer and friends, UndefinedBehaviorSanitizer, a Rust panic, assert(). */
 const CRASH_REPORTS: ReadonlyArray<{ pattern: RegExp; what: string }> = [
   { pattern: /ERROR: (Address|Memory|Thread|Leak)Sanitizer/, what: 'a sanitizer report' },
   { pattern: /runtime error: |UndefinedBehaviorSanitizer/, what: 'an UndefinedBehaviorSanitizer report' },
   { pattern: /panicked at /, what: 'a Rust panic' },
+  // glibc's assert(): it aborts. Seen even when the process that died is not ours to wait for (a child).
+  { pattern: /: Assertion `.*' failed\./, what: 'a failed assertion' },
 ];
 
 /** The crash report in `stderr`, if any: what it is and its first line. */

@@ -45,6 +45,7 @@ import {
   releaseSubject,
   type Subject,
   summarize,
+  throwInputFailures,
 } from './oracle.js';
 
 const DataPlaneSpec = {
@@ -799,14 +800,7 @@ async function runInputs(ctx: CheckContext, inputs: readonly Input[]): Promise<s
   const failures = tried.flatMap((r) => ('error' in r ? [r.error] : []));
   if (!failures.length)
     return `${summarize(answered)}. ${tried.map((r) => ('line' in r ? r.line : '')).join('; ')}`;
-  const message = `${failures.map((f) => f.message).join('; ')} (${summarize(answered)})`;
-  if (failures.every((f) => f instanceof TimeoutError)) {
-    const first = failures[0] as TimeoutError;
-    const timeout = new TimeoutError(first.waitingFor, first.afterMs);
-    timeout.message = message;
-    throw timeout;
-  }
-  throw new BackendError(message);
+  throwInputFailures(failures, summarize(answered));
 }
 
 /**

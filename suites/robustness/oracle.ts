@@ -259,7 +259,15 @@ export async function tryInputs(
     }
   }
   if (!failures.length) return summarize(outcomes);
-  const message = `${failures.map((f) => f.message).join('; ')} (${summarize(outcomes)})`;
+  throwInputFailures(failures, summarize(outcomes));
+}
+
+/**
+ * The verdict of inputs some of which crashed or hung: one error naming every one, then `summary`; a
+ * timeout when all of them hung, so that the report says so.
+ */
+export function throwInputFailures(failures: Error[], summary: string): never {
+  const message = `${failures.map((f) => f.message).join('; ')} (${summary})`;
   if (failures.every((f) => f instanceof TimeoutError)) {
     const first = failures[0] as TimeoutError;
     const timeout = new TimeoutError(first.waitingFor, first.afterMs);

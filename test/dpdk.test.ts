@@ -4,17 +4,11 @@
  * net checks' frames loop. The verdicts are what testpmd 22.11 was seen to do by hand.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
-import { dir } from 'tmp-promise';
-import { isListeningAt } from '../harness/process/procfs.js';
 import type { Verdict } from '../harness/runner/types.js';
-import { pollUntil } from '../harness/util/deadline.js';
 import { allChecks } from '../suites/index.js';
 import { type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
-
-const TESTPMD = '/usr/bin/dpdk-testpmd';
+import { startTestpmd, TESTPMD, type Testpmd } from './testpmd.js';
 
 /** What testpmd 22.11 breaks or skips among the protocol and net checks; every other one of them passes. */
 const EXPECTED: Record<string, Verdict> = {
@@ -36,44 +30,15 @@ const EXPECTED: Record<string, Verdict> = {
   'robust.fuzz': 'pass',
 };
 
-/** testpmd with a net_vhost port at `socket`, io forwarding on two queue pairs; its runtime files under `prefix`. */
-function startTestpmd(socket: string, prefix: string): ResultPromise {
-  return execa(
-    TESTPMD,
-    [
-      '--no-huge',
-      '--no-pci',
-      '-m',
-      '512',
-      // A prefix of our own: its runtime files go under /var/run/dpdk/<prefix>, removed in `after`.
-      `--file-prefix=${prefix}`,
-      '--vdev',
-      `net_vhost0,iface=${socket},queues=2`,
-      '--',
-      '--forward-mode=io',
-      // Two queue pairs forwarded (GET_QUEUE_NUM answers 128 whatever these say).
-      '--rxq=2',
-      '--txq=2',
-      '--total-num-mbufs=16384',
-      // Without it testpmd waits on stdin, and would end at once on /dev/null.
-      '--stats-period=10',
-    ],
-    { reject: false, stdin: 'ignore' },
-  );
-}
-
 describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)', function () {
   this.timeout(90_000);
-  let tmp: { path: string; cleanup: () => Promise<void> };
-  let testpmd: ResultPromise | undefined;
+  let testpmd: Testpmd | undefined;
   let run: CliRun;
 
   before(async () => {
     if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
-    tmp = await dir({ prefix: 'vhu-selftest-dpdk-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'net.sock');
-    testpmd = startTestpmd(socket, `vhu-selftest-${process.pid}`);
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
+    testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
+    const { socket } = testpmd;
     // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
     run = await runCli([
       '--connect',
@@ -86,10 +51,7 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
   });
 
   after(async () => {
-    testpmd?.kill('SIGKILL');
-    await testpmd;
-    await execa('rm', ['-rf', `/var/run/dpdk/vhu-selftest-${process.pid}`], { reject: false });
-    await tmp?.cleanup();
+    await testpmd?.stop();
   });
 
   it("has exactly the protocol and net verdicts seen by hand, the other devices' checks skipped", () => {
@@ -141,25 +103,17 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
 
 describe('attach mode: dpdk-testpmd, malformed virtqueue content (robust.data.*) on a testpmd of its own', function () {
   this.timeout(90_000);
-  const prefix = `vhu-selftest-data-${process.pid}`;
-  let tmp: { path: string; cleanup: () => Promise<void> };
-  let testpmd: ResultPromise | undefined;
+  let testpmd: Testpmd | undefined;
   let run: CliRun;
 
   before(async () => {
     if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
-    tmp = await dir({ prefix: 'vhu-selftest-dpdk-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'net.sock');
-    testpmd = startTestpmd(socket, prefix);
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
-    run = await runCli(['--connect', socket, '--type', 'net', '--grep', '^robust\\.data\\.']);
+    testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
+    run = await runCli(['--connect', testpmd.socket, '--type', 'net', '--grep', '^robust\\.data\\.']);
   });
 
   after(async () => {
-    testpmd?.kill('SIGKILL');
-    await testpmd;
-    await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
-    await tmp?.cleanup();
+    await testpmd?.stop();
   });
 
   it('takes every malformed chain without crashing or hanging', () => {
@@ -172,7 +126,7 @@ describe('attach mode: dpdk-testpmd, malformed virtqueue content (robust.data.*)
     expect(messageOf(run.report, 'robust.data.buffers')).to.match(
       /^after the buffers the device writes marked device-readable, the device wrote where it may not .*: at guest 0x[0-9a-f]+: 00 00 00 00 00 00 00 00 00 00 .* of the device-readable buffer at guest 0x[0-9a-f]+ \(1526 bytes\), which the device only reads \(10 of 10 inputs answered\)$/,
     );
-    expect(testpmd?.exitCode, 'testpmd is still running').to.equal(null);
+    expect(testpmd?.process.exitCode, 'testpmd is still running').to.equal(null);
     expect(run.exitCode, run.stderr).to.equal(1);
   });
 

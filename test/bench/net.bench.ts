@@ -7,21 +7,17 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { dir } from 'tmp-promise';
 import { testFrame } from '../../harness/devices/net.js';
-import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
-import { pollUntil } from '../../harness/util/deadline.js';
 import { openNet } from '../../suites/devices/net.js';
+import { startTestpmd, TESTPMD } from '../testpmd.js';
 import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_NET = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../../fixtures/bin/vhu-reference-net',
 );
-const TESTPMD = '/usr/bin/dpdk-testpmd';
 /** Each measurement runs this long: testpmd prints its rate once a second. */
 const DURATION_MS = 3000;
 
@@ -67,46 +63,20 @@ async function measure(label: string, t: Target, reported?: () => number | undef
 console.log('virtio-net frames looped back through queue pair 0 (harness as front-end):');
 await measure('reference net device', benchTarget('net', { binary: REFERENCE_NET }));
 if (existsSync(TESTPMD)) {
-  const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
-  const socket = path.join(tmp.path, 'net.sock');
-  const prefix = `vhu-bench-${process.pid}`;
-  // stdbuf: testpmd's statistics are printf'd, block-buffered into a pipe without it.
-  const testpmd = execa(
-    'stdbuf',
-    [
-      '-oL',
-      TESTPMD,
-      '--no-huge',
-      '--no-pci',
-      '-m',
-      '512',
-      `--file-prefix=${prefix}`,
-      '--vdev',
-      `net_vhost0,iface=${socket},queues=1`,
-      '--',
-      '--forward-mode=io',
-      '--total-num-mbufs=16384',
-      '--stats-period=1',
-    ],
-    { reject: false, stdin: 'ignore', buffer: false },
-  );
+  const testpmd = await startTestpmd({ queues: 1, statsPeriod: 1, lineBuffered: true });
   // The highest Rx-pps testpmd printed since the last look.
   let peak = 0;
-  testpmd.stdout?.on('data', (chunk: Buffer) => {
+  testpmd.process.stdout?.on('data', (chunk: Buffer) => {
     for (const m of chunk.toString().matchAll(/Rx-pps:\s+(\d+)/g)) peak = Math.max(peak, Number(m[1]));
   });
   try {
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, 'dpdk-testpmd to listen');
-    await measure('dpdk-testpmd io', benchTarget('net', { connect: socket }), () => {
+    await measure('dpdk-testpmd io', benchTarget('net', { connect: testpmd.socket }), () => {
       const seen = peak;
       peak = 0;
       return seen;
     });
   } finally {
-    testpmd.kill('SIGKILL');
-    await testpmd;
-    await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
-    await tmp.cleanup();
+    await testpmd.stop();
   }
 } else {
   console.log(`  ${TESTPMD} is not installed (package dpdk-dev): skipped`);

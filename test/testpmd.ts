@@ -1,0 +1,64 @@
+/** dpdk-testpmd (Debian package dpdk-dev) as a vhost-user net back-end, for the attach tests and the net bench. */
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { dir } from 'tmp-promise';
+import { isListeningAt } from '../harness/process/procfs.js';
+import { pollUntil } from '../harness/util/deadline.js';
+
+export const TESTPMD = '/usr/bin/dpdk-testpmd';
+
+export interface Testpmd {
+  /** Its vhost-user socket, listening. */
+  socket: string;
+  process: ResultPromise;
+  /** Kills it and removes its socket folder and runtime files. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts testpmd with a net_vhost port on `queues` queue pairs, io forwarding, and waits until it listens.
+ * `statsPeriod` seconds between its statistics (without a period it waits on stdin, and would end at once on
+ * /dev/null); `lineBuffered` for reading them as they come (printf'd, block-buffered into a pipe otherwise).
+ */
+export async function startTestpmd(options: {
+  queues: number;
+  statsPeriod: number;
+  lineBuffered?: boolean;
+}): Promise<Testpmd> {
+  const tmp = await dir({ prefix: 'vhu-testpmd-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, 'net.sock');
+  // A prefix of our own: its runtime files go under /var/run/dpdk/<prefix>, removed by stop().
+  const prefix = `vhu-${process.pid}-${path.basename(tmp.path)}`;
+  const args = [
+    '--no-huge',
+    '--no-pci',
+    '-m',
+    '512',
+    `--file-prefix=${prefix}`,
+    '--vdev',
+    `net_vhost0,iface=${socket},queues=${options.queues}`,
+    '--',
+    '--forward-mode=io',
+    // Every queue pair forwarded (GET_QUEUE_NUM answers 128 whatever these say).
+    `--rxq=${options.queues}`,
+    `--txq=${options.queues}`,
+    '--total-num-mbufs=16384',
+    `--stats-period=${options.statsPeriod}`,
+  ];
+  const child = options.lineBuffered
+    ? execa('stdbuf', ['-oL', TESTPMD, ...args], { reject: false, stdin: 'ignore', buffer: false })
+    : execa(TESTPMD, args, { reject: false, stdin: 'ignore' });
+  const stop = async () => {
+    child.kill('SIGKILL');
+    await child;
+    await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
+    await tmp.cleanup();
+  };
+  try {
+    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socket, process: child, stop };
+}

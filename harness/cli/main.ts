@@ -5,14 +5,15 @@
  * any moment stops the run as documented (exit 130, or 143 for SIGTERM, nothing left behind) instead of
  * killing node in the middle of an import.
  */
+import { EXIT } from './exit.js';
 import type { Interrupt } from './program.js';
 
-const interrupt: Interrupt = { controller: new AbortController(), stoppedWith: 130 };
+const interrupt: Interrupt = { controller: new AbortController(), stoppedWith: EXIT.interrupted };
 let signals = 0;
 
 function onSignal(signal: NodeJS.Signals): void {
   signals++;
-  if (signals === 1) interrupt.stoppedWith = signal === 'SIGTERM' ? 143 : 130;
+  if (signals === 1) interrupt.stoppedWith = signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
   process.stderr.write(`\nvhu-conform: ${signal}: stopping, ending back-ends and removing temp files\n`);
   interrupt.controller.abort();
   interrupt.onStop?.();

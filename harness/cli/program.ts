@@ -14,8 +14,7 @@ import { writeJunitReport } from '../runner/report-junit.js';
 import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.js';
 import type { RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
-
-export const EXIT = { ok: 0, mustFailed: 1, usageOrHarness: 2, interrupted: 130, terminated: 143 } as const;
+import { EXIT } from './exit.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
 export interface Interrupt {

@@ -128,11 +128,6 @@ async function measure(
   return growthOf(pattern, samples);
 }
 
-/** The oldest negotiation, the whole offer (REPLY_ACK's defects are other checks' business). */
-async function negotiate(session: FrontendSession): Promise<void> {
-  await session.negotiate();
-}
-
 /**
  * One set-up and tear-down: a new memory table (fresh memfds), vring 0 set up with fresh eventfds and
  * enabled, then stopped with GET_VRING_BASE; our side of it all is released at once.
@@ -192,7 +187,7 @@ async function reconnects(
       const left = Math.max(1, Math.round(end - performance.now()));
       const session = new FrontendSession(Connection.fromFd(fd, ctx.timeoutMs));
       try {
-        await withDeadline(negotiate(session), left, 'a new front-end to be served');
+        await withDeadline(session.negotiate(), left, 'a new front-end to be served');
         return session;
       } catch {
         session.connection.close();
@@ -218,7 +213,8 @@ export const leakChecks = defineChecks('robustness', [
       if (pid === null || openFds(pid) === undefined)
         throw new SkipError('the back-end process cannot be read in /proc (not found, or not ours to read)');
       const session = subject.session;
-      await negotiate(session);
+      // The whole offer, without REPLY_ACK's defects (other checks' business).
+      await session.negotiate();
       const growths: Growth[] = [];
       growths.push(
         await measure(pid, 'memory table and vring set-up/tear-down', () => setUpAndTearDown(session)),

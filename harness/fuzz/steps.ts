@@ -7,13 +7,14 @@
  * the rest is made concrete again.
  */
 import fc from 'fast-check';
+import { encodeFrame } from '../protocol/encoder.js';
 import {
   encodeMemoryRegions,
   encodeU64,
   encodeVringAddress,
   encodeVringState,
 } from '../protocol/messages.js';
-import { FrontendRequest, type FrontendRequestName, HEADER_SIZE, HeaderFlag } from '../protocol/spec.js';
+import { FrontendRequest, type FrontendRequestName, HeaderFlag } from '../protocol/spec.js';
 
 /** The fds a step sends, by kind: made fresh when the step runs (the guest memory is the sequence's one). */
 export type FdKind = 'memory' | 'eventfd' | 'memfd';
@@ -377,11 +378,10 @@ export function concretizeAll(draws: readonly Draw[]): Step[] {
 
 /** The bytes of a message step: its header (with the size field as given) and payload. */
 export function messageBytes(step: MessageStep): Buffer {
-  const header = Buffer.alloc(HEADER_SIZE);
-  header.writeUInt32LE(step.request >>> 0, 0);
-  header.writeUInt32LE(step.flags >>> 0, 4);
-  header.writeUInt32LE(step.size >>> 0, 8);
-  return Buffer.concat([header, Buffer.from(step.payload, 'hex')]);
+  return encodeFrame(
+    { request: step.request, flags: step.flags, payload: Buffer.from(step.payload, 'hex') },
+    step.size,
+  );
 }
 
 /** Where ring `ring`'s parts are, as guest-physical offsets into the one region. */

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { FrameDecoder } from './decoder.js';
-import { encodeRequest } from './encoder.js';
+import { encodeFrame, encodeRequest } from './encoder.js';
 import { encodeU64 } from './messages.js';
 import { FrontendRequest, frontendRequestName, protocolFeatureList } from './spec.js';
 
@@ -14,6 +14,21 @@ describe('protocol codec', () => {
     expect(encodeRequest(FrontendRequest.GET_FEATURES)).to.deep.equal(GET_FEATURES_REQUEST);
     expect(encodeRequest(FrontendRequest.SET_OWNER, undefined, true)).to.deep.equal(SET_OWNER_NEED_REPLY);
     expect(encodeU64(0x1_4000_0000n)).to.deep.equal(GET_FEATURES_REPLY.subarray(12));
+  });
+
+  it('encodes a size field other than the payload length when told (malformed frames)', () => {
+    const payload = Buffer.from('0102030405060708', 'hex');
+    const frame = { request: FrontendRequest.SET_FEATURES, flags: 1, payload };
+    // SET_FEATURES announcing 0xFFFFFFFF bytes and carrying 8; then announcing none and carrying 8.
+    expect(encodeFrame(frame, 0xffff_ffff)).to.deep.equal(
+      Buffer.from('02000000' + '01000000' + 'ffffffff' + '0102030405060708', 'hex'),
+    );
+    expect(encodeFrame(frame, 0)).to.deep.equal(
+      Buffer.from('02000000' + '01000000' + '00000000' + '0102030405060708', 'hex'),
+    );
+    expect(encodeFrame(frame)).to.deep.equal(
+      Buffer.from('02000000' + '01000000' + '08000000' + '0102030405060708', 'hex'),
+    );
   });
 
   it('decodes a reply cut at every offset', () => {

@@ -6,12 +6,15 @@ export interface Frame {
   payload: Buffer;
 }
 
-/** One message: 12-byte header and the payload. Bytes come from Buffer.alloc, so padding is zero. */
-export function encodeFrame(frame: Frame): Buffer {
+/**
+ * One message: 12-byte header and the payload. Bytes come from Buffer.alloc, so padding is zero. `size` is the
+ * header's size field, the payload's length unless told: a malformed frame may say another.
+ */
+export function encodeFrame(frame: Frame, size = frame.payload.length): Buffer {
   const out = Buffer.alloc(HEADER_SIZE + frame.payload.length);
-  out.writeUInt32LE(frame.request, 0);
+  out.writeUInt32LE(frame.request >>> 0, 0);
   out.writeUInt32LE(frame.flags >>> 0, 4);
-  out.writeUInt32LE(frame.payload.length, 8);
+  out.writeUInt32LE(size >>> 0, 8);
   frame.payload.copy(out, HEADER_SIZE);
   return out;
 }

@@ -7,6 +7,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { BackendError } from '../../harness/errors.js';
+import { encodeFrame } from '../../harness/protocol/encoder.js';
 import {
   encodeLogDescription,
   encodeMemoryRegions,
@@ -51,12 +52,7 @@ export function rawMessage(
   payload: Buffer = Buffer.alloc(0),
   options: { flags?: number; size?: number } = {},
 ): Buffer {
-  const out = Buffer.alloc(HEADER_SIZE + payload.length);
-  out.writeUInt32LE(request >>> 0, 0);
-  out.writeUInt32LE((options.flags ?? HeaderFlag.VERSION) >>> 0, 4);
-  out.writeUInt32LE((options.size ?? payload.length) >>> 0, 8);
-  payload.copy(out, HEADER_SIZE);
-  return out;
+  return encodeFrame({ request, flags: options.flags ?? HeaderFlag.VERSION, payload }, options.size);
 }
 
 const id = (name: FrontendRequestName) => FrontendRequest[name];

@@ -13,6 +13,7 @@ import {
   mmapShared,
 } from '../sys/libc.js';
 import type { Connection } from '../transport/connection.js';
+import { SplitLayout, writeRawDescriptor } from '../virtqueue/split.js';
 import {
   type FdKind,
   GUEST,
@@ -76,13 +77,13 @@ export class SequenceRuntime {
 
   #request(step: RequestStep): void {
     const ring = ringOffsets(step.ring);
+    // The table as far as guest memory goes: an entry past its end (a hand-made case's) is not written.
+    const table = new DataView(this.#mapping.buffer, ring.desc, GUEST.size - ring.desc);
     for (const d of step.descriptors) {
-      const at = ring.desc + 16 * d.index;
-      if (at + 16 > GUEST.size) continue;
-      this.#bytes.writeBigUInt64LE(BigInt(d.addr), at);
-      this.#bytes.writeUInt32LE(d.len >>> 0, at + 8);
-      this.#bytes.writeUInt16LE(d.flags & 0xffff, at + 12);
-      this.#bytes.writeUInt16LE(d.next & 0xffff, at + 14);
+      if ((d.index + 1) * SplitLayout.DESC_SIZE > table.byteLength) continue;
+      // Fields cut to their widths, as a case file read back may hold anything.
+      const desc = { addr: BigInt(d.addr), len: d.len >>> 0, flags: d.flags & 0xffff, next: d.next & 0xffff };
+      writeRawDescriptor(table, d.index, desc);
     }
     // The entry, then avail.idx: the order a driver publishes in.
     this.#bytes.writeUInt16LE(step.head, ring.avail + 4 + 2 * step.availSlot);

@@ -147,7 +147,7 @@ export function testFrameTag(
 }
 
 /** The ones' complement sum of `bytes` as big-endian 16-bit words, folded to 16 bits (RFC 1071). */
-export function onesComplementSum(bytes: Uint8Array, initial = 0): number {
+function onesComplementSum(bytes: Uint8Array, initial = 0): number {
   let sum = initial;
   for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);

@@ -44,10 +44,10 @@ interface Input {
 }
 
 /** The highest front-end request id the spec defines. */
-export const LAST_REQUEST = Math.max(...Object.values(FrontendRequest));
+const LAST_REQUEST = Math.max(...Object.values(FrontendRequest));
 
 /** A message as bytes: a header with these flags and size field (by default the payload's length). */
-export function rawMessage(
+function rawMessage(
   request: number,
   payload: Buffer = Buffer.alloc(0),
   options: { flags?: number; size?: number } = {},
@@ -412,7 +412,7 @@ const NEEDS = [NEEDS_SOCKET];
  * A check of `inputs` inputs: each a launch, a send and a probe that may each wait the deadline (a back-end
  * that hangs on every one of them still gets its verdict with every input named).
  */
-export function inputsBudget(inputs: number): (timeoutMs: number) => number {
+function inputsBudget(inputs: number): (timeoutMs: number) => number {
   return (timeoutMs) => inputs * (3 * timeoutMs + 1000) + 5000;
 }
 

@@ -21,7 +21,7 @@ import { RobustSpec } from './control.js';
 import { freshSubject } from './oracle.js';
 
 /** Repetitions of each pattern measured, after WARM_UP unmeasured ones (first allocations, lazy set-up). */
-export const ITERATIONS = 64;
+const ITERATIONS = 64;
 const WARM_UP = 16;
 /** Samples at each end whose minimum is compared: the low points after garbage collection, not its peaks. */
 const WINDOW = 8;
@@ -30,7 +30,7 @@ const WINDOW = 8;
  * which a back-end may close later in another thread (dpdk-testpmd 22.11's fdset thread: up to 4 seen still
  * open at the end of 64 reconnects). One per iteration, the leak this finds, is 56 over the iterations apart.
  */
-export const FD_SLACK = 8;
+const FD_SLACK = 8;
 /**
  * Resident memory: an iteration maps guest memory and touches a few pages of it (the ring: a 4 KiB page for
  * each part at most) and allocates per-ring state. A back-end keeping 128 KiB per set-up grows by 128 MiB over
@@ -39,7 +39,7 @@ export const FD_SLACK = 8;
  * 40 KiB an iteration over 64 iterations on a loaded machine), which comparing low points (WINDOW) does not
  * take out altogether.
  */
-export const RSS_SLACK_PER_ITERATION_KB = 128;
+const RSS_SLACK_PER_ITERATION_KB = 128;
 const RING_SIZE = 64;
 
 /** VmRSS of `pid` in KiB, from /proc/PID/status text. */

@@ -52,35 +52,17 @@ const RACY = new Set(['vring.get-vring-base.drain']);
 
 describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', function () {
   this.timeout(90_000);
-  let tmp: { path: string; cleanup: () => Promise<void> };
-  let daemon: ResultPromise | undefined;
+  let qsd: Daemon | undefined;
   let run: CliRun;
 
   before(async () => {
-    if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
-    tmp = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'blk.sock');
-    const image = path.join(tmp.path, 'disk.img');
-    await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
-    daemon = execa(
-      QSD,
-      [
-        '--blockdev',
-        `driver=file,node-name=disk0,filename=${image}`,
-        '--export',
-        `type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=${socket},writable=on`,
-      ],
-      { reject: false, stdin: 'ignore' },
-    );
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
+    qsd = await startDaemon();
     // The robustness checks may take the daemon down: they run on daemons of their own (below).
-    run = await runCli(['--connect', socket, '--type', 'block', '--grep', BEFORE_ROBUSTNESS]);
+    run = await runCli(['--connect', qsd.socket, '--type', 'block', '--grep', BEFORE_ROBUSTNESS]);
   });
 
   after(async () => {
-    daemon?.kill('SIGKILL');
-    await daemon;
-    await tmp?.cleanup();
+    await qsd?.stop();
   });
 
   it('skips every conventions check, saying why', () => {
@@ -126,7 +108,15 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
 });
 
 /** A qemu-storage-daemon exporting an 8 MiB file over vhost-user-blk, listening at its socket. */
-async function startDaemon(): Promise<{ socket: string; daemon: ResultPromise; stop: () => Promise<void> }> {
+interface Daemon {
+  socket: string;
+  daemon: ResultPromise;
+  /** Kills the daemon and removes its folder (socket and image). */
+  stop: () => Promise<void>;
+}
+
+/** Starts one and waits until it listens; a daemon that never does is stopped before the error is thrown. */
+async function startDaemon(): Promise<Daemon> {
   if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
   const tmp = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
   const socket = path.join(tmp.path, 'blk.sock');
@@ -142,16 +132,18 @@ async function startDaemon(): Promise<{ socket: string; daemon: ResultPromise; s
     ],
     { reject: false, stdin: 'ignore' },
   );
-  await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
-  return {
-    socket,
-    daemon,
-    stop: async () => {
-      daemon.kill('SIGKILL');
-      await daemon;
-      await tmp.cleanup();
-    },
+  const stop = async () => {
+    daemon.kill('SIGKILL');
+    await daemon;
+    await tmp.cleanup();
   };
+  try {
+    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socket, daemon, stop };
 }
 
 /**
@@ -215,7 +207,7 @@ describe('attach mode: qemu-storage-daemon, the robustness checks on daemons of 
 
 describe('attach mode: qemu-storage-daemon, malformed virtqueue content (robust.data.*) on a daemon of its own', function () {
   this.timeout(90_000);
-  let qsd: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let qsd: Daemon | undefined;
   let run: CliRun;
 
   before(async () => {

@@ -23,7 +23,7 @@ import {
   HEADER_SIZE,
   HeaderFlag,
 } from '../../harness/protocol/spec.js';
-import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { type Check, type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { EventFd } from '../../harness/sys/eventfd.js';
 import { closeFd, connectUnix, eventfdWrite, socketpair } from '../../harness/sys/libc.js';
 import { SharedMemory } from '../../harness/sys/memfd.js';
@@ -36,12 +36,24 @@ export const RobustSpec = {
   frontendMessages: 'vhost-user.rst#front-end-message-types',
 } as const;
 
-/** One bad input: what it is called in messages, how it is sent, and (rarely) how the back-end is probed. */
+/** What an input is sent with: the check's context and the fds it makes (released with the check). */
+interface Use {
+  ctx: CheckContext;
+  fds: Fds;
+}
+
+/**
+ * One bad input: what it is called in messages, how it is sent, and (rarely) how the back-end is probed. The
+ * lists are constants, so that a check's budget counts its inputs; what they need of a run comes in `use`.
+ */
 interface Input {
   input: string;
-  send: (subject: Subject) => Promise<void>;
-  probe?: (subject: Subject) => Promise<unknown>;
+  send: (subject: Subject, use: Use) => Promise<void>;
+  probe?: (subject: Subject, use: Use) => Promise<unknown>;
 }
+
+/** The fds an input sends, made when it is sent. */
+type FdsOf = (fds: Fds) => number[] | Promise<number[]>;
 
 /** The highest front-end request id the spec defines. */
 const LAST_REQUEST = Math.max(...Object.values(FrontendRequest));
@@ -58,19 +70,19 @@ function rawMessage(
 const id = (name: FrontendRequestName) => FrontendRequest[name];
 
 /** Sends `name` with `payload` and `fds`, well framed: the bad part is in what it says. */
-function send(name: FrontendRequestName, payload?: Buffer, fds: () => number[] = () => []): Input['send'] {
-  return (s) => s.session.connection.sendRaw(rawMessage(id(name), payload), fds(), name);
+function send(name: FrontendRequestName, payload?: Buffer, fds: FdsOf = () => []): Input['send'] {
+  return sendBytes(rawMessage(id(name), payload), name, fds);
 }
 
 /** Bytes as given, with fds. */
-function sendBytes(bytes: Buffer, what: string, fds: () => number[] = () => []): Input['send'] {
-  return (s) => s.session.connection.sendRaw(bytes, fds(), what);
+function sendBytes(bytes: Buffer, what: string, fds: FdsOf = () => []): Input['send'] {
+  return async (s, use) => s.session.connection.sendRaw(bytes, await fds(use.fds), what);
 }
 
 /** Sends several messages in order (a set-up, then the bad one). */
 function sequence(...steps: Array<Input['send']>): Input['send'] {
-  return async (s) => {
-    for (const step of steps) await step(s);
+  return async (s, use) => {
+    for (const step of steps) await step(s, use);
   };
 }
 
@@ -102,8 +114,15 @@ class Fds {
     return memory.fd;
   }
 
-  /** A regular file of 4 KiB. */
-  async file(): Promise<number> {
+  #file: Promise<number> | undefined;
+
+  /** A regular file of 4 KiB, the same one each time. */
+  file(): Promise<number> {
+    this.#file ??= this.#makeFile();
+    return this.#file;
+  }
+
+  async #makeFile(): Promise<number> {
     const dir = await this.ctx.scope.tempDir('vhu-robust-');
     const fd = openSync(path.join(dir, 'not-an-eventfd'), 'w+');
     writeSync(fd, Buffer.alloc(4096, 0xa5));
@@ -129,7 +148,7 @@ function region(over: Partial<MemoryRegion> = {}): MemoryRegion {
 
 const U64_MAX = (1n << 64n) - 1n;
 
-function framingInputs(ctx: CheckContext): Input[] {
+function framingInputs(): Input[] {
   const features = rawMessage(id('GET_FEATURES'));
   const flagged = (name: FrontendRequestName, flags: number) =>
     sendBytes(rawMessage(id(name), undefined, { flags }), `${name} flags 0x${flags.toString(16)}`);
@@ -175,7 +194,7 @@ function framingInputs(ctx: CheckContext): Input[] {
         s.session.connection.close();
       },
       // Our end is gone: the back-end must serve a new front-end, or have ended cleanly.
-      probe: (s) => newFrontend(ctx, s),
+      probe: (s, use) => newFrontend(use.ctx, s),
     },
   ];
 }
@@ -207,21 +226,26 @@ function requestIdInputs(): Input[] {
   ];
 }
 
-async function fdInputs(ctx: CheckContext): Promise<Input[]> {
-  const fds = new Fds(ctx);
-  const file = await fds.file();
+function fdInputs(): Input[] {
+  const file: FdsOf = async (fds) => [await fds.file()];
   const vringFile = (index: number, invalidFd = false) => encodeVringFile({ index, invalidFd });
   const oneRegion = encodeMemoryRegions({ regions: [region()] });
   return [
-    { input: 'GET_FEATURES with 9 eventfds', send: send('GET_FEATURES', undefined, () => fds.eventfds(9)) },
+    {
+      input: 'GET_FEATURES with 9 eventfds',
+      send: send('GET_FEATURES', undefined, (fds) => fds.eventfds(9)),
+    },
     {
       input: 'SET_MEM_TABLE of one region with 16 fds',
-      send: send('SET_MEM_TABLE', oneRegion, () => [fds.memfd(Number(MIB)), ...fds.eventfds(15)]),
+      send: send('SET_MEM_TABLE', oneRegion, (fds) => [fds.memfd(Number(MIB)), ...fds.eventfds(15)]),
     },
-    { input: 'GET_FEATURES with 2 eventfds', send: send('GET_FEATURES', undefined, () => fds.eventfds(2)) },
+    {
+      input: 'GET_FEATURES with 2 eventfds',
+      send: send('GET_FEATURES', undefined, (fds) => fds.eventfds(2)),
+    },
     {
       input: 'SET_VRING_NUM with an eventfd',
-      send: send('SET_VRING_NUM', encodeVringState({ index: 0, num: 64 }), () => fds.eventfds(1)),
+      send: send('SET_VRING_NUM', encodeVringState({ index: 0, num: 64 }), (fds) => fds.eventfds(1)),
     },
     { input: 'SET_VRING_KICK without an fd, bit 8 clear', send: send('SET_VRING_KICK', vringFile(0)) },
     { input: 'SET_VRING_CALL without an fd, bit 8 clear', send: send('SET_VRING_CALL', vringFile(0)) },
@@ -233,47 +257,43 @@ async function fdInputs(ctx: CheckContext): Promise<Input[]> {
     { input: 'SET_BACKEND_REQ_FD without an fd', send: send('SET_BACKEND_REQ_FD') },
     {
       input: 'SET_VRING_KICK with a regular file',
-      send: send('SET_VRING_KICK', vringFile(0), () => [file]),
+      send: send('SET_VRING_KICK', vringFile(0), file),
     },
     {
       input: 'SET_VRING_CALL with a regular file',
-      send: send('SET_VRING_CALL', vringFile(0), () => [file]),
+      send: send('SET_VRING_CALL', vringFile(0), file),
     },
     {
       input: 'SET_VRING_KICK with a hung-up socket',
-      send: send('SET_VRING_KICK', vringFile(0), () => [fds.hungUp()]),
+      send: send('SET_VRING_KICK', vringFile(0), (fds) => [fds.hungUp()]),
     },
     {
       input: 'SET_MEM_TABLE with an eventfd as the region fd',
-      send: send('SET_MEM_TABLE', oneRegion, () => fds.eventfds(1)),
+      send: send('SET_MEM_TABLE', oneRegion, (fds) => fds.eventfds(1)),
     },
   ];
 }
 
 /** A ring set up from scratch around one bad SET_VRING_ADDR, then kicked. */
-function ringWithAddress(
-  fds: Fds,
-  address: { descriptor: bigint; available: bigint; used: bigint },
-): Input['send'] {
-  return async (s) => {
+function ringWithAddress(address: { descriptor: bigint; available: bigint; used: bigint }): Input['send'] {
+  return async (s, use) => {
     // The oldest negotiation (no REPLY_ACK, whose defects are other checks' business): the whole offer.
     await s.session.negotiate();
-    const kick = fds.eventfd();
+    const kick = use.fds.eventfd();
     await sequence(
-      send('SET_MEM_TABLE', encodeMemoryRegions({ regions: [region()] }), () => [fds.memfd(Number(MIB))]),
+      send('SET_MEM_TABLE', encodeMemoryRegions({ regions: [region()] }), (fds) => [fds.memfd(Number(MIB))]),
       send('SET_VRING_NUM', encodeVringState({ index: 0, num: 256 })),
       send('SET_VRING_BASE', encodeVringState({ index: 0, num: 0 })),
       send('SET_VRING_ADDR', encodeVringAddress({ index: 0, flags: 0, log: 0n, ...address })),
       send('SET_VRING_KICK', encodeVringFile({ index: 0, invalidFd: false }), () => [kick]),
-      send('SET_VRING_CALL', encodeVringFile({ index: 0, invalidFd: false }), () => fds.eventfds(1)),
+      send('SET_VRING_CALL', encodeVringFile({ index: 0, invalidFd: false }), (fds) => fds.eventfds(1)),
       send('SET_VRING_ENABLE', encodeVringState({ index: 0, num: 1 })),
-    )(s);
+    )(s, use);
     eventfdWrite(kick);
   };
 }
 
-function vringInputs(ctx: CheckContext): Input[] {
-  const fds = new Fds(ctx);
+function vringInputs(): Input[] {
   const state = (index: number, num: number) => encodeVringState({ index, num });
   const file = (index: number) => encodeVringFile({ index, invalidFd: false });
   const out = [1024, 0xffff_ffff];
@@ -289,8 +309,14 @@ function vringInputs(ctx: CheckContext): Input[] {
       input: 'SET_VRING_ADDR of vring 0xFFFFFFFF',
       send: send('SET_VRING_ADDR', encodeVringAddress({ index: 0xffff_ffff, flags: 0, log: 0n, ...inside })),
     },
-    { input: 'SET_VRING_KICK of vring 255', send: send('SET_VRING_KICK', file(255), () => fds.eventfds(1)) },
-    { input: 'SET_VRING_CALL of vring 255', send: send('SET_VRING_CALL', file(255), () => fds.eventfds(1)) },
+    {
+      input: 'SET_VRING_KICK of vring 255',
+      send: send('SET_VRING_KICK', file(255), (fds) => fds.eventfds(1)),
+    },
+    {
+      input: 'SET_VRING_CALL of vring 255',
+      send: send('SET_VRING_CALL', file(255), (fds) => fds.eventfds(1)),
+    },
     { input: 'SET_VRING_ENABLE of vring 1024', send: send('SET_VRING_ENABLE', state(1024, 1)) },
     ...[0, 3, 32768, 65536, 0xffff_ffff].map((num) => ({
       input: `SET_VRING_NUM ${num}`,
@@ -298,43 +324,42 @@ function vringInputs(ctx: CheckContext): Input[] {
     })),
     {
       input: 'SET_VRING_KICK again on a running ring',
-      send: async (s) => {
-        await ringWithAddress(fds, inside)(s);
-        await send('SET_VRING_KICK', file(0), () => fds.eventfds(1))(s);
+      send: async (s, use) => {
+        await ringWithAddress(inside)(s, use);
+        await send('SET_VRING_KICK', file(0), (fds) => fds.eventfds(1))(s, use);
       },
     },
     {
       input: 'SET_VRING_CALL again on a running ring',
-      send: async (s) => {
-        await ringWithAddress(fds, inside)(s);
-        await send('SET_VRING_CALL', file(0), () => fds.eventfds(1))(s);
+      send: async (s, use) => {
+        await ringWithAddress(inside)(s, use);
+        await send('SET_VRING_CALL', file(0), (fds) => fds.eventfds(1))(s, use);
       },
     },
     {
       input: 'a ring whose descriptor table is outside guest memory, kicked',
-      send: ringWithAddress(fds, { ...inside, descriptor: USER_BASE + 16n * MIB }),
+      send: ringWithAddress({ ...inside, descriptor: USER_BASE + 16n * MIB }),
     },
     {
       input: 'a ring whose used ring ends past guest memory, kicked',
-      send: ringWithAddress(fds, { ...inside, used: USER_BASE + MIB - 8n }),
+      send: ringWithAddress({ ...inside, used: USER_BASE + MIB - 8n }),
     },
     {
       input: 'a ring with a misaligned descriptor table and used ring, kicked',
-      send: ringWithAddress(fds, { ...inside, descriptor: USER_BASE + 1n, used: USER_BASE + 0x2001n }),
+      send: ringWithAddress({ ...inside, descriptor: USER_BASE + 1n, used: USER_BASE + 0x2001n }),
     },
     {
       input: 'a ring whose addresses wrap past 2^64, kicked',
-      send: ringWithAddress(fds, { descriptor: U64_MAX - 7n, available: U64_MAX - 3n, used: U64_MAX - 15n }),
+      send: ringWithAddress({ descriptor: U64_MAX - 7n, available: U64_MAX - 3n, used: U64_MAX - 15n }),
     },
   ];
 }
 
-function memoryInputs(ctx: CheckContext): Input[] {
-  const fds = new Fds(ctx);
+function memoryInputs(): Input[] {
   const table = (regions: MemoryRegion[]) => encodeMemoryRegions({ regions });
   const memfds =
-    (count: number, size = Number(MIB)) =>
-    () =>
+    (count: number, size = Number(MIB)): FdsOf =>
+    (fds) =>
       Array.from({ length: count }, () => fds.memfd(size));
   const log = (size: bigint, offset: bigint, fdSize = 4096) =>
     send('SET_LOG_BASE', encodeLogDescription({ size, offset }), memfds(1, fdSize));
@@ -409,60 +434,68 @@ function memoryInputs(ctx: CheckContext): Input[] {
 const NEEDS = [NEEDS_SOCKET];
 
 /**
- * A check of `inputs` inputs: each a launch, a send and a probe that may each wait the deadline (a back-end
- * that hangs on every one of them still gets its verdict with every input named).
+ * The budget and run of a check of `inputs`. Each input is a launch, a send and a probe that may each wait the
+ * deadline (a back-end that hangs on every one of them still gets its verdict with every input named).
  */
-function inputsBudget(inputs: number): (timeoutMs: number) => number {
-  return (timeoutMs) => inputs * (3 * timeoutMs + 1000) + 5000;
+function inputsCheck(inputs: readonly Input[]): Pick<Check, 'budgetMs' | 'run'> {
+  return {
+    budgetMs: (timeoutMs) => inputs.length * (3 * timeoutMs + 1000) + 5000,
+    run: (ctx) => {
+      const use: Use = { ctx, fds: new Fds(ctx) };
+      return tryInputs(
+        ctx,
+        inputs.map(({ input, send, probe }) => ({
+          input,
+          send: (s: Subject) => send(s, use),
+          ...(probe ? { probe: (s: Subject) => probe(s, use) } : {}),
+        })),
+      );
+    },
+  };
 }
 
 export const controlChecks = defineChecks('robustness', [
   {
     id: 'robust.ctl.framing',
-    budgetMs: inputsBudget(14),
+    ...inputsCheck(framingInputs()),
     title:
       'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
     severity: 'MUST',
     spec: RobustSpec.messages,
     needs: NEEDS,
-    run: (ctx) => tryInputs(ctx, framingInputs(ctx)),
   },
   {
     id: 'robust.ctl.request-id',
-    budgetMs: inputsBudget(6),
+    ...inputsCheck(requestIdInputs()),
     title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
     severity: 'MUST',
     spec: RobustSpec.frontendMessages,
     needs: NEEDS,
-    run: (ctx) => tryInputs(ctx, requestIdInputs()),
   },
   {
     id: 'robust.ctl.fds',
-    budgetMs: inputsBudget(13),
+    ...inputsCheck(fdInputs()),
     title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
     severity: 'MUST',
     spec: RobustSpec.messages,
     needs: NEEDS,
-    run: async (ctx) => tryInputs(ctx, await fdInputs(ctx)),
   },
   {
     id: 'robust.ctl.vring',
-    budgetMs: inputsBudget(19),
+    ...inputsCheck(vringInputs()),
     title:
       'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
     severity: 'MUST',
     spec: RobustSpec.frontendMessages,
     needs: NEEDS,
-    run: (ctx) => tryInputs(ctx, vringInputs(ctx)),
   },
   {
     id: 'robust.ctl.memory',
-    budgetMs: inputsBudget(15),
+    ...inputsCheck(memoryInputs()),
     title:
       'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
     severity: 'MUST',
     spec: RobustSpec.frontendMessages,
     needs: NEEDS,
-    run: (ctx) => tryInputs(ctx, memoryInputs(ctx)),
   },
 ]);

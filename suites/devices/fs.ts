@@ -602,7 +602,7 @@ export const fsChecks = defineChecks('fs', [
     spec: FsSpec.config,
     needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
-      const { config, queueCount, session } = await openFs(ctx);
+      const { config, queueCount, session } = await openFs(ctx, { config: true });
       if (!config)
         throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
       const nul = config.tag.indexOf(0);

@@ -169,7 +169,7 @@ export const fsChecks = defineChecks('fs', [
     title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
     severity: 'MUST',
     spec: FsSpec.operation,
-    needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted'],
+    needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted', 'proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const setup = await openFs(ctx);
       const init = await fuseInit(setup);

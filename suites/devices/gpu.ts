@@ -342,6 +342,8 @@ export const gpuChecks = defineChecks('gpu', [
     title: 'SET_SCANOUT gives the display a SCANOUT of the rectangle shown, and 0x0 when disabled',
     severity: 'MUST',
     spec: GpuSpec.display,
+    // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
+    needs: ['proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;

@@ -240,6 +240,8 @@ export const netChecks = defineChecks('net', [
     title: 'frames looped back by the back-end arrive intact, in order, none lost and none added',
     severity: 'MUST',
     spec: NetSpec.operation,
+    // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
+    needs: ['proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const net = await openNet(ctx);
       const run = runId();

@@ -1,25 +1,56 @@
 import { expect } from 'chai';
-import { UsageError } from '../errors.js';
+import { SkipError, UsageError } from '../errors.js';
 import { Scope } from '../process/scope.js';
 import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
-import { frontendRequestName, HeaderFlag, ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
+import { decodeInflightDescription, encodeInflightDescription } from '../protocol/messages.js';
+import {
+  frontendRequestName,
+  HeaderFlag,
+  ProtocolFeature,
+  protocolFeatureList,
+  VirtioFeature,
+} from '../protocol/spec.js';
 import { closeFd } from '../sys/libc.js';
+import { SharedMemory } from '../sys/memfd.js';
 import { expectNoFdLeaks } from '../sys/testing.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from '../transport/connection.js';
 import { FrontendSession } from '../transport/session.js';
 import { FrontendDevice } from './device.js';
-import { initSession, PROFILES, profileNamed, restartDevice, startDevice, stopDevice } from './profiles.js';
+import {
+  ackFeatures,
+  initSession,
+  PROFILES,
+  profileNamed,
+  restartDevice,
+  startDevice,
+  stopDevice,
+} from './profiles.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 const bit = (n: number) => 1n << BigInt(n);
-const OFFER = bit(VirtioFeature.VIRTIO_F_VERSION_1) | bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-const PROTOCOL =
-  bit(ProtocolFeature.MQ) |
-  bit(ProtocolFeature.REPLY_ACK) |
-  bit(ProtocolFeature.BACKEND_REQ) |
-  bit(ProtocolFeature.CONFIGURE_MEM_SLOTS);
+const P = ProtocolFeature;
+/** Ring features every profile treats alike, and two that some leave out (EVENT_IDX, RING_PACKED). */
+const OFFER =
+  bit(VirtioFeature.VIRTIO_F_VERSION_1) |
+  bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) |
+  bit(VirtioFeature.VIRTIO_RING_F_EVENT_IDX) |
+  bit(VirtioFeature.VIRTIO_F_RING_PACKED);
+/** Every protocol feature a profile reacts to, and GPA_ADDRESSES, which none acknowledges. */
+const PROTOCOL = [
+  P.MQ,
+  P.LOG_SHMFD,
+  P.REPLY_ACK,
+  P.BACKEND_REQ,
+  P.CONFIG,
+  P.INFLIGHT_SHMFD,
+  P.CONFIGURE_MEM_SLOTS,
+  P.STATUS,
+  P.GPA_ADDRESSES,
+].reduce((acc, n) => acc | bit(n), 0n);
+/** The inflight buffer GET_INFLIGHT_FD hands out. */
+const INFLIGHT_SIZE = 4096;
 
 function u64(v: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -38,15 +69,19 @@ const STATE = new Set([
 const FILE = new Set(['SET_VRING_KICK', 'SET_VRING_CALL']);
 
 /**
- * A back-end that records every message (with the vring index, and the value of SET_VRING_ENABLE) and
- * answers what needs an answer: GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS,
- * GET_VRING_BASE, and need_reply with 0.
+ * A back-end that records every message (with the vring index, and the value of SET_VRING_ENABLE and
+ * SET_STATUS) and answers what needs an answer: GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
+ * GET_MAX_MEM_SLOTS, GET_STATUS, GET_INFLIGHT_FD (a memfd), GET_VRING_BASE, and need_reply with 0.
  */
 class RecordingBackend {
   readonly log: string[] = [];
   readonly needReply: boolean[] = [];
+  /** The values of SET_PROTOCOL_FEATURES and SET_FEATURES, the last of each. */
+  readonly acked: { protocol?: bigint; features?: bigint } = {};
+  status = 0n;
   readonly #decoder = new FrameDecoder();
   readonly #fds: number[] = [];
+  readonly #inflight: SharedMemory[] = [];
   readonly done: Promise<void>;
 
   constructor(readonly channel: UnixChannel) {
@@ -56,6 +91,7 @@ class RecordingBackend {
   close(): void {
     this.channel.close();
     for (const fd of this.#fds) closeFd(fd);
+    for (const buffer of this.#inflight) buffer.close();
   }
 
   async #loop(): Promise<void> {
@@ -78,15 +114,28 @@ class RecordingBackend {
     if (STATE.has(name)) entry += ` ${frame.payload.readUInt32LE(0)}`;
     if (FILE.has(name)) entry += ` ${Number(frame.payload.readBigUInt64LE(0) & 0xffn)}`;
     if (name === 'SET_VRING_ENABLE') entry += `=${frame.payload.readUInt32LE(4)}`;
+    if (name === 'SET_STATUS') entry += `=${frame.payload.readBigUInt64LE(0)}`;
+    if (name === 'SET_PROTOCOL_FEATURES') this.acked.protocol = frame.payload.readBigUInt64LE(0);
+    if (name === 'SET_FEATURES') this.acked.features = frame.payload.readBigUInt64LE(0);
+    if (name === 'SET_STATUS') this.status = frame.payload.readBigUInt64LE(0);
     this.log.push(entry);
     this.needReply.push((frame.flags & HeaderFlag.NEED_REPLY) !== 0);
-    const reply = (payload: Buffer) =>
-      this.channel.send(encodeFrame({ request: frame.request, flags: REPLY, payload }));
+    const reply = (payload: Buffer, fds: number[] = []) =>
+      this.channel.send(encodeFrame({ request: frame.request, flags: REPLY, payload }), fds);
     if (name === 'GET_FEATURES') await reply(u64(OFFER));
     else if (name === 'GET_PROTOCOL_FEATURES') await reply(u64(PROTOCOL));
     else if (name === 'GET_QUEUE_NUM') await reply(u64(2n));
     else if (name === 'GET_MAX_MEM_SLOTS') await reply(u64(8n));
-    else if (name === 'GET_VRING_BASE') {
+    else if (name === 'GET_STATUS') await reply(u64(this.status));
+    else if (name === 'GET_INFLIGHT_FD') {
+      const asked = decodeInflightDescription(frame.payload);
+      this.log[this.log.length - 1] += ` ${asked.numQueues}x${asked.queueSize}`;
+      const buffer = new SharedMemory(INFLIGHT_SIZE, 'inflight');
+      this.#inflight.push(buffer);
+      await reply(encodeInflightDescription({ ...asked, mmapSize: BigInt(INFLIGHT_SIZE), mmapOffset: 0n }), [
+        buffer.fd,
+      ]);
+    } else if (name === 'GET_VRING_BASE') {
       const state = Buffer.alloc(8);
       state.writeUInt32LE(frame.payload.readUInt32LE(0), 0);
       await reply(state);
@@ -94,11 +143,18 @@ class RecordingBackend {
   }
 }
 
-/** Start-up, device start with two rings, and stop under `name`; what the back-end saw. */
-async function replay(
-  name: string,
-  restart = false,
-): Promise<{ log: string[]; needReply: boolean[]; protocol: boolean }> {
+interface Replay {
+  log: string[];
+  needReply: boolean[];
+  protocol: boolean;
+  acked: RecordingBackend['acked'];
+}
+
+/**
+ * Start-up, device start with two rings of 16, and stop under `name` for a `device` (default block); what
+ * the back-end saw. The driver wants every ring feature offered.
+ */
+async function replay(name: string, options: { restart?: boolean; device?: string } = {}): Promise<Replay> {
   const [channel, fd] = UnixChannel.pair();
   const backend = new RecordingBackend(channel);
   const connection = Connection.fromFd(fd, 1000);
@@ -106,22 +162,30 @@ async function replay(
   const scope = new Scope();
   try {
     const profile = profileNamed(name);
-    const started = await initSession(profile, session, scope, { protocolFeatures: PROTOCOL });
+    const started = await initSession(profile, session, scope, {
+      protocol: true,
+      device: options.device ?? 'block',
+    });
     const device = new FrontendDevice(session, scope);
-    const features = OFFER & (started.protocol ? OFFER : ~bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES));
+    const features = ackFeatures(started, OFFER);
     await startDevice(started, session, device, scope, {
       features,
       rings: [0, 1].map((index) => ({ index, size: 16 })),
       enable: true,
     });
-    const bases = await stopDevice(profile, device, [0, 1], started.protocol);
+    const bases = await stopDevice(started, device, [0, 1]);
     expect([...bases.keys()].sort()).to.deep.equal([0, 1]);
-    if (restart) {
+    if (options.restart) {
       backend.log.length = 0;
       backend.needReply.length = 0;
       await restartDevice(started, device, new Map([...bases].map(([i, b]) => [i, b.availIndex + 7])), true);
     }
-    return { log: [...backend.log], needReply: [...backend.needReply], protocol: started.protocol };
+    return {
+      log: [...backend.log],
+      needReply: [...backend.needReply],
+      protocol: started.protocol,
+      acked: { ...backend.acked },
+    };
   } finally {
     expect(await scope.close()).to.deep.equal([]);
     connection.close();
@@ -136,6 +200,9 @@ function withoutSync(log: string[]): string[] {
 }
 
 const RING = (i: number, steps: string[]) => steps.map((s) => `SET_VRING_${s} ${i}`);
+/** ADD_MEM_REG for each of the device's three regions. */
+const ADD_MEM_REG = ['ADD_MEM_REG', 'ADD_MEM_REG', 'ADD_MEM_REG'];
+const names = (bits: bigint | undefined) => protocolFeatureList(bits ?? 0n);
 
 describe('frontend/profiles', () => {
   expectNoFdLeaks();
@@ -154,9 +221,10 @@ describe('frontend/profiles', () => {
     );
   });
 
-  // QEMU hw/virtio/vhost-user.c vhost_user_backend_init, hw/virtio/vhost.c vhost_dev_init/start/stop.
-  it('qemu: protocol features, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, SET_OWNER, GET_FEATURES; calls before SET_FEATURES; ENABLE 0 before GET_VRING_BASE', async () => {
-    const { log, needReply } = await replay('qemu');
+  // QEMU hw/virtio/vhost-user.c vhost_user_backend_init, hw/virtio/vhost.c vhost_dev_init/start/stop,
+  // hw/block/vhost-user-blk.c vhost_user_blk_start.
+  it('qemu: protocol features, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, SET_OWNER, GET_FEATURES; calls before SET_FEATURES; a block device gets the inflight buffer; ADD_MEM_REG; the status; ENABLE 0 before GET_VRING_BASE', async () => {
+    const { log, needReply, acked } = await replay('qemu');
     expect(log).to.deep.equal([
       'GET_FEATURES',
       'GET_PROTOCOL_FEATURES',
@@ -169,21 +237,53 @@ describe('frontend/profiles', () => {
       'SET_VRING_CALL 0',
       'SET_VRING_CALL 1',
       'SET_FEATURES',
-      'SET_MEM_TABLE',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      'GET_INFLIGHT_FD 2x16',
+      'SET_INFLIGHT_FD',
+      'SET_FEATURES',
+      'GET_STATUS',
+      ...ADD_MEM_REG,
       ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
       ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
       'SET_VRING_ENABLE 0=1',
       'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
       'SET_VRING_ENABLE 0=0',
       'SET_VRING_ENABLE 1=0',
       'GET_VRING_BASE 0',
       'GET_VRING_BASE 1',
+      'SET_STATUS=0',
     ]);
-    expect(needReply[log.indexOf('SET_MEM_TABLE')], 'need_reply with REPLY_ACK').to.equal(true);
+    expect(needReply[log.indexOf('ADD_MEM_REG')], 'need_reply with REPLY_ACK').to.equal(true);
+    expect(names(acked.protocol), 'everything offered up to DEVICE_STATE').to.deep.equal([
+      'MQ',
+      'LOG_SHMFD',
+      'REPLY_ACK',
+      'BACKEND_REQ',
+      'CONFIG',
+      'INFLIGHT_SHMFD',
+      'CONFIGURE_MEM_SLOTS',
+      'STATUS',
+    ]);
+    expect(acked.features, 'every ring feature offered').to.equal(OFFER);
+  });
+
+  it('qemu: a net device gets no CONFIG and no inflight buffer', async () => {
+    const { log, acked } = await replay('qemu', { device: 'net' });
+    expect(names(acked.protocol)).to.not.include('CONFIG');
+    expect(log.filter((m) => m.includes('INFLIGHT'))).to.deep.equal([]);
+    expect(log.slice(log.indexOf('SET_FEATURES'), log.indexOf('SET_FEATURES') + 6)).to.deep.equal([
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      ...ADD_MEM_REG,
+    ]);
   });
 
   it('qemu-legacy: the same order without any protocol feature message or SET_VRING_ENABLE', async () => {
-    const { log, protocol } = await replay('qemu-legacy');
+    const { log, protocol, acked } = await replay('qemu-legacy');
     expect(protocol).to.equal(false);
     expect(withoutSync(log)).to.deep.equal([
       'GET_FEATURES',
@@ -197,64 +297,85 @@ describe('frontend/profiles', () => {
       'GET_VRING_BASE 0',
       'GET_VRING_BASE 1',
     ]);
+    expect(acked.features, 'bit 30 left out').to.equal(
+      OFFER & ~bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES),
+    );
   });
 
-  // DPDK drivers/net/virtio/virtio_user/virtio_user_dev.c virtio_user_dev_init, virtio_user_start_device,
-  // virtio_user_stop_device; vhost_user.c.
-  it('dpdk: SET_OWNER first; SET_VRING_CALL for all queues before SET_FEATURES; KICK last per ring, no call after', async () => {
-    const { log } = await replay('dpdk');
+  // DPDK drivers/net/virtio/virtio_user/virtio_user_dev.c virtio_user_dev_init, virtio_user_dev_set_features,
+  // virtio_user_start_device, virtio_user_stop_device; vhost_user.c; virtio_user_ethdev.c set_status.
+  it('dpdk: SET_OWNER first, no GET_QUEUE_NUM; SET_VRING_CALL for all queues before SET_FEATURES; status 0x0b and 0x0f, never 0; KICK last per ring', async () => {
+    const { log, acked } = await replay('dpdk', { device: 'net' });
     expect(log).to.deep.equal([
       'SET_OWNER',
       'GET_FEATURES',
       'GET_PROTOCOL_FEATURES',
       'SET_PROTOCOL_FEATURES',
-      'GET_QUEUE_NUM',
       'SET_VRING_CALL 0',
       'SET_VRING_CALL 1',
       'SET_FEATURES',
+      'SET_STATUS=11',
+      'GET_STATUS',
+      'GET_STATUS',
       'SET_MEM_TABLE',
       ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
       ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
       'SET_VRING_ENABLE 0=1',
       'SET_VRING_ENABLE 1=1',
+      'SET_STATUS=15',
       'SET_VRING_ENABLE 0=0',
       'SET_VRING_ENABLE 1=0',
       'GET_VRING_BASE 0',
       'GET_VRING_BASE 1',
     ]);
+    expect(names(acked.protocol)).to.deep.equal(['MQ', 'REPLY_ACK', 'STATUS']);
+    expect(acked.features, 'no EVENT_IDX through virtio-user').to.equal(
+      OFFER & ~bit(VirtioFeature.VIRTIO_RING_F_EVENT_IDX),
+    );
   });
 
   it('dpdk sets up rx queues (even) before tx queues (odd)', () => {
     expect(profileNamed('dpdk').ringOrder?.([0, 1, 2, 3])).to.deep.equal([0, 2, 1, 3]);
   });
 
-  // cloud-hypervisor virtio-devices/src/vhost_user/vu_common_ctrl.rs.
-  it('cloud-hypervisor: SET_OWNER first; every SET_VRING_NUM first, then ADDR, BASE, CALL, KICK; SET_BACKEND_REQ_FD last', async () => {
-    const { log } = await replay('cloud-hypervisor');
+  // cloud-hypervisor virtio-devices/src/vhost_user/vu_common_ctrl.rs, blk.rs.
+  it('cloud-hypervisor: SET_OWNER first; SET_MEM_TABLE even with memory slots; every SET_VRING_NUM, then the inflight buffer, then ADDR, BASE, CALL, KICK; no status', async () => {
+    const { log, acked } = await replay('cloud-hypervisor');
     expect(log).to.deep.equal([
       'SET_OWNER',
       'GET_FEATURES',
       'GET_PROTOCOL_FEATURES',
       'SET_PROTOCOL_FEATURES',
+      'GET_QUEUE_NUM',
       'SET_FEATURES',
       'SET_MEM_TABLE',
       'SET_VRING_NUM 0',
       'SET_VRING_NUM 1',
+      'GET_INFLIGHT_FD 2x16',
+      'SET_INFLIGHT_FD',
       ...RING(0, ['ADDR', 'BASE', 'CALL', 'KICK']),
       ...RING(1, ['ADDR', 'BASE', 'CALL', 'KICK']),
       'SET_VRING_ENABLE 0=1',
       'SET_VRING_ENABLE 1=1',
-      'SET_BACKEND_REQ_FD',
       'SET_VRING_ENABLE 0=0',
       'SET_VRING_ENABLE 1=0',
       'GET_VRING_BASE 0',
       'GET_VRING_BASE 1',
     ]);
+    expect(names(acked.protocol)).to.deep.equal([
+      'MQ',
+      'LOG_SHMFD',
+      'REPLY_ACK',
+      'CONFIG',
+      'INFLIGHT_SHMFD',
+      'CONFIGURE_MEM_SLOTS',
+    ]);
+    expect(acked.features, 'no packed rings').to.equal(OFFER & ~bit(VirtioFeature.VIRTIO_F_RING_PACKED));
   });
 
   // crosvm devices/src/virtio/vhost_user_frontend/mod.rs.
   it('crosvm: SET_BACKEND_REQ_FD then GET_QUEUE_NUM; each ring enabled as it starts, stopped one by one; no need_reply', async () => {
-    const { log, needReply } = await replay('crosvm');
+    const { log, needReply, acked } = await replay('crosvm');
     expect(withoutSync(log)).to.deep.equal([
       'SET_OWNER',
       'GET_FEATURES',
@@ -274,23 +395,68 @@ describe('frontend/profiles', () => {
       'GET_VRING_BASE 1',
     ]);
     expect(needReply.some(Boolean), 'REPLY_ACK negotiated, need_reply never set').to.equal(false);
+    expect(names(acked.protocol)).to.deep.equal(['MQ', 'REPLY_ACK', 'BACKEND_REQ', 'CONFIG']);
+    expect(acked.features, 'packed rings removed').to.equal(OFFER & ~bit(VirtioFeature.VIRTIO_F_RING_PACKED));
   });
 
-  it('restarts stopped rings with the ring steps of the profile start, each at its base', async () => {
-    expect((await replay('qemu', true)).log).to.deep.equal([
+  it('skips, naming the profile, a check that needs what the front-end does not negotiate', async () => {
+    const [channel, fd] = UnixChannel.pair();
+    const backend = new RecordingBackend(channel);
+    const connection = Connection.fromFd(fd, 1000);
+    const scope = new Scope();
+    try {
+      const needsSlots = await initSession(profileNamed('dpdk'), new FrontendSession(connection), scope, {
+        protocol: true,
+        device: 'block',
+        required: bit(ProtocolFeature.CONFIGURE_MEM_SLOTS),
+      }).catch((e: unknown) => e);
+      expect(needsSlots).to.be.instanceOf(SkipError);
+      expect((needsSlots as Error).message).to.match(
+        /dpdk front-end profile does not negotiate CONFIGURE_MEM_SLOTS/,
+      );
+      const started = {
+        profile: profileNamed('dpdk'),
+        device: 'net' as const,
+        offered: OFFER,
+        protocol: true,
+      };
+      expect(() => ackFeatures(started, OFFER, bit(VirtioFeature.VIRTIO_RING_F_EVENT_IDX))).to.throw(
+        SkipError,
+        /dpdk front-end profile does not pass VIRTIO_RING_F_EVENT_IDX on to a net device/,
+      );
+      // A bit not offered is the check's to report, not the profile's.
+      expect(ackFeatures(started, 0n, bit(VirtioFeature.VIRTIO_F_IN_ORDER))).to.equal(
+        bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES),
+      );
+    } finally {
+      expect(await scope.close()).to.deep.equal([]);
+      connection.close();
+      backend.close();
+      await backend.done;
+    }
+  });
+
+  it('restarts stopped rings with the ring steps of the profile start, each at its base, the status again', async () => {
+    expect((await replay('qemu', { restart: true })).log).to.deep.equal([
+      'GET_STATUS',
+      'SET_STATUS=8',
       'SET_VRING_CALL 0',
       'SET_VRING_CALL 1',
       ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
       ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
       'SET_VRING_ENABLE 0=1',
       'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
     ]);
     // crosvm sets no need_reply: every GET_FEATURES here is the harness's round trip.
-    expect((await replay('crosvm', true)).log.filter((m) => m !== 'GET_FEATURES')).to.deep.equal([
-      ...RING(0, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
-      'SET_VRING_ENABLE 0=1',
-      ...RING(1, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
-      'SET_VRING_ENABLE 1=1',
-    ]);
+    expect((await replay('crosvm', { restart: true })).log.filter((m) => m !== 'GET_FEATURES')).to.deep.equal(
+      [
+        ...RING(0, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
+        'SET_VRING_ENABLE 0=1',
+        ...RING(1, ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK']),
+        'SET_VRING_ENABLE 1=1',
+      ],
+    );
   });
 });

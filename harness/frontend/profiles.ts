@@ -5,18 +5,58 @@
  * FrontendDevice, so that the same traffic checks can run as QEMU, DPDK, cloud-hypervisor or crosvm would
  * start the device. The profiles are data; `initSession`, `startDevice` and `stopDevice` play them.
  *
- * What a check asks for stays the check's: the features and protocol features it needs, the rings it uses,
- * the device-specific messages between start-up and ring start (GET_CONFIG, GPU_SET_SOCKET). A profile
- * decides the order and the choices listed here, nothing else.
+ * What a front-end decides is the profile's: the protocol features it acknowledges (its own list, whatever
+ * the back-end offers beyond it), the virtio features it lets through per device type, and what those change
+ * on the wire (the device status, the inflight buffer, memory by ADD_MEM_REG). What the guest decides stays
+ * the check's: the virtio features it acks among those, the rings it uses, the device-specific messages
+ * between start-up and ring start (GET_CONFIG, GPU_SET_SOCKET).
  */
+
+import { VirtioBlkFeature } from '../devices/blk.js';
+import { VirtioNetFeature } from '../devices/net.js';
 import { BackendError, SkipError, UsageError } from '../errors.js';
 import type { Scope } from '../process/scope.js';
+import { VirtioGpuFeature } from '../protocol/gpu-spec.js';
 import type { SplitVringBase } from '../protocol/messages.js';
-import { encodeU64 } from '../protocol/messages.js';
-import { hasBit, ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
+import { encodeInflightDescription, encodeU64 } from '../protocol/messages.js';
+import {
+  DeviceStatus,
+  hasBit,
+  ProtocolFeature,
+  protocolFeatureList,
+  VirtioFeature,
+} from '../protocol/spec.js';
+import type { CheckContext } from '../runner/check.js';
+import { closeFd, type Mapping, mmapShared } from '../sys/libc.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { RingPlacement } from '../virtqueue/split.js';
 import type { FrontendDevice } from './device.js';
+
+/** The device types a profile may name (the vhost-user.json "type" of the devices the harness drives). */
+export type DeviceType = 'block' | 'net' | 'fs' | 'gpu';
+
+const bit = (n: number) => 1n << BigInt(n);
+/** The set of `numbers`' bits. */
+const bits = (...numbers: number[]) => numbers.reduce((acc, n) => acc | bit(n), 0n);
+
+/** Names of the virtio feature bits set in `features`, the device type's own among them. */
+function virtioFeatureList(features: bigint, device: DeviceType | null): string[] {
+  const own: Record<DeviceType, [string, Readonly<Record<string, number>>]> = {
+    block: ['VIRTIO_BLK_F_', VirtioBlkFeature],
+    net: ['VIRTIO_NET_F_', VirtioNetFeature],
+    fs: ['VIRTIO_FS_F_', {}],
+    gpu: ['VIRTIO_GPU_F_', VirtioGpuFeature],
+  };
+  const names = new Map<number, string>();
+  if (device) {
+    const [prefix, table] = own[device];
+    for (const [name, n] of Object.entries(table)) names.set(n, prefix + name);
+  }
+  for (const [name, n] of Object.entries(VirtioFeature)) names.set(n, name);
+  const list: string[] = [];
+  for (let n = 0; n < 64; n++) if (hasBit(features, n)) list.push(names.get(n) ?? `bit ${n}`);
+  return list;
+}
 
 /** Start-up messages, sent once on a fresh connection. */
 export type InitStep =
@@ -33,7 +73,18 @@ export type InitStep =
 
 /** Device start: what is sent once for the device, and RINGS, the per-ring messages of every ring. */
 export type StartStep =
+  /**
+   * SET_FEATURES; with STATUS negotiated and the profile's `status`, FEATURES_OK is added to the device
+   * status right after it.
+   */
   | 'SET_FEATURES'
+  /**
+   * GET_INFLIGHT_FD and SET_INFLIGHT_FD (the buffer handed back), when INFLIGHT_SHMFD was negotiated and the
+   * profile keeps an inflight buffer for the device type.
+   */
+  | 'INFLIGHT'
+  /** As INFLIGHT, after a SET_FEATURES of its own (QEMU's vhost_dev_prepare_inflight). */
+  | 'PREPARE_INFLIGHT'
   /** SET_MEM_TABLE, or the check's own way of sharing memory (ADD_MEM_REG). */
   | 'MEMORY'
   /** SET_VRING_CALL for every ring. */
@@ -44,7 +95,9 @@ export type StartStep =
   | 'RINGS'
   /** SET_VRING_ENABLE 1 for every ring (only with bit 30 negotiated, and when the check enables). */
   | 'ENABLE_ALL'
-  | 'SET_BACKEND_REQ_FD';
+  | 'SET_BACKEND_REQ_FD'
+  /** ACKNOWLEDGE, DRIVER and DRIVER_OK set in the device status (STATUS negotiated, the profile's `status`). */
+  | 'DRIVER_OK';
 
 /** One ring's start messages; ENABLE only with bit 30 negotiated and when the check enables. */
 export type RingStep = 'NUM' | 'BASE' | 'ADDR' | 'KICK' | 'CALL' | 'ENABLE';
@@ -59,6 +112,32 @@ export interface FrontendProfile {
   protocolFeatures: boolean;
   /** Whether it sets need_reply once REPLY_ACK is negotiated. */
   needReply: boolean;
+  /**
+   * The protocol features it acknowledges when the back-end offers them: its own list, whatever the check
+   * would like. What they change on the wire follows (GET_QUEUE_NUM, SET_BACKEND_REQ_FD, the status, the
+   * inflight buffer, ADD_MEM_REG); the others change nothing at start-up.
+   */
+  protocolMask: bigint;
+  /** The device types it keeps CONFIG for (QEMU drops it for a device without config space handling). */
+  config: readonly DeviceType[];
+  /**
+   * Per device type, the virtio features it passes on to SET_FEATURES: the guest driver (here the check)
+   * chooses among them, the rest never reach the back-end. Bit 30 is the front-end's own. A type not listed
+   * is one the front-end has no vhost-user device for; the check's own choice then stands.
+   */
+  virtioMask: Readonly<Partial<Record<DeviceType, bigint>>>;
+  /** With CONFIGURE_MEM_SLOTS negotiated: memory shared by ADD_MEM_REG, region by region, not SET_MEM_TABLE. */
+  memorySlots: boolean;
+  /** The device types it keeps an inflight buffer for (GET_INFLIGHT_FD, SET_INFLIGHT_FD) with INFLIGHT_SHMFD. */
+  inflight: readonly DeviceType[];
+  /**
+   * How it drives the device status with STATUS negotiated. 'qemu': after each SET_FEATURES, GET_STATUS and
+   * (FEATURES_OK not set yet) SET_STATUS with it added; once the rings run, GET_STATUS and SET_STATUS with
+   * ACKNOWLEDGE|DRIVER|DRIVER_OK added; at stop, SET_STATUS 0 after the last GET_VRING_BASE. 'dpdk': after
+   * SET_FEATURES, SET_STATUS ACKNOWLEDGE|DRIVER|FEATURES_OK and GET_STATUS twice (read back, then read again
+   * before DRIVER_OK); once the rings run, SET_STATUS with DRIVER_OK too; nothing at stop. 'none': no status.
+   */
+  status: 'qemu' | 'dpdk' | 'none';
   init: readonly InitStep[];
   start: readonly StartStep[];
   ring: readonly RingStep[];
@@ -71,15 +150,82 @@ export interface FrontendProfile {
   ringOrder?: (indices: readonly number[]) => number[];
 }
 
+/** Device-specific virtio feature bits 0-23 and 50-63 (crosvm's VIRTIO_DEVICE_TYPE_SPECIFIC_FEATURES_MASK). */
+const DEVICE_SPECIFIC = 0xfffc_0000_00ff_ffffn;
+const F = VirtioFeature;
+const NOTIFICATION_DATA = 38;
+const RING_RESET = 40;
+const ORDER_PLATFORM = 36;
+const ANY_LAYOUT = 27;
+const NET_GSO = 6;
+const NET_GUEST_USO4 = 54;
+const NET_GUEST_USO6 = 55;
+const NET_HOST_USO = 56;
+const NET_HASH_REPORT = 57;
+const NET_RSS = 60;
+const NET_RSC_EXT = 61;
+const N = VirtioNetFeature;
+const B = VirtioBlkFeature;
+const P = ProtocolFeature;
+
+/** The blk feature bits every front-end here lets through. */
+const BLK_BITS = bits(
+  B.SIZE_MAX,
+  B.SEG_MAX,
+  B.GEOMETRY,
+  B.RO,
+  B.BLK_SIZE,
+  B.FLUSH,
+  B.TOPOLOGY,
+  B.CONFIG_WCE,
+  B.DISCARD,
+  B.WRITE_ZEROES,
+);
+/** The net offloads QEMU and cloud-hypervisor let through. */
+const NET_OFFLOADS = bits(
+  N.CSUM,
+  N.GUEST_CSUM,
+  N.GUEST_TSO4,
+  N.GUEST_TSO6,
+  N.GUEST_ECN,
+  N.GUEST_UFO,
+  N.HOST_TSO4,
+  N.HOST_TSO6,
+  N.HOST_ECN,
+  N.HOST_UFO,
+  N.MRG_RXBUF,
+);
+/** The transport bits of QEMU's user_feature_bits lists (hw/net/vhost_net.c, hw/virtio/vhost-user-fs.c). */
+const QEMU_TRANSPORT = bits(
+  F.VIRTIO_F_NOTIFY_ON_EMPTY,
+  F.VIRTIO_RING_F_INDIRECT_DESC,
+  F.VIRTIO_RING_F_EVENT_IDX,
+  F.VIRTIO_F_VERSION_1,
+  F.VIRTIO_F_ACCESS_PLATFORM,
+  F.VIRTIO_F_RING_PACKED,
+  F.VIRTIO_F_IN_ORDER,
+  RING_RESET,
+);
+
 /**
- * QEMU 7.2 to 9.x: hw/virtio/vhost-user.c vhost_user_backend_init (GET_FEATURES, GET/SET_PROTOCOL_FEATURES,
- * GET_QUEUE_NUM with MQ, GET_MAX_MEM_SLOTS with CONFIGURE_MEM_SLOTS, SET_BACKEND_REQ_FD with BACKEND_REQ),
- * then hw/virtio/vhost.c vhost_dev_init (SET_OWNER, GET_FEATURES again; vhost_virtqueue_init sends SET_VRING_CALL for every
- * ring, before any SET_FEATURES), vhost_dev_start (SET_FEATURES, SET_MEM_TABLE, vhost_virtqueue_start per
- * ring: NUM, BASE, ADDR, KICK; the call fd again when the guest notifier is unmasked; then
- * vhost_dev_set_vring_enable: ENABLE 1 for every ring) and vhost_dev_stop (ENABLE 0 for every ring, then
- * vhost_virtqueue_stop: GET_VRING_BASE per ring). QEMU's init call fd is a masked notifier; here it is the
- * ring's call eventfd both times.
+ * Current QEMU (9.1 on): hw/virtio/vhost-user.c vhost_user_backend_init (GET_FEATURES,
+ * GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM with MQ, GET_MAX_MEM_SLOTS with CONFIGURE_MEM_SLOTS,
+ * SET_BACKEND_REQ_FD with BACKEND_REQ), then hw/virtio/vhost.c vhost_dev_init (SET_OWNER, GET_FEATURES
+ * again; vhost_virtqueue_init sends SET_VRING_CALL for every ring, before any SET_FEATURES), for a block
+ * device hw/block/vhost-user-blk.c vhost_user_blk_start (vhost_dev_prepare_inflight: SET_FEATURES, then
+ * GET_INFLIGHT_FD for num-queues rings of queue-size entries and SET_INFLIGHT_FD), vhost_dev_start
+ * (SET_FEATURES; vhost_user_set_features adds FEATURES_OK to the status; the memory: ADD_MEM_REG per region
+ * with CONFIGURE_MEM_SLOTS, else SET_MEM_TABLE; vhost_virtqueue_start per ring: NUM, BASE, ADDR, KICK; the
+ * call fd again when the guest notifier is unmasked; ENABLE 1 for every ring; vhost_user_dev_start adds
+ * ACKNOWLEDGE|DRIVER|DRIVER_OK) and vhost_dev_stop (ENABLE 0 for every ring, GET_VRING_BASE per ring, then
+ * vhost_user_reset_status: SET_STATUS 0, since QEMU 8.1). QEMU's init call fd is a masked notifier; here it
+ * is the ring's call eventfd both times.
+ *
+ * Protocol features: VHOST_USER_PROTOCOL_FEATURE_MASK, every bit QEMU defines up to DEVICE_STATE (19), with
+ * CONFIG dropped for a device without config handling (net, fs). Master's bits 20-23 change what ring
+ * addresses and GET_VRING_BASE mean, which the harness does not model: they are left out. Virtio features:
+ * the user_feature_bits lists of hw/net/vhost_net.c, hw/block/vhost-user-blk.c and hw/virtio/vhost-user-fs.c;
+ * vhost-user-gpu has none (it passes the guest's features on), so a gpu check's choice stands.
  */
 const QEMU: FrontendProfile = {
   name: 'qemu',
@@ -87,6 +233,32 @@ const QEMU: FrontendProfile = {
   source: 'qemu/qemu hw/virtio/vhost-user.c, hw/virtio/vhost.c',
   protocolFeatures: true,
   needReply: true,
+  protocolMask: (1n << 20n) - 1n,
+  config: ['block', 'gpu'],
+  virtioMask: {
+    net:
+      QEMU_TRANSPORT |
+      NET_OFFLOADS |
+      bits(
+        ANY_LAYOUT,
+        NOTIFICATION_DATA,
+        NET_GSO,
+        N.MTU,
+        N.GUEST_ANNOUNCE,
+        N.MQ,
+        NET_RSS,
+        NET_RSC_EXT,
+        NET_HASH_REPORT,
+        NET_GUEST_USO4,
+        NET_GUEST_USO6,
+        NET_HOST_USO,
+      ),
+    block: QEMU_TRANSPORT | BLK_BITS | bit(B.MQ),
+    fs: QEMU_TRANSPORT | bit(NOTIFICATION_DATA),
+  },
+  memorySlots: true,
+  inflight: ['block'],
+  status: 'qemu',
   init: [
     'GET_FEATURES',
     'PROTOCOL_FEATURES',
@@ -96,7 +268,7 @@ const QEMU: FrontendProfile = {
     'SET_OWNER',
     'GET_FEATURES',
   ],
-  start: ['CALL_ALL', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL'],
+  start: ['CALL_ALL', 'PREPARE_INFLIGHT', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL', 'DRIVER_OK'],
   ring: ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL'],
   stop: 'all',
 };
@@ -114,13 +286,19 @@ const QEMU_LEGACY: FrontendProfile = {
 };
 
 /**
- * DPDK's virtio-user front-end: drivers/net/virtio/virtio_user/virtio_user_dev.c virtio_user_dev_init
- * (SET_OWNER first, then vhost_user.c's GET_FEATURES and GET/SET_PROTOCOL_FEATURES), virtio_user_start_device
- * ("Step 0": virtio_user_create_queue, SET_VRING_CALL for every queue; SET_FEATURES; SET_MEM_TABLE;
- * virtio_user_kick_queue per queue: NUM, BASE, ADDR and KICK last, "because vhost depends on this msg to
- * judge if virtio is ready"; enable_qp: ENABLE 1 per queue pair), rx queues before tx queues
- * (virtio_user_queue_setup), and virtio_user_stop_device (ENABLE 0 for every pair, then GET_VRING_BASE for
- * every queue). It sends no SET_VRING_CALL after the memory table.
+ * DPDK's virtio-user front-end (22.11): drivers/net/virtio/virtio_user/virtio_user_dev.c virtio_user_dev_init
+ * (SET_OWNER first, then vhost_user.c's GET_FEATURES and GET/SET_PROTOCOL_FEATURES; no GET_QUEUE_NUM, the
+ * queue count comes from its devargs), virtio_user_dev_set_features on the driver's FEATURES_OK ("Step 0":
+ * SET_VRING_CALL for every queue; SET_FEATURES; then SET_STATUS 0x0b and the driver reads it back),
+ * virtio_user_start_device on DRIVER_OK (GET_STATUS first; SET_MEM_TABLE; virtio_user_kick_queue per queue:
+ * NUM, BASE, ADDR and KICK last, "because vhost depends on this msg to judge if virtio is ready"; enable_qp:
+ * ENABLE 1; then SET_STATUS 0x0f), rx queues before tx queues (virtio_user_queue_setup), and
+ * virtio_user_stop_device (ENABLE 0 for every pair, then GET_VRING_BASE for every queue; no status 0, as its
+ * cached status no longer has FEATURES_OK). It sends no SET_VRING_CALL after the memory table.
+ *
+ * Protocol features: VHOST_USER_SUPPORTED_PROTOCOL_FEATURES (MQ, REPLY_ACK, STATUS). Virtio features:
+ * VIRTIO_USER_SUPPORTED_FEATURES less what SET_FEATURES strips (MAC, CTRL_VQ, STATUS): no EVENT_IDX. It is a
+ * net front-end only; for other device types a check's choice stands.
  */
 const DPDK: FrontendProfile = {
   name: 'dpdk',
@@ -128,20 +306,61 @@ const DPDK: FrontendProfile = {
   source: 'DPDK/dpdk drivers/net/virtio/virtio_user/virtio_user_dev.c, vhost_user.c',
   protocolFeatures: true,
   needReply: true,
-  init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES', 'GET_QUEUE_NUM'],
-  start: ['CALL_ALL', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL'],
+  protocolMask: bits(P.MQ, P.REPLY_ACK, P.STATUS),
+  config: [],
+  virtioMask: {
+    net: bits(
+      N.CSUM,
+      N.GUEST_CSUM,
+      N.GUEST_TSO4,
+      N.GUEST_TSO6,
+      N.HOST_TSO4,
+      N.HOST_TSO6,
+      N.MRG_RXBUF,
+      N.CTRL_RX,
+      N.CTRL_VLAN,
+      N.MQ,
+      N.CTRL_MAC_ADDR,
+      F.VIRTIO_RING_F_INDIRECT_DESC,
+      F.VIRTIO_F_VERSION_1,
+      F.VIRTIO_F_RING_PACKED,
+      F.VIRTIO_F_IN_ORDER,
+    ),
+  },
+  memorySlots: false,
+  inflight: [],
+  status: 'dpdk',
+  init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES'],
+  start: ['CALL_ALL', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL', 'DRIVER_OK'],
   ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
   stop: 'all',
   ringOrder: (indices) => [...indices.filter((i) => i % 2 === 0), ...indices.filter((i) => i % 2 === 1)],
 };
 
+/** cloud-hypervisor's DEFAULT_VIRTIO_FEATURES (virtio-devices/src/vhost_user/mod.rs). */
+const CLOUD_HYPERVISOR_DEFAULT = bits(
+  F.VIRTIO_RING_F_INDIRECT_DESC,
+  F.VIRTIO_RING_F_EVENT_IDX,
+  F.VIRTIO_F_VERSION_1,
+  F.VIRTIO_F_IN_ORDER,
+  ORDER_PLATFORM,
+  NOTIFICATION_DATA,
+);
+
 /**
  * cloud-hypervisor: virtio-devices/src/vhost_user/vu_common_ctrl.rs negotiate_features_vhost_user (SET_OWNER,
- * GET_FEATURES, GET/SET_PROTOCOL_FEATURES; need_reply on every request once REPLY_ACK is acked) and
- * setup_vhost_user (SET_FEATURES, SET_MEM_TABLE, SET_VRING_NUM for every queue first, then per queue ADDR,
- * BASE, CALL, KICK; ENABLE 1 for every queue; SET_BACKEND_REQ_FD last). It stops (reset/pause) with ENABLE 0
- * for every queue and sends no GET_VRING_BASE; the harness still asks for the bases after it, since the
- * checks need them.
+ * GET_FEATURES, GET/SET_PROTOCOL_FEATURES; need_reply on every request once REPLY_ACK is acked; GET_QUEUE_NUM
+ * with MQ) and setup_vhost_user (SET_FEATURES, SET_MEM_TABLE even with CONFIGURE_MEM_SLOTS, which it keeps
+ * for memory hot-plug; SET_VRING_NUM for every queue first; with INFLIGHT_SHMFD, GET_INFLIGHT_FD and
+ * SET_INFLIGHT_FD for every device type; then per queue ADDR, BASE, CALL, KICK; ENABLE 1 for every queue;
+ * SET_BACKEND_REQ_FD last, which no device of these negotiates). It stops (reset/pause) with ENABLE 0 for
+ * every queue and sends no GET_VRING_BASE; the harness still asks for the bases after it, since the checks
+ * need them. No STATUS.
+ *
+ * Protocol features: blk.rs, fs.rs and net.rs avail_protocol_features (CONFIG for blk only). Virtio
+ * features: DEFAULT_VIRTIO_FEATURES with blk.rs's blk bits; net.rs's offloads, MRG_RXBUF, MTU and MQ (the
+ * net.rs read is older, without the default set; the default set is assumed as for blk and fs). No packed
+ * rings.
  */
 const CLOUD_HYPERVISOR: FrontendProfile = {
   name: 'cloud-hypervisor',
@@ -149,8 +368,18 @@ const CLOUD_HYPERVISOR: FrontendProfile = {
   source: 'cloud-hypervisor/cloud-hypervisor virtio-devices/src/vhost_user/vu_common_ctrl.rs',
   protocolFeatures: true,
   needReply: true,
-  init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES'],
-  start: ['SET_FEATURES', 'MEMORY', 'NUM_ALL', 'RINGS', 'ENABLE_ALL', 'SET_BACKEND_REQ_FD'],
+  protocolMask: bits(P.CONFIG, P.MQ, P.CONFIGURE_MEM_SLOTS, P.REPLY_ACK, P.INFLIGHT_SHMFD, P.LOG_SHMFD),
+  config: ['block'],
+  virtioMask: {
+    block: CLOUD_HYPERVISOR_DEFAULT | BLK_BITS | bit(B.MQ),
+    fs: CLOUD_HYPERVISOR_DEFAULT,
+    net: CLOUD_HYPERVISOR_DEFAULT | NET_OFFLOADS | bits(N.MTU, N.MQ),
+  },
+  memorySlots: false,
+  inflight: ['block', 'fs', 'net'],
+  status: 'none',
+  init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES', 'GET_QUEUE_NUM'],
+  start: ['SET_FEATURES', 'MEMORY', 'NUM_ALL', 'INFLIGHT', 'RINGS', 'ENABLE_ALL', 'SET_BACKEND_REQ_FD'],
   ring: ['ADDR', 'BASE', 'CALL', 'KICK'],
   stop: 'all',
 };
@@ -160,14 +389,26 @@ const CLOUD_HYPERVISOR: FrontendProfile = {
  * GET/SET_PROTOCOL_FEATURES, SET_BACKEND_REQ_FD with BACKEND_REQ, GET_QUEUE_NUM with MQ; REPLY_ACK is
  * negotiated but need_reply never set), ack_features (SET_FEATURES), activate (SET_MEM_TABLE, then
  * activate_vring per queue: NUM, ADDR, BASE, CALL, KICK, ENABLE 1) and deactivate_vring per queue (ENABLE 0,
- * GET_VRING_BASE).
+ * GET_VRING_BASE). No STATUS, no inflight buffer, no memory slots.
+ *
+ * Protocol features: allow_protocol_features (CONFIG, MQ, BACKEND_REQ, DEVICE_STATE, REPLY_ACK, and its own
+ * SHMEM_MAP, whose bit number was not found and is left out). Virtio features: every device-specific bit
+ * (0-23, 50-63), VERSION_1 and EVENT_IDX (virtio::base_features); no INDIRECT_DESC, no IN_ORDER, packed rings
+ * removed. It reads the config space with GET_CONFIG on every guest read, for every device type.
  */
+const CROSVM_FEATURES = DEVICE_SPECIFIC | bits(F.VIRTIO_F_VERSION_1, F.VIRTIO_RING_F_EVENT_IDX);
 const CROSVM: FrontendProfile = {
   name: 'crosvm',
   frontend: 'crosvm (vhost_user_frontend)',
   source: 'google/crosvm devices/src/virtio/vhost_user_frontend/mod.rs',
   protocolFeatures: true,
   needReply: false,
+  protocolMask: bits(P.CONFIG, P.MQ, P.BACKEND_REQ, P.DEVICE_STATE, P.REPLY_ACK),
+  config: ['block', 'net', 'fs', 'gpu'],
+  virtioMask: { block: CROSVM_FEATURES, net: CROSVM_FEATURES, fs: CROSVM_FEATURES, gpu: CROSVM_FEATURES },
+  memorySlots: false,
+  inflight: [],
+  status: 'none',
   init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES', 'SET_BACKEND_REQ_FD', 'GET_QUEUE_NUM'],
   start: ['SET_FEATURES', 'MEMORY', 'RINGS'],
   ring: ['NUM', 'ADDR', 'BASE', 'CALL', 'KICK', 'ENABLE'],
@@ -192,6 +433,8 @@ export function profileNamed(name: string): FrontendProfile {
 /** What start-up learnt. */
 export interface Started {
   profile: FrontendProfile;
+  /** The device type the session was started for (null: unknown). */
+  device: DeviceType | null;
   /** GET_FEATURES. */
   offered: bigint;
   /** Whether bit 30 is part of the deal: offered, wanted by the check, and used by the profile. */
@@ -202,19 +445,50 @@ export interface Started {
   maxMemSlots?: bigint;
 }
 
+/** What a check asks of a session's start-up. */
+export interface SessionWants {
+  /** Whether it starts with VHOST_USER_F_PROTOCOL_FEATURES when offered (false: the legacy start). */
+  protocol: boolean;
+  /** The device type (ctx.target.type): the profile's masks depend on it. */
+  device: string | null;
+  /**
+   * Protocol features the check cannot go without when the back-end offers them: a SkipError names the
+   * profile when it does not negotiate one. (Whether the back-end offers it stays the check's to ask.)
+   */
+  required?: bigint;
+  /**
+   * Protocol features the check negotiates on top of the profile's own when offered: the device-specific
+   * ones it is about (CONFIG for a check of the config space a front-end would not read).
+   */
+  extra?: bigint;
+}
+
+/** The device types the profiles know; another type gets the transport's choices only. */
+function deviceType(type: string | null): DeviceType | null {
+  return type === 'block' || type === 'net' || type === 'fs' || type === 'gpu' ? type : null;
+}
+
+/** The protocol features `profile` acknowledges for a device of type `device`. */
+export function protocolMaskFor(profile: FrontendProfile, device: DeviceType | null): bigint {
+  if (!profile.protocolFeatures) return 0n;
+  const config = device !== null && profile.config.includes(device);
+  return config ? profile.protocolMask : profile.protocolMask & ~bit(ProtocolFeature.CONFIG);
+}
+
 /**
- * The profile's start-up on a fresh session: `protocolFeatures` are those the check wants (undefined: none,
- * the legacy start); the ones offered are acknowledged. A check that needs bit 30 under a profile that does
- * not use it learns so from `protocol`.
+ * The profile's start-up on a fresh session. With `want.protocol` and bit 30 offered, the protocol features
+ * acknowledged are the offered ones the profile's front-end knows (`protocolFeatures`), not the check's
+ * choice; a check that needs one the profile leaves out is skipped, naming the profile.
  */
 export async function initSession(
   profile: FrontendProfile,
   session: FrontendSession,
   scope: Scope,
-  want: { protocolFeatures?: bigint } = {},
+  want: SessionWants,
 ): Promise<Started> {
   session.needReply = profile.needReply;
-  const started: Started = { profile, offered: 0n, protocol: false };
+  const device = deviceType(want.device);
+  const started: Started = { profile, device, offered: 0n, protocol: false };
   for (const [k, step] of profile.init.entries()) {
     const acked = (bit: number) => hasBit(session.ackedProtocolFeatures, bit);
     switch (step) {
@@ -231,13 +505,21 @@ export async function initSession(
         started.offered = await session.getFeatures();
         started.protocol ||=
           profile.protocolFeatures &&
-          want.protocolFeatures !== undefined &&
+          want.protocol &&
           hasBit(started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
         break;
       case 'PROTOCOL_FEATURES':
         if (started.protocol) {
           const offered = await session.getProtocolFeatures();
-          const ack = await session.setProtocolFeatures(offered & (want.protocolFeatures ?? 0n));
+          const mask = protocolMaskFor(profile, device) | (want.extra ?? 0n);
+          const cut = offered & (want.required ?? 0n) & ~mask;
+          if (cut !== 0n) {
+            throw new SkipError(
+              `the ${profile.name} front-end profile does not negotiate ${protocolFeatureList(cut).join(', ')}` +
+                `${device ? ` for a ${device} device` : ''} (${profile.source}): the check needs it`,
+            );
+          }
+          const ack = await session.setProtocolFeatures(offered & mask);
           if (ack !== undefined && ack !== 0n)
             throw new BackendError(`SET_PROTOCOL_FEATURES was acked with ${ack}`);
         }
@@ -256,6 +538,25 @@ export async function initSession(
     }
   }
   return started;
+}
+
+/**
+ * The virtio features to acknowledge: those of `wanted` that are offered and that the profile's front-end
+ * passes on for the device type, with bit 30 when negotiated. A SkipError names the profile when it leaves
+ * out one of `required` that the back-end offers (one not offered is the check's to report).
+ */
+export function ackFeatures(started: Started, wanted: bigint, required = 0n): bigint {
+  const { profile, device, offered } = started;
+  const mask = (device && profile.virtioMask[device]) ?? ~0n;
+  const cut = offered & required & ~mask & ~bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  if (cut !== 0n) {
+    throw new SkipError(
+      `the ${profile.name} front-end profile does not pass ${virtioFeatureList(cut, device).join(', ')} on to ` +
+        `a ${device} device (${profile.source}): the check needs it`,
+    );
+  }
+  const protocol = started.protocol ? bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n;
+  return (wanted & offered & mask & ~bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) | protocol;
 }
 
 /** One ring as the check wants it. */
@@ -314,13 +615,29 @@ export async function startDevice(
         ...(ring.placement ? { placement: ring.placement } : {}),
       });
   }
+  const status = statusStyle(started, session);
+  const inflight = (): Promise<void> =>
+    inflightBuffer(session, scope, plan.rings.length, plan.rings[0]?.size ?? 0);
+  const keepsInflight =
+    started.device !== null &&
+    profile.inflight.includes(started.device) &&
+    hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD);
   for (const step of profile.start) {
     switch (step) {
       case 'SET_FEATURES':
-        await session.expectAck('SET_FEATURES', encodeU64(plan.features));
+        await setFeatures(session, plan.features, status);
+        break;
+      case 'PREPARE_INFLIGHT':
+        if (keepsInflight) {
+          await setFeatures(session, plan.features, status);
+          await inflight();
+        }
+        break;
+      case 'INFLIGHT':
+        if (keepsInflight) await inflight();
         break;
       case 'MEMORY':
-        await (plan.memory ?? (() => device.setMemTable()))();
+        await (plan.memory ?? (() => shareMemory(started, session, device)))();
         break;
       case 'CALL_ALL':
       case 'NUM_ALL':
@@ -331,14 +648,126 @@ export async function startDevice(
       case 'SET_BACKEND_REQ_FD':
         await backendChannel(session, scope);
         break;
+      case 'DRIVER_OK':
+        await driverOk(session, status);
+        break;
     }
   }
+}
+
+/** ACKNOWLEDGE, DRIVER and DRIVER_OK: the status of a device that runs. */
+const RUNNING = DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.DRIVER_OK;
+
+/** How the profile drives the device status on this session: its `status`, or 'none' without STATUS. */
+function statusStyle(started: Started, session: FrontendSession): FrontendProfile['status'] {
+  return hasBit(session.ackedProtocolFeatures, ProtocolFeature.STATUS) ? started.profile.status : 'none';
+}
+
+/** SET_FEATURES, and FEATURES_OK in the status as the profile sets it. */
+async function setFeatures(
+  session: FrontendSession,
+  features: bigint,
+  status: FrontendProfile['status'],
+): Promise<void> {
+  await session.expectAck('SET_FEATURES', encodeU64(features));
+  if (status === 'qemu') await addStatus(session, DeviceStatus.FEATURES_OK);
+  if (status === 'dpdk') {
+    await session.expectAck(
+      'SET_STATUS',
+      encodeU64(DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK),
+    );
+    await session.connection.requestU64('GET_STATUS');
+    await session.connection.requestU64('GET_STATUS');
+  }
+}
+
+/** DRIVER_OK in the status as the profile sets it, once the rings run. */
+async function driverOk(session: FrontendSession, status: FrontendProfile['status']): Promise<void> {
+  if (status === 'qemu') await addStatus(session, RUNNING);
+  if (status === 'dpdk') await session.expectAck('SET_STATUS', encodeU64(RUNNING | DeviceStatus.FEATURES_OK));
+}
+
+/** GET_STATUS, then SET_STATUS with `bits` added unless they are all there already (QEMU's way). */
+async function addStatus(session: FrontendSession, bits: bigint): Promise<void> {
+  const status = await session.connection.requestU64('GET_STATUS');
+  if ((status & bits) === bits) return;
+  await session.expectAck('SET_STATUS', encodeU64(status | bits));
+}
+
+/**
+ * The memory as the profile shares it: ADD_MEM_REG for each region when it uses memory slots and
+ * CONFIGURE_MEM_SLOTS was negotiated (a SkipError when GET_MAX_MEM_SLOTS allows fewer regions than guest
+ * memory has: the front-end would not start the device), SET_MEM_TABLE otherwise.
+ */
+async function shareMemory(
+  started: Started,
+  session: FrontendSession,
+  device: FrontendDevice,
+): Promise<void> {
+  if (
+    !started.profile.memorySlots ||
+    !hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)
+  ) {
+    await device.setMemTable();
+    return;
+  }
+  await addMemoryRegions(device, started.maxMemSlots);
+}
+
+/**
+ * ADD_MEM_REG for every region of guest memory, after GET_MAX_MEM_SLOTS (`slots`, when start-up asked it
+ * already): a SkipError when it allows fewer regions than there are.
+ */
+export async function addMemoryRegions(device: FrontendDevice, slots?: bigint): Promise<void> {
+  const { regions } = device.memory;
+  const allowed = slots ?? (await device.session.connection.requestU64('GET_MAX_MEM_SLOTS'));
+  if (allowed < BigInt(regions.length)) {
+    throw new SkipError(
+      `GET_MAX_MEM_SLOTS allows ${allowed} regions: fewer than the ${regions.length} the checks use`,
+    );
+  }
+  for (const region of regions) await device.addMemoryRegion(region.guestAddress);
+}
+
+/**
+ * GET_INFLIGHT_FD for `numQueues` rings of `queueSize`, the buffer mapped as the front-end maps it (until
+ * the scope closes), and handed back with SET_INFLIGHT_FD (with REPLY_ACK, refused is a BackendError).
+ */
+async function inflightBuffer(
+  session: FrontendSession,
+  scope: Scope,
+  numQueues: number,
+  queueSize: number,
+): Promise<void> {
+  const { reply, fd } = await session.getInflightFd(numQueues, queueSize);
+  // mmap_size 0: no buffer to track requests in; QEMU sends no SET_INFLIGHT_FD then.
+  if (fd === undefined) return;
+  scope.defer(`inflight buffer fd ${fd}`, () => closeFd(fd));
+  let mapping: Mapping;
+  try {
+    mapping = mmapShared(fd, Number(reply.mmapSize), Number(reply.mmapOffset));
+  } catch (err) {
+    throw new BackendError(
+      `the inflight buffer of GET_INFLIGHT_FD (${reply.mmapSize} bytes at offset ${reply.mmapOffset}) cannot ` +
+        `be mapped: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  scope.defer('inflight buffer mapping', () => mapping.unmap());
+  const ack = await session.request(
+    'SET_INFLIGHT_FD',
+    encodeInflightDescription({ ...reply, numQueues, queueSize }),
+    { fds: [fd] },
+  );
+  if (ack !== undefined && ack !== 0n)
+    throw new BackendError(`SET_INFLIGHT_FD was refused: REPLY_ACK ${ack}`);
 }
 
 /**
  * The profile's ring start again for rings already laid out, each at its base in `bases` (what
  * GET_VRING_BASE returned), as after a stop: its SET_VRING_CALL, SET_VRING_NUM, per-ring and
- * SET_VRING_ENABLE steps, without SET_FEATURES or the memory (the caller's to send when they change).
+ * SET_VRING_ENABLE steps, with the status as QEMU sets it again, without SET_FEATURES or the memory (the
+ * caller's to send when they change).
  */
 export async function restartDevice(
   started: Started,
@@ -349,7 +778,11 @@ export async function restartDevice(
   const { profile } = started;
   const on = enable && started.protocol;
   const order = ringsInOrder(profile, [...bases.keys()]);
+  const status = statusStyle(started, device.session);
+  // QEMU starts a device again from SET_FEATURES on, FEATURES_OK with it; DPDK never took DRIVER_OK away.
+  if (status === 'qemu') await addStatus(device.session, DeviceStatus.FEATURES_OK);
   await playRings(profile, device, order, on, bases);
+  if (status === 'qemu') await driverOk(device.session, status);
 }
 
 /** The ring steps of `profile.start` for rings `order`; with `bases`, each SET_VRING_BASE carries its own. */
@@ -380,14 +813,15 @@ async function playRings(
 
 /**
  * The profile's device stop for rings `indices`: SET_VRING_ENABLE 0 (with bit 30 negotiated) and
- * GET_VRING_BASE, all rings at once or ring by ring. Returns each ring's base.
+ * GET_VRING_BASE, all rings at once or ring by ring, then the status set to 0 as QEMU does. Returns each
+ * ring's base.
  */
 export async function stopDevice(
-  profile: FrontendProfile,
+  started: Started,
   device: FrontendDevice,
   indices: readonly number[],
-  protocol: boolean,
 ): Promise<Map<number, SplitVringBase>> {
+  const { profile, protocol } = started;
   const bases = new Map<number, SplitVringBase>();
   const order = ringsInOrder(profile, indices);
   if (profile.stop === 'all') {
@@ -399,12 +833,25 @@ export async function stopDevice(
       bases.set(i, await device.stopRing(i));
     }
   }
+  if (statusStyle(started, device.session) === 'qemu') {
+    await device.session.expectAck('SET_STATUS', encodeU64(0n));
+  }
   return bases;
 }
 
 /** `indices` in the order the profile sets rings up (default: as given). */
 function ringsInOrder(profile: FrontendProfile, indices: readonly number[]): number[] {
   return profile.ringOrder ? profile.ringOrder(indices) : [...indices];
+}
+
+/** `initSession` under the run's front-end profile (`--frontend`), for the run's device type. */
+export function initTargetSession(
+  ctx: CheckContext,
+  session: FrontendSession,
+  want: Omit<SessionWants, 'device'>,
+): Promise<Started> {
+  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
+  return initSession(profile, session, ctx.scope, { ...want, device: ctx.target.type });
 }
 
 /** A SkipError when the check needs bit 30 and the profile or the back-end leaves it out. */

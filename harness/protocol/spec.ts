@@ -108,6 +108,14 @@ export const VirtioFeature = {
 } as const;
 export type VirtioFeatureName = keyof typeof VirtioFeature;
 
+/** Device status bits of SET_STATUS / GET_STATUS (virtio spec "Device Status Field"). */
+export const DeviceStatus = {
+  ACKNOWLEDGE: 1n,
+  DRIVER: 2n,
+  DRIVER_OK: 4n,
+  FEATURES_OK: 8n,
+} as const;
+
 /** Protocol feature bits (VHOST_USER_PROTOCOL_F_*). */
 export const ProtocolFeature = {
   MQ: 0,

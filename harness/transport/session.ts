@@ -2,8 +2,16 @@
  * A front-end session over one connection: the negotiated state, and requests that honour REPLY_ACK. Checks
  * build on this rather than on raw frames.
  */
-import { BackendError } from '../errors.js';
-import { decodeU64, encodeU64 } from '../protocol/messages.js';
+import { BackendError, ProtocolError } from '../errors.js';
+import {
+  decodeInflightDescription,
+  decodeU64,
+  encodeInflightDescription,
+  encodeU64,
+  INFLIGHT_DESCRIPTION_PACKED_SIZE,
+  INFLIGHT_DESCRIPTION_SIZE,
+  type InflightDescription,
+} from '../protocol/messages.js';
 import {
   type FrontendRequestName,
   hasBit,
@@ -12,7 +20,7 @@ import {
 } from '../protocol/spec.js';
 import { closeFd } from '../sys/libc.js';
 import { BackendChannel } from './backend-channel.js';
-import type { Connection } from './connection.js';
+import { type Connection, checkReply } from './connection.js';
 
 export class FrontendSession {
   features: bigint | undefined;
@@ -99,6 +107,38 @@ export class FrontendSession {
   async expectAck(name: FrontendRequestName, payload?: Buffer): Promise<void> {
     const ack = await this.request(name, payload);
     if (ack !== undefined && ack !== 0n) throw new BackendError(`${name} was refused: REPLY_ACK ${ack}`);
+  }
+
+  /**
+   * GET_INFLIGHT_FD for `numQueues` queues of `queueSize` entries: the reply (the 24-byte VhostUserInflight
+   * QEMU and libvhost-user send, or the spec's 20 bytes of fields) and the buffer's fd, which the caller owns;
+   * no fd when the reply says mmap_size 0 (no buffer, as QEMU takes it), a ProtocolError when a buffer comes
+   * without one.
+   */
+  async getInflightFd(
+    numQueues: number,
+    queueSize: number,
+  ): Promise<{ reply: InflightDescription; fd: number | undefined }> {
+    const asked = { mmapSize: 0n, mmapOffset: 0n, numQueues, queueSize };
+    await this.connection.send('GET_INFLIGHT_FD', { payload: encodeInflightDescription(asked) });
+    const frame = await this.connection.nextFrame('the reply to GET_INFLIGHT_FD');
+    try {
+      const size =
+        frame.payload.length === INFLIGHT_DESCRIPTION_PACKED_SIZE
+          ? INFLIGHT_DESCRIPTION_PACKED_SIZE
+          : INFLIGHT_DESCRIPTION_SIZE;
+      checkReply('GET_INFLIGHT_FD', frame, size, frame.fds.length === 0 ? 0 : 1, this.connection.recent());
+      const reply = decodeInflightDescription(frame.payload, 'GET_INFLIGHT_FD');
+      if (frame.fds.length === 0 && reply.mmapSize !== 0n) {
+        throw new ProtocolError(
+          `GET_INFLIGHT_FD announced a ${reply.mmapSize}-byte buffer without an fd; wire: ${this.connection.recent().join(' | ')}`,
+        );
+      }
+      return { reply, fd: frame.fds[0] };
+    } catch (err) {
+      for (const fd of frame.fds) closeFd(fd);
+      throw err;
+    }
   }
 
   /**

@@ -26,7 +26,7 @@ import {
 } from '../../harness/devices/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
-import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
+import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -134,31 +134,25 @@ export interface FsSetup {
 export interface FsOptions {
   /** Set up every request queue the device has (default: hiprio and the first request queue). */
   allQueues?: boolean;
+  /** Negotiate CONFIG when offered, whether or not the front-end profile would (the config space check). */
+  config?: boolean;
 }
 
 /**
- * A virtio-fs device on a fresh connection, over a fresh tree: GET_FEATURES, the protocol features (MQ,
- * REPLY_ACK, CONFIG when offered), SET_FEATURES (VERSION_1 and bit 30 when offered), SET_OWNER,
- * SET_MEM_TABLE, the hiprio queue and request queues set up and enabled. No FUSE request yet.
+ * A virtio-fs device on a fresh connection, over a fresh tree, started as the run's front-end profile starts
+ * one: the protocol features it acknowledges, SET_FEATURES (VERSION_1 and bit 30 when offered), the memory,
+ * the hiprio queue and request queues set up and enabled. No FUSE request yet.
  */
 export async function openFs(ctx: CheckContext, options: FsOptions = {}): Promise<FsSetup> {
   requireFs(ctx);
   const tree = prepareTree(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
-  const started = await initSession(profile, session, ctx.scope, {
-    protocolFeatures:
-      (1n << BigInt(ProtocolFeature.MQ)) |
-      (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
-      (1n << BigInt(ProtocolFeature.CONFIG)),
+  const started = await initTargetSession(ctx, session, {
+    protocol: true,
+    ...(options.config ? { extra: 1n << BigInt(ProtocolFeature.CONFIG) } : {}),
   });
-  const offered = started.offered;
-  const useProtocol = started.protocol;
-  const wanted = [
-    VirtioFeature.VIRTIO_F_VERSION_1,
-    ...(useProtocol ? [VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES] : []),
-  ];
-  const features = wanted.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n) & offered;
+  const version1 = 1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1);
+  const features = ackFeatures(started, version1);
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
     ? await readFsConfig(session)
     : undefined;

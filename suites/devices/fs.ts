@@ -169,7 +169,7 @@ export const fsChecks = defineChecks('fs', [
     title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
     severity: 'MUST',
     spec: FsSpec.operation,
-    needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted'],
+    needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted', 'proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const setup = await openFs(ctx);
       const init = await fuseInit(setup);
@@ -602,7 +602,7 @@ export const fsChecks = defineChecks('fs', [
     spec: FsSpec.config,
     needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
-      const { config, queueCount, session } = await openFs(ctx);
+      const { config, queueCount, session } = await openFs(ctx, { config: true });
       if (!config)
         throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
       const nul = config.tag.indexOf(0);

@@ -30,7 +30,7 @@ import {
 } from '../../harness/devices/gpu.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
-import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
+import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import {
   ctrlTypeName,
@@ -94,17 +94,12 @@ export interface GpuSetup {
 export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {}): Promise<GpuSetup> {
   requireGpu(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
-  const started = await initSession(profile, session, ctx.scope, {
-    protocolFeatures: 1n << BigInt(ProtocolFeature.REPLY_ACK),
-  });
+  const started = await initTargetSession(ctx, session, { protocol: true });
   const offered = started.offered;
   if (options.edid && !hasBit(offered, VirtioGpuFeature.EDID))
     throw new SkipError('VIRTIO_GPU_F_EDID is not offered');
-  const wanted =
-    (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
-    (started.protocol ? 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
-    (options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n);
+  const edid = options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n;
+  const features = ackFeatures(started, (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | edid, edid);
   const { display, backendFd } = GpuDisplay.create({ modes: MODES });
   ctx.scope.defer('vhost-user-gpu display', () => display.close());
   try {
@@ -116,7 +111,7 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
   await session.connection.requestU64('GET_FEATURES');
   const device = new FrontendDevice(session, ctx.scope);
   await startDevice(started, session, device, ctx.scope, {
-    features: wanted & offered,
+    features,
     rings: [GpuQueue.CONTROL, GpuQueue.CURSOR].map((index) => ({ index, size: QUEUE_SIZE })),
     enable: true,
   });
@@ -347,6 +342,8 @@ export const gpuChecks = defineChecks('gpu', [
     title: 'SET_SCANOUT gives the display a SCANOUT of the rectangle shown, and 0x0 when disabled',
     severity: 'MUST',
     spec: GpuSpec.display,
+    // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
+    needs: ['proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;

@@ -21,7 +21,7 @@ import {
 } from '../../harness/devices/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
-import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
+import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
@@ -105,10 +105,9 @@ async function openNetPairs(
 ): Promise<NetDriver[]> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
-  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
-  const started = await initSession(profile, session, ctx.scope, {
-    protocolFeatures:
-      (1n << BigInt(ProtocolFeature.REPLY_ACK)) | (options.allPairs ? 1n << BigInt(ProtocolFeature.MQ) : 0n),
+  const started = await initTargetSession(ctx, session, {
+    protocol: true,
+    required: options.allPairs ? 1n << BigInt(ProtocolFeature.MQ) : 0n,
   });
   const offered = started.offered;
   if (!hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
@@ -125,18 +124,17 @@ async function openNetPairs(
   if (options.allPairs) {
     if (started.queueNum === undefined) {
       throw new SkipError(
-        `no GET_QUEUE_NUM answer (MQ not offered, or the ${profile.name} front-end does not ask): one queue pair`,
+        `no GET_QUEUE_NUM answer (MQ not offered, or the ${started.profile.name} front-end does not ask): one queue pair`,
       );
     }
     pairs = Math.min(Math.floor(started.queueNum / 2), MAX_PAIRS);
     if (pairs < 2) throw new SkipError(`GET_QUEUE_NUM is ${started.queueNum}: one queue pair`);
   }
-  const useProtocol = started.protocol;
-  const features =
+  const required =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
-    (useProtocol ? 1n << BigInt(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
     (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n) |
     wanted;
+  const features = ackFeatures(started, required, required);
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.packed ? PACKED_SIZE : QUEUE_SIZE;
   await startDevice(started, session, device, ctx.scope, {
@@ -242,6 +240,8 @@ export const netChecks = defineChecks('net', [
     title: 'frames looped back by the back-end arrive intact, in order, none lost and none added',
     severity: 'MUST',
     spec: NetSpec.operation,
+    // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
+    needs: ['proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const net = await openNet(ctx);
       const run = runId();

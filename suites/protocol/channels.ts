@@ -172,7 +172,7 @@ export const logDirtyChecks = defineChecks('protocol', [
         throw new SkipError('VHOST_F_LOG_ALL is not offered');
       const { session, device, ring, blk, features, scratch } = await openBlock(ctx, {
         protocolFeatures: 'require',
-        extraProtocolFeatures: bit(ProtocolFeature.LOG_SHMFD),
+        requiredProtocolFeatures: bit(ProtocolFeature.LOG_SHMFD),
       });
       if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.LOG_SHMFD))
         throw new SkipError('VHOST_USER_PROTOCOL_F_LOG_SHMFD is not offered');

@@ -10,19 +10,15 @@ import { FrontendDevice } from '../../harness/frontend/device.js';
 import {
   type DeviceConfig,
   decodeConfigReply,
-  decodeInflightDescription,
   decodeU64,
   encodeDeviceConfig,
   encodeInflightDescription,
   encodeU64,
-  INFLIGHT_DESCRIPTION_PACKED_SIZE,
-  INFLIGHT_DESCRIPTION_SIZE,
 } from '../../harness/protocol/messages.js';
-import { DeviceConfigFlag, hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
+import { DeviceConfigFlag, DeviceStatus, hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { closeFd, fstatSize, mmapShared } from '../../harness/sys/libc.js';
-import { checkReply } from '../../harness/transport/connection.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
 import { expectSectors, freshSeed, NEEDS_DATA_PATH, openBlock, QUEUE_SIZE } from '../vring/common.js';
 import { CONFIG_SIZE, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
@@ -34,14 +30,6 @@ const FeatureSpec = {
 
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const bit = (n: number) => 1n << BigInt(n);
-
-/** Device status bits (virtio spec "Device Status Field"). */
-const DeviceStatus = {
-  ACKNOWLEDGE: 1n,
-  DRIVER: 2n,
-  DRIVER_OK: 4n,
-  FEATURES_OK: 8n,
-} as const;
 
 /**
  * A session that negotiated `required` (skipping, with the reason, when it is not offered) and those of
@@ -163,19 +151,10 @@ export const featureChecks = defineChecks('protocol', [
       await takeOffer(session);
       // As QEMU asks at start: the device's queues, its ring size; the back-end fills in the rest.
       const numQueues = MIN_QUEUES[ctx.target.type ?? ''] ?? 1;
-      const asked = { mmapSize: 0n, mmapOffset: 0n, numQueues, queueSize: INFLIGHT_QUEUE_SIZE };
+      const { reply, fd } = await session.getInflightFd(numQueues, INFLIGHT_QUEUE_SIZE);
+      if (fd === undefined) expect.fail('GET_INFLIGHT_FD answered mmap_size 0 and no fd: no buffer');
+      ctx.scope.defer(`inflight fd ${fd}`, () => closeFd(fd));
       const { connection } = session;
-      await connection.send('GET_INFLIGHT_FD', { payload: encodeInflightDescription(asked) });
-      const frame = await connection.nextFrame('the reply to GET_INFLIGHT_FD');
-      for (const fd of frame.fds) ctx.scope.defer(`inflight fd ${fd}`, () => closeFd(fd));
-      // The C struct (24 bytes) as QEMU and libvhost-user send it, or the spec's 20 bytes of fields.
-      const size =
-        frame.payload.length === INFLIGHT_DESCRIPTION_PACKED_SIZE
-          ? INFLIGHT_DESCRIPTION_PACKED_SIZE
-          : INFLIGHT_DESCRIPTION_SIZE;
-      checkReply('GET_INFLIGHT_FD', frame, size, 1, connection.recent());
-      const reply = decodeInflightDescription(frame.payload, 'GET_INFLIGHT_FD');
-      const fd = frame.fds[0]!;
       // The spec says a queue region "can be implemented as" its QueueRegionSplit; it is the one layout it
       // describes, and the one libvhost-user and DPDK use: a buffer smaller than that holds no known layout.
       const needed = BigInt(numQueues * inflightSplitRegionSize(INFLIGHT_QUEUE_SIZE));
@@ -201,7 +180,8 @@ export const featureChecks = defineChecks('protocol', [
       mapping.unmap();
       // Handed back as QEMU does right after: accepted (acked 0 with REPLY_ACK, else the connection lives).
       const back = encodeInflightDescription({
-        ...asked,
+        numQueues,
+        queueSize: INFLIGHT_QUEUE_SIZE,
         mmapSize: reply.mmapSize,
         mmapOffset: reply.mmapOffset,
       });
@@ -318,7 +298,7 @@ export const resetDeviceChecks = defineChecks('protocol', [
       const { session, blk, features, scratch } = await openBlock(ctx, {
         protocolFeatures: 'require',
         writes: true,
-        extraProtocolFeatures: bit(ProtocolFeature.RESET_DEVICE) | bit(ProtocolFeature.STATUS),
+        requiredProtocolFeatures: bit(ProtocolFeature.RESET_DEVICE) | bit(ProtocolFeature.STATUS),
       });
       const acked = session.ackedProtocolFeatures;
       const status = hasBit(acked, ProtocolFeature.STATUS);

@@ -101,6 +101,8 @@ export const memSlotChecks = defineChecks('protocol', [
     // What vring.blk.read-write builds on as well (the set-up is the same): it runs later, so it cannot be named.
     needs: [
       'proto.reply.get-max-mem-slots',
+      // The qemu profile's block start hands the inflight buffer back first.
+      'proto.inflight.get-fd',
       'proto.negotiation.subset',
       'proto.reply-ack.accepted',
       'proto.config.get',

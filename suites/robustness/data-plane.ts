@@ -21,9 +21,9 @@ import {
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net.js';
 import { BackendError, ProtocolError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
-import { DEFAULT_PROFILE, initSession, profileNamed, startDevice } from '../../harness/frontend/profiles.js';
+import { initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import type { GuardViolation, GuestMemory } from '../../harness/memory/guest-memory.js';
-import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
+import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import {
   availRingSize,
@@ -161,10 +161,7 @@ async function openLane(
       closed = true;
     },
   );
-  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
-  const started = await initSession(profile, session, ctx.scope, {
-    protocolFeatures: bit(ProtocolFeature.REPLY_ACK),
-  });
+  const started = await initTargetSession(ctx, session, { protocol: true });
   const offered = started.offered;
   if (type !== 'block' && !hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${type} device is not driven`);

@@ -113,6 +113,9 @@ export const blkChecks = defineChecks('vring', [
       'proto.negotiation.subset',
       'proto.reply-ack.accepted',
       'proto.config.get',
+      // The front-end profile's start-up asks these when the features are negotiated (qemu: both).
+      'proto.reply.get-max-mem-slots',
+      'proto.inflight.get-fd',
     ],
     async run(ctx) {
       const { blk, scratch, device } = await openBlock(ctx, { writes: true });

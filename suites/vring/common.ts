@@ -13,9 +13,9 @@ import {
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import {
-  DEFAULT_PROFILE,
-  initSession,
-  profileNamed,
+  ackFeatures,
+  addMemoryRegions,
+  initTargetSession,
   requireProtocol,
   type Started,
   startDevice,
@@ -60,8 +60,8 @@ export function requireBlock(ctx: CheckContext): void {
 
 export interface BlockOptions {
   /**
-   * VHOST_USER_F_PROTOCOL_FEATURES, with REPLY_ACK and CONFIG when offered: 'prefer' (default) negotiates it
-   * when offered, 'require' skips without it, 'none' leaves it out (the legacy start).
+   * VHOST_USER_F_PROTOCOL_FEATURES, with the protocol features the front-end profile acknowledges: 'prefer'
+   * (default) negotiates it when offered, 'require' skips without it, 'none' leaves it out (the legacy start).
    */
   protocolFeatures?: 'prefer' | 'require' | 'none';
   /** Negotiate VIRTIO_RING_F_EVENT_IDX (skip when not offered). */
@@ -76,8 +76,11 @@ export interface BlockOptions {
   base?: number;
   /** The driver's largest request, in sectors (default 16). */
   maxSectors?: number;
-  /** Protocol features to negotiate besides REPLY_ACK and CONFIG, those of them that are offered. */
-  extraProtocolFeatures?: bigint;
+  /**
+   * Protocol features the check needs negotiated when offered: skip, naming the profile, when the front-end
+   * profile does not negotiate one (whether it is offered stays the check's to ask).
+   */
+  requiredProtocolFeatures?: bigint;
   /** A connection to start the device on, instead of a fresh one (`frontendConnection`). */
   connection?: Connection;
   /**
@@ -113,25 +116,19 @@ export const SCRATCH_SECTORS = 64;
 const SCRATCH_START = 64n;
 
 /**
- * A block device started on a fresh connection: GET_FEATURES, the protocol features, SET_FEATURES with what
- * the driver understands, SET_OWNER, SET_MEM_TABLE (three regions, skewed addresses), vring 0 set up and
- * (unless told otherwise) enabled.
+ * A block device started on a fresh connection as the run's front-end profile starts one: the protocol
+ * features it acknowledges, SET_FEATURES with what the driver understands (as the profile lets it through),
+ * the memory (three regions, skewed addresses), vring 0 set up and (unless told otherwise) enabled.
  */
 export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
   requireBlock(ctx);
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? (options.memorySlots ? 'require' : 'prefer');
-  const profile = profileNamed(ctx.target.frontend ?? DEFAULT_PROFILE);
-  const started = await initSession(profile, session, ctx.scope, {
-    ...(protocol === 'none'
-      ? {}
-      : {
-          protocolFeatures:
-            (1n << BigInt(ProtocolFeature.REPLY_ACK)) |
-            (1n << BigInt(ProtocolFeature.CONFIG)) |
-            (options.extraProtocolFeatures ?? 0n) |
-            (options.memorySlots ? 1n << BigInt(ProtocolFeature.CONFIGURE_MEM_SLOTS) : 0n),
-        }),
+  const started = await initTargetSession(ctx, session, {
+    protocol: protocol !== 'none',
+    required:
+      (options.requiredProtocolFeatures ?? 0n) |
+      (options.memorySlots ? 1n << BigInt(ProtocolFeature.CONFIGURE_MEM_SLOTS) : 0n),
   });
   const offered = started.offered;
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
@@ -145,14 +142,16 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     throw new SkipError('the device is read-only (VIRTIO_BLK_F_RO): the check needs to write');
   }
   const useProtocol = started.protocol;
-  const wanted = [
-    ...BLK_DRIVER_FEATURES,
-    VirtioFeature.VIRTIO_F_VERSION_1,
-    ...(useProtocol ? [VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES] : []),
+  const ringFeatures = [
     ...(options.eventIdx ? [VirtioFeature.VIRTIO_RING_F_EVENT_IDX] : []),
     ...(options.indirect ? [VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC] : []),
   ];
-  const features = wanted.reduce((bits, bit) => bits | (1n << BigInt(bit)), 0n) & offered;
+  const asBits = (list: readonly number[]) => list.reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n);
+  const features = ackFeatures(
+    started,
+    asBits([...BLK_DRIVER_FEATURES, VirtioFeature.VIRTIO_F_VERSION_1, ...ringFeatures]),
+    asBits(ringFeatures),
+  );
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
     ? await readBlkConfig(session)
     : undefined;
@@ -165,15 +164,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     }
     // QEMU asks before it sends a region (the reply has a check of its own); a profile that does not ask
     // at start-up asks here.
-    const slots = started.maxMemSlots ?? (await session.connection.requestU64('GET_MAX_MEM_SLOTS'));
-    if (slots < BigInt(device.memory.regions.length)) {
-      throw new SkipError(
-        `GET_MAX_MEM_SLOTS allows ${slots} regions: fewer than the ${device.memory.regions.length} the checks use`,
-      );
-    }
-    memory = async () => {
-      for (const region of device.memory.regions) await device.addMemoryRegion(region.guestAddress);
-    };
+    memory = () => addMemoryRegions(device, started.maxMemSlots);
   }
   await startDevice(started, session, device, ctx.scope, {
     features,

@@ -101,7 +101,7 @@ export const memoryChecks = defineChecks('vring', [
 
         // Stopped, as the front-end (profile) stops a device before it changes its memory table; then
         // restarted at the base in the profile's order.
-        base = (await stopDevice(started.profile, device, [0], started.protocol)).get(0)!.availIndex;
+        base = (await stopDevice(started, device, [0])).get(0)!.availIndex;
         const old = device.replaceRegion(MOVED_REGION, MOVED_TO);
         await device.setMemTable();
         staleOldMapping(old);

@@ -46,6 +46,12 @@ const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
  */
 const PROFILE_FLAWS: Partial<Record<Flaw, string>> = { 'mem-table-drops-call': 'dpdk' };
 
+/**
+ * Flaws of the split ring's walk (fixtures/backend/vring.ts), which every device type of the fixture shares:
+ * proven on the gpu device too (VHU_FIXTURE_DEVICE=gpu), whose control queue the data-plane checks drive.
+ */
+const GPU_WALK_FLAWS: readonly Flaw[] = ['follow-descriptor-loop', 'write-past-buffer'];
+
 /** Variant -> the checks it must fail (fail or timeout), and nothing else. The chaos variant is for reliability. */
 const EXPECTED = Object.entries(FLAWS)
   .filter(([flaw]) => flaw !== 'chaos' && PROFILE_FLAWS[flaw as Flaw] === undefined)
@@ -288,6 +294,19 @@ describe('conventions suite against the fixtures', function () {
         );
       }
       expect(run.stdout).to.match(new RegExp(`${check.replaceAll('.', '\\.')}@${profile}`));
+      expect(run.exitCode, run.stderr).to.equal(1);
+      expectClean(run);
+    });
+  }
+
+  for (const flaw of GPU_WALK_FLAWS) {
+    it(`vhu-flaw-${flaw} as a gpu device fails ${FLAWS[flaw]} too`, async () => {
+      const run = await runCli([...TIMEOUT, '--grep', '^robust\\.data\\.', fixture(`vhu-flaw-${flaw}`)], {
+        env: { VHU_FIXTURE_DEVICE: 'gpu' },
+        limitMs: ROBUSTNESS_LIMIT_MS,
+      });
+      expect(run.report?.backend.type).to.equal('gpu');
+      expect(broken(run.report), run.stdout).to.have.members([FLAWS[flaw]]);
       expect(run.exitCode, run.stderr).to.equal(1);
       expectClean(run);
     });

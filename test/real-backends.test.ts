@@ -34,14 +34,12 @@ function hasRenderNode(): boolean {
 
 /** Areas whose checks drive block and net traffic: for gpu and fs they are skipped, saying so. */
 const OTHER_DEVICE_AREAS = new Set(['vring', 'net']);
-/** Protocol checks that carry block traffic, and need a driver as the vring checks do. */
-const DRIVES_A_DEVICE = new Set([
-  'proto.mem-slots.add-rem',
-  'proto.log.dirty',
-  // The data-plane robustness checks drive block, net and fs devices (virtiofsd: VIRTIOFSD_DATA).
-  'robust.data.chain',
-  'robust.data.buffers',
-]);
+/**
+ * Protocol checks that carry block traffic, and need a driver as the vring checks do. (The data-plane
+ * robustness checks drive block, net, fs and gpu devices: vhost-user-gpu passes them, virtiofsd see
+ * VIRTIOFSD_DATA.)
+ */
+const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem', 'proto.log.dirty']);
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks
     .filter((c) => OTHER_DEVICE_AREAS.has(c.area) || DRIVES_A_DEVICE.has(c.id))
@@ -302,6 +300,24 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     ])
       expect(vring).to.contain(`crashed after ${input}: killed by SIGSEGV`);
     expect(messageOf(run.report, 'robust.leaks')).to.match(/set-up\/tear-down: fds (\d+) -> \1 /);
+  });
+
+  it('takes malformed control queue chains and buffers: closes the connection (vu_panic) or answers, writes nothing out of bounds (robust.data.*)', function () {
+    this.timeout(5000);
+    // Passes (the default verdict): GET_DISPLAY_INFO is the well-formed request after each input.
+    const chain = messageOf(run.report, 'robust.data.chain');
+    expect(chain).to.match(
+      /^4 of 11 inputs answered; closed the connection after: a descriptor whose next is itself, a chain whose last next goes back to its head,/,
+    );
+    expect(chain).to.contain(
+      'a chain longer than the queue size (an indirect table of queue size + 2 descriptors): used id 0 len 408, response type 0x1101 (RESP_OK_DISPLAY_INFO); the queue still works',
+    );
+    const buffers = messageOf(run.report, 'robust.data.buffers');
+    expect(buffers).to.match(/^3 of 11 inputs answered; closed the connection after: /);
+    expect(buffers).to.contain('a zero-length last buffer: closed the connection');
+    expect(buffers).to.contain(
+      'the buffers the device writes marked device-readable: used id 0 len 0, no response written; the queue still works',
+    );
   });
 
   it('is described by /usr/share/qemu/vhost-user/50-qemu-gpu.json', function () {

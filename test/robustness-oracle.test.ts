@@ -148,6 +148,30 @@ describe('robustness oracle', function () {
     expect(summarize([{ input: 'x', outcome: 'answered' }])).to.equal('1 of 1 inputs answered');
   });
 
+  it('tries inputs a few at once with an attempt of its own: the fact in input order, every failure named', async () => {
+    const ctx = context('close');
+    let running = 0;
+    let most = 0;
+    const attempt = async ({ input, fails }: { input: string; fails: boolean }) => {
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      running--;
+      if (fails) throw new BackendError(`it crashed after ${input}`);
+      return { outcome: 'answered' as const, line: `${input}: fine` };
+    };
+    const inputs = ['a', 'b', 'c', 'd', 'e'].map((input) => ({ input, fails: false }));
+    expect(await tryInputs(ctx, inputs, { parallel: 3, attempt })).to.equal(
+      '5 of 5 inputs answered. a: fine; b: fine; c: fine; d: fine; e: fine',
+    );
+    expect(most).to.equal(3);
+    const err = await tryInputs(ctx, [...inputs, { input: 'f', fails: true }], {
+      parallel: 3,
+      attempt,
+    }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.equal('it crashed after f (5 of 5 inputs answered)');
+  });
+
   it('attach mode: finds the daemon by its socket, and fails a daemon that ends, then skips', async () => {
     const socket = path.join(tmp.path, 'attach.sock');
     const daemon = spawn(binary, [`--socket-path=${socket}`, '--mode=exit'], { stdio: 'ignore' });

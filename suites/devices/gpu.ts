@@ -100,15 +100,7 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
     throw new SkipError('VIRTIO_GPU_F_EDID is not offered');
   const edid = options.edid ? 1n << BigInt(VirtioGpuFeature.EDID) : 0n;
   const features = ackFeatures(started, (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | edid, edid);
-  const { display, backendFd } = GpuDisplay.create({ modes: MODES });
-  ctx.scope.defer('vhost-user-gpu display', () => display.close());
-  try {
-    // As QEMU sends it: without need_reply; the GET_FEATURES after it proves it was read.
-    await session.connection.send('GPU_SET_SOCKET', { fds: [backendFd] });
-  } finally {
-    closeFd(backendFd);
-  }
-  await session.connection.requestU64('GET_FEATURES');
+  const display = await attachDisplay(ctx, session);
   const device = new FrontendDevice(session, ctx.scope);
   await startDevice(started, session, device, ctx.scope, {
     features,
@@ -118,6 +110,24 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
   const control = device.ring(GpuQueue.CONTROL);
   const cursor = device.ring(GpuQueue.CURSOR);
   return { session, device, display, gpu: new GpuDriver(control, cursor, { timeoutMs: ctx.timeoutMs }) };
+}
+
+/**
+ * The display side of a gpu back-end, which must be there before its control queue is served: a display on
+ * a socketpair (answering the display protocol, presenting MODES), its end handed over with
+ * VHOST_USER_GPU_SET_SOCKET. The display ends with the check's scope.
+ */
+export async function attachDisplay(ctx: CheckContext, session: FrontendSession): Promise<GpuDisplay> {
+  const { display, backendFd } = GpuDisplay.create({ modes: MODES });
+  ctx.scope.defer('vhost-user-gpu display', () => display.close());
+  try {
+    // As QEMU sends it: without need_reply; the GET_FEATURES after it proves it was read.
+    await session.connection.send('GPU_SET_SOCKET', { fds: [backendFd] });
+  } finally {
+    closeFd(backendFd);
+  }
+  await session.connection.requestU64('GET_FEATURES');
+  return display;
 }
 
 /** Sends a command expecting `type` (default OK_NODATA) and a plain header as the response. */

@@ -1,11 +1,13 @@
 /**
- * Data plane robustness (issue 5): a running device is fed malformed virtqueue content through the split
- * driver's raw access (descriptors, indirect tables and avail entries written as given). Each input goes to a
- * fresh subject (oracle.ts) and is judged by two oracles: the crash/hang oracle (it must answer, or close the
- * connection cleanly) and the out-of-bounds oracle (guard bytes around every buffer and ring part, and over all
- * free guest memory, checked after each request: a write outside the buffers it was given is a failure naming
- * the address, the bytes and what it is next to). What the device does with the bad request itself (complete it
- * with an error status, stop the queue, close) is free, and reported.
+ * Data plane robustness (issue 5): a running device (block, net, fs, or gpu with its display attached) is fed
+ * malformed virtqueue content through the split driver's raw access (descriptors, indirect tables and avail
+ * entries written as given). Each input goes to a fresh subject (oracle.ts) and is judged by two oracles: the
+ * crash/hang oracle (it must answer, or close the connection cleanly) and the out-of-bounds oracle (guard bytes
+ * around every buffer and ring part, and over all free guest memory; what the device only reads, and the
+ * request's buffers no device-writable descriptor covers, unchanged; checked after each request: a write outside
+ * the buffers it was given is a failure naming the address, the bytes and what it is next to). What the device
+ * does with the bad request itself (complete it with an error status, stop the queue, close) is free, and
+ * reported.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BLK_HEADER_SIZE, encodeBlkHeader, SECTOR_SIZE, VirtioBlkType } from '../../harness/devices/blk.js';
@@ -18,11 +20,13 @@ import {
   FuseOpcode,
   FuseOutHeader,
 } from '../../harness/devices/fuse.js';
+import { encodeGetDisplayInfo } from '../../harness/devices/gpu.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net.js';
-import { BackendError, ProtocolError, SkipError, TimeoutError } from '../../harness/errors.js';
+import { BackendError, hexdump, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
-import { initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
+import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import type { GuardViolation, GuestMemory } from '../../harness/memory/guest-memory.js';
+import { ctrlTypeName, VirtioGpuSize } from '../../harness/protocol/gpu-spec.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import {
@@ -37,15 +41,16 @@ import {
   VirtqDescFlag,
   writeRawDescriptor,
 } from '../../harness/virtqueue/split.js';
+import { attachDisplay } from '../devices/gpu.js';
 import { quietMs } from '../vring/common.js';
 import {
+  crashReport,
   freshSubject,
-  type Outcome,
   outcomeAfter,
   releaseSubject,
   type Subject,
-  summarize,
-  throwInputFailures,
+  type Tried,
+  tryInputs,
 } from './oracle.js';
 
 const DataPlaneSpec = {
@@ -80,13 +85,16 @@ interface Lane {
   memory: GuestMemory;
   /**
    * The vring the inputs go to (block: requestq; net: transmitq0, or receiveq0 for inputs that `writes`; fs:
-   * the first request queue).
+   * the first request queue; gpu: the control queue).
    */
   ring: Vring;
   queue: SplitVirtqueue;
   /** VIRTIO_RING_F_INDIRECT_DESC negotiated (inputs with INDIRECT are malformed either way without it). */
   indirect: boolean;
-  /** The well-formed request: block header, data, status; net header, frame; fs FUSE_INIT and its reply. */
+  /**
+   * The well-formed request: block header, data, status; net header, frame; fs FUSE_INIT and its reply; gpu
+   * GET_DISPLAY_INFO and its response.
+   */
   parts: Part[];
   /** Writes the request's contents again (a device may have written over them). */
   refill(): void;
@@ -127,23 +135,24 @@ interface Input {
 }
 
 /** The device types the inputs are driven on. */
-type DataPlaneType = 'block' | 'net' | 'fs';
+type DataPlaneType = 'block' | 'net' | 'fs' | 'gpu';
 
 function requireDataPlaneType(ctx: CheckContext): DataPlaneType {
   const type = ctx.target.type;
-  if (type === 'block' || type === 'net' || type === 'fs') return type;
+  if (type === 'block' || type === 'net' || type === 'fs' || type === 'gpu') return type;
   throw new SkipError(
     type === null
       ? 'the device type is unknown (no --type, and --print-capabilities named none): no request to malform'
-      : `device type ${type}: the data-plane checks drive block, net and fs devices`,
+      : `device type ${type}: the data-plane checks drive block, net, fs and gpu devices`,
   );
 }
 
 const bit = (n: number) => 1n << BigInt(n);
 
 /**
- * A fresh device on `subject`: the run's front-end profile's start-up, VERSION_1 (and INDIRECT_DESC when
- * offered), rings and buffers in guarded areas, every other byte of guest memory guard bytes, rings enabled.
+ * A fresh device on `subject`: the run's front-end profile's start-up (for gpu, the display attached), VERSION_1
+ * (and INDIRECT_DESC when offered), rings and buffers in guarded areas, every other byte of guest memory guard
+ * bytes, rings enabled.
  */
 async function openLane(
   ctx: CheckContext,
@@ -166,11 +175,12 @@ async function openLane(
   if (type !== 'block' && !hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${type} device is not driven`);
   }
-  const indirect = hasBit(offered, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
-  const features =
-    (offered & bit(VirtioFeature.VIRTIO_F_VERSION_1)) |
-    (started.protocol ? bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES) : 0n) |
-    (indirect ? bit(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC) : 0n);
+  // Indirect tables where offered and the front-end profile passes them on.
+  const features = ackFeatures(
+    started,
+    bit(VirtioFeature.VIRTIO_F_VERSION_1) | bit(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC),
+  );
+  const indirect = hasBit(features, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
 
   const device = new FrontendDevice(session, ctx.scope);
   const memory = device.memory;
@@ -179,7 +189,7 @@ async function openLane(
   const ringRegion = regions.at(-1)!.guestAddress;
   const low = regions[0]!.guestAddress;
   const middle = (regions[1] ?? regions[0]!).guestAddress;
-  // net: receiveq0 and transmitq0; fs: the hiprio queue and the first request queue.
+  // net: receiveq0 and transmitq0; fs: the hiprio queue and the first request queue; gpu: control and cursor.
   const indices = type === 'block' ? [0] : [0, 1];
   const placements: RingPlacement[] = indices.map((i) => ({
     descTable: memory.allocGuarded(`the descriptor table of vring ${i}`, descTableSize(SIZE), 16, {
@@ -214,6 +224,25 @@ async function openLane(
       memory.write(header, encodeBlkHeader(VirtioBlkType.IN, 0n));
       memory.fillGuard(data, SECTOR_SIZE);
       memory.write(status, Uint8Array.of(0xff));
+    };
+  } else if (type === 'gpu') {
+    // GET_DISPLAY_INFO: a command every gpu answers (from the display's modes), with a response to write.
+    const responseLen = VirtioGpuSize.RESP_DISPLAY_INFO;
+    // In the lowest region, 4 KiB aligned, as the block data: an address wrapping past 2^64 lands in its guard.
+    const response = memory.allocGuarded('the response buffer of the command', responseLen, 4096, {
+      region: low,
+    });
+    const command = encodeGetDisplayInfo();
+    const request = memory.allocGuarded('the command (GET_DISPLAY_INFO)', command.length, 16, {
+      region: middle,
+    });
+    parts = [
+      { addr: request, len: command.length, write: false },
+      { addr: response, len: responseLen, write: true },
+    ];
+    refill = () => {
+      memory.write(request, command);
+      memory.fillGuard(response, responseLen);
     };
   } else if (type === 'fs') {
     // FUSE_INIT: what a driver sends first, and what every file system device answers.
@@ -287,6 +316,8 @@ async function openLane(
   memory.guardFree();
   refill();
 
+  // A gpu serves its control queue once its display is there (VHOST_USER_GPU_SET_SOCKET).
+  if (type === 'gpu') await attachDisplay(ctx, session);
   await startDevice(started, session, device, ctx.scope, {
     features,
     rings: indices.map((index, i) => ({ index, size: SIZE, indirect, placement: placements[i]! })),
@@ -538,6 +569,8 @@ interface Area {
   label: string;
   gpa: bigint;
   len: number;
+  /** Why the device may not write it (default: the device only reads it). */
+  why?: string;
 }
 
 /** What the device must leave as it is, and a copy of it taken when the request was posted. */
@@ -569,6 +602,38 @@ function readableBuffers(lane: Lane, descs: Iterable<RawDescriptor>): Area[] {
   return out;
 }
 
+/**
+ * The parts of the well-formed request that no device-writable descriptor among `descs` reaches (a zero-length
+ * one reaches nothing): the device was not given them to write, so they must stay as they are. Parts that
+ * `watched` areas cover already are left out (one write, one report).
+ */
+function partsNotWritable(lane: Lane, descs: readonly RawDescriptor[], watched: readonly Area[]): Area[] {
+  const writable = descs.filter((d) => d.flags & F.WRITE && !(d.flags & F.INDIRECT) && d.len > 0);
+  const overlaps = (a: { addr: bigint; len: number }, gpa: bigint, len: number) =>
+    gpa < a.addr + BigInt(a.len) && a.addr < gpa + BigInt(len);
+  return lane.parts
+    .filter((p) => !writable.some((d) => overlaps(p, d.addr, d.len)) && !coveredBy(p, watched))
+    .map((p) => ({
+      label: `the ${p.len}-byte buffer at guest 0x${p.addr.toString(16)}`,
+      why: 'which no device-writable descriptor of the request covers',
+      gpa: p.addr,
+      len: p.len,
+    }));
+}
+
+/** Whether every byte of `part` lies in one of `areas`. */
+function coveredBy(part: Part, areas: readonly Area[]): boolean {
+  let at = part.addr;
+  const end = part.addr + BigInt(part.len);
+  for (const a of [...areas].sort((x, y) => (x.gpa < y.gpa ? -1 : x.gpa > y.gpa ? 1 : 0))) {
+    if (a.gpa > at) break;
+    const aEnd = a.gpa + BigInt(a.len);
+    if (aEnd > at) at = aEnd;
+    if (at >= end) return true;
+  }
+  return at >= end;
+}
+
 /** Every descriptor `plan` writes, tables included. */
 function descriptorsOf(plan: Plan): RawDescriptor[] {
   return [...plan.descs.map(([, d]) => d), ...(plan.tables ?? []).flatMap(([, t]) => t)];
@@ -592,7 +657,10 @@ function publishedTo(lane: Lane, before: Snapshot): Snapshot {
   };
 }
 
-/** Every write outside the buffers the device may write: guard bytes changed, read-only areas changed. */
+/**
+ * Every write outside the buffers the device may write: guard bytes changed, areas of `before` (read-only ones,
+ * buffers it was not given to write) changed.
+ */
 function outOfBounds(lane: Lane, before: Snapshot): string[] {
   const out = lane.memory.checkGuards().map(describeViolation);
   before.areas.forEach((area, i) => {
@@ -603,22 +671,18 @@ function outOfBounds(lane: Lane, before: Snapshot): string[] {
     let last = now.length - 1;
     while (now[last] === was[last]) last--;
     out.push(
-      `at guest 0x${(area.gpa + BigInt(first)).toString(16)}: ${hexBytes(now.subarray(first, last + 1))} ` +
-        `(was ${hexBytes(was.subarray(first, last + 1))}), byte ${first} of ${area.label}, which the device only reads`,
+      `at guest 0x${(area.gpa + BigInt(first)).toString(16)}: ${hexdump(now.subarray(first, last + 1), HEX_SHOWN)} ` +
+        `(was ${hexdump(was.subarray(first, last + 1), HEX_SHOWN)}), byte ${first} of ${area.label}, ${area.why ?? 'which the device only reads'}`,
     );
   });
   return out;
 }
 
-function describeViolation(v: GuardViolation): string {
-  return `at guest 0x${v.gpa.toString(16)}: ${hexBytes(v.bytes)} (guard bytes ${hexBytes(v.expected)}), ${v.nextTo}`;
-}
+/** Bytes shown of a write out of bounds, and of what was there. */
+const HEX_SHOWN = 16;
 
-function hexBytes(bytes: Uint8Array): string {
-  const shown = Buffer.from(bytes.subarray(0, 16))
-    .toString('hex')
-    .replace(/(..)(?=.)/g, '$1 ');
-  return bytes.length > 16 ? `${shown} ... (${bytes.length} bytes)` : shown;
+function describeViolation(v: GuardViolation): string {
+  return `at guest 0x${v.gpa.toString(16)}: ${hexdump(v.bytes, HEX_SHOWN)} (guard bytes ${hexdump(v.expected, HEX_SHOWN)}), ${v.nextTo}`;
 }
 
 /**
@@ -658,9 +722,17 @@ function describeAnswer(
     .map((e) => `id ${e.id} len ${e.len}`)
     .join(', ');
   const more = got.moved > 3 ? ` (used.idx moved by ${got.moved})` : '';
-  const status =
-    lane.type === 'block' ? `, status byte ${lane.memory.read(lane.parts.at(-1)!.addr, 1)[0]}` : '';
-  return `used ${shown}${more}${status}`;
+  return `used ${shown}${more}${written(lane)}`;
+}
+
+/** What the device wrote into the well-formed request's status part: block's status byte, gpu's response type. */
+function written(lane: Lane): string {
+  const last = lane.parts.at(-1)!.addr;
+  if (lane.type === 'block') return `, status byte ${lane.memory.read(last, 1)[0]}`;
+  if (lane.type !== 'gpu') return '';
+  // The response buffer was filled with guard bytes: still there, nothing was written.
+  if (!lane.memory.checkGuard(last, VirtioGpuSize.CTRL_HDR).length) return ', no response written';
+  return `, response type ${ctrlTypeName(Buffer.from(lane.memory.read(last, 4)).readUInt32LE(0))}`;
 }
 
 /**
@@ -707,7 +779,7 @@ async function setUp(
   }
 }
 
-/** Inputs tried at once, each on a back-end of its own (one at a time in attach mode: one daemon). */
+/** Inputs tried at once, each on a back-end of its own (tryInputs: one at a time in attach mode). */
 const PARALLEL = 3;
 
 /**
@@ -720,14 +792,16 @@ async function tryInput(
   ctx: CheckContext,
   type: DataPlaneType,
   { input, build, writes }: Input,
-): Promise<{ outcome: Outcome; line: string }> {
+): Promise<Tried> {
   // Half the quiet window for each wait: a device that takes a request at all takes it within milliseconds.
   const window = Math.round(quietMs(ctx) / 2);
   const { subject, lane } = await setUp(ctx, type, writes ?? false);
   try {
     const plan = build(lane);
     write(lane, plan);
-    let before = snapshot(lane, readableBuffers(lane, descriptorsOf(plan)));
+    const descs = descriptorsOf(plan);
+    const readable = readableBuffers(lane, descs);
+    let before = snapshot(lane, [...readable, ...partsNotWritable(lane, descs, readable)]);
     publish(lane, plan);
     lane.trigger?.post();
     before = publishedTo(lane, before);
@@ -746,8 +820,9 @@ async function tryInput(
       // A device that stopped the queue must still answer for it: a data plane stuck in a loop does not.
       if (!works) await lane.device.stopRing(lane.ring.index);
     });
-    const assertion = failedAssertion(subject);
-    if (assertion) throw new BackendError(`it crashed after ${input}: ${assertion}`);
+    // A second look at stderr: a child that died (virtiofsd's sandbox) may have said so after its parent closed.
+    const report = crashReport(subject.backend?.stderrTail ?? '');
+    if (report) throw new BackendError(`it crashed after ${input}: ${report}`);
     const later = outOfBounds(lane, before);
     if (later.length) throw outOfBoundsError(`a well-formed request after ${input}`, later);
     return {
@@ -760,53 +835,12 @@ async function tryInput(
 }
 
 /**
- * Runs every input for the target's device type, a few at once, each to its end, so that one report names every
- * input the device fails on (in attach mode, until the daemon is gone: the inputs after are not tried). Returns
- * the check's fact, or throws the failures: a BackendError when any input crashed it or made it write out of
- * bounds, else (hangs only) a TimeoutError.
+ * Runs every input for the target's device type, a few at once, each to its end (tryInputs), so that one report
+ * names every input the device fails on.
  */
-async function runInputs(ctx: CheckContext, inputs: readonly Input[]): Promise<string> {
+function runInputs(ctx: CheckContext, inputs: readonly Input[]): Promise<string> {
   const type = requireDataPlaneType(ctx);
-  type Result = { input: string; outcome: Outcome; line: string } | { input: string; error: Error };
-  const results: Array<Result | undefined> = [];
-  let next = 0;
-  let gone = false;
-  const worker = async () => {
-    while (next < inputs.length && !gone) {
-      const at = next++;
-      const input = inputs[at]!;
-      try {
-        results[at] = { input: input.input, ...(await tryInput(ctx, type, input)) };
-      } catch (err) {
-        const failed = results.some((r) => r && 'error' in r);
-        // Attach mode: the daemon an earlier input took down is not restarted.
-        if (err instanceof SkipError && failed) {
-          gone = true;
-          return;
-        }
-        if (!(err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError))
-          throw err;
-        results[at] = { input: input.input, error: err };
-      }
-    }
-  };
-  const parallel = ctx.target.connect === null ? PARALLEL : 1;
-  await Promise.all(Array.from({ length: Math.min(parallel, inputs.length) }, worker));
-  const tried = results.filter((r): r is Result => r !== undefined);
-  const answered = tried.flatMap((r) => ('outcome' in r ? [{ input: r.input, outcome: r.outcome }] : []));
-  const failures = tried.flatMap((r) => ('error' in r ? [r.error] : []));
-  if (!failures.length)
-    return `${summarize(answered)}. ${tried.map((r) => ('line' in r ? r.line : '')).join('; ')}`;
-  throwInputFailures(failures, summarize(answered));
-}
-
-/**
- * A failed C assertion on the back-end's stderr: an abort, even when the process that died is a child of the
- * one launched (virtiofsd's sandbox), whose parent then exits without a signal and the connection just closes.
- */
-function failedAssertion(subject: Subject): string | undefined {
-  const line = /^.*Assertion `.*' failed\.$/m.exec(subject.backend?.stderrTail ?? '')?.[0];
-  return line ? `a failed assertion on stderr: "${line.trim().slice(0, 200)}"` : undefined;
+  return tryInputs(ctx, inputs, { parallel: PARALLEL, attempt: (input) => tryInput(ctx, type, input) });
 }
 
 function outOfBoundsError(input: string, writes: readonly string[]): BackendError {
@@ -831,7 +865,7 @@ export const dataPlaneChecks = defineChecks('robustness', [
       'descriptor chains that loop (on one descriptor, back to the head, inside an indirect table), next past the queue or the table, longer than the queue, an indirect table inside one or with NEXT, a bad avail entry or avail.idx: no crash, no hang, no write outside the buffers',
     severity: 'MUST',
     spec: DataPlaneSpec.descriptorTable,
-    needs: ['vring.blk.read-write', 'net.loopback'],
+    needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
     budgetMs: (timeoutMs) => budget(CHAIN_INPUTS, timeoutMs),
     run: (ctx) => runInputs(ctx, CHAIN_INPUTS),
   },
@@ -841,7 +875,7 @@ export const dataPlaneChecks = defineChecks('robustness', [
       'buffers outside guest memory, past a region end, wrapping past 2^64, of zero length, writable where the device reads and the reverse, a head-only request: no crash, no hang, no write outside the buffers',
     severity: 'MUST',
     spec: DataPlaneSpec.memoryAccess,
-    needs: ['vring.blk.read-write', 'net.loopback'],
+    needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
     budgetMs: (timeoutMs) => budget(BUFFER_INPUTS, timeoutMs),
     run: (ctx) => runInputs(ctx, BUFFER_INPUTS),
   },

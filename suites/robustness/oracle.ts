@@ -214,52 +214,104 @@ export function summarize(outcomes: Array<{ input: string; outcome: Outcome }>):
   return closed.length ? `${head}; closed the connection after: ${closed.join(', ')}` : head;
 }
 
+/** A bad input as most checks send it: delivered on a fresh subject, then the oracle's valid request. */
+export interface BadInput {
+  /** A short description for messages. */
+  input: string;
+  /** Delivers it (a send the back-end refuses by closing is not an error: the oracle sees the close). */
+  send: (subject: Subject) => Promise<void>;
+  /** The valid request that must be answered after it (default GET_FEATURES). */
+  probe?: (subject: Subject) => Promise<unknown>;
+}
+
+/** One input tried to its end: what the back-end chose, and a line for the fact saying what it did. */
+export interface Tried {
+  outcome: Outcome;
+  line?: string;
+}
+
+export interface TryOptions<I> {
+  /** Inputs tried at once, each on a back-end of its own (attach mode: one at a time, one daemon). */
+  parallel?: number;
+  /**
+   * How one input is tried (default: `send` on a fresh subject, then the oracle): throws a BackendError,
+   * TimeoutError or ProtocolError for what the back-end did wrong, a SkipError when no subject can be had.
+   */
+  attempt?: (input: I) => Promise<Tried>;
+}
+
 /**
- * Runs each input on a fresh subject: `send` delivers it (a send the back-end refuses by closing is not an
- * error: the oracle sees the close), then the oracle judges. Every input is tried, so that one report names
- * every input that crashed or hung (in attach mode, until the daemon is gone). Returns the check's fact, or
- * throws the failures: a BackendError when any input crashed it, else a TimeoutError.
+ * Runs each input on a fresh subject (`parallel` of them at once), each to its end, so that one report names
+ * every input that crashed or hung (in attach mode, until the daemon is gone: the inputs after are not tried).
+ * Returns the check's fact (the summary, then each input's line when attempts give one), or throws the
+ * failures: a BackendError when any input crashed it, else a TimeoutError.
  */
-export async function tryInputs(
+export function tryInputs(
   ctx: CheckContext,
-  inputs: ReadonlyArray<{
-    input: string;
-    send: (subject: Subject) => Promise<void>;
-    probe?: (subject: Subject) => Promise<unknown>;
-  }>,
+  inputs: readonly BadInput[],
+  options?: Omit<TryOptions<BadInput>, 'attempt'>,
+): Promise<string>;
+export function tryInputs<I extends { input: string }>(
+  ctx: CheckContext,
+  inputs: readonly I[],
+  options: TryOptions<I> & { attempt: (input: I) => Promise<Tried> },
+): Promise<string>;
+export async function tryInputs<I extends { input: string }>(
+  ctx: CheckContext,
+  inputs: readonly I[],
+  options: TryOptions<I> = {},
 ): Promise<string> {
-  const outcomes: Array<{ input: string; outcome: Outcome }> = [];
-  const failures: Error[] = [];
-  for (const { input, send, probe } of inputs) {
-    let subject: Subject;
-    try {
-      subject = await freshSubject(ctx);
-    } catch (err) {
-      // Attach mode: the daemon an earlier input took down is not restarted.
-      if (err instanceof SkipError && failures.length) break;
-      throw err;
-    }
-    try {
+  // The overloads let inputs go without an attempt only when they are BadInputs.
+  const attempt = options.attempt ?? ((input: I) => sendAndJudge(ctx, input as unknown as BadInput));
+  type Result = ({ input: string } & Tried) | { input: string; error: Error };
+  const results: Array<Result | undefined> = [];
+  let next = 0;
+  let stop = false;
+  const worker = async () => {
+    while (next < inputs.length && !stop) {
+      const at = next++;
+      const { input } = inputs[at]!;
       try {
-        await send(subject);
+        results[at] = { input, ...(await attempt(inputs[at]!)) };
       } catch (err) {
-        if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
-        // A back-end that stopped reading or closed shows it to the oracle below.
+        // Attach mode: the daemon an earlier input took down is not restarted.
+        if (err instanceof SkipError && results.some((r) => r && 'error' in r)) {
+          stop = true;
+          return;
+        }
+        if (!(err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError)) {
+          stop = true;
+          throw err;
+        }
+        results[at] = { input, error: err };
       }
-      outcomes.push({
-        input,
-        outcome: await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined),
-      });
-    } catch (err) {
-      if (!(err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError))
-        throw err;
-      failures.push(err);
-    } finally {
-      await releaseSubject(subject);
     }
+  };
+  const parallel = ctx.target.connect === null ? Math.max(1, options.parallel ?? 1) : 1;
+  await Promise.all(Array.from({ length: Math.min(parallel, inputs.length) }, worker));
+  const tried = results.filter((r): r is Result => r !== undefined);
+  const outcomes = tried.flatMap((r) => ('outcome' in r ? [{ input: r.input, outcome: r.outcome }] : []));
+  const failures = tried.flatMap((r) => ('error' in r ? [r.error] : []));
+  const summary = summarize(outcomes);
+  if (failures.length) throwInputFailures(failures, summary);
+  const lines = tried.flatMap((r) => ('line' in r && r.line !== undefined ? [r.line] : []));
+  return lines.length ? `${summary}. ${lines.join('; ')}` : summary;
+}
+
+/** The default attempt: `send` on a fresh subject, then the oracle; the subject is ended either way. */
+async function sendAndJudge(ctx: CheckContext, { input, send, probe }: BadInput): Promise<Tried> {
+  const subject = await freshSubject(ctx);
+  try {
+    try {
+      await send(subject);
+    } catch (err) {
+      if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
+      // A back-end that stopped reading or closed shows it to the oracle below.
+    }
+    return { outcome: await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined) };
+  } finally {
+    await releaseSubject(subject);
   }
-  if (!failures.length) return summarize(outcomes);
-  throwInputFailures(failures, summarize(outcomes));
 }
 
 /**

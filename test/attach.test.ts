@@ -47,8 +47,12 @@ const BROKEN: Record<string, Verdict> = {
 /** Every check but the robustness ones: ids of the other areas (no title or area of a robustness check matches). */
 const BEFORE_ROBUSTNESS = '^(conv|proto|vring|net|fs|gpu)\\.';
 
-/** Defects that show in a race the harness cannot always win: the check may also pass. */
-const RACY = new Set(['vring.get-vring-base.drain']);
+/**
+ * Defects that show in a race the harness cannot always win: the check may also pass. The pending kick's
+ * panic follows the drain race: when the drain check's round is won, the restart may be too (seen once in
+ * a combined run on a loaded machine).
+ */
+const RACY = new Set(['vring.get-vring-base.drain', 'vring.restart.pending-kick']);
 
 describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', function () {
   this.timeout(90_000);

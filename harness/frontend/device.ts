@@ -326,12 +326,13 @@ export class FrontendDevice {
   preparePackedRing<T = unknown>(
     index: number,
     size: number,
-    options: { eventIdx?: boolean; indirect?: boolean } = {},
+    options: { eventIdx?: boolean; indirect?: boolean; inOrder?: boolean } = {},
   ): Vring<T, PackedVirtqueue<T>> {
     if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up`);
     const queue = new PackedVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,
+      inOrder: options.inOrder ?? false,
       region: this.#ringRegion,
     });
     const ring = new Vring<T, PackedVirtqueue<T>>(

@@ -566,7 +566,7 @@ export interface RingPlan {
   packed?: boolean;
   eventIdx?: boolean;
   indirect?: boolean;
-  /** VIRTIO_F_IN_ORDER negotiated (split rings). */
+  /** VIRTIO_F_IN_ORDER negotiated. */
   inOrder?: boolean;
   /** The available index a split ring starts at. */
   base?: number;
@@ -606,7 +606,8 @@ export async function startDevice(
       eventIdx: ring.eventIdx ?? false,
       indirect: ring.indirect ?? false,
     };
-    if (ring.packed) device.preparePackedRing(ring.index, ring.size, options);
+    if (ring.packed)
+      device.preparePackedRing(ring.index, ring.size, { ...options, inOrder: ring.inOrder ?? false });
     else
       device.prepareRing(ring.index, ring.size, {
         ...options,

@@ -111,6 +111,15 @@ class PackedTestDevice {
     }
   }
 
+  /**
+   * IN_ORDER: one used descriptor for `buffers` (taken in order), the last one's id and `len`, over the
+   * first one's descriptor; then skips the descriptors of them all.
+   */
+  useBatch(buffers: readonly TakenBuffer[], len: number): void {
+    const last = buffers.at(-1)!;
+    this.use({ ...last, count: buffers.reduce((n, b) => n + b.count, 0) }, len);
+  }
+
   setDeviceEvent(flags: number, position = 0): void {
     const bytes = new Uint8Array(4);
     const view = new DataView(bytes.buffer);
@@ -125,7 +134,7 @@ class PackedTestDevice {
   }
 }
 
-function setUp(size: number, options: { indirect?: boolean; eventIdx?: boolean } = {}) {
+function setUp(size: number, options: { indirect?: boolean; eventIdx?: boolean; inOrder?: boolean } = {}) {
   const memory = createTestMemory();
   const queue = new PackedVirtqueue<string>(memory, size, options);
   const device = new PackedTestDevice(memory, size, queue.vringAddr());
@@ -316,5 +325,92 @@ describe('virtqueue/packed', () => {
     expect(queue.collectUsed().map((u) => u.token)).to.deep.equal(['t0', 't1', 't2']);
     expect(queue.availPosition).to.equal(packedPosition(1, true));
     expect(thrown(() => queue.resetTo(9)).message).to.match(/outside a ring of 8/);
+  });
+
+  describe('IN_ORDER', () => {
+    it('reads one used descriptor as a batch: every buffer in flight up to the id it names, all their descriptors skipped', () => {
+      const { queue, device } = setUp(8, { inOrder: true });
+      const a = queue.addRequest([read(0x1000n), write(0x2000n, 6)], { token: 'a' });
+      const b = queue.addRequest([write(0x3000n, 4)], { token: 'b' });
+      const c = queue.addRequest([read(0x4000n), read(0x5000n), write(0x6000n, 9)], { token: 'c' });
+      const d = queue.addRequest([write(0x7000n, 2)], { token: 'd' });
+      const [ta, tb, tc, td] = [device.take()!, device.take()!, device.take()!, device.take()!];
+      // The batch of the first three: c's id over a's first descriptor, then 2 + 1 + 3 descriptors skipped.
+      device.useBatch([ta, tb, tc], 5);
+      expect(queue.collectUsed()).to.deep.equal([
+        { id: a, len: 6, token: 'a', writableLen: 6, batched: true },
+        { id: b, len: 4, token: 'b', writableLen: 4, batched: true },
+        { id: c, len: 5, token: 'c', writableLen: 9 },
+      ]);
+      expect(queue.usedPosition).to.equal(packedPosition(6, true));
+      device.use(td, 1);
+      expect(queue.collectUsed()).to.deep.equal([{ id: d, len: 1, token: 'd', writableLen: 2 }]);
+      expect(queue.inFlight).to.equal(0);
+      expect(queue.numFree).to.equal(8);
+    });
+
+    it('follows batches across the end of the ring, both wrap counters flipping, for many laps', () => {
+      const { queue, device } = setUp(7, { inOrder: true });
+      let token = 0;
+      let expected = 0;
+      for (let round = 0; round < 60; round++) {
+        // Lists of one and two descriptors, three or four a round, used in batches of one to three.
+        const count = 3 + (round % 2);
+        const taken: TakenBuffer[] = [];
+        for (let i = 0; i < count; i++) {
+          const chain = (round + i) % 3 === 0 ? [read(0x1000n), write(0x2000n, 8)] : [write(0x2000n, 8)];
+          if (queue.numFree < chain.length) break;
+          queue.addRequest(chain, { token: `t${token++}` });
+          taken.push(device.take()!);
+        }
+        const size = 1 + (round % 3);
+        for (let at = 0; at < taken.length; at += size) device.useBatch(taken.slice(at, at + size), 8);
+        const used = queue.collectUsed();
+        expect(
+          used.map((u) => u.token),
+          `round ${round}`,
+        ).to.deep.equal(taken.map(() => `t${expected++}`));
+        expect(queue.usedPosition, `round ${round}`).to.equal(queue.availPosition);
+      }
+      expect(token).to.be.above(150);
+    });
+
+    it('fails a used id that an earlier used descriptor of the pass covered (used twice, or out of order), consuming nothing', () => {
+      const { queue, device } = setUp(8, { inOrder: true });
+      for (const token of ['a', 'b', 'c']) queue.addRequest([write(0x1000n, 4)], { token });
+      const [ta, tb] = [device.take()!, device.take()!];
+      // b used first: to an in-order driver its descriptor covers a too, and the next one is past both; a
+      // comes there, after b.
+      device.useBatch([ta, tb], 4);
+      device.use(ta, 4);
+      const err = thrown(() => queue.collectUsed());
+      expect(err).to.be.instanceOf(UsedRingError);
+      expect((err as UsedRingError).code).to.equal('VHU_ERR_VRING_USED_ID_NOT_IN_FLIGHT');
+      expect(err.message).to.match(
+        new RegExp(
+          `descriptor 2 \\(wrap counter 1\\) has buffer id ${ta.id}, .*already covered buffer ${ta.id}, the 1st made available: used out of order`,
+        ),
+      );
+      expect(queue.inFlight).to.equal(3);
+      expect(queue.usedPosition).to.equal(packedPosition(0, true));
+    });
+
+    it('fails a used id that is not in flight', () => {
+      const { queue, device } = setUp(8, { inOrder: true });
+      queue.addRequest([write(0x1000n, 4)], { token: 'a' });
+      device.use({ ...device.take()!, id: 6 }, 4);
+      expect(thrown(() => queue.collectUsed()).message).to.match(
+        /buffer id 6, .*\(buffer 6 is not in flight\)/,
+      );
+    });
+
+    it('without IN_ORDER, takes such a descriptor as the one buffer it names', () => {
+      const { queue, device } = setUp(8);
+      for (const token of ['a', 'b']) queue.addRequest([write(0x1000n, 4)], { token });
+      const [ta, tb] = [device.take()!, device.take()!];
+      device.useBatch([ta, tb], 4);
+      expect(queue.collectUsed().map((u) => u.token)).to.deep.equal(['b']);
+      expect(queue.inFlight).to.equal(1);
+    });
   });
 });

@@ -14,7 +14,7 @@ import {
   VirtqueueErrorCode,
 } from './errors.js';
 import type { AddRequestOptions, BufferElement, RingAddress, UsedBuffer } from './split.js';
-import { checkChain, dataView, u16Cell, vringNeedEvent } from './split.js';
+import { checkChain, dataView, ordinal, u16Cell, vringNeedEvent } from './split.js';
 
 /** pvirtq_desc.flags bits. */
 export const PackedDescFlag = {
@@ -74,6 +74,12 @@ export interface PackedVirtqueueOptions {
   placement?: PackedPlacement;
   /** Allocate the parts and indirect tables in the region at this guest address. */
   region?: bigint;
+  /**
+   * VIRTIO_F_IN_ORDER negotiated: buffers are used in the order they were made available, and one used
+   * descriptor may stand for a batch: every buffer in flight up to the one whose id it carries, written
+   * over the batch's first descriptor (virtio spec, packed "In-order use of descriptors").
+   */
+  inOrder?: boolean;
 }
 
 interface InFlight<T> {
@@ -99,6 +105,7 @@ export class PackedVirtqueue<T = unknown> {
   readonly size: number;
   readonly eventIdx: boolean;
   readonly indirect: boolean;
+  readonly inOrder: boolean;
   readonly descRing: RingAddress;
   /** Driver Event Suppression: written by the driver, read by the device (used buffer notifications). */
   readonly driverArea: RingAddress;
@@ -118,6 +125,8 @@ export class PackedVirtqueue<T = unknown> {
   #freeIds: number[] = [];
   #freeDescs = 0;
   #inFlightCount = 0;
+  /** With IN_ORDER: the ids in flight, oldest first. */
+  #availOrder: number[] = [];
   #nextAvail = 0;
   #availWrap = true;
   #nextUsed = 0;
@@ -137,6 +146,7 @@ export class PackedVirtqueue<T = unknown> {
     this.size = size;
     this.eventIdx = options.eventIdx ?? false;
     this.indirect = options.indirect ?? false;
+    this.inOrder = options.inOrder ?? false;
     this.#alloc = options.region === undefined ? {} : { region: options.region };
     const ringLen = size * PackedLayout.DESC_SIZE;
     const placement =
@@ -298,6 +308,7 @@ export class PackedVirtqueue<T = unknown> {
     }
     this.#inFlight[id] = { count, token: options.token, writableLen };
     this.#inFlightCount++;
+    if (this.inOrder) this.#availOrder.push(id);
     this.#freeDescs -= count;
     // The publishing store: the first descriptor's flags, after everything else of the list.
     Atomics.store(this.#flags, first * 8 + 7, firstFlags);
@@ -306,20 +317,28 @@ export class PackedVirtqueue<T = unknown> {
 
   /**
    * Takes every buffer the device has used since the last call, in ring order. Checked whole before
-   * anything is consumed: on a UsedRingError the queue is left as it was.
+   * anything is consumed: on a UsedRingError the queue is left as it was. With IN_ORDER a used descriptor
+   * names the last buffer of a batch: the buffers in flight before it come back too, `batched`, their whole
+   * writable length assumed, and the next used descriptor is expected past all of the batch's descriptors.
    */
   collectUsed(): Array<UsedBuffer<T>> {
-    const batch: Array<{ id: number; len: number; count: number }> = [];
+    const batch: Array<{ id: number; len: number; batched?: boolean }> = [];
     const seen = new Set<number>();
     let position = this.#nextUsed;
     let wrap = this.#usedWrap;
-    let holding = this.#inFlightCount;
     const where = (): UsedRingPosition => ({
       usedIdx: packedPosition(position, wrap),
       lastUsedIdx: this.usedPosition,
       inFlight: this.#inFlightCount,
     });
-    while (holding > 0) {
+    const skip = (id: number): void => {
+      position += this.#inFlight[id]!.count;
+      if (position >= this.size) {
+        position -= this.size;
+        wrap = !wrap;
+      }
+    };
+    while (batch.length < this.#inFlightCount) {
       const flags = Atomics.load(this.#flags, position * 8 + 7);
       const used = (flags & PackedDescFlag.USED) !== 0;
       if (used !== wrap) break;
@@ -342,8 +361,26 @@ export class PackedVirtqueue<T = unknown> {
           where(),
         );
       }
-      const chain = this.#inFlight[id];
-      if (!chain || seen.has(id)) {
+      if (this.inOrder) {
+        const k = this.#availOrder.indexOf(id, batch.length);
+        if (k < 0) {
+          const earlier = this.#availOrder.indexOf(id);
+          throw new UsedRingError(
+            UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
+            `${slot} has buffer id ${id}, not a buffer in flight at or after the oldest one not yet used ` +
+              (earlier >= 0 && earlier < batch.length
+                ? `(with IN_ORDER, a used descriptor before it already covered buffer ${id}, the ` +
+                  `${ordinal(earlier + 1)} made available: used out of order, or twice)`
+                : `(buffer ${id} is not in flight)`),
+            where(),
+          );
+        }
+        for (let j = batch.length; j < k; j++) {
+          const skipped = this.#availOrder[j]!;
+          batch.push({ id: skipped, len: this.#inFlight[skipped]!.writableLen, batched: true });
+          skip(skipped);
+        }
+      } else if (!this.#inFlight[id] || seen.has(id)) {
         throw new UsedRingError(
           UsedRingErrorCode.USED_ID_NOT_IN_FLIGHT,
           `${slot} has buffer id ${id}, which is not a buffer in flight${seen.has(id) ? ' (already used in this batch)' : ''}`,
@@ -352,23 +389,25 @@ export class PackedVirtqueue<T = unknown> {
       }
       seen.add(id);
       // Element Length is meaningful only with WRITE set in the used descriptor.
-      batch.push({ id, len: flags & PackedDescFlag.WRITE ? len : 0, count: chain.count });
-      holding--;
-      position += chain.count;
-      if (position >= this.size) {
-        position -= this.size;
-        wrap = !wrap;
-      }
+      batch.push({ id, len: flags & PackedDescFlag.WRITE ? len : 0 });
+      skip(id);
     }
     const out: Array<UsedBuffer<T>> = [];
-    for (const { id, len, count } of batch) {
+    for (const { id, len, batched } of batch) {
       const chain = this.#inFlight[id]!;
       this.#inFlight[id] = undefined;
       this.#inFlightCount--;
-      this.#freeDescs += count;
+      this.#freeDescs += chain.count;
       this.#freeIds.push(id);
-      out.push({ id, len, token: chain.token, writableLen: chain.writableLen });
+      out.push({
+        id,
+        len,
+        token: chain.token,
+        writableLen: chain.writableLen,
+        ...(batched ? { batched } : {}),
+      });
     }
+    if (this.inOrder) this.#availOrder.splice(0, batch.length);
     this.#nextUsed = position;
     this.#usedWrap = wrap;
     return out;
@@ -437,6 +476,7 @@ export class PackedVirtqueue<T = unknown> {
     this.#usedWrap = (used & WRAP_BIT) !== 0;
     this.#inFlight.fill(undefined);
     this.#inFlightCount = 0;
+    this.#availOrder = [];
     this.#freeDescs = this.size;
     this.#freeIds = Array.from({ length: this.size }, (_, i) => this.size - 1 - i);
     Atomics.store(this.#driverEventFlags, 0, RingEventFlags.ENABLE);

@@ -586,17 +586,21 @@ export class SplitVirtqueue<T = unknown> {
       this.#batchLens[i] = len;
     }
     const out: Array<UsedBuffer<T>> = [];
-    for (let i = 0; i < pending; i++) {
-      const id = this.#batchIds[i]!;
-      const chain = this.#inFlight[id]!;
-      this.#inFlight[id] = undefined;
-      this.#inFlightCount--;
-      this.#release(chain.descs);
-      out.push({ id, len: this.#batchLens[i]!, token: chain.token, writableLen: chain.writableLen });
-      chain.token = undefined;
-    }
+    for (let i = 0; i < pending; i++) out.push(this.#take(this.#batchIds[i]!, this.#batchLens[i]!, false));
     this.#lastUsed = usedIdx;
     return out;
+  }
+
+  /** Takes buffer `id` out of flight, its descriptors back on the free list: the used buffer to return. */
+  #take(id: number, len: number, batched: boolean): UsedBuffer<T> {
+    const chain = this.#inFlight[id]!;
+    this.#inFlight[id] = undefined;
+    this.#inFlightCount--;
+    this.#release(chain.descs);
+    const used: UsedBuffer<T> = { id, len, token: chain.token, writableLen: chain.writableLen };
+    if (batched) used.batched = true;
+    chain.token = undefined;
+    return used;
   }
 
   /** collectUsed under IN_ORDER: batches read by #readInOrder, each buffer in it taken. */
@@ -606,21 +610,7 @@ export class SplitVirtqueue<T = unknown> {
     position: { usedIdx: number; lastUsedIdx: number; inFlight: number },
   ): Array<UsedBuffer<T>> {
     const batch = this.#readInOrder(pending, position);
-    const out: Array<UsedBuffer<T>> = [];
-    for (const { id, len, batched } of batch) {
-      const chain = this.#inFlight[id]!;
-      this.#inFlight[id] = undefined;
-      this.#inFlightCount--;
-      this.#release(chain.descs);
-      out.push({
-        id,
-        len,
-        token: chain.token,
-        writableLen: chain.writableLen,
-        ...(batched ? { batched } : {}),
-      });
-      chain.token = undefined;
-    }
+    const out = batch.map(({ id, len, batched }) => this.#take(id, len, batched ?? false));
     this.#availOrder.splice(0, batch.length);
     this.#lastUsed = usedIdx;
     return out;
@@ -809,7 +799,8 @@ export function checkChain(chain: readonly BufferElement[]): number {
   return writable;
 }
 
-function ordinal(n: number): string {
+/** 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st: for messages. */
+export function ordinal(n: number): string {
   const suffix =
     n % 10 === 1 && n % 100 !== 11
       ? 'st'

@@ -25,6 +25,10 @@ const RULED_OUT: Record<string, Record<string, RegExp>> = {
     crosvm: /crosvm front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
   },
   'net.in-order': { crosvm: /crosvm front-end profile does not pass VIRTIO_F_IN_ORDER/ },
+  'net.in-order.packed': {
+    'cloud-hypervisor': /cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on/,
+    crosvm: /crosvm front-end profile does not pass VIRTIO_F_RING_PACKED, VIRTIO_F_IN_ORDER on/,
+  },
 };
 
 /** Verdicts testpmd earns under every profile that runs the check; every other net check passes. */

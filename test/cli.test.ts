@@ -69,7 +69,7 @@ describe('cli: listing and selecting checks', function () {
     const run = await runCli(['--frontend', 'bochs', fixture('vhu-reference')]);
     expect(run.exitCode).to.equal(2);
     expect(run.stderr).to.contain('--frontend bochs: no such front-end profile');
-    expect(run.stderr).to.contain('qemu, qemu-legacy, dpdk, cloud-hypervisor, crosvm, or all');
+    expect(run.stderr).to.contain('qemu, qemu-7.2, qemu-legacy, dpdk, cloud-hypervisor, crosvm, or all');
     expect(run.report).to.equal(undefined);
     expectClean(run);
   });

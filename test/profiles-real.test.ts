@@ -24,8 +24,13 @@ const RULED_OUT: Record<string, Record<string, RegExp>> = {
       /cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
     crosvm: /crosvm front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
   },
-  'net.in-order': { crosvm: /crosvm front-end profile does not pass VIRTIO_F_IN_ORDER/ },
+  // QEMU passes IN_ORDER on since 9.1.
+  'net.in-order': {
+    'qemu-7.2': /qemu-7.2 front-end profile does not pass VIRTIO_F_IN_ORDER/,
+    crosvm: /crosvm front-end profile does not pass VIRTIO_F_IN_ORDER/,
+  },
   'net.in-order.packed': {
+    'qemu-7.2': /qemu-7.2 front-end profile does not pass VIRTIO_F_IN_ORDER on/,
     'cloud-hypervisor': /cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on/,
     crosvm: /crosvm front-end profile does not pass VIRTIO_F_RING_PACKED, VIRTIO_F_IN_ORDER on/,
   },

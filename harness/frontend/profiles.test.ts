@@ -210,6 +210,7 @@ describe('frontend/profiles', () => {
   it('names five profiles, qemu first; an unknown name is a usage error listing them', () => {
     expect(PROFILES.map((p) => p.name)).to.deep.equal([
       'qemu',
+      'qemu-7.2',
       'qemu-legacy',
       'dpdk',
       'cloud-hypervisor',
@@ -217,7 +218,7 @@ describe('frontend/profiles', () => {
     ]);
     expect(() => profileNamed('bochs')).to.throw(
       UsageError,
-      /qemu, qemu-legacy, dpdk, cloud-hypervisor, crosvm/,
+      /qemu, qemu-7.2, qemu-legacy, dpdk, cloud-hypervisor, crosvm/,
     );
   });
 
@@ -280,6 +281,36 @@ describe('frontend/profiles', () => {
       'SET_STATUS=8',
       ...ADD_MEM_REG,
     ]);
+  });
+
+  // QEMU v7.2.0 hw/virtio/vhost-user.c vhost_user_dev_start, VHOST_USER_PROTOCOL_FEATURE_MASK.
+  it('qemu-7.2: the same start as qemu; SET_STATUS 0 first at stop; protocol features up to STATUS, no IN_ORDER', async () => {
+    const current = await replay('qemu');
+    const { log, acked } = await replay('qemu-7.2');
+    const stop = log.indexOf('SET_VRING_ENABLE 0=0') - 1;
+    expect(log.slice(0, stop)).to.deep.equal(current.log.slice(0, stop));
+    expect(log.slice(stop)).to.deep.equal([
+      'SET_STATUS=0',
+      'SET_VRING_ENABLE 0=0',
+      'SET_VRING_ENABLE 1=0',
+      'GET_VRING_BASE 0',
+      'GET_VRING_BASE 1',
+    ]);
+    expect(acked.protocol).to.equal(current.acked.protocol);
+    const started = {
+      profile: profileNamed('qemu-7.2'),
+      device: 'net' as const,
+      offered: OFFER,
+      protocol: true,
+    };
+    expect(() => ackFeatures(started, OFFER, bit(VirtioFeature.VIRTIO_F_IN_ORDER))).to.not.throw();
+    expect(() =>
+      ackFeatures(
+        { ...started, offered: OFFER | bit(VirtioFeature.VIRTIO_F_IN_ORDER) },
+        0n,
+        bit(VirtioFeature.VIRTIO_F_IN_ORDER),
+      ),
+    ).to.throw(SkipError, /qemu-7.2 front-end profile does not pass VIRTIO_F_IN_ORDER on to a net device/);
   });
 
   it('qemu-legacy: the same order without any protocol feature message or SET_VRING_ENABLE', async () => {

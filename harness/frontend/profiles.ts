@@ -138,6 +138,8 @@ export interface FrontendProfile {
    * before DRIVER_OK); once the rings run, SET_STATUS with DRIVER_OK too; nothing at stop. 'none': no status.
    */
   status: 'qemu' | 'dpdk' | 'none';
+  /** With the 'qemu' status: SET_STATUS 0 first at stop, before the rings stop (QEMU before 8.1). */
+  statusResetFirst?: boolean;
   init: readonly InitStep[];
   start: readonly StartStep[];
   ring: readonly RingStep[];
@@ -271,6 +273,30 @@ const QEMU: FrontendProfile = {
   start: ['CALL_ALL', 'PREPARE_INFLIGHT', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL', 'DRIVER_OK'],
   ring: ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL'],
   stop: 'all',
+};
+
+/**
+ * QEMU 7.2, the one Debian 12 ships: the same order and messages as `qemu`, but for vhost_user_dev_start,
+ * which sends SET_STATUS 0 first at stop (8.1 moved it after GET_VRING_BASE, "vhost-user: send SET_STATUS 0
+ * after GET_VRING_BASE"), and its lists: VHOST_USER_PROTOCOL_FEATURE_MASK ends at STATUS (bit 16), and
+ * user_feature_bits have no IN_ORDER (added in 9.1), nor net's USO, NOTIFICATION_DATA and RSC_EXT (later
+ * still). The 7.2 net list is rebuilt from the patches that added bits since, not read in the 7.2 tree.
+ */
+const QEMU_7_2: FrontendProfile = {
+  ...QEMU,
+  name: 'qemu-7.2',
+  frontend: 'QEMU 7.2 (Debian 12)',
+  source: 'qemu/qemu v7.2.0 hw/virtio/vhost-user.c, hw/virtio/vhost.c',
+  protocolMask: (1n << BigInt(P.STATUS + 1)) - 1n,
+  virtioMask: {
+    net:
+      (QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER)) |
+      NET_OFFLOADS |
+      bits(ANY_LAYOUT, NET_GSO, N.MTU, N.GUEST_ANNOUNCE, N.MQ, NET_RSS, NET_HASH_REPORT),
+    block: (QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER)) | BLK_BITS | bit(B.MQ),
+    fs: QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER),
+  },
+  statusResetFirst: true,
 };
 
 /**
@@ -415,7 +441,14 @@ const CROSVM: FrontendProfile = {
   stop: 'each',
 };
 
-export const PROFILES: readonly FrontendProfile[] = [QEMU, QEMU_LEGACY, DPDK, CLOUD_HYPERVISOR, CROSVM];
+export const PROFILES: readonly FrontendProfile[] = [
+  QEMU,
+  QEMU_7_2,
+  QEMU_LEGACY,
+  DPDK,
+  CLOUD_HYPERVISOR,
+  CROSVM,
+];
 
 export const DEFAULT_PROFILE = 'qemu';
 
@@ -814,8 +847,8 @@ async function playRings(
 
 /**
  * The profile's device stop for rings `indices`: SET_VRING_ENABLE 0 (with bit 30 negotiated) and
- * GET_VRING_BASE, all rings at once or ring by ring, then the status set to 0 as QEMU does. Returns each
- * ring's base.
+ * GET_VRING_BASE, all rings at once or ring by ring, with the status set to 0 as QEMU does (after, or
+ * before for QEMU before 8.1). Returns each ring's base.
  */
 export async function stopDevice(
   started: Started,
@@ -825,6 +858,12 @@ export async function stopDevice(
   const { profile, protocol } = started;
   const bases = new Map<number, SplitVringBase>();
   const order = ringsInOrder(profile, indices);
+  const resetStatus = async (first: boolean): Promise<void> => {
+    if (statusStyle(started, device.session) === 'qemu' && (profile.statusResetFirst ?? false) === first) {
+      await device.session.expectAck('SET_STATUS', encodeU64(0n));
+    }
+  };
+  await resetStatus(true);
   if (profile.stop === 'all') {
     if (protocol) for (const i of order) await device.enable(i, false);
     for (const i of order) bases.set(i, await device.stopRing(i));
@@ -834,9 +873,7 @@ export async function stopDevice(
       bases.set(i, await device.stopRing(i));
     }
   }
-  if (statusStyle(started, device.session) === 'qemu') {
-    await device.session.expectAck('SET_STATUS', encodeU64(0n));
-  }
+  await resetStatus(false);
   return bases;
 }
 

@@ -490,7 +490,7 @@ export class FrontendDevice {
     const wire = () => connection.recent().join(' | ');
     let ack: bigint | undefined;
     try {
-      if (this.#session.replyAck) {
+      if (this.#session.replyAckFor(name)) {
         ack = decodeU64(await connection.request(name, 8, { payload, fds, needReply: true }), name);
       } else {
         await connection.send(name, { payload, fds });

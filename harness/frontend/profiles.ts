@@ -21,6 +21,7 @@ import type { SplitVringBase } from '../protocol/messages.js';
 import { encodeInflightDescription, encodeU64 } from '../protocol/messages.js';
 import {
   DeviceStatus,
+  type FrontendRequestName,
   hasBit,
   ProtocolFeature,
   protocolFeatureList,
@@ -110,8 +111,11 @@ export interface FrontendProfile {
   source: string;
   /** Whether it negotiates VHOST_USER_F_PROTOCOL_FEATURES when offered. */
   protocolFeatures: boolean;
-  /** Whether it sets need_reply once REPLY_ACK is negotiated. */
-  needReply: boolean;
+  /**
+   * Which requests without a reply of their own it sends with need_reply once REPLY_ACK is negotiated: all,
+   * none, or those named. The harness follows the others with a GET_FEATURES round trip of its own.
+   */
+  needReply: boolean | readonly FrontendRequestName[];
   /**
    * The protocol features it acknowledges when the back-end offers them: its own list, whatever the check
    * would like. What they change on the wire follows (GET_QUEUE_NUM, SET_BACKEND_REQ_FD, the status, the
@@ -227,14 +231,24 @@ const QEMU_TRANSPORT = bits(
  * CONFIG dropped for a device without config handling (net, fs). Master's bits 20-23 change what ring
  * addresses and GET_VRING_BASE mean, which the harness does not model: they are left out. Virtio features:
  * the user_feature_bits lists of hw/net/vhost_net.c, hw/block/vhost-user-blk.c and hw/virtio/vhost-user-fs.c;
- * vhost-user-gpu has none (it passes the guest's features on), so a gpu check's choice stands.
+ * vhost-user-gpu has none (it passes the guest's features on), so a gpu check's choice stands. need_reply:
+ * on the memory messages (vhost_user_set_mem_table, vhost_user_add_remove_regions), SET_BACKEND_REQ_FD,
+ * NET_SET_MTU, SET_CONFIG and (since 8.2, "call VHOST_USER_SET_VRING_ENABLE synchronously") SET_VRING_ENABLE.
  */
+const QEMU_NEED_REPLY: readonly FrontendRequestName[] = [
+  'SET_MEM_TABLE',
+  'ADD_MEM_REG',
+  'REM_MEM_REG',
+  'SET_BACKEND_REQ_FD',
+  'NET_SET_MTU',
+  'SET_CONFIG',
+];
 const QEMU: FrontendProfile = {
   name: 'qemu',
   frontend: 'QEMU (hw/virtio/vhost-user.c, vhost.c)',
   source: 'qemu/qemu hw/virtio/vhost-user.c, hw/virtio/vhost.c',
   protocolFeatures: true,
-  needReply: true,
+  needReply: [...QEMU_NEED_REPLY, 'SET_VRING_ENABLE'],
   protocolMask: (1n << 20n) - 1n,
   config: ['block', 'gpu'],
   virtioMask: {
@@ -280,7 +294,7 @@ const QEMU: FrontendProfile = {
  * which sends SET_STATUS 0 first at stop (8.1 moved it after GET_VRING_BASE, "vhost-user: send SET_STATUS 0
  * after GET_VRING_BASE"), and its lists: VHOST_USER_PROTOCOL_FEATURE_MASK ends at STATUS (bit 16), and
  * user_feature_bits have no IN_ORDER (added in 9.1), nor net's USO, NOTIFICATION_DATA and RSC_EXT (later
- * still). The 7.2 net list is rebuilt from the patches that added bits since, not read in the 7.2 tree.
+ * still), and SET_VRING_ENABLE goes without need_reply. The 7.2 net list is rebuilt from the patches that added bits since, not read in the 7.2 tree.
  */
 const QEMU_7_2: FrontendProfile = {
   ...QEMU,
@@ -296,6 +310,7 @@ const QEMU_7_2: FrontendProfile = {
     block: (QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER)) | BLK_BITS | bit(B.MQ),
     fs: QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER),
   },
+  needReply: QEMU_NEED_REPLY,
   statusResetFirst: true,
 };
 
@@ -324,14 +339,15 @@ const QEMU_LEGACY: FrontendProfile = {
  *
  * Protocol features: VHOST_USER_SUPPORTED_PROTOCOL_FEATURES (MQ, REPLY_ACK, STATUS). Virtio features:
  * VIRTIO_USER_SUPPORTED_FEATURES less what SET_FEATURES strips (MAC, CTRL_VQ, STATUS): no EVENT_IDX. It is a
- * net front-end only; for other device types a check's choice stands.
+ * net front-end only; for other device types a check's choice stands. need_reply: on SET_MEM_TABLE and
+ * SET_STATUS only.
  */
 const DPDK: FrontendProfile = {
   name: 'dpdk',
   frontend: "DPDK virtio-user (net_virtio_user's vhost-user back-end ops)",
   source: 'DPDK/dpdk drivers/net/virtio/virtio_user/virtio_user_dev.c, vhost_user.c',
   protocolFeatures: true,
-  needReply: true,
+  needReply: ['SET_MEM_TABLE', 'SET_STATUS'],
   protocolMask: bits(P.MQ, P.REPLY_ACK, P.STATUS),
   config: [],
   virtioMask: {
@@ -519,7 +535,7 @@ export async function initSession(
   scope: Scope,
   want: SessionWants,
 ): Promise<Started> {
-  session.needReply = profile.needReply;
+  session.needReply = typeof profile.needReply === 'boolean' ? profile.needReply : new Set(profile.needReply);
   const device = deviceType(want.device);
   const started: Started = { profile, device, offered: 0n, protocol: false };
   for (const [k, step] of profile.init.entries()) {

@@ -28,10 +28,11 @@ export class FrontendSession {
   /** The protocol features acknowledged with SET_PROTOCOL_FEATURES. */
   ackedProtocolFeatures = 0n;
   /**
-   * Whether requests go with need_reply once REPLY_ACK is negotiated (default). crosvm negotiates REPLY_ACK
-   * yet never asks for a reply: its profile clears this, and requests are then followed by GET_FEATURES.
+   * Which requests without a reply of their own go with need_reply once REPLY_ACK is negotiated: all (true,
+   * the default), none (false: crosvm negotiates REPLY_ACK yet never asks for a reply), or those named (as
+   * QEMU and DPDK choose them). The others are followed by a GET_FEATURES round trip.
    */
-  needReply = true;
+  needReply: boolean | ReadonlySet<FrontendRequestName> = true;
 
   constructor(readonly connection: Connection) {}
 
@@ -43,8 +44,10 @@ export class FrontendSession {
     return this.protocolFeatures !== undefined && hasBit(this.protocolFeatures, protocolFeature);
   }
 
-  get replyAck(): boolean {
-    return this.needReply && hasBit(this.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
+  /** Whether `name` goes with need_reply (REPLY_ACK negotiated, and `needReply` says so for it). */
+  replyAckFor(name: FrontendRequestName): boolean {
+    const chosen = typeof this.needReply === 'boolean' ? this.needReply : this.needReply.has(name);
+    return chosen && hasBit(this.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
   }
 
   async getFeatures(): Promise<bigint> {
@@ -73,7 +76,7 @@ export class FrontendSession {
     options: { sync?: boolean; fds?: number[] } = {},
   ): Promise<bigint | undefined> {
     const fds = options.fds ? { fds: options.fds } : {};
-    if (this.replyAck) {
+    if (this.replyAckFor(name)) {
       const reply = await this.connection.request(name, 8, {
         ...(payload ? { payload } : {}),
         ...fds,

@@ -185,7 +185,7 @@ export const featureChecks = defineChecks('protocol', [
         mmapSize: reply.mmapSize,
         mmapOffset: reply.mmapOffset,
       });
-      if (session.replyAck) {
+      if (session.replyAckFor('SET_INFLIGHT_FD')) {
         const ack = decodeU64(
           await connection.request('SET_INFLIGHT_FD', 8, { payload: back, fds: [fd], needReply: true }),
           'SET_INFLIGHT_FD',

@@ -8,8 +8,18 @@ export class Scope {
   private readonly releases: Array<{ what: string; release: () => void | Promise<void> }> = [];
   private closed = false;
 
+  /**
+   * Takes ownership of `what`. Once the scope is closed (a check cut short while it was still acquiring, say
+   * a launch that finished after its deadline), `what` is released at once, then this throws.
+   */
   defer(what: string, release: () => void | Promise<void>): void {
-    if (this.closed) throw new Error(`scope already closed; cannot take ownership of ${what}`);
+    if (this.closed) {
+      // Nobody is left to report a failure to: close() has returned.
+      void Promise.resolve()
+        .then(release)
+        .catch(() => undefined);
+      throw new Error(`scope already closed; released ${what} at once`);
+    }
     this.releases.push({ what, release });
   }
 

@@ -11,11 +11,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa, type ResultPromise } from 'execa';
 import { dir } from 'tmp-promise';
-import { isListeningAt } from '../harness/process/procfs.js';
 import type { Verdict } from '../harness/runner/types.js';
-import { pollUntil } from '../harness/util/deadline.js';
 import { allChecks } from '../suites/index.js';
-import { type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
+import { awaitListening, type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
 
 const QSD = '/usr/bin/qemu-storage-daemon';
 
@@ -141,12 +139,7 @@ async function startDaemon(): Promise<Daemon> {
     await daemon;
     await tmp.cleanup();
   };
-  try {
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 10_000, `${QSD} to listen`);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  await awaitListening(socket, QSD, 10_000, stop);
   return { socket, daemon, stop };
 }
 

@@ -3,12 +3,11 @@
  * net_vhost port in io forwarding, which sends every frame it receives from the port back to it, so the
  * net checks' frames loop. The verdicts are what testpmd 22.11 was seen to do by hand.
  */
-import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
-import { type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
-import { startTestpmd, TESTPMD, type Testpmd } from './testpmd.js';
+import { expectClean, messageOf, verdicts } from './helpers.js';
+import { testpmdRun } from './testpmd.js';
 
 /** What testpmd 22.11 breaks or skips among the protocol and net checks; every other one of them passes. */
 const EXPECTED: Record<string, Verdict> = {
@@ -32,31 +31,12 @@ const EXPECTED: Record<string, Verdict> = {
 
 describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)', function () {
   this.timeout(90_000);
-  let testpmd: Testpmd | undefined;
-  let run: CliRun;
-
-  before(async () => {
-    if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
-    testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
-    const { socket } = testpmd;
-    // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
-    run = await runCli([
-      '--connect',
-      socket,
-      '--type',
-      'net',
-      '--grep',
-      '^(conv|proto|vring|net|fs|gpu|robust\\.(?!data\\.))',
-    ]);
-  });
-
-  after(async () => {
-    await testpmd?.stop();
-  });
+  // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
+  const pmd = testpmdRun(['--grep', '^(conv|proto|vring|net|fs|gpu|robust\\.(?!data\\.))']);
 
   it("has exactly the protocol and net verdicts seen by hand, the other devices' checks skipped", () => {
     const seen = Object.fromEntries(
-      Object.entries(verdicts(run.report)).filter(([id]) => !id.startsWith('conv.')),
+      Object.entries(verdicts(pmd.run.report)).filter(([id]) => !id.startsWith('conv.')),
     );
     const expected = Object.fromEntries(
       allChecks
@@ -67,15 +47,15 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
           EXPECTED[c.id] ?? (['protocol', 'net', 'robustness'].includes(c.area) ? 'pass' : 'skip'),
         ]),
     );
-    expect(seen, run.stdout).to.deep.equal(expected);
+    expect(seen, pmd.run.stdout).to.deep.equal(expected);
     // SHOULD failures only: exit 0.
-    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(pmd.run.exitCode, pmd.run.stderr).to.equal(0);
   });
 
   it('loops 200 frames back intact, on both queue pairs at once, and leaves num_buffers unwritten', () => {
-    expect(messageOf(run.report, 'net.loopback')).to.match(/200 frames .* came back intact/);
-    expect(messageOf(run.report, 'net.mq.pairs')).to.match(/^2 queue pairs \(of 4 tried\)/);
-    expect(messageOf(run.report, 'net.rx.num-buffers')).to.match(/never written/);
+    expect(messageOf(pmd.run.report, 'net.loopback')).to.match(/200 frames .* came back intact/);
+    expect(messageOf(pmd.run.report, 'net.mq.pairs')).to.match(/^2 queue pairs \(of 4 tried\)/);
+    expect(messageOf(pmd.run.report, 'net.rx.num-buffers')).to.match(/never written/);
   });
 
   it('spreads frames over mergeable buffers, completes partial checksums itself, and uses buffers in order', () => {
@@ -83,59 +63,50 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     // software and sends the frames back unmarked; with IN_ORDER it writes a used element for every buffer
     // on split rings, and on packed rings one used descriptor for a batch of transmit buffers (how many are
     // batched depends on the timing: from one to most of them), receive buffers one each.
-    expect(messageOf(run.report, 'net.rx.mergeable')).to.match(/^120 frames .* spread over up to 6 buffers/);
-    expect(messageOf(run.report, 'net.csum')).to.match(
+    expect(messageOf(pmd.run.report, 'net.rx.mergeable')).to.match(
+      /^120 frames .* spread over up to 6 buffers/,
+    );
+    expect(messageOf(pmd.run.report, 'net.csum')).to.match(
       /^14 UDP and TCP frames .*: 14 completed, 0 still marked/,
     );
-    expect(messageOf(run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
-    expect(messageOf(run.report, 'net.in-order.packed')).to.match(
+    expect(messageOf(pmd.run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
+    expect(messageOf(pmd.run.report, 'net.in-order.packed')).to.match(
       /^300 frames looped in order through packed rings of 48 descriptors; used descriptors covering batches: \d+ transmit and 0 receive buffers/,
     );
   });
 
   it('answers or closes after every bad control message, and leaks no fd per reconnect', () => {
-    expect(messageOf(run.report, 'robust.ctl.vring')).to.match(/^\d+ of 19 inputs answered/);
+    expect(messageOf(pmd.run.report, 'robust.ctl.vring')).to.match(/^\d+ of 19 inputs answered/);
     // Its fdset thread closes a departed front-end's fds a while later: a few may still be open at the end.
-    expect(messageOf(run.report, 'robust.leaks')).to.match(
+    expect(messageOf(pmd.run.report, 'robust.leaks')).to.match(
       /reconnects \(negotiation, set-up, leave\): fds \d+ -> \d+ \([+-]0\.\d+\/iteration\)/,
     );
   });
 
   it('leaves nothing behind', () => {
-    expectClean(run);
+    expectClean(pmd.run);
   });
 });
 
 describe('attach mode: dpdk-testpmd, malformed virtqueue content (robust.data.*) on a testpmd of its own', function () {
   this.timeout(90_000);
-  let testpmd: Testpmd | undefined;
-  let run: CliRun;
-
-  before(async () => {
-    if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
-    testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
-    run = await runCli(['--connect', testpmd.socket, '--type', 'net', '--grep', '^robust\\.data\\.']);
-  });
-
-  after(async () => {
-    await testpmd?.stop();
-  });
+  const pmd = testpmdRun(['--grep', '^robust\\.data\\.']);
 
   it('takes every malformed chain without crashing or hanging', () => {
-    expect(verdicts(run.report)['robust.data.chain'], run.stdout).to.equal('pass');
-    expect(messageOf(run.report, 'robust.data.chain')).to.match(/^11 of 11 inputs answered\./);
+    expect(verdicts(pmd.run.report)['robust.data.chain'], pmd.run.stdout).to.equal('pass');
+    expect(messageOf(pmd.run.report, 'robust.data.chain')).to.match(/^11 of 11 inputs answered\./);
   });
 
   it('writes a received frame into a receive buffer the driver marked device-readable', () => {
-    expect(verdicts(run.report)['robust.data.buffers'], run.stdout).to.equal('fail');
-    expect(messageOf(run.report, 'robust.data.buffers')).to.match(
+    expect(verdicts(pmd.run.report)['robust.data.buffers'], pmd.run.stdout).to.equal('fail');
+    expect(messageOf(pmd.run.report, 'robust.data.buffers')).to.match(
       /^after the buffers the device writes marked device-readable, the device wrote where it may not .*: at guest 0x[0-9a-f]+: 00 00 00 00 00 00 00 00 00 00 .* of the device-readable buffer at guest 0x[0-9a-f]+ \(1526 bytes\), which the device only reads \(10 of 10 inputs answered\)$/,
     );
-    expect(testpmd?.process.exitCode, 'testpmd is still running').to.equal(null);
-    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(pmd.testpmd.process.exitCode, 'testpmd is still running').to.equal(null);
+    expect(pmd.run.exitCode, pmd.run.stderr).to.equal(1);
   });
 
   it('leaves nothing behind', () => {
-    expectClean(run);
+    expectClean(pmd.run);
   });
 });

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
+import { isListeningAt } from '../harness/process/procfs.js';
 import type { RunResult, Verdict } from '../harness/runner/types.js';
+import { pollUntil } from '../harness/util/deadline.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/harness/cli/main.js');
@@ -174,4 +176,22 @@ export function residentKb(pid: number): number | undefined {
 export function expectClean(run: CliRun): void {
   expect(leftovers(run.marker), 'processes left running').to.deep.equal([]);
   expect(tempLeftovers(run), 'temp files left').to.deep.equal([]);
+}
+
+/**
+ * Waits until a daemon the test started listens at `socket`; when it does not within `timeoutMs`, `stop`s
+ * it (kill, and remove what it left) before throwing.
+ */
+export async function awaitListening(
+  socket: string,
+  what: string,
+  timeoutMs: number,
+  stop: () => Promise<void>,
+): Promise<void> {
+  try {
+    await pollUntil(() => (isListeningAt(socket) ? true : undefined), timeoutMs, `${what} to listen`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

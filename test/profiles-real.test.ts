@@ -5,12 +5,11 @@
  * With the dpdk profile, testpmd negotiates STATUS and starts its device only on the DRIVER_OK that profile
  * sets. The verdicts are what testpmd 22.11 was seen to do by hand.
  */
-import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import { PROFILES } from '../harness/frontend/profiles.js';
 import type { Verdict } from '../harness/runner/types.js';
-import { type CliRun, expectClean, runCli } from './helpers.js';
-import { startTestpmd, TESTPMD, type Testpmd } from './testpmd.js';
+import { expectClean } from './helpers.js';
+import { testpmdRun } from './testpmd.js';
 
 /** Checks a profile cannot run against testpmd, and the reason it gives. */
 const RULED_OUT: Record<string, Record<string, RegExp>> = {
@@ -44,43 +43,27 @@ const SAME_EVERYWHERE: Record<string, Verdict> = {
 
 describe('front-end profiles: dpdk-testpmd under each profile, with its feature lists', function () {
   this.timeout(180_000);
-  let testpmd: Testpmd | undefined;
-  let run: CliRun;
-
-  before(async () => {
-    if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
-    testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
-    run = await runCli(
-      ['--frontend', 'all', '--connect', testpmd.socket, '--type', 'net', '--grep', '^net\\.'],
-      {
-        limitMs: 170_000,
-      },
-    );
-  });
-
-  after(async () => {
-    await testpmd?.stop();
-  });
+  const pmd = testpmdRun(['--frontend', 'all', '--grep', '^net\\.'], { limitMs: 170_000 });
 
   it('gives each net check one verdict under every profile that can run it', () => {
-    const matrix = run.report?.matrix?.checks ?? {};
-    expect(Object.keys(matrix), run.stdout).to.include('net.loopback');
+    const matrix = pmd.run.report?.matrix?.checks ?? {};
+    expect(Object.keys(matrix), pmd.run.stdout).to.include('net.loopback');
     for (const [check, row] of Object.entries(matrix)) {
       expect(Object.keys(row), check).to.have.members(PROFILES.map((p) => p.name));
       for (const [profile, verdict] of Object.entries(row)) {
         const expected = RULED_OUT[check]?.[profile] ? 'skip' : (SAME_EVERYWHERE[check] ?? 'pass');
-        expect(verdict, `${check} under ${profile}: ${run.stdout}`).to.equal(expected);
+        expect(verdict, `${check} under ${profile}: ${pmd.run.stdout}`).to.equal(expected);
       }
     }
     // SHOULD failures only.
-    expect(run.exitCode, run.stderr).to.equal(0);
-    expectClean(run);
+    expect(pmd.run.exitCode, pmd.run.stderr).to.equal(0);
+    expectClean(pmd.run);
   });
 
   it('says which profile rules a check out, and why', () => {
     for (const [check, profiles] of Object.entries(RULED_OUT)) {
       for (const [profile, reason] of Object.entries(profiles)) {
-        const result = run.report?.checks.find((c) => c.id === check && c.frontend === profile);
+        const result = pmd.run.report?.checks.find((c) => c.id === check && c.frontend === profile);
         expect(result?.message, `${check}@${profile}`).to.match(reason);
       }
     }

@@ -1,9 +1,10 @@
 /** dpdk-testpmd (Debian package dpdk-dev) as a vhost-user net back-end, for the attach tests and the net bench. */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { expect } from 'chai';
 import { execa, type ResultPromise } from 'execa';
 import { dir } from 'tmp-promise';
-import { isListeningAt } from '../harness/process/procfs.js';
-import { pollUntil } from '../harness/util/deadline.js';
+import { awaitListening, type CliOptions, type CliRun, runCli } from './helpers.js';
 
 export const TESTPMD = '/usr/bin/dpdk-testpmd';
 
@@ -54,11 +55,36 @@ export async function startTestpmd(options: {
     await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false });
     await tmp.cleanup();
   };
-  try {
-    await pollUntil(() => (isListeningAt(socket) ? true : undefined), 20_000, `${TESTPMD} to listen`);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  await awaitListening(socket, TESTPMD, 20_000, stop);
   return { socket, process: child, stop };
+}
+
+/** A testpmd of a mocha describe's own, and the run against it. */
+export interface TestpmdRun {
+  readonly testpmd: Testpmd;
+  readonly run: CliRun;
+}
+
+/**
+ * For a mocha describe: a testpmd of its own (two queue pairs, io forwarding) started before its tests,
+ * `vhu-conform --connect SOCK --type net ARGS` run against it, and the testpmd stopped after them.
+ */
+export function testpmdRun(args: readonly string[], options: CliOptions = {}): TestpmdRun {
+  const state: { testpmd?: Testpmd; run?: CliRun } = {};
+  before(async () => {
+    if (!existsSync(TESTPMD)) expect.fail(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
+    state.testpmd = await startTestpmd({ queues: 2, statsPeriod: 10 });
+    state.run = await runCli(['--connect', state.testpmd.socket, '--type', 'net', ...args], options);
+  });
+  after(async () => {
+    await state.testpmd?.stop();
+  });
+  return {
+    get testpmd() {
+      return state.testpmd!;
+    },
+    get run() {
+      return state.run!;
+    },
+  };
 }

@@ -107,7 +107,8 @@ describe('devices/net', () => {
     expect(completeChecksum(new Uint8Array(40), 34, 6)).to.equal(undefined);
   });
 
-  it('with MRG_RXBUF, puts a packet together from the num_buffers buffers its header names', () => {
+  /** A driver with MRG_RXBUF: eight receive buffers of 128 bytes posted on a fake receive queue. */
+  function mergeable(): { rx: FakeQueue; net: NetDriver } {
     const memory = createTestMemory();
     const rx = new FakeQueue(memory);
     const net = new NetDriver(port(rx), port(new FakeQueue(memory)), {
@@ -117,6 +118,11 @@ describe('devices/net', () => {
       rxBufferSize: 128,
     });
     net.fillRx();
+    return { rx, net };
+  }
+
+  it('with MRG_RXBUF, puts a packet together from the num_buffers buffers its header names', () => {
+    const { rx, net } = mergeable();
     const frame = testFrame(3, 0, 300);
     const packet = Buffer.concat([encodeNetHdr({ numBuffers: 3 }), frame]);
     rx.use(packet.subarray(0, 128));
@@ -132,15 +138,7 @@ describe('devices/net', () => {
   });
 
   it('with MRG_RXBUF, fails a num_buffers too small for the test frame the packet starts', () => {
-    const memory = createTestMemory();
-    const rx = new FakeQueue(memory);
-    const net = new NetDriver(port(rx), port(new FakeQueue(memory)), {
-      timeoutMs: 100,
-      mergeable: true,
-      rxBuffers: 8,
-      rxBufferSize: 128,
-    });
-    net.fillRx();
+    const { rx, net } = mergeable();
     const packet = Buffer.concat([encodeNetHdr({ numBuffers: 1 }), testFrame(3, 7, 300)]);
     rx.use(packet.subarray(0, 128));
     rx.use(packet.subarray(128, 256));

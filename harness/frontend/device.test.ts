@@ -281,24 +281,6 @@ describe('frontend/device', () => {
     await tearDown();
   });
 
-  it('restarts a ring with the same eventfds and the ring memory as it was', async () => {
-    const { backend, device, tearDown } = setUp();
-    await device.setMemTable();
-    const ring = await device.setUpRing(0, 8);
-    ring.queue.addRequest([{ gpa: 0x1000n, len: 16, write: false }]);
-    await device.restartRing(0, 1);
-    const bases = backend.frames
-      .filter((f) => f.name === 'SET_VRING_BASE')
-      .map((f) => f.payload.readUInt32LE(4));
-    expect(bases).to.deep.equal([0, 1]);
-    expect(ring.queue.inFlight).to.equal(1);
-    const addrs = backend.frames
-      .filter((f) => f.name === 'SET_VRING_ADDR')
-      .map((f) => f.payload.toString('hex'));
-    expect(addrs[0]).to.equal(addrs[1]);
-    await tearDown();
-  });
-
   it('names the message a back-end refused', async () => {
     const { backend, device, tearDown } = setUp();
     backend.ack = 1n;

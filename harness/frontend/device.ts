@@ -291,7 +291,8 @@ export class FrontendDevice {
    * (frontend/profiles.ts) then sends the ring's messages in its own order (`setVringNum`, ...).
    */
   prepareRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Vring<T> {
-    if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up; use restartRing`);
+    if (this.#rings.has(index))
+      throw new Error(`vring ${index} is already set up; restart it with restartDevice`);
     const queue = new SplitVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,
@@ -381,14 +382,6 @@ export class FrontendDevice {
   async setVringCall(index: number): Promise<void> {
     const ring = this.#anyRing(index);
     await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
-  }
-
-  /**
-   * Starts a stopped ring again at available index `base` (what GET_VRING_BASE returned), as QEMU does after
-   * a stop: the same messages as `setUpRing`, the same eventfds, and the ring memory left as it is.
-   */
-  async restartRing(index: number, base: number): Promise<void> {
-    await this.#startRing(this.#rings.get(index) ?? this.ring(index), base);
   }
 
   /**

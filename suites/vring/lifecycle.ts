@@ -16,6 +16,7 @@ import {
 } from '../../harness/devices/blk.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
+import { restartDevice, type Started, stopDevice } from '../../harness/frontend/profiles.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import {
@@ -29,12 +30,25 @@ import {
   VringSpec,
 } from './common.js';
 
+/**
+ * Starts vring 0 again at `base` in the run's front-end profile's order: every front-end sends
+ * SET_VRING_CALL before the ring can run again (QEMU for every ring before any is started), and a back-end
+ * may drop its call fd at GET_VRING_BASE (libvhost-user does), so a restart in another order would judge
+ * what no front-end does.
+ */
+function restart(started: Started, device: FrontendDevice, base: number): Promise<void> {
+  return restartDevice(started, device, new Map([[0, base]]), true);
+}
+
 /** The available index the restart check starts at: four requests short of the 16-bit wrap. */
 const NEAR_WRAP = 0xfffc;
 
-/** Stops vring 0 and checks the reply's reserved bits. */
-async function stop(device: FrontendDevice): Promise<number> {
-  const base = await device.stopRing(0);
+/**
+ * Stops vring 0 as the run's front-end profile stops a device (SET_VRING_ENABLE 0 where it sends it,
+ * GET_VRING_BASE, the status as it sets it) and checks the reply's reserved bits.
+ */
+async function stop(started: Started, device: FrontendDevice): Promise<number> {
+  const base = (await stopDevice(started, device, [0])).get(0)!;
   expect(
     base.reserved,
     `GET_VRING_BASE's bits 16-31 are reserved for a split ring, yet hold ${hex(base.reserved)}`,
@@ -101,10 +115,10 @@ export const lifecycleChecks = defineChecks('vring', [
     spec: VringSpec.messages,
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
-      const { device, blk, scratch } = await openBlock(ctx);
+      const { device, blk, scratch, started } = await openBlock(ctx);
       const count = 5;
       for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
-      const base = await stop(device);
+      const base = await stop(started, device);
       expect(
         base,
         `GET_VRING_BASE after ${count} requests made available from index 0 and used: the next available index to process`,
@@ -123,7 +137,7 @@ export const lifecycleChecks = defineChecks('vring', [
       // "The back-end must complete all inflight I/O requests for the specified vring before stopping it."
       // Large reads, several rounds: a back-end that does not drain shows it in most rounds, not in all.
       const quiet = Math.min(quietMs(ctx), 50);
-      const { device, blk, ring, scratch, features } = await openBlock(ctx, { maxSectors: 128 });
+      const { device, blk, ring, scratch, started } = await openBlock(ctx, { maxSectors: 128 });
       const queue = ring.queue;
       const rounds = 10;
       const batch = 8;
@@ -134,7 +148,7 @@ export const lifecycleChecks = defineChecks('vring', [
           blk.post({ type: 'IN', sector: scratch + BigInt(i * 8), count: blk.maxSectors });
         }
         ring.notify();
-        const base = await stop(device);
+        const base = await stop(started, device);
         const atReply = blk.collectNow();
         const consumed = (base - before) & 0xffff;
         expect(
@@ -160,8 +174,7 @@ export const lifecycleChecks = defineChecks('vring', [
         consumedAt.push(consumed);
         try {
           ring.kickFd.drain();
-          await device.restartRing(0, base);
-          if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+          await restart(started, device, base);
           ring.notify();
           const rest = batch - atReply.length;
           if (rest)
@@ -247,7 +260,7 @@ export const lifecycleChecks = defineChecks('vring', [
     needs: ['vring.get-vring-base'],
     async run(ctx) {
       const quiet = quietMs(ctx);
-      const { device, blk, ring, scratch, features } = await openBlock(ctx, {
+      const { device, blk, ring, scratch, started } = await openBlock(ctx, {
         base: NEAR_WRAP,
         writes: true,
       });
@@ -273,7 +286,7 @@ export const lifecycleChecks = defineChecks('vring', [
 
         // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
         for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
-        base = await stop(device);
+        base = await stop(started, device);
         expect(
           base,
           `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
@@ -285,11 +298,10 @@ export const lifecycleChecks = defineChecks('vring', [
         const stray = await sleepAndCollect(blk, quiet);
         if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
 
-        // Restart as QEMU does: the same set-up at the returned base, then enable and kick. The kick sent
-        // while stopped is taken back first: the back-end is to start on the kick after its call fd is set.
+        // Restart in the profile's order at the returned base, then kick. The kick sent while stopped is
+        // taken back first: the back-end is to start on the kick that follows the restart.
         ring.kickFd.drain();
-        await device.restartRing(0, base);
-        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        await restart(started, device, base);
         ring.notify();
         const outstanding = blk.inFlight;
         try {
@@ -306,7 +318,7 @@ export const lifecycleChecks = defineChecks('vring', [
         }
         for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
       });
-      const final = await stop(device);
+      const final = await stop(started, device);
       expect(
         final,
         `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
@@ -320,43 +332,40 @@ export const lifecycleChecks = defineChecks('vring', [
   },
   {
     id: 'vring.restart.pending-kick',
-    title:
-      'a kick already pending at SET_VRING_KICK, before SET_VRING_CALL, starts the ring without breaking it',
+    title: 'a kick already pending when a stopped ring is restarted starts it without breaking it',
     severity: 'MUST',
     spec: VringSpec.ringStates,
     needs: ['vring.restart'],
     async run(ctx) {
       // "The back-end must start a ring upon receiving a kick (that is, detecting that file descriptor is
-      // readable)": a kick eventfd handed over readable is such a kick, even before the call fd is set. So
+      // readable)": a kick eventfd handed over readable is such a kick. So
       // the kick sent while stopped is left pending and no new one follows: the requests it announced must
       // complete all the same (a back-end that only waits for the next kick loses them).
       const quiet = quietMs(ctx);
-      const { device, blk, ring, scratch, features } = await openBlock(ctx);
+      const { device, blk, ring, scratch, started } = await openBlock(ctx);
       const read = (i: number) => ({ type: 'IN', sector: scratch + BigInt(i), count: 1 }) as const;
       for (const c of await blk.runAll([0, 1].map(read))) expectBlkStatus(c, VirtioBlkStatus.OK);
-      const base = await stop(device);
+      const base = await stop(started, device);
       for (const i of [2, 3]) blk.post(read(i));
       ring.notify();
       const stray = await sleepAndCollect(blk, quiet);
       if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
       try {
-        await device.restartRing(0, base);
-        if (hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) await device.enable(0, true);
+        await restart(started, device, base);
         const got: BlkCompletion[] = [];
         while (got.length < 2) got.push(...(await blk.collect(2 - got.length)).completions);
         for (const c of got) expectBlkStatus(c, VirtioBlkStatus.OK);
       } catch (err) {
         const setUp =
-          `restarted at base ${base} with 2 requests made available and kicked while stopped (SET_VRING_NUM, ` +
-          'SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK with the eventfd still readable, SET_VRING_CALL), ' +
-          'no kick after';
+          `restarted at base ${base} in the ${started.profile.name} profile's order with 2 requests made ` +
+          'available and kicked while stopped (the kick eventfd handed over still readable), no kick after';
         if (err instanceof TimeoutError) {
           throw new BackendError(`${setUp}: the pending kick was lost, ${err.message}`, { cause: err });
         }
         if (!(err instanceof BackendError)) throw err;
         throw new BackendError(`${setUp}: ${err.message}`, { cause: err });
       }
-      const final = await stop(device);
+      const final = await stop(started, device);
       expect(final, 'GET_VRING_BASE once both completed').to.equal(ring.queue.lastAvailIdx);
       return (
         `the 2 requests kicked while stopped completed after the restart at ${base} on the kick left pending, ` +

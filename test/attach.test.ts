@@ -11,9 +11,10 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa, type ResultPromise } from 'execa';
 import { dir } from 'tmp-promise';
+import { PROFILES } from '../harness/frontend/profiles.js';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
-import { awaitListening, type CliRun, expectClean, messageOf, runCli, verdicts } from './helpers.js';
+import { awaitListening, type CliRun, expectClean, fixture, messageOf, runCli, verdicts } from './helpers.js';
 
 const QSD = '/usr/bin/qemu-storage-daemon';
 
@@ -237,5 +238,56 @@ describe('attach mode: qemu-storage-daemon, malformed virtqueue content (robust.
 
   it('leaves nothing behind', () => {
     expectClean(run);
+  });
+});
+
+describe('attach mode under --frontend all: the checks that may break the back-end run last', function () {
+  this.timeout(60_000);
+
+  it('runs the traffic checks under every profile first; once the back-end is gone, the rest skip, saying so', async () => {
+    // A fixture that aborts on a malformed header (robust.ctl.framing), started as someone else would.
+    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'backend.sock');
+    const backend = execa(fixture('vhu-flaw-crash-on-malformed-header'), [`--socket-path=${socket}`], {
+      reject: false,
+      stdin: 'ignore',
+    });
+    const stop = async () => {
+      backend.kill('SIGKILL');
+      await backend;
+      await tmp.cleanup();
+    };
+    try {
+      await awaitListening(socket, 'the fixture', 10_000, stop);
+      const run = await runCli([
+        '--connect',
+        socket,
+        '--type',
+        'block',
+        '--frontend',
+        'all',
+        '--grep',
+        '^(vring\\.get-vring-base|robust\\.ctl\\.(framing|request-id))$',
+      ]);
+      const order = run.report?.checks.map((c) => `${c.id}${c.frontend ? `@${c.frontend}` : ''}`);
+      expect(order, run.stdout).to.deep.equal([
+        ...PROFILES.map((p) => `vring.get-vring-base@${p.name}`),
+        'robust.ctl.framing',
+        'robust.ctl.request-id',
+      ]);
+      const all = run.report?.checks ?? [];
+      expect(all.filter((c) => c.id === 'vring.get-vring-base').map((c) => c.verdict)).to.deep.equal(
+        PROFILES.map(() => 'pass'),
+      );
+      expect(verdicts(run.report)['robust.ctl.framing'], run.stdout).to.equal('fail');
+      expect(verdicts(run.report)['robust.ctl.request-id'], run.stdout).to.equal('skip');
+      expect(messageOf(run.report, 'robust.ctl.request-id')).to.match(
+        /the attached back-end is gone \(it ended after/,
+      );
+      expect(run.exitCode, run.stderr).to.equal(1);
+      expectClean(run);
+    } finally {
+      await stop();
+    }
   });
 });

@@ -94,6 +94,7 @@ describe('robustness oracle', function () {
       capabilities: null,
       descriptorDirs: [],
       memo: new Map(),
+      backendMemo: new Map(),
     };
     const scope = new Scope();
     scopes.push(scope);

@@ -17,6 +17,7 @@ function attachTarget(socket: string): Target {
     capabilities: null,
     descriptorDirs: [],
     memo: new Map(),
+    backendMemo: new Map(),
   };
 }
 
@@ -52,5 +53,37 @@ describe('frontendConnection in attach mode', () => {
     expect(error).to.be.instanceOf(SkipError);
     expect((error as Error).message).to.contain('it stopped listening');
     await scope.close();
+  });
+
+  it('keeps the back-end gone for the targets of the other profiles (their own memo, the same back-end)', async () => {
+    const target = attachTarget(socket);
+    const other: Target = { ...target, frontend: 'dpdk', memo: new Map() };
+    const first = new Scope();
+    markAttachedGone(makeContext(target, 500, first), 'it died of SIGSEGV');
+    await first.close();
+    const scope = new Scope();
+    const error = await frontendConnection(makeContext(other, 500, scope)).catch((err: unknown) => err);
+    expect(error).to.be.instanceOf(SkipError);
+    expect((error as Error).message).to.contain('it died of SIGSEGV');
+    await scope.close();
+  });
+
+  it('takes a refused connection for a back-end gone, at once, and says so to every later check', async () => {
+    const target = attachTarget(socket);
+    // The listener closes: the socket file stays, nothing listens (as after a crash).
+    closeFd(listener);
+    listener = listenUnix(path.join(folder, 'other.sock'));
+    const scope = new Scope();
+    // A SkipError, not a TimeoutError: no deadline is waited out.
+    const error = await frontendConnection(makeContext(target, 2000, scope)).catch((err: unknown) => err);
+    expect(error).to.be.instanceOf(SkipError);
+    expect((error as Error).message).to.match(
+      /gone \(nothing listens at .*backend\.sock any more: connect failed with ECONNREFUSED\)/,
+    );
+    await scope.close();
+    const later = new Scope();
+    const again = await frontendConnection(makeContext(target, 2000, later)).catch((err: unknown) => err);
+    expect((again as Error).message).to.contain('ECONNREFUSED');
+    await later.close();
   });
 });

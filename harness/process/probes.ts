@@ -3,9 +3,9 @@
  * front-end makes. Checks compose these; each wait has the check's deadline.
  */
 import path from 'node:path';
-import { BackendError, SkipError } from '../errors.js';
+import { BackendError, errnoName, SkipError, SysError } from '../errors.js';
 import type { CheckContext } from '../runner/check.js';
-import { closeFd, listenUnix, socketpair } from '../sys/libc.js';
+import { closeFd, connectUnix, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { pollUntil } from '../util/deadline.js';
 import type { BackendProcess, ExitInfo } from './backend.js';
@@ -55,12 +55,16 @@ export async function waitListening(
 /** The memo key under which attach mode records that the back-end under test is gone, and why. */
 const ATTACHED_GONE = 'attached-backend-gone';
 
+/** connect(2) errors that mean nothing listens at the path any more. */
+const NOTHING_LISTENS = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTSOCK']);
+
 /**
  * Attach mode: records that the back-end no longer serves (a check saw it end), so that every later check
- * that needs a connection is skipped, saying why, instead of failing for a defect reported once already.
+ * that needs a connection, under every front-end profile, is skipped, saying why, instead of failing for a
+ * defect reported once already.
  */
 export function markAttachedGone(ctx: CheckContext, why: string): void {
-  ctx.target.memo.set(ATTACHED_GONE, Promise.resolve(why));
+  ctx.target.backendMemo.set(ATTACHED_GONE, Promise.resolve(why));
 }
 
 /**
@@ -69,14 +73,32 @@ export function markAttachedGone(ctx: CheckContext, why: string): void {
  */
 export async function frontendConnection(ctx: CheckContext, socket?: string): Promise<Connection> {
   if (ctx.target.connect !== null) {
-    const gone = ctx.target.memo.get(ATTACHED_GONE);
-    if (gone) throw new SkipError(`the attached back-end is gone (${await gone}); nothing restarts it`);
-    const { connection } = await Connection.connect(ctx.target.connect, ctx.timeoutMs);
+    const connection = await attachedConnection(ctx, ctx.target.connect);
     ctx.scope.defer('front-end connection', () => connection.close());
     return connection;
   }
   const served = socket === undefined ? await serveOnSocketPath(ctx) : await serveOnSocketPathAt(ctx, socket);
   return served.connection;
+}
+
+/**
+ * Attach mode: a connection to the running back-end at `socket`. It was listening when the run began, so
+ * a refused connection means it is gone: recorded, and a SkipError for this check and every later one
+ * (one deadline each would say nothing more). A full backlog is waited out.
+ */
+async function attachedConnection(ctx: CheckContext, socket: string): Promise<Connection> {
+  const gone = ctx.target.backendMemo.get(ATTACHED_GONE);
+  if (gone) throw new SkipError(`the attached back-end is gone (${await gone}); nothing restarts it`);
+  let fd: number;
+  try {
+    fd = connectUnix(socket);
+  } catch (err) {
+    if (!(err instanceof SysError) || !NOTHING_LISTENS.has(errnoName(err.errno))) throw err;
+    const why = `nothing listens at ${socket} any more: connect failed with ${errnoName(err.errno)}`;
+    markAttachedGone(ctx, why);
+    throw new SkipError(`the attached back-end is gone (${why}); nothing restarts it`);
+  }
+  return Connection.fromFd(fd, ctx.timeoutMs);
 }
 
 export interface Served {

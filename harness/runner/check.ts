@@ -15,8 +15,13 @@ export interface Target {
   capabilities: unknown;
   /** Descriptor folders to search, general to specific. */
   descriptorDirs: string[];
-  /** Facts several checks need, computed once a run (see `CheckContext.memo`). */
+  /** Facts several checks need, computed once a run (see `CheckContext.memo`); each profile has its own. */
   memo: Map<string, Promise<unknown>>;
+  /**
+   * Facts of the back-end itself, shared by every profile's target of the run: in attach mode, that it is
+   * gone (process/probes.ts), which no profile's checks can undo.
+   */
+  backendMemo: Map<string, Promise<unknown>>;
   /** The folder the run's reports go to: checks that save a file (a scanout's PNG) put it there. */
   reportsDir?: string;
   /** The front-end profile the traffic checks start devices with (frontend/profiles.ts; default qemu). */
@@ -60,6 +65,12 @@ export interface Check extends CheckInfo {
    * that tries many inputs, each on a fresh back-end, says how many waits that is.
    */
   budgetMs?: (timeoutMs: number, target: Target) => number;
+  /**
+   * The check may leave the back-end unable to serve another front-end (invalid input, its front-end
+   * leaving). In attach mode, where nothing restarts the back-end, these run after every other check,
+   * under every profile.
+   */
+  destructive?: boolean;
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }
@@ -72,8 +83,13 @@ export const Spec = {
   communication: 'vhost-user.rst#communication',
 } as const;
 
-export function defineChecks(area: string, checks: Array<Omit<Check, 'area'>>): Check[] {
-  return checks.map((c) => ({ ...c, area }));
+/** The checks of `area`; `common` attributes (e.g. `destructive`) apply to each. */
+export function defineChecks(
+  area: string,
+  checks: Array<Omit<Check, 'area'>>,
+  common: Pick<Check, 'destructive'> = {},
+): Check[] {
+  return checks.map((c) => ({ ...common, ...c, area }));
 }
 
 /** Builds the context a check runs in; the launched processes are kept for their stderr. */

@@ -125,6 +125,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     capabilities: probe.document ?? null,
     descriptorDirs: options.descriptorDirs,
     memo: new Map(),
+    backendMemo: new Map(),
     reportsDir: path.resolve(options.reportsDir ?? 'reports'),
     frontend: profiles[0]!,
     ...(options.fuzz ? { fuzz: options.fuzz } : {}),
@@ -134,7 +135,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     profiles.map((name, i) => [name, i === 0 ? target : { ...target, frontend: name, memo: new Map() }]),
   );
   // Every selected check under the first profile; with `all`, the traffic checks again under each other one.
-  const plan = [
+  // In attach mode nothing restarts the back-end, so the checks that may break it come after all of those.
+  const planned = [
     ...selected.map((check) => ({ check, profile: profiles[0]! })),
     ...profiles
       .slice(1)
@@ -142,6 +144,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
         selected.filter((c) => FRONTEND_AREAS.includes(c.area)).map((check) => ({ check, profile })),
       ),
   ];
+  const last = (step: (typeof planned)[number]) => connect !== null && step.check.destructive === true;
+  const plan = [...planned.filter((s) => !last(s)), ...planned.filter(last)];
   const all = frontend === 'all';
   const tag = (check: Check, profile: string) =>
     all && FRONTEND_AREAS.includes(check.area) ? `@${profile}` : '';

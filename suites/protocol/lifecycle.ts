@@ -124,31 +124,35 @@ async function reconnect(
   );
 }
 
-export const protocolLifecycleChecks = defineChecks('protocol', [
-  {
-    id: 'proto.lifecycle.reconnect',
-    title: 'once its front-end leaves mid-session, it exits cleanly or serves a new front-end at once',
-    severity: 'SHOULD',
-    spec: ProtocolSpec.communication,
-    needs: [NEEDS_SOCKET, NEEDS_DATA_PATH],
-    async run(ctx) {
-      let backend: BackendProcess | undefined;
-      let socket: string;
-      let first: Connection;
-      if (ctx.target.connect !== null) {
-        socket = ctx.target.connect;
-        first = (await Connection.connect(socket, ctx.timeoutMs)).connection;
-        ctx.scope.defer('front-end connection', () => first.close());
-      } else {
-        const served = await serveOnSocketPath(ctx);
-        ({ backend, socket } = served);
-        first = served.connection;
-      }
-      const ran = await runSession(ctx, first);
-      first.close();
-      const leftAt = performance.now();
-      const chose = await reconnect(ctx, socket, backend, leftAt);
-      return `first front-end: ${ran}, then closed; ${chose}`;
+export const protocolLifecycleChecks = defineChecks(
+  'protocol',
+  [
+    {
+      id: 'proto.lifecycle.reconnect',
+      title: 'once its front-end leaves mid-session, it exits cleanly or serves a new front-end at once',
+      severity: 'SHOULD',
+      spec: ProtocolSpec.communication,
+      needs: [NEEDS_SOCKET, NEEDS_DATA_PATH],
+      async run(ctx) {
+        let backend: BackendProcess | undefined;
+        let socket: string;
+        let first: Connection;
+        if (ctx.target.connect !== null) {
+          socket = ctx.target.connect;
+          first = (await Connection.connect(socket, ctx.timeoutMs)).connection;
+          ctx.scope.defer('front-end connection', () => first.close());
+        } else {
+          const served = await serveOnSocketPath(ctx);
+          ({ backend, socket } = served);
+          first = served.connection;
+        }
+        const ran = await runSession(ctx, first);
+        first.close();
+        const leftAt = performance.now();
+        const chose = await reconnect(ctx, socket, backend, leftAt);
+        return `first front-end: ${ran}, then closed; ${chose}`;
+      },
     },
-  },
-]);
+  ],
+  { destructive: true },
+);

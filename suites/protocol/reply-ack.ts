@@ -33,43 +33,47 @@ const INVALID: Array<{ what: string; request: FrontendRequestName; payload: Buff
   },
 ];
 
-export const replyAckChecks = defineChecks('protocol', [
-  {
-    id: 'proto.reply-ack.invalid',
-    title: 'with REPLY_ACK, an invalid request is answered with a non-zero ack',
-    severity: 'SHOULD',
-    spec: ProtocolSpec.replyAck,
-    needs: ['proto.reply-ack.accepted'],
-    async run(ctx) {
-      const results: string[] = [];
-      const wrong: string[] = [];
-      for (const [i, invalid] of INVALID.entries()) {
-        // A fresh back-end for each: the spec lets it close the connection on a bad request.
-        let session: Awaited<ReturnType<typeof sessionWith>>;
-        try {
-          session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
-          await session.expectAck('SET_OWNER');
-        } catch (err) {
-          // In attach mode one back-end takes them all: one that died of a former request takes no more.
-          if (i === 0 || err instanceof SkipError || !(err instanceof VhuError)) throw err;
-          results.push(
-            `not tried from ${invalid.what} on: no session after the former ones (${err.message})`,
-          );
-          break;
+export const replyAckChecks = defineChecks(
+  'protocol',
+  [
+    {
+      id: 'proto.reply-ack.invalid',
+      title: 'with REPLY_ACK, an invalid request is answered with a non-zero ack',
+      severity: 'SHOULD',
+      spec: ProtocolSpec.replyAck,
+      needs: ['proto.reply-ack.accepted'],
+      async run(ctx) {
+        const results: string[] = [];
+        const wrong: string[] = [];
+        for (const [i, invalid] of INVALID.entries()) {
+          // A fresh back-end for each: the spec lets it close the connection on a bad request.
+          let session: Awaited<ReturnType<typeof sessionWith>>;
+          try {
+            session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
+            await session.expectAck('SET_OWNER');
+          } catch (err) {
+            // In attach mode one back-end takes them all: one that died of a former request takes no more.
+            if (i === 0 || err instanceof SkipError || !(err instanceof VhuError)) throw err;
+            results.push(
+              `not tried from ${invalid.what} on: no session after the former ones (${err.message})`,
+            );
+            break;
+          }
+          let ack: bigint | undefined;
+          try {
+            ack = await session.request(invalid.request, invalid.payload);
+          } catch (err) {
+            if (!(err instanceof BackendError)) throw err;
+            wrong.push(`${invalid.what}: no ack, ${err.message}`);
+            continue;
+          }
+          if (ack === 0n) wrong.push(`${invalid.what}: acked 0, as a success`);
+          else results.push(`${invalid.what}: ack ${ack}`);
         }
-        let ack: bigint | undefined;
-        try {
-          ack = await session.request(invalid.request, invalid.payload);
-        } catch (err) {
-          if (!(err instanceof BackendError)) throw err;
-          wrong.push(`${invalid.what}: no ack, ${err.message}`);
-          continue;
-        }
-        if (ack === 0n) wrong.push(`${invalid.what}: acked 0, as a success`);
-        else results.push(`${invalid.what}: ack ${ack}`);
-      }
-      if (wrong.length) expect.fail([...wrong, ...results].join('; '));
-      return results.join('; ');
+        if (wrong.length) expect.fail([...wrong, ...results].join('; '));
+        return results.join('; ');
+      },
     },
-  },
-]);
+  ],
+  { destructive: true },
+);

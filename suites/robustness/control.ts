@@ -454,48 +454,52 @@ function inputsCheck(inputs: readonly Input[]): Pick<Check, 'budgetMs' | 'run'> 
   };
 }
 
-export const controlChecks = defineChecks('robustness', [
-  {
-    id: 'robust.ctl.framing',
-    ...inputsCheck(framingInputs()),
-    title:
-      'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
-    severity: 'MUST',
-    spec: RobustSpec.messages,
-    needs: NEEDS,
-  },
-  {
-    id: 'robust.ctl.request-id',
-    ...inputsCheck(requestIdInputs()),
-    title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
-    severity: 'MUST',
-    spec: RobustSpec.frontendMessages,
-    needs: NEEDS,
-  },
-  {
-    id: 'robust.ctl.fds',
-    ...inputsCheck(fdInputs()),
-    title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
-    severity: 'MUST',
-    spec: RobustSpec.messages,
-    needs: NEEDS,
-  },
-  {
-    id: 'robust.ctl.vring',
-    ...inputsCheck(vringInputs()),
-    title:
-      'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
-    severity: 'MUST',
-    spec: RobustSpec.frontendMessages,
-    needs: NEEDS,
-  },
-  {
-    id: 'robust.ctl.memory',
-    ...inputsCheck(memoryInputs()),
-    title:
-      'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
-    severity: 'MUST',
-    spec: RobustSpec.frontendMessages,
-    needs: NEEDS,
-  },
-]);
+export const controlChecks = defineChecks(
+  'robustness',
+  [
+    {
+      id: 'robust.ctl.framing',
+      ...inputsCheck(framingInputs()),
+      title:
+        'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
+      severity: 'MUST',
+      spec: RobustSpec.messages,
+      needs: NEEDS,
+    },
+    {
+      id: 'robust.ctl.request-id',
+      ...inputsCheck(requestIdInputs()),
+      title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
+      severity: 'MUST',
+      spec: RobustSpec.frontendMessages,
+      needs: NEEDS,
+    },
+    {
+      id: 'robust.ctl.fds',
+      ...inputsCheck(fdInputs()),
+      title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
+      severity: 'MUST',
+      spec: RobustSpec.messages,
+      needs: NEEDS,
+    },
+    {
+      id: 'robust.ctl.vring',
+      ...inputsCheck(vringInputs()),
+      title:
+        'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
+      severity: 'MUST',
+      spec: RobustSpec.frontendMessages,
+      needs: NEEDS,
+    },
+    {
+      id: 'robust.ctl.memory',
+      ...inputsCheck(memoryInputs()),
+      title:
+        'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
+      severity: 'MUST',
+      spec: RobustSpec.frontendMessages,
+      needs: NEEDS,
+    },
+  ],
+  { destructive: true },
+);

@@ -858,25 +858,29 @@ function budget(inputs: readonly Input[], timeoutMs: number): number {
   return inputs.length * (3 * timeoutMs + 2000);
 }
 
-export const dataPlaneChecks = defineChecks('robustness', [
-  {
-    id: 'robust.data.chain',
-    title:
-      'descriptor chains that loop (on one descriptor, back to the head, inside an indirect table), next past the queue or the table, longer than the queue, an indirect table inside one or with NEXT, a bad avail entry or avail.idx: no crash, no hang, no write outside the buffers',
-    severity: 'MUST',
-    spec: DataPlaneSpec.descriptorTable,
-    needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
-    budgetMs: (timeoutMs) => budget(CHAIN_INPUTS, timeoutMs),
-    run: (ctx) => runInputs(ctx, CHAIN_INPUTS),
-  },
-  {
-    id: 'robust.data.buffers',
-    title:
-      'buffers outside guest memory, past a region end, wrapping past 2^64, of zero length, writable where the device reads and the reverse, a head-only request: no crash, no hang, no write outside the buffers',
-    severity: 'MUST',
-    spec: DataPlaneSpec.memoryAccess,
-    needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
-    budgetMs: (timeoutMs) => budget(BUFFER_INPUTS, timeoutMs),
-    run: (ctx) => runInputs(ctx, BUFFER_INPUTS),
-  },
-]);
+export const dataPlaneChecks = defineChecks(
+  'robustness',
+  [
+    {
+      id: 'robust.data.chain',
+      title:
+        'descriptor chains that loop (on one descriptor, back to the head, inside an indirect table), next past the queue or the table, longer than the queue, an indirect table inside one or with NEXT, a bad avail entry or avail.idx: no crash, no hang, no write outside the buffers',
+      severity: 'MUST',
+      spec: DataPlaneSpec.descriptorTable,
+      needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
+      budgetMs: (timeoutMs) => budget(CHAIN_INPUTS, timeoutMs),
+      run: (ctx) => runInputs(ctx, CHAIN_INPUTS),
+    },
+    {
+      id: 'robust.data.buffers',
+      title:
+        'buffers outside guest memory, past a region end, wrapping past 2^64, of zero length, writable where the device reads and the reverse, a head-only request: no crash, no hang, no write outside the buffers',
+      severity: 'MUST',
+      spec: DataPlaneSpec.memoryAccess,
+      needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
+      budgetMs: (timeoutMs) => budget(BUFFER_INPUTS, timeoutMs),
+      run: (ctx) => runInputs(ctx, BUFFER_INPUTS),
+    },
+  ],
+  { destructive: true },
+);

@@ -108,51 +108,55 @@ function budgetMs(timeoutMs: number, target: Target): number {
   return plan.searchMs + plan.shrinkMs + 10 * timeoutMs + 5000;
 }
 
-export const fuzzChecks = defineChecks('robustness', [
-  {
-    id: ID,
-    title:
-      'generated sequences of valid and invalid control messages and data-plane requests neither crash nor hang it',
-    severity: 'MUST',
-    spec: 'vhost-user.rst#front-end-message-types',
-    needs: ['conv.socket-path.reply'],
-    budgetMs,
-    async run(ctx) {
-      const settings = ctx.target.fuzz;
-      if (settings?.replay) return replay(ctx, settings.replay.file, settings.replay.fuzzCase);
-      const plan = fuzzPlan(settings);
-      const started = performance.now();
-      const { fuzz } = await fuzzing();
-      const result = await fuzz((steps, progress) => runSequence(ctx, steps, progress), {
-        seed: plan.seed,
-        budgetMs: plan.searchMs,
-        shrinkBudgetMs: plan.shrinkMs,
-        ...(plan.sequences ? { sequences: plan.sequences } : {}),
-      });
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      const tally = `${result.sequences} sequences, ${result.messages} messages and ${result.requests} requests in ${seconds} s (seed ${plan.seed})`;
-      if (!result.failed) return `${tally}: every step answered or closed cleanly`;
-      const dir = ctx.target.reportsDir ?? 'reports';
-      await mkdir(dir, { recursive: true });
-      const file = await saveCase(dir, {
-        format: 'vhu-conform-fuzz-case',
-        version: 1,
-        check: ID,
-        seed: plan.seed,
-        path: result.path,
-        backend: {
-          binary: ctx.target.connect === null ? ctx.target.binary : null,
-          ...(ctx.target.connect === null ? {} : { connect: ctx.target.connect }),
-          args: ctx.target.extraArgs,
-        },
-        verdict: result.error instanceof TimeoutError ? 'timeout' : 'fail',
-        message: result.error.message,
-        steps: result.steps,
-      });
-      throw withCase(
-        result.error,
-        `shrunk from ${result.foundSteps} to ${result.steps.length} steps after ${tally}; case saved as ${file}; replay: vhu-conform replay ${file} <binary>`,
-      );
+export const fuzzChecks = defineChecks(
+  'robustness',
+  [
+    {
+      id: ID,
+      title:
+        'generated sequences of valid and invalid control messages and data-plane requests neither crash nor hang it',
+      severity: 'MUST',
+      spec: 'vhost-user.rst#front-end-message-types',
+      needs: ['conv.socket-path.reply'],
+      budgetMs,
+      async run(ctx) {
+        const settings = ctx.target.fuzz;
+        if (settings?.replay) return replay(ctx, settings.replay.file, settings.replay.fuzzCase);
+        const plan = fuzzPlan(settings);
+        const started = performance.now();
+        const { fuzz } = await fuzzing();
+        const result = await fuzz((steps, progress) => runSequence(ctx, steps, progress), {
+          seed: plan.seed,
+          budgetMs: plan.searchMs,
+          shrinkBudgetMs: plan.shrinkMs,
+          ...(plan.sequences ? { sequences: plan.sequences } : {}),
+        });
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        const tally = `${result.sequences} sequences, ${result.messages} messages and ${result.requests} requests in ${seconds} s (seed ${plan.seed})`;
+        if (!result.failed) return `${tally}: every step answered or closed cleanly`;
+        const dir = ctx.target.reportsDir ?? 'reports';
+        await mkdir(dir, { recursive: true });
+        const file = await saveCase(dir, {
+          format: 'vhu-conform-fuzz-case',
+          version: 1,
+          check: ID,
+          seed: plan.seed,
+          path: result.path,
+          backend: {
+            binary: ctx.target.connect === null ? ctx.target.binary : null,
+            ...(ctx.target.connect === null ? {} : { connect: ctx.target.connect }),
+            args: ctx.target.extraArgs,
+          },
+          verdict: result.error instanceof TimeoutError ? 'timeout' : 'fail',
+          message: result.error.message,
+          steps: result.steps,
+        });
+        throw withCase(
+          result.error,
+          `shrunk from ${result.foundSteps} to ${result.steps.length} steps after ${tally}; case saved as ${file}; replay: vhu-conform replay ${file} <binary>`,
+        );
+      },
     },
-  },
-]);
+  ],
+  { destructive: true },
+);

@@ -198,54 +198,62 @@ async function reconnects(
   return undefined;
 }
 
-export const leakChecks = defineChecks('robustness', [
-  {
-    id: 'robust.leaks',
-    // Three patterns of WARM_UP + ITERATIONS round trips each; a back-end that hangs fails at the first.
-    budgetMs: (timeoutMs) => 3 * (WARM_UP + ITERATIONS) * 200 + 8 * timeoutMs + 5000,
-    title: 'open fds and resident memory stay bounded across set-ups, fd replacements and reconnects',
-    severity: 'SHOULD',
-    spec: RobustSpec.frontendMessages,
-    needs: [NEEDS_SOCKET],
-    async run(ctx) {
-      const subject = await freshSubject(ctx);
-      const { pid, socket } = subject;
-      if (pid === null || openFds(pid) === undefined)
-        throw new SkipError('the back-end process cannot be read in /proc (not found, or not ours to read)');
-      const session = subject.session;
-      // The whole offer, without REPLY_ACK's defects (other checks' business).
-      await session.negotiate();
-      const growths: Growth[] = [];
-      growths.push(
-        await measure(pid, 'memory table and vring set-up/tear-down', () => setUpAndTearDown(session)),
-      );
-      // A ring set up and kept, whose fds are replaced over and over.
-      const device = new FrontendDevice(session, ctx.scope);
-      await device.setMemTable();
-      await device.setUpRing(0, RING_SIZE);
-      growths.push(await measure(pid, 'SET_VRING_KICK/CALL replacement', () => replaceFds(device, session)));
-      session.connection.close();
-      let reconnected =
-        'reconnects: not measured, it does not serve a new front-end once its own left (the spec lets it end)';
-      const first = await reconnects(ctx, socket, pid);
-      if (first) {
-        let current: FrontendSession | undefined = first;
+export const leakChecks = defineChecks(
+  'robustness',
+  [
+    {
+      id: 'robust.leaks',
+      // Three patterns of WARM_UP + ITERATIONS round trips each; a back-end that hangs fails at the first.
+      budgetMs: (timeoutMs) => 3 * (WARM_UP + ITERATIONS) * 200 + 8 * timeoutMs + 5000,
+      title: 'open fds and resident memory stay bounded across set-ups, fd replacements and reconnects',
+      severity: 'SHOULD',
+      spec: RobustSpec.frontendMessages,
+      needs: [NEEDS_SOCKET],
+      async run(ctx) {
+        const subject = await freshSubject(ctx);
+        const { pid, socket } = subject;
+        if (pid === null || openFds(pid) === undefined)
+          throw new SkipError(
+            'the back-end process cannot be read in /proc (not found, or not ours to read)',
+          );
+        const session = subject.session;
+        // The whole offer, without REPLY_ACK's defects (other checks' business).
+        await session.negotiate();
+        const growths: Growth[] = [];
         growths.push(
-          await measure(pid, 'reconnects (negotiation, set-up, leave)', async () => {
-            const session = current ?? (await reconnects(ctx, socket, pid));
-            current = undefined;
-            if (!session)
-              throw new BackendError('it stopped serving new front-ends while its reconnects were counted');
-            await setUpAndTearDown(session);
-            session.connection.close();
-          }),
+          await measure(pid, 'memory table and vring set-up/tear-down', () => setUpAndTearDown(session)),
         );
-        reconnected = '';
-      }
-      const facts = [...growths.map(describeGrowth), ...(reconnected ? [reconnected] : [])];
-      const leaks = growths.flatMap(leaksOf);
-      if (leaks.length) throw new BackendError(`it leaks: ${leaks.join('; ')} (${facts.join('; ')})`);
-      return facts.join('; ');
+        // A ring set up and kept, whose fds are replaced over and over.
+        const device = new FrontendDevice(session, ctx.scope);
+        await device.setMemTable();
+        await device.setUpRing(0, RING_SIZE);
+        growths.push(
+          await measure(pid, 'SET_VRING_KICK/CALL replacement', () => replaceFds(device, session)),
+        );
+        session.connection.close();
+        let reconnected =
+          'reconnects: not measured, it does not serve a new front-end once its own left (the spec lets it end)';
+        const first = await reconnects(ctx, socket, pid);
+        if (first) {
+          let current: FrontendSession | undefined = first;
+          growths.push(
+            await measure(pid, 'reconnects (negotiation, set-up, leave)', async () => {
+              const session = current ?? (await reconnects(ctx, socket, pid));
+              current = undefined;
+              if (!session)
+                throw new BackendError('it stopped serving new front-ends while its reconnects were counted');
+              await setUpAndTearDown(session);
+              session.connection.close();
+            }),
+          );
+          reconnected = '';
+        }
+        const facts = [...growths.map(describeGrowth), ...(reconnected ? [reconnected] : [])];
+        const leaks = growths.flatMap(leaksOf);
+        if (leaks.length) throw new BackendError(`it leaks: ${leaks.join('; ')} (${facts.join('; ')})`);
+        return facts.join('; ');
+      },
     },
-  },
-]);
+  ],
+  { destructive: true },
+);

@@ -12,6 +12,7 @@ export function benchTarget(type: string, over: Partial<Target>): Target {
     capabilities: { type },
     descriptorDirs: [],
     memo: new Map(),
+    backendMemo: new Map(),
     ...over,
   };
 }

@@ -51,13 +51,22 @@ export interface CheckContext {
   readonly launched: readonly BackendProcess[];
   /** `compute` once per run under `key`: a probe several checks report on is run once. */
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /**
+   * Says that what the checks needing this one rely on holds (for a traffic check: data moves at all),
+   * whatever this check's own verdict: a failure past this point is of a rule of its own (a used length, a
+   * status byte) and skips none of them.
+   */
+  gateHeld(): void;
+  /** Whether `gateHeld` was called. */
+  readonly gateWasHeld: boolean;
 }
 
 export interface Check extends CheckInfo {
   /**
    * Checks whose rule this one builds on: when one of them ran earlier in the run and failed (or was itself
    * skipped for this reason), this one is skipped naming it, so that one defect is reported once rather
-   * than as a cascade of timeouts. A check skipped as not applicable blocks nothing.
+   * than as a cascade of timeouts. A check skipped as not applicable blocks nothing, nor does one that
+   * failed after saying its gate held (`CheckContext.gateHeld`).
    */
   needs?: string[];
   /**
@@ -95,6 +104,7 @@ export function defineChecks(
 /** Builds the context a check runs in; the launched processes are kept for their stderr. */
 export function makeContext(target: Target, timeoutMs: number, scope: Scope): CheckContext {
   const launched: BackendProcess[] = [];
+  let gate = false;
   return {
     target,
     timeoutMs,
@@ -117,6 +127,12 @@ export function makeContext(target: Target, timeoutMs: number, scope: Scope): Ch
         target.memo.set(key, value);
       }
       return value;
+    },
+    gateHeld() {
+      gate = true;
+    },
+    get gateWasHeld() {
+      return gate;
     },
   };
 }

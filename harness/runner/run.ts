@@ -174,15 +174,16 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
         // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
         const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
         const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));
-        const ran = unmet
-          ? skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`)
+        const ran: { result: CheckResult; gateHeld?: boolean } = unmet
+          ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
           : connect !== null && check.area === 'conventions'
-            ? skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end')
+            ? { result: skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end') }
             : await runOne(check, targets.get(profile)!, timeoutMs, options.signal);
-        const result: CheckResult = suffix ? { ...ran, frontend: profile } : ran;
-        // A check that is not applicable (skip) does not block; one that broke, or was blocked, does.
+        const result: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
+        // A check that is not applicable (skip) does not block; one that broke, or was blocked, does, unless
+        // what the checks needing it rely on held (its gate) before it broke a rule of its own.
         if (unmet) blocked.set(`${check.id}${suffix}`, 'skipped');
-        else if (result.verdict !== 'pass' && result.verdict !== 'skip')
+        else if (result.verdict !== 'pass' && result.verdict !== 'skip' && !ran.gateHeld)
           blocked.set(`${check.id}${suffix}`, result.verdict);
         results.push(result);
         options.onCheck?.(result);
@@ -216,7 +217,7 @@ async function runOne(
   target: Target,
   timeoutMs: number,
   signal?: AbortSignal,
-): Promise<CheckResult> {
+): Promise<{ result: CheckResult; gateHeld: boolean }> {
   const scope = new Scope();
   const ctx = makeContext(target, timeoutMs, scope);
   const started = performance.now();
@@ -248,7 +249,7 @@ async function runOne(
     .filter((t) => t.length > 0)
     .join('\n')
     .slice(-4096);
-  return {
+  const result: CheckResult = {
     id: check.id,
     title: check.title,
     severity: check.severity,
@@ -259,6 +260,7 @@ async function runOne(
     durationMs: Math.round(performance.now() - started),
     ...(stderrTail ? { stderrTail } : {}),
   };
+  return { result, gateHeld: ctx.gateWasHeld };
 }
 
 function skipped(check: Check, message: string): CheckResult {

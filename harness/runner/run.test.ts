@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { BackendError } from '../errors.js';
+import { closeFd, listenUnix } from '../sys/libc.js';
+import { type Check, defineChecks } from './check.js';
+import { runConformance } from './run.js';
+
+/** Two checks, the second needing the first, which breaks a rule after saying its gate held or before. */
+function gated(holdGate: boolean): Check[] {
+  return defineChecks('vring', [
+    {
+      id: 'vring.gate',
+      title: 'the gate',
+      severity: 'MUST',
+      spec: 'vhost-user.rst#ring-states',
+      async run(ctx) {
+        if (holdGate) ctx.gateHeld();
+        throw new BackendError('used.len 9, more than the 8 writable bytes');
+      },
+    },
+    {
+      id: 'vring.after',
+      title: 'needs the gate',
+      severity: 'MUST',
+      spec: 'vhost-user.rst#ring-states',
+      needs: ['vring.gate'],
+      async run() {
+        return 'ran';
+      },
+    },
+  ]);
+}
+
+describe('runConformance: checks that need another one', () => {
+  let folder: string;
+  let listener: number;
+  let socket: string;
+  // Attach mode, so that nothing is launched: the checks here connect to nothing.
+  beforeEach(() => {
+    folder = mkdtempSync(path.join(tmpdir(), 'vhu-run-'));
+    socket = path.join(folder, 'backend.sock');
+    listener = listenUnix(socket);
+  });
+  afterEach(() => {
+    closeFd(listener);
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  const run = (checks: Check[]) =>
+    runConformance({ connect: socket, type: 'block', checks, descriptorDirs: [], reportsDir: folder });
+
+  it('skips a check whose prerequisite failed, naming it', async () => {
+    const result = await run(gated(false));
+    expect(result.checks.map((c) => [c.id, c.verdict])).to.deep.equal([
+      ['vring.gate', 'fail'],
+      ['vring.after', 'skip'],
+    ]);
+    expect(result.checks[1]!.message).to.equal('needs vring.gate, which did not pass (fail)');
+  });
+
+  it('runs it when the prerequisite failed on a rule of its own after its gate held', async () => {
+    const result = await run(gated(true));
+    expect(result.checks.map((c) => [c.id, c.verdict, c.message])).to.deep.equal([
+      ['vring.gate', 'fail', 'used.len 9, more than the 8 writable bytes'],
+      ['vring.after', 'pass', 'ran'],
+    ]);
+  });
+});

@@ -20,6 +20,8 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   report: RunResult | undefined;
+  /** The text of the JUnit report in the --reports folder, when the run wrote one there. */
+  junit: string | undefined;
   /** What the run left in the TMPDIR it was given (which is then removed): empty when it cleaned up. */
   tempLeft: string[];
   /** Unix sockets still bound to a path in that TMPDIR (/proc/net/unix) when the run ended. */
@@ -88,6 +90,12 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     } catch {
       report = undefined;
     }
+    let junit: string | undefined;
+    try {
+      junit = readFileSync(path.join(reports.path, 'junit.xml'), 'utf8');
+    } catch {
+      junit = undefined;
+    }
     const pngs: Record<string, Buffer> = {};
     for (const name of readdirSync(reports.path).filter((n) => n.endsWith('.png')))
       pngs[path.join(reports.path, name)] = readFileSync(path.join(reports.path, name));
@@ -98,6 +106,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       stdout: String(result.stdout),
       stderr: String(result.stderr),
       report,
+      junit,
       tempLeft: readdirSync(tmp.path),
       socketsLeft: boundSocketsUnder(tmp.path),
       marker,

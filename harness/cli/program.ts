@@ -337,7 +337,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
         ),
       );
       reporter.note(
-        `attach mode without --type: the ${untyped.length} checks that drive the device (${[...groups].join(', ')}) will be skipped; name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
+        `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
       );
     },
     onCheck: (check) => reporter.check(check),

@@ -3,35 +3,11 @@
  * (shared/junit/junit-10.xsd beside the clone, checked with xmllint from Debian's libxml2-utils), its verdicts
  * agreeing with the exit status, and report.json valid against the JSON Schema the package ships.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
-import { execa } from 'execa';
 import { toJunitXml } from '../harness/runner/report-junit.js';
 import { checkResult, runResult } from '../harness/runner/testing.js';
 import { validateReport } from '../harness/schemas/validate.js';
-import { type CliRun, expectClean, fixture, ROOT, runCli } from './helpers.js';
-
-/** The schema: `<clone>/../shared/junit/junit-10.xsd` in CI; from a worktree, a folder further up. */
-function findXsd(): string {
-  const tried: string[] = [];
-  for (let dir = path.dirname(ROOT); ; dir = path.dirname(dir)) {
-    const xsd = path.join(dir, 'shared/junit/junit-10.xsd');
-    tried.push(xsd);
-    if (existsSync(xsd)) return xsd;
-    if (dir === path.dirname(dir))
-      throw new Error(`junit-10.xsd not found (Jenkins' xUnit schema, tried ${tried.join(', ')})`);
-  }
-}
-
-/** xmllint's findings on `xml` against junit-10.xsd; empty when valid. */
-async function xmllintErrors(xml: string): Promise<string> {
-  const xsd = findXsd();
-  const lint = await execa('xmllint', ['--noout', '--schema', xsd, '-'], { input: xml, reject: false });
-  if ((lint as { code?: string }).code === 'ENOENT')
-    throw new Error('xmllint not found: install Debian package libxml2-utils (.ci/install-backends does)');
-  return lint.exitCode === 0 ? '' : String(lint.stderr);
-}
+import { type CliRun, expectClean, fixture, runCli, xmllintErrors } from './helpers.js';
 
 /** Decodes what an attribute or text node of the report escapes. */
 function decode(text: string): string {

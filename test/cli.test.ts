@@ -2,13 +2,24 @@
  * The command line as a user meets it: listing and selecting checks, usage errors, --strict, report paths,
  * descriptor discovery and its folders, the default back-end, and plain output when stdout is not a terminal.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import type { RunResult } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
-import { expectClean, fixture, messageOf, runCli, verdicts } from './helpers.js';
+import {
+  awaitListening,
+  CLI,
+  type CliRun,
+  expectClean,
+  fixture,
+  messageOf,
+  runCli,
+  verdicts,
+} from './helpers.js';
 
 const SIGTERM_CHECKS = ['conv.sigterm.idle', 'conv.sigterm.connected', 'conv.sigterm.socket-removed'];
 const CAPS_CHECKS = [
@@ -144,7 +155,7 @@ describe('cli: exit status and report files', function () {
     // PASS, FAIL, SKIP and INFO lines, messages and stderr tails: everything the reporter may colour.
     const run = await runCli(
       ['--verbose', '--grep', 'socket|caps|descriptor\\.type', fixture('vhu-flaw-socket-left')],
-      { env: { VHU_DESCRIPTOR_DIRS: undefined } },
+      { env: { VHU_DESCRIPTOR_DIRS: undefined, FORCE_COLOR: undefined, NO_COLOR: undefined } },
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     for (const tag of ['PASS', 'FAIL', 'SKIP', 'INFO'])
@@ -235,5 +246,182 @@ describe('cli: descriptor discovery', function () {
     expect(run.stdout.split('\n')[0]).to.match(
       /^descriptor folders \(general to specific\): \/usr\/share\/qemu\/vhost-user, \/etc\/qemu\/vhost-user, \S+\/qemu\/vhost-user$/,
     );
+  });
+});
+
+describe('cli: failing fast, before any check, with exit 2 and the cause', function () {
+  this.timeout(30_000);
+  let tmp: { path: string; cleanup: () => Promise<void> };
+  before(async () => {
+    tmp = await dir({ prefix: 'vhu-selftest-failfast-', unsafeCleanup: true });
+  });
+  after(() => tmp?.cleanup());
+
+  /** Exit 2, `cause` on stderr, no check run (no check line, no report), nothing left. */
+  function expectRefused(run: CliRun, cause: string | RegExp): void {
+    expect(run.exitCode, run.stdout).to.equal(2);
+    if (typeof cause === 'string') expect(run.stderr).to.contain(cause);
+    else expect(run.stderr).to.match(cause);
+    expect(run.stdout).to.not.match(/^(PASS|FAIL|TIME|SKIP|ERR) /m);
+    expect(run.report).to.equal(undefined);
+    expectClean(run);
+  }
+
+  it('--connect to a path that does not exist', async () => {
+    const socket = path.join(tmp.path, 'nothing.sock');
+    expectRefused(await runCli(['--connect', socket]), `--connect ${socket}: no such file`);
+  });
+
+  it('--connect to a regular file', async () => {
+    const file = path.join(tmp.path, 'regular');
+    await writeFile(file, 'not a socket');
+    expectRefused(await runCli(['--connect', file]), `--connect ${file}: not a socket but a regular file`);
+  });
+
+  it('--connect to a socket nothing listens at (its back-end was killed)', async () => {
+    const socket = path.join(tmp.path, 'stale.sock');
+    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], { reject: false });
+    await awaitListening(socket, 'vhu-reference', 10_000, async () => {
+      backend.kill('SIGKILL');
+      await backend;
+    });
+    // SIGKILL: no clean-up, the socket file stays with nothing behind it.
+    backend.kill('SIGKILL');
+    await backend;
+    expect(existsSync(socket)).to.equal(true);
+    expectRefused(await runCli(['--connect', socket]), `--connect ${socket}: nothing listens at this socket`);
+  });
+
+  it('--reports naming a file, --junit under /proc: before the run, naming the path', async () => {
+    const file = path.join(tmp.path, 'a-file');
+    await writeFile(file, '');
+    expectRefused(
+      await runCli(['--reports', file]),
+      `--reports ${file}: cannot write there: ${file} is not a folder`,
+    );
+    expectRefused(
+      await runCli(['--junit', '/proc/x/junit.xml', fixture('vhu-reference')]),
+      "--junit /proc/x/junit.xml: cannot write there: ENOENT: no such file or directory, mkdir '/proc/x'",
+    );
+  });
+
+  it('leaves no empty report behind when a later report path is refused', async () => {
+    const junit = path.join(tmp.path, 'out', 'junit.xml');
+    expectRefused(
+      await runCli(['--junit', junit, '--json', '/proc/x/report.json']),
+      '--json /proc/x/report.json',
+    );
+    expect(existsSync(junit), 'the probe of --junit removed again').to.equal(false);
+  });
+
+  it('--timeout beyond 600000 ms (Node timers overflow at 2^31-1) or under 100 ms, saying the bounds', async () => {
+    for (const value of ['999999999', '50', '1.5']) {
+      expectRefused(
+        await runCli(['--timeout', value]),
+        `option '--timeout <ms>' argument '${value}' is invalid. expected a whole number of milliseconds from 100 to 600000`,
+      );
+    }
+  });
+
+  it('--type outside vhost-user.json, naming the types', async () => {
+    expectRefused(
+      await runCli(['--type', 'bogus', fixture('vhu-reference')]),
+      "argument 'bogus' is invalid. Allowed choices are 9p, balloon, block,",
+    );
+  });
+});
+
+describe('cli: attach mode without --type', function () {
+  this.timeout(60_000);
+
+  it('says at the start which checks will be skipped and how to name the type', async () => {
+    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'ref.sock');
+    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], { reject: false });
+    const stop = async () => {
+      backend.kill('SIGTERM');
+      await backend;
+      await tmp.cleanup();
+    };
+    try {
+      await awaitListening(socket, 'vhu-reference', 10_000, stop);
+      const run = await runCli([
+        '--connect',
+        socket,
+        '--grep',
+        '^(proto\\.features\\.protocol-bit|vring\\.blk\\.read-write)$',
+      ]);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      const lines = run.stdout.split('\n');
+      expect(lines[1]).to.equal(
+        'note: attach mode without --type, the checks that drive the device will be skipped: 1 (vring); ' +
+          "name the back-end's device type with --type <device> (9p, balloon, block, caif, console, crypto, gpu, input, net, rng, rpmsg, rproc-serial, scsi, vsock, fs)",
+      );
+      expect(verdicts(run.report)).to.deep.equal({
+        'proto.features.protocol-bit': 'pass',
+        'vring.blk.read-write': 'skip',
+      });
+      expectClean(run);
+    } finally {
+      await stop();
+    }
+  });
+});
+
+describe('cli: colours, and --help', function () {
+  this.timeout(60_000);
+  const grep = ['--grep', 'caps\\.exit', fixture('vhu-reference')];
+  const noColorEnv = { FORCE_COLOR: undefined, NO_COLOR: undefined };
+
+  it('FORCE_COLOR colours into a pipe; FORCE_COLOR=0 and --no-color do not', async () => {
+    const forced = await runCli(grep, { env: { ...noColorEnv, FORCE_COLOR: '1' } });
+    expect(forced.exitCode, forced.stderr).to.equal(0);
+    expect(forced.stdout).to.contain('\n\x1b[32mPASS\x1b[0m  MUST');
+    for (const [args, env] of [
+      [grep, { FORCE_COLOR: '0' }],
+      [['--no-color', ...grep], { FORCE_COLOR: '1' }],
+    ] as const) {
+      const plain = await runCli([...args], { env: { ...noColorEnv, ...env } });
+      expect(plain.exitCode, plain.stderr).to.equal(0);
+      expect(plain.stdout, JSON.stringify(env))
+        .to.match(/^PASS {2}MUST/m)
+        .and.not.contain('\x1b');
+    }
+  });
+
+  it('on a terminal: colours, and none with NO_COLOR=1', async () => {
+    // script(1) gives the CLI a pseudo-terminal as stdout.
+    const runOnTerminal = async (env: Record<string, string | undefined>) => {
+      const reports = await dir({ prefix: 'vhu-selftest-tty-', unsafeCleanup: true });
+      try {
+        const command = [process.execPath, CLI, '--reports', reports.path, ...grep];
+        const run = await execa('script', ['-qec', command.map((a) => `'${a}'`).join(' '), '/dev/null'], {
+          env: { ...noColorEnv, ...env },
+          reject: false,
+        });
+        expect(run.exitCode, String(run.stdout)).to.equal(0);
+        return String(run.stdout);
+      } finally {
+        await reports.cleanup();
+      }
+    };
+    expect(await runOnTerminal({})).to.contain('\x1b[32mPASS\x1b[0m  MUST');
+    const plain = await runOnTerminal({ NO_COLOR: '1' });
+    expect(plain)
+      .to.match(/^PASS {2}MUST/m)
+      .and.not.contain('\x1b[');
+  });
+
+  it('--help lists examples, the exit statuses and the colour variables, and exits 0', async () => {
+    const run = await runCli(['--help']);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stdout).to.match(/^Examples:\n {2}vhu-conform /m);
+    expect(run.stdout).to.contain('vhu-conform --connect /run/blk.sock --type block');
+    for (const status of [0, 1, 2, 130, 143])
+      expect(run.stdout).to.match(new RegExp(`^  ${status} +\\S`, 'm'));
+    expect(run.stdout)
+      .to.match(/^ {2}NO_COLOR=1 /m)
+      .and.match(/^ {2}FORCE_COLOR=1 /m);
+    expect(run.stdout).to.contain('--timeout <ms>').and.contain('(100 to 600000)');
   });
 });

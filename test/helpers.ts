@@ -1,6 +1,6 @@
 /** Running the CLI as a user would, in a sandbox of its own temp folder, and finding what it left behind. */
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -20,6 +20,8 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   report: RunResult | undefined;
+  /** The text of the JUnit report in the --reports folder, when the run wrote one there. */
+  junit: string | undefined;
   /** What the run left in the TMPDIR it was given (which is then removed): empty when it cleaned up. */
   tempLeft: string[];
   /** Unix sockets still bound to a path in that TMPDIR (/proc/net/unix) when the run ended. */
@@ -88,6 +90,12 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     } catch {
       report = undefined;
     }
+    let junit: string | undefined;
+    try {
+      junit = readFileSync(path.join(reports.path, 'junit.xml'), 'utf8');
+    } catch {
+      junit = undefined;
+    }
     const pngs: Record<string, Buffer> = {};
     for (const name of readdirSync(reports.path).filter((n) => n.endsWith('.png')))
       pngs[path.join(reports.path, name)] = readFileSync(path.join(reports.path, name));
@@ -98,6 +106,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       stdout: String(result.stdout),
       stderr: String(result.stderr),
       report,
+      junit,
       tempLeft: readdirSync(tmp.path),
       socketsLeft: boundSocketsUnder(tmp.path),
       marker,
@@ -194,4 +203,25 @@ export async function awaitListening(
     await stop();
     throw err;
   }
+}
+
+/** The schema: `<clone>/../shared/junit/junit-10.xsd` in CI; from a worktree, a folder further up. */
+function findXsd(): string {
+  const tried: string[] = [];
+  for (let dir = path.dirname(ROOT); ; dir = path.dirname(dir)) {
+    const xsd = path.join(dir, 'shared/junit/junit-10.xsd');
+    tried.push(xsd);
+    if (existsSync(xsd)) return xsd;
+    if (dir === path.dirname(dir))
+      throw new Error(`junit-10.xsd not found (Jenkins' xUnit schema, tried ${tried.join(', ')})`);
+  }
+}
+
+/** xmllint's findings on `xml` against junit-10.xsd; empty when valid. */
+export async function xmllintErrors(xml: string): Promise<string> {
+  const xsd = findXsd();
+  const lint = await execa('xmllint', ['--noout', '--schema', xsd, '-'], { input: xml, reject: false });
+  if ((lint as { code?: string }).code === 'ENOENT')
+    throw new Error('xmllint not found: install Debian package libxml2-utils (.ci/install-backends does)');
+  return lint.exitCode === 0 ? '' : String(lint.stderr);
 }

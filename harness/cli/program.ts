@@ -8,12 +8,21 @@ import { UsageError, VhuError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
 import { loadCase } from '../fuzz/case.js';
 import { adoptOrphans, killAllBackends } from '../process/backend.js';
-import { ConsoleReporter, printable } from '../runner/console.js';
+import type { Check } from '../runner/check.js';
+import { ConsoleReporter, colorWanted, printable } from '../runner/console.js';
 import { writeJsonReport } from '../runner/report-json.js';
 import { writeJunitReport } from '../runner/report-junit.js';
-import { DEFAULT_TIMEOUT_MS, runConformance, selectChecks } from '../runner/run.js';
-import type { RunResult } from '../runner/types.js';
+import {
+  DEFAULT_TIMEOUT_MS,
+  FRONTEND_AREAS,
+  runConformance,
+  selectChecks,
+  TIMEOUT_BOUNDS_MS,
+} from '../runner/run.js';
+import { failsRun, type RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
+import { BACKEND_TYPES } from '../schemas/vhost-user.js';
+import { expectWritableDir, expectWritableFile } from '../util/fs.js';
 import { EXIT } from './exit.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
@@ -48,10 +57,11 @@ interface CliOptions {
   fuzz?: number;
 }
 
-function positiveInt(value: string): number {
+function timeoutMs(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new InvalidArgumentError('expected a positive whole number of milliseconds');
+  const { min, max } = TIMEOUT_BOUNDS_MS;
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new InvalidArgumentError(`expected a whole number of milliseconds from ${min} to ${max}`);
   return n;
 }
 
@@ -106,7 +116,11 @@ function program(): Command {
     .version(VERSION)
     .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
     .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
-    .option('--type <device>', 'device type (default: what --print-capabilities reports)')
+    .addOption(
+      new Option('--type <device>', 'device type (default: what --print-capabilities reports)').choices(
+        BACKEND_TYPES,
+      ),
+    )
     .option('--connect <socket>', 'attach to a back-end someone else started: protocol checks only')
     .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
     .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
@@ -115,8 +129,8 @@ function program(): Command {
     .option('--grep <pattern>', 'run only checks whose id, title or area matches (regular expression)')
     .option(
       '--timeout <ms>',
-      'deadline for each wait: socket, reply, exit after SIGTERM',
-      positiveInt,
+      `deadline for each wait: socket, reply, exit after SIGTERM (${TIMEOUT_BOUNDS_MS.min} to ${TIMEOUT_BOUNDS_MS.max})`,
+      timeoutMs,
       DEFAULT_TIMEOUT_MS,
     )
     .option(
@@ -142,9 +156,70 @@ function program(): Command {
       ),
     )
     .option('--verbose', 'print every message, and the back-end stderr of each check')
-    .option('--no-color', 'no ANSI colors even on a terminal')
+    .option('--no-color', 'no ANSI colors even on a terminal or with FORCE_COLOR')
+    .addHelpText('after', HELP_AFTER)
     .showHelpAfterError()
     .exitOverride();
+}
+
+const HELP_AFTER = `
+Examples:
+  vhu-conform                                   check the bundled reference back-end
+  vhu-conform /usr/lib/qemu/vhost-user-gpu      check a back-end binary; reports in ./reports
+  vhu-conform /usr/lib/qemu/virtiofsd -- -o source=/srv/share
+                                                the same, passing arguments to every launch
+  vhu-conform --connect /run/blk.sock --type block
+                                                attach to a back-end someone else started
+  vhu-conform --list --grep sigterm             list the checks whose id, title or area matches
+  vhu-conform --grep '^conv\\.' --strict --junit out/junit.xml
+                                                some checks, SHOULD failures failing the run too
+  vhu-conform replay reports/fuzz-robust.fuzz-seed5.json /path/to/backend
+                                                send a saved fuzz case again
+
+Exit status:
+  ${EXIT.ok}    no MUST check failed or timed out (with --strict: no SHOULD check either)
+  ${EXIT.mustFailed}    a MUST check failed or timed out (with --strict: or a SHOULD check)
+  ${EXIT.usageOrHarness}    usage error (bad option, missing binary, nothing at --connect, unwritable report
+       path) or a harness fault; the cause is on stderr
+  ${EXIT.interrupted}  interrupted (SIGINT); every process, socket and temp folder of the run removed first
+  ${EXIT.terminated}  stopped by SIGTERM; cleaned up as for SIGINT
+
+Environment:
+  NO_COLOR=1           no colors even on a terminal
+  FORCE_COLOR=1        colors even when stdout is not a terminal (FORCE_COLOR=0: none); wins over NO_COLOR
+  VHU_DESCRIPTOR_DIRS  descriptor folders, as --descriptor-dirs
+`;
+
+/**
+ * The checks that drive a device and so need its type; without --type in attach mode they are skipped. The
+ * traffic areas, and the robustness checks that malform data-plane requests.
+ */
+function needsDeviceType(check: Check): boolean {
+  return FRONTEND_AREAS.includes(check.area) || check.id.startsWith('robust.data.');
+}
+
+/**
+ * The report files, and the folder checks save files to, checked writable before the run: a run whose
+ * results would be lost is not started. The folder is checked when a report goes there or it was named.
+ */
+async function reportPaths(
+  opts: CliOptions,
+  reportsNamed: boolean,
+): Promise<{ junit: string; json: string }> {
+  const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
+  const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  const targets: Array<[string, string, (p: string) => Promise<void>]> = [
+    ['--junit', junit, expectWritableFile],
+    ['--json', json, expectWritableFile],
+  ];
+  if (reportsNamed || opts.junit === undefined || opts.json === undefined)
+    targets.unshift(['--reports', path.resolve(opts.reports), expectWritableDir]);
+  for (const [option, file, expectWritable] of targets) {
+    await expectWritable(file).catch((err: Error) => {
+      throw new UsageError(`${option} ${file}: cannot write there: ${err.message}`);
+    });
+  }
+  return { junit, json };
 }
 
 function listChecks(grep: string | undefined): void {
@@ -183,7 +258,7 @@ function discover(dirs: string[]): void {
 
 export function exitCodeFor(result: RunResult, strict: boolean): number {
   if (result.summary.errors > 0) return EXIT.usageOrHarness;
-  if (result.summary.mustFailed > 0 || (strict && result.summary.shouldFailed > 0)) return EXIT.mustFailed;
+  if (result.checks.some((c) => failsRun(c, strict))) return EXIT.mustFailed;
   return EXIT.ok;
 }
 
@@ -226,11 +301,12 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   // From here on a signal also ends the back-ends launched (main.ts aborts the run and calls this).
   interrupt.onStop = killAllBackends;
 
-  const color = opts.color !== false && process.stdout.isTTY === true;
+  const color = colorWanted(opts.color !== false, process.stdout.isTTY === true, process.env);
   const reporter = new ConsoleReporter({ out: process.stdout, color, verbose: opts.verbose ?? false });
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
+  const { junit, json } = await reportPaths(opts, cmd.getOptionValueSource('reports') !== 'default');
   const replay =
     replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
   const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
@@ -250,12 +326,23 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     },
     descriptorDirs,
     reportsDir: opts.reports,
-    onStart: (backend, count) => reporter.start(backend, count),
+    strict: opts.strict ?? false,
+    onStart: (backend, count) => {
+      reporter.start(backend, count);
+      const untyped = selectChecks(allChecks, grep).filter(needsDeviceType);
+      if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
+      const groups = new Set(
+        untyped.map((c) =>
+          FRONTEND_AREAS.includes(c.area) ? c.area : `${c.id.split('.').slice(0, 2).join('.')}.*`,
+        ),
+      );
+      reporter.note(
+        `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
+      );
+    },
     onCheck: (check) => reporter.check(check),
     signal: controller.signal,
   });
-  const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
-  const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
   for (const [file, write] of [
     [junit, writeJunitReport],
     [json, writeJsonReport],

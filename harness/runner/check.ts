@@ -39,6 +39,14 @@ export interface FuzzSettings {
   replay?: { file: string; fuzzCase: FuzzCase };
 }
 
+/** The seed of a run that names none: the same sequences every run, so that verdicts repeat. */
+export const DEFAULT_FUZZ_SEED = 5;
+
+/** The seed a run draws its sequences from: the one given; without one, a fresh one for a --fuzz search, else the default. */
+export function fuzzSeed(settings: FuzzSettings | undefined): number {
+  return settings?.seed ?? (settings?.seconds !== undefined ? Date.now() % 0x7fff_ffff : DEFAULT_FUZZ_SEED);
+}
+
 export interface CheckContext {
   target: Target;
   /** The deadline for each wait: socket to appear, reply, exit after SIGTERM. */

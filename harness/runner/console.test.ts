@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
-import { ConsoleReporter, printable } from './console.js';
+import { ConsoleReporter, colorWanted, printable } from './console.js';
 import { checkResult, runResult } from './testing.js';
 import { type CheckResult, frontendMatrix, type RunResult } from './types.js';
 
@@ -130,5 +130,49 @@ describe('console reporter', () => {
     expect(text).to.match(/^FAIL\s+MUST\s+vring\.x@dpdk\s/m);
     expect(text).to.match(/^check\s+qemu\s+dpdk\s*$/m);
     expect(text).to.match(/^vring\.x\s+pass\s+fail\s*$/m);
+  });
+});
+
+describe('colorWanted', () => {
+  const tty = true;
+  const pipe = false;
+
+  it('colours on a terminal only, with no variable set', () => {
+    expect(colorWanted(true, tty, {})).to.equal(true);
+    expect(colorWanted(true, pipe, {})).to.equal(false);
+  });
+
+  it('NO_COLOR (any non-empty value) means no colours even on a terminal; empty means unset', () => {
+    expect(colorWanted(true, tty, { NO_COLOR: '1' })).to.equal(false);
+    expect(colorWanted(true, tty, { NO_COLOR: 'yes please' })).to.equal(false);
+    expect(colorWanted(true, tty, { NO_COLOR: '' })).to.equal(true);
+  });
+
+  it('FORCE_COLOR colours into a pipe, over NO_COLOR as in Node; 0 or false means none even on a terminal', () => {
+    for (const value of ['1', '2', '3', 'true', ''])
+      expect(colorWanted(true, pipe, { FORCE_COLOR: value }), value).to.equal(true);
+    expect(colorWanted(true, pipe, { FORCE_COLOR: '1', NO_COLOR: '1' })).to.equal(true);
+    for (const value of ['0', 'false', 'FALSE'])
+      expect(colorWanted(true, tty, { FORCE_COLOR: value }), value).to.equal(false);
+  });
+
+  it('--no-color wins over everything', () => {
+    expect(colorWanted(false, tty, {})).to.equal(false);
+    expect(colorWanted(false, pipe, { FORCE_COLOR: '1' })).to.equal(false);
+  });
+});
+
+describe('ConsoleReporter.note', () => {
+  it('prints a note line, escaping control characters, coloured only when asked', () => {
+    for (const color of [false, true]) {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (chunk: Buffer) => chunks.push(chunk));
+      new ConsoleReporter({ out, color }).note('skip \x1b[2J this');
+      const text = Buffer.concat(chunks).toString('utf8');
+      expect(text).to.equal(
+        color ? '\x1b[33mnote:\x1b[0m skip \\x1b[2J this\n' : 'note: skip \\x1b[2J this\n',
+      );
+    }
   });
 });

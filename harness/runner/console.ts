@@ -12,6 +12,23 @@ export function printable(text: string): string {
   return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * Whether the console reporter colours its output: never with --no-color (`flag` false); else as FORCE_COLOR
+ * says when it is set (any value but `0` or `false`: colours even into a pipe), as Node's own output does,
+ * over NO_COLOR; else none when NO_COLOR is set and not empty (https://no-color.org); else on a terminal only.
+ */
+export function colorWanted(
+  flag: boolean,
+  isTTY: boolean,
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  if (!flag) return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false';
+  if (env.NO_COLOR) return false;
+  return isTTY;
+}
+
 const SGR = {
   red: '31',
   green: '32',
@@ -68,6 +85,11 @@ export class ConsoleReporter {
     this.#line(
       `${this.#paint('bold', 'vhu-conform')}: ${printable(command)} (type: ${printable(type)}), ${checks}`,
     );
+  }
+
+  /** A line the user should read before the checks run (what the run cannot do, and how to change that). */
+  note(text: string): void {
+    this.#line(`${this.#paint('yellow', 'note:')} ${printable(text)}`);
   }
 
   check(result: CheckResult): void {

@@ -3,15 +3,40 @@ import { dirname } from 'node:path';
 import { ensureDir } from '../util/fs.js';
 import type { CheckResult, RunResult } from './types.js';
 
+/** The name of the report.json format, and its version: raised when a field changes meaning or goes. */
+export const REPORT_FORMAT = 'vhu-conform-report';
+export const REPORT_FORMAT_VERSION = 1;
+
+/** What report.json holds: the format's name and version, then the run result (harness/schemas/report.schema.json). */
+export interface JsonReport extends RunResult {
+  format: typeof REPORT_FORMAT;
+  formatVersion: typeof REPORT_FORMAT_VERSION;
+}
+
 /**
- * The JSON report: exactly the fields of the {@link RunResult}, pretty-printed with two spaces and a trailing
- * newline. Fields are picked one by one so that nothing else a caller hangs on the objects leaks into the file.
+ * The JSON report: the format's name and version, then exactly the fields of the {@link RunResult},
+ * pretty-printed with two spaces and a trailing newline. Fields are picked one by one so that nothing else a
+ * caller hangs on the objects leaks into the file.
  */
 export function toJson(result: RunResult): string {
-  const { tool, startedAt, backend, summary } = result;
-  const report: RunResult = {
+  const { tool, startedAt, options, backend, summary } = result;
+  const report: JsonReport = {
+    format: REPORT_FORMAT,
+    formatVersion: REPORT_FORMAT_VERSION,
     tool: { name: tool.name, version: tool.version },
     startedAt,
+    options: {
+      type: options.type,
+      grep: options.grep,
+      timeoutMs: options.timeoutMs,
+      frontend: options.frontend,
+      strict: options.strict,
+      seed: options.seed,
+      fuzzSeconds: options.fuzzSeconds,
+      replay: options.replay,
+      descriptorDirs: [...options.descriptorDirs],
+    },
+    interrupted: result.interrupted,
     backend: {
       binary: backend.binary,
       ...(backend.connect === undefined ? {} : { connect: backend.connect }),

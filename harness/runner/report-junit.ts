@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import junit, { type Builder, type TestCase, type TestSuite } from 'junit-report-builder';
 import { ensureDir } from '../util/fs.js';
-import type { CheckResult, RunResult } from './types.js';
+import { type CheckResult, failsRun, type RunResult } from './types.js';
 
 // The typings declare `export default`, but the CommonJS entry Node loads assigns the builder to
 // module.exports, so the default import is the builder itself; accept either shape.
@@ -28,9 +28,12 @@ function seconds(ms: number): number {
 }
 
 /**
- * The JUnit XML report: one `<testsuite>` per area, in the order areas first appear, one `<testcase>` per check.
- * FAIL and TIMEOUT are `<failure>`, ERROR is `<error>`, SKIP is `<skipped>`; the check's stderr tail is the
- * testcase's `<system-err>`.
+ * The JUnit XML report, valid against Jenkins' xUnit schema (junit-10.xsd): one `<testsuite>` per area, in the
+ * order areas first appear, one `<testcase>` per check. A verdict that fails the run ({@link failsRun}) is a
+ * `<failure>`, so that CI and the exit status agree: a SHOULD (or INFO) check that failed or timed out is a
+ * passed testcase whose `<system-out>` says `SHOULD not met: ...` unless the run was strict. ERROR is
+ * `<error>`, SKIP is `<skipped>`. The schema allows no `<properties>` in a testcase: each testcase's
+ * severity and spec anchor head its `<system-out>`; its stderr tail is its `<system-err>`.
  */
 export function toJunitXml(result: RunResult): string {
   const builder = rootBuilder.newBuilder().name('vhu-conform');
@@ -42,10 +45,11 @@ export function toJunitXml(result: RunResult): string {
       suites.set(check.area, entry);
     }
     entry.ms += check.durationMs;
-    addTestCase(entry.suite, check);
+    addTestCase(entry.suite, check, result.options.strict);
   }
   for (const { suite, ms } of suites.values()) suite.time(seconds(ms));
-  return `${builder.build()}\n`;
+  // The library counts skips on <testsuites> too, an attribute junit-10.xsd does not allow there.
+  return `${builder.build().replace(/^(<testsuites\b[^>]*?) skipped="\d+"/m, '$1')}\n`;
 }
 
 function newSuite(builder: Builder, area: string, result: RunResult): TestSuite {
@@ -58,32 +62,26 @@ function newSuite(builder: Builder, area: string, result: RunResult): TestSuite 
     .property('backend.binary', xmlSafe(backend.binary ?? ''))
     .property('backend.connect', xmlSafe(backend.connect ?? ''))
     .property('backend.args', xmlSafe(backend.args.join(' ')))
-    .property('backend.type', xmlSafe(backend.type ?? ''));
+    .property('backend.type', xmlSafe(backend.type ?? ''))
+    .property('strict', String(result.options.strict))
+    .property('interrupted', String(result.interrupted));
 }
 
-function addTestCase(suite: TestSuite, check: CheckResult): void {
+function addTestCase(suite: TestSuite, check: CheckResult, strict: boolean): void {
   const message = xmlSafe(check.message);
   const testCase = suite
     .testCase()
     .className(xmlSafe(`vhu-conform.${check.area}`))
     .name(xmlSafe(`${check.id}${check.frontend === undefined ? '' : `@${check.frontend}`} ${check.title}`))
-    .time(seconds(check.durationMs))
-    .property('severity', check.severity)
-    .property('spec', xmlSafe(check.spec));
-  switch (check.verdict) {
-    case 'fail':
-    case 'timeout':
-      testCase.failure(`[${check.severity}] ${message}`, check.verdict);
-      break;
-    case 'error':
-      testCase.error(`[${check.severity}] ${message}`, check.verdict);
-      break;
-    case 'skip':
-      testCase.skipped();
-      break;
-    case 'pass':
-      break;
-  }
+    .time(seconds(check.durationMs));
+  const failing = failsRun(check, strict);
+  if (failing) testCase.failure(`[${check.severity}] ${message}`, check.verdict);
+  else if (check.verdict === 'error') testCase.error(`[${check.severity}] ${message}`, check.verdict);
+  else if (check.verdict === 'skip') testCase.skipped();
+  const out = [`severity: ${check.severity}`, `spec: ${xmlSafe(check.spec)}`];
+  if (check.verdict === 'pass' && message !== '') out.push(message);
+  else if (!failing && (check.verdict === 'fail' || check.verdict === 'timeout'))
+    out.push(`${check.severity} not met${check.verdict === 'timeout' ? ' (timed out)' : ''}: ${message}`);
   // The library writes bodies and <system-err> as CDATA and splits only the first `]]>`, so a second one in
   // back-end output would end the section and inject markup; those parts are added as escaped text instead,
   // together with the skip reason, which its skipped() cannot take.
@@ -92,9 +90,10 @@ function addTestCase(suite: TestSuite, check: CheckResult): void {
     const element = build(parent);
     if (message !== '') {
       if (check.verdict === 'skip') childElement(element, 'skipped')?.att('message', message);
-      else if (check.verdict === 'pass') element.ele('system-out', {}, message);
-      else childElement(element, check.verdict === 'error' ? 'error' : 'failure')?.txt(message);
+      else if (failing || check.verdict === 'error')
+        childElement(element, failing ? 'failure' : 'error')?.txt(message);
     }
+    element.ele('system-out', {}, out.join('\n'));
     if (check.stderrTail) element.ele('system-err', {}, xmlSafe(check.stderrTail));
     return element;
   };

@@ -7,16 +7,19 @@ import path from 'node:path';
 import Mocha from 'mocha';
 import { BackendError, ProtocolError, SkipError, TimeoutError, UsageError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES, profileNamed } from '../frontend/profiles.js';
+import { expectListening } from '../process/attach.js';
 import { sweepOrphans } from '../process/backend.js';
 import { probeCapabilities } from '../process/capabilities.js';
 import { Scope } from '../process/scope.js';
+import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { withDeadline } from '../util/deadline.js';
-import { type Check, type FuzzSettings, makeContext, type Target } from './check.js';
+import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
 import {
   type BackendInfo,
   type CheckResult,
   frontendMatrix,
   type RunResult,
+  type RunSettings,
   summarize,
   type Verdict,
 } from './types.js';
@@ -48,9 +51,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Generated sequences: --seed, --fuzz, or a case to replay (see Target.fuzz). */
   fuzz?: FuzzSettings;
+  /** SHOULD failures fail the run too: recorded in the result, whose JUnit report judges by it. */
+  strict?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
+/** The deadline per wait may be no shorter (nothing answers that fast on a busy machine) and no longer. */
+export const TIMEOUT_BOUNDS_MS = { min: 100, max: 600_000 } as const;
 
 /** The areas whose checks start devices through a front-end profile. */
 export const FRONTEND_AREAS: readonly string[] = ['vring', 'net', 'fs', 'gpu'];
@@ -105,8 +112,11 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   if (options.connect === undefined && options.binary === undefined) {
     throw new UsageError('name a back-end binary or --connect to a socket');
   }
+  checkSettings(options, timeoutMs);
   const connect = options.connect ?? null;
+  if (connect !== null) await expectListening(connect);
   const binary = connect === null ? resolveBinary(options.binary!) : '';
+  const fuzz: FuzzSettings = { ...options.fuzz, seed: fuzzSeed(options.fuzz) };
   const extraArgs = options.extraArgs ?? [];
   const selected = selectChecks(options.checks, options.grep);
   const frontend = options.frontend ?? DEFAULT_PROFILE;
@@ -128,7 +138,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     backendMemo: new Map(),
     reportsDir: path.resolve(options.reportsDir ?? 'reports'),
     frontend: profiles[0]!,
-    ...(options.fuzz ? { fuzz: options.fuzz } : {}),
+    fuzz,
   };
   // Each profile's checks share facts (memo) among themselves only.
   const targets = new Map(
@@ -204,6 +214,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   return {
     tool: { name: 'vhu-conform', version: VERSION },
     startedAt,
+    options: settingsOf(options, timeoutMs, frontend, fuzz),
+    interrupted: options.signal?.aborted ?? false,
     backend,
     summary: summarize(results, performance.now() - started),
     checks: results,
@@ -276,6 +288,40 @@ function describeError(err: unknown): string {
   if (verdictOf(err) === 'error')
     return `${err.name}: ${err.message}${err.stack ? `\n${err.stack.split('\n').slice(1, 4).join('\n')}` : ''}`;
   return err.message;
+}
+
+/** Settings runConformance refuses before anything runs: each would cost the run, not fail it. */
+function checkSettings(options: RunOptions, timeoutMs: number): void {
+  const { min, max } = TIMEOUT_BOUNDS_MS;
+  // Node's timers take at most 2^31-1 ms; a check's budget is several deadlines.
+  if (!Number.isInteger(timeoutMs) || timeoutMs < min || timeoutMs > max)
+    throw new UsageError(
+      `--timeout ${timeoutMs}: expected a whole number of milliseconds from ${min} to ${max}`,
+    );
+  if (options.type !== undefined && !(BACKEND_TYPES as readonly string[]).includes(options.type))
+    throw new UsageError(
+      `--type ${options.type}: not a device type of vhost-user.json (${BACKEND_TYPES.join(', ')})`,
+    );
+}
+
+/** The settings of the run as the reports record them. */
+function settingsOf(
+  options: RunOptions,
+  timeoutMs: number,
+  frontend: string,
+  fuzz: FuzzSettings,
+): RunSettings {
+  return {
+    type: options.type ?? null,
+    grep: options.grep ?? null,
+    timeoutMs,
+    frontend,
+    strict: options.strict ?? false,
+    seed: fuzz.seed!,
+    fuzzSeconds: fuzz.seconds ?? null,
+    replay: fuzz.replay?.file ?? null,
+    descriptorDirs: [...options.descriptorDirs],
+  };
 }
 
 /** Mocha prints nothing; the CLI's reporter speaks for the run. */

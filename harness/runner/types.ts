@@ -52,9 +52,33 @@ export interface Summary {
   durationMs: number;
 }
 
+/** The settings a run was made with, as given or as resolved (the seed), so that it can be made again. */
+export interface RunSettings {
+  /** `--type` as given; null: the type came from --print-capabilities (see `backend.type`). */
+  type: string | null;
+  /** `--grep` as given; null: every check. */
+  grep: string | null;
+  timeoutMs: number;
+  /** The front-end profile (`--frontend`), or `all`. */
+  frontend: string;
+  /** `--strict`: SHOULD failures fail the run too (exit status and JUnit). */
+  strict: boolean;
+  /** The seed of the generated sequences (robust.fuzz), given or drawn. */
+  seed: number;
+  /** `--fuzz`: the time budget of the generated sequences in seconds; null: the normal suite's. */
+  fuzzSeconds: number | null;
+  /** `vhu-conform replay`: the case file replayed; null otherwise. */
+  replay: string | null;
+  /** Descriptor folders searched, general to specific. */
+  descriptorDirs: string[];
+}
+
 export interface RunResult {
   tool: { name: string; version: string };
   startedAt: string;
+  options: RunSettings;
+  /** True when SIGINT or SIGTERM stopped the run: the checks not run are missing, the last ones skipped. */
+  interrupted: boolean;
   backend: BackendInfo;
   summary: Summary;
   checks: CheckResult[];
@@ -80,6 +104,15 @@ export function frontendMatrix(profiles: string[], checks: CheckResult[]): Front
     matrix.checks[c.id]![c.frontend] = c.verdict;
   }
   return matrix;
+}
+
+/**
+ * Whether a check's verdict fails the run (exit status 1, and a JUnit `<failure>`): a MUST check that failed
+ * or timed out; with `strict`, a SHOULD check too. A fact (INFO) never does.
+ */
+export function failsRun(check: CheckResult, strict: boolean): boolean {
+  if (check.verdict !== 'fail' && check.verdict !== 'timeout') return false;
+  return check.severity === 'MUST' || (strict && check.severity === 'SHOULD');
 }
 
 export function summarize(checks: CheckResult[], durationMs: number): Summary {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { capabilitiesSchema, capabilitiesStrictSchema, descriptorSchema } from './vhost-user.js';
 
@@ -29,3 +31,19 @@ export const validateCapabilities = validator(capabilitiesSchema);
 export const validateCapabilitiesStrict = validator(capabilitiesStrictSchema);
 /** Errors against VhostUserBackend (a descriptor file). */
 export const validateDescriptor = validator(descriptorSchema);
+
+/**
+ * The JSON Schema of report.json, shipped in the package as harness/schemas/report.schema.json (found from
+ * dist/harness/schemas/, where this module runs).
+ */
+export const REPORT_SCHEMA_FILE = fileURLToPath(
+  new URL('../../../harness/schemas/report.schema.json', import.meta.url),
+);
+
+let reportValidator: ((doc: unknown) => string[]) | undefined;
+
+/** Errors of a report.json document against {@link REPORT_SCHEMA_FILE}; empty when valid. */
+export function validateReport(doc: unknown): string[] {
+  reportValidator ??= validator(JSON.parse(readFileSync(REPORT_SCHEMA_FILE, 'utf8')) as object);
+  return reportValidator(doc);
+}

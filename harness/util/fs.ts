@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { access, constants, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -23,4 +23,25 @@ export async function ensureDir(dir: string): Promise<void> {
     await mkdir(d).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
+}
+
+/**
+ * Fails, with what stands in the way, unless `file` can be written: creates its folder, then opens the file
+ * for appending (which creates it when missing and truncates nothing) and removes it again if it was not
+ * there, so that a run that then fails to start leaves no empty report behind.
+ */
+export async function expectWritableFile(file: string): Promise<void> {
+  await ensureDir(path.dirname(file));
+  const existed = await stat(file).then(
+    () => true,
+    () => false,
+  );
+  await (await open(file, 'a')).close();
+  if (!existed) await rm(file, { force: true });
+}
+
+/** Fails, with what stands in the way, unless files can be made in `dir` (created when missing). */
+export async function expectWritableDir(dir: string): Promise<void> {
+  await ensureDir(dir);
+  await access(dir, constants.W_OK | constants.X_OK);
 }

@@ -13,6 +13,7 @@ import {
   type CheckContext,
   defineChecks,
   type FuzzSettings,
+  fuzzSeed,
   type Target,
 } from '../../harness/runner/check.js';
 import { ClosedError } from '../../harness/sys/fd-waiter.js';
@@ -24,8 +25,6 @@ import { freshSubject, outcomeAfter, releaseSubject } from './oracle.js';
  */
 const fuzzing = () => import('../../harness/fuzz/fuzz.js');
 
-/** The seed of a run that names none: the same sequences every run, so that verdicts repeat. */
-export const DEFAULT_SEED = 5;
 /**
  * Within the normal suite: this many sequences from the seed (a few seconds), so that a run's verdict does
  * not depend on how busy the machine is; at most DEFAULT_FUZZ_CAP_SECONDS all the same. `--fuzz` sets a
@@ -45,9 +44,8 @@ export function fuzzPlan(settings: FuzzSettings | undefined): {
 } {
   const seconds = settings?.seconds ?? DEFAULT_FUZZ_CAP_SECONDS;
   // A long --fuzz without --seed explores afresh; the seed is in the report either way.
-  const seed = settings?.seed ?? (settings?.seconds !== undefined ? Date.now() % 0x7fff_ffff : DEFAULT_SEED);
   return {
-    seed,
+    seed: fuzzSeed(settings),
     searchMs: seconds * 1000,
     shrinkMs: Math.max(15_000, (seconds * 1000) / 2),
     ...(settings?.seconds === undefined ? { sequences: DEFAULT_SEQUENCES } : {}),

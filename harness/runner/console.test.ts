@@ -118,6 +118,8 @@ describe('console reporter', () => {
     const checks = [
       checkResult('vring.x', 'pass', '', { frontend: 'qemu' }),
       checkResult('vring.x', 'fail', 'dropped', { frontend: 'dpdk' }),
+      checkResult('net.y', 'skip', 'a block device', { frontend: 'qemu' }),
+      checkResult('net.y', 'skip', 'a block device', { frontend: 'dpdk' }),
     ];
     const result = {
       ...runResult(checks),
@@ -130,6 +132,9 @@ describe('console reporter', () => {
     expect(text).to.match(/^FAIL\s+MUST\s+vring\.x@dpdk\s/m);
     expect(text).to.match(/^check\s+qemu\s+dpdk\s*$/m);
     expect(text).to.match(/^vring\.x\s+pass\s+fail\s*$/m);
+    // Skipped under every profile: not a row of the table, counted.
+    expect(text).not.to.match(/^net\.y\s/m);
+    expect(text).to.match(/^\(1 more check skipped under every profile, not shown\)$/m);
   });
 });
 

@@ -129,10 +129,23 @@ export class ConsoleReporter {
     for (const file of files) this.#line(`report: ${printable(file)}`);
   }
 
-  /** The profile x check table of `--frontend all`: one row per check, one column per profile. */
+  /**
+   * The profile x check table of `--frontend all`: one row per check, one column per profile. A check
+   * skipped under every profile (another device type's traffic, most often) says nothing a profile
+   * changes: counted in one line, not shown (report.json keeps its row).
+   */
   #matrix(matrix: FrontendMatrix): void {
-    const ids = Object.keys(matrix.checks);
-    if (!ids.length) return;
+    const all = Object.keys(matrix.checks);
+    const skippedEverywhere = (id: string) =>
+      matrix.profiles.every((p) => (matrix.checks[id]![p] ?? 'skip') === 'skip');
+    const ids = all.filter((id) => !skippedEverywhere(id));
+    const hidden = all.length - ids.length;
+    if (!all.length) return;
+    if (!ids.length) {
+      this.#line('');
+      this.#line(`profile table: all ${hidden} checks skipped under every profile`);
+      return;
+    }
     const width = Math.max(5, ...ids.map((id) => id.length));
     const columns = matrix.profiles.map((p) => Math.max(p.length, 7));
     this.#line('');
@@ -145,6 +158,10 @@ export class ConsoleReporter {
       });
       this.#line([printable(id).padEnd(width), ...cells].join('  '));
     }
+    if (hidden)
+      this.#line(
+        `(${hidden} more ${hidden === 1 ? 'check' : 'checks'} skipped under every profile, not shown)`,
+      );
   }
 
   #block(text: string, prefix = INDENT): void {

@@ -9,6 +9,7 @@ import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
 import { loadCase } from '../fuzz/case.js';
 import { adoptOrphans, killAllBackends } from '../process/backend.js';
 import type { Check } from '../runner/check.js';
+import { formatCheckList, LIST_FORMATS, type ListFormat } from '../runner/check-list.js';
 import { ConsoleReporter, colorWanted, printable } from '../runner/console.js';
 import { writeJsonReport } from '../runner/report-json.js';
 import { writeJunitReport } from '../runner/report-junit.js';
@@ -45,6 +46,7 @@ interface CliOptions {
   junit?: string;
   json?: string;
   list?: boolean;
+  format: ListFormat;
   grep?: string;
   timeout: number;
   strict?: boolean;
@@ -125,7 +127,12 @@ function program(): Command {
     .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
     .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
     .option('--json <file>', 'JSON report file (default: <reports>/report.json)')
-    .option('--list', 'print every check (id, severity, spec anchor, title) and exit')
+    .option('--list', 'print every check (id, severity, spec anchor, title, the rule it enforces) and exit')
+    .addOption(
+      new Option('--format <format>', 'with --list: text, or markdown (the README table)')
+        .choices(LIST_FORMATS)
+        .default('text'),
+    )
     .option('--grep <pattern>', 'run only checks whose id, title or area matches (regular expression)')
     .option(
       '--timeout <ms>',
@@ -222,15 +229,8 @@ async function reportPaths(
   return { junit, json };
 }
 
-function listChecks(grep: string | undefined): void {
-  const checks = selectChecks(allChecks, grep);
-  const width = Math.max(...checks.map((c) => c.id.length));
-  for (const c of checks) {
-    process.stdout.write(
-      `${c.id.padEnd(width)}  ${c.severity.padEnd(6)}  ${c.spec}\n${' '.repeat(width + 2)}${c.title}\n`,
-    );
-  }
-  process.stdout.write(`${checks.length} checks\n`);
+function listChecks(grep: string | undefined, format: ListFormat): void {
+  process.stdout.write(formatCheckList(selectChecks(allChecks, grep), format));
 }
 
 function discover(dirs: string[]): void {
@@ -288,7 +288,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     : descriptorDirsFromEnv();
 
   if (opts.list) {
-    listChecks(opts.grep);
+    listChecks(opts.grep, opts.format);
     return EXIT.ok;
   }
   if (opts.discover) {

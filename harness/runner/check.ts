@@ -70,6 +70,8 @@ export interface CheckContext {
 }
 
 export interface Check extends CheckInfo {
+  /** What the check does, in more words than its title: the README's table shows it (`--list --format markdown`). */
+  detail?: string;
   /**
    * Checks whose rule this one builds on: when one of them ran earlier in the run and failed (or was itself
    * skipped for this reason), this one is skipped naming it, so that one defect is reported once rather

@@ -11,6 +11,16 @@ export interface CheckInfo {
   severity: Severity;
   /** The spec anchor it enforces, e.g. `vhost-user.rst#backend-program-conventions`. */
   spec: string;
+  /**
+   * The normative sentence the check enforces, quoted, and where it stands (the document and version), e.g.
+   * `vhost-user.rst (QEMU 7.2), Backend program conventions: "..."`. Its word (must, should) is the severity.
+   */
+  rule?: string;
+  /**
+   * An interoperability check: what a real front-end or back-end does, not a sentence of the spec. Never a
+   * MUST; the report says so.
+   */
+  interop?: boolean;
   /** The area (JUnit testsuite), e.g. `conventions`. */
   area: string;
 }

@@ -44,6 +44,7 @@ export class Connection {
   private waiter: ((frame: DecodedFrame | Error) => void) | undefined;
   private failure: Error | undefined;
   private readonly log: string[] = [];
+  private explainEnd: (() => Promise<string | undefined>) | undefined;
   readonly closed: Promise<void>;
 
   private constructor(
@@ -64,6 +65,21 @@ export class Connection {
     return { connection: Connection.fromFd(fd, timeoutMs), fd };
   }
 
+  /**
+   * Who can say how the back-end went when the connection ends on its side (the launcher of the process, which
+   * sees its exit): `explain` resolves, within a few ms, to "it died (killed by SIGABRT; ...)", or undefined
+   * when the process lives on. The error the connection then gives says it, instead of "closed" alone.
+   */
+  explainEndWith(explain: () => Promise<string | undefined>): void {
+    this.explainEnd = explain;
+  }
+
+  /** `base` with what the explainer says of the back-end's end, if anything. */
+  private async ended(base: string): Promise<string> {
+    const words = await this.explainEnd?.().catch(() => undefined);
+    return words ? `${base}: ${words}` : base;
+  }
+
   private async readLoop(): Promise<void> {
     for (;;) {
       let message: Awaited<ReturnType<UnixChannel['receive']>>;
@@ -72,11 +88,16 @@ export class Connection {
       } catch (err) {
         if (err instanceof TimeoutError) continue;
         if (!(err instanceof ClosedError)) {
-          this.fail(new BackendError(`connection error: ${(err as Error).message}`, { cause: err }));
+          // A process that dies with bytes unread resets the connection (ECONNRESET).
+          const said = await this.ended(`connection error: ${(err as Error).message}`);
+          this.fail(new BackendError(said, { cause: err }));
         }
         break;
       }
-      if (!message) break;
+      if (!message) {
+        this.fail(new BackendError(await this.ended('the back-end closed the connection')));
+        break;
+      }
       if (message.truncated) {
         for (const fd of message.fds) closeFd(fd);
         this.fail(

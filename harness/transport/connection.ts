@@ -148,6 +148,11 @@ export class Connection {
     return true;
   }
 
+  /** Why the connection ended, once it has: "the back-end closed the connection: it died (...)". */
+  get endedWith(): string | undefined {
+    return this.failure?.message;
+  }
+
   private fail(err: Error): void {
     this.failure ??= err;
     if (this.waiter) {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame, encodeRequest } from '../protocol/encoder.js';
@@ -29,6 +30,8 @@ const READ_SLICE_MS = 60_000;
  */
 export const MAX_QUEUED_FRAMES = 256;
 export const MAX_QUEUED_FDS = 64;
+/** How long a failed send waits for the read loop to see the end of the connection (and say how it came). */
+const SEND_FAILURE_WAIT_MS = 250;
 /** The wire log keeps this many lines (recent() shows the last few): it must not grow with a long run. */
 const LOG_KEPT = 64;
 
@@ -177,7 +180,7 @@ export class Connection {
     } catch (err) {
       if (err instanceof TimeoutError)
         throw new TimeoutError(`the back-end to read ${name}`, this.replyTimeoutMs);
-      throw this.failure ?? new BackendError(`sending ${name}: ${(err as Error).message}`, { cause: err });
+      throw await this.sendFailure(name, err);
     }
   }
 
@@ -194,8 +197,17 @@ export class Connection {
       if (err instanceof RangeError) throw err;
       if (err instanceof TimeoutError)
         throw new TimeoutError(`the back-end to read ${what}`, this.replyTimeoutMs);
-      throw this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
+      throw await this.sendFailure(what, err);
     }
+  }
+
+  /**
+   * The error of a send that failed (EPIPE, ECONNRESET: the back-end is gone): what the read loop makes of the
+   * end, which says how the back-end went, once it has seen it (briefly awaited), else the errno.
+   */
+  private async sendFailure(what: string, err: unknown): Promise<Error> {
+    if (!this.failure) await Promise.race([this.closed, sleep(SEND_FAILURE_WAIT_MS)]);
+    return this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
   }
 
   /** Ends what we send (the back-end reads end of stream, maybe mid-message) and keeps reading. */

@@ -147,12 +147,12 @@ describe('robustness oracle', function () {
     const traceback = await afterBadInput(context('traceback')).catch((e: unknown) => e);
     expect(traceback).to.be.instanceOf(BackendError);
     expect((traceback as Error).message).to.equal(
-      'it crashed after SET_OWNER version 2: exit status 1 and a Python traceback on stderr: "Traceback (most recent call last):" ... "ValueError: bad version"',
+      'it crashed after SET_OWNER version 2: a Python traceback on stderr: "Traceback (most recent call last):" ... "ValueError: bad version"; exit status 1',
     );
     const panic = await afterBadInput(context('go-panic')).catch((e: unknown) => e);
     expect(panic).to.be.instanceOf(BackendError);
     expect((panic as Error).message).to.equal(
-      'it crashed after SET_OWNER version 2: exit status 2 and a Go panic on stderr: "panic: bad version"',
+      'it crashed after SET_OWNER version 2: a Go panic on stderr: "panic: bad version"; exit status 2',
     );
   });
 

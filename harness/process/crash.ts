@@ -143,7 +143,7 @@ export function lastStderrLine(stderr: string): string {
 export interface End {
   /** It died of it: a signal, or a crash signature on stderr (see CrashSignature.alone). */
   crashed: boolean;
-  /** "killed by SIGABRT; stderr: ..." / "exit status 1 and a Python traceback on stderr: ..." */
+  /** "killed by SIGABRT; stderr: ..." / "a Python traceback on stderr: ...; exit status 1" */
   how: string;
 }
 
@@ -157,7 +157,7 @@ export function judgeEnd(exit: ExitInfo, stderr: string): End {
   const signature = crashSignature(stderr, nonZero);
   if (exit.signal)
     return { crashed: true, how: `killed by ${exit.signal}; ${signature ?? lastStderrLine(stderr)}` };
-  if (signature) return { crashed: true, how: `exit status ${exit.code} and ${signature}` };
+  if (signature) return { crashed: true, how: `${signature}; exit status ${exit.code}` };
   return {
     crashed: false,
     how: nonZero ? `exit status ${exit.code}; ${lastStderrLine(stderr)}` : 'exit status 0',

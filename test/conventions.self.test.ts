@@ -148,6 +148,16 @@ function expectClean(run: CliRun): void {
   expect(tempLeftovers(run), 'temp files left').to.deep.equal([]);
 }
 
+/** The --grep (-g) mocha was given, if any: this file runs in mocha's own process. */
+function mochaGrep(): RegExp | undefined {
+  const argv = process.argv;
+  for (const [i, arg] of argv.entries()) {
+    const match = /^(?:--grep|-g)(?:=(.*))?$/.exec(arg);
+    if (match) return new RegExp(match[1] ?? argv[i + 1] ?? '');
+  }
+  return undefined;
+}
+
 /**
  * How many fixture runs go at once (VHU_SELFTEST_JOBS, default 3): most of a run is waiting on a back-end
  * (deadlines, quiet windows), so overlapping them divides the wall time on two cores.
@@ -178,26 +188,15 @@ describe('conventions suite against the fixtures', function () {
   const runs = new Map<string, Promise<CliRun>>();
   /** Each fs variant serves a folder of its own, so that runs at once do not see each other's trees. */
   const sharedOf = (wrapper: string) => path.join(tmp.path, `shared-${wrapper}`);
-  const runOf = (wrapper: string): Promise<CliRun> => {
-    const run = runs.get(wrapper);
-    if (!run) throw new Error(`${wrapper} was not scheduled`);
-    return run;
-  };
-
-  before(async () => {
-    tmp = await dir({ prefix: 'vhu-selftest-', unsafeCleanup: true });
-    dirs = await descriptorDirs(tmp.path, fixture('vhu-reference'));
-    const limit = limiter(JOBS);
-    const wrappers = [
-      'vhu-reference',
-      ...DEVICE_REFERENCES.map((d) => d.wrapper),
-      ...EXPECTED.map((e) => `vhu-flaw-${e.flaw}`),
-    ];
-    for (const wrapper of wrappers) {
-      await mkdir(sharedOf(wrapper));
-      const grep = checksOf(wrapper);
-      const robustness = grep !== NOT_ROBUSTNESS;
-      const run = limit(() =>
+  const limit = limiter(JOBS);
+  /** Starts (queued behind at most JOBS others) the run of `wrapper`, once. */
+  const schedule = async (wrapper: string): Promise<void> => {
+    if (runs.has(wrapper)) return;
+    const shared = sharedOf(wrapper);
+    const grep = checksOf(wrapper);
+    const robustness = grep !== NOT_ROBUSTNESS;
+    const run = mkdir(shared, { recursive: true }).then(() =>
+      limit(() =>
         runCli(
           [
             ...TIMEOUT,
@@ -205,15 +204,33 @@ describe('conventions suite against the fixtures', function () {
             dirs,
             ...(grep === undefined ? [] : ['--grep', grep]),
             fixture(wrapper),
-            ...deviceArgs(wrapper, sharedOf(wrapper)),
+            ...deviceArgs(wrapper, shared),
           ],
           robustness ? { limitMs: ROBUSTNESS_LIMIT_MS } : {},
         ),
-      );
-      // Awaited by its test; until then a failure must not count as unhandled.
-      run.catch(() => undefined);
-      runs.set(wrapper, run);
-    }
+      ),
+    );
+    // Awaited by its test; until then a failure must not count as unhandled.
+    run.catch(() => undefined);
+    runs.set(wrapper, run);
+  };
+  const runOf = async (wrapper: string): Promise<CliRun> => {
+    await schedule(wrapper);
+    return runs.get(wrapper)!;
+  };
+
+  before(async () => {
+    tmp = await dir({ prefix: 'vhu-selftest-', unsafeCleanup: true });
+    dirs = await descriptorDirs(tmp.path, fixture('vhu-reference'));
+    const wrappers = [
+      'vhu-reference',
+      ...DEVICE_REFERENCES.map((d) => d.wrapper),
+      ...EXPECTED.map((e) => `vhu-flaw-${e.flaw}`),
+    ];
+    // Every run starts now, so that they overlap; a run narrowed with --grep starts only those of the tests
+    // named after their wrapper that it runs (a test it runs that needs another starts that one itself).
+    const grep = mochaGrep();
+    for (const wrapper of wrappers) if (!grep || grep.test(`${wrapper} `)) await schedule(wrapper);
   });
   after(async () => {
     await Promise.allSettled(runs.values());

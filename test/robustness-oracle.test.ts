@@ -23,9 +23,10 @@ import {
 } from '../suites/robustness/oracle.js';
 
 /**
- * A vhost-user "back-end" in 40 lines of node:net: answers GET_FEATURES; on any other request does what
+ * A vhost-user "back-end" in 50 lines of node:net: answers GET_FEATURES; on any other request does what
  * --mode says (answer: ignores it; close; exit: exit status 3; abort; panic: a Rust panic message, status
- * 101; hang: stops reading).
+ * 101; traceback: a Python traceback, status 1; go-panic: a Go panic, status 2; clean-exit: one line saying
+ * why, status 1; hang: stops reading).
  */
 const FAKE = `#!/usr/bin/env node
 const net = require('node:net');
@@ -47,6 +48,18 @@ const server = net.createServer((socket) => {
           process.exit(101);
         }
         if (mode === 'hang') return socket.pause();
+        if (mode === 'traceback') {
+          process.stderr.write('Traceback (most recent call last):\\n  File "/opt/fake.py", line 9, in handle\\n    raise ValueError("bad version")\\nValueError: bad version\\n');
+          process.exit(1);
+        }
+        if (mode === 'go-panic') {
+          process.stderr.write('panic: bad version\\n\\ngoroutine 6 [running]:\\nmain.handle(...)\\n\\t/src/fake.go:9 +0x1d\\n');
+          process.exit(2);
+        }
+        if (mode === 'clean-exit') {
+          process.stderr.write('fake: invalid message, disconnecting\\n');
+          process.exit(1);
+        }
       }
       if (buffered.length < 12 + size) return;
       buffered = buffered.subarray(12 + size);
@@ -128,6 +141,46 @@ describe('robustness oracle', function () {
     expect(err).to.be.instanceOf(BackendError);
     expect((err as Error).message).to.match(
       /a Rust panic on stderr: "thread 'main' panicked at src\/main.rs/,
+    );
+  });
+
+  it('a back-end that dies of an uncaught error (a non-zero status, a traceback or panic on stderr): a failure quoting it', async () => {
+    const traceback = await afterBadInput(context('traceback')).catch((e: unknown) => e);
+    expect(traceback).to.be.instanceOf(BackendError);
+    expect((traceback as Error).message).to.equal(
+      'it crashed after SET_OWNER version 2: a Python traceback on stderr: "Traceback (most recent call last):" ... "ValueError: bad version"; exit status 1',
+    );
+    const panic = await afterBadInput(context('go-panic')).catch((e: unknown) => e);
+    expect(panic).to.be.instanceOf(BackendError);
+    expect((panic as Error).message).to.equal(
+      'it crashed after SET_OWNER version 2: a Go panic on stderr: "panic: bad version"; exit status 2',
+    );
+  });
+
+  it('a back-end that exits 1 with one line saying why: closed, allowed, and the fact says how it ended', async () => {
+    expect(await afterBadInput(context('clean-exit'))).to.equal('closed');
+    const fact = await tryInputs(context('clean-exit'), [
+      { input: 'a bad SET_OWNER', send: (s) => s.session.connection.sendRaw(BAD) },
+    ]);
+    expect(fact).to.equal(
+      '0 of 1 inputs answered; closed the connection after: a bad SET_OWNER. a bad SET_OWNER: it then ended: exit status 1; stderr: "fake: invalid message, disconnecting", no crash on stderr',
+    );
+  });
+
+  it('a connection to a launched back-end that dies says how it died, not only that it closed', async () => {
+    const ctx = context('abort');
+    const subject = await freshSubject(ctx);
+    await subject.session.connection.sendRaw(BAD).catch(() => undefined);
+    const err = await subject.session.connection.nextFrame('anything').catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.match(
+      /^the back-end closed the connection: it died \(killed by SIGABRT; (nothing on stderr|stderr: ".*")\)$/,
+    );
+    const exits = await freshSubject(context('clean-exit'));
+    await exits.session.connection.sendRaw(BAD).catch(() => undefined);
+    const exited = await exits.session.connection.nextFrame('anything').catch((e: unknown) => e);
+    expect((exited as Error).message).to.equal(
+      'the back-end closed the connection: it exited (exit status 1; stderr: "fake: invalid message, disconnecting")',
     );
   });
 

@@ -113,7 +113,8 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
     readonly kickFd: EventFd,
     readonly callFd: EventFd,
     /** Whether the connection is gone: a wait then ends at once instead of running into its deadline. */
-    private readonly disconnected: () => boolean = () => false,
+    /** Why the connection ended ("the back-end closed the connection: it died (...)"), once it has. */
+    private readonly disconnected: () => string | undefined = () => undefined,
   ) {}
 
   notify(): void {
@@ -155,10 +156,11 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
       if (used.length >= count) return { used, calls };
       const where = (): string =>
         `${used.length} came; ${this.queue.describePosition()}, ${calls} call${calls === 1 ? '' : 's'}`;
-      if (this.disconnected()) {
+      const ended = this.disconnected();
+      if (ended !== undefined) {
         this.#kept = used;
         throw new BackendError(
-          `the back-end closed the connection while ${count} used buffer${count === 1 ? ' was' : 's were'} awaited on vring ${this.index}: ${where()}`,
+          `${ended} while ${count} used buffer${count === 1 ? ' was' : 's were'} awaited on vring ${this.index}: ${where()}`,
         );
       }
       const left = end - performance.now();
@@ -197,19 +199,16 @@ export class FrontendDevice {
   readonly #rings = new Map<number, Vring<unknown, DriverQueue<unknown>>>();
   /** Where each ring starts: the SET_VRING_BASE value of its first start. */
   readonly #bases = new Map<number, number>();
-  #disconnected = false;
+  /** Why the connection ended, once it has (see Connection.endedWith). */
+  #disconnected: string | undefined;
 
   constructor(session: FrontendSession, scope: Scope, options: FrontendDeviceOptions = {}) {
     this.#session = session;
     this.#scope = scope;
-    session.connection.closed.then(
-      () => {
-        this.#disconnected = true;
-      },
-      () => {
-        this.#disconnected = true;
-      },
-    );
+    const ended = () => {
+      this.#disconnected = session.connection.endedWith ?? 'the back-end closed the connection';
+    };
+    session.connection.closed.then(ended, ended);
     const layout = options.layout ?? SKEWED_LAYOUT;
     this.memory = createTestMemory({
       layout,

@@ -2,19 +2,18 @@
  * Convention probes: the ways a management layer hands a back-end its socket, and the first exchange a
  * front-end makes. Checks compose these; each wait has the check's deadline.
  */
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { BackendError, errnoName, SkipError, SysError } from '../errors.js';
 import type { CheckContext } from '../runner/check.js';
 import { closeFd, connectUnix, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { pollUntil } from '../util/deadline.js';
-import type { BackendProcess, ExitInfo } from './backend.js';
+import type { BackendProcess } from './backend.js';
+import { describeExit, endAfterClose, endWords, lastStderrLine } from './crash.js';
 import { isListeningAt } from './procfs.js';
 
-export function describeExit(exit: ExitInfo | undefined | null): string {
-  if (!exit) return 'still running';
-  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
-}
+export { describeExit };
 
 /** First line of stderr, for messages, or a note that there was none. */
 export function stderrLine(backend: BackendProcess): string {
@@ -27,9 +26,24 @@ export async function socketPath(ctx: CheckContext, name = 'backend.sock'): Prom
   return path.join(await ctx.scope.tempDir('vhu-sock-'), name);
 }
 
+/** The ending of a back-end that is gone, for messages: its status or signal and the last line of its stderr. */
+function gone(backend: BackendProcess): string {
+  return `${describeExit(backend.exit)}; ${lastStderrLine(backend.stderrTail)}`;
+}
+
+/** Whether a socket file is at `socket` (a listening socket bound there may have been unlinked since). */
+function socketFileAt(socket: string): boolean {
+  try {
+    return lstatSync(socket).isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Waits until `backend` listens at `socket` (seen in /proc/net/unix, without connecting). A back-end that
- * exits first is a BackendError naming its status and stderr.
+ * Waits until `backend` listens at `socket`: a listening socket bound there (seen in /proc/net/unix, without
+ * connecting) and its file in place (a back-end that gives up removes it, and may still hold the socket for a
+ * moment). A back-end that exits first is a BackendError naming its status and the end of its stderr.
  */
 export async function waitListening(
   ctx: CheckContext,
@@ -38,11 +52,9 @@ export async function waitListening(
 ): Promise<number> {
   await pollUntil(
     () => {
-      if (isListeningAt(socket)) return true;
+      if (isListeningAt(socket) && socketFileAt(socket)) return true;
       if (!backend.alive) {
-        throw new BackendError(
-          `the back-end ended (${describeExit(backend.exit)}) before listening at ${socket}; ${stderrLine(backend)}`,
-        );
+        throw new BackendError(`the back-end ended (${gone(backend)}) before listening at ${socket}`);
       }
       return undefined;
     },
@@ -50,6 +62,39 @@ export async function waitListening(
     `a listening socket at ${socket}`,
   );
   return Math.round(performance.now() - backend.startedAt);
+}
+
+/**
+ * A connection to `backend` listening at `socket`, retried within the deadline; a back-end that ends first is a
+ * BackendError naming how. The connection says how the back-end went if it ends on its side.
+ */
+async function connectTo(ctx: CheckContext, backend: BackendProcess, socket: string) {
+  const fd = await pollUntil(
+    () => {
+      try {
+        return connectUnix(socket);
+      } catch (err) {
+        if (!backend.alive)
+          throw new BackendError(
+            `the back-end ended (${gone(backend)}) before it took a connection at ${socket}`,
+          );
+        throw err;
+      }
+    },
+    ctx.timeoutMs,
+    `a listening socket at ${socket}`,
+  );
+  const connection = Connection.fromFd(fd, ctx.timeoutMs);
+  explainEnd(connection, backend);
+  return { connection, fd };
+}
+
+/** Makes `connection` say how `backend` went when it closes on its side while the process ends. */
+function explainEnd(connection: Connection, backend: BackendProcess): void {
+  connection.explainEndWith(async () => {
+    const end = await endAfterClose(backend);
+    return end && endWords(end);
+  });
 }
 
 /** The memo key under which attach mode records that the back-end under test is gone, and why. */
@@ -123,7 +168,7 @@ export async function serveOnSocketPathAt(
 ): Promise<Served> {
   const backend = ctx.launch([`--socket-path=${socket}`, ...args]);
   const listenedAfterMs = await waitListening(ctx, backend, socket);
-  const { connection, fd } = await Connection.connect(socket, ctx.timeoutMs);
+  const { connection, fd } = await connectTo(ctx, backend, socket);
   ctx.scope.defer('front-end connection', () => connection.close());
   return { backend, socket, connection, fd, listenedAfterMs };
 }
@@ -153,6 +198,7 @@ export async function probeFd(ctx: CheckContext, form: FdForm, fdNumber: number)
       closeFd(theirs);
     }
     connection = Connection.fromFd(ours, ctx.timeoutMs);
+    explainEnd(connection, backend);
   } else {
     const socket = await socketPath(ctx);
     const listener = listenUnix(socket);
@@ -161,7 +207,7 @@ export async function probeFd(ctx: CheckContext, form: FdForm, fdNumber: number)
     } finally {
       closeFd(listener);
     }
-    connection = (await Connection.connect(socket, ctx.timeoutMs)).connection;
+    connection = (await connectTo(ctx, backend, socket)).connection;
   }
   ctx.scope.defer('front-end connection', () => connection.close());
   try {

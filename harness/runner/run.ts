@@ -13,6 +13,7 @@ import { probeCapabilities } from '../process/capabilities.js';
 import { Scope } from '../process/scope.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { withDeadline } from '../util/deadline.js';
+import { describeAssertion } from './assertion.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
 import {
   type BackendInfo,
@@ -282,9 +283,8 @@ function skipped(check: Check, message: string): CheckResult {
 
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  // chai appends "expected true to equal false" to our own words for boolean checks: noise in a report.
-  if (err.name === 'AssertionError')
-    return err.message.replace(/: expected (true|false) to equal (true|false)$/, '');
+  // A check's message in the harness's words, not chai's ("expected 0n to not equal 0n").
+  if (err.name === 'AssertionError') return describeAssertion(err);
   if (verdictOf(err) === 'error')
     return `${err.name}: ${err.message}${err.stack ? `\n${err.stack.split('\n').slice(1, 4).join('\n')}` : ''}`;
   return err.message;

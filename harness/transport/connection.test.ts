@@ -117,6 +117,26 @@ describe('transport/connection', () => {
     connection.close();
   });
 
+  it('says how the back-end went when whoever launched it can tell, in replies awaited and sends alike', async () => {
+    const { connection, backend } = pair();
+    connection.explainEndWith(async () => 'it died (killed by SIGABRT; nothing on stderr)');
+    const reply = connection.requestU64('GET_FEATURES');
+    await nextRequest(backend);
+    backend.close();
+    const said = 'the back-end closed the connection: it died (killed by SIGABRT; nothing on stderr)';
+    expect(((await reply.catch((e: unknown) => e)) as Error).message).to.equal(said);
+    expect(connection.endedWith).to.equal(said);
+    expect(((await connection.send('SET_OWNER').catch((e: unknown) => e)) as Error).message).to.equal(said);
+    connection.close();
+    // One that lives on: "closed" alone.
+    const other = pair();
+    other.connection.explainEndWith(async () => undefined);
+    other.backend.close();
+    await other.connection.closed;
+    expect(other.connection.endedWith).to.equal('the back-end closed the connection');
+    other.connection.close();
+  });
+
   it('refuses a header announcing a huge payload without waiting for it', async () => {
     const { connection, backend } = pair();
     const reply = connection.requestU64('GET_FEATURES');

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame, encodeRequest } from '../protocol/encoder.js';
@@ -29,6 +30,8 @@ const READ_SLICE_MS = 60_000;
  */
 export const MAX_QUEUED_FRAMES = 256;
 export const MAX_QUEUED_FDS = 64;
+/** How long a failed send waits for the read loop to see the end of the connection (and say how it came). */
+const SEND_FAILURE_WAIT_MS = 250;
 /** The wire log keeps this many lines (recent() shows the last few): it must not grow with a long run. */
 const LOG_KEPT = 64;
 
@@ -44,6 +47,7 @@ export class Connection {
   private waiter: ((frame: DecodedFrame | Error) => void) | undefined;
   private failure: Error | undefined;
   private readonly log: string[] = [];
+  private explainEnd: (() => Promise<string | undefined>) | undefined;
   readonly closed: Promise<void>;
 
   private constructor(
@@ -64,6 +68,21 @@ export class Connection {
     return { connection: Connection.fromFd(fd, timeoutMs), fd };
   }
 
+  /**
+   * Who can say how the back-end went when the connection ends on its side (the launcher of the process, which
+   * sees its exit): `explain` resolves, within a few ms, to "it died (killed by SIGABRT; ...)", or undefined
+   * when the process lives on. The error the connection then gives says it, instead of "closed" alone.
+   */
+  explainEndWith(explain: () => Promise<string | undefined>): void {
+    this.explainEnd = explain;
+  }
+
+  /** `base` with what the explainer says of the back-end's end, if anything. */
+  private async ended(base: string): Promise<string> {
+    const words = await this.explainEnd?.().catch(() => undefined);
+    return words ? `${base}: ${words}` : base;
+  }
+
   private async readLoop(): Promise<void> {
     for (;;) {
       let message: Awaited<ReturnType<UnixChannel['receive']>>;
@@ -72,11 +91,16 @@ export class Connection {
       } catch (err) {
         if (err instanceof TimeoutError) continue;
         if (!(err instanceof ClosedError)) {
-          this.fail(new BackendError(`connection error: ${(err as Error).message}`, { cause: err }));
+          // A process that dies with bytes unread resets the connection (ECONNRESET).
+          const said = await this.ended(`connection error: ${(err as Error).message}`);
+          this.fail(new BackendError(said, { cause: err }));
         }
         break;
       }
-      if (!message) break;
+      if (!message) {
+        this.fail(new BackendError(await this.ended('the back-end closed the connection')));
+        break;
+      }
       if (message.truncated) {
         for (const fd of message.fds) closeFd(fd);
         this.fail(
@@ -127,6 +151,11 @@ export class Connection {
     return true;
   }
 
+  /** Why the connection ended, once it has: "the back-end closed the connection: it died (...)". */
+  get endedWith(): string | undefined {
+    return this.failure?.message;
+  }
+
   private fail(err: Error): void {
     this.failure ??= err;
     if (this.waiter) {
@@ -151,7 +180,7 @@ export class Connection {
     } catch (err) {
       if (err instanceof TimeoutError)
         throw new TimeoutError(`the back-end to read ${name}`, this.replyTimeoutMs);
-      throw this.failure ?? new BackendError(`sending ${name}: ${(err as Error).message}`, { cause: err });
+      throw await this.sendFailure(name, err);
     }
   }
 
@@ -168,8 +197,17 @@ export class Connection {
       if (err instanceof RangeError) throw err;
       if (err instanceof TimeoutError)
         throw new TimeoutError(`the back-end to read ${what}`, this.replyTimeoutMs);
-      throw this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
+      throw await this.sendFailure(what, err);
     }
+  }
+
+  /**
+   * The error of a send that failed (EPIPE, ECONNRESET: the back-end is gone): what the read loop makes of the
+   * end, which says how the back-end went, once it has seen it (briefly awaited), else the errno.
+   */
+  private async sendFailure(what: string, err: unknown): Promise<Error> {
+    if (!this.failure) await Promise.race([this.closed, sleep(SEND_FAILURE_WAIT_MS)]);
+    return this.failure ?? new BackendError(`sending ${what}: ${(err as Error).message}`, { cause: err });
   }
 
   /** Ends what we send (the back-end reads end of stream, maybe mid-message) and keeps reading. */

@@ -1,5 +1,4 @@
 /** `--socket-path=PATH` and `--fd=FDNUM` (vhost-user.rst, Backend program conventions). */
-import { lstatSync } from 'node:fs';
 import { expect } from 'chai';
 import { SkipError, TimeoutError } from '../../harness/errors.js';
 import {
@@ -46,8 +45,9 @@ export const socketChecks = defineChecks('conventions', [
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`]);
+      // Listening means a listening socket bound at the path, its socket file in place (waitListening); a
+      // back-end that ends first fails, naming its exit status or signal and the end of its stderr.
       const afterMs = await waitListening(ctx, backend, socket);
-      expect(lstatSync(socket).isSocket(), `${socket} is not a socket file`).to.equal(true);
       return `listening after ${afterMs} ms`;
     },
   },

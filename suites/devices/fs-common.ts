@@ -249,9 +249,25 @@ export async function expectErrno(
   ).to.equal(errnoLabel(errno));
 }
 
+/**
+ * `read` of the tree the back-end serves, as the host sees it: a file the back-end removed or made unreadable
+ * is its doing, a BackendError naming it (and the errno), not a fault of the harness.
+ */
+export function onHost<T>(what: string, file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new BackendError(
+      `${what}: the host cannot read ${file} (${code}); the back-end removed or changed it`,
+    );
+  }
+}
+
 /** Where a FUSE attribute disagrees with lstat of the same file, or undefined. */
 export function attrDiff(attr: FuseAttrValue, file: string): string | undefined {
-  const st = fs.lstatSync(file, { bigint: true });
+  const st = onHost('lstat', file, () => fs.lstatSync(file, { bigint: true }));
   const fields: Array<[string, bigint | number, bigint | number]> = [
     ['ino', attr.ino, st.ino],
     ['size', attr.size, st.size],

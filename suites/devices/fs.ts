@@ -49,6 +49,7 @@ import {
   INNER,
   lookup,
   NEEDS_INIT,
+  onHost,
   openFs,
   openInitialized,
   quote,
@@ -140,7 +141,7 @@ async function readAll<P extends boolean>(
 /** The names READDIR must list (node:fs) against those it did, and each type and inode. */
 function expectListing(op: string, dir: string, entries: FuseDirent[]): string[] {
   const listed = entries.map((e) => e.name).filter((n) => n !== '.' && n !== '..');
-  const actual = fs.readdirSync(dir);
+  const actual = onHost(op, dir, () => fs.readdirSync(dir));
   const missing = actual.filter((n) => !listed.includes(n));
   const extra = listed.filter((n) => !actual.includes(n));
   if (missing.length || extra.length) {
@@ -156,7 +157,8 @@ function expectListing(op: string, dir: string, entries: FuseDirent[]): string[]
   }
   for (const e of entries) {
     if (e.name === '.' || e.name === '..') continue;
-    const st = fs.lstatSync(path.join(dir, e.name), { bigint: true });
+    const entry = path.join(dir, e.name);
+    const st = onHost(op, entry, () => fs.lstatSync(entry, { bigint: true }));
     expect(e.type, `${op}: the type of ${quote(e.name)}`).to.equal(direntType(Number(st.mode)));
     expect(e.ino, `${op}: the inode of ${quote(e.name)}`).to.equal(st.ino);
   }
@@ -294,7 +296,9 @@ export const fsChecks = defineChecks('fs', [
         const parts = name.split('/');
         let node = treeNode;
         for (const p of parts) node = (await lookup(fsd, node, p)).nodeid;
-        const expected = fs.readFileSync(path.join(tree.path, name));
+        const expected = onHost(`READ ${name}`, path.join(tree.path, name), () =>
+          fs.readFileSync(path.join(tree.path, name)),
+        );
         const fh = await open(fsd, node, O_RDONLY, `OPEN ${name}`);
         // 4 KiB pieces for small files, the driver's largest for big ones.
         const piece = expected.length > 16_384 ? FS_MAX_IO : 4096;
@@ -390,7 +394,7 @@ export const fsChecks = defineChecks('fs', [
         throw new BackendError(`FLUSH failed with errno ${errnoLabel(-flush.error)}`);
       }
       await release(fsd, entry.nodeid, fh, O_RDWR, `RELEASE ${name}`);
-      const onDisk = fs.readFileSync(file);
+      const onDisk = onHost('after the WRITEs', file, () => fs.readFileSync(file));
       const want = expected.subarray(0, end);
       if (!onDisk.equals(want)) {
         const at = onDisk.findIndex((b, i) => b !== want[i]);
@@ -414,7 +418,7 @@ export const fsChecks = defineChecks('fs', [
       const { fs: fsd, tree, treeNode } = await openInitialized(ctx);
       const name = 'resize.dat';
       const file = path.join(tree.path, name);
-      const original = fs.readFileSync(file);
+      const original = onHost('SETATTR', file, () => fs.readFileSync(file));
       const { nodeid } = await lookup(fsd, treeNode, name);
       const setattr = async (what: string, fields: Parameters<typeof FuseSetattrIn.encode>[0]) => {
         const body = await fsd.call(
@@ -432,11 +436,11 @@ export const fsChecks = defineChecks('fs', [
       };
       await setattr('size 1000', { valid: FattrValid.SIZE, size: 1000n });
       expect(
-        fs.readFileSync(file).equals(original.subarray(0, 1000)),
+        onHost('SETATTR size 1000', file, () => fs.readFileSync(file)).equals(original.subarray(0, 1000)),
         'the file after SETATTR size 1000',
       ).to.equal(true);
       await setattr('size 9000', { valid: FattrValid.SIZE, size: 9000n });
-      const grown = fs.readFileSync(file);
+      const grown = onHost('SETATTR size 9000', file, () => fs.readFileSync(file));
       expect(grown.length, 'the file after SETATTR size 9000').to.equal(9000);
       expect(
         grown.subarray(1000).every((b) => b === 0),
@@ -444,7 +448,10 @@ export const fsChecks = defineChecks('fs', [
       ).to.equal(true);
       const attr = await setattr('mode 0600', { valid: FattrValid.MODE, mode: S_IFREG | 0o600 });
       expect(attr.mode & 0o7777, 'the mode SETATTR answers').to.equal(0o600);
-      expect(fs.lstatSync(file).mode & 0o7777, 'the mode lstat sees').to.equal(0o600);
+      expect(
+        onHost('SETATTR mode', file, () => fs.lstatSync(file)).mode & 0o7777,
+        'the mode lstat sees',
+      ).to.equal(0o600);
       return `${name}: shrunk to 1000, grown to 9000 (zeros), chmod 0600; the answers and lstat agree`;
     },
   },
@@ -478,7 +485,7 @@ export const fsChecks = defineChecks('fs', [
         Errno.ENOENT,
         'UNLINK of a missing name',
       );
-      const left = fs.readdirSync(tree.path);
+      const left = onHost('the tree after UNLINK', tree.path, () => fs.readdirSync(tree.path));
       expect(left, 'the directory after UNLINK').to.have.members(
         [...tree.files.map((f) => f.name), SUBDIR].filter((n) => n !== name),
       );

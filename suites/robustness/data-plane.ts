@@ -45,6 +45,7 @@ import { attachDisplay } from '../devices/gpu.js';
 import { quietMs } from '../vring/common.js';
 import {
   crashReport,
+  exitNote,
   freshSubject,
   outcomeAfter,
   releaseSubject,
@@ -825,9 +826,10 @@ async function tryInput(
     if (report) throw new BackendError(`it crashed after ${input}: ${report}`);
     const later = outOfBounds(lane, before);
     if (later.length) throw outOfBoundsError(`a well-formed request after ${input}`, later);
+    const note = exitNote(subject);
     return {
       outcome,
-      line: `${input}: ${answer}${outcome === 'answered' ? `; ${after}` : answer.includes('closed') ? '' : '; then closed the connection'}`,
+      line: `${input}: ${answer}${outcome === 'answered' ? `; ${after}` : answer.includes('closed') ? '' : '; then closed the connection'}${note ? `; ${note}` : ''}`,
     };
   } finally {
     await releaseSubject(subject);

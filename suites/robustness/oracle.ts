@@ -1,18 +1,19 @@
 /**
  * The crash and hang oracle of the robustness checks (issue 5): after each bad input, a back-end must either
- * close the connection cleanly or answer the next valid request within the deadline. Dying of a signal (an
- * abort included), a sanitizer report or a Rust panic on stderr is a crash; neither answering nor closing is a
- * hang. Which of the two clean choices it made is reported, never judged.
+ * close the connection cleanly or answer the next valid request within the deadline. vhost-user.rst
+ * (Communication): "If *back-end* detects some error such as incompatible features, it may also close the
+ * connection." Closing is allowed; dying of the input is not closing the connection: a death by signal (an abort
+ * included), or an exit with a crash signature on stderr in any language (harness/process/crash.ts: a Python
+ * traceback, a Go or Rust panic, an uncaught C++, Java or JavaScript exception, a sanitizer report, a failed
+ * assertion...), is a crash. Neither answering nor closing is a hang. A non-zero exit with no crash signature is
+ * an exit after closing, allowed and reported: many back-ends end, with an error status, when their only
+ * front-end is gone. Which of the clean choices it made is reported, never judged.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, ProtocolError, SkipError, SysError, TimeoutError } from '../../harness/errors.js';
 import type { BackendProcess } from '../../harness/process/backend.js';
-import {
-  describeExit,
-  frontendConnection,
-  markAttachedGone,
-  serveOnSocketPath,
-} from '../../harness/process/probes.js';
+import { crashSignature, judgeEnd } from '../../harness/process/crash.js';
+import { frontendConnection, markAttachedGone, serveOnSocketPath } from '../../harness/process/probes.js';
 import { isListeningAt, readStat, socketOwner } from '../../harness/process/procfs.js';
 import { FrontendRequest, HeaderFlag } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -42,28 +43,12 @@ export type Outcome = 'answered' | 'closed';
 const EXIT_WATCH_MS = 200;
 const EXIT_WATCH_STEP_MS = 20;
 
-/** What a crash leaves on stderr: AddressSanitizer and friends, UndefinedBehaviorSanitizer, a Rust panic, assert(). */
-const CRASH_REPORTS: ReadonlyArray<{ pattern: RegExp; what: string }> = [
-  { pattern: /ERROR: (Address|Memory|Thread|Leak)Sanitizer/, what: 'a sanitizer report' },
-  { pattern: /runtime error: |UndefinedBehaviorSanitizer/, what: 'an UndefinedBehaviorSanitizer report' },
-  { pattern: /panicked at /, what: 'a Rust panic' },
-  // glibc's assert(): it aborts. Seen even when the process that died is not ours to wait for (a child).
-  { pattern: /: Assertion `.*' failed\./, what: 'a failed assertion' },
-];
-
-/** The crash report in `stderr`, if any: what it is and its first line. */
+/**
+ * A crash signature on `stderr` that is a crash even while the process lives (a sanitizer report, a failed
+ * assertion, a Rust panic: see CrashSignature.alone), if any: what it is and its line, quoted.
+ */
 export function crashReport(stderr: string): string | undefined {
-  for (const { pattern, what } of CRASH_REPORTS) {
-    const match = pattern.exec(stderr);
-    if (!match) continue;
-    const start = stderr.lastIndexOf('\n', match.index) + 1;
-    const end = stderr.indexOf('\n', match.index);
-    return `${what} on stderr: "${stderr
-      .slice(start, end < 0 ? undefined : end)
-      .trim()
-      .slice(0, 200)}"`;
-  }
-  return undefined;
+  return crashSignature(stderr, false);
 }
 
 export async function freshSubject(ctx: CheckContext): Promise<Subject> {
@@ -132,9 +117,9 @@ function ended(pid: number): boolean {
 /**
  * After `input` (a short description for messages) was sent: waits until the back-end either answers a valid
  * request (GET_FEATURES, or `probe` if given) within ctx.timeoutMs, or closes the connection. Throws, naming
- * the input, a BackendError (FAIL) when it crashed (died of a signal, SIGABRT included; an AddressSanitizer or
- * UndefinedBehaviorSanitizer report or a Rust panic on stderr; in attach mode: the daemon ended), or a
- * TimeoutError when it hung (neither within the deadline).
+ * the input, a BackendError (FAIL) when it crashed (died of a signal, SIGABRT included, or with a crash
+ * signature on stderr: see checkAlive; in attach mode: the daemon ended), or a TimeoutError when it hung
+ * (neither within the deadline).
  */
 export async function outcomeAfter(
   ctx: CheckContext,
@@ -178,14 +163,18 @@ async function watchExit(subject: Subject): Promise<void> {
   if (subject.backend && ended(subject.pid)) await subject.backend.waitExit(2000).catch(() => undefined);
 }
 
-/** Throws when the back-end crashed (or, in attach mode, ended) after `input`. */
+/**
+ * Throws when the back-end crashed (or, in attach mode, ended) after `input`: died of a signal, ended with a
+ * crash signature on stderr, or (still running) printed one of those that are crashes alone.
+ */
 async function checkAlive(ctx: CheckContext, subject: Subject, input: string): Promise<void> {
   const { backend } = subject;
   if (backend) {
-    if (backend.exit?.signal)
-      throw new BackendError(
-        `it crashed after ${input}: ${describeExit(backend.exit)}; ${stderrOf(backend)}`,
-      );
+    if (backend.exit) {
+      const end = judgeEnd(backend.exit, backend.stderrTail);
+      if (end.crashed) throw new BackendError(`it crashed after ${input}: ${end.how}`);
+      return;
+    }
     const report = crashReport(backend.stderrTail);
     if (report) throw new BackendError(`it crashed after ${input}: ${report}`);
     return;
@@ -201,9 +190,15 @@ async function checkAlive(ctx: CheckContext, subject: Subject, input: string): P
   );
 }
 
-function stderrOf(backend: BackendProcess): string {
-  const tail = backend.stderrTail.trim().split('\n').slice(-2).join(' / ').slice(0, 300);
-  return tail ? `stderr: "${tail}"` : 'nothing on stderr';
+/**
+ * A subject's process that ended, after closing, with a non-zero status and no crash signature: allowed (see
+ * the top of this file), yet worth a word in the fact: "it then ended: exit status 1; stderr: "..."".
+ */
+export function exitNote(subject: Subject): string | undefined {
+  const exit = subject.backend?.exit;
+  if (!exit || exit.code === 0) return undefined;
+  const end = judgeEnd(exit, subject.backend!.stderrTail);
+  return end.crashed ? undefined : `it then ended: ${end.how}, no crash on stderr`;
 }
 
 /** One line for the check's fact: how many inputs were answered, and which ones closed the connection. */
@@ -308,7 +303,9 @@ async function sendAndJudge(ctx: CheckContext, { input, send, probe }: BadInput)
       if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
       // A back-end that stopped reading or closed shows it to the oracle below.
     }
-    return { outcome: await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined) };
+    const outcome = await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined);
+    const note = exitNote(subject);
+    return note ? { outcome, line: `${input}: ${note}` } : { outcome };
   } finally {
     await releaseSubject(subject);
   }

@@ -189,7 +189,8 @@ Examples:
   vhu-conform --list --grep sigterm             list the checks whose id, title or area matches
   vhu-conform --grep '^conv\\.' --strict --junit out/junit.xml
                                                 some checks, SHOULD failures failing the run too
-  vhu-conform --skip '^robust\\.' /path/to/backend  every check but the robustness ones
+  vhu-conform --skip '^robust\\.' /path/to/backend
+                                                every check but the robustness ones
   vhu-conform --write-baseline known.json /path/to/backend
   vhu-conform --baseline known.json /path/to/backend
                                                 record today's failures, then fail only on a new one
@@ -197,8 +198,8 @@ Examples:
                                                 send a saved fuzz case again
 
 Exit status:
-  ${EXIT.ok}    no MUST check failed or timed out (with --strict: no SHOULD check either) but those
-       --baseline expects
+  ${EXIT.ok}    no MUST check failed or timed out (with --strict: no SHOULD check either), other
+       than those --baseline expects
   ${EXIT.mustFailed}    a MUST check failed or timed out (with --strict: or a SHOULD check), not in --baseline
   ${EXIT.usageOrHarness}    usage error (bad option, missing binary, nothing at --connect, unwritable report
        path, bad --baseline file) or a harness fault; the cause is on stderr

@@ -417,6 +417,7 @@ describe('cli: colours, and --help', function () {
     expect(run.exitCode, run.stderr).to.equal(0);
     expect(run.stdout).to.match(/^Examples:\n {2}vhu-conform /m);
     expect(run.stdout).to.contain('vhu-conform --connect /run/blk.sock --type block');
+    expect(run.stdout).to.contain('vhu-conform --baseline known.json /path/to/backend');
     for (const status of [0, 1, 2, 130, 143])
       expect(run.stdout).to.match(new RegExp(`^  ${status} +\\S`, 'm'));
     expect(run.stdout)

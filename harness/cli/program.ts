@@ -8,6 +8,7 @@ import { UsageError, VhuError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
 import { loadCase } from '../fuzz/case.js';
 import { adoptOrphans, killAllBackends } from '../process/backend.js';
+import { type Baseline, loadBaseline, writeBaseline } from '../runner/baseline.js';
 import type { Check } from '../runner/check.js';
 import { formatCheckList, LIST_FORMATS, type ListFormat } from '../runner/check-list.js';
 import { ConsoleReporter, colorWanted, printable } from '../runner/console.js';
@@ -48,6 +49,9 @@ interface CliOptions {
   list?: boolean;
   format: ListFormat;
   grep?: string;
+  skip?: string;
+  baseline?: string;
+  writeBaseline?: string;
   timeout: number;
   strict?: boolean;
   discover?: boolean;
@@ -91,6 +95,9 @@ const VALUE_OPTIONS = new Set([
   '--junit',
   '--json',
   '--grep',
+  '--skip',
+  '--baseline',
+  '--write-baseline',
   '--timeout',
   '--frontend',
   '--descriptor-dirs',
@@ -134,6 +141,15 @@ function program(): Command {
         .default('text'),
     )
     .option('--grep <pattern>', 'run only checks whose id, title or area matches (regular expression)')
+    .option('--skip <pattern>', 'leave out the checks whose id matches (regular expression; after --grep)')
+    .option(
+      '--baseline <file>',
+      'known failures (a baseline file, or a former report.json): only a failure not listed fails the run',
+    )
+    .option(
+      '--write-baseline <file>',
+      "write this run's failures as a baseline file (edit the reasons), for --baseline",
+    )
     .option(
       '--timeout <ms>',
       `deadline for each wait: socket, reply, exit after SIGTERM (${TIMEOUT_BOUNDS_MS.min} to ${TIMEOUT_BOUNDS_MS.max})`,
@@ -180,14 +196,20 @@ Examples:
   vhu-conform --list --grep sigterm             list the checks whose id, title or area matches
   vhu-conform --grep '^conv\\.' --strict --junit out/junit.xml
                                                 some checks, SHOULD failures failing the run too
+  vhu-conform --skip '^robust\\.' /path/to/backend
+                                                every check but the robustness ones
+  vhu-conform --write-baseline known.json /path/to/backend
+  vhu-conform --baseline known.json /path/to/backend
+                                                record today's failures, then fail only on a new one
   vhu-conform replay reports/fuzz-robust.fuzz-seed5.json /path/to/backend
                                                 send a saved fuzz case again
 
 Exit status:
-  ${EXIT.ok}    no MUST check failed or timed out (with --strict: no SHOULD check either)
-  ${EXIT.mustFailed}    a MUST check failed or timed out (with --strict: or a SHOULD check)
+  ${EXIT.ok}    no MUST check failed or timed out (with --strict: no SHOULD check either), other
+       than those --baseline expects
+  ${EXIT.mustFailed}    a MUST check failed or timed out (with --strict: or a SHOULD check), not in --baseline
   ${EXIT.usageOrHarness}    usage error (bad option, missing binary, nothing at --connect, unwritable report
-       path) or a harness fault; the cause is on stderr
+       path, bad --baseline file) or a harness fault; the cause is on stderr
   ${EXIT.interrupted}  interrupted (SIGINT); every process, socket and temp folder of the run removed first
   ${EXIT.terminated}  stopped by SIGTERM; cleaned up as for SIGINT
 
@@ -212,13 +234,15 @@ function needsDeviceType(check: Check): boolean {
 async function reportPaths(
   opts: CliOptions,
   reportsNamed: boolean,
-): Promise<{ junit: string; json: string }> {
+): Promise<{ junit: string; json: string; baseline: string | undefined }> {
   const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
   const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  const baseline = opts.writeBaseline === undefined ? undefined : path.resolve(opts.writeBaseline);
   const targets: Array<[string, string, (p: string) => Promise<void>]> = [
     ['--junit', junit, expectWritableFile],
     ['--json', json, expectWritableFile],
   ];
+  if (baseline !== undefined) targets.push(['--write-baseline', baseline, expectWritableFile]);
   if (reportsNamed || opts.junit === undefined || opts.json === undefined)
     targets.unshift(['--reports', path.resolve(opts.reports), expectWritableDir]);
   for (const [option, file, expectWritable] of targets) {
@@ -226,11 +250,11 @@ async function reportPaths(
       throw new UsageError(`${option} ${file}: cannot write there: ${err.message}`);
     });
   }
-  return { junit, json };
+  return { junit, json, baseline };
 }
 
-function listChecks(grep: string | undefined, format: ListFormat): void {
-  process.stdout.write(formatCheckList(selectChecks(allChecks, grep), format));
+function listChecks(grep: string | undefined, skip: string | undefined, format: ListFormat): void {
+  process.stdout.write(formatCheckList(selectChecks(allChecks, grep, skip), format));
 }
 
 function discover(dirs: string[]): void {
@@ -288,7 +312,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     : descriptorDirsFromEnv();
 
   if (opts.list) {
-    listChecks(opts.grep, opts.format);
+    listChecks(opts.grep, opts.skip, opts.format);
     return EXIT.ok;
   }
   if (opts.discover) {
@@ -306,7 +330,15 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
-  const { junit, json } = await reportPaths(opts, cmd.getOptionValueSource('reports') !== 'default');
+  const paths = await reportPaths(opts, cmd.getOptionValueSource('reports') !== 'default');
+  const { junit, json } = paths;
+  const baseline: Baseline | undefined =
+    opts.baseline === undefined
+      ? undefined
+      : await loadBaseline(
+          opts.baseline,
+          allChecks.map((c) => c.id),
+        );
   const replay =
     replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
   const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
@@ -318,6 +350,8 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     ...(opts.type ? { type: opts.type } : {}),
     timeoutMs: opts.timeout,
     ...(grep ? { grep } : {}),
+    ...(opts.skip ? { skip: opts.skip } : {}),
+    ...(baseline ? { baseline } : {}),
     frontend: opts.frontend,
     fuzz: {
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
@@ -329,7 +363,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     strict: opts.strict ?? false,
     onStart: (backend, count) => {
       reporter.start(backend, count);
-      const untyped = selectChecks(allChecks, grep).filter(needsDeviceType);
+      const untyped = selectChecks(allChecks, grep, opts.skip).filter(needsDeviceType);
       if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
       const groups = new Set(
         untyped.map((c) =>
@@ -352,6 +386,16 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     });
   }
   reporter.summary(result, [junit, json]);
+  if (paths.baseline !== undefined) {
+    if (controller.signal.aborted)
+      process.stderr.write(`vhu-conform: interrupted: no baseline written to ${paths.baseline}\n`);
+    else {
+      await writeBaseline(result, paths.baseline).catch((err: Error) => {
+        throw new UsageError(`cannot write the baseline ${paths.baseline}: ${err.message}`);
+      });
+      reporter.wrote('baseline', paths.baseline);
+    }
+  }
   if (controller.signal.aborted) return interrupt.stoppedWith;
   if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
   const errors = result.checks.filter((c) => c.verdict === 'error');

@@ -136,6 +136,36 @@ describe('console reporter', () => {
     expect(text).not.to.match(/^net\.y\s/m);
     expect(text).to.match(/^\(1 more check skipped under every profile, not shown\)$/m);
   });
+
+  it('with a baseline: the reason under an expected failure, fixed under a pass, then the counts and each new failure and entry to remove', () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false });
+    const checks = [
+      checkResult('gpu.a', 'fail', 'pixels differ', { expected: { reason: 'bug 42\x1b[2J' } }),
+      checkResult('gpu.b', 'pass', '', { expected: { reason: 'was broken' } }),
+      checkResult('gpu.c', 'fail', 'new'),
+    ];
+    const result = {
+      ...runResult(checks),
+      baseline: {
+        entries: 3,
+        expectedFailures: 1,
+        newFailures: ['gpu.c'],
+        fixed: ['gpu.b'],
+        notRun: ['gpu.z'],
+      },
+    };
+    for (const c of checks) reporter.check(c);
+    reporter.summary(result, []);
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines).to.include('      expected failure, in the baseline: bug 42\\x1b[2J');
+    expect(lines).to.include('      fixed: the baseline expected a failure (was broken); it passes now');
+    expect(lines).to.include('baseline: 1 expected failure, 1 new, 1 fixed, 1 not run (filtered or skipped)');
+    expect(lines).to.include('new failure: gpu.c');
+    expect(lines).to.include('fixed: remove gpu.b from the baseline (it passes now)');
+  });
 });
 
 describe('colorWanted', () => {

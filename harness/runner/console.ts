@@ -1,4 +1,13 @@
-import type { BackendInfo, CheckResult, FrontendMatrix, RunResult, Verdict } from './types.js';
+import {
+  type BackendInfo,
+  type BaselineSummary,
+  broke,
+  type CheckResult,
+  checkKey,
+  type FrontendMatrix,
+  type RunResult,
+  type Verdict,
+} from './types.js';
 
 /** C0 controls but \t and \n, DEL, and C1 controls (U+009B is a one-character CSI on some terminals). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
@@ -97,12 +106,16 @@ export class ConsoleReporter {
     const { tag, style } = info ? INFO_TAG : TAGS[result.verdict];
     const duration = this.#paint('dim', `(${Math.round(result.durationMs)} ms)`);
     this.#line(
-      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(result.id)}${result.frontend === undefined ? '' : `@${printable(result.frontend)}`}  ${printable(result.title)} ${duration}`,
+      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(checkKey(result))}  ${printable(result.title)} ${duration}`,
     );
     const message = result.message.trimEnd();
     if (message !== '' && (result.verdict !== 'pass' || info || this.#verbose)) {
       this.#block(message);
     }
+    if (result.expected && broke(result))
+      this.#block(`expected failure, in the baseline: ${result.expected.reason}`);
+    else if (result.expected && result.verdict === 'pass')
+      this.#block(`fixed: the baseline expected a failure (${result.expected.reason}); it passes now`);
     if (this.#verbose && result.stderrTail?.trim()) {
       this.#line(`${INDENT}${this.#paint('dim', 'stderr:')}`);
       this.#block(result.stderrTail.trimEnd(), `${INDENT}| `);
@@ -125,8 +138,30 @@ export class ConsoleReporter {
     this.#line(
       `${count(s.mustFailed, `MUST failures: ${s.mustFailed}`, 'red')}, SHOULD failures: ${s.shouldFailed}`,
     );
+    if (result.baseline) this.#baseline(result.baseline);
     if (result.matrix) this.#matrix(result.matrix);
-    for (const file of files) this.#line(`report: ${printable(file)}`);
+    for (const file of files) this.wrote('report', file);
+  }
+
+  /** Names a file the run wrote: `what: file`. */
+  wrote(what: string, file: string): void {
+    this.#line(`${what}: ${printable(file)}`);
+  }
+
+  /** The run against its baseline: the counts, then each new failure and each entry to remove. */
+  #baseline(b: BaselineSummary): void {
+    const news = b.newFailures.length;
+    const notRun = b.notRun.length ? `, ${b.notRun.length} not run (filtered or skipped)` : '';
+    this.#line(
+      `baseline: ${b.expectedFailures} expected failure${b.expectedFailures === 1 ? '' : 's'}, ` +
+        `${news > 0 ? this.#paint('red', `${news} new`) : '0 new'}, ` +
+        `${b.fixed.length > 0 ? this.#paint('green', `${b.fixed.length} fixed`) : '0 fixed'}${notRun}`,
+    );
+    for (const key of b.newFailures) this.#line(`${this.#paint('red', 'new failure:')} ${printable(key)}`);
+    for (const id of b.fixed)
+      this.#line(
+        `${this.#paint('green', 'fixed:')} remove ${printable(id)} from the baseline (it passes now)`,
+      );
   }
 
   /**

@@ -28,6 +28,8 @@ export function toJson(result: RunResult): string {
     options: {
       type: options.type,
       grep: options.grep,
+      skip: options.skip,
+      baseline: options.baseline,
       timeoutMs: options.timeoutMs,
       frontend: options.frontend,
       strict: options.strict,
@@ -60,6 +62,17 @@ export function toJson(result: RunResult): string {
     ...(result.matrix === undefined
       ? {}
       : { matrix: { profiles: [...result.matrix.profiles], checks: result.matrix.checks } }),
+    ...(result.baseline === undefined
+      ? {}
+      : {
+          baseline: {
+            entries: result.baseline.entries,
+            expectedFailures: result.baseline.expectedFailures,
+            newFailures: [...result.baseline.newFailures],
+            fixed: [...result.baseline.fixed],
+            notRun: [...result.baseline.notRun],
+          },
+        }),
   };
   return `${JSON.stringify(report, null, 2)}\n`;
 }
@@ -77,6 +90,7 @@ function checkJson(check: CheckResult): CheckResult {
   };
   if (check.stderrTail !== undefined) out.stderrTail = check.stderrTail;
   if (check.frontend !== undefined) out.frontend = check.frontend;
+  if (check.expected !== undefined) out.expected = { reason: check.expected.reason };
   return out;
 }
 

@@ -202,6 +202,27 @@ describe('JUnit report', () => {
     expect(attributes(strict.match(/<testsuite\b[^>]*>/)![0])).to.include({ failures: '2' });
   });
 
+  it('a failure the baseline expected is a passed testcase giving the reason; a fixed one says it passes now', () => {
+    const checks = [
+      checkResult('gpu.a', 'fail', 'pixels differ', { expected: { reason: 'bug <42> & co' } }),
+      checkResult('gpu.b', 'timeout', 'no UPDATE', { expected: { reason: 'hangs' } }),
+      checkResult('gpu.c', 'pass', '', { expected: { reason: 'was broken' } }),
+      checkResult('gpu.d', 'fail', 'new'),
+    ];
+    const xml = toJunitXml(runResult(checks, undefined, undefined, { strict: true, baseline: 'known.json' }));
+    expect(elements(xml, 'failure').map((f) => f.attrs.message)).to.deep.equal(['[MUST] new']);
+    expect(attributes(xml.match(/<testsuite\b[^>]*>/)![0])).to.include({ tests: '4', failures: '1' });
+    const outs = elements(xml, 'system-out').map((o) => decodeXml(o.body).split('\n').slice(2).join('\n'));
+    expect(outs).to.deep.equal([
+      'expected failure, in the baseline: bug <42> & co\nMUST not met: pixels differ',
+      'expected failure, in the baseline: hangs\nMUST not met (timed out): no UPDATE',
+      'fixed: the baseline expected a failure (was broken); it passes now',
+      '',
+    ]);
+    const props = elements(elements(xml, 'properties')[0]!.body, 'property').map((p) => p.attrs);
+    expect(props).to.deep.include({ name: 'baseline', value: 'known.json' });
+  });
+
   it('escapes markup and drops characters XML cannot carry', () => {
     const xml = toJunitXml(sample());
     expect(xml).to.include('expected &lt;reply&gt; &amp; flags 0x5, got ]]&gt;');

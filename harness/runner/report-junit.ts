@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import junit, { type Builder, type TestCase, type TestSuite } from 'junit-report-builder';
 import { ensureDir } from '../util/fs.js';
-import { type CheckResult, failsRun, type RunResult } from './types.js';
+import { type CheckResult, checkKey, failsRun, type RunResult } from './types.js';
 
 // The typings declare `export default`, but the CommonJS entry Node loads assigns the builder to
 // module.exports, so the default import is the builder itself; accept either shape.
@@ -31,8 +31,9 @@ function seconds(ms: number): number {
  * The JUnit XML report, valid against Jenkins' xUnit schema (junit-10.xsd): one `<testsuite>` per area, in the
  * order areas first appear, one `<testcase>` per check. A verdict that fails the run ({@link failsRun}) is a
  * `<failure>`, so that CI and the exit status agree: a SHOULD (or INFO) check that failed or timed out is a
- * passed testcase whose `<system-out>` says `SHOULD not met: ...` unless the run was strict. ERROR is
- * `<error>`, SKIP is `<skipped>`. The schema allows no `<properties>` in a testcase: each testcase's
+ * passed testcase whose `<system-out>` says `SHOULD not met: ...` unless the run was strict; so is a failure
+ * the baseline expected, whose `<system-out>` gives the baseline's reason. ERROR is `<error>`, SKIP is
+ * `<skipped>`. The schema allows no `<properties>` in a testcase: each testcase's
  * severity and spec anchor head its `<system-out>`; its stderr tail is its `<system-err>`.
  */
 export function toJunitXml(result: RunResult): string {
@@ -64,6 +65,7 @@ function newSuite(builder: Builder, area: string, result: RunResult): TestSuite 
     .property('backend.args', xmlSafe(backend.args.join(' ')))
     .property('backend.type', xmlSafe(backend.type ?? ''))
     .property('strict', String(result.options.strict))
+    .property('baseline', xmlSafe(result.options.baseline ?? ''))
     .property('interrupted', String(result.interrupted));
 }
 
@@ -72,13 +74,18 @@ function addTestCase(suite: TestSuite, check: CheckResult, strict: boolean): voi
   const testCase = suite
     .testCase()
     .className(xmlSafe(`vhu-conform.${check.area}`))
-    .name(xmlSafe(`${check.id}${check.frontend === undefined ? '' : `@${check.frontend}`} ${check.title}`))
+    .name(xmlSafe(`${checkKey(check)} ${check.title}`))
     .time(seconds(check.durationMs));
   const failing = failsRun(check, strict);
   if (failing) testCase.failure(`[${check.severity}] ${message}`, check.verdict);
   else if (check.verdict === 'error') testCase.error(`[${check.severity}] ${message}`, check.verdict);
   else if (check.verdict === 'skip') testCase.skipped();
   const out = [`severity: ${check.severity}`, `spec: ${xmlSafe(check.spec)}`];
+  const expected = check.expected && xmlSafe(check.expected.reason);
+  if (expected !== undefined && check.verdict === 'pass')
+    out.push(`fixed: the baseline expected a failure (${expected}); it passes now`);
+  else if (expected !== undefined && (check.verdict === 'fail' || check.verdict === 'timeout'))
+    out.push(`expected failure, in the baseline: ${expected}`);
   if (check.verdict === 'pass' && message !== '') out.push(message);
   else if (!failing && (check.verdict === 'fail' || check.verdict === 'timeout'))
     out.push(`${check.severity} not met${check.verdict === 'timeout' ? ' (timed out)' : ''}: ${message}`);

@@ -14,6 +14,7 @@ import { Scope } from '../process/scope.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { withDeadline } from '../util/deadline.js';
 import { describeAssertion } from './assertion.js';
+import { type Baseline, compareWithBaseline, expectationFor } from './baseline.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
 import {
   type BackendInfo,
@@ -36,8 +37,12 @@ export interface RunOptions {
   /** Device type; by default what --print-capabilities reports. */
   type?: string;
   timeoutMs?: number;
-  /** Only checks whose id or title matches. */
+  /** Only checks whose id, title or area matches. */
   grep?: string;
+  /** Not the checks whose id matches (after `grep`). */
+  skip?: string;
+  /** Known failures (runner/baseline.ts): each result it names gets `expected`, and fails nothing. */
+  baseline?: Baseline;
   descriptorDirs: string[];
   /** Where checks save files next to the reports (default `reports`). */
   reportsDir?: string;
@@ -81,18 +86,29 @@ export function resolveBinary(binary: string): string {
   return resolved;
 }
 
-/** The checks whose id, title or area match `grep`; a bad pattern, or one matching nothing, is a usage error. */
-export function selectChecks(checks: Check[], grep: string | undefined): Check[] {
-  if (!grep) return checks;
+/**
+ * The checks whose id, title or area match `grep`, less those whose id matches `skip`; a bad pattern, or
+ * patterns leaving no check, is a usage error.
+ */
+export function selectChecks(checks: Check[], grep: string | undefined, skip?: string): Check[] {
+  const grepped = grep ? checks.filter(matching('--grep', grep, (c) => [c.id, c.title, c.area])) : checks;
+  if (!grepped.length) throw new UsageError(`--grep ${grep} matches no check (see --list)`);
+  if (!skip) return grepped;
+  const skipped = matching('--skip', skip, (c) => [c.id]);
+  const selected = grepped.filter((c) => !skipped(c));
+  if (!selected.length)
+    throw new UsageError(`--skip ${skip} leaves no check${grep ? ` of --grep ${grep}` : ''} (see --list)`);
+  return selected;
+}
+
+function matching(option: string, source: string, fields: (c: Check) => string[]): (c: Check) => boolean {
   let pattern: RegExp;
   try {
-    pattern = new RegExp(grep, 'i');
+    pattern = new RegExp(source, 'i');
   } catch (err) {
-    throw new UsageError(`--grep: ${(err as Error).message}`);
+    throw new UsageError(`${option}: ${(err as Error).message}`);
   }
-  const selected = checks.filter((c) => pattern.test(c.id) || pattern.test(c.title) || pattern.test(c.area));
-  if (!selected.length) throw new UsageError(`--grep ${grep} matches no check (see --list)`);
-  return selected;
+  return (c) => fields(c).some((field) => pattern.test(field));
 }
 
 export function verdictOf(err: unknown): Verdict {
@@ -119,7 +135,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const binary = connect === null ? resolveBinary(options.binary!) : '';
   const fuzz: FuzzSettings = { ...options.fuzz, seed: fuzzSeed(options.fuzz) };
   const extraArgs = options.extraArgs ?? [];
-  const selected = selectChecks(options.checks, options.grep);
+  const selected = selectChecks(options.checks, options.grep, options.skip);
   const frontend = options.frontend ?? DEFAULT_PROFILE;
   const profiles = frontend === 'all' ? PROFILES.map((p) => p.name) : [profileNamed(frontend).name];
 
@@ -190,7 +206,9 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
           : connect !== null && check.area === 'conventions'
             ? { result: skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end') }
             : await runOne(check, targets.get(profile)!, timeoutMs, options.signal);
-        const result: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
+        const tagged: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
+        const expected = options.baseline && expectationFor(options.baseline, tagged);
+        const result: CheckResult = expected ? { ...tagged, expected: { reason: expected.reason } } : tagged;
         // A check that is not applicable (skip) does not block; one that broke, or was blocked, does, unless
         // what the checks needing it rely on held (its gate) before it broke a rule of its own.
         if (unmet) blocked.set(`${check.id}${suffix}`, 'skipped');
@@ -222,6 +240,9 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     checks: results,
     ...(frontend === DEFAULT_PROFILE ? {} : { frontend }),
     ...(all ? { matrix: frontendMatrix(profiles, results) } : {}),
+    ...(options.baseline
+      ? { baseline: compareWithBaseline(options.baseline, results, options.strict ?? false) }
+      : {}),
   };
 }
 
@@ -314,6 +335,8 @@ function settingsOf(
   return {
     type: options.type ?? null,
     grep: options.grep ?? null,
+    skip: options.skip ?? null,
+    baseline: options.baseline?.file ?? null,
     timeoutMs,
     frontend,
     strict: options.strict ?? false,

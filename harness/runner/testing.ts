@@ -33,6 +33,8 @@ export function runResult(
     options: {
       type: null,
       grep: null,
+      skip: null,
+      baseline: null,
       timeoutMs: 3000,
       frontend: 'qemu',
       strict: false,

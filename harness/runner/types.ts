@@ -34,6 +34,11 @@ export interface CheckResult extends CheckInfo {
   stderrTail?: string;
   /** With `--frontend all`: the front-end profile a traffic check ran under (its JUnit id gets `@profile`). */
   frontend?: string;
+  /**
+   * The baseline (`--baseline`) names this check as a known failure, for this reason: failing or timing out,
+   * it fails nothing; passing, it is fixed (the entry can go).
+   */
+  expected?: { reason: string };
 }
 
 export interface BackendInfo {
@@ -68,6 +73,10 @@ export interface RunSettings {
   type: string | null;
   /** `--grep` as given; null: every check. */
   grep: string | null;
+  /** `--skip` as given; null: none excluded. */
+  skip: string | null;
+  /** `--baseline` as given: the known failures' file; null: none. */
+  baseline: string | null;
   timeoutMs: number;
   /** The front-end profile (`--frontend`), or `all`. */
   frontend: string;
@@ -96,6 +105,22 @@ export interface RunResult {
   frontend?: string;
   /** With `--frontend all`: each traffic check's verdict under each profile. */
   matrix?: FrontendMatrix;
+  /** With `--baseline`: how the run compares with the known failures. */
+  baseline?: BaselineSummary;
+}
+
+/** How a run compares with its baseline (runner/baseline.ts). */
+export interface BaselineSummary {
+  /** Entries in the baseline. */
+  entries: number;
+  /** Checks that failed or timed out as the baseline expected. */
+  expectedFailures: number;
+  /** Checks that fail the run ({@link failsRun}): failed or timed out, and not in the baseline. */
+  newFailures: string[];
+  /** Baseline entries whose checks all pass now: to be removed from it. */
+  fixed: string[];
+  /** Baseline entries that matched no check run to a verdict (filtered out, skipped, other profiles). */
+  notRun: string[];
 }
 
 /** A profile x check table of verdicts (`--frontend all`). */
@@ -116,18 +141,28 @@ export function frontendMatrix(profiles: string[], checks: CheckResult[]): Front
   return matrix;
 }
 
+/** The check's id, with `@profile` when it ran under one profile of `--frontend all`: unique in a run. */
+export function checkKey(check: CheckResult): string {
+  return check.frontend === undefined ? check.id : `${check.id}@${check.frontend}`;
+}
+
+/** Whether the check failed or timed out, whatever its severity. */
+export function broke(check: CheckResult): boolean {
+  return check.verdict === 'fail' || check.verdict === 'timeout';
+}
+
 /**
  * Whether a check's verdict fails the run (exit status 1, and a JUnit `<failure>`): a MUST check that failed
- * or timed out; with `strict`, a SHOULD check too. A fact (INFO) never does.
+ * or timed out; with `strict`, a SHOULD check too. A fact (INFO) never does, nor a failure the baseline
+ * expected.
  */
 export function failsRun(check: CheckResult, strict: boolean): boolean {
-  if (check.verdict !== 'fail' && check.verdict !== 'timeout') return false;
+  if (!broke(check) || check.expected !== undefined) return false;
   return check.severity === 'MUST' || (strict && check.severity === 'SHOULD');
 }
 
 export function summarize(checks: CheckResult[], durationMs: number): Summary {
   const count = (pred: (c: CheckResult) => boolean) => checks.filter(pred).length;
-  const broken = (c: CheckResult) => c.verdict === 'fail' || c.verdict === 'timeout';
   return {
     total: checks.length,
     passed: count((c) => c.verdict === 'pass'),
@@ -135,8 +170,8 @@ export function summarize(checks: CheckResult[], durationMs: number): Summary {
     timedOut: count((c) => c.verdict === 'timeout'),
     skipped: count((c) => c.verdict === 'skip'),
     errors: count((c) => c.verdict === 'error'),
-    mustFailed: count((c) => c.severity === 'MUST' && broken(c)),
-    shouldFailed: count((c) => c.severity === 'SHOULD' && broken(c)),
+    mustFailed: count((c) => c.severity === 'MUST' && broke(c)),
+    shouldFailed: count((c) => c.severity === 'SHOULD' && broke(c)),
     durationMs,
   };
 }

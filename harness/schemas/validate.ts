@@ -40,10 +40,28 @@ export const REPORT_SCHEMA_FILE = fileURLToPath(
   new URL('../../../harness/schemas/report.schema.json', import.meta.url),
 );
 
-let reportValidator: ((doc: unknown) => string[]) | undefined;
+/** The JSON Schema of a baseline file (--baseline, --write-baseline), shipped beside the report's. */
+export const BASELINE_SCHEMA_FILE = fileURLToPath(
+  new URL('../../../harness/schemas/baseline.schema.json', import.meta.url),
+);
+
+const shippedValidators = new Map<string, (doc: unknown) => string[]>();
+
+function shippedValidator(file: string): (doc: unknown) => string[] {
+  let validate = shippedValidators.get(file);
+  if (!validate) {
+    validate = validator(JSON.parse(readFileSync(file, 'utf8')) as object);
+    shippedValidators.set(file, validate);
+  }
+  return validate;
+}
 
 /** Errors of a report.json document against {@link REPORT_SCHEMA_FILE}; empty when valid. */
 export function validateReport(doc: unknown): string[] {
-  reportValidator ??= validator(JSON.parse(readFileSync(REPORT_SCHEMA_FILE, 'utf8')) as object);
-  return reportValidator(doc);
+  return shippedValidator(REPORT_SCHEMA_FILE)(doc);
+}
+
+/** Errors of a baseline document against {@link BASELINE_SCHEMA_FILE}; empty when valid. */
+export function validateBaseline(doc: unknown): string[] {
+  return shippedValidator(BASELINE_SCHEMA_FILE)(doc);
 }

@@ -19,7 +19,7 @@ const QSD = '/usr/bin/qemu-storage-daemon';
 
 /** What qemu-storage-daemon 7.2 breaks or skips; every other protocol and vring check passes. */
 const BROKEN: Record<string, Verdict> = {
-  // libvhost-user: an invalid SET_VRING_NUM (vring 200) gets no non-zero ack (acked 0, or the connection dropped).
+  // libvhost-user: an invalid SET_VRING_NUM (vring 3, past GET_QUEUE_NUM 1) gets no non-zero ack (acked 0, or the connection dropped).
   'proto.reply-ack.invalid': 'fail',
   // GET_ID writes "vhost_user_blk" and a NUL, 15 bytes, yet used.len counts 21.
   'vring.blk.flush-id': 'fail',

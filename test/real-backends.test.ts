@@ -385,6 +385,7 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'conv.fail-early.missing-resource': 'skip',
         'conv.options.features': 'skip',
         'proto.config.get': 'skip',
+        'proto.config.window': 'skip',
         'proto.config.set': 'skip',
         'proto.config.set.refused': 'skip',
         'proto.reply-ack.invalid': 'fail',

@@ -8,6 +8,7 @@ import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
+import { netMqChecks } from './devices/net-mq.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
 import { protocolLifecycleChecks } from './protocol/lifecycle.js';
@@ -33,6 +34,7 @@ export const allChecks: Check[] = [
   ...resetDeviceChecks,
   ...logDirtyChecks,
   ...netChecks,
+  ...netMqChecks,
   ...fsChecks,
   ...gpuChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode

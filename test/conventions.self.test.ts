@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { dir } from 'tmp-promise';
 import { FLAWS, type Flaw } from '../fixtures/backend/flaws.js';
+import { VARIANTS, type Variant } from '../fixtures/backend/variants.js';
 import { PROFILES } from '../harness/frontend/profiles.js';
 import { allChecks } from '../suites/index.js';
 import {
@@ -57,6 +58,32 @@ const EXPECTED = Object.entries(FLAWS)
   .filter(([flaw]) => flaw !== 'chaos' && PROFILE_FLAWS[flaw as Flaw] === undefined)
   .map(([flaw, check]) => ({ flaw, fails: [check, ...(ALSO_FAILS[flaw as Flaw] ?? [])] }));
 
+/**
+ * Variants (fixtures/backend/variants.ts) behave as real back-ends do where the spec leaves room: each passes
+ * every check of its kind; what its report must say of it, by check (a skip where the check cannot apply).
+ */
+const VARIANT_EXPECTS: Record<
+  Variant,
+  { skips?: Record<string, RegExp>; messages?: Record<string, RegExp> }
+> = {
+  'used-len-short': {
+    messages: { 'vring.used-len.exact': /IN sector \d+ x16: used\.len 8192 of the 8193 bytes written/ },
+  },
+  'net-no-mq': {
+    skips: {
+      'net.mq.pairs': /VIRTIO_NET_F_MQ is not offered/,
+      'net.mq.steering': /VIRTIO_NET_F_MQ is not offered/,
+    },
+  },
+  'net-queue-num-128': {
+    messages: {
+      'proto.reply-ack.invalid': /SET_VRING_NUM for vring 257, beyond GET_QUEUE_NUM 128 .*: ack [1-9]/,
+      'net.mq.pairs': /^4 queue pairs \(of 4 tried\)/,
+    },
+  },
+  'config-offset-ignored': { messages: { 'proto.config.window': /blk_size .*the offset ignored/ } },
+};
+
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
 const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net', fs: 'fs', gpu: 'gpu' };
 
@@ -80,6 +107,7 @@ const ROBUSTNESS = '^robust\\.';
 
 /** The checks a fixture runs: all (undefined), the robustness ones, or all the others. */
 function checksOf(wrapper: string): string | undefined {
+  if (wrapper.startsWith('vhu-variant-')) return NOT_ROBUSTNESS;
   const flaw = /^vhu-flaw-(.+)$/.exec(wrapper)?.[1];
   if (flaw === undefined) return undefined;
   return FLAWS[flaw as Flaw]?.startsWith('robust.') === true ? ROBUSTNESS : NOT_ROBUSTNESS;
@@ -148,21 +176,38 @@ function expectClean(run: CliRun): void {
   expect(tempLeftovers(run), 'temp files left').to.deep.equal([]);
 }
 
-/** The --grep (-g) mocha was given, if any: this file runs in mocha's own process. */
-function mochaGrep(): RegExp | undefined {
-  const argv = process.argv;
-  for (const [i, arg] of argv.entries()) {
-    const match = /^(?:--grep|-g)(?:=(.*))?$/.exec(arg);
-    if (match) return new RegExp(match[1] ?? argv[i + 1] ?? '');
-  }
-  return undefined;
-}
-
 /**
  * How many fixture runs go at once (VHU_SELFTEST_JOBS, default 3): most of a run is waiting on a back-end
  * (deadlines, quiet windows), so overlapping them divides the wall time on two cores.
  */
 const JOBS = Math.max(1, Number(process.env.VHU_SELFTEST_JOBS ?? 3));
+
+/**
+ * The --grep (-g) or --fgrep mocha was given: the runs start in `before`, and only those of the tests it
+ * selects should (a narrowed run of one flaw must not start the ~130 others).
+ */
+function mochaGrep(): ((title: string) => boolean) | undefined {
+  const argv = process.argv;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (name: string, short?: string) =>
+      arg === name || arg === short
+        ? argv[i + 1]
+        : arg.startsWith(`${name}=`)
+          ? arg.slice(name.length + 1)
+          : undefined;
+    const grep = value('--grep', '-g');
+    if (grep !== undefined) {
+      // As mocha reads it: a regular expression, optionally written /like this/flags.
+      const parts = /^\/(.*)\/([gimy]{0,4})$/.exec(grep);
+      const re = parts ? new RegExp(parts[1]!, parts[2]) : new RegExp(grep);
+      return (title) => re.test(title);
+    }
+    const fgrep = value('--fgrep', '-f');
+    if (fgrep !== undefined) return (title) => title.includes(fgrep);
+  }
+  return undefined;
+}
 
 /** Runs at most `jobs` of the functions given at once, the others queued in order. */
 function limiter(jobs: number): <T>(fn: () => Promise<T>) => Promise<T> {
@@ -180,7 +225,18 @@ function limiter(jobs: number): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
-describe('conventions suite against the fixtures', function () {
+const SUITE = 'conventions suite against the fixtures';
+const TITLES = {
+  reference: 'the reference back-end passes every check',
+  device: (type: string, wrapper: string) =>
+    `${wrapper} (a ${type} device) passes its device's checks and fails none`,
+  flaw: (flaw: string, expected: readonly string[]) =>
+    `vhu-flaw-${flaw} fails ${expected.length === 1 ? expected[0] : `${expected[0]} and what depends on it`}`,
+  variant: (variant: string) => `vhu-variant-${variant} passes every check of its kind`,
+  png: 'the gpu reference back-end saves what its scanout showed as a PNG next to the reports',
+};
+
+describe(SUITE, function () {
   // A test waits for its run, which may be queued behind others: each run is bounded by runCli's own limit.
   this.timeout(1_800_000);
   let tmp: { path: string; cleanup: () => Promise<void> };
@@ -226,18 +282,19 @@ describe('conventions suite against the fixtures', function () {
       'vhu-reference',
       ...DEVICE_REFERENCES.map((d) => d.wrapper),
       ...EXPECTED.map((e) => `vhu-flaw-${e.flaw}`),
+      ...Object.keys(VARIANTS).map((v) => `vhu-variant-${v}`),
     ];
     // Every run starts now, so that they overlap; a run narrowed with --grep starts only those of the tests
     // named after their wrapper that it runs (a test it runs that needs another starts that one itself).
     const grep = mochaGrep();
-    for (const wrapper of wrappers) if (!grep || grep.test(`${wrapper} `)) await schedule(wrapper);
+    for (const wrapper of wrappers) if (!grep || grep(`${wrapper} `)) await schedule(wrapper);
   });
   after(async () => {
     await Promise.allSettled(runs.values());
     await tmp.cleanup();
   });
 
-  it('the reference back-end passes every check', async () => {
+  it(TITLES.reference, async () => {
     const run = await runOf('vhu-reference');
     const all = verdicts(run.report);
     expect(Object.keys(all), 'every check ran').to.have.members(allChecks.map((c) => c.id));
@@ -255,7 +312,7 @@ describe('conventions suite against the fixtures', function () {
   });
 
   for (const { type, wrapper } of DEVICE_REFERENCES) {
-    it(`${wrapper} (a ${type} device) passes its device's checks and fails none`, async () => {
+    it(TITLES.device(type, wrapper), async () => {
       const run = await runOf(wrapper);
       const all = verdicts(run.report);
       const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
@@ -273,7 +330,7 @@ describe('conventions suite against the fixtures', function () {
   }
 
   for (const { flaw, fails: expected } of EXPECTED) {
-    it(`vhu-flaw-${flaw} fails ${expected.length === 1 ? expected[0] : `${expected[0]} and what depends on it`}`, async () => {
+    it(TITLES.flaw(flaw, expected), async () => {
       const run = await runOf(`vhu-flaw-${flaw}`);
       expect(broken(run.report), run.stdout).to.have.members(expected);
       const errors = run.report?.checks.filter((c) => c.verdict === 'error') ?? [];
@@ -284,7 +341,28 @@ describe('conventions suite against the fixtures', function () {
     });
   }
 
-  it('the gpu reference back-end saves what its scanout showed as a PNG next to the reports', async () => {
+  for (const [variant, { skips = {}, messages = {} }] of Object.entries(VARIANT_EXPECTS)) {
+    it(TITLES.variant(variant), async () => {
+      const wrapper = `vhu-variant-${variant}`;
+      const run = await runOf(wrapper);
+      const type = run.report?.backend.type ?? 'block';
+      const all = verdicts(run.report);
+      expect(broken(run.report), run.stdout).to.deep.equal([]);
+      const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
+      expect(
+        own.filter((id) => all[id] !== (skips[id] ? 'skip' : 'pass')),
+        run.stdout,
+      ).to.deep.equal([]);
+      for (const [id, message] of Object.entries({ ...skips, ...messages })) {
+        expect(all[id], `${id}: ${messageOf(run.report, id)}`).to.equal(skips[id] ? 'skip' : 'pass');
+        expect(messageOf(run.report, id), id).to.match(message);
+      }
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expectClean(run);
+    });
+  }
+
+  it(TITLES.png, async () => {
     const run = await runOf('vhu-reference-gpu');
     const message = messageOf(run.report, 'gpu.pixels');
     const file = /scanout 0 saved as (\S+gpu\.pixels-scanout0\.png)/.exec(message)?.[1];

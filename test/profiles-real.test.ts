@@ -18,6 +18,10 @@ const RULED_OUT: Record<string, Record<string, RegExp>> = {
     dpdk: /no GET_QUEUE_NUM answer \(MQ not offered, or the dpdk front-end does not ask\)/,
     'qemu-legacy': /no GET_QUEUE_NUM answer/,
   },
+  'net.mq.steering': {
+    dpdk: /no GET_QUEUE_NUM answer \(MQ not offered, or the dpdk front-end does not ask\)/,
+    'qemu-legacy': /no GET_QUEUE_NUM answer/,
+  },
   'net.packed.loopback': {
     'cloud-hypervisor':
       /cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,

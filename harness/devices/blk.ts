@@ -98,7 +98,7 @@ export interface BlkRequestLayout {
 export const BlkErrorCode = {
   /** The status byte is not what the request called for. */
   STATUS: 'VHU_ERR_BLK_STATUS',
-  /** used.len is not the number of bytes the device had to write. */
+  /** used.len counts more than the device wrote: beyond the writable bytes, or bytes it never wrote. */
   USED_LEN: 'VHU_ERR_BLK_USED_LEN',
   /** The device wrote into a device-readable part of the chain. */
   READONLY_WRITTEN: 'VHU_ERR_BLK_READONLY_WRITTEN',
@@ -148,8 +148,9 @@ export function blkDeviceWritesData(request: BlkRequest): boolean {
 }
 
 /**
- * used.len of a successful request: every byte the device had to write, data then status (the status byte
- * is the last writable byte, so a smaller len leaves it outside what the device says it wrote).
+ * used.len of a successful request that counts exactly what the device wrote: data then status (the status
+ * byte is the last writable byte). The virtio spec lets it be less ("len is permitted to be an
+ * underestimate"), never more.
  */
 export function blkExpectedUsedLen(request: BlkRequest): number {
   return (blkDeviceWritesData(request) ? blkDataLength(request) : 0) + 1;
@@ -356,8 +357,13 @@ export interface BlkCompletion {
   /** The status byte as the device left it (0xff: not written). */
   status: number;
   usedLen: number;
-  /** What used.len must be for a successful request. */
+  /** used.len of a successful request that counts every byte written (it may be less, never more). */
   expectedLen: number;
+  /**
+   * Data bytes used.len counts that still hold the guard bytes the driver put there: whole data segments
+   * (8 bytes or more) the device never wrote, though it says it did.
+   */
+  unwrittenCounted: number;
   /** The bytes the device can write: data (IN, GET_ID) and status. */
   writableLen: number;
   /** A copy of the data the device wrote (IN, GET_ID); empty otherwise. */
@@ -812,6 +818,7 @@ export class BlkDriver {
       usedLen,
       expectedLen: blkExpectedUsedLen(request),
       writableLen,
+      unwrittenCounted: writes ? unwrittenCounted(data, layout.data, usedLen) : 0,
       data,
       readonlyWritten: problems.length ? problems.join(' and ') : undefined,
     };
@@ -823,6 +830,44 @@ const EMPTY = new Uint8Array(0);
 const NO_LAYOUT: BlkRequestLayout = { header: 0n, data: [], status: 0n };
 /** The blocks completion data is copied into (see `#copyRoom`). */
 const COPY_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * How many of the data bytes `usedLen` counts (from the first writable byte on) still hold the guard pattern
+ * the driver filled each segment with (from the segment's start), judged a sector's share of a segment at a
+ * time: a piece shorter than the pattern is not judged, a device may well write those bytes.
+ */
+function unwrittenCounted(
+  data: Uint8Array,
+  segments: ReadonlyArray<{ len: number }>,
+  usedLen: number,
+): number {
+  let start = 0;
+  let unwritten = 0;
+  for (const segment of segments) {
+    const end = start + Math.min(segment.len, Math.max(0, usedLen - start));
+    for (let at = start; at < end; ) {
+      const next = Math.min(end, (Math.floor(at / SECTOR_SIZE) + 1) * SECTOR_SIZE);
+      if (next - at >= GUARD_PATTERN.length) {
+        let held = true;
+        for (let i = at; i < next && held; i++)
+          held = data[i] === GUARD_PATTERN[(i - start) % GUARD_PATTERN.length];
+        if (held) unwritten += next - at;
+      }
+      at = next;
+    }
+    start += segment.len;
+  }
+  return unwritten;
+}
+
+/**
+ * How many bytes fewer than it wrote a successful request's used.len counts (0 when exact). Not a failure:
+ * "len is permitted to be an underestimate" (virtio 1.3, 2.7.8.1 The Virtqueue Used Ring).
+ */
+export function blkUsedLenShortfall(completion: BlkCompletion): number {
+  if (completion.status !== VirtioBlkStatus.OK) return 0;
+  return Math.max(0, completion.expectedLen - completion.usedLen);
+}
 
 /** Whether `segments`, one after the other and `length` bytes in all, hold `bytes`. */
 function sameInPlace(segments: readonly Buffer[], bytes: Uint8Array, length: number): boolean {
@@ -846,9 +891,8 @@ function sameHeader(a: DataView, b: DataView): boolean {
 }
 
 /**
- * Checks a completion: the readable parts untouched, the status byte `status`, and used.len what a request
- * completing with that status must report (exact for OK; within the writable bytes otherwise, since the
- * spec lets a device underestimate what it wrote on errors). Throws a BlkError naming the request.
+ * Checks a completion: the readable parts untouched, the status byte `status`, and used.len no more than the
+ * device wrote. Throws a BlkError naming the request.
  */
 export function expectBlkStatus(completion: BlkCompletion, status: number): void {
   const what = `${describeBlkRequest(completion.request)} (head ${completion.head})`;
@@ -862,17 +906,35 @@ export function expectBlkStatus(completion: BlkCompletion, status: number): void
       `${what}: status ${blkStatusName(completion.status)}${unset}, expected ${blkStatusName(status)} (used.len ${completion.usedLen})`,
     );
   }
+  expectUsedLenWritten(completion);
+}
+
+/**
+ * used.len counts no byte the device did not write: "The device MUST write at least len bytes to
+ * descriptor, beginning at the first device-writable buffer, prior to updating the used idx" (virtio 1.3,
+ * 2.7.8.1). A smaller used.len is allowed ("len is permitted to be an underestimate"): see
+ * `blkUsedLenShortfall`. Throws a BlkError naming the request.
+ */
+export function expectUsedLenWritten(completion: BlkCompletion): void {
+  const what = `${describeBlkRequest(completion.request)} (head ${completion.head})`;
   if (completion.usedLen > completion.writableLen) {
     throw new BlkError(
       BlkErrorCode.USED_LEN,
       `${what}: used.len ${completion.usedLen} is more than the ${completion.writableLen} writable bytes of the chain`,
     );
   }
-  if (status === VirtioBlkStatus.OK && completion.usedLen !== completion.expectedLen) {
+  if (completion.unwrittenCounted > 0) {
     throw new BlkError(
       BlkErrorCode.USED_LEN,
-      `${what}: used.len ${completion.usedLen}, expected ${completion.expectedLen} (the bytes written: ` +
-        `${completion.expectedLen - 1} of data, then the status byte)`,
+      `${what}: used.len ${completion.usedLen} counts ${completion.unwrittenCounted} data bytes the device ` +
+        `never wrote (they still hold the guard bytes the driver put there; status ${blkStatusName(completion.status)})`,
+    );
+  }
+  const statusCounted = completion.usedLen === completion.writableLen;
+  if (statusCounted && completion.status === STATUS_UNSET) {
+    throw new BlkError(
+      BlkErrorCode.USED_LEN,
+      `${what}: used.len ${completion.usedLen} counts the status byte, which was never written`,
     );
   }
 }

@@ -536,8 +536,8 @@ export class GpuDriver {
 }
 
 /**
- * Throws a BackendError unless the response has type `expected`, used.len covers what the device had to
- * write, and a fenced command's response carries the fence (flag, fence_id, ctx_id).
+ * Throws a BackendError unless the response has type `expected`, used.len is within the response buffer,
+ * and a fenced command's response carries the fence (flag, fence_id, ctx_id).
  */
 export function expectResponse(
   what: string,
@@ -551,9 +551,12 @@ export function expectResponse(
       `${what}: response type ${ctrlTypeName(hdr.type)}, expected ${ctrlTypeName(expected)}`,
     );
   }
-  const size = options.size ?? VirtioGpuSize.CTRL_HDR;
-  if (response.usedLen < size) {
-    throw new BackendError(`${what}: used.len ${response.usedLen}, less than the ${size}-byte response`);
+  // used.len may count less than the response ("len is permitted to be an underestimate", virtio 1.3
+  // 2.7.8.1): the bytes themselves are judged. More than the writable bytes the device cannot have written.
+  if (response.usedLen > response.bytes.length) {
+    throw new BackendError(
+      `${what}: used.len ${response.usedLen} is more than the ${response.bytes.length} writable bytes of the response buffer`,
+    );
   }
   if (options.fence) {
     if (

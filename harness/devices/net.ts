@@ -417,6 +417,17 @@ export class NetDriver {
     return out;
   }
 
+  /**
+   * Frames that came in, without waiting, their receive buffers posted again and the device notified of
+   * them: for a caller that watches several queue pairs at once.
+   */
+  poll(): ReceivedFrame[] {
+    const used = this.#rx.takeUsed();
+    this.#takeRx(used);
+    if (used.length) this.#rx.notify();
+    return this.#received.splice(0);
+  }
+
   /** Frames that came in and were not yet taken by `receive`, without waiting. */
   receivedNow(): ReceivedFrame[] {
     this.#takeRx(this.#rx.takeUsed());

@@ -104,7 +104,10 @@ export const socketChecks = defineChecks('conventions', [
   {
     id: 'conv.fd.exclusive',
     title: '--fd together with --socket-path is refused',
-    severity: 'MUST',
+    // "It is incompatible with --fd" binds the caller, who must not pass both; the back-end's duty is the
+    // fail-early one: "If ... the initialization failed, the back-end should fail to start early and exit
+    // with a status != 0" (vhost-user.rst 7.2, Backend program conventions).
+    severity: 'SHOULD',
     spec: Spec.conventions,
     async run(ctx) {
       const socket = await socketPath(ctx);

@@ -49,7 +49,7 @@ const QUEUE_SIZE = 256;
  */
 const PACKED_SIZE = 48;
 /** Frame lengths the checks cycle through: the smallest, odd ones, page-ish ones, the largest. */
-const LENGTHS = [
+export const LENGTHS = [
   MIN_FRAME,
   61,
   64,
@@ -82,7 +82,7 @@ function requireNet(ctx: CheckContext): void {
  * with `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
  */
 export async function openNet(ctx: CheckContext, options: NetOpenOptions = {}): Promise<NetDriver> {
-  return (await openNetPairs(ctx, { ...options, allPairs: false }))[0]!;
+  return (await openNetPairs(ctx, { ...options, allPairs: false })).nets[0]!;
 }
 
 export interface NetOpenOptions {
@@ -94,16 +94,24 @@ export interface NetOpenOptions {
 }
 
 /** The most queue pairs a check drives at once. */
-const MAX_PAIRS = 4;
+export const MAX_PAIRS = 4;
+
+/** Queue pairs set up on one connection, and how to enable more of them. */
+export interface NetPairs {
+  nets: NetDriver[];
+  /** SET_VRING_ENABLE 1 for both rings of `pair`, as the front-end does when the driver uses it. */
+  enable(pair: number): Promise<void>;
+}
 
 /**
  * Queue pairs of a fresh connection: pair 0 only, or with `allPairs` every pair GET_QUEUE_NUM announces
- * (MQ negotiated; up to MAX_PAIRS), skip when that is fewer than two. Receive buffers posted on each.
+ * (VIRTIO_NET_F_MQ negotiated; up to MAX_PAIRS), skip when that is fewer than two; with `firstPairOnly`,
+ * only the first pair's rings are enabled. Receive buffers posted on each.
  */
-async function openNetPairs(
+export async function openNetPairs(
   ctx: CheckContext,
-  options: NetOpenOptions & { allPairs: boolean },
-): Promise<NetDriver[]> {
+  options: NetOpenOptions & { allPairs: boolean; firstPairOnly?: boolean },
+): Promise<NetPairs> {
   requireNet(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, {
@@ -123,6 +131,14 @@ async function openNetPairs(
   const wanted = (options.want ?? []).reduce((acc, [bit]) => acc | (1n << BigInt(bit)), 0n);
   let pairs = 1;
   if (options.allPairs) {
+    // "If VIRTIO_NET_F_MQ feature bit is negotiated, N=max_virtqueue_pairs, otherwise identify N=1"
+    // (virtio 1.3, 5.1.5 Device Initialization): GET_QUEUE_NUM alone (libvhost-user answers it for every
+    // device type) gives no more pairs.
+    if (!hasBit(offered, VirtioNetFeature.MQ)) {
+      throw new SkipError(
+        'VIRTIO_NET_F_MQ is not offered: the device has one queue pair (transmitq1 and receiveq1), whatever GET_QUEUE_NUM says',
+      );
+    }
     if (started.queueNum === undefined) {
       throw new SkipError(
         `no GET_QUEUE_NUM answer (MQ not offered, or the ${started.profile.name} front-end does not ask): one queue pair`,
@@ -134,6 +150,7 @@ async function openNetPairs(
   const required =
     (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) |
     (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n) |
+    (options.allPairs ? 1n << BigInt(VirtioNetFeature.MQ) : 0n) |
     wanted;
   const features = ackFeatures(started, required, required);
   const device = new FrontendDevice(session, ctx.scope);
@@ -146,9 +163,21 @@ async function openNetPairs(
       packed: options.packed ?? false,
       inOrder: hasBit(features, VirtioFeature.VIRTIO_F_IN_ORDER),
     })),
-    enable: true,
+    enable: !options.firstPairOnly,
   });
-  return Array.from({ length: pairs }, (_, pair) => {
+  const protocol = hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+  const enable = async (pair: number): Promise<void> => {
+    if (!protocol) return;
+    await device.enable(2 * pair, true);
+    await device.enable(2 * pair + 1, true);
+  };
+  if (options.firstPairOnly) {
+    // Without bit 30 every ring runs at once: there is no state with the first pair alone.
+    if (!protocol)
+      throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not negotiated: every ring is enabled at once');
+    await enable(0);
+  }
+  const nets = Array.from({ length: pairs }, (_, pair) => {
     const net = new NetDriver(device.ring(2 * pair), device.ring(2 * pair + 1), {
       timeoutMs: ctx.timeoutMs,
       mergeable: hasBit(features, VirtioNetFeature.MRG_RXBUF),
@@ -157,10 +186,11 @@ async function openNetPairs(
     net.fillRx();
     return net;
   });
+  return { nets, enable };
 }
 
 /** A fresh run id: frames a former run left in a back-end's queues are told apart. */
-function runId(): number {
+export function runId(): number {
   return (Date.now() ^ (process.pid << 12) ^ Math.floor(Math.random() * 0x10000)) >>> 0;
 }
 
@@ -184,7 +214,7 @@ async function requireLoopback(ctx: CheckContext, net: NetDriver, run: number): 
   expectFrame(back[0]!, probe, 'the probe frame');
 }
 
-function expectFrame(got: ReceivedFrame, sent: Uint8Array, what: string): void {
+export function expectFrame(got: ReceivedFrame, sent: Uint8Array, what: string): void {
   const tag = testFrameTag(got.frame);
   if (got.frame.length !== sent.length || !Buffer.from(got.frame).equals(Buffer.from(sent))) {
     let first = 0;
@@ -311,45 +341,6 @@ export const netChecks = defineChecks('net', [
       // 480 frames through 48-descriptor rings: each ring wraps ten times, receive buffers re-posted as used.
       await loopFrames(net, run, 480);
       return `480 frames came back intact through packed rings of ${PACKED_SIZE} descriptors (10 laps each)`;
-    },
-  },
-  {
-    id: 'net.mq.pairs',
-    title: 'with MQ, frames sent on every queue pair at once each come back on their own pair, intact',
-    severity: 'MUST',
-    spec: NetSpec.multiQueue,
-    needs: ['net.loopback'],
-    async run(ctx) {
-      const all = await openNetPairs(ctx, { allPairs: true });
-      const base = runId();
-      const runs = all.map((_, pair) => (base + pair) >>> 0);
-      // GET_QUEUE_NUM is an upper bound (dpdk-testpmd answers 128 whatever --rxq says): the pairs driven are
-      // those that loop a probe back. A probe coming back on another pair is a failure at once.
-      const serving: number[] = [];
-      for (const [pair, net] of all.entries()) {
-        const probe = testFrame(runs[pair]!, 0xffff_ffff, MIN_FRAME);
-        try {
-          // A pair the back-end does not serve leaves even the transmit buffer unused.
-          await net.send([probe], {}, Math.max(quietMs(ctx), 500));
-          expectFrame((await net.receive(1, Math.max(quietMs(ctx), 500)))[0]!, probe, `pair ${pair}'s probe`);
-          serving.push(pair);
-        } catch (err) {
-          if (!(err instanceof TimeoutError)) throw err;
-          const elsewhere = all.findIndex((other) =>
-            other.receivedNow().some((f) => testFrameTag(f.frame)?.run === runs[pair]),
-          );
-          if (elsewhere >= 0)
-            throw new BackendError(`pair ${pair}'s probe frame came back on pair ${elsewhere}, not its own`);
-        }
-      }
-      if (serving.length < 2) {
-        throw new SkipError(
-          `of the ${all.length} queue pairs GET_QUEUE_NUM allows (up to ${MAX_PAIRS} tried), ${serving.length} loop traffic back`,
-        );
-      }
-      // Every serving pair at once: a back-end that mixes up pairs' rings shows it here.
-      await Promise.all(serving.map((pair) => loopFrames(all[pair]!, runs[pair]!, 96)));
-      return `${serving.length} queue pairs (of ${all.length} tried), 96 frames each at once, each back on its own pair intact`;
     },
   },
   {

@@ -78,3 +78,11 @@ export const CONFIG_SIZE: Readonly<Record<string, number>> = {
   block: 60,
   gpu: 16,
 };
+
+/** A field of the config space at an offset other than 0, as a guest reads one (each device's layout). */
+export const CONFIG_FIELD: Readonly<Record<string, { name: string; offset: number; size: number }>> = {
+  // struct virtio_blk_config: le32 blk_size after capacity, size_max, seg_max and geometry.
+  block: { name: 'blk_size', offset: 20, size: 4 },
+  // struct virtio_gpu_config: le32 events_read, events_clear, num_scanouts.
+  gpu: { name: 'num_scanouts', offset: 8, size: 4 },
+};

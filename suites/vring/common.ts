@@ -32,6 +32,7 @@ export const VringSpec = {
   memoryAccess: 'vhost-user.rst#memory-access',
   messages: 'vhost-user.rst#front-end-message-types',
   blkOperation: 'virtio-spec#sec-device-types-block-device-device-operation',
+  usedRing: 'virtio-spec#sec-virtqueues-the-virtqueue-used-ring',
   indirect: 'virtio-spec#sec-virtqueues-the-virtqueue-descriptor-table-indirect-descriptors',
   notifications: 'virtio-spec#sec-virtqueues-used-buffer-notification-suppression',
 } as const;

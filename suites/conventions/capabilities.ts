@@ -21,6 +21,7 @@ function excerpt(text: string): string {
 export const capabilityChecks = defineChecks('conventions', [
   {
     id: 'conv.caps.exit',
+    detail: '`--print-capabilities` exits 0 within the deadline',
     title: '--print-capabilities exits successfully within the deadline',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -37,6 +38,8 @@ export const capabilityChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.caps.schema',
+    detail:
+      'stdout is exactly one JSON document valid against `VHostUserBackendCapabilities`: `type` from the enum; for gpu, input and block a `features` list',
     title: 'stdout is one JSON document valid against VHostUserBackendCapabilities',
     severity: 'MUST',
     spec: Spec.capabilitiesSchema,
@@ -59,6 +62,7 @@ export const capabilityChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.caps.features-known',
+    detail: "features are from the type's enum, and no member the schema does not define",
     needs: ['conv.caps.schema'],
     title: 'capabilities name only features and members the schema defines',
     severity: 'SHOULD',
@@ -79,6 +83,8 @@ export const capabilityChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.caps.no-normal-function',
+    detail:
+      '`--print-capabilities --socket-path=P` still only prints: exits within the deadline, no socket at P',
     title: '--print-capabilities with --socket-path still only prints, and creates no socket',
     severity: 'SHOULD',
     spec: Spec.conventions,

@@ -23,6 +23,7 @@ function none(dirs: string[]): string {
 export const descriptorChecks = defineChecks('conventions', [
   {
     id: 'conv.descriptor.schema',
+    detail: 'every descriptor file in effect is a valid `VhostUserBackend` document',
     title: 'descriptor files in effect are valid VhostUserBackend documents',
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
@@ -35,6 +36,7 @@ export const descriptorChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.descriptor.binary',
+    detail: "every descriptor's `binary` is an absolute path to an executable file",
     title: "each descriptor's binary is an absolute path to an executable",
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
@@ -48,6 +50,8 @@ export const descriptorChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.descriptor.type',
+    detail:
+      'the descriptors naming the binary under test declare the type it reports (skip when none names it)',
     title: 'descriptors naming this binary declare the type it reports',
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
@@ -66,6 +70,7 @@ export const descriptorChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.descriptor.found',
+    detail: 'which descriptor file describes the binary under test, and its precedence',
     title: 'which descriptor describes this binary',
     severity: 'INFO',
     spec: Spec.conventions,

@@ -48,6 +48,8 @@ async function terminate(ctx: CheckContext, backend: BackendProcess, state: stri
 export const lifecycleChecks = defineChecks('conventions', [
   {
     id: 'conv.no-daemon',
+    detail:
+      'the launched process stays alive in its session, and it (or its child, by `SO_PEERCRED`) serves the connection, before and after negotiation',
     needs: ['conv.socket-path.reply'],
     title: 'the launched process stays in the foreground and serves the connection itself',
     severity: 'MUST',
@@ -63,6 +65,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.no-survivors',
+    detail: 'after it ends on SIGTERM, no process it started is still running',
     needs: ['conv.socket-path.reply'],
     title: 'no process the back-end started outlives it',
     severity: 'MUST',
@@ -92,6 +95,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.stdio-devnull',
+    detail: 'with fds 0, 1 and 2 on /dev/null it starts and serves',
     needs: ['conv.socket-path.reply'],
     title: 'starts and serves with fds 0, 1 and 2 on /dev/null',
     severity: 'MUST',
@@ -108,6 +112,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.idle',
+    detail: 'SIGTERM with no front-end connected ends it within the deadline (time and exit reported)',
     needs: ['conv.socket-path.listen'],
     title: 'ends promptly on SIGTERM while no front-end is connected',
     severity: 'MUST',
@@ -121,6 +126,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.connected',
+    detail: 'SIGTERM after a front-end connected and negotiated ends it within the deadline',
     needs: ['conv.socket-path.reply'],
     title: 'ends promptly on SIGTERM while a front-end is connected',
     severity: 'MUST',
@@ -133,6 +139,7 @@ export const lifecycleChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.sigterm.socket-removed',
+    detail: 'the socket file is gone once it ended on SIGTERM',
     needs: ['conv.socket-path.listen'],
     title: 'removes its socket file when it ends on SIGTERM',
     severity: 'SHOULD',

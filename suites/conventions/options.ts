@@ -95,6 +95,7 @@ async function optionsFor(ctx: CheckContext, type: string, feature: string): Pro
 export const optionChecks = defineChecks('conventions', [
   {
     id: 'conv.fail-early.unknown-option',
+    detail: 'an unknown option: status != 0 within the deadline (not a hang, not a silent success)',
     title: 'an unknown option makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
@@ -106,6 +107,8 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fail-early.missing-resource',
+    detail:
+      '`--blk-file`, `--render-node` or `--evdev-path` naming a missing file: status != 0 within the deadline',
     title: 'a device option naming a missing resource makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
@@ -124,6 +127,7 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fail-early.bad-fd',
+    detail: '`--fd=42`, not open: status != 0 within the deadline',
     title: '--fd naming a descriptor that is not open makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
@@ -134,6 +138,8 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.options.features',
+    detail:
+      'each advertised gpu, input or block feature has its option accepted (tried where the host has the resource: a render node, an evdev device)',
     needs: ['conv.socket-path.reply'],
     title: 'each advertised device feature has its command line option accepted',
     severity: 'MUST',

@@ -39,6 +39,8 @@ function summary(probes: FdProbe[]): string {
 export const socketChecks = defineChecks('conventions', [
   {
     id: 'conv.socket-path.listen',
+    detail:
+      '`--socket-path=P`: a listening socket appears at P within the deadline, its socket file in place; one that ends first fails, naming its exit status (or signal) and the last line of its stderr',
     title: '--socket-path=PATH listens on PATH within the deadline',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -53,6 +55,8 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.socket-path.reply',
+    detail:
+      'it answers `GET_FEATURES` with a well-formed reply: same request, flags = version 1 + reply bit, size 8, no fds',
     needs: ['conv.socket-path.listen'],
     title: 'the socket answers GET_FEATURES with a well-formed reply',
     severity: 'MUST',
@@ -66,6 +70,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.works',
+    detail: '`--fd=3` serves the inherited socket, as a connected socketpair end or as a listening socket',
     title: '--fd=FDNUM serves the inherited socket',
     severity: 'MUST',
     spec: Spec.conventions,
@@ -80,6 +85,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.form',
+    detail: 'which of the two `--fd` forms work (the spec does not say which one a back-end gets)',
     title: 'which --fd forms work (connected socketpair end, listening socket)',
     severity: 'INFO',
     spec: Spec.conventions,
@@ -89,6 +95,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.number',
+    detail: '`--fd` works at fd 9 as well',
     needs: ['conv.fd.works'],
     title: `--fd works at a number other than ${FIRST_FD}`,
     severity: 'MUST',
@@ -103,6 +110,7 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.exclusive',
+    detail: '`--fd` with `--socket-path` is refused: status != 0 within the deadline, nothing listening',
     title: '--fd together with --socket-path is refused',
     // "It is incompatible with --fd" binds the caller, who must not pass both; the back-end's duty is the
     // fail-early one: "If ... the initialization failed, the back-end should fail to start early and exit

@@ -168,6 +168,8 @@ function expectListing(op: string, dir: string, entries: FuseDirent[]): string[]
 export const fsChecks = defineChecks('fs', [
   {
     id: 'fs.init',
+    detail:
+      "FUSE_INIT (7.31) on the request queue is answered: major 7, a whole `fuse_init_out`, the request's unique, `len` equal to used.len",
     title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -185,6 +187,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.lookup',
+    detail:
+      'LOOKUP of every prepared name (and one in the subdirectory) answers ino, size, mode, nlink, uid, gid and mtime as lstat gives them; a missing name gets ENOENT',
     title: 'LOOKUP of every prepared name answers the attributes lstat gives; a missing name ENOENT',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -217,6 +221,7 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.getattr',
+    detail: 'GETATTR of the root, the tree, the subdirectory and every file answers what lstat gives',
     title: 'GETATTR of the root, a directory and every file answers what lstat gives',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -234,6 +239,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.readdir',
+    detail:
+      'OPENDIR, READDIR in 128-byte pieces following `off`, RELEASEDIR: exactly the names node:fs lists, with their types and inodes, none twice',
     title: 'OPENDIR, READDIR (in small pieces, following off) and RELEASEDIR list exactly the directory',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -256,6 +263,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.readdirplus',
+    detail:
+      "with FUSE_DO_READDIRPLUS granted, READDIRPLUS lists the directory with each entry's attributes as lstat gives them",
     title: 'with FUSE_DO_READDIRPLUS, READDIRPLUS lists the directory with each entry attributes lstat gives',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -284,6 +293,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.read',
+    detail:
+      'OPEN, READ at offsets in 4 KiB or 32 KiB pieces up to a short read, RELEASE: every file byte for byte',
     title: 'OPEN, READ (at offsets, in pieces, past the end) and RELEASE return every file byte for byte',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -335,6 +346,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.create-write',
+    detail:
+      'CREATE (0640, O_EXCL), three WRITEs at offsets (one overwriting), FLUSH, RELEASE: the file node:fs reads is what was written; CREATE again gets EEXIST',
     title:
       'CREATE, WRITE (at offsets), FLUSH and RELEASE leave the file node:fs then reads; O_EXCL gets EEXIST',
     severity: 'MUST',
@@ -410,6 +423,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.setattr',
+    detail:
+      'SETATTR size (shrink, then grow with zeros) and mode: the file changes as lstat and node:fs then see, and the answer agrees',
     title: 'SETATTR of size (shrink, grow) and mode changes the file as lstat then sees, and answers it',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -457,6 +472,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.unlink',
+    detail:
+      'UNLINK removes the file (LOOKUP then gets ENOENT, the directory lists the rest); UNLINK of a missing name gets ENOENT',
     title: 'UNLINK removes the file (then LOOKUP gets ENOENT); UNLINK of a missing name gets ENOENT',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -494,6 +511,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.forget',
+    detail:
+      'FORGET on the hiprio queue comes back with used.len 0; a node looked up twice and forgotten once still answers GETATTR',
     title:
       'FORGET on the hiprio queue is taken without a reply (used.len 0); a node stays until its lookups are all forgotten',
     severity: 'MUST',
@@ -534,6 +553,7 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.destroy',
+    detail: 'DESTROY is answered with a bare `fuse_out_header`, error 0',
     title: 'DESTROY is answered with a bare fuse_out_header, error 0',
     severity: 'MUST',
     spec: FsSpec.operation,
@@ -548,6 +568,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.bad-request',
+    detail:
+      'an unknown opcode and a 24-byte `fuse_in_header` each get a FUSE error reply (negative errno), and LOOKUP works after each',
     title:
       'an unknown opcode and a short fuse_in_header get a FUSE error reply (negative errno), and the device goes on',
     severity: 'MUST',
@@ -604,6 +626,8 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.config',
+    detail:
+      'with `CONFIG`, `virtio_fs_config` has a non-empty, NUL-padded UTF-8 tag and num_request_queues >= 1 (and `GET_QUEUE_NUM` counts them all)',
     title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
     severity: 'MUST',
     spec: FsSpec.config,
@@ -632,6 +656,7 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.queues',
+    detail: 'LOOKUPs in flight together on every request queue the device has are all answered right',
     title: 'requests on every request queue, in flight together, are all answered',
     severity: 'MUST',
     spec: FsSpec.operation,

@@ -268,6 +268,8 @@ const FORMATS_OTHER = (Object.entries(VirtioGpuFormat) as Array<[string, number]
 export const gpuChecks = defineChecks('gpu', [
   {
     id: 'gpu.config',
+    detail:
+      '(gpu) with `CONFIG`, `GET_CONFIG` of the 16-byte `virtio_gpu_config`: `num_scanouts` from 1 to 16, no `events_read` bit but `VIRTIO_GPU_EVENT_DISPLAY`',
     title: 'with CONFIG, the virtio_gpu_config has num_scanouts from 1 to 16 and no undefined event bits',
     severity: 'SHOULD',
     spec: GpuSpec.config,
@@ -299,6 +301,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.display-info',
+    detail:
+      '(gpu) GET_DISPLAY_INFO answers `RESP_OK_DISPLAY_INFO` with the modes the display gave on the vhost-user-gpu socket',
     title: 'GET_DISPLAY_INFO answers RESP_OK_DISPLAY_INFO with the modes the display gave',
     severity: 'MUST',
     spec: GpuSpec.operation,
@@ -326,6 +330,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.edid',
+    detail:
+      '(gpu) with `VIRTIO_GPU_F_EDID`, GET_EDID answers `RESP_OK_EDID` with the EDID the display gave (`VHOST_USER_GPU_GET_EDID`); skipped when the feature is not offered',
     title: 'with VIRTIO_GPU_F_EDID, GET_EDID answers RESP_OK_EDID with the EDID the display gave',
     severity: 'MUST',
     spec: GpuSpec.operation,
@@ -349,6 +355,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.scanout',
+    detail:
+      '(gpu) SET_SCANOUT gives the display a `SCANOUT` of the rectangle shown (whole and part of a resource), and 0x0 when disabled',
     title: 'SET_SCANOUT gives the display a SCANOUT of the rectangle shown, and 0x0 when disabled',
     severity: 'MUST',
     spec: GpuSpec.display,
@@ -396,6 +404,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.pixels',
+    detail:
+      "(gpu) TRANSFER_TO_HOST_2D and RESOURCE_FLUSH of whole and partial rectangles: each `UPDATE` is that rectangle, its pixels exactly the guest's (B8G8R8X8); the scanout is saved as a PNG next to the reports",
     title: 'TRANSFER_TO_HOST_2D and RESOURCE_FLUSH bring the guest pixels to the display exactly (B8G8R8X8)',
     severity: 'MUST',
     spec: GpuSpec.display,
@@ -438,6 +448,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.transfer-rect',
+    detail:
+      '(gpu) TRANSFER_TO_HOST_2D of the top rows at full width copies those rows, and the rest of the resource keeps what it had',
     title: 'TRANSFER_TO_HOST_2D of the top rows, full width, copies those rows and no others',
     severity: 'MUST',
     spec: GpuSpec.operation,
@@ -470,6 +482,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.scanout-offset',
+    detail:
+      '(gpu) a scanout showing part of a resource gets `UPDATE`s in its own coordinates, with the pixels of that part',
     title:
       "a scanout showing part of a resource gets UPDATEs in its own coordinates, with that part's pixels",
     severity: 'MUST',
@@ -516,6 +530,7 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.formats',
+    detail: '(gpu) `UPDATE` pixels are x8r8g8b8, as the protocol says, for the seven other 2D formats too',
     title: 'UPDATE pixels are x8r8g8b8 whatever the resource format (7 other formats)',
     severity: 'MUST',
     spec: GpuSpec.display,
@@ -548,6 +563,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.request-flags',
+    detail:
+      "(gpu) the back-end's requests on the vhost-user-gpu socket have flags 0: bit 2 marks replies, and no other bit is defined",
     title:
       'requests on the vhost-user-gpu socket carry no flags (bit 2 marks replies; no other bit is defined)',
     severity: 'SHOULD',
@@ -598,6 +615,7 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.unref',
+    detail: '(gpu) RESOURCE_UNREF destroys the resource: its id is then unknown, and can be created again',
     title: 'RESOURCE_UNREF destroys the resource: its id is unknown after, and can be created again',
     severity: 'MUST',
     spec: GpuSpec.operation,
@@ -628,6 +646,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.cursor',
+    detail:
+      '(gpu) UPDATE_CURSOR and MOVE_CURSOR reach the display as `CURSOR_UPDATE` (image, position, hot spot) and `CURSOR_POS`',
     title:
       'cursor queue: UPDATE_CURSOR and MOVE_CURSOR reach the display with the image, position and hot spot',
     severity: 'MUST',
@@ -686,6 +706,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.invalid',
+    detail:
+      '(gpu) unknown resource ids get `ERR_INVALID_RESOURCE_ID`, rectangles outside the resource `ERR_INVALID_PARAMETER`, scanout 16 `ERR_INVALID_SCANOUT_ID`; the device goes on',
     title:
       'unknown resource ids, rectangles outside the resource and bad scanout ids get the error responses; the device goes on',
     severity: 'MUST',
@@ -765,6 +787,7 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.fence',
+    detail: '(gpu) a command with `VIRTIO_GPU_FLAG_FENCE` is answered with the flag, its fence_id and ctx_id',
     title: 'a fenced command (VIRTIO_GPU_FLAG_FENCE) is answered with the flag, its fence_id and ctx_id',
     severity: 'MUST',
     spec: GpuSpec.operation,
@@ -827,6 +850,8 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.queues.concurrent',
+    detail:
+      "(gpu) control and cursor commands in flight at once, four rounds of 16 control commands (TRANSFER_TO_HOST_2D and RESOURCE_FLUSH of eight bands) and 8 cursor commands: in the first the cursor queue is kicked while the control commands are available but not yet kicked, and must be served; then both queues together; every response OK, every `UPDATE` with the guest's pixels, every cursor position in order",
     title:
       'control and cursor commands in flight at once: every response right, the cursor queue served while control commands wait',
     severity: 'MUST',

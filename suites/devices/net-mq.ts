@@ -184,6 +184,8 @@ async function mqTraffic(ctx: CheckContext, firstPairOnly: boolean): Promise<MqT
 export const netMqChecks = defineChecks('net', [
   {
     id: 'net.mq.pairs',
+    detail:
+      'with `VIRTIO_NET_F_MQ` offered and negotiated (skipped without it, whatever `GET_QUEUE_NUM` says) and `MQ`: every pair `GET_QUEUE_NUM` allows (up to 4) set up, only the first enabled, 32 frames come back on receiveq1 only ("the device MUST queue packets only on receiveq1"); then every pair enabled (the front-end\'s `SET_VRING_ENABLE` stands for the driver\'s `VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET`), the pairs that take a probe each send 96 frames at once, every one back intact on some enabled receive queue',
     title:
       'with VIRTIO_NET_F_MQ, frames come back on receiveq1 only until more pairs are enabled; then every pair carries frames, none lost',
     // "After initialization of reset, the device MUST queue packets only on receiveq1." and "The device MUST
@@ -212,6 +214,8 @@ export const netMqChecks = defineChecks('net', [
   },
   {
     id: 'net.mq.steering',
+    detail:
+      'the same traffic with every pair enabled from the start: each frame back on its own pair\'s receive queue ("the device SHOULD cause incoming packets for that flow to be steered to receiveqX")',
     title: "with VIRTIO_NET_F_MQ and every pair enabled, a pair's frames come back on its own receive queue",
     // "After the driver transmitted a packet of a flow on transmitqX, the device SHOULD cause incoming packets
     // for that flow to be steered to receiveqX." (virtio 1.3, 5.1.6.5.5).

@@ -279,6 +279,8 @@ async function loopHeaders(ctx: CheckContext): Promise<{ received: ReceivedFrame
 export const netChecks = defineChecks('net', [
   {
     id: 'net.loopback',
+    detail:
+      'with a back-end that loops frames back (dpdk-testpmd `--forward-mode=io`; skipped when a probe frame does not come back), 200 frames of 60-1514 bytes come back intact, in order, none lost or added',
     title: 'frames looped back by the back-end arrive intact, in order, none lost and none added',
     severity: 'MUST',
     spec: NetSpec.operation,
@@ -294,6 +296,7 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.rx.header',
+    detail: 'a received `virtio_net_hdr` has flags 0 and gso_type NONE when no offload was negotiated',
     title: 'a received packet header asks for no offload that was not negotiated',
     severity: 'MUST',
     spec: NetSpec.packetReceive,
@@ -311,6 +314,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.rx.num-buffers',
+    detail:
+      'without `VIRTIO_NET_F_MRG_RXBUF`, num_buffers is 1 (the spec says MUST; a 2025 proposal softens it, as Linux tun never wrote it)',
     title: 'without VIRTIO_NET_F_MRG_RXBUF, a received header has num_buffers 1',
     // The spec says MUST; virtio maintainers proposed SHOULD in 2025, as Linux tun and vhost-net never
     // wrote the field: reported, but not a MUST failure.
@@ -330,6 +335,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.packed.loopback',
+    detail:
+      'with `VIRTIO_F_RING_PACKED`, 480 frames loop back intact through packed rings of 48 descriptors (not a power of two), each ring wrapping ten times',
     title: 'with VIRTIO_F_RING_PACKED, frames loop back intact through packed rings, round them many times',
     severity: 'MUST',
     spec: NetSpec.packedRing,
@@ -345,6 +352,7 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.tx.split-header',
+    detail: 'a packet with its header and frame in separate descriptors is transmitted whole',
     title: 'a packet whose header and frame are in separate descriptors is transmitted whole',
     severity: 'MUST',
     spec: NetSpec.packetTransmit,
@@ -360,6 +368,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.rx.mergeable',
+    detail:
+      'with `VIRTIO_NET_F_MRG_RXBUF`, 120 frames through 256-byte receive buffers: a frame larger than one is spread over several, num_buffers in the first header equal to the buffers used, all but the last used in full, the used lengths summing to header + frame, the bytes intact and in order',
     title:
       'with VIRTIO_NET_F_MRG_RXBUF, a frame larger than a receive buffer is spread over several, num_buffers counting them',
     severity: 'MUST',
@@ -403,6 +413,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.csum',
+    detail:
+      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial come back either with the checksum completed (flags 0 or `DATA_VALID`) or still marked `NEEDS_CSUM` with a csum_start and csum_offset that complete it; never partial and unmarked',
     title:
       'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
     severity: 'MUST',
@@ -472,6 +484,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.in-order',
+    detail:
+      "with `VIRTIO_F_IN_ORDER` (split rings), 300 frames loop back with every buffer used in the order it was made available; a used element may stand for a batch (the spec's in-order batching: the buffers it skips count as used in full), and a skipped receive buffer that was not filled is a buffer used out of order",
     title: 'with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',
     spec: NetSpec.inOrder,
@@ -480,6 +494,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.in-order.packed',
+    detail:
+      "with `VIRTIO_F_IN_ORDER` on packed rings of 48 descriptors, 300 frames loop back with every buffer used in the order it was made available; a used descriptor may stand for a batch (the id of its last buffer, written over its first buffer's first descriptor: the driver skips the descriptors of all of them, wrap counter included, and takes the buffers it skips as used in full); a used id not in flight after the buffers already used, or a skipped receive buffer that was not filled, is a buffer used out of order",
     title:
       'with VIRTIO_F_IN_ORDER on packed rings, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',

@@ -87,6 +87,8 @@ function logSizeFor(device: FrontendDevice): number {
 export const channelChecks = defineChecks('protocol', [
   {
     id: 'proto.backend-req.channel',
+    detail:
+      'with `BACKEND_REQ`, `SET_BACKEND_REQ_FD` (one end of a socketpair) is acked with 0, the back-end keeps the channel open, and every back-end request on it is well-formed (known id, version 1, no reply flag, its size and fds, its feature negotiated); the harness answers need_reply as QEMU does',
     title:
       'SET_BACKEND_REQ_FD is acked with 0, the channel stays open, and what the back-end sends on it is well-formed',
     severity: 'MUST',
@@ -132,6 +134,8 @@ export const channelChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.log.set-base',
+    detail:
+      'with `LOG_SHMFD`, `SET_LOG_BASE` (a memfd log at an offset) gets one reply, as QEMU waits for (a u64, or empty as QEMU also takes)',
     title: 'with LOG_SHMFD, SET_LOG_BASE is answered',
     severity: 'MUST',
     spec: ChannelSpec.communication,
@@ -162,6 +166,8 @@ export const channelChecks = defineChecks('protocol', [
 export const logDirtyChecks = defineChecks('protocol', [
   {
     id: 'proto.log.dirty',
+    detail:
+      "with `VHOST_F_LOG_ALL` and `VHOST_VRING_F_LOG` set on a running ring, a block read marks both pages of a buffer across a page boundary and the used ring's pages (at `log_guest_addr`) in the log",
     title: 'with VHOST_F_LOG_ALL, the pages a block read writes and the used ring are marked in the log',
     severity: 'SHOULD',
     spec: ChannelSpec.migration,

@@ -112,6 +112,8 @@ const INFLIGHT_QUEUE_SIZE = 128;
 export const featureChecks = defineChecks('protocol', [
   {
     id: 'proto.status.round-trip',
+    detail:
+      'with `STATUS`, `GET_STATUS` (a well-formed u64 reply) returns each status `SET_STATUS` set: 0x1, 0x3, 0xb, then 0',
     title: 'with STATUS, GET_STATUS returns what SET_STATUS set',
     severity: 'MUST',
     spec: FeatureSpec.messages,
@@ -138,6 +140,8 @@ export const featureChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.inflight.get-fd',
+    detail:
+      "with `INFLIGHT_SHMFD`, `GET_INFLIGHT_FD` replies with one fd holding mmap_offset + mmap_size bytes, at least the spec's split layout (16 + 16 per entry) for the queues asked; `SET_INFLIGHT_FD` takes it",
     title: 'with INFLIGHT_SHMFD, GET_INFLIGHT_FD hands out a buffer of the size it announces',
     severity: 'MUST',
     spec: FeatureSpec.inflight,
@@ -203,6 +207,8 @@ export const featureChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.config.set',
+    detail:
+      'with `CONFIG`, `SET_CONFIG` (flags 0) of a read-only field (blk capacity, gpu num_scanouts) leaves `GET_CONFIG` unchanged',
     title: 'with CONFIG, SET_CONFIG of a read-only field leaves the config unchanged',
     severity: 'MUST',
     spec: FeatureSpec.messages,
@@ -246,6 +252,8 @@ export const featureChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.config.set.refused',
+    detail:
+      "with `CONFIG` and `REPLY_ACK`, that `SET_CONFIG` is acked non-zero (the ack's meaning is a SHOULD of `REPLY_ACK`)",
     title: 'with CONFIG and REPLY_ACK, SET_CONFIG of a read-only field is acked non-zero',
     severity: 'SHOULD',
     spec: ProtocolSpec.replyAck,
@@ -284,6 +292,8 @@ export const featureChecks = defineChecks('protocol', [
 export const resetDeviceChecks = defineChecks('protocol', [
   {
     id: 'proto.reset-device',
+    detail:
+      'with `RESET_DEVICE`, the device starts again from scratch: features renegotiated, a new ring reads and writes data, `GET_STATUS` 0 (with `STATUS`)',
     title: 'after RESET_DEVICE the device starts again from scratch',
     severity: 'MUST',
     spec: FeatureSpec.messages,

@@ -129,6 +129,8 @@ export const protocolLifecycleChecks = defineChecks(
   [
     {
       id: 'proto.lifecycle.reconnect',
+      detail:
+        'its front-end closes the connection after rings and traffic, and one connects again at once: it exits with status 0, or serves the new one (negotiation, vring 0, requests); the message says which',
       title: 'once its front-end leaves mid-session, it exits cleanly or serves a new front-end at once',
       severity: 'SHOULD',
       spec: ProtocolSpec.communication,

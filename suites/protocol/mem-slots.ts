@@ -42,6 +42,8 @@ function pageRegions(count: number): RegionLayout[] {
 export const memSlotChecks = defineChecks('protocol', [
   {
     id: 'proto.reply.get-max-mem-slots',
+    detail:
+      "with `CONFIGURE_MEM_SLOTS`, `GET_MAX_MEM_SLOTS` replies a u64 of at least 1; that many one-page regions (256 at most, QEMU's cap) are taken with `ADD_MEM_REG`, and it replies the same after",
     title:
       'with CONFIGURE_MEM_SLOTS, GET_MAX_MEM_SLOTS has a well-formed reply of at least 1, and that many regions are taken',
     severity: 'MUST',
@@ -94,6 +96,8 @@ export const memSlotChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.mem-slots.add-rem',
+    detail:
+      'with `CONFIGURE_MEM_SLOTS`, guest memory sent region by region with `ADD_MEM_REG` carries virtio-blk traffic; a region removed with `REM_MEM_REG` (no fd) and added in a new memfd at the same guest address is used there, the old mapping no more',
     title:
       'with CONFIGURE_MEM_SLOTS, memory added region by region carries requests, and a region removed and added anew in another memfd is used there',
     severity: 'MUST',

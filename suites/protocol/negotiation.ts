@@ -24,6 +24,8 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 export const negotiationChecks = defineChecks('protocol', [
   {
     id: 'proto.features.protocol-bit',
+    detail:
+      '`GET_FEATURES` offers bit 30 (`VHOST_USER_F_PROTOCOL_FEATURES`), without which no protocol feature can be negotiated',
     title: 'VHOST_USER_F_PROTOCOL_FEATURES (bit 30) is offered',
     severity: 'SHOULD',
     spec: ProtocolSpec.communication,
@@ -39,6 +41,7 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.reply.get-protocol-features',
+    detail: '`GET_PROTOCOL_FEATURES` has a well-formed reply',
     title: 'GET_PROTOCOL_FEATURES has a well-formed reply',
     severity: 'MUST',
     spec: ProtocolSpec.protocolFeatures,
@@ -56,6 +59,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.negotiation.before-set-features',
+    detail:
+      '`GET_PROTOCOL_FEATURES` and `SET_PROTOCOL_FEATURES` work before `SET_FEATURES`, as QEMU sends them',
     title: 'GET/SET_PROTOCOL_FEATURES work before SET_FEATURES',
     severity: 'MUST',
     spec: ProtocolSpec.protocolFeatures,
@@ -75,6 +80,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.reply-ack.accepted',
+    detail:
+      'with `REPLY_ACK`, need_reply is answered with 0 on `SET_PROTOCOL_FEATURES`, `SET_FEATURES`, `SET_OWNER`, `SET_VRING_NUM`, `SET_VRING_BASE`',
     title: 'with REPLY_ACK, need_reply is answered with 0 on every request the back-end accepts',
     severity: 'MUST',
     spec: ProtocolSpec.replyAck,
@@ -96,6 +103,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.negotiation.set-without-get',
+    detail:
+      '`SET_PROTOCOL_FEATURES(REPLY_ACK)` with need_reply and no `GET_PROTOCOL_FEATURES` before it is acked with 0',
     title: 'SET_PROTOCOL_FEATURES without a prior GET is acked when need_reply is set',
     severity: 'MUST',
     spec: ProtocolSpec.replyAck,
@@ -114,6 +123,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.negotiation.subset',
+    detail:
+      '`SET_FEATURES` without the optional ring features (`EVENT_IDX`, `INDIRECT_DESC`, `NOTIFY_ON_EMPTY`) is accepted',
     title: 'SET_FEATURES with a subset of the offer is accepted',
     severity: 'MUST',
     spec: ProtocolSpec.communication,
@@ -136,6 +147,7 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.negotiation.stable',
+    detail: 'two launches with the same options offer the same features and protocol features',
     title: 'the offer is the same across two launches with the same options',
     severity: 'MUST',
     spec: ProtocolSpec.communication,
@@ -168,6 +180,7 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.mq.queue-num',
+    detail: "with `MQ`, `GET_QUEUE_NUM` is well-formed and at least the device type's minimum",
     title: 'with MQ, GET_QUEUE_NUM is well-formed and at least the device minimum',
     severity: 'MUST',
     spec: ProtocolSpec.multiQueue,
@@ -182,6 +195,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.config.get',
+    detail:
+      "with `CONFIG`, `GET_CONFIG` of the device's whole config space, of its first half (an older front-end's shorter struct), of a field at its offset (`blk_size`, `num_scanouts`) and of its last byte: each reply payload has the size asked (\"payload size MUST match the front-end's request\")",
     title:
       'with CONFIG, GET_CONFIG of the whole config space, of a shorter window, of a field at its offset and of the last byte each has a reply payload of the size asked',
     // "vhost-user back-end's payload size MUST match the front-end's request" (vhost-user.rst 7.2,
@@ -200,6 +215,8 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.config.window',
+    detail:
+      'with `CONFIG`, whether those windows hold the bytes the whole space holds at their offset (no sentence says MUST or SHOULD; libvhost-user 7.2 passes its device only the size)',
     title:
       'with CONFIG, whether GET_CONFIG of a window at an offset returns the bytes the whole space holds there',
     // Not judged: the message's layout defines "offset: a 32-bit offset of virtio device's configuration

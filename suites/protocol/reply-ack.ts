@@ -74,6 +74,8 @@ export const replyAckChecks = defineChecks(
   [
     {
       id: 'proto.reply-ack.invalid',
+      detail:
+        "with `REPLY_ACK`, `SET_VRING_NUM` for a vring that does not exist (2N+1 for `GET_QUEUE_NUM` N, past N rings, N queue pairs as QEMU's net front-end reads it, or N pairs and a control queue; 65536 without `MQ`), of 0 entries, or of 3 entries, and `SET_MEM_TABLE` with a region and no fd, are acked non-zero (each on a fresh back-end)",
       title: 'with REPLY_ACK, an invalid request is answered with a non-zero ack',
       severity: 'SHOULD',
       spec: ProtocolSpec.replyAck,

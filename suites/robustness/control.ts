@@ -459,6 +459,8 @@ export const controlChecks = defineChecks(
   [
     {
       id: 'robust.ctl.framing',
+      detail:
+        "each on a fresh back-end: a header cut short then end of stream, versions 0, 2 and 3, size 0xFFFFFFFF, the reply flag or undefined flags on a request, payloads shorter or longer than the request's, a message cut mid-payload then the connection closed: it answers the next `GET_FEATURES` (or a new front-end) or closes, never dies of it (a signal, or an exit with a crash signature on stderr: see [The crash oracle](#the-crash-oracle)), never hangs; the message says which inputs closed",
       ...inputsCheck(framingInputs()),
       title:
         'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
@@ -468,6 +470,8 @@ export const controlChecks = defineChecks(
     },
     {
       id: 'robust.ctl.request-id',
+      detail:
+        'the same, for request ids 0, just past the last defined one (twice, once with need_reply), 0x7FFFFFFF and 0xFFFFFFFF',
       ...inputsCheck(requestIdInputs()),
       title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
       severity: 'MUST',
@@ -476,6 +480,8 @@ export const controlChecks = defineChecks(
     },
     {
       id: 'robust.ctl.fds',
+      detail:
+        "the same, for 9 and 16 fds, fds on messages that take none, `SET_VRING_KICK`/`CALL`, `SET_MEM_TABLE`, `SET_LOG_BASE`, `SET_BACKEND_REQ_FD` without their fd, a regular file and a hung-up socket as kick or call fd, an eventfd as a region's fd",
       ...inputsCheck(fdInputs()),
       title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
       severity: 'MUST',
@@ -484,6 +490,8 @@ export const controlChecks = defineChecks(
     },
     {
       id: 'robust.ctl.vring',
+      detail:
+        'the same, for vring indexes out of range in every vring message, `SET_VRING_NUM` 0, 3, 32768, 65536 and 0xFFFFFFFF, `SET_VRING_KICK` or `CALL` again on a running ring, and rings set up and kicked whose addresses are outside guest memory, misaligned or wrap past 2^64',
       ...inputsCheck(vringInputs()),
       title:
         'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
@@ -493,6 +501,8 @@ export const controlChecks = defineChecks(
     },
     {
       id: 'robust.ctl.memory',
+      detail:
+        'the same, for regions that overlap (guest or user space), are empty, pass the end of their fd or wrap past 2^64, 9 and 0xFFFFFFFF regions, `ADD_MEM_REG` of such regions, `SET_LOG_BASE` sizes and offsets that overflow or pass their fd',
       ...inputsCheck(memoryInputs()),
       title:
         'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',

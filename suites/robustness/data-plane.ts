@@ -865,6 +865,8 @@ export const dataPlaneChecks = defineChecks(
   [
     {
       id: 'robust.data.chain',
+      detail:
+        "(block, net, fs, gpu) malformed chains, each posted raw on a fresh back-end (block requestq, net transmitq0, fs the first request queue with a FUSE_INIT, gpu the control queue with a GET_DISPLAY_INFO, its display attached first): next pointing to itself, a chain looping back to its head, a loop inside an indirect table, next past the queue size and past an indirect table, an indirect table of queue size + 2 descriptors, an indirect descriptor inside an indirect table or with NEXT, a table of 17 bytes, an avail entry past the queue size, avail.idx queue size + 1 ahead: the back-end answers a well-formed request (or `GET_VRING_BASE` once the queue stopped) or closes the connection, never crashes or hangs (a failed assertion on stderr is a crash too), and writes no guest byte outside the buffers it may write (guard bytes around every buffer and ring part and over all free guest memory; tables, available rings, device-readable buffers and the request's buffers no device-writable descriptor covers unchanged); what it did with each is reported",
       title:
         'descriptor chains that loop (on one descriptor, back to the head, inside an indirect table), next past the queue or the table, longer than the queue, an indirect table inside one or with NEXT, a bad avail entry or avail.idx: no crash, no hang, no write outside the buffers',
       severity: 'MUST',
@@ -875,6 +877,8 @@ export const dataPlaneChecks = defineChecks(
     },
     {
       id: 'robust.data.buffers',
+      detail:
+        "(block, net, fs, gpu) malformed buffers, the same way (writable ones on net receiveq0, filled by a frame sent): a readable and a writable buffer outside guest memory, one running past its region's end into unmapped memory, addr + len wrapping past 2^64, an indirect table outside guest memory, a zero-length first, last and every buffer, the buffer the device reads marked device-writable and the ones it writes device-readable, a head-only request: the same oracles",
       title:
         'buffers outside guest memory, past a region end, wrapping past 2^64, of zero length, writable where the device reads and the reverse, a head-only request: no crash, no hang, no write outside the buffers',
       severity: 'MUST',

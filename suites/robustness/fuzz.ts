@@ -111,6 +111,8 @@ export const fuzzChecks = defineChecks(
   [
     {
       id: ID,
+      detail:
+        'generated sequences of valid and invalid control messages and data-plane requests (see _Generated sequences_) neither crash nor hang it: after every step it answers GET_FEATURES or closes the connection; a failure is shrunk and saved as a case file',
       title:
         'generated sequences of valid and invalid control messages and data-plane requests neither crash nor hang it',
       severity: 'MUST',

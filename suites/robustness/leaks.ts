@@ -203,6 +203,8 @@ export const leakChecks = defineChecks(
   [
     {
       id: 'robust.leaks',
+      detail:
+        'open fds (`/proc/PID/fd`) and `VmRSS` across 64 memory table and vring set-ups/tear-downs, 64 `SET_VRING_KICK`/`CALL` replacements (kick after a stop, call on the running ring) and 64 reconnects (when it serves new front-ends), after 16 unmeasured: at most 3 more fds, at most 128 KiB more per iteration; the figures per iteration in the message',
       // Three patterns of WARM_UP + ITERATIONS round trips each; a back-end that hangs fails at the first.
       budgetMs: (timeoutMs) => 3 * (WARM_UP + ITERATIONS) * 200 + 8 * timeoutMs + 5000,
       title: 'open fds and resident memory stay bounded across set-ups, fd replacements and reconnects',

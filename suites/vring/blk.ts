@@ -198,6 +198,8 @@ export const blkChecks = defineChecks('vring', [
   },
   {
     id: 'vring.blk.indirect-chained',
+    detail:
+      'with VIRTIO_RING_F_INDIRECT_DESC, a chain of one or two direct descriptors followed by an indirect one is one request',
     title: 'direct descriptors followed by an indirect one make one request',
     severity: 'MUST',
     spec: VringSpec.indirect,
@@ -349,6 +351,8 @@ export const blkChecks = defineChecks('vring', [
   },
   {
     id: 'vring.blk.bad-sector',
+    detail:
+      'requests past the capacity, which a driver must not send and for which the block device\'s requirements name no status: whatever the status, used.len counts no byte the device left unwritten ("The device MUST write at least len bytes"), and the device goes on; the status and what a read returned are reported',
     title:
       'requests past the capacity (which a driver must not send): used.len counts no byte left unwritten, and the device goes on',
     // The block device's requirements say nothing of a request past capacity, only the driver's ("A driver
@@ -389,6 +393,8 @@ export const blkChecks = defineChecks('vring', [
   },
   {
     id: 'vring.used-len.exact',
+    detail:
+      'whether used.len of block requests (IN of 1 and 16 sectors, FLUSH, GET_ID) counts every byte written or less, which the spec allows ("len is permitted to be an underestimate"); counting more fails the traffic checks',
     title: 'whether used.len counts every byte a block request wrote, or less (allowed)',
     // Not judged: "len is permitted to be an underestimate" (virtio 1.3, 2.7.8.1); counting more than was
     // written is the MUST the traffic checks enforce (expectUsedLenWritten).

@@ -128,6 +128,8 @@ export const lifecycleChecks = defineChecks('vring', [
   },
   {
     id: 'vring.get-vring-base.drain',
+    detail:
+      'GET_VRING_BASE right after a kick: every request it counts as consumed is used by its reply, none after',
     title: 'GET_VRING_BASE completes the requests in flight before it replies',
     severity: 'MUST',
     spec: VringSpec.messages,
@@ -332,6 +334,8 @@ export const lifecycleChecks = defineChecks('vring', [
   },
   {
     id: 'vring.restart.pending-kick',
+    detail:
+      "a kick left pending on the kick eventfd while stopped starts the ring restarted in the profile's order: its requests complete with no new kick",
     title: 'a kick already pending when a stopped ring is restarted starts it without breaking it',
     severity: 'MUST',
     spec: VringSpec.ringStates,
@@ -375,6 +379,8 @@ export const lifecycleChecks = defineChecks('vring', [
   },
   {
     id: 'vring.disable-stops',
+    detail:
+      'after traffic, SET_VRING_ENABLE 0: a write posted and kicked has no effect on the disk until SET_VRING_ENABLE 1',
     title:
       'SET_VRING_ENABLE 0 on a running ring: requests kicked while disabled have no effect until re-enabled',
     severity: 'MUST',

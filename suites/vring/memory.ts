@@ -86,6 +86,8 @@ export async function expectNewMapping(
 export const memoryChecks = defineChecks('vring', [
   {
     id: 'vring.mem-table.replace',
+    detail:
+      'with the ring stopped by `GET_VRING_BASE`, `SET_MEM_TABLE` moves a region to a new memfd at another user address and mmap offset; restarted at the base, data goes through the new mapping, never the old',
     title:
       'with the ring stopped, SET_MEM_TABLE moving a region to a new memfd is used once the ring restarts',
     severity: 'MUST',

@@ -27,6 +27,12 @@ describe('assertion messages in our own words', () => {
     );
   });
 
+  it('expect.fail(why): our message whole (it carries no values)', () => {
+    expect(
+      describeAssertion(thrown(() => expect.fail('--fd with --socket-path: it started and served'))),
+    ).to.equal('--fd with --socket-path: it started and served');
+  });
+
   it('deep equality, ranges, lengths, matches and members', () => {
     expect(describeAssertion(thrown(() => expect([1n, 2], 'fds').to.deep.equal([1n, 3])))).to.equal(
       'fds: expected [1, 3], saw [1, 2]',

@@ -99,10 +99,11 @@ export function describeAssertion(err: Error): string {
   const assertion = err as ChaiAssertion;
   const parts = split(assertion);
   if (!parts) {
-    if (!('actual' in assertion)) return err.message;
+    // expect.fail(why) carries no values: its message is ours, whole.
+    if (assertion.actual === undefined && assertion.expected === undefined) return err.message;
     const at = err.message.lastIndexOf(': expected ');
-    const head = at > 0 ? `${err.message.slice(0, at)}: ` : '';
-    return `${head}expected ${showValue(assertion.expected)}, saw ${showValue(assertion.actual)}`;
+    const head = at > 0 ? err.message.slice(0, at) : err.message;
+    return `${head}: expected ${showValue(assertion.expected)}, saw ${showValue(assertion.actual)}`;
   }
   const boolean = typeof assertion.actual === 'boolean' && typeof assertion.expected === 'boolean';
   if (parts.ours !== undefined && boolean) return parts.ours;

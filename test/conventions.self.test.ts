@@ -28,6 +28,18 @@ const TIMEOUT = ['--timeout', '2500'];
 
 /** Checks a flaw breaks besides its own (fixtures/backend/flaws.ts names its own). */
 const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
+  // net.loopback's probe frame comes back, so data moves and the net checks run (its gate holds): each sends
+  // more than 7 frames and loses one of them.
+  'net-drops-frames': [
+    'net.rx.header',
+    'net.rx.num-buffers',
+    'net.packed.loopback',
+    'net.tx.split-header',
+    'net.rx.mergeable',
+    'net.csum',
+    'net.in-order',
+    'net.mq.pairs',
+  ],
   // A reply without the reply flag breaks the --fd exchange as well.
   'bad-reply-flags': ['conv.fd.works'],
   // Memory sent with ADD_MEM_REG has mmap offsets too, and that check runs before vring.blk.read-write.

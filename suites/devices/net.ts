@@ -290,6 +290,9 @@ export const netChecks = defineChecks('net', [
       const net = await openNet(ctx);
       const run = runId();
       await requireLoopback(ctx, net, run);
+      // The probe frame came back: data moves, what the checks needing this one rely on. A frame lost or
+      // broken past it is this check's own finding; they run and give verdicts of their own.
+      ctx.gateHeld();
       await loopFrames(net, run, 200);
       return `200 frames of ${MIN_FRAME}-${MAX_FRAME} bytes came back intact`;
     },

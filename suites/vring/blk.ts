@@ -7,8 +7,6 @@ import { expect } from 'chai';
 import {
   type BlkCompletion,
   type BlkDriver,
-  BlkError,
-  BlkErrorCode,
   type BlkRequest,
   blkStatusName,
   blkUsedLenShortfall,
@@ -30,6 +28,7 @@ import {
   expectSectors,
   freshSeed,
   hex,
+  holdingGate,
   NEEDS_DATA_PATH,
   openBlock,
   preserving,
@@ -50,12 +49,6 @@ const READS: ReadonlyArray<readonly [number, number]> = [
   [27, 1],
 ];
 const EXERCISED = 28;
-
-/**
- * Rules a completion of vring.blk.read-write can break while the request did its work (data moved): such a
- * failure is the check's own and does not skip the checks that need a data path.
- */
-const OWN_RULES: ReadonlySet<string> = new Set([BlkErrorCode.USED_LEN, BlkErrorCode.READONLY_WRITTEN]);
 
 /** `ranges` with each cut into pieces of at most `max` sectors. */
 function cutToFit(ranges: ReadonlyArray<readonly [number, number]>, max: number): Array<[number, number]> {
@@ -130,17 +123,7 @@ export const blkChecks = defineChecks('vring', [
     ],
     async run(ctx) {
       const { blk, scratch, device } = await openBlock(ctx, { writes: true });
-      let done: string;
-      try {
-        done = await exerciseReadWrite(blk, scratch);
-      } catch (err) {
-        // Requests complete and do their work, but a completion breaks a rule of its own (used.len, a write
-        // into a readable buffer): data moves, which is what the checks needing this one rely on, so they
-        // run and give verdicts of their own. A refused request (status), wrong data, a hang or a crash
-        // means data does not move: they are skipped, naming this check.
-        if (err instanceof BlkError && OWN_RULES.has(err.code)) ctx.gateHeld();
-        throw err;
-      }
+      const done = await holdingGate(ctx, () => exerciseReadWrite(blk, scratch));
       const regions = device.memory.regions
         .map((r) => `guest ${hex(r.guestAddress)} user ${hex(r.userAddress)} offset ${hex(r.mmapOffset)}`)
         .join('; ');
@@ -193,7 +176,8 @@ export const blkChecks = defineChecks('vring', [
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
       const { blk, scratch } = await openBlock(ctx, { writes: true, indirect: true });
-      return `every request through one indirect table: ${await exerciseReadWrite(blk, scratch, { indirect: true })}`;
+      const done = await holdingGate(ctx, () => exerciseReadWrite(blk, scratch, { indirect: true }));
+      return `every request through one indirect table: ${done}`;
     },
   },
   {

@@ -6,6 +6,8 @@ import {
   BLK_DRIVER_FEATURES,
   type BlkConfig,
   BlkDriver,
+  BlkError,
+  BlkErrorCode,
   describeSectorDiff,
   readBlkConfig,
   VirtioBlkFeature,
@@ -39,6 +41,27 @@ export const VringSpec = {
 
 /** The check every data-path check builds on. */
 export const NEEDS_DATA_PATH = 'vring.blk.read-write';
+
+/**
+ * Rules a completion can break while the request did its work (data moved): a failure of one of these is the
+ * check's own, and does not skip the checks that need this one.
+ */
+const OWN_RULES: ReadonlySet<string> = new Set([BlkErrorCode.USED_LEN, BlkErrorCode.READONLY_WRITTEN]);
+
+/**
+ * Runs a check's `body`; when it fails on a rule of a completion's own (used.len, a write into a readable
+ * buffer), requests still complete and do their work, which is what the checks needing this one rely on: the
+ * gate holds (CheckContext.gateHeld) and they run, giving verdicts of their own. A refused request (status),
+ * wrong data, a hang or a crash means data does not move: they are skipped, naming this check.
+ */
+export async function holdingGate<T>(ctx: CheckContext, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    if (err instanceof BlkError && OWN_RULES.has(err.code)) ctx.gateHeld();
+    throw err;
+  }
+}
 
 /** Ring size the checks use: small, and a power of two every back-end takes. */
 export const QUEUE_SIZE = 64;

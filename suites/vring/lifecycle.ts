@@ -23,6 +23,7 @@ import {
   expectSectors,
   freshSeed,
   hex,
+  holdingGate,
   NEEDS_DATA_PATH,
   openBlock,
   preserving,
@@ -117,7 +118,9 @@ export const lifecycleChecks = defineChecks('vring', [
     async run(ctx) {
       const { device, blk, scratch, started } = await openBlock(ctx);
       const count = 5;
-      for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
+      await holdingGate(ctx, async () => {
+        for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
+      });
       const base = await stop(started, device);
       expect(
         base,
@@ -282,44 +285,47 @@ export const lifecycleChecks = defineChecks('vring', [
         );
       };
       let base = 0;
-      await preserving(blk, scratch, count, async () => {
-        await blk.write(scratch, data);
-        for (let i = 0; i < 3; i++) check(await blk.run(read(i)));
+      await holdingGate(ctx, () =>
+        preserving(blk, scratch, count, async () => {
+          await blk.write(scratch, data);
+          for (let i = 0; i < 3; i++) check(await blk.run(read(i)));
 
-        // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
-        for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
-        base = await stop(started, device);
-        expect(
-          base,
-          `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
-        ).to.equal(queue.lastAvailIdx);
+          // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
+          for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
+          base = await stop(started, device);
+          expect(
+            base,
+            `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
+          ).to.equal(queue.lastAvailIdx);
 
-        // Stopped: two more requests and a kick must stay untouched.
-        for (let i = 7; i < 9; i++) blk.post(read(i));
-        ring.notify();
-        const stray = await sleepAndCollect(blk, quiet);
-        if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+          // Stopped: two more requests and a kick must stay untouched.
+          for (let i = 7; i < 9; i++) blk.post(read(i));
+          ring.notify();
+          const stray = await sleepAndCollect(blk, quiet);
+          if (stray.length)
+            throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
 
-        // Restart in the profile's order at the returned base, then kick. The kick sent while stopped is
-        // taken back first: the back-end is to start on the kick that follows the restart.
-        ring.kickFd.drain();
-        await restart(started, device, base);
-        ring.notify();
-        const outstanding = blk.inFlight;
-        try {
-          const got: BlkCompletion[] = [];
-          while (got.length < outstanding)
-            got.push(...(await blk.collect(outstanding - got.length)).completions);
-          got.forEach(check);
-        } catch (err) {
-          if (!(err instanceof TimeoutError)) throw err;
-          throw new BackendError(
-            `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
-              `(lost): ${err.message}`,
-          );
-        }
-        for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
-      });
+          // Restart in the profile's order at the returned base, then kick. The kick sent while stopped is
+          // taken back first: the back-end is to start on the kick that follows the restart.
+          ring.kickFd.drain();
+          await restart(started, device, base);
+          ring.notify();
+          const outstanding = blk.inFlight;
+          try {
+            const got: BlkCompletion[] = [];
+            while (got.length < outstanding)
+              got.push(...(await blk.collect(outstanding - got.length)).completions);
+            got.forEach(check);
+          } catch (err) {
+            if (!(err instanceof TimeoutError)) throw err;
+            throw new BackendError(
+              `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
+                `(lost): ${err.message}`,
+            );
+          }
+          for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
+        }),
+      );
       const final = await stop(started, device);
       expect(
         final,

@@ -65,13 +65,18 @@ function bootDisk(): Buffer {
 
 /** Every process and file a recording made; `cleanup` ends and removes them all. */
 class Run {
-  readonly dir = mkdtempSync(path.join(tmpdir(), 'vhu-frontrec-'));
+  readonly dir: string;
   readonly processes: ResultPromise[] = [];
   relay: RecordingRelay | undefined;
   readonly extra: (() => Promise<void>)[] = [];
 
+  constructor(readonly options: RecordOptions) {
+    this.dir = mkdtempSync(path.join(options.parent ?? tmpdir(), 'vhu-frontrec-'));
+  }
+
   spawn(file: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): ResultPromise {
-    const child = execa(file, args, { reject: false, stdin, all: true });
+    const env = this.options.marker ? { VHU_SELFTEST_MARKER: this.options.marker } : {};
+    const child = execa(file, args, { reject: false, stdin, all: true, env });
     this.processes.push(child);
     return child;
   }
@@ -252,7 +257,7 @@ async function recordTestpmd(run: Run): Promise<Recording> {
   if (!existsSync(TESTPMD)) throw new Error(`${TESTPMD} is missing: install the Debian package dpdk-dev`);
   const backend = 'vhu-reference-net';
   const relaySocket = await startBackend(run, backend, []);
-  const prefix = `vhu-frontrec-${process.pid}`;
+  const prefix = `vhu-frontrec-${process.pid}-${path.basename(run.dir)}`;
   run.extra.push(async () => void (await execa('rm', ['-rf', `/var/run/dpdk/${prefix}`], { reject: false })));
   const args = [
     '-v',
@@ -310,9 +315,19 @@ async function recordTestpmd(run: Run): Promise<Recording> {
   }
 }
 
-/** Records `scenario`; every process, socket and file it made is gone when it returns or throws. */
-export async function record(scenario: Scenario): Promise<Recording> {
-  const run = new Run();
+export interface RecordOptions {
+  /** The folder its temporary folder goes in (default the system's). */
+  parent?: string;
+  /** VHU_SELFTEST_MARKER in the environment of every process it starts, to find any left over. */
+  marker?: string;
+}
+
+/**
+ * Records `scenario`; every process, socket and file it made (and testpmd's runtime folder) is gone when it
+ * returns or throws.
+ */
+export async function record(scenario: Scenario, options: RecordOptions = {}): Promise<Recording> {
+  const run = new Run(options);
   try {
     if (scenario === 'dpdk-net') return await recordTestpmd(run);
     return await recordQemu(run, scenario.slice('qemu-7.2-'.length) as 'blk' | 'net' | 'fs');

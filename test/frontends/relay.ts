@@ -73,6 +73,8 @@ function fieldsOf(name: string, frame: DecodedFrame, reply: boolean): RecordedMe
     if (reply) return { ack: Number(p.readBigUInt64LE(0)) };
     return undefined;
   }
+  if (reply && name === 'GET_VRING_BASE' && p.length === 8)
+    return { index: p.readUInt32LE(0), num: p.readUInt32LE(4) };
   if (reply) return p.length === 8 ? { ack: Number(p.readBigUInt64LE(0)) } : undefined;
   if (VRING_STATE.has(name) && p.length >= 8) {
     const index = p.readUInt32LE(0);

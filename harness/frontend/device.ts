@@ -201,6 +201,8 @@ export class FrontendDevice {
   readonly #bases = new Map<number, number>();
   /** Why the connection ended, once it has (see Connection.endedWith). */
   #disconnected: string | undefined;
+  /** The error eventfds of SET_VRING_ERR, by ring. */
+  readonly #errFds = new Map<number, EventFd>();
 
   constructor(session: FrontendSession, scope: Scope, options: FrontendDeviceOptions = {}) {
     this.#session = session;
@@ -381,6 +383,22 @@ export class FrontendDevice {
   async setVringCall(index: number): Promise<void> {
     const ring = this.#anyRing(index);
     await this.#request('SET_VRING_CALL', encodeVringFile({ index, invalidFd: false }), [ring.callFd.fd]);
+  }
+
+  /**
+   * SET_VRING_ERR for a prepared ring, with an eventfd of its own (made at the first call, owned by the
+   * scope): where the back-end signals an error on the ring, as QEMU sets it up for every ring.
+   */
+  async setVringErr(index: number): Promise<void> {
+    this.#anyRing(index);
+    let err = this.#errFds.get(index);
+    if (!err) {
+      const fd = new EventFd();
+      this.#scope.defer(`err eventfd of vring ${index}`, () => fd.close());
+      this.#errFds.set(index, fd);
+      err = fd;
+    }
+    await this.#request('SET_VRING_ERR', encodeVringFile({ index, invalidFd: false }), [err.fd]);
   }
 
   /**

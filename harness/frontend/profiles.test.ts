@@ -1,34 +1,14 @@
 import { expect } from 'chai';
 import { SkipError, UsageError } from '../errors.js';
 import { Scope } from '../process/scope.js';
-import { type DecodedFrame, FrameDecoder } from '../protocol/decoder.js';
-import { encodeFrame } from '../protocol/encoder.js';
-import { decodeInflightDescription, encodeInflightDescription } from '../protocol/messages.js';
-import {
-  frontendRequestName,
-  HeaderFlag,
-  ProtocolFeature,
-  protocolFeatureList,
-  VirtioFeature,
-} from '../protocol/spec.js';
-import { closeFd } from '../sys/libc.js';
-import { SharedMemory } from '../sys/memfd.js';
+import { ProtocolFeature, protocolFeatureList, VirtioFeature } from '../protocol/spec.js';
 import { expectNoFdLeaks } from '../sys/testing.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from '../transport/connection.js';
 import { FrontendSession } from '../transport/session.js';
-import { FrontendDevice } from './device.js';
-import {
-  ackFeatures,
-  initSession,
-  PROFILES,
-  profileNamed,
-  restartDevice,
-  startDevice,
-  stopDevice,
-} from './profiles.js';
+import { ackFeatures, initSession, PROFILES, profileNamed } from './profiles.js';
+import { type Offers, RecordingBackend, type Replay, replay as replayProfile } from './testing.js';
 
-const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 const bit = (n: number) => 1n << BigInt(n);
 const P = ProtocolFeature;
 /** Ring features every profile treats alike, and two that some leave out (EVENT_IDX, RING_PACKED). */
@@ -49,167 +29,31 @@ const PROTOCOL = [
   P.STATUS,
   P.GPA_ADDRESSES,
 ].reduce((acc, n) => acc | bit(n), 0n);
-/** The inflight buffer GET_INFLIGHT_FD hands out. */
-const INFLIGHT_SIZE = 4096;
-
-function u64(v: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-}
-
-/** Messages that name a vring, by how their payload carries the index. */
-const STATE = new Set([
-  'SET_VRING_NUM',
-  'SET_VRING_BASE',
-  'GET_VRING_BASE',
-  'SET_VRING_ENABLE',
-  'SET_VRING_ADDR',
-]);
-const FILE = new Set(['SET_VRING_KICK', 'SET_VRING_CALL']);
-
-/**
- * A back-end that records every message (with the vring index, and the value of SET_VRING_ENABLE and
- * SET_STATUS) and answers what needs an answer: GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
- * GET_MAX_MEM_SLOTS, GET_STATUS, GET_INFLIGHT_FD (a memfd), GET_VRING_BASE, and need_reply with 0.
- */
-class RecordingBackend {
-  readonly log: string[] = [];
-  readonly needReply: boolean[] = [];
-  /** The values of SET_PROTOCOL_FEATURES and SET_FEATURES, the last of each. */
-  readonly acked: { protocol?: bigint; features?: bigint } = {};
-  status = 0n;
-  readonly #decoder = new FrameDecoder();
-  readonly #fds: number[] = [];
-  readonly #inflight: SharedMemory[] = [];
-  readonly done: Promise<void>;
-
-  constructor(readonly channel: UnixChannel) {
-    this.done = this.#loop();
-  }
-
-  close(): void {
-    this.channel.close();
-    for (const fd of this.#fds) closeFd(fd);
-    for (const buffer of this.#inflight) buffer.close();
-  }
-
-  async #loop(): Promise<void> {
-    for (;;) {
-      let message: Awaited<ReturnType<UnixChannel['receive']>>;
-      try {
-        message = await this.channel.receive(5000);
-      } catch {
-        return;
-      }
-      if (!message) return;
-      for (const frame of this.#decoder.push(message.data, message.fds)) await this.#handle(frame);
-    }
-  }
-
-  async #handle(frame: DecodedFrame): Promise<void> {
-    this.#fds.push(...frame.fds);
-    const name = frontendRequestName(frame.request);
-    let entry = name;
-    if (STATE.has(name)) entry += ` ${frame.payload.readUInt32LE(0)}`;
-    if (FILE.has(name)) entry += ` ${Number(frame.payload.readBigUInt64LE(0) & 0xffn)}`;
-    if (name === 'SET_VRING_ENABLE') entry += `=${frame.payload.readUInt32LE(4)}`;
-    if (name === 'SET_STATUS') entry += `=${frame.payload.readBigUInt64LE(0)}`;
-    if (name === 'SET_PROTOCOL_FEATURES') this.acked.protocol = frame.payload.readBigUInt64LE(0);
-    if (name === 'SET_FEATURES') this.acked.features = frame.payload.readBigUInt64LE(0);
-    if (name === 'SET_STATUS') this.status = frame.payload.readBigUInt64LE(0);
-    this.log.push(entry);
-    this.needReply.push((frame.flags & HeaderFlag.NEED_REPLY) !== 0);
-    const reply = (payload: Buffer, fds: number[] = []) =>
-      this.channel.send(encodeFrame({ request: frame.request, flags: REPLY, payload }), fds);
-    if (name === 'GET_FEATURES') await reply(u64(OFFER));
-    else if (name === 'GET_PROTOCOL_FEATURES') await reply(u64(PROTOCOL));
-    else if (name === 'GET_QUEUE_NUM') await reply(u64(2n));
-    else if (name === 'GET_MAX_MEM_SLOTS') await reply(u64(8n));
-    else if (name === 'GET_STATUS') await reply(u64(this.status));
-    else if (name === 'GET_INFLIGHT_FD') {
-      const asked = decodeInflightDescription(frame.payload);
-      this.log[this.log.length - 1] += ` ${asked.numQueues}x${asked.queueSize}`;
-      const buffer = new SharedMemory(INFLIGHT_SIZE, 'inflight');
-      this.#inflight.push(buffer);
-      await reply(encodeInflightDescription({ ...asked, mmapSize: BigInt(INFLIGHT_SIZE), mmapOffset: 0n }), [
-        buffer.fd,
-      ]);
-    } else if (name === 'GET_VRING_BASE') {
-      const state = Buffer.alloc(8);
-      state.writeUInt32LE(frame.payload.readUInt32LE(0), 0);
-      await reply(state);
-    } else if (frame.flags & HeaderFlag.NEED_REPLY) await reply(u64(0n));
-  }
-}
-
-interface Replay {
-  /** What the back-end saw, without the harness's GET_FEATURES round trips (see `withoutSync`). */
-  log: string[];
-  /** Whether each message of `log` had need_reply set. */
-  needReply: boolean[];
-  protocol: boolean;
-  acked: RecordingBackend['acked'];
-}
+const OFFERS: Offers = { features: OFFER, protocol: PROTOCOL, queueNum: 2n, maxMemSlots: 8n };
 
 /**
  * Start-up, device start with two rings of 16, and stop under `name` for a `device` (default block); what
- * the back-end saw. The driver wants every ring feature offered.
+ * the back-end saw (with `restart`: what the restart after the stop sent). The driver wants every ring
+ * feature offered.
  */
-async function replay(name: string, options: { restart?: boolean; device?: string } = {}): Promise<Replay> {
-  const [channel, fd] = UnixChannel.pair();
-  const backend = new RecordingBackend(channel);
-  const connection = Connection.fromFd(fd, 1000);
-  const session = new FrontendSession(connection);
-  const scope = new Scope();
-  try {
-    const profile = profileNamed(name);
-    const started = await initSession(profile, session, scope, {
-      protocol: true,
-      device: options.device ?? 'block',
-    });
-    const device = new FrontendDevice(session, scope);
-    const features = ackFeatures(started, OFFER);
-    await startDevice(started, session, device, scope, {
-      features,
-      rings: [0, 1].map((index) => ({ index, size: 16 })),
-      enable: true,
-    });
-    const bases = await stopDevice(started, device, [0, 1]);
-    expect([...bases.keys()].sort()).to.deep.equal([0, 1]);
-    if (options.restart) {
-      backend.log.length = 0;
-      backend.needReply.length = 0;
-      await restartDevice(started, device, new Map([...bases].map(([i, b]) => [i, b.availIndex + 7])), true);
-    }
-    const kept = withoutSync(backend.log, backend.needReply);
-    return {
-      log: kept.map((i) => backend.log[i]!),
-      needReply: kept.map((i) => backend.needReply[i]!),
-      protocol: started.protocol,
-      acked: { ...backend.acked },
-    };
-  } finally {
-    expect(await scope.close()).to.deep.equal([]);
-    connection.close();
-    backend.close();
-    await backend.done;
-  }
-}
-
-/**
- * The indices of `log` but for the GET_FEATURES round trips the harness sends after a request that has no
- * reply of its own and went without need_reply (the start-up's SET_OWNER is followed by the front-end's own
- * GET_FEATURES instead).
- */
-function withoutSync(log: readonly string[], needReply: readonly boolean[]): number[] {
-  const sync = (i: number) =>
-    log[i] === 'GET_FEATURES' &&
-    i > 0 &&
-    !log[i - 1]!.startsWith('GET_') &&
-    log[i - 1] !== 'SET_OWNER' &&
-    !needReply[i - 1];
-  return log.map((_, i) => i).filter((i) => !sync(i));
+async function replay(
+  name: string,
+  options: { restart?: boolean; device?: string } = {},
+): Promise<{ log: string[]; needReply: boolean[]; protocol: boolean; acked: Replay['acked'] }> {
+  const played = await replayProfile(name, {
+    offers: OFFERS,
+    wanted: OFFER,
+    ...(options.device ? { device: options.device } : {}),
+    ...(options.restart ? { restart: true } : {}),
+  });
+  const { protocol, acked } = played;
+  if (options.restart) return { ...played.restart, protocol, acked };
+  return {
+    log: [...played.start.log, ...played.stop.log],
+    needReply: [...played.start.needReply, ...played.stop.needReply],
+    protocol,
+    acked,
+  };
 }
 
 const RING = (i: number, steps: string[]) => steps.map((s) => `SET_VRING_${s} ${i}`);
@@ -305,13 +149,34 @@ describe('frontend/profiles', () => {
     ]);
   });
 
-  // QEMU v7.2.0 hw/virtio/vhost-user.c vhost_user_dev_start, VHOST_USER_PROTOCOL_FEATURE_MASK.
-  it('qemu-7.2: the same start as qemu; SET_STATUS 0 first at stop; protocol features up to STATUS, no IN_ORDER', async () => {
+  // QEMU v7.2.0 hw/virtio/vhost-user.c vhost_user_dev_start, VHOST_USER_PROTOCOL_FEATURE_MASK; the orders
+  // as recorded (test/data/frontends/qemu-7.2-*.json, checked by test/frontends/profiles-recorded.test.ts).
+  it('qemu-7.2 (block): calls and errs at connect, the unmasked calls after the inflight buffer, no call per ring; SET_STATUS 0 first at stop; protocol features up to STATUS, no IN_ORDER', async () => {
     const current = await replay('qemu');
     const { log, acked } = await replay('qemu-7.2');
-    const stop = log.indexOf('SET_VRING_ENABLE 0=0') - 1;
-    expect(log.slice(0, stop)).to.deep.equal(current.log.slice(0, stop));
-    expect(log.slice(stop)).to.deep.equal([
+    const init = log.indexOf('SET_VRING_CALL 0');
+    expect(log.slice(0, init)).to.deep.equal(current.log.slice(0, init));
+    expect(log.slice(init)).to.deep.equal([
+      'SET_VRING_CALL 0',
+      'SET_VRING_ERR 0',
+      'SET_VRING_CALL 1',
+      'SET_VRING_ERR 1',
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      'GET_INFLIGHT_FD 2x16',
+      'SET_INFLIGHT_FD',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_FEATURES',
+      'GET_STATUS',
+      ...ADD_MEM_REG,
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
       'SET_STATUS=0',
       'SET_VRING_ENABLE 0=0',
       'SET_VRING_ENABLE 1=0',
@@ -333,6 +198,72 @@ describe('frontend/profiles', () => {
         bit(VirtioFeature.VIRTIO_F_IN_ORDER),
       ),
     ).to.throw(SkipError, /qemu-7.2 front-end profile does not pass VIRTIO_F_IN_ORDER on to a net device/);
+  });
+
+  it('qemu-7.2 (block): a restart sends SET_FEATURES, the kept inflight buffer, the calls, SET_FEATURES again, the rings; no memory', async () => {
+    expect((await replay('qemu-7.2', { restart: true })).log).to.deep.equal([
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      'SET_INFLIGHT_FD',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_FEATURES',
+      'GET_STATUS',
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
+    ]);
+  });
+
+  it('qemu-7.2 (net): rings enabled before SET_FEATURES, a call after each kick, no SET_VRING_ENABLE 0 at stop', async () => {
+    const { log } = await replay('qemu-7.2', { device: 'net' });
+    expect(log.slice(log.indexOf('SET_VRING_ERR 1') + 1)).to.deep.equal([
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      ...ADD_MEM_REG,
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL']),
+      'GET_STATUS',
+      'SET_STATUS=15',
+      'SET_STATUS=0',
+      'GET_VRING_BASE 0',
+      'GET_VRING_BASE 1',
+    ]);
+  });
+
+  // vuf_start/vuf_stop (hw/virtio/vhost-user-fs.c), read in the source: the recording ends before the start.
+  it('qemu-7.2 (fs): calls unmasked before and after the start, masked again after the stop', async () => {
+    const { log } = await replay('qemu-7.2', { device: 'fs' });
+    expect(log.slice(log.indexOf('SET_VRING_ERR 1') + 1)).to.deep.equal([
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      ...ADD_MEM_REG,
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_STATUS=0',
+      'SET_VRING_ENABLE 0=0',
+      'SET_VRING_ENABLE 1=0',
+      'GET_VRING_BASE 0',
+      'GET_VRING_BASE 1',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+    ]);
   });
 
   it('qemu-legacy: the same order without any protocol feature message or SET_VRING_ENABLE', async () => {
@@ -459,7 +390,7 @@ describe('frontend/profiles', () => {
 
   it('skips, naming the profile, a check that needs what the front-end does not negotiate', async () => {
     const [channel, fd] = UnixChannel.pair();
-    const backend = new RecordingBackend(channel);
+    const backend = new RecordingBackend(channel, OFFERS);
     const connection = Connection.fromFd(fd, 1000);
     const scope = new Scope();
     try {
@@ -505,6 +436,21 @@ describe('frontend/profiles', () => {
       'SET_VRING_ENABLE 0=1',
       'SET_VRING_ENABLE 1=1',
       'GET_STATUS',
+      'SET_STATUS=15',
+    ]);
+    // DPDK's restart is a reset and a start again (recorded: test/data/frontends/dpdk-net.json).
+    expect((await replay('dpdk', { restart: true, device: 'net' })).log).to.deep.equal([
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_FEATURES',
+      'SET_STATUS=11',
+      'GET_STATUS',
+      'GET_STATUS',
+      'SET_MEM_TABLE',
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
       'SET_STATUS=15',
     ]);
     // crosvm sets no need_reply: every GET_FEATURES here is the harness's round trip.

@@ -18,7 +18,7 @@ import { BackendError, SkipError, UsageError } from '../errors.js';
 import type { Scope } from '../process/scope.js';
 import { VirtioGpuFeature } from '../protocol/gpu-spec.js';
 import type { SplitVringBase } from '../protocol/messages.js';
-import { encodeInflightDescription, encodeU64 } from '../protocol/messages.js';
+import { encodeInflightDescription, encodeU64, type InflightDescription } from '../protocol/messages.js';
 import {
   DeviceStatus,
   type FrontendRequestName,
@@ -88,6 +88,11 @@ export type StartStep =
   | 'PREPARE_INFLIGHT'
   /** SET_MEM_TABLE, or the check's own way of sharing memory (ADD_MEM_REG). */
   | 'MEMORY'
+  /**
+   * SET_VRING_CALL and SET_VRING_ERR ring by ring, as QEMU's vhost_virtqueue_init sends them when it connects
+   * (sent with the rings' start, as the harness knows its rings only then; never again at a restart).
+   */
+  | 'VRING_INIT'
   /** SET_VRING_CALL for every ring. */
   | 'CALL_ALL'
   /** SET_VRING_NUM for every ring. */
@@ -103,7 +108,39 @@ export type StartStep =
 /** One ring's start messages; ENABLE only with bit 30 negotiated and when the check enables. */
 export type RingStep = 'NUM' | 'BASE' | 'ADDR' | 'KICK' | 'CALL' | 'ENABLE';
 
-export interface FrontendProfile {
+/** How a front-end starts, stops and restarts a device (of one type, or of every type it does not name). */
+export interface DeviceOrder {
+  start: readonly StartStep[];
+  ring: readonly RingStep[];
+  /**
+   * How a device stops: 'all' sends SET_VRING_ENABLE 0 to every ring and then GET_VRING_BASE to every ring,
+   * 'each' both for one ring before the next, 'bases' GET_VRING_BASE to every ring and no SET_VRING_ENABLE 0.
+   * ENABLE 0 only with bit 30 negotiated.
+   */
+  stop: 'all' | 'each' | 'bases';
+  /** SET_VRING_CALL for every ring once they are stopped (QEMU masking the guest notifiers again). */
+  callAfterStop?: boolean;
+  /**
+   * Start, stop and restart played queue pair by queue pair (rings 2k and 2k+1), as QEMU's vhost-user-net
+   * keeps a vhost_dev per pair: each pair's steps in turn, SET_FEATURES (and FEATURES_OK) for each, the
+   * memory, the inflight buffer and VRING_INIT with the first, DRIVER_OK after the last; at stop, SET_STATUS 0
+   * with the last pair (vhost_user_dev_start: "Set device status only for last queue pair"). Read in the
+   * source, not recorded (iPXE drives one pair); one departure: QEMU 7.2 sends ADD_MEM_REG again for each
+   * pair's vhost_dev (vhost_user_add_remove_regions diffs against a shadow table of its own), the profile
+   * shares memory once.
+   */
+  perPair?: boolean;
+  /**
+   * The restart after a stop, played as `start` is but for what the front-end keeps from the first start:
+   * no VRING_INIT, no GET_INFLIGHT_FD (the kept buffer goes back with SET_INFLIGHT_FD), no ADD_MEM_REG
+   * (QEMU sends only the regions that changed: the check sends its own changes), no SET_BACKEND_REQ_FD;
+   * SET_MEM_TABLE is sent again. Absent (a profile not checked against a recording): the ring steps of
+   * `start`, with FEATURES_OK and DRIVER_OK as QEMU sets them.
+   */
+  restart?: readonly StartStep[];
+}
+
+export interface FrontendProfile extends DeviceOrder {
   name: string;
   /** The front-end it replays. */
   frontend: string;
@@ -145,13 +182,8 @@ export interface FrontendProfile {
   /** With the 'qemu' status: SET_STATUS 0 first at stop, before the rings stop (QEMU before 8.1). */
   statusResetFirst?: boolean;
   init: readonly InitStep[];
-  start: readonly StartStep[];
-  ring: readonly RingStep[];
-  /**
-   * How a device stops: 'all' sends SET_VRING_ENABLE 0 to every ring and then GET_VRING_BASE to every ring,
-   * 'each' both for one ring before the next. ENABLE 0 only with bit 30 negotiated.
-   */
-  stop: 'all' | 'each';
+  /** Device types it starts, stops or restarts in an order of their own (the profile's order is the rest's). */
+  devices?: Readonly<Partial<Record<DeviceType, DeviceOrder>>>;
   /** The order it sets rings up in (default: by index). */
   ringOrder?: (indices: readonly number[]) => number[];
 }
@@ -290,12 +322,66 @@ const QEMU: FrontendProfile = {
 };
 
 /**
- * QEMU 7.2, the one Debian 12 ships: the same order and messages as `qemu`, but for vhost_user_dev_start,
- * which sends SET_STATUS 0 first at stop (8.1 moved it after GET_VRING_BASE, "vhost-user: send SET_STATUS 0
- * after GET_VRING_BASE"), and its lists: VHOST_USER_PROTOCOL_FEATURE_MASK ends at STATUS (bit 16), and
- * user_feature_bits have no IN_ORDER (added in 9.1), nor net's USO, NOTIFICATION_DATA and RSC_EXT (later
- * still), and SET_VRING_ENABLE goes without need_reply. The 7.2 net list is rebuilt from the patches that added bits since, not read in the 7.2 tree.
+ * QEMU 7.2, the one Debian 12 ships, as recorded (test/data/frontends/qemu-7.2-*.json, through the recording
+ * relay of test/frontends: qemu-system-x86_64 7.2 TCG against the reference fixtures, SeaBIOS driving a
+ * vhost-user-blk disk, iPXE a vhost-user-net device; QMP stop, cont, quit) and read in the v7.2.0 tree.
+ * Start-up as `qemu`. Its lists: VHOST_USER_PROTOCOL_FEATURE_MASK ends at STATUS (bit 16); user_feature_bits
+ * have no IN_ORDER (added in 9.1), nor net's USO, NOTIFICATION_DATA and RSC_EXT (later still; the 7.2 net list
+ * is rebuilt from the patches that added bits since); SET_VRING_ENABLE goes without need_reply.
+ *
+ * What the recordings showed, unlike `qemu`'s order (which was this profile's until then):
+ * - hw/virtio/vhost.c vhost_virtqueue_init sends SET_VRING_CALL and SET_VRING_ERR ring by ring when QEMU
+ *   connects (VRING_INIT), for every device type; these are the only calls before the device start of a net
+ *   device.
+ * - vhost_virtqueue_start sends no SET_VRING_CALL after SET_VRING_KICK when the device masks its guest
+ *   notifiers (use_guest_notifier_mask: block, fs, gpu); its calls come from the unmasking loop instead:
+ *   vhost_user_blk_start before vhost_dev_start, after the inflight buffer; vuf_start and
+ *   vhost_user_backend_start (gpu) after it, once DRIVER_OK is set. vhost_net_start clears
+ *   use_guest_notifier_mask for vhost-user: a net ring gets its call right after its kick.
+ * - vhost_net_start enables each pair's rings (SET_VRING_ENABLE 1, "restore vring enable state") before
+ *   vhost_dev_start, which it calls with vrings false: no SET_VRING_ENABLE after the rings, none at stop
+ *   (vhost_dev_stop with vrings false: SET_STATUS 0, then GET_VRING_BASE per ring).
+ * - A restart (QMP cont) is a start again without what QEMU keeps: vhost_user_blk_start sends SET_FEATURES
+ *   and SET_INFLIGHT_FD with the buffer it has, no GET_INFLIGHT_FD; vhost_dev_start sends SET_FEATURES
+ *   again and ADD_MEM_REG only for regions that changed (none).
+ * - At stop, vhost_user_dev_start(false) sends SET_STATUS 0 first (8.1 moved it after GET_VRING_BASE,
+ *   "vhost-user: send SET_STATUS 0 after GET_VRING_BASE"); no masked SET_VRING_CALL follows for block (7.2's
+ *   vhost-user-blk has no guest_notifier_mask) nor net (no use_guest_notifier_mask). vhost-user-fs and
+ *   vhost-user-gpu do have one: virtio_pci_set_guest_notifiers masks every ring again after vhost_dev_stop
+ *   (callAfterStop), and unmasks them before vhost_dev_start too (CALL_ALL first). The fs and gpu orders are
+ *   read in the source only: the firmware has no driver for them, so their recording ends before the start.
+ * GET_CONFIG (vhost-user-blk reads its config space at realize) is the check's, as for every profile.
  */
+const QEMU_7_2_START: readonly StartStep[] = [
+  'VRING_INIT',
+  'CALL_ALL',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'ENABLE_ALL',
+  'DRIVER_OK',
+  'CALL_ALL',
+];
+const QEMU_7_2_BLOCK_START: readonly StartStep[] = [
+  'VRING_INIT',
+  'PREPARE_INFLIGHT',
+  'CALL_ALL',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'ENABLE_ALL',
+  'DRIVER_OK',
+];
+const QEMU_7_2_NET_START: readonly StartStep[] = [
+  'VRING_INIT',
+  'ENABLE_ALL',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'DRIVER_OK',
+];
+/** A start without VRING_INIT: QEMU's restart of a stopped device. */
+const again = (start: readonly StartStep[]) => start.filter((step) => step !== 'VRING_INIT');
 const QEMU_7_2: FrontendProfile = {
   ...QEMU,
   name: 'qemu-7.2',
@@ -312,6 +398,27 @@ const QEMU_7_2: FrontendProfile = {
   },
   needReply: QEMU_NEED_REPLY,
   statusResetFirst: true,
+  // fs and gpu (vuf_start, vhost_user_backend_start); block and net below.
+  start: QEMU_7_2_START,
+  ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
+  stop: 'all',
+  callAfterStop: true,
+  restart: again(QEMU_7_2_START),
+  devices: {
+    block: {
+      start: QEMU_7_2_BLOCK_START,
+      ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
+      stop: 'all',
+      restart: again(QEMU_7_2_BLOCK_START),
+    },
+    net: {
+      start: QEMU_7_2_NET_START,
+      ring: ['NUM', 'BASE', 'ADDR', 'KICK', 'CALL'],
+      stop: 'bases',
+      perPair: true,
+      restart: again(QEMU_7_2_NET_START),
+    },
+  },
 };
 
 /**
@@ -335,13 +442,25 @@ const QEMU_LEGACY: FrontendProfile = {
  * NUM, BASE, ADDR and KICK last, "because vhost depends on this msg to judge if virtio is ready"; enable_qp:
  * ENABLE 1; then SET_STATUS 0x0f), rx queues before tx queues (virtio_user_queue_setup), and
  * virtio_user_stop_device (ENABLE 0 for every pair, then GET_VRING_BASE for every queue; no status 0, as its
- * cached status no longer has FEATURES_OK). It sends no SET_VRING_CALL after the memory table.
+ * cached status no longer has FEATURES_OK). It sends no SET_VRING_CALL after the memory table. Its restart is
+ * a reset (virtio_dev_configure, when a port starts again with other features: "reinit the device"):
+ * virtio_user_reset stops the device, and the start is played again whole, SET_FEATURES, the status and
+ * SET_MEM_TABLE included (recorded: test/data/frontends/dpdk-net.json; `port stop` alone sends nothing). Its
+ * rings then start from 0 again; the profile restarts each at its base, which the checks need.
  *
  * Protocol features: VHOST_USER_SUPPORTED_PROTOCOL_FEATURES (MQ, REPLY_ACK, STATUS). Virtio features:
  * VIRTIO_USER_SUPPORTED_FEATURES less what SET_FEATURES strips (MAC, CTRL_VQ, STATUS): no EVENT_IDX. It is a
  * net front-end only; for other device types a check's choice stands. need_reply: on SET_MEM_TABLE and
  * SET_STATUS only.
  */
+const DPDK_START: readonly StartStep[] = [
+  'CALL_ALL',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'ENABLE_ALL',
+  'DRIVER_OK',
+];
 const DPDK: FrontendProfile = {
   name: 'dpdk',
   frontend: "DPDK virtio-user (net_virtio_user's vhost-user back-end ops)",
@@ -373,9 +492,10 @@ const DPDK: FrontendProfile = {
   inflight: [],
   status: 'dpdk',
   init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES'],
-  start: ['CALL_ALL', 'SET_FEATURES', 'MEMORY', 'RINGS', 'ENABLE_ALL', 'DRIVER_OK'],
+  start: DPDK_START,
   ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
   stop: 'all',
+  restart: DPDK_START,
   ringOrder: (indices) => [...indices.filter((i) => i % 2 === 0), ...indices.filter((i) => i % 2 === 1)],
 };
 
@@ -492,6 +612,10 @@ export interface Started {
   queueNum?: number;
   /** GET_MAX_MEM_SLOTS, when CONFIGURE_MEM_SLOTS was negotiated and the profile asks. */
   maxMemSlots?: bigint;
+  /** The features of the device start's SET_FEATURES, sent again at a restart. */
+  features?: bigint;
+  /** The inflight buffer of the device start, handed back at a restart (its fd is the scope's). */
+  inflight?: { fd: number; description: InflightDescription };
 }
 
 /** What a check asks of a session's start-up. */
@@ -644,12 +768,7 @@ export async function startDevice(
   scope: Scope,
   plan: StartPlan,
 ): Promise<void> {
-  const { profile } = started;
   const enable = plan.enable && hasBit(plan.features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-  const order = ringsInOrder(
-    profile,
-    plan.rings.map((r) => r.index),
-  );
   for (const ring of plan.rings) {
     const options = {
       eventIdx: ring.eventIdx ?? false,
@@ -665,21 +784,86 @@ export async function startDevice(
         ...(ring.placement ? { placement: ring.placement } : {}),
       });
   }
+  started.features = plan.features;
+  await playStart(started, session, device, orderFor(started).start, {
+    enable,
+    scope,
+    rings: plan.rings.map((r) => r.index),
+    queueSize: plan.rings[0]?.size ?? 0,
+    ...(plan.memory ? { memory: plan.memory } : {}),
+  });
+}
+
+/** The order `started`'s profile starts, stops and restarts its device type in. */
+function orderFor(started: Started): DeviceOrder {
+  return (started.device && started.profile.devices?.[started.device]) || started.profile;
+}
+
+/** How `playStart` plays: at the device start (with the scope) or at a restart (with the rings' bases). */
+interface StartPlay {
+  rings: readonly number[];
+  enable: boolean;
+  /** The device start's: what the inflight buffer and the back-end request channel live in. */
+  scope?: Scope;
+  queueSize?: number;
+  memory?: () => Promise<void>;
+  /** A restart's: where each ring starts again. */
+  bases?: ReadonlyMap<number, number>;
+}
+
+/** `steps` of a device start (or, with `play.bases`, of a restart) for `started`'s device. */
+async function playStart(
+  started: Started,
+  session: FrontendSession,
+  device: FrontendDevice,
+  steps: readonly StartStep[],
+  play: StartPlay,
+): Promise<void> {
+  const { profile } = started;
+  const restart = play.bases !== undefined;
+  const order = ringsInOrder(profile, play.rings);
   const status = statusStyle(started, session);
-  const inflight = (): Promise<void> =>
-    inflightBuffer(session, scope, plan.rings.length, plan.rings[0]?.size ?? 0);
+  const features = started.features ?? 0n;
   const keepsInflight =
     started.device !== null &&
     profile.inflight.includes(started.device) &&
     hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD);
-  for (const step of profile.start) {
+  // At a restart the buffer of the first start goes back (QEMU keeps it: no GET_INFLIGHT_FD again).
+  const inflight = async (): Promise<void> => {
+    if (restart) await setInflight(session, started.inflight);
+    else started.inflight = await inflightBuffer(session, play.scope!, order.length, play.queueSize ?? 0);
+  };
+  const groups = orderFor(started).perPair ? byPair(order) : [order];
+  for (const [k, group] of groups.entries()) {
+    await playGroup(k === 0, k === groups.length - 1, group);
+  }
+
+  async function playGroup(first: boolean, last: boolean, group: readonly number[]): Promise<void> {
+    const rings = (step: StartStep) =>
+      playRings({ ...orderFor(started), start: [step] }, device, group, play.enable, play.bases);
+    for (const step of steps) {
+      // What the device has once (memory, inflight buffer, channel, connect-time calls) goes with the first
+      // pair, DRIVER_OK with the last.
+      const once: StartStep[] = [
+        'MEMORY',
+        'PREPARE_INFLIGHT',
+        'INFLIGHT',
+        'VRING_INIT',
+        'SET_BACKEND_REQ_FD',
+      ];
+      if ((once.includes(step) && !first) || (step === 'DRIVER_OK' && !last)) continue;
+      await playStep(step, rings);
+    }
+  }
+
+  async function playStep(step: StartStep, rings: (step: StartStep) => Promise<void>): Promise<void> {
     switch (step) {
       case 'SET_FEATURES':
-        await setFeatures(session, plan.features, status);
+        await setFeatures(session, features, status);
         break;
       case 'PREPARE_INFLIGHT':
         if (keepsInflight) {
-          await setFeatures(session, plan.features, status);
+          await setFeatures(session, features, status);
           await inflight();
         }
         break;
@@ -687,22 +871,39 @@ export async function startDevice(
         if (keepsInflight) await inflight();
         break;
       case 'MEMORY':
-        await (plan.memory ?? (() => shareMemory(started, session, device)))();
+        // A restart sends ADD_MEM_REG only for what changed (the check's), SET_MEM_TABLE whole again.
+        if (!restart) await (play.memory ?? (() => shareMemory(started, session, device)))();
+        else if (!usesMemorySlots(started, session)) await device.setMemTable();
+        break;
+      case 'VRING_INIT':
+        if (!restart) {
+          for (const i of order) {
+            await device.setVringCall(i);
+            await device.setVringErr(i);
+          }
+        }
         break;
       case 'CALL_ALL':
       case 'NUM_ALL':
       case 'RINGS':
       case 'ENABLE_ALL':
-        await playRings({ ...profile, start: [step] }, device, order, enable);
+        await rings(step);
         break;
       case 'SET_BACKEND_REQ_FD':
-        await backendChannel(session, scope);
+        if (!restart) await backendChannel(session, play.scope!);
         break;
       case 'DRIVER_OK':
         await driverOk(session, status);
         break;
     }
   }
+}
+
+/** `order` in queue pairs: rings 2k and 2k+1 together, pairs in the order their first ring comes. */
+function byPair(order: readonly number[]): number[][] {
+  const pairs = new Map<number, number[]>();
+  for (const i of order) pairs.set(i >> 1, [...(pairs.get(i >> 1) ?? []), i]);
+  return [...pairs.values()];
 }
 
 /** ACKNOWLEDGE, DRIVER and DRIVER_OK: the status of a device that runs. */
@@ -754,14 +955,18 @@ async function shareMemory(
   session: FrontendSession,
   device: FrontendDevice,
 ): Promise<void> {
-  if (
-    !started.profile.memorySlots ||
-    !hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)
-  ) {
+  if (!usesMemorySlots(started, session)) {
     await device.setMemTable();
     return;
   }
   await addMemoryRegions(device, started.maxMemSlots);
+}
+
+/** Whether the profile shares memory by ADD_MEM_REG on this session (CONFIGURE_MEM_SLOTS negotiated). */
+function usesMemorySlots(started: Started, session: FrontendSession): boolean {
+  return (
+    started.profile.memorySlots && hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIGURE_MEM_SLOTS)
+  );
 }
 
 /**
@@ -788,10 +993,10 @@ async function inflightBuffer(
   scope: Scope,
   numQueues: number,
   queueSize: number,
-): Promise<void> {
+): Promise<Started['inflight']> {
   const { reply, fd } = await session.getInflightFd(numQueues, queueSize);
   // mmap_size 0: no buffer to track requests in; QEMU sends no SET_INFLIGHT_FD then.
-  if (fd === undefined) return;
+  if (fd === undefined) return undefined;
   scope.defer(`inflight buffer fd ${fd}`, () => closeFd(fd));
   let mapping: Mapping;
   try {
@@ -804,20 +1009,26 @@ async function inflightBuffer(
     );
   }
   scope.defer('inflight buffer mapping', () => mapping.unmap());
-  const ack = await session.request(
-    'SET_INFLIGHT_FD',
-    encodeInflightDescription({ ...reply, numQueues, queueSize }),
-    { fds: [fd] },
-  );
+  const kept = { fd, description: { ...reply, numQueues, queueSize } };
+  await setInflight(session, kept);
+  return kept;
+}
+
+/** SET_INFLIGHT_FD handing `inflight` back (nothing without one); with REPLY_ACK, refused is a BackendError. */
+async function setInflight(session: FrontendSession, inflight: Started['inflight']): Promise<void> {
+  if (!inflight) return;
+  const ack = await session.request('SET_INFLIGHT_FD', encodeInflightDescription(inflight.description), {
+    fds: [inflight.fd],
+  });
   if (ack !== undefined && ack !== 0n)
     throw new BackendError(`SET_INFLIGHT_FD was refused: REPLY_ACK ${ack}`);
 }
 
 /**
- * The profile's ring start again for rings already laid out, each at its base in `bases` (what
- * GET_VRING_BASE returned), as after a stop: its SET_VRING_CALL, SET_VRING_NUM, per-ring and
- * SET_VRING_ENABLE steps, with the status as QEMU sets it again, without SET_FEATURES or the memory (the
- * caller's to send when they change).
+ * The profile's restart of rings already laid out, each at its base in `bases` (what GET_VRING_BASE
+ * returned), as after a stop: its `restart` steps (see DeviceOrder), or, for a profile without them, its
+ * SET_VRING_CALL, SET_VRING_NUM, per-ring and SET_VRING_ENABLE steps with the status as QEMU sets it again,
+ * without SET_FEATURES or the memory (the caller's to send when they change).
  */
 export async function restartDevice(
   started: Started,
@@ -827,17 +1038,25 @@ export async function restartDevice(
 ): Promise<void> {
   const { profile } = started;
   const on = enable && started.protocol;
-  const order = ringsInOrder(profile, [...bases.keys()]);
+  const order = orderFor(started);
+  if (order.restart) {
+    await playStart(started, device.session, device, order.restart, {
+      rings: [...bases.keys()],
+      enable: on,
+      bases,
+    });
+    return;
+  }
   const status = statusStyle(started, device.session);
   // QEMU starts a device again from SET_FEATURES on, FEATURES_OK with it; DPDK never took DRIVER_OK away.
   if (status === 'qemu') await addStatus(device.session, DeviceStatus.FEATURES_OK);
-  await playRings(profile, device, order, on, bases);
+  await playRings(order, device, ringsInOrder(profile, [...bases.keys()]), on, bases);
   if (status === 'qemu') await driverOk(device.session, status);
 }
 
 /** The ring steps of `profile.start` for rings `order`; with `bases`, each SET_VRING_BASE carries its own. */
 async function playRings(
-  profile: FrontendProfile,
+  profile: DeviceOrder,
   device: FrontendDevice,
   order: readonly number[],
   enable: boolean,
@@ -879,17 +1098,23 @@ export async function stopDevice(
       await device.session.expectAck('SET_STATUS', encodeU64(0n));
     }
   };
-  await resetStatus(true);
-  if (profile.stop === 'all') {
-    if (protocol) for (const i of order) await device.enable(i, false);
-    for (const i of order) bases.set(i, await device.stopRing(i));
-  } else {
-    for (const i of order) {
-      if (protocol) await device.enable(i, false);
-      bases.set(i, await device.stopRing(i));
+  const { stop, callAfterStop, perPair } = orderFor(started);
+  const groups = perPair ? byPair(order) : [order];
+  for (const [k, group] of groups.entries()) {
+    const last = k === groups.length - 1;
+    if (last) await resetStatus(true);
+    if (stop === 'each') {
+      for (const i of group) {
+        if (protocol) await device.enable(i, false);
+        bases.set(i, await device.stopRing(i));
+      }
+    } else {
+      if (protocol && stop === 'all') for (const i of group) await device.enable(i, false);
+      for (const i of group) bases.set(i, await device.stopRing(i));
     }
+    if (last) await resetStatus(false);
   }
-  await resetStatus(false);
+  if (callAfterStop) for (const i of order) await device.setVringCall(i);
   return bases;
 }
 

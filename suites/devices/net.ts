@@ -152,7 +152,11 @@ export async function openNetPairs(
     (options.packed ? 1n << BigInt(VirtioFeature.VIRTIO_F_RING_PACKED) : 0n) |
     (options.allPairs ? 1n << BigInt(VirtioNetFeature.MQ) : 0n) |
     wanted;
-  const features = ackFeatures(started, required, required);
+  // A driver of several pairs acks VIRTIO_NET_F_MQ where offered: a front-end that enables the rings before
+  // SET_FEATURES (QEMU 7.2's vhost-user-net) would see a back-end drop every pair but the first without it
+  // (DPDK's vhost library does, as it may). Whether a device without it may serve several is item 3's.
+  const mq = options.allPairs ? 1n << BigInt(VirtioNetFeature.MQ) : 0n;
+  const features = ackFeatures(started, required | mq, required);
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.packed ? PACKED_SIZE : QUEUE_SIZE;
   await startDevice(started, session, device, ctx.scope, {

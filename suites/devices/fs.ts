@@ -171,7 +171,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       "FUSE_INIT (7.31) on the request queue is answered: major 7, a whole `fuse_init_out`, the request's unique, `len` equal to used.len",
     title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): FUSE_INIT is answered with a fuse_out_header carrying the request\'s unique and the length written, and a fuse_init_out of major 7 (FUSE_KERNEL_VERSION); the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted', 'proto.reply.get-max-mem-slots'],
     async run(ctx) {
@@ -190,7 +192,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'LOOKUP of every prepared name (and one in the subdirectory) answers ino, size, mode, nlink, uid, gid and mtime as lstat gives them; a missing name gets ENOENT',
     title: 'LOOKUP of every prepared name answers the attributes lstat gives; a missing name ENOENT',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): LOOKUP answers a fuse_entry_out with the attributes of the name (as lstat gives them); a missing name -ENOENT; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -223,7 +227,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.getattr',
     detail: 'GETATTR of the root, the tree, the subdirectory and every file answers what lstat gives',
     title: 'GETATTR of the root, a directory and every file answers what lstat gives',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): GETATTR answers a fuse_attr_out with the node\'s attributes (as lstat gives them); the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -242,7 +248,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'OPENDIR, READDIR in 128-byte pieces following `off`, RELEASEDIR: exactly the names node:fs lists, with their types and inodes, none twice',
     title: 'OPENDIR, READDIR (in small pieces, following off) and RELEASEDIR list exactly the directory',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): OPENDIR, READDIR (fuse_dirent records, resumed at off) and RELEASEDIR list every entry of the directory once; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -266,7 +274,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       "with FUSE_DO_READDIRPLUS granted, READDIRPLUS lists the directory with each entry's attributes as lstat gives them",
     title: 'with FUSE_DO_READDIRPLUS, READDIRPLUS lists the directory with each entry attributes lstat gives',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): with FUSE_DO_READDIRPLUS granted, READDIRPLUS lists fuse_direntplus records, each entry with its attributes; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: ['fs.readdir'],
     async run(ctx) {
@@ -296,7 +306,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'OPEN, READ at offsets in 4 KiB or 32 KiB pieces up to a short read, RELEASE: every file byte for byte',
     title: 'OPEN, READ (at offsets, in pieces, past the end) and RELEASE return every file byte for byte',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): OPEN, READ (the file\'s bytes at the offset, short only at the end of the file) and RELEASE; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -350,7 +362,9 @@ export const fsChecks = defineChecks('fs', [
       'CREATE (0640, O_EXCL), three WRITEs at offsets (one overwriting), FLUSH, RELEASE: the file node:fs reads is what was written; CREATE again gets EEXIST',
     title:
       'CREATE, WRITE (at offsets), FLUSH and RELEASE leave the file node:fs then reads; O_EXCL gets EEXIST',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): CREATE makes the file with the mode asked, WRITE writes at the offset and answers the size written, CREATE with O_EXCL of an existing name -EEXIST; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -426,7 +440,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'SETATTR size (shrink, then grow with zeros) and mode: the file changes as lstat and node:fs then see, and the answer agrees',
     title: 'SETATTR of size (shrink, grow) and mode changes the file as lstat then sees, and answers it',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): SETATTR of FATTR_SIZE and FATTR_MODE truncates or extends (with zeros) and chmods the file, and answers its new attributes; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -475,7 +491,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'UNLINK removes the file (LOOKUP then gets ENOENT, the directory lists the rest); UNLINK of a missing name gets ENOENT',
     title: 'UNLINK removes the file (then LOOKUP gets ENOENT); UNLINK of a missing name gets ENOENT',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): UNLINK removes the name; of a missing name -ENOENT; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -515,7 +533,9 @@ export const fsChecks = defineChecks('fs', [
       'FORGET on the hiprio queue comes back with used.len 0; a node looked up twice and forgotten once still answers GETATTR',
     title:
       'FORGET on the hiprio queue is taken without a reply (used.len 0); a node stays until its lookups are all forgotten',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): FORGET gets no reply, and takes nlookup from the node\'s lookup count: the node stays until the count reaches 0; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -555,7 +575,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.destroy',
     detail: 'DESTROY is answered with a bare `fuse_out_header`, error 0',
     title: 'DESTROY is answered with a bare fuse_out_header, error 0',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): DESTROY is answered with a fuse_out_header alone, error 0; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -572,7 +594,9 @@ export const fsChecks = defineChecks('fs', [
       'an unknown opcode and a 24-byte `fuse_in_header` each get a FUSE error reply (negative errno), and LOOKUP works after each',
     title:
       'an unknown opcode and a short fuse_in_header get a FUSE error reply (negative errno), and the device goes on',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): an unknown opcode and a malformed request are answered with an error (-ENOSYS, -EINVAL), and the daemon goes on; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -630,6 +654,7 @@ export const fsChecks = defineChecks('fs', [
       'with `CONFIG`, `virtio_fs_config` has a non-empty, NUL-padded UTF-8 tag and num_request_queues >= 1 (and `GET_QUEUE_NUM` counts them all)',
     title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Device configuration layout (File System Device): "The device MUST set num_request_queues to 1 or greater."',
     spec: FsSpec.config,
     needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
@@ -658,7 +683,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.queues',
     detail: 'LOOKUPs in flight together on every request queue the device has are all answered right',
     title: 'requests on every request queue, in flight together, are all answered',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (virtiofsd, and Linux\'s virtiofs driver, which spreads requests over the request queues): every request queue serves requests; the virtio spec (File System Device, Device configuration layout) says, with no normative word: "Each virtqueue offers identical functionality and there are no ordering guarantees between requests made available on different queues."',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {

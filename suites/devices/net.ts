@@ -282,7 +282,9 @@ export const netChecks = defineChecks('net', [
     detail:
       'with a back-end that loops frames back (dpdk-testpmd `--forward-mode=io`; skipped when a probe frame does not come back), 200 frames of 60-1514 bytes come back intact, in order, none lost or added',
     title: 'frames looped back by the back-end arrive intact, in order, none lost and none added',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 --forward-mode=io on one port, the fixture\'s net device): a back-end that loops frames back returns each frame taken from transmitq1 on receiveq1, intact, in order, none lost and none added; the virtio spec (Network Device, Device Operation) says only "Packets are transmitted by placing them in the transmitq1...transmitqN, and buffers for incoming packets are placed in the receiveq1...receiveqN", no normative word',
     spec: NetSpec.operation,
     // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
     needs: ['proto.reply.get-max-mem-slots'],
@@ -299,6 +301,7 @@ export const netChecks = defineChecks('net', [
     detail: 'a received `virtio_net_hdr` has flags 0 and gso_type NONE when no offload was negotiated',
     title: 'a received packet header asks for no offload that was not negotiated',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_GUEST_CSUM is not negotiated, the device MUST set flags to zero and SHOULD supply a fully checksummed packet to the driver."; and "If VIRTIO_NET_F_GUEST_TSO4 is not negotiated, the device MUST NOT set gso_type to VIRTIO_NET_HDR_GSO_TCPV4." (and the sentences after it, likewise for GSO_UDP, GSO_TCPV6, GSO_UDP_L4 and the UDP tunnel bits)',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -315,11 +318,12 @@ export const netChecks = defineChecks('net', [
   {
     id: 'net.rx.num-buffers',
     detail:
-      'without `VIRTIO_NET_F_MRG_RXBUF`, num_buffers is 1 (the spec says MUST; a 2025 proposal softens it, as Linux tun never wrote it)',
+      'without `VIRTIO_NET_F_MRG_RXBUF`, num_buffers is 1 (the spec says MUST, and so does the current draft; a 2025 proposal would soften it, as Linux tun never wrote it)',
     title: 'without VIRTIO_NET_F_MRG_RXBUF, a received header has num_buffers 1',
-    // The spec says MUST; virtio maintainers proposed SHOULD in 2025, as Linux tun and vhost-net never
-    // wrote the field: reported, but not a MUST failure.
-    severity: 'SHOULD',
+    // The severity is the sentence's word: MUST, as the current virtio spec draft still says (a 2025 proposal
+    // would make it SHOULD, as Linux tun and vhost-net never wrote the field).
+    severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_MRG_RXBUF has not been negotiated, the device MUST set num_buffers to 1."',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -338,7 +342,9 @@ export const netChecks = defineChecks('net', [
     detail:
       'with `VIRTIO_F_RING_PACKED`, 480 frames loop back intact through packed rings of 48 descriptors (not a power of two), each ring wrapping ten times',
     title: 'with VIRTIO_F_RING_PACKED, frames loop back intact through packed rings, round them many times',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 --forward-mode=io on one port, the fixture\'s net device): a back-end that loops frames back returns each frame taken from transmitq1 on receiveq1, intact, in order, none lost and none added; the virtio spec (Network Device, Device Operation) says only "Packets are transmitted by placing them in the transmitq1...transmitqN, and buffers for incoming packets are placed in the receiveq1...receiveqN", no normative word; through packed rings, marking used descriptors as Packed Virtqueues, Driver and Device Ring Wrap Counters says, also with no normative word: "To mark a descriptor as used, the device sets the VIRTQ_DESC_F_USED bit in Flags to match the internal Device Ring Wrap Counter."',
     spec: NetSpec.packedRing,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -355,6 +361,7 @@ export const netChecks = defineChecks('net', [
     detail: 'a packet with its header and frame in separate descriptors is transmitted whole',
     title: 'a packet whose header and frame are in separate descriptors is transmitted whole',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Message Framing: "The device MUST NOT make assumptions about the particular arrangement of descriptors."',
     spec: NetSpec.packetTransmit,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -373,6 +380,7 @@ export const netChecks = defineChecks('net', [
     title:
       'with VIRTIO_NET_F_MRG_RXBUF, a frame larger than a receive buffer is spread over several, num_buffers counting them',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_MRG_RXBUF has been negotiated, the device MUST set num_buffers to indicate the number of buffers the packet (including the header) is spread over."; and "If a receive packet is spread over multiple buffers, the device MUST use all buffers but the last (i.e. the first num_buffers - 1 buffers) completely up to the full length of each buffer supplied by the driver."',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -418,6 +426,7 @@ export const netChecks = defineChecks('net', [
     title:
       'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_NEEDS_CSUM bit in flags, if so: [...] the device MUST set csum_start and csum_offset such that calculating a ones\' complement checksum from csum_start up until the end of the packet and storing the result at offset csum_offset from csum_start will result in a fully checksummed packet"; and "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_DATA_VALID bit in flags, if so, the device MUST validate the packet checksum"',
     spec: NetSpec.checksum,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -488,6 +497,7 @@ export const netChecks = defineChecks('net', [
       "with `VIRTIO_F_IN_ORDER` (split rings), 300 frames loop back with every buffer used in the order it was made available; a used element may stand for a batch (the spec's in-order batching: the buffers it skips count as used in full), and a skipped receive buffer that was not filled is a buffer used out of order",
     title: 'with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Reserved Feature Bits: "If VIRTIO_F_IN_ORDER has been negotiated, a device MUST use buffers in the same order in which they have been available."',
     spec: NetSpec.inOrder,
     needs: ['net.loopback'],
     run: (ctx) => loopInOrder(ctx, false),
@@ -499,6 +509,7 @@ export const netChecks = defineChecks('net', [
     title:
       'with VIRTIO_F_IN_ORDER on packed rings, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Reserved Feature Bits: "If VIRTIO_F_IN_ORDER has been negotiated, a device MUST use buffers in the same order in which they have been available."',
     spec: NetSpec.packedInOrder,
     needs: ['net.packed.loopback'],
     run: (ctx) => loopInOrder(ctx, true),

@@ -38,7 +38,7 @@ import {
 } from '../../harness/devices/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
-import { defineChecks } from '../../harness/runner/check.js';
+import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import {
   direntType,
   expectAttr,
@@ -163,6 +163,15 @@ function expectListing(op: string, dir: string, entries: FuseDirent[]): string[]
     expect(e.ino, `${op}: the inode of ${quote(e.name)}`).to.equal(st.ino);
   }
   return listed;
+}
+
+/** The config space read with CONFIG negotiated; skip when CONFIG is not offered. */
+async function readFsConfig(ctx: CheckContext) {
+  const setup = await openFs(ctx, { config: true });
+  const { config } = setup;
+  if (!config)
+    throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
+  return { ...setup, config };
 }
 
 export const fsChecks = defineChecks('fs', [
@@ -650,27 +659,47 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.config',
-    detail:
-      'with `CONFIG`, `virtio_fs_config` has a non-empty, NUL-padded UTF-8 tag and num_request_queues >= 1 (and `GET_QUEUE_NUM` counts them all)',
-    title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
+    detail: 'with `CONFIG`, `virtio_fs_config` has num_request_queues >= 1',
+    title: 'with CONFIG, the config space has num_request_queues >= 1',
     severity: 'MUST',
     rule: 'virtio spec, Device Requirements: Device configuration layout (File System Device): "The device MUST set num_request_queues to 1 or greater."',
     spec: FsSpec.config,
     needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
-      const { config, queueCount, session } = await openFs(ctx, { config: true });
-      if (!config)
-        throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
+      const { config } = await readFsConfig(ctx);
+      expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
+      return `${config.numRequestQueues} request queue(s)`;
+    },
+  },
+  {
+    id: 'fs.config.fields',
+    detail:
+      'with `CONFIG`, the `virtio_fs_config` tag is non-empty, NUL-padded UTF-8 (a driver mounts the file system by it), and `GET_QUEUE_NUM` counts hiprio and every request queue num_request_queues gives',
+    title: 'with CONFIG, the tag is non-empty NUL-padded UTF-8, and GET_QUEUE_NUM counts every request queue',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (Linux\'s virtiofs driver refuses a device whose tag is empty, and mounts by the tag): the virtio spec (File System Device, Device configuration layout) says, with no normative word: "The tag is encoded in UTF-8 and padded with NUL bytes if shorter than the available space." and "num_request_queues is the total number of request virtqueues exposed by the device."',
+    spec: FsSpec.config,
+    needs: ['fs.config'],
+    async run(ctx) {
+      const { config, queueCount, session } = await readFsConfig(ctx);
       const nul = config.tag.indexOf(0);
       const length = nul < 0 ? VIRTIO_FS_TAG_SIZE : nul;
-      expect(length, 'the tag length (the spec forbids an empty tag)').to.be.above(0);
+      expect(length, 'the tag length (empty: a driver has no name to mount it by)').to.be.above(0);
       const padding = config.tag.subarray(length);
       expect(
         padding.every((b) => b === 0),
         'the bytes after the tag (NUL-padded)',
       ).to.equal(true);
-      const tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
-      expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
+      let tag: string;
+      try {
+        tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
+      } catch (err) {
+        throw new BackendError(
+          `the tag's ${length} bytes (${Buffer.from(config.tag.subarray(0, length)).toString('hex')}) are not UTF-8`,
+          { cause: err },
+        );
+      }
       if (hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)) {
         expect(queueCount, 'GET_QUEUE_NUM: hiprio and every request queue').to.be.at.least(
           1 + config.numRequestQueues,

@@ -298,7 +298,8 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.rx.header',
-    detail: 'a received `virtio_net_hdr` has flags 0 and gso_type NONE when no offload was negotiated',
+    detail:
+      'a received `virtio_net_hdr` has flags 0 and no gso_type of a GSO feature not negotiated (TCPV4, UDP, TCPV6, UDP_L4, the UDP tunnel bits), none being negotiated',
     title: 'a received packet header asks for no offload that was not negotiated',
     severity: 'MUST',
     rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_GUEST_CSUM is not negotiated, the device MUST set flags to zero and SHOULD supply a fully checksummed packet to the driver."; and "If VIRTIO_NET_F_GUEST_TSO4 is not negotiated, the device MUST NOT set gso_type to VIRTIO_NET_HDR_GSO_TCPV4." (and the sentences after it, likewise for GSO_UDP, GSO_TCPV6, GSO_UDP_L4 and the UDP tunnel bits)',
@@ -429,46 +430,18 @@ export const netChecks = defineChecks('net', [
   {
     id: 'net.csum',
     detail:
-      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial come back either with the checksum completed (flags 0 or `DATA_VALID`) or still marked `NEEDS_CSUM` with a csum_start and csum_offset that complete it; never partial and unmarked',
+      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial: one that comes back marked `NEEDS_CSUM` has a csum_start and csum_offset that complete it, one marked `DATA_VALID` has a valid checksum',
     title:
-      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
+      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a received frame marked NEEDS_CSUM has csum_start/csum_offset that complete it, one marked DATA_VALID a valid checksum',
     severity: 'MUST',
     rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_NEEDS_CSUM bit in flags, if so: [...] the device MUST set csum_start and csum_offset such that calculating a ones\' complement checksum from csum_start up until the end of the packet and storing the result at offset csum_offset from csum_start will result in a fully checksummed packet"; and "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_DATA_VALID bit in flags, if so, the device MUST validate the packet checksum"',
     spec: NetSpec.checksum,
     needs: ['net.loopback'],
     async run(ctx) {
-      const net = await openNet(ctx, {
-        want: [
-          [VirtioNetFeature.CSUM, 'VIRTIO_NET_F_CSUM'],
-          [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
-        ],
-      });
-      const run = runId();
-      await requireLoopback(ctx, net, run);
-      const outcomes = { completed: 0, partial: 0, dataValid: 0 };
-      for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
-        const protocol = i % 2 === 0 ? 'udp' : 'tcp';
-        const length = CSUM_LENGTHS[i >> 1]!;
-        const sent = checksumTestFrame(run, i, length, protocol);
-        await net.send([sent.partial], {
-          hdr: { flags: VirtioNetHdrFlag.NEEDS_CSUM, csumStart: sent.csumStart, csumOffset: sent.csumOffset },
-        });
-        let got: ReceivedFrame;
-        try {
-          [got] = (await net.receive(1)) as [ReceivedFrame];
-        } catch (err) {
-          if (!(err instanceof TimeoutError)) throw err;
-          throw new BackendError(`${protocol} frame ${i} (${length} bytes, NEEDS_CSUM) did not come back`, {
-            cause: err,
-          });
-        }
-        const what = `${protocol} frame ${i} (${length} bytes) sent with NEEDS_CSUM, csum_start ${sent.csumStart}, csum_offset ${sent.csumOffset}`;
-        const { hdr, frame } = got;
-        const at = sent.csumStart + sent.csumOffset;
-        const field = (f: Uint8Array) => `0x${Buffer.from(f.subarray(at, at + 2)).toString('hex')}`;
-        if (frame.length !== length) throw new BackendError(`${what}: came back as ${frame.length} bytes`);
+      const outcomes = { completed: 0, partial: 0, dataValid: 0, unmarked: 0 };
+      await loopChecksums(ctx, ({ what, sent, hdr, frame, field }) => {
         if (hdr.flags & VirtioNetHdrFlag.NEEDS_CSUM) {
-          // 5.1.6.4: csum_start and csum_offset such that completing the checksum gives the whole packet.
+          // Completing the checksum where csum_start and csum_offset say gives a fully checksummed packet.
           const completed = completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
           if (!completed || !Buffer.from(completed).equals(Buffer.from(sent.full))) {
             throw new BackendError(
@@ -477,25 +450,60 @@ export const netChecks = defineChecks('net', [
             );
           }
           outcomes.partial++;
-        } else if (Buffer.from(frame).equals(Buffer.from(sent.full))) {
-          if (hdr.flags & VirtioNetHdrFlag.DATA_VALID) outcomes.dataValid++;
-          else outcomes.completed++;
-        } else if (Buffer.from(frame).equals(Buffer.from(sent.partial))) {
+        } else if (hdr.flags & VirtioNetHdrFlag.DATA_VALID) {
+          // Validated: the packet is the one sent, with its complete checksum (other bytes changed would make
+          // that checksum wrong too).
+          if (!Buffer.from(frame).equals(Buffer.from(sent.full))) {
+            throw new BackendError(
+              `${what}: came back marked DATA_VALID with checksum ${field(frame)}, and the packet with its ` +
+                `complete checksum (${field(sent.full)}) is not what came: the device did not validate it`,
+            );
+          }
+          outcomes.dataValid++;
+        } else if (Buffer.from(frame).equals(Buffer.from(sent.full))) outcomes.completed++;
+        // Unmarked and not complete: no sentence of this rule (net.csum.partial judges it).
+        else outcomes.unmarked++;
+      });
+      return (
+        `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${outcomes.completed} completed, ` +
+        `${outcomes.partial} still marked NEEDS_CSUM (completing them gives the packet), ${outcomes.dataValid} completed with DATA_VALID` +
+        (outcomes.unmarked ? `, ${outcomes.unmarked} unmarked and not complete (see net.csum.partial)` : '')
+      );
+    },
+  },
+  {
+    id: 'net.csum.partial',
+    detail:
+      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial come back either with the checksum completed or still marked `NEEDS_CSUM`, never partial and unmarked (a driver then drops them as corrupt), and otherwise intact',
+    title:
+      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 completes the checksum; a back-end that loops frames hands on what it was asked to checksum): the virtio spec says, with no normative word, what VIRTIO_NET_F_CSUM means (Network Device, Feature bits: "Device handles packets with partial checksum offload.") and no device requirement of a transmitted packet\'s checksum',
+    spec: NetSpec.checksum,
+    needs: ['net.csum'],
+    async run(ctx) {
+      let marked = 0;
+      await loopChecksums(ctx, ({ what, sent, hdr, frame, field }) => {
+        const length = sent.full.length;
+        if (frame.length !== length) throw new BackendError(`${what}: came back as ${frame.length} bytes`);
+        if (hdr.flags & VirtioNetHdrFlag.NEEDS_CSUM) {
+          marked++;
+          return;
+        }
+        if (Buffer.from(frame).equals(Buffer.from(sent.full))) return;
+        if (Buffer.from(frame).equals(Buffer.from(sent.partial))) {
           throw new BackendError(
             `${what}: came back with flags 0x${hdr.flags.toString(16)} and its checksum still partial (${field(frame)}, ` +
               `the pseudo-header sum; complete: ${field(sent.full)}): neither completed nor marked NEEDS_CSUM, the ` +
-              `driver takes a wrong checksum${hdr.flags & VirtioNetHdrFlag.DATA_VALID ? ' as validated (DATA_VALID)' : ''}`,
+              'driver takes it for a corrupt packet',
           );
-        } else {
-          let first = 0;
-          while (first < length && frame[first] === sent.full[first]) first++;
-          throw new BackendError(`${what}: came back with bytes changed from byte ${first} on`);
         }
-      }
-      return (
-        `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${outcomes.completed} completed, ` +
-        `${outcomes.partial} still marked NEEDS_CSUM (completing them gives the packet), ${outcomes.dataValid} completed with DATA_VALID`
-      );
+        let first = 0;
+        while (first < length && frame[first] === sent.full[first]) first++;
+        throw new BackendError(`${what}: came back with bytes changed from byte ${first} on`);
+      });
+      return `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${CSUM_LENGTHS.length * 2 - marked} completed, ${marked} still marked NEEDS_CSUM`;
     },
   },
   {
@@ -551,6 +559,56 @@ function forbiddenGso(gsoType: number): string | null {
   if (names[type]) return names[type];
   if (gsoType & (VirtioNetGso.UDP_TUNNEL_IPV4 | VirtioNetGso.UDP_TUNNEL_IPV6)) return 'a UDP tunnel bit';
   return null;
+}
+
+/** One frame of net.csum's traffic, for a check to judge. */
+interface ChecksumFrame {
+  what: string;
+  sent: ReturnType<typeof checksumTestFrame>;
+  hdr: ReceivedFrame['hdr'];
+  frame: Uint8Array;
+  /** The checksum field of a frame, in hex. */
+  field: (f: Uint8Array) => string;
+}
+
+/**
+ * UDP and TCP frames of CSUM_LENGTHS sent with NEEDS_CSUM and a partial checksum (CSUM and GUEST_CSUM
+ * negotiated), each judged by `judge` as it comes back.
+ */
+async function loopChecksums(ctx: CheckContext, judge: (frame: ChecksumFrame) => void): Promise<void> {
+  const net = await openNet(ctx, {
+    want: [
+      [VirtioNetFeature.CSUM, 'VIRTIO_NET_F_CSUM'],
+      [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
+    ],
+  });
+  const run = runId();
+  await requireLoopback(ctx, net, run);
+  for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
+    const protocol = i % 2 === 0 ? 'udp' : 'tcp';
+    const length = CSUM_LENGTHS[i >> 1]!;
+    const sent = checksumTestFrame(run, i, length, protocol);
+    await net.send([sent.partial], {
+      hdr: { flags: VirtioNetHdrFlag.NEEDS_CSUM, csumStart: sent.csumStart, csumOffset: sent.csumOffset },
+    });
+    let got: ReceivedFrame;
+    try {
+      [got] = (await net.receive(1)) as [ReceivedFrame];
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+      throw new BackendError(`${protocol} frame ${i} (${length} bytes, NEEDS_CSUM) did not come back`, {
+        cause: err,
+      });
+    }
+    const at = sent.csumStart + sent.csumOffset;
+    judge({
+      what: `${protocol} frame ${i} (${length} bytes) sent with NEEDS_CSUM, csum_start ${sent.csumStart}, csum_offset ${sent.csumOffset}`,
+      sent,
+      hdr: got.hdr,
+      frame: got.frame,
+      field: (f) => `0x${Buffer.from(f.subarray(at, at + 2)).toString('hex')}`,
+    });
+  }
 }
 
 /** Receive buffers for net.rx.mergeable: small, so that most frames need several. */

@@ -67,6 +67,7 @@ const VIRTIOFSD_FS: Record<string, Verdict> = {
   'fs.unlink': 'fail',
   'fs.bad-request': 'fail',
   'fs.config': 'skip',
+  'fs.config.fields': 'skip',
 };
 
 /**
@@ -79,7 +80,7 @@ const VIRTIOFSD_DATA: Record<string, Verdict> = {
   'robust.data.buffers': 'fail',
 };
 
-/** vhost-user-gpu 7.2's MUST checks that do not pass (see 'has exactly the verdicts seen by hand'). */
+/** vhost-user-gpu 7.2's checks that do not pass, or are skipped (see 'has exactly the verdicts seen by hand'). */
 const GPU_EXCEPTIONS = [
   'gpu.formats',
   'gpu.edid',
@@ -149,11 +150,13 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  it('exits 1: three MUST gpu checks fail (formats, transfer-rect, scanout-offset), and three robustness ones', function () {
+  // gpu.formats, gpu.transfer-rect and gpu.scanout-offset fail too, interoperability checks (SHOULD): no spec
+  // sentence says MUST of what a display is sent.
+  it('exits 1: three MUST robustness checks fail', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(6);
+    expect(run.report?.summary.mustFailed).to.equal(3);
     expect(messageOf(run.report, 'robust.fuzz')).to.match(
       /it crashed after step 1 of 1 \(SET_VRING_ADDR ring 4294967295 of a vring that does not exist\): killed by SIGSEGV/,
     );
@@ -374,7 +377,8 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     await source?.cleanup();
   });
 
-  it('exits 1 (fs MUST checks fail), with the extra arguments on every launch', function () {
+  // fs.unlink and fs.bad-request fail too, interoperability checks (SHOULD): FUSE has no normative text.
+  it('exits 1 (robust.data MUST checks fail), with the extra arguments on every launch', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('fs');
@@ -508,7 +512,8 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR -o sandbox=chroot
   it('has the same fs verdicts as in the namespace sandbox', function () {
     this.timeout(5000);
     expect(verdicts(run.report), run.stdout).to.deep.equal(VIRTIOFSD_FS);
-    expect(run.exitCode, run.stderr).to.equal(1);
+    // Its two fs failures are of interoperability checks (SHOULD): exit 0.
+    expect(run.exitCode, run.stderr).to.equal(0);
   });
 
   it('leaves no process, no temp file and no tree in the shared directory', function () {

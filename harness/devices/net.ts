@@ -52,6 +52,9 @@ export const VirtioNetGso = {
   TCPV4: 1,
   UDP: 3,
   TCPV6: 4,
+  UDP_L4: 5,
+  UDP_TUNNEL_IPV4: 0x20,
+  UDP_TUNNEL_IPV6: 0x40,
   ECN: 0x80,
 } as const;
 

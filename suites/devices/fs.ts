@@ -38,7 +38,7 @@ import {
 } from '../../harness/devices/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
-import { defineChecks } from '../../harness/runner/check.js';
+import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import {
   direntType,
   expectAttr,
@@ -165,13 +165,24 @@ function expectListing(op: string, dir: string, entries: FuseDirent[]): string[]
   return listed;
 }
 
+/** The config space read with CONFIG negotiated; skip when CONFIG is not offered. */
+async function readFsConfig(ctx: CheckContext) {
+  const setup = await openFs(ctx, { config: true });
+  const { config } = setup;
+  if (!config)
+    throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
+  return { ...setup, config };
+}
+
 export const fsChecks = defineChecks('fs', [
   {
     id: 'fs.init',
     detail:
       "FUSE_INIT (7.31) on the request queue is answered: major 7, a whole `fuse_init_out`, the request's unique, `len` equal to used.len",
     title: 'FUSE_INIT on the request queue is answered: version 7, a whole fuse_init_out, the same unique',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): FUSE_INIT is answered with a fuse_out_header carrying the request\'s unique and the length written, and a fuse_init_out of major 7 (FUSE_KERNEL_VERSION); the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: ['conv.socket-path.reply', 'proto.reply-ack.accepted', 'proto.reply.get-max-mem-slots'],
     async run(ctx) {
@@ -190,7 +201,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'LOOKUP of every prepared name (and one in the subdirectory) answers ino, size, mode, nlink, uid, gid and mtime as lstat gives them; a missing name gets ENOENT',
     title: 'LOOKUP of every prepared name answers the attributes lstat gives; a missing name ENOENT',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): LOOKUP answers a fuse_entry_out with the attributes of the name (as lstat gives them); a missing name -ENOENT; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -223,7 +236,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.getattr',
     detail: 'GETATTR of the root, the tree, the subdirectory and every file answers what lstat gives',
     title: 'GETATTR of the root, a directory and every file answers what lstat gives',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): GETATTR answers a fuse_attr_out with the node\'s attributes (as lstat gives them); the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -242,7 +257,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'OPENDIR, READDIR in 128-byte pieces following `off`, RELEASEDIR: exactly the names node:fs lists, with their types and inodes, none twice',
     title: 'OPENDIR, READDIR (in small pieces, following off) and RELEASEDIR list exactly the directory',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): OPENDIR, READDIR (fuse_dirent records, resumed at off) and RELEASEDIR list every entry of the directory once; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -266,7 +283,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       "with FUSE_DO_READDIRPLUS granted, READDIRPLUS lists the directory with each entry's attributes as lstat gives them",
     title: 'with FUSE_DO_READDIRPLUS, READDIRPLUS lists the directory with each entry attributes lstat gives',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): with FUSE_DO_READDIRPLUS granted, READDIRPLUS lists fuse_direntplus records, each entry with its attributes; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: ['fs.readdir'],
     async run(ctx) {
@@ -296,7 +315,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'OPEN, READ at offsets in 4 KiB or 32 KiB pieces up to a short read, RELEASE: every file byte for byte',
     title: 'OPEN, READ (at offsets, in pieces, past the end) and RELEASE return every file byte for byte',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): OPEN, READ (the file\'s bytes at the offset, short only at the end of the file) and RELEASE; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -350,7 +371,9 @@ export const fsChecks = defineChecks('fs', [
       'CREATE (0640, O_EXCL), three WRITEs at offsets (one overwriting), FLUSH, RELEASE: the file node:fs reads is what was written; CREATE again gets EEXIST',
     title:
       'CREATE, WRITE (at offsets), FLUSH and RELEASE leave the file node:fs then reads; O_EXCL gets EEXIST',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): CREATE makes the file with the mode asked, WRITE writes at the offset and answers the size written, CREATE with O_EXCL of an existing name -EEXIST; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -426,7 +449,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'SETATTR size (shrink, then grow with zeros) and mode: the file changes as lstat and node:fs then see, and the answer agrees',
     title: 'SETATTR of size (shrink, grow) and mode changes the file as lstat then sees, and answers it',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): SETATTR of FATTR_SIZE and FATTR_MODE truncates or extends (with zeros) and chmods the file, and answers its new attributes; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -475,7 +500,9 @@ export const fsChecks = defineChecks('fs', [
     detail:
       'UNLINK removes the file (LOOKUP then gets ENOENT, the directory lists the rest); UNLINK of a missing name gets ENOENT',
     title: 'UNLINK removes the file (then LOOKUP gets ENOENT); UNLINK of a missing name gets ENOENT',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): UNLINK removes the name; of a missing name -ENOENT; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -515,7 +542,9 @@ export const fsChecks = defineChecks('fs', [
       'FORGET on the hiprio queue comes back with used.len 0; a node looked up twice and forgotten once still answers GETATTR',
     title:
       'FORGET on the hiprio queue is taken without a reply (used.len 0); a node stays until its lookups are all forgotten',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): FORGET gets no reply, and takes nlookup from the node\'s lookup count: the node stays until the count reaches 0; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -555,7 +584,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.destroy',
     detail: 'DESTROY is answered with a bare `fuse_out_header`, error 0',
     title: 'DESTROY is answered with a bare fuse_out_header, error 0',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): DESTROY is answered with a fuse_out_header alone, error 0; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -572,7 +603,9 @@ export const fsChecks = defineChecks('fs', [
       'an unknown opcode and a 24-byte `fuse_in_header` each get a FUSE error reply (negative errno), and LOOKUP works after each',
     title:
       'an unknown opcode and a short fuse_in_header get a FUSE error reply (negative errno), and the device goes on',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (FUSE as Linux\'s fuse client expects it, include/uapi/linux/fuse.h; virtiofsd): an unknown opcode and a malformed request are answered with an error (-ENOSYS, -EINVAL), and the daemon goes on; the virtio spec leaves the request semantics to FUSE, with no normative word (File System Device, Device Operation: Request Queues: "The FUSE protocol documented in FUSE specifies the set of request types and their contents.")',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {
@@ -626,26 +659,47 @@ export const fsChecks = defineChecks('fs', [
   },
   {
     id: 'fs.config',
-    detail:
-      'with `CONFIG`, `virtio_fs_config` has a non-empty, NUL-padded UTF-8 tag and num_request_queues >= 1 (and `GET_QUEUE_NUM` counts them all)',
-    title: 'with CONFIG, the config space has a non-empty NUL-padded tag and num_request_queues >= 1',
+    detail: 'with `CONFIG`, `virtio_fs_config` has num_request_queues >= 1',
+    title: 'with CONFIG, the config space has num_request_queues >= 1',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Device configuration layout (File System Device): "The device MUST set num_request_queues to 1 or greater."',
     spec: FsSpec.config,
     needs: ['conv.socket-path.reply', 'proto.config.get'],
     async run(ctx) {
-      const { config, queueCount, session } = await openFs(ctx, { config: true });
-      if (!config)
-        throw new SkipError('VHOST_USER_PROTOCOL_F_CONFIG is not offered: the config space cannot be read');
+      const { config } = await readFsConfig(ctx);
+      expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
+      return `${config.numRequestQueues} request queue(s)`;
+    },
+  },
+  {
+    id: 'fs.config.fields',
+    detail:
+      'with `CONFIG`, the `virtio_fs_config` tag is non-empty, NUL-padded UTF-8 (a driver mounts the file system by it), and `GET_QUEUE_NUM` counts hiprio and every request queue num_request_queues gives',
+    title: 'with CONFIG, the tag is non-empty NUL-padded UTF-8, and GET_QUEUE_NUM counts every request queue',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (Linux\'s virtiofs driver refuses a device whose tag is empty, and mounts by the tag): the virtio spec (File System Device, Device configuration layout) says, with no normative word: "The tag is encoded in UTF-8 and padded with NUL bytes if shorter than the available space." and "num_request_queues is the total number of request virtqueues exposed by the device."',
+    spec: FsSpec.config,
+    needs: ['fs.config'],
+    async run(ctx) {
+      const { config, queueCount, session } = await readFsConfig(ctx);
       const nul = config.tag.indexOf(0);
       const length = nul < 0 ? VIRTIO_FS_TAG_SIZE : nul;
-      expect(length, 'the tag length (the spec forbids an empty tag)').to.be.above(0);
+      expect(length, 'the tag length (empty: a driver has no name to mount it by)').to.be.above(0);
       const padding = config.tag.subarray(length);
       expect(
         padding.every((b) => b === 0),
         'the bytes after the tag (NUL-padded)',
       ).to.equal(true);
-      const tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
-      expect(config.numRequestQueues, 'num_request_queues').to.be.at.least(1);
+      let tag: string;
+      try {
+        tag = new TextDecoder('utf-8', { fatal: true }).decode(config.tag.subarray(0, length));
+      } catch (err) {
+        throw new BackendError(
+          `the tag's ${length} bytes (${Buffer.from(config.tag.subarray(0, length)).toString('hex')}) are not UTF-8`,
+          { cause: err },
+        );
+      }
       if (hasBit(session.ackedProtocolFeatures, ProtocolFeature.MQ)) {
         expect(queueCount, 'GET_QUEUE_NUM: hiprio and every request queue').to.be.at.least(
           1 + config.numRequestQueues,
@@ -658,7 +712,9 @@ export const fsChecks = defineChecks('fs', [
     id: 'fs.queues',
     detail: 'LOOKUPs in flight together on every request queue the device has are all answered right',
     title: 'requests on every request queue, in flight together, are all answered',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (virtiofsd, and Linux\'s virtiofs driver, which spreads requests over the request queues): every request queue serves requests; the virtio spec (File System Device, Device configuration layout) says, with no normative word: "Each virtqueue offers identical functionality and there are no ordering guarantees between requests made available on different queues."',
     spec: FsSpec.operation,
     needs: [NEEDS_INIT],
     async run(ctx) {

@@ -272,6 +272,8 @@ export const gpuChecks = defineChecks('gpu', [
       '(gpu) with `CONFIG`, `GET_CONFIG` of the 16-byte `virtio_gpu_config`: `num_scanouts` from 1 to 16, no `events_read` bit but `VIRTIO_GPU_EVENT_DISPLAY`',
     title: 'with CONFIG, the virtio_gpu_config has num_scanouts from 1 to 16 and no undefined event bits',
     severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device configuration fields, with no normative word: "num_scanouts specifies the maximum number of scanouts supported by the device. Minimum value is 1, maximum value is 16."; interoperability: a driver takes num_scanouts as the number of displays, and events_read for the events defined (VIRTIO_GPU_EVENT_DISPLAY)',
     spec: GpuSpec.config,
     needs: ['proto.config.get'],
     async run(ctx) {
@@ -304,7 +306,9 @@ export const gpuChecks = defineChecks('gpu', [
     detail:
       '(gpu) GET_DISPLAY_INFO answers `RESP_OK_DISPLAY_INFO` with the modes the display gave on the vhost-user-gpu socket',
     title: 'GET_DISPLAY_INFO answers RESP_OK_DISPLAY_INFO with the modes the display gave',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: controlq, with no normative word: "Response type is VIRTIO_GPU_RESP_OK_DISPLAY_INFO, response data is struct virtio_gpu_resp_display_info."; interoperability (QEMU 7.2 contrib/vhost-user-gpu and hw/display/vhost-user-gpu.c): the modes are the ones the front-end answers to VHOST_USER_GPU_GET_DISPLAY_INFO ("Get the preferred display configuration.", vhost-user-gpu.rst)',
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
@@ -333,7 +337,9 @@ export const gpuChecks = defineChecks('gpu', [
     detail:
       '(gpu) with `VIRTIO_GPU_F_EDID`, GET_EDID answers `RESP_OK_EDID` with the EDID the display gave (`VHOST_USER_GPU_GET_EDID`); skipped when the feature is not offered',
     title: 'with VIRTIO_GPU_F_EDID, GET_EDID answers RESP_OK_EDID with the EDID the display gave',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: controlq, with no normative word: "Response type is VIRTIO_GPU_RESP_OK_EDID, response data is struct virtio_gpu_resp_edid." and "The response contains the EDID display data blob (as specified by VESA) for the scanout."; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c): the blob is the one the front-end answers to VHOST_USER_GPU_GET_EDID',
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx, { edid: true });
@@ -358,7 +364,9 @@ export const gpuChecks = defineChecks('gpu', [
     detail:
       '(gpu) SET_SCANOUT gives the display a `SCANOUT` of the rectangle shown (whole and part of a resource), and 0x0 when disabled',
     title: 'SET_SCANOUT gives the display a SCANOUT of the rectangle shown, and 0x0 when disabled',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'vhost-user-gpu.rst (QEMU 7.2), Communication, VHOST_USER_GPU_SCANOUT, with no normative word: "Set the scanout resolution. To disable a scanout, the dimensions width/height are set to 0."; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c sizes the console from it)',
     spec: GpuSpec.display,
     // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
     needs: ['proto.reply.get-max-mem-slots'],
@@ -407,7 +415,9 @@ export const gpuChecks = defineChecks('gpu', [
     detail:
       "(gpu) TRANSFER_TO_HOST_2D and RESOURCE_FLUSH of whole and partial rectangles: each `UPDATE` is that rectangle, its pixels exactly the guest's (B8G8R8X8); the scanout is saved as a PNG next to the reports",
     title: 'TRANSFER_TO_HOST_2D and RESOURCE_FLUSH bring the guest pixels to the display exactly (B8G8R8X8)',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'vhost-user-gpu.rst (QEMU 7.2), Payload types, VhostUserGpuUpdate, with no normative word: "x/y/w/h: u32, region of the update" and "data: RGB data (PIXMAN_x8r8g8b8 format)"; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c copies the data into the console at that region): TRANSFER_TO_HOST_2D and RESOURCE_FLUSH ("This flushes a resource to screen.", virtio spec, Device Operation: controlq) show the guest\'s pixels',
     spec: GpuSpec.display,
     async run(ctx) {
       const setup = await openGpu(ctx);
@@ -451,7 +461,9 @@ export const gpuChecks = defineChecks('gpu', [
     detail:
       '(gpu) TRANSFER_TO_HOST_2D of the top rows at full width copies those rows, and the rest of the resource keeps what it had',
     title: 'TRANSFER_TO_HOST_2D of the top rows, full width, copies those rows and no others',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: controlq, with no normative word: VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D "takes a resource id along with an destination offset into the resource, and a box to transfer to the host backing for the resource."; interoperability: what a driver that transfers a damaged rectangle expects (Linux virtio-gpu does)',
     spec: GpuSpec.operation,
     needs: ['gpu.pixels'],
     async run(ctx) {
@@ -486,7 +498,9 @@ export const gpuChecks = defineChecks('gpu', [
       '(gpu) a scanout showing part of a resource gets `UPDATE`s in its own coordinates, with the pixels of that part',
     title:
       "a scanout showing part of a resource gets UPDATEs in its own coordinates, with that part's pixels",
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'vhost-user-gpu.rst (QEMU 7.2), Payload types, VhostUserGpuUpdate, with no normative word: "scanout-id: u32, the scanout content to update" and "x/y/w/h: u32, region of the update"; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c takes the region in the scanout\'s console coordinates)',
     spec: GpuSpec.display,
     needs: ['gpu.pixels'],
     async run(ctx) {
@@ -532,7 +546,9 @@ export const gpuChecks = defineChecks('gpu', [
     id: 'gpu.formats',
     detail: '(gpu) `UPDATE` pixels are x8r8g8b8, as the protocol says, for the seven other 2D formats too',
     title: 'UPDATE pixels are x8r8g8b8 whatever the resource format (7 other formats)',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'vhost-user-gpu.rst (QEMU 7.2), Payload types, VhostUserGpuUpdate, with no normative word: "data: RGB data (PIXMAN_x8r8g8b8 format)"; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c reads it as PIXMAN_x8r8g8b8 whatever the resource\'s format)',
     spec: GpuSpec.display,
     needs: ['gpu.pixels'],
     async run(ctx) {
@@ -568,6 +584,8 @@ export const gpuChecks = defineChecks('gpu', [
     title:
       'requests on the vhost-user-gpu socket carry no flags (bit 2 marks replies; no other bit is defined)',
     severity: 'SHOULD',
+    interop: true,
+    rule: 'vhost-user-gpu.rst (QEMU 7.2), Header, with no normative word: "flags: u32, 32-bit bit field: Bit 2 is the reply flag - needs to be set on each reply"; interoperability: no other bit is defined, so a request carries none',
     spec: GpuSpec.display,
     needs: ['gpu.pixels'],
     async run(ctx) {
@@ -617,7 +635,9 @@ export const gpuChecks = defineChecks('gpu', [
     id: 'gpu.unref',
     detail: '(gpu) RESOURCE_UNREF destroys the resource: its id is then unknown, and can be created again',
     title: 'RESOURCE_UNREF destroys the resource: its id is unknown after, and can be created again',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: controlq, with no normative word: "VIRTIO_GPU_CMD_RESOURCE_UNREF Destroy a resource."; interoperability (QEMU 7.2 contrib/vhost-user-gpu): the id is then unknown, and free for a new resource',
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
@@ -650,7 +670,9 @@ export const gpuChecks = defineChecks('gpu', [
       '(gpu) UPDATE_CURSOR and MOVE_CURSOR reach the display as `CURSOR_UPDATE` (image, position, hot spot) and `CURSOR_POS`',
     title:
       'cursor queue: UPDATE_CURSOR and MOVE_CURSOR reach the display with the image, position and hot spot',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: cursorq, with no normative word: "Cursor will be loaded from the specified resource_id and will be moved to pos."; and vhost-user-gpu.rst (QEMU 7.2), VHOST_USER_GPU_CURSOR_UPDATE "Update the cursor shape and location." and VHOST_USER_GPU_CURSOR_POS "Set/show the cursor position."; interoperability (QEMU 7.2 hw/display/vhost-user-gpu.c)',
     spec: GpuSpec.cursor,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
@@ -710,7 +732,9 @@ export const gpuChecks = defineChecks('gpu', [
       '(gpu) unknown resource ids get `ERR_INVALID_RESOURCE_ID`, rectangles outside the resource `ERR_INVALID_PARAMETER`, scanout 16 `ERR_INVALID_SCANOUT_ID`; the device goes on',
     title:
       'unknown resource ids, rectangles outside the resource and bad scanout ids get the error responses; the device goes on',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'virtio spec, GPU Device, Device Operation: Request header, with no normative word: "On error the device will return one of the VIRTIO_GPU_RESP_ERR_* error codes."; interoperability (QEMU 7.2 virtio-gpu and contrib/vhost-user-gpu answer an unknown resource ERR_INVALID_RESOURCE_ID, a rectangle outside it ERR_INVALID_PARAMETER, a scanout past num_scanouts ERR_INVALID_SCANOUT_ID)',
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
@@ -787,9 +811,11 @@ export const gpuChecks = defineChecks('gpu', [
   },
   {
     id: 'gpu.fence',
-    detail: '(gpu) a command with `VIRTIO_GPU_FLAG_FENCE` is answered with the flag, its fence_id and ctx_id',
-    title: 'a fenced command (VIRTIO_GPU_FLAG_FENCE) is answered with the flag, its fence_id and ctx_id',
+    detail:
+      '(gpu) a command with `VIRTIO_GPU_FLAG_FENCE` is answered with the flag and its fence_id (ctx_id is not judged: no sentence asks for it)',
+    title: 'a fenced command (VIRTIO_GPU_FLAG_FENCE) is answered with the flag and its fence_id',
     severity: 'MUST',
+    rule: 'virtio spec, GPU Device, Device Operation: Request header: "If the driver sets the VIRTIO_GPU_FLAG_FENCE bit in the request flags field the device MUST: set VIRTIO_GPU_FLAG_FENCE bit in the response, copy the content of the fence_id field from the request to the response, and send the response only after command processing is complete."',
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
@@ -841,7 +867,8 @@ export const gpuChecks = defineChecks('gpu', [
         const response = await gpu.command(encode(hdr), size);
         expectResponse(`fenced ${name}`, response, type, {
           size,
-          fence: { fenceId: hdr.fenceId, ctxId: hdr.ctxId },
+          // The sentence asks for the flag and fence_id copied, not ctx_id.
+          fence: { fenceId: hdr.fenceId },
         });
       }
       expectCleanDisplay(display);
@@ -854,7 +881,9 @@ export const gpuChecks = defineChecks('gpu', [
       "(gpu) control and cursor commands in flight at once, four rounds of 16 control commands (TRANSFER_TO_HOST_2D and RESOURCE_FLUSH of eight bands) and 8 cursor commands: in the first the cursor queue is kicked while the control commands are available but not yet kicked, and must be served; then both queues together; every response OK, every `UPDATE` with the guest's pixels, every cursor position in order",
     title:
       'control and cursor commands in flight at once: every response right, the cursor queue served while control commands wait',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (QEMU 7.2 contrib/vhost-user-gpu serves the cursor queue on its own): control and cursor commands in flight at once are all served, the cursor queue while control commands wait; the virtio spec (GPU Device, Virtqueues) names the two queues with no normative word on how they are served',
     spec: GpuSpec.cursor,
     needs: ['gpu.pixels', 'gpu.cursor'],
     async run(ctx) {

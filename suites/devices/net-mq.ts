@@ -192,6 +192,7 @@ export const netMqChecks = defineChecks('net', [
     // NOT queue packets on receive queues greater than virtqueue_pairs once it has placed the
     // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command in a used buffer." (virtio 1.3, 5.1.6.5.5).
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Automatic receive steering in multiqueue mode: "After initialization of reset, the device MUST queue packets only on receiveq1."; and "The device MUST NOT queue packets on receive queues greater than virtqueue_pairs once it has placed the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command in a used buffer."',
     spec: STEERING,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -220,6 +221,7 @@ export const netMqChecks = defineChecks('net', [
     // "After the driver transmitted a packet of a flow on transmitqX, the device SHOULD cause incoming packets
     // for that flow to be steered to receiveqX." (virtio 1.3, 5.1.6.5.5).
     severity: 'SHOULD',
+    rule: 'virtio spec, Automatic receive steering in multiqueue mode: "After the driver transmitted a packet of a flow on transmitqX, the device SHOULD cause incoming packets for that flow to be steered to receiveqX."',
     spec: STEERING,
     needs: ['net.mq.pairs'],
     async run(ctx) {

@@ -286,7 +286,9 @@ export const netChecks = defineChecks('net', [
     detail:
       'with a back-end that loops frames back (dpdk-testpmd `--forward-mode=io`; skipped when a probe frame does not come back), 200 frames of 60-1514 bytes come back intact, in order, none lost or added',
     title: 'frames looped back by the back-end arrive intact, in order, none lost and none added',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 --forward-mode=io on one port, the fixture\'s net device): a back-end that loops frames back returns each frame taken from transmitq1 on receiveq1, intact, in order, none lost and none added; the virtio spec (Network Device, Device Operation) says only "Packets are transmitted by placing them in the transmitq1...transmitqN, and buffers for incoming packets are placed in the receiveq1...receiveqN", no normative word',
     spec: NetSpec.operation,
     // The front-end profile's start-up asks it with CONFIGURE_MEM_SLOTS (qemu).
     needs: ['proto.reply.get-max-mem-slots'],
@@ -303,30 +305,40 @@ export const netChecks = defineChecks('net', [
   },
   {
     id: 'net.rx.header',
-    detail: 'a received `virtio_net_hdr` has flags 0 and gso_type NONE when no offload was negotiated',
+    detail:
+      'a received `virtio_net_hdr` has flags 0 and no gso_type of a GSO feature not negotiated (TCPV4, UDP, TCPV6, UDP_L4, the UDP tunnel bits), none being negotiated',
     title: 'a received packet header asks for no offload that was not negotiated',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_GUEST_CSUM is not negotiated, the device MUST set flags to zero and SHOULD supply a fully checksummed packet to the driver."; and "If VIRTIO_NET_F_GUEST_TSO4 is not negotiated, the device MUST NOT set gso_type to VIRTIO_NET_HDR_GSO_TCPV4." (and the sentences after it, likewise for GSO_UDP, GSO_TCPV6, GSO_UDP_L4 and the UDP tunnel bits)',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
       const { received } = await loopHeaders(ctx);
       for (const [i, { hdr }] of received.entries()) {
-        // Without VIRTIO_NET_F_GUEST_CSUM the device MUST set flags to zero; without GUEST_TSO4/6/UFO/USO,
-        // gso_type to VIRTIO_NET_HDR_GSO_NONE.
+        // Without VIRTIO_NET_F_GUEST_CSUM the device MUST set flags to zero; without GUEST_TSO4, GUEST_UDP,
+        // GUEST_TSO6, GUEST_USO4/6 and GUEST_UDP_TUNNEL_GSO it MUST NOT set gso_type to the GSO type each
+        // enables (nor the tunnel bits). Other values (ECN alone, numbers no feature defines) no sentence forbids.
         expect(hdr.flags, `frame ${i}: flags (GUEST_CSUM not negotiated)`).to.equal(0);
-        expect(hdr.gsoType, `frame ${i}: gso_type (no GUEST_TSO/UFO negotiated)`).to.equal(VirtioNetGso.NONE);
+        const forbidden = forbiddenGso(hdr.gsoType);
+        if (forbidden) {
+          throw new BackendError(
+            `frame ${i}: gso_type 0x${hdr.gsoType.toString(16)}, ${forbidden}, though no GUEST_TSO4/UDP/TSO6/USO or ` +
+              'GUEST_UDP_TUNNEL_GSO was negotiated',
+          );
+        }
       }
-      return `${received.length} headers: flags 0, gso_type NONE`;
+      return `${received.length} headers: flags 0, no GSO type of a feature not negotiated`;
     },
   },
   {
     id: 'net.rx.num-buffers',
     detail:
-      'without `VIRTIO_NET_F_MRG_RXBUF`, num_buffers is 1 (the spec says MUST; a 2025 proposal softens it, as Linux tun never wrote it)',
+      'without `VIRTIO_NET_F_MRG_RXBUF`, num_buffers is 1 (the spec says MUST, and so does the current draft; a 2025 proposal would soften it, as Linux tun never wrote it)',
     title: 'without VIRTIO_NET_F_MRG_RXBUF, a received header has num_buffers 1',
-    // The spec says MUST; virtio maintainers proposed SHOULD in 2025, as Linux tun and vhost-net never
-    // wrote the field: reported, but not a MUST failure.
-    severity: 'SHOULD',
+    // The severity is the sentence's word: MUST, as the current virtio spec draft still says (a 2025 proposal
+    // would make it SHOULD, as Linux tun and vhost-net never wrote the field).
+    severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_MRG_RXBUF has not been negotiated, the device MUST set num_buffers to 1."',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -345,7 +357,9 @@ export const netChecks = defineChecks('net', [
     detail:
       'with `VIRTIO_F_RING_PACKED`, 480 frames loop back intact through packed rings of 48 descriptors (not a power of two), each ring wrapping ten times',
     title: 'with VIRTIO_F_RING_PACKED, frames loop back intact through packed rings, round them many times',
-    severity: 'MUST',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 --forward-mode=io on one port, the fixture\'s net device): a back-end that loops frames back returns each frame taken from transmitq1 on receiveq1, intact, in order, none lost and none added; the virtio spec (Network Device, Device Operation) says only "Packets are transmitted by placing them in the transmitq1...transmitqN, and buffers for incoming packets are placed in the receiveq1...receiveqN", no normative word; through packed rings, marking used descriptors as Packed Virtqueues, Driver and Device Ring Wrap Counters says, also with no normative word: "To mark a descriptor as used, the device sets the VIRTQ_DESC_F_USED bit in Flags to match the internal Device Ring Wrap Counter."',
     spec: NetSpec.packedRing,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -362,6 +376,7 @@ export const netChecks = defineChecks('net', [
     detail: 'a packet with its header and frame in separate descriptors is transmitted whole',
     title: 'a packet whose header and frame are in separate descriptors is transmitted whole',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Message Framing: "The device MUST NOT make assumptions about the particular arrangement of descriptors."',
     spec: NetSpec.packetTransmit,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -380,6 +395,7 @@ export const netChecks = defineChecks('net', [
     title:
       'with VIRTIO_NET_F_MRG_RXBUF, a frame larger than a receive buffer is spread over several, num_buffers counting them',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If VIRTIO_NET_F_MRG_RXBUF has been negotiated, the device MUST set num_buffers to indicate the number of buffers the packet (including the header) is spread over."; and "If a receive packet is spread over multiple buffers, the device MUST use all buffers but the last (i.e. the first num_buffers - 1 buffers) completely up to the full length of each buffer supplied by the driver."',
     spec: NetSpec.packetReceive,
     needs: ['net.loopback'],
     async run(ctx) {
@@ -421,45 +437,18 @@ export const netChecks = defineChecks('net', [
   {
     id: 'net.csum',
     detail:
-      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial come back either with the checksum completed (flags 0 or `DATA_VALID`) or still marked `NEEDS_CSUM` with a csum_start and csum_offset that complete it; never partial and unmarked',
+      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial: one that comes back marked `NEEDS_CSUM` has a csum_start and csum_offset that complete it, one marked `DATA_VALID` has a valid checksum',
     title:
-      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
+      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a received frame marked NEEDS_CSUM has csum_start/csum_offset that complete it, one marked DATA_VALID a valid checksum',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Processing of Incoming Packets: "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_NEEDS_CSUM bit in flags, if so: [...] the device MUST set csum_start and csum_offset such that calculating a ones\' complement checksum from csum_start up until the end of the packet and storing the result at offset csum_offset from csum_start will result in a fully checksummed packet"; and "If the VIRTIO_NET_F_GUEST_CSUM feature has been negotiated, the device MAY set the VIRTIO_NET_HDR_F_DATA_VALID bit in flags, if so, the device MUST validate the packet checksum"',
     spec: NetSpec.checksum,
     needs: ['net.loopback'],
     async run(ctx) {
-      const net = await openNet(ctx, {
-        want: [
-          [VirtioNetFeature.CSUM, 'VIRTIO_NET_F_CSUM'],
-          [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
-        ],
-      });
-      const run = runId();
-      await requireLoopback(ctx, net, run);
-      const outcomes = { completed: 0, partial: 0, dataValid: 0 };
-      for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
-        const protocol = i % 2 === 0 ? 'udp' : 'tcp';
-        const length = CSUM_LENGTHS[i >> 1]!;
-        const sent = checksumTestFrame(run, i, length, protocol);
-        await net.send([sent.partial], {
-          hdr: { flags: VirtioNetHdrFlag.NEEDS_CSUM, csumStart: sent.csumStart, csumOffset: sent.csumOffset },
-        });
-        let got: ReceivedFrame;
-        try {
-          [got] = (await net.receive(1)) as [ReceivedFrame];
-        } catch (err) {
-          if (!(err instanceof TimeoutError)) throw err;
-          throw new BackendError(`${protocol} frame ${i} (${length} bytes, NEEDS_CSUM) did not come back`, {
-            cause: err,
-          });
-        }
-        const what = `${protocol} frame ${i} (${length} bytes) sent with NEEDS_CSUM, csum_start ${sent.csumStart}, csum_offset ${sent.csumOffset}`;
-        const { hdr, frame } = got;
-        const at = sent.csumStart + sent.csumOffset;
-        const field = (f: Uint8Array) => `0x${Buffer.from(f.subarray(at, at + 2)).toString('hex')}`;
-        if (frame.length !== length) throw new BackendError(`${what}: came back as ${frame.length} bytes`);
+      const outcomes = { completed: 0, partial: 0, dataValid: 0, unmarked: 0 };
+      await loopChecksums(ctx, ({ what, sent, hdr, frame, field }) => {
         if (hdr.flags & VirtioNetHdrFlag.NEEDS_CSUM) {
-          // 5.1.6.4: csum_start and csum_offset such that completing the checksum gives the whole packet.
+          // Completing the checksum where csum_start and csum_offset say gives a fully checksummed packet.
           const completed = completeChecksum(frame, hdr.csumStart, hdr.csumOffset);
           if (!completed || !Buffer.from(completed).equals(Buffer.from(sent.full))) {
             throw new BackendError(
@@ -468,25 +457,60 @@ export const netChecks = defineChecks('net', [
             );
           }
           outcomes.partial++;
-        } else if (Buffer.from(frame).equals(Buffer.from(sent.full))) {
-          if (hdr.flags & VirtioNetHdrFlag.DATA_VALID) outcomes.dataValid++;
-          else outcomes.completed++;
-        } else if (Buffer.from(frame).equals(Buffer.from(sent.partial))) {
+        } else if (hdr.flags & VirtioNetHdrFlag.DATA_VALID) {
+          // Validated: the packet is the one sent, with its complete checksum (other bytes changed would make
+          // that checksum wrong too).
+          if (!Buffer.from(frame).equals(Buffer.from(sent.full))) {
+            throw new BackendError(
+              `${what}: came back marked DATA_VALID with checksum ${field(frame)}, and the packet with its ` +
+                `complete checksum (${field(sent.full)}) is not what came: the device did not validate it`,
+            );
+          }
+          outcomes.dataValid++;
+        } else if (Buffer.from(frame).equals(Buffer.from(sent.full))) outcomes.completed++;
+        // Unmarked and not complete: no sentence of this rule (net.csum.partial judges it).
+        else outcomes.unmarked++;
+      });
+      return (
+        `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${outcomes.completed} completed, ` +
+        `${outcomes.partial} still marked NEEDS_CSUM (completing them gives the packet), ${outcomes.dataValid} completed with DATA_VALID` +
+        (outcomes.unmarked ? `, ${outcomes.unmarked} unmarked and not complete (see net.csum.partial)` : '')
+      );
+    },
+  },
+  {
+    id: 'net.csum.partial',
+    detail:
+      'with `VIRTIO_NET_F_CSUM` and `GUEST_CSUM`, UDP and TCP frames sent with `VIRTIO_NET_HDR_F_NEEDS_CSUM` and the checksum left partial come back either with the checksum completed or still marked `NEEDS_CSUM`, never partial and unmarked (a driver then drops them as corrupt), and otherwise intact',
+    title:
+      'with VIRTIO_NET_F_CSUM and GUEST_CSUM, a frame sent with NEEDS_CSUM comes back with its checksum completed or still marked partial',
+    severity: 'SHOULD',
+    interop: true,
+    rule: 'interoperability (dpdk-testpmd 22.11 completes the checksum; a back-end that loops frames hands on what it was asked to checksum): the virtio spec says, with no normative word, what VIRTIO_NET_F_CSUM means (Network Device, Feature bits: "Device handles packets with partial checksum offload.") and no device requirement of a transmitted packet\'s checksum',
+    spec: NetSpec.checksum,
+    needs: ['net.csum'],
+    async run(ctx) {
+      let marked = 0;
+      await loopChecksums(ctx, ({ what, sent, hdr, frame, field }) => {
+        const length = sent.full.length;
+        if (frame.length !== length) throw new BackendError(`${what}: came back as ${frame.length} bytes`);
+        if (hdr.flags & VirtioNetHdrFlag.NEEDS_CSUM) {
+          marked++;
+          return;
+        }
+        if (Buffer.from(frame).equals(Buffer.from(sent.full))) return;
+        if (Buffer.from(frame).equals(Buffer.from(sent.partial))) {
           throw new BackendError(
             `${what}: came back with flags 0x${hdr.flags.toString(16)} and its checksum still partial (${field(frame)}, ` +
               `the pseudo-header sum; complete: ${field(sent.full)}): neither completed nor marked NEEDS_CSUM, the ` +
-              `driver takes a wrong checksum${hdr.flags & VirtioNetHdrFlag.DATA_VALID ? ' as validated (DATA_VALID)' : ''}`,
+              'driver takes it for a corrupt packet',
           );
-        } else {
-          let first = 0;
-          while (first < length && frame[first] === sent.full[first]) first++;
-          throw new BackendError(`${what}: came back with bytes changed from byte ${first} on`);
         }
-      }
-      return (
-        `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${outcomes.completed} completed, ` +
-        `${outcomes.partial} still marked NEEDS_CSUM (completing them gives the packet), ${outcomes.dataValid} completed with DATA_VALID`
-      );
+        let first = 0;
+        while (first < length && frame[first] === sent.full[first]) first++;
+        throw new BackendError(`${what}: came back with bytes changed from byte ${first} on`);
+      });
+      return `${CSUM_LENGTHS.length * 2} UDP and TCP frames with partial checksums: ${CSUM_LENGTHS.length * 2 - marked} completed, ${marked} still marked NEEDS_CSUM`;
     },
   },
   {
@@ -495,6 +519,7 @@ export const netChecks = defineChecks('net', [
       "with `VIRTIO_F_IN_ORDER` (split rings), 300 frames loop back with every buffer used in the order it was made available; a used element may stand for a batch (the spec's in-order batching: the buffers it skips count as used in full), and a skipped receive buffer that was not filled is a buffer used out of order",
     title: 'with VIRTIO_F_IN_ORDER, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Reserved Feature Bits: "If VIRTIO_F_IN_ORDER has been negotiated, a device MUST use buffers in the same order in which they have been available."',
     spec: NetSpec.inOrder,
     needs: ['net.loopback'],
     run: (ctx) => loopInOrder(ctx, false),
@@ -506,6 +531,7 @@ export const netChecks = defineChecks('net', [
     title:
       'with VIRTIO_F_IN_ORDER on packed rings, buffers are used in the order they were made available (batches allowed)',
     severity: 'MUST',
+    rule: 'virtio spec, Device Requirements: Reserved Feature Bits: "If VIRTIO_F_IN_ORDER has been negotiated, a device MUST use buffers in the same order in which they have been available."',
     spec: NetSpec.packedInOrder,
     needs: ['net.packed.loopback'],
     run: (ctx) => loopInOrder(ctx, true),
@@ -526,6 +552,70 @@ async function loopInOrder(ctx: CheckContext, packed: boolean): Promise<string> 
     `${packed ? 'descriptors' : 'elements'} covering batches: ${net.batchedTx} transmit and ${net.batchedRx} ` +
     'receive buffers had none of their own'
   );
+}
+
+/** What a received gso_type claims that no negotiated feature allows (none is negotiated here), or null. */
+function forbiddenGso(gsoType: number): string | null {
+  const names: Record<number, string> = {
+    [VirtioNetGso.TCPV4]: 'VIRTIO_NET_HDR_GSO_TCPV4',
+    [VirtioNetGso.UDP]: 'VIRTIO_NET_HDR_GSO_UDP',
+    [VirtioNetGso.TCPV6]: 'VIRTIO_NET_HDR_GSO_TCPV6',
+    [VirtioNetGso.UDP_L4]: 'VIRTIO_NET_HDR_GSO_UDP_L4',
+  };
+  const type = gsoType & ~(VirtioNetGso.ECN | VirtioNetGso.UDP_TUNNEL_IPV4 | VirtioNetGso.UDP_TUNNEL_IPV6);
+  if (names[type]) return names[type];
+  if (gsoType & (VirtioNetGso.UDP_TUNNEL_IPV4 | VirtioNetGso.UDP_TUNNEL_IPV6)) return 'a UDP tunnel bit';
+  return null;
+}
+
+/** One frame of net.csum's traffic, for a check to judge. */
+interface ChecksumFrame {
+  what: string;
+  sent: ReturnType<typeof checksumTestFrame>;
+  hdr: ReceivedFrame['hdr'];
+  frame: Uint8Array;
+  /** The checksum field of a frame, in hex. */
+  field: (f: Uint8Array) => string;
+}
+
+/**
+ * UDP and TCP frames of CSUM_LENGTHS sent with NEEDS_CSUM and a partial checksum (CSUM and GUEST_CSUM
+ * negotiated), each judged by `judge` as it comes back.
+ */
+async function loopChecksums(ctx: CheckContext, judge: (frame: ChecksumFrame) => void): Promise<void> {
+  const net = await openNet(ctx, {
+    want: [
+      [VirtioNetFeature.CSUM, 'VIRTIO_NET_F_CSUM'],
+      [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
+    ],
+  });
+  const run = runId();
+  await requireLoopback(ctx, net, run);
+  for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
+    const protocol = i % 2 === 0 ? 'udp' : 'tcp';
+    const length = CSUM_LENGTHS[i >> 1]!;
+    const sent = checksumTestFrame(run, i, length, protocol);
+    await net.send([sent.partial], {
+      hdr: { flags: VirtioNetHdrFlag.NEEDS_CSUM, csumStart: sent.csumStart, csumOffset: sent.csumOffset },
+    });
+    let got: ReceivedFrame;
+    try {
+      [got] = (await net.receive(1)) as [ReceivedFrame];
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+      throw new BackendError(`${protocol} frame ${i} (${length} bytes, NEEDS_CSUM) did not come back`, {
+        cause: err,
+      });
+    }
+    const at = sent.csumStart + sent.csumOffset;
+    judge({
+      what: `${protocol} frame ${i} (${length} bytes) sent with NEEDS_CSUM, csum_start ${sent.csumStart}, csum_offset ${sent.csumOffset}`,
+      sent,
+      hdr: got.hdr,
+      frame: got.frame,
+      field: (f) => `0x${Buffer.from(f.subarray(at, at + 2)).toString('hex')}`,
+    });
+  }
 }
 
 /** Receive buffers for net.rx.mergeable: small, so that most frames need several. */

@@ -214,7 +214,7 @@ export const negotiationChecks = defineChecks('protocol', [
   {
     id: 'proto.config.get',
     detail:
-      "with `CONFIG`, `GET_CONFIG` of the device's whole config space, of its first half (an older front-end's shorter struct), of a field at its offset (`blk_size`, `num_scanouts`) and of its last byte: each reply payload has the size asked (\"payload size MUST match the front-end's request\")",
+      "with `CONFIG`, `GET_CONFIG` of the device's whole config space, of its first half (an older front-end's shorter struct), of a field at its offset (`blk_size`, `num_scanouts`) and of its last byte: each reply payload has the size asked (\"payload size MUST match the front-end's request\") or is empty, the error signal the same sentence allows (named in the message)",
     title:
       'with CONFIG, GET_CONFIG of the whole config space, of a shorter window, of a field at its offset and of the last byte each has a reply payload of the size asked',
     // "vhost-user back-end's payload size MUST match the front-end's request" (vhost-user.rst 7.2,

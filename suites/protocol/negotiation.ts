@@ -208,7 +208,7 @@ export const negotiationChecks = defineChecks('protocol', [
       const min = pairs ? 1 : (MIN_QUEUES[ctx.target.type ?? ''] ?? 1);
       const unit = pairs ? 'queue pair' : 'queue';
       expect(Number(queues), `GET_QUEUE_NUM for a ${ctx.target.type} device`).to.be.at.least(min);
-      return `${queues} (a ${ctx.target.type} device needs ${min} ${unit}${min === 1 ? '' : 's'})`;
+      return `GET_QUEUE_NUM ${queues} (a ${ctx.target.type} device needs ${min} ${unit}${min === 1 ? '' : 's'})`;
     },
   },
   {

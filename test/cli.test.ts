@@ -48,7 +48,7 @@ describe('cli: listing and selecting checks', function () {
     expect(listedIds(run.stdout)).to.deep.equal(allChecks.map((c) => c.id));
     for (const c of allChecks) {
       const line = new RegExp(
-        `^${escapeRegExp(c.id)} +${c.severity} +${escapeRegExp(c.spec)}\\n +${escapeRegExp(c.title)}$`,
+        `^${escapeRegExp(c.id)} +${c.severity}${c.interop ? ' \\(interop\\)' : ''} +${escapeRegExp(c.spec)}\\n +${escapeRegExp(c.title)}$`,
         'm',
       );
       expect(run.stdout, c.id).to.match(line);

@@ -94,6 +94,12 @@ const VARIANT_EXPECTS: Record<
     },
   },
   'config-offset-ignored': { messages: { 'proto.config.window': /blk_size .*the offset ignored/ } },
+  'config-windows-refused': {
+    messages: {
+      'proto.config.get':
+        /answered with the empty payload that signals an error: its first half .*, blk_size .*, its last byte/,
+    },
+  },
 };
 
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */

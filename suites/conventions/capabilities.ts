@@ -25,6 +25,7 @@ export const capabilityChecks = defineChecks('conventions', [
     title: '--print-capabilities exits successfully within the deadline',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "They are mandatory, unless explicitly said differently"; and --print-capabilities: "Output to stdout the back-end capabilities in JSON format, and then exit successfully."',
     async run(ctx) {
       const probe = await capabilities(ctx);
       if (probe.timedOut)
@@ -43,6 +44,7 @@ export const capabilityChecks = defineChecks('conventions', [
     title: 'stdout is one JSON document valid against VHostUserBackendCapabilities',
     severity: 'MUST',
     spec: Spec.capabilitiesSchema,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "They are mandatory, unless explicitly said differently"; and --print-capabilities: "Output to stdout the back-end capabilities in JSON format, and then exit successfully."; and "The JSON output is described in the ``vhost-user.json`` schema" (by @VHostUserBackendCapabilities)',
     async run(ctx) {
       const probe = await capabilities(ctx);
       if (probe.timedOut && !probe.stdout) {
@@ -65,8 +67,9 @@ export const capabilityChecks = defineChecks('conventions', [
     detail: "features are from the type's enum, and no member the schema does not define",
     needs: ['conv.caps.schema'],
     title: 'capabilities name only features and members the schema defines',
-    severity: 'SHOULD',
+    severity: 'INFO',
     spec: Spec.capabilitiesSchema,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "The JSON output is described in the ``vhost-user.json`` schema" (by @VHostUserBackendCapabilities; no normative word for what is not in it, and a later schema may define more features)',
     async run(ctx) {
       const probe = await capabilities(ctx);
       if (probe.document === undefined || validateCapabilities(probe.document).length) {
@@ -88,6 +91,7 @@ export const capabilityChecks = defineChecks('conventions', [
     title: '--print-capabilities with --socket-path still only prints, and creates no socket',
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: --print-capabilities: "Other options and arguments should be ignored, and the back-end program should not perform its normal function."',
     async run(ctx) {
       const dir = await ctx.scope.tempDir('vhu-caps-');
       const socket = `${dir}/backend.sock`;

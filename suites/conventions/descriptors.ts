@@ -27,6 +27,7 @@ export const descriptorChecks = defineChecks('conventions', [
     title: 'descriptor files in effect are valid VhostUserBackend documents',
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "Each back-end installed on a host system should come with at least one JSON file that conforms to the vhost-user.json schema."',
     async run(ctx) {
       const { dirs, lints: all } = await lints(ctx);
       const bad = all.filter((l) => l.schemaErrors.length);
@@ -40,6 +41,7 @@ export const descriptorChecks = defineChecks('conventions', [
     title: "each descriptor's binary is an absolute path to an executable",
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "Each back-end installed on a host system should come with at least one JSON file that conforms to the vhost-user.json schema."; and vhost-user.json (QEMU 7.2), VhostUserBackend: "@binary: Absolute path to the backend binary."',
     async run(ctx) {
       const { dirs, lints: all } = await lints(ctx);
       const parsed = all.filter((l) => l.document);
@@ -55,6 +57,7 @@ export const descriptorChecks = defineChecks('conventions', [
     title: 'descriptors naming this binary declare the type it reports',
     severity: 'SHOULD',
     spec: Spec.descriptorSchema,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "Each back-end installed on a host system should come with at least one JSON file that conforms to the vhost-user.json schema."; and vhost-user.json (QEMU 7.2), VhostUserBackend: "@type: The vhost user backend type."',
     async run(ctx) {
       const { dirs, lints: all } = await lints(ctx);
       const mine = all.filter((l) => namesBinary(l, ctx.target.binary));
@@ -74,6 +77,7 @@ export const descriptorChecks = defineChecks('conventions', [
     title: 'which descriptor describes this binary',
     severity: 'INFO',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "Each file informs the management applications about the back-end type, and binary location."',
     async run(ctx) {
       const { dirs, lints: all } = await lints(ctx);
       const mine = all.filter((l) => namesBinary(l, ctx.target.binary));

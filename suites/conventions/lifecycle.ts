@@ -54,6 +54,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'the launched process stays in the foreground and serves the connection itself',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "The back-end program must not daemonize itself, but it may be daemonized by the management layer."',
     async run(ctx) {
       const { backend, connection, fd } = await serveOnSocketPath(ctx);
       const server = peerCred(fd).pid;
@@ -70,6 +71,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'no process the back-end started outlives it',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "The back-end program must end (as quickly and cleanly as possible) when the SIGTERM signal is received."; and "The back-end program must not daemonize itself"',
     async run(ctx) {
       const { backend, connection } = await serveOnSocketPath(ctx);
       await new FrontendSession(connection).negotiate();
@@ -100,6 +102,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'starts and serves with fds 0, 1 and 2 on /dev/null',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "File descriptors 0, 1 and 2 will exist, and have regular stdin/stdout/stderr usage (they may have been redirected to /dev/null by the management layer, or to a log handler)."; and (of --socket-path) "They are mandatory, unless explicitly said differently"',
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`], { stdio: 'devnull' });
@@ -117,6 +120,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'ends promptly on SIGTERM while no front-end is connected',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "The back-end program must end (as quickly and cleanly as possible) when the SIGTERM signal is received."',
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`]);
@@ -131,6 +135,7 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'ends promptly on SIGTERM while a front-end is connected',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "The back-end program must end (as quickly and cleanly as possible) when the SIGTERM signal is received."',
     async run(ctx) {
       const { backend, connection } = await serveOnSocketPath(ctx);
       await new FrontendSession(connection).negotiate();
@@ -144,6 +149,8 @@ export const lifecycleChecks = defineChecks('conventions', [
     title: 'removes its socket file when it ends on SIGTERM',
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'interoperability (no sentence names the socket file; the nearest, vhost-user.rst (QEMU 7.2), Backend program conventions: "The back-end program must end (as quickly and cleanly as possible) when the SIGTERM signal is received."): a launcher that starts a back-end again at the same --socket-path, or checks for it, finds a file nobody listens at',
+    interop: true,
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`]);

@@ -99,6 +99,7 @@ export const optionChecks = defineChecks('conventions', [
     title: 'an unknown option makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "If the back-end is not capable of enabling a requested feature on the host (such as 3D acceleration with virgl), or the initialization failed, the back-end should fail to start early and exit with a status != 0."',
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`, '--vhu-conform-no-such-option']);
@@ -112,6 +113,7 @@ export const optionChecks = defineChecks('conventions', [
     title: 'a device option naming a missing resource makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "If the back-end is not capable of enabling a requested feature on the host (such as 3D acceleration with virgl), or the initialization failed, the back-end should fail to start early and exit with a status != 0."',
     async run(ctx) {
       const type = ctx.target.type ?? '';
       const resource = MISSING_RESOURCE[type];
@@ -131,6 +133,7 @@ export const optionChecks = defineChecks('conventions', [
     title: '--fd naming a descriptor that is not open makes it exit with a status != 0',
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "If the back-end is not capable of enabling a requested feature on the host (such as 3D acceleration with virgl), or the initialization failed, the back-end should fail to start early and exit with a status != 0."',
     async run(ctx) {
       const backend = ctx.launch(['--fd=42']);
       return expectEarlyFailure(ctx, backend, 'to serve --fd=42, which is not open');
@@ -142,8 +145,10 @@ export const optionChecks = defineChecks('conventions', [
       'each advertised gpu, input or block feature has its option accepted (tried where the host has the resource: a render node, an evdev device)',
     needs: ['conv.socket-path.reply'],
     title: 'each advertised device feature has its command line option accepted',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.json (QEMU 7.2), VHostUserBackendBlockFeature: "@blk-file: The --blk-file command line option is supported." (and so for each feature; no normative word, and the options themselves are "(optional)" in vhost-user.rst); interoperability (libvirt passes --render-node and --virgl to a vhost-user-gpu back-end whose capabilities list them): an advertised feature\'s option is accepted',
+    interop: true,
     async run(ctx) {
       const type = ctx.target.type ?? '';
       const known = FEATURES_BY_TYPE[type];

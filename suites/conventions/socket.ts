@@ -44,6 +44,7 @@ export const socketChecks = defineChecks('conventions', [
     title: '--socket-path=PATH listens on PATH within the deadline',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "They are mandatory, unless explicitly said differently"; and --socket-path=PATH: "This option specify the location of the vhost-user Unix domain socket."',
     async run(ctx) {
       const socket = await socketPath(ctx);
       const backend = ctx.launch([`--socket-path=${socket}`]);
@@ -61,6 +62,7 @@ export const socketChecks = defineChecks('conventions', [
     title: 'the socket answers GET_FEATURES with a well-formed reply',
     severity: 'MUST',
     spec: Spec.communication,
+    rule: 'vhost-user.rst (QEMU 7.2), Communication: "Most of the requests don\'t require replies. Here is a list of the ones that do:" (the first: ``VHOST_USER_GET_FEATURES``, whose reply payload is ``u64``); and vhost-user.rst (QEMU 7.2), Message Specification, Header: "Bit 2 is the reply flag - needs to be sent on each reply from the back-end"',
     async run(ctx) {
       const { connection } = await serveOnSocketPath(ctx);
       const features = await connection.requestU64('GET_FEATURES');
@@ -74,6 +76,7 @@ export const socketChecks = defineChecks('conventions', [
     title: '--fd=FDNUM serves the inherited socket',
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "They are mandatory, unless explicitly said differently"; and --fd=FDNUM: "When this argument is given, the back-end program is started with the vhost-user socket as file descriptor FDNUM."',
     async run(ctx) {
       const probes = await fdForms(ctx);
       expect(
@@ -89,6 +92,7 @@ export const socketChecks = defineChecks('conventions', [
     title: 'which --fd forms work (connected socketpair end, listening socket)',
     severity: 'INFO',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: --fd=FDNUM: "When this argument is given, the back-end program is started with the vhost-user socket as file descriptor FDNUM." (it does not say whether the socket is connected or listening)',
     async run(ctx) {
       return summary(await fdForms(ctx));
     },
@@ -100,6 +104,7 @@ export const socketChecks = defineChecks('conventions', [
     title: `--fd works at a number other than ${FIRST_FD}`,
     severity: 'MUST',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: "They are mandatory, unless explicitly said differently"; and --fd=FDNUM: "When this argument is given, the back-end program is started with the vhost-user socket as file descriptor FDNUM."',
     async run(ctx) {
       const working = (await fdForms(ctx)).find((p) => p.ok);
       if (!working) throw new SkipError('no --fd form works (see conv.fd.works)');
@@ -117,6 +122,7 @@ export const socketChecks = defineChecks('conventions', [
     // with a status != 0" (vhost-user.rst 7.2, Backend program conventions).
     severity: 'SHOULD',
     spec: Spec.conventions,
+    rule: 'vhost-user.rst (QEMU 7.2), Backend program conventions: --fd=FDNUM: "It is incompatible with --socket-path."; and "If the back-end is not capable of enabling a requested feature on the host (such as 3D acceleration with virgl), or the initialization failed, the back-end should fail to start early and exit with a status != 0."',
     async run(ctx) {
       const socket = await socketPath(ctx);
       const [ours, theirs] = socketpair();

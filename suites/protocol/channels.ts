@@ -93,6 +93,7 @@ export const channelChecks = defineChecks('protocol', [
       'SET_BACKEND_REQ_FD is acked with 0, the channel stays open, and what the back-end sends on it is well-formed',
     severity: 'MUST',
     spec: ChannelSpec.backendCommunication,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_SET_SLAVE_REQ_FD: "If ``VHOST_USER_PROTOCOL_F_REPLY_ACK`` is negotiated, the back-end must respond with zero for success, non-zero otherwise."; and Message Specification, Header: "Lower 2 bits are the version (currently 0x01)"',
     needs: ['proto.reply-ack.accepted'],
     async run(ctx) {
       // QEMU's order: protocol features, then the channel, then SET_OWNER and SET_FEATURES.
@@ -139,6 +140,7 @@ export const channelChecks = defineChecks('protocol', [
     title: 'with LOG_SHMFD, SET_LOG_BASE is answered',
     severity: 'MUST',
     spec: ChannelSpec.communication,
+    rule: 'vhost-user.rst (QEMU 7.2), Communication: "Most of the requests don\'t require replies. Here is a list of the ones that do:" (among them "``VHOST_USER_SET_LOG_BASE`` (if ``VHOST_USER_PROTOCOL_F_LOG_SHMFD``)")',
     needs: ['proto.reply.get-protocol-features', 'proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await openSession(ctx);
@@ -171,6 +173,7 @@ export const logDirtyChecks = defineChecks('protocol', [
     title: 'with VHOST_F_LOG_ALL, the pages a block read writes and the used ring are marked in the log',
     severity: 'SHOULD',
     spec: ChannelSpec.migration,
+    rule: 'vhost-user.rst (QEMU 7.2), Migration: "All the modifications to memory pointed by vring "descriptor" should be marked. Modifications to "used" vring should be marked if ``VHOST_VRING_F_LOG`` is part of ring\'s flags."',
     needs: ['proto.log.set-base', NEEDS_DATA_PATH],
     async run(ctx) {
       requireBlock(ctx);

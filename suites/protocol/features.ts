@@ -115,8 +115,10 @@ export const featureChecks = defineChecks('protocol', [
     detail:
       'with `STATUS`, `GET_STATUS` (a well-formed u64 reply) returns each status `SET_STATUS` set: 0x1, 0x3, 0xb, then 0',
     title: 'with STATUS, GET_STATUS returns what SET_STATUS set',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: FeatureSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_GET_STATUS: "this message is submitted by the front-end to query the back-end for its device status as defined in the Virtio specification" (no normative word; virtio spec, Device Status Field: "The device status field starts out as 0, and is reinitialized to 0 by the device during reset."); interoperability (QEMU 7.2 hw/virtio/vhost-user.c vhost_user_add_status: GET_STATUS, then SET_STATUS of what it read with the new bits): GET_STATUS returns what SET_STATUS set',
+    interop: true,
     needs: ['proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await sessionWithFeatures(ctx, { bit: ProtocolFeature.STATUS, name: 'STATUS' });
@@ -143,8 +145,10 @@ export const featureChecks = defineChecks('protocol', [
     detail:
       "with `INFLIGHT_SHMFD`, `GET_INFLIGHT_FD` replies with one fd holding mmap_offset + mmap_size bytes, at least the spec's split layout (16 + 16 per entry) for the queues asked; `SET_INFLIGHT_FD` takes it",
     title: 'with INFLIGHT_SHMFD, GET_INFLIGHT_FD hands out a buffer of the size it announces',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: FeatureSpec.inflight,
+    rule: 'vhost-user.rst (QEMU 7.2), Communication: "Most of the requests don\'t require replies. Here is a list of the ones that do:" (among them "``VHOST_USER_GET_INFLIGHT_FD`` (if ``VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD``)"); and Inflight I/O tracking: "For split virtqueue, queue region can be implemented as:" (no normative word for the size); interoperability (QEMU 7.2 hw/virtio/vhost-user.c vhost_user_get_inflight_fd maps mmap_size bytes at mmap_offset of the fd; libvhost-user and DPDK use the split layout): a buffer of the size it announces, holding that layout',
+    interop: true,
     needs: ['proto.reply-ack.accepted'],
     async run(ctx) {
       const session = await sessionWithFeatures(
@@ -212,6 +216,7 @@ export const featureChecks = defineChecks('protocol', [
     title: 'with CONFIG, SET_CONFIG of a read-only field leaves the config unchanged',
     severity: 'MUST',
     spec: FeatureSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_SET_CONFIG: "The vhost-user back-end must check the flags field, and back-ends MUST NOT accept SET_CONFIG for read-only configuration space fields unless the live migration bit is set."',
     needs: ['proto.config.get'],
     async run(ctx) {
       // "back-ends MUST NOT accept SET_CONFIG for read-only configuration space fields unless the live
@@ -257,6 +262,7 @@ export const featureChecks = defineChecks('protocol', [
     title: 'with CONFIG and REPLY_ACK, SET_CONFIG of a read-only field is acked non-zero',
     severity: 'SHOULD',
     spec: ProtocolSpec.replyAck,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_PROTOCOL_F_REPLY_ACK: "The payload should be set to zero on success or non-zero on failure, unless the message already has an explicit reply body."',
     needs: ['proto.config.set', 'proto.reply-ack.accepted'],
     async run(ctx) {
       // The MUST NOT is about the config (proto.config.set); that a refusal shows in the ack is REPLY_ACK's
@@ -295,8 +301,10 @@ export const resetDeviceChecks = defineChecks('protocol', [
     detail:
       'with `RESET_DEVICE`, the device starts again from scratch: features renegotiated, a new ring reads and writes data, `GET_STATUS` 0 (with `STATUS`)',
     title: 'after RESET_DEVICE the device starts again from scratch',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: FeatureSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_RESET_DEVICE: "Ask the vhost user back-end to disable all rings and reset all internal device state to the initial state, ready to be reinitialized. The back-end retains ownership of the device throughout the reset operation." (no normative word); interoperability (QEMU 7.2 hw/virtio/vhost-user.c vhost_user_reset_device sends it at a device reset, then sets the device up again): the device starts again from scratch',
+    interop: true,
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
       // "disable all rings and reset all internal device state to the initial state, ready to be

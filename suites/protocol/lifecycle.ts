@@ -1,9 +1,9 @@
 /**
  * A front-end that leaves mid-session and one that comes back at once (vhost-user.rst, Communication: a
  * front-end closes the connection when a message fails, and "an optional reconnection mechanism can be
- * implemented"). The spec lets a back-end either end with its front-end or serve the next one; it must do
- * one of them cleanly: a back-end that crashes, hangs, or stays alive refusing the next front-end strands a
- * management layer that restarts or reconnects it.
+ * implemented"). The spec lets a back-end either end with its front-end or serve the next one, and binds it to
+ * neither: doing one of them cleanly is an interoperability check (SHOULD), since a back-end that crashes, hangs,
+ * or stays alive refusing the next front-end strands a management layer that restarts or reconnects it.
  */
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -134,6 +134,8 @@ export const protocolLifecycleChecks = defineChecks(
       title: 'once its front-end leaves mid-session, it exits cleanly or serves a new front-end at once',
       severity: 'SHOULD',
       spec: ProtocolSpec.communication,
+      rule: 'interoperability (vhost-user.rst (QEMU 7.2), Communication: "If *front-end* is unable to send the full message or receives a wrong reply it will close the connection. An optional reconnection mechanism can be implemented."; no sentence binds the back-end): a management layer restarts a back-end that exits, and a front-end with reconnection connects again; one that crashes, hangs, or lives on refusing the next front-end strands both',
+      interop: true,
       needs: [NEEDS_SOCKET, NEEDS_DATA_PATH],
       async run(ctx) {
         let backend: BackendProcess | undefined;

@@ -46,8 +46,9 @@ export const memSlotChecks = defineChecks('protocol', [
       "with `CONFIGURE_MEM_SLOTS`, `GET_MAX_MEM_SLOTS` replies a u64 of at least 1; that many one-page regions (256 at most, QEMU's cap) are taken with `ADD_MEM_REG`, and it replies the same after",
     title:
       'with CONFIGURE_MEM_SLOTS, GET_MAX_MEM_SLOTS has a well-formed reply of at least 1, and that many regions are taken',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: ProtocolSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_GET_MAX_MEM_SLOTS: "The back-end should return the message with a u64 payload containing the maximum number of memory slots for QEMU to expose to the guest."; and VHOST_USER_ADD_MEM_REG: "The message payload contains a memory region descriptor struct, describing a region of guest memory which the back-end device must map in."',
     needs: ['proto.negotiation.before-set-features', 'proto.reply-ack.accepted'],
     async run(ctx) {
       // As QEMU starts a back-end: the protocol features, then GET_MAX_MEM_SLOTS before SET_FEATURES.
@@ -102,6 +103,7 @@ export const memSlotChecks = defineChecks('protocol', [
       'with CONFIGURE_MEM_SLOTS, memory added region by region carries requests, and a region removed and added anew in another memfd is used there',
     severity: 'MUST',
     spec: ProtocolSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_ADD_MEM_REG: "The message payload contains a memory region descriptor struct, describing a region of guest memory which the back-end device must map in."; and VHOST_USER_REM_MEM_REG: "The message payload contains a memory region descriptor struct, describing a region of guest memory which the back-end device must unmap."',
     // What vring.blk.read-write builds on as well (the set-up is the same): it runs later, so it cannot be named.
     needs: [
       'proto.reply.get-max-mem-slots',

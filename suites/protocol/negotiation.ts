@@ -1,11 +1,13 @@
 /** Feature negotiation (vhost-user.rst: Communication, Protocol features, Multiple queue support). */
 import { rm } from 'node:fs/promises';
 import { expect } from 'chai';
-import { BackendError, SkipError } from '../../harness/errors.js';
+import { BackendError, ProtocolError, SkipError } from '../../harness/errors.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { decodeDeviceConfig, encodeDeviceConfig, encodeU64 } from '../../harness/protocol/messages.js';
 import { hasBit, ProtocolFeature, protocolFeatureList, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { closeFd } from '../../harness/sys/libc.js';
+import { checkReply } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import {
   CONFIG_FIELD,
@@ -29,6 +31,7 @@ export const negotiationChecks = defineChecks('protocol', [
     title: 'VHOST_USER_F_PROTOCOL_FEATURES (bit 30) is offered',
     severity: 'SHOULD',
     spec: ProtocolSpec.communication,
+    rule: 'vhost-user.rst (QEMU 7.2), Multiple queue support: "Back-ends should always implement the ``VHOST_USER_PROTOCOL_F_MQ`` protocol feature, even for devices with a fixed number of virtqueues, since it is simple to implement and offers a degree of introspection."; and "This is treated as a protocol extension, hence the back-end has to implement protocol features first."',
     needs: [NEEDS_SOCKET],
     async run(ctx) {
       const features = await offeredFeatures(ctx);
@@ -45,6 +48,7 @@ export const negotiationChecks = defineChecks('protocol', [
     title: 'GET_PROTOCOL_FEATURES has a well-formed reply',
     severity: 'MUST',
     spec: ProtocolSpec.protocolFeatures,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_GET_PROTOCOL_FEATURES: "Back-ends that report ``VHOST_USER_F_PROTOCOL_FEATURES`` must support this message even before ``VHOST_USER_SET_FEATURES`` was called."; and Communication: "Most of the requests don\'t require replies. Here is a list of the ones that do:" (among them ``VHOST_USER_GET_PROTOCOL_FEATURES``)',
     needs: [NEEDS_SOCKET],
     async run(ctx) {
       const session = await openSession(ctx);
@@ -64,6 +68,7 @@ export const negotiationChecks = defineChecks('protocol', [
     title: 'GET/SET_PROTOCOL_FEATURES work before SET_FEATURES',
     severity: 'MUST',
     spec: ProtocolSpec.protocolFeatures,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_GET_PROTOCOL_FEATURES: "Back-ends that report ``VHOST_USER_F_PROTOCOL_FEATURES`` must support this message even before ``VHOST_USER_SET_FEATURES`` was called."; and VHOST_USER_SET_PROTOCOL_FEATURES: "Back-ends that report ``VHOST_USER_F_PROTOCOL_FEATURES`` must support this message even before ``VHOST_USER_SET_FEATURES`` was called."',
     needs: ['proto.reply.get-protocol-features'],
     async run(ctx) {
       const session = await openSession(ctx);
@@ -85,6 +90,7 @@ export const negotiationChecks = defineChecks('protocol', [
     title: 'with REPLY_ACK, need_reply is answered with 0 on every request the back-end accepts',
     severity: 'MUST',
     spec: ProtocolSpec.replyAck,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_PROTOCOL_F_REPLY_ACK: "This indicates that the back-end MUST respond with a Payload ``VhostUserMsg`` indicating success or failure."; and "The payload should be set to zero on success or non-zero on failure, unless the message already has an explicit reply body."',
     needs: ['proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await sessionWith(ctx, ProtocolFeature.REPLY_ACK, 'REPLY_ACK');
@@ -106,8 +112,10 @@ export const negotiationChecks = defineChecks('protocol', [
     detail:
       '`SET_PROTOCOL_FEATURES(REPLY_ACK)` with need_reply and no `GET_PROTOCOL_FEATURES` before it is acked with 0',
     title: 'SET_PROTOCOL_FEATURES without a prior GET is acked when need_reply is set',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: ProtocolSpec.replyAck,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_SET_PROTOCOL_FEATURES: "Only legal if feature bit ``VHOST_USER_F_PROTOCOL_FEATURES`` is present in ``VHOST_USER_GET_FEATURES``." (no GET_PROTOCOL_FEATURES needed first; REPLY_ACK\'s "This indicates that the back-end MUST respond with a Payload ``VhostUserMsg`` indicating success or failure." holds "With this protocol extension negotiated", and this message negotiates it); interoperability (a front-end that knows the bits it wants sets them without asking): SET_PROTOCOL_FEATURES(REPLY_ACK) with need_reply and no GET before it is acked with 0',
+    interop: true,
     needs: ['proto.reply-ack.accepted'],
     async run(ctx) {
       const protocolFeatures = await offeredProtocolFeatures(ctx);
@@ -126,8 +134,9 @@ export const negotiationChecks = defineChecks('protocol', [
     detail:
       '`SET_FEATURES` without the optional ring features (`EVENT_IDX`, `INDIRECT_DESC`, `NOTIFY_ON_EMPTY`) is accepted',
     title: 'SET_FEATURES with a subset of the offer is accepted',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: ProtocolSpec.communication,
+    rule: 'virtio spec, Device Requirements: Feature Bits: "The device SHOULD accept any valid subset of features the driver accepts, otherwise it MUST fail to set the FEATURES_OK device status bit when the driver writes it."',
     needs: [NEEDS_SOCKET],
     async run(ctx) {
       const session = await openSession(ctx);
@@ -149,8 +158,10 @@ export const negotiationChecks = defineChecks('protocol', [
     id: 'proto.negotiation.stable',
     detail: 'two launches with the same options offer the same features and protocol features',
     title: 'the offer is the same across two launches with the same options',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: ProtocolSpec.communication,
+    rule: 'interoperability (no sentence says it; vhost-user.rst (QEMU 7.2), Communication: "An optional reconnection mechanism can be implemented."): a front-end that reconnects, or migrates to a back-end launched the same way, holds the features the first launch offered',
+    interop: true,
     needs: ['proto.reply.get-protocol-features'],
     async run(ctx) {
       const dir = await ctx.scope.tempDir('vhu-stable-');
@@ -180,23 +191,30 @@ export const negotiationChecks = defineChecks('protocol', [
   },
   {
     id: 'proto.mq.queue-num',
-    detail: "with `MQ`, `GET_QUEUE_NUM` is well-formed and at least the device type's minimum",
+    detail:
+      "with `MQ`, `GET_QUEUE_NUM` is well-formed and at least the device type's minimum (for net one queue pair, as QEMU's net front-end reads it)",
     title: 'with MQ, GET_QUEUE_NUM is well-formed and at least the device minimum',
-    severity: 'MUST',
+    severity: 'SHOULD',
     spec: ProtocolSpec.multiQueue,
+    rule: 'vhost-user.rst (QEMU 7.2), Multiple queue support: "The max number of queues the back-end supports can be queried with message ``VHOST_USER_GET_QUEUE_NUM``. Front-end should stop when the number of requested queues is bigger than that." (no sentence binds the back-end; GET_QUEUE_NUM is not among the requests Communication lists as requiring a reply); interoperability (QEMU 7.2 hw/virtio/vhost-user.c vhost_user_backend_init reads a u64 reply and fails the device when it is below its queues; net/vhost-user.c reads it as queue pairs): a well-formed reply of at least the device type\'s queues (for net, one pair)',
+    interop: true,
     needs: ['proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await sessionWith(ctx, ProtocolFeature.MQ, 'MQ');
       const queues = await session.connection.requestU64('GET_QUEUE_NUM');
-      const min = MIN_QUEUES[ctx.target.type ?? ''] ?? 1;
+      // QEMU 7.2's net front-end reads it as queue pairs (net/vhost-user.c: "you are asking more queues than
+      // supported"), so one pair is enough there; the others compare it with their queues.
+      const pairs = ctx.target.type === 'net';
+      const min = pairs ? 1 : (MIN_QUEUES[ctx.target.type ?? ''] ?? 1);
+      const unit = pairs ? 'queue pair' : 'queue';
       expect(Number(queues), `GET_QUEUE_NUM for a ${ctx.target.type} device`).to.be.at.least(min);
-      return `${queues} queues (a ${ctx.target.type} device needs ${min})`;
+      return `GET_QUEUE_NUM ${queues} (a ${ctx.target.type} device needs ${min} ${unit}${min === 1 ? '' : 's'})`;
     },
   },
   {
     id: 'proto.config.get',
     detail:
-      "with `CONFIG`, `GET_CONFIG` of the device's whole config space, of its first half (an older front-end's shorter struct), of a field at its offset (`blk_size`, `num_scanouts`) and of its last byte: each reply payload has the size asked (\"payload size MUST match the front-end's request\")",
+      "with `CONFIG`, `GET_CONFIG` of the device's whole config space, of its first half (an older front-end's shorter struct), of a field at its offset (`blk_size`, `num_scanouts`) and of its last byte: each reply payload has the size asked (\"payload size MUST match the front-end's request\") or is empty, the error signal the same sentence allows (named in the message)",
     title:
       'with CONFIG, GET_CONFIG of the whole config space, of a shorter window, of a field at its offset and of the last byte each has a reply payload of the size asked',
     // "vhost-user back-end's payload size MUST match the front-end's request" (vhost-user.rst 7.2,
@@ -204,13 +222,21 @@ export const negotiationChecks = defineChecks('protocol', [
     // than the back-end's, and crosvm reads each guest access at its offset.
     severity: 'MUST',
     spec: ProtocolSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_GET_CONFIG: "vhost-user back-end\'s payload size MUST match the front-end\'s request, vhost-user back-end uses zero length of payload to indicate an error to the vhost-user front-end."',
     needs: ['proto.negotiation.before-set-features'],
     async run(ctx) {
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
       const { size, windows } = configWindows(ctx);
-      await getConfigWindow(session, { offset: 0, size, what: 'the whole config space' });
-      for (const window of windows) await getConfigWindow(session, window);
-      return `${size} bytes of config space, and windows of it (offset+size): ${windows.map((w) => `${w.offset}+${w.size}`).join(', ')}`;
+      // The same sentence lets it answer any of them with the empty payload that signals an error: not a
+      // failure of the size rule, said in the message.
+      const refused: string[] = [];
+      for (const window of [{ offset: 0, size, what: 'the whole config space' }, ...windows]) {
+        if (!(await getConfigWindow(session, window))) refused.push(window.what);
+      }
+      const asked = `${size} bytes of config space, and windows of it (offset+size): ${windows.map((w) => `${w.offset}+${w.size}`).join(', ')}`;
+      return refused.length
+        ? `${asked}; answered with the empty payload that signals an error: ${refused.join(', ')}`
+        : asked;
     },
   },
   {
@@ -225,14 +251,23 @@ export const negotiationChecks = defineChecks('protocol', [
     // its device (vu_get_config), so a front-end reading a field at its offset (crosvm) gets other bytes.
     severity: 'INFO',
     spec: ProtocolSpec.messages,
+    rule: 'vhost-user.rst (QEMU 7.2), Virtio device config space: ":offset: a 32-bit offset of virtio device\'s configuration space" and ":payload: Size bytes array holding the contents of the virtio device\'s configuration space" (no normative word)',
     needs: ['proto.config.get'],
     async run(ctx) {
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
       const { size, windows } = configWindows(ctx);
       const whole = await getConfigWindow(session, { offset: 0, size, what: 'the whole config space' });
+      if (!whole)
+        throw new SkipError(
+          'GET_CONFIG of the whole config space was answered with an error (an empty payload)',
+        );
       const differ: string[] = [];
       for (const window of windows) {
         const got = await getConfigWindow(session, window);
+        if (!got) {
+          differ.push(`${window.what} answered with an error (an empty payload)`);
+          continue;
+        }
         const expected = whole.subarray(window.offset, window.offset + window.size);
         if (got.equals(expected)) continue;
         const fromStart = got.equals(whole.subarray(0, window.size))
@@ -274,17 +309,28 @@ function configWindows(ctx: CheckContext): { size: number; windows: ConfigWindow
   };
 }
 
-/** GET_CONFIG of one window: the reply payload's size, and its size field, must be the request's. */
-async function getConfigWindow(session: FrontendSession, window: ConfigWindow): Promise<Buffer> {
+/**
+ * GET_CONFIG of one window: the reply payload's size, and its size field, must be the request's; undefined for
+ * the empty payload "to indicate an error", which the sentence allows.
+ */
+async function getConfigWindow(session: FrontendSession, window: ConfigWindow): Promise<Buffer | undefined> {
   const { offset, size, what } = window;
   const request = encodeDeviceConfig({ offset, size, flags: 0, payload: Buffer.alloc(size) });
-  const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
-  if (reply.length !== request.length) {
-    throw new BackendError(
-      `GET_CONFIG of ${what}: a ${reply.length}-byte reply payload to a ${request.length}-byte request` +
-        (reply.length === 0 ? ' (the empty payload that signals an error)' : ''),
-    );
+  const { connection } = session;
+  await connection.send('GET_CONFIG', { payload: request });
+  const frame = await connection.nextFrame(`the reply to GET_CONFIG of ${what}`);
+  const reply = frame.payload;
+  try {
+    // Well-formed as any reply, of the size asked or empty.
+    checkReply('GET_CONFIG', frame, reply.length === 0 ? 0 : request.length, 0, connection.recent());
+  } catch (err) {
+    for (const fd of frame.fds) closeFd(fd);
+    if (!(err instanceof ProtocolError)) throw err;
+    throw new BackendError(`GET_CONFIG of ${what}, a ${request.length}-byte request: ${err.message}`, {
+      cause: err,
+    });
   }
+  if (reply.length === 0) return undefined;
   const config = decodeDeviceConfig(reply, 'GET_CONFIG');
   if (config.size !== size) {
     throw new BackendError(`GET_CONFIG of ${what}: the reply's size field says ${config.size}`);

@@ -79,6 +79,7 @@ export const replyAckChecks = defineChecks(
       title: 'with REPLY_ACK, an invalid request is answered with a non-zero ack',
       severity: 'SHOULD',
       spec: ProtocolSpec.replyAck,
+      rule: 'vhost-user.rst (QEMU 7.2), VHOST_USER_PROTOCOL_F_REPLY_ACK: "The payload should be set to zero on success or non-zero on failure, unless the message already has an explicit reply body."; and Communication: "If *back-end* detects some error such as incompatible features, it may also close the connection. This should only happen in exceptional circumstances."',
       needs: ['proto.reply-ack.accepted'],
       async run(ctx) {
         const results: string[] = [];

@@ -262,7 +262,9 @@ describe('attach mode under --frontend all: the checks that may break the back-e
     };
     try {
       await awaitListening(socket, 'the fixture', 10_000, stop);
+      // --strict: robust.ctl.framing is a SHOULD (no sentence forbids a crash), and its failure is the exit status.
       const run = await runCli([
+        '--strict',
         '--connect',
         socket,
         '--type',

@@ -17,7 +17,8 @@ import { type CliRun, expectClean, fixture, messageOf, runCli, xmllintErrors } f
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
 /**
  * vhost-user-gpu 7.2's six failures but gpu.request-flags (README, "What it found in real back-ends"): three
- * interoperability checks of gpu (SHOULD) and three robustness MUSTs, which make the run exit 1.
+ * interoperability checks of gpu and three robustness checks, all SHOULDs (no sentence says MUST of them): the
+ * run fails on them under --strict, which these runs use.
  */
 const GPU_FAILURES = [
   'gpu.formats',
@@ -66,7 +67,7 @@ describe('baseline: vhost-user-gpu gated on no new failure', function () {
         `${GPU} is missing: install the Debian package qemu-system-gui (apt-get install qemu-system-gui)`,
       );
     const file = path.join(tmp.path, 'vhost-user-gpu.baseline.json');
-    const first = await runCli(['--grep', GPU_GREP, '--write-baseline', file, GPU]);
+    const first = await runCli(['--strict', '--grep', GPU_GREP, '--write-baseline', file, GPU]);
     expect(first.exitCode, first.stdout).to.equal(1);
     expect(first.stdout).to.contain(`baseline: ${file}`);
     const written = await readBaseline(file);
@@ -78,9 +79,11 @@ describe('baseline: vhost-user-gpu gated on no new failure', function () {
       expect(messageOf(first.report, id).startsWith(reason.replace(/…$/, '')), id).to.equal(true);
     expectClean(first);
 
-    const gated = await runCli(['--grep', GPU_GREP, '--baseline', file, GPU]);
+    const gated = await runCli(['--strict', '--grep', GPU_GREP, '--baseline', file, GPU]);
     expect(gated.exitCode, gated.stdout).to.equal(0);
-    expect(gated.report?.summary.mustFailed, 'the failures are still there').to.equal(6);
+    expect(gated.report?.summary.shouldFailed, 'the failures are still there').to.be.at.least(
+      GPU_FAILURES.length,
+    );
     expect(gated.report?.baseline).to.deep.equal({
       entries: 7,
       expectedFailures: 7,

@@ -215,8 +215,11 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
   });
   after(() => target?.stop());
 
-  it('exits 1, as a scsi device (no driver of the harness: its traffic checks skip)', () => {
-    expect(run.exitCode, run.stderr).to.equal(1);
+  // Its failures are SHOULDs: the robustness checks (no sentence forbids a crash), reply-ack.invalid, the
+  // socket left at SIGTERM.
+  it('exits 0, as a scsi device (no driver of the harness: its traffic checks skip)', () => {
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.report?.summary.mustFailed, run.stdout).to.equal(0);
     expect(run.report?.backend.type).to.equal('scsi');
   });
 

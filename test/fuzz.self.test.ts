@@ -24,15 +24,19 @@ describe('robust.fuzz: a flaw found by fuzzing is shrunk, saved and replayed', f
 
   before(async () => {
     reports = mkdtempSync(path.join(os.tmpdir(), 'vhu-fuzz-reports-'));
-    found = await runCli(['--reports', reports, '--seed', '3', '--grep', '^robust\\.fuzz$', FLAW], {
-      limitMs: 100_000,
-    });
+    // robust.fuzz is a SHOULD (no sentence forbids a crash): --strict makes its failure the exit status.
+    found = await runCli(
+      ['--strict', '--reports', reports, '--seed', '3', '--grep', '^robust\\.fuzz$', FLAW],
+      {
+        limitMs: 100_000,
+      },
+    );
     report = JSON.parse(readFileSync(path.join(reports, 'report.json'), 'utf8')) as RunResult;
     caseFile = /case saved as (\S+\.json)/.exec(messageOf(report, 'robust.fuzz'))?.[1] ?? '';
   });
   after(() => rmSync(reports, { recursive: true, force: true }));
 
-  it('fails robust.fuzz with the crash, exit status 1, and a shrunk case of at most 3 steps', () => {
+  it('fails robust.fuzz with the crash, exit status 1 under --strict, and a shrunk case of at most 3 steps', () => {
     expect(found.exitCode, found.stderr).to.equal(1);
     const message = messageOf(report, 'robust.fuzz');
     expect(report.checks.find((c) => c.id === 'robust.fuzz')?.verdict).to.equal('fail');
@@ -55,7 +59,7 @@ describe('robust.fuzz: a flaw found by fuzzing is shrunk, saved and replayed', f
 
   it('replays the case with the same verdict', async () => {
     const steps = parseCase(readFileSync(caseFile, 'utf8')).steps.length;
-    const again = await runCli(['replay', caseFile, FLAW], { limitMs: 30_000 });
+    const again = await runCli(['replay', caseFile, FLAW, '--strict'], { limitMs: 30_000 });
     expect(again.exitCode, again.stderr).to.equal(1);
     expect(again.report?.checks.map((c) => [c.id, c.verdict])).to.deep.equal([['robust.fuzz', 'fail']]);
     const message = messageOf(again.report, 'robust.fuzz');

@@ -150,13 +150,15 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  // gpu.formats, gpu.transfer-rect and gpu.scanout-offset fail too, interoperability checks (SHOULD): no spec
-  // sentence says MUST of what a display is sent.
-  it('exits 1: three MUST robustness checks fail', function () {
+  // Its defects fail SHOULD checks: gpu.formats, gpu.transfer-rect and gpu.scanout-offset (interoperability: no
+  // spec sentence says MUST of what a display is sent) and the crashes of robust.* (no sentence forbids a
+  // crash): no MUST check fails, so it exits 0 (1 under --strict).
+  it('exits 0: no MUST check fails; its defects fail SHOULD checks', function () {
     this.timeout(5000);
-    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(run.exitCode, run.stderr).to.equal(0);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(3);
+    expect(run.report?.summary.mustFailed).to.equal(0);
+    expect(run.report?.summary.shouldFailed).to.be.at.least(6);
     expect(messageOf(run.report, 'robust.fuzz')).to.match(
       /it crashed after step 1 of 1 \(SET_VRING_ADDR ring 4294967295 of a vring that does not exist\): killed by SIGSEGV/,
     );

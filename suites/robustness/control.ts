@@ -29,7 +29,7 @@ import { closeFd, connectUnix, eventfdWrite, socketpair } from '../../harness/sy
 import { SharedMemory } from '../../harness/sys/memfd.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { NEEDS_SOCKET } from '../protocol/common.js';
-import { answersGetFeatures, type Subject, tryInputs } from './oracle.js';
+import { answersGetFeatures, HARDENING_RULE, type Subject, tryInputs } from './oracle.js';
 
 export const RobustSpec = {
   messages: 'vhost-user.rst#message-specification',
@@ -464,7 +464,9 @@ export const controlChecks = defineChecks(
       ...inputsCheck(framingInputs()),
       title:
         'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: RobustSpec.messages,
       needs: NEEDS,
     },
@@ -474,7 +476,9 @@ export const controlChecks = defineChecks(
         'the same, for request ids 0, just past the last defined one (twice, once with need_reply), 0x7FFFFFFF and 0xFFFFFFFF',
       ...inputsCheck(requestIdInputs()),
       title: 'unknown request ids: it answers the next request or closes, never crashes or hangs',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: RobustSpec.frontendMessages,
       needs: NEEDS,
     },
@@ -484,7 +488,9 @@ export const controlChecks = defineChecks(
         "the same, for 9 and 16 fds, fds on messages that take none, `SET_VRING_KICK`/`CALL`, `SET_MEM_TABLE`, `SET_LOG_BASE`, `SET_BACKEND_REQ_FD` without their fd, a regular file and a hung-up socket as kick or call fd, an eventfd as a region's fd",
       ...inputsCheck(fdInputs()),
       title: 'too many, unexpected, missing and wrong-kind fds: it answers the next request or closes',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: RobustSpec.messages,
       needs: NEEDS,
     },
@@ -495,7 +501,9 @@ export const controlChecks = defineChecks(
       ...inputsCheck(vringInputs()),
       title:
         'vring indexes out of range, bad sizes, ring addresses outside memory or misaligned: it answers or closes',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: RobustSpec.frontendMessages,
       needs: NEEDS,
     },
@@ -506,7 +514,9 @@ export const controlChecks = defineChecks(
       ...inputsCheck(memoryInputs()),
       title:
         'memory regions that overlap, are empty or pass their fd, log bases that overflow: it answers or closes',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: RobustSpec.frontendMessages,
       needs: NEEDS,
     },

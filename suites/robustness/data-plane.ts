@@ -47,6 +47,7 @@ import {
   crashReport,
   exitNote,
   freshSubject,
+  HARDENING_RULE,
   outcomeAfter,
   releaseSubject,
   type Subject,
@@ -860,6 +861,19 @@ function budget(inputs: readonly Input[], timeoutMs: number): number {
   return inputs.length * (3 * timeoutMs + 2000);
 }
 
+/**
+ * The out-of-bounds oracle enforces two MUST NOTs (a write into a device-readable buffer or a descriptor table),
+ * hence the severity. The crash and hang oracle, and writes into free guest memory or past a writable buffer's
+ * end, have no sentence behind them (HARDENING_RULE) and fail at MUST too: stronger than the sentences, said
+ * in the rule, until they are checks of their own.
+ */
+const DATA_PLANE_RULE =
+  'virtio spec, Device Requirements: The Virtqueue Descriptor Table: "A device MUST NOT write to a ' +
+  'device-readable buffer" and "A device MUST NOT write to any descriptor table entry." Stronger than these, ' +
+  "the check also fails writes into free guest memory or past a writable buffer's end, and a crash or a hang, " +
+  `for which there is no sentence (${HARDENING_RULE}; the nearest is virtio spec, Device Requirements: Device ` +
+  'Status Field: "The device SHOULD set DEVICE_NEEDS_RESET when it enters an error state that a reset is needed.")';
+
 export const dataPlaneChecks = defineChecks(
   'robustness',
   [
@@ -870,6 +884,7 @@ export const dataPlaneChecks = defineChecks(
       title:
         'descriptor chains that loop (on one descriptor, back to the head, inside an indirect table), next past the queue or the table, longer than the queue, an indirect table inside one or with NEXT, a bad avail entry or avail.idx: no crash, no hang, no write outside the buffers',
       severity: 'MUST',
+      rule: DATA_PLANE_RULE,
       spec: DataPlaneSpec.descriptorTable,
       needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
       budgetMs: (timeoutMs) => budget(CHAIN_INPUTS, timeoutMs),
@@ -882,6 +897,7 @@ export const dataPlaneChecks = defineChecks(
       title:
         'buffers outside guest memory, past a region end, wrapping past 2^64, of zero length, writable where the device reads and the reverse, a head-only request: no crash, no hang, no write outside the buffers',
       severity: 'MUST',
+      rule: DATA_PLANE_RULE,
       spec: DataPlaneSpec.memoryAccess,
       needs: ['vring.blk.read-write', 'net.loopback', 'gpu.display-info'],
       budgetMs: (timeoutMs) => budget(BUFFER_INPUTS, timeoutMs),

@@ -17,7 +17,7 @@ import {
   type Target,
 } from '../../harness/runner/check.js';
 import { ClosedError } from '../../harness/sys/fd-waiter.js';
-import { freshSubject, outcomeAfter, releaseSubject } from './oracle.js';
+import { freshSubject, HARDENING_RULE, outcomeAfter, releaseSubject } from './oracle.js';
 
 /**
  * fast-check and the sequence runtime are loaded when robust.fuzz runs, not with the suites: every CLI run
@@ -115,7 +115,9 @@ export const fuzzChecks = defineChecks(
         'generated sequences of valid and invalid control messages and data-plane requests (see _Generated sequences_) neither crash nor hang it: after every step it answers GET_FEATURES or closes the connection; a failure is shrunk and saved as a case file',
       title:
         'generated sequences of valid and invalid control messages and data-plane requests neither crash nor hang it',
-      severity: 'MUST',
+      severity: 'SHOULD',
+      interop: true,
+      rule: HARDENING_RULE,
       spec: 'vhost-user.rst#front-end-message-types',
       needs: ['conv.socket-path.reply'],
       budgetMs,

@@ -36,6 +36,17 @@ export interface Subject {
   socket: string;
 }
 
+/**
+ * The rule the crash and hang oracle stands for. No sentence makes it a MUST: neither vhost-user.rst nor the
+ * virtio spec says a back-end must not crash or hang on input a front-end must not send. So the checks that
+ * judge by it are hardening checks (interop, SHOULD), and say so.
+ */
+export const HARDENING_RULE =
+  'hardening, no sentence: neither vhost-user.rst (QEMU 7.2) nor the virtio spec says a back-end must not crash ' +
+  'or hang on input a front-end must not send; the one reaction to an error vhost-user.rst names is allowed ' +
+  'here (Communication: "If *back-end* detects some error such as incompatible features, it may also close the ' +
+  'connection."), and a crash or a hang takes the device from a front-end and its guest';
+
 /** What the back-end chose after a bad input. */
 export type Outcome = 'answered' | 'closed';
 

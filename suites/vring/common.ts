@@ -39,6 +39,34 @@ export const VringSpec = {
   notifications: 'virtio-spec#sec-virtqueues-used-buffer-notification-suppression',
 } as const;
 
+/** Where the sentences the vring checks enforce stand (`CheckInfo.rule`). */
+const V72 = 'vhost-user.rst (QEMU 7.2)';
+
+/** The sentences several vring checks enforce, quoted as the spec words them. */
+export const VringRule = {
+  usedLen:
+    'virtio spec, Device Requirements: The Virtqueue Used Ring: "The device MUST write at least len bytes to ' +
+    'descriptor, beginning at the first device-writable buffer, prior to updating the used idx."',
+  readable:
+    'virtio spec, Device Requirements: The Virtqueue Descriptor Table: "A device MUST NOT write to a ' +
+    'device-readable buffer"',
+  guestAddresses: `${V72}, Memory access: "Guest addresses map to the vhost memory region containing that guest address."`,
+  stopped: `${V72}, Ring states: "stopped: the back-end must not process the ring at all."`,
+  disabled: `${V72}, Ring states: "started but disabled: the back-end must process the ring without causing any side effects."`,
+  startOnKick:
+    `${V72}, Ring states: "The back-end must start ring upon receiving a kick (that is, detecting that file ` +
+    'descriptor is readable) on the descriptor specified by ``VHOST_USER_SET_VRING_KICK`` or receiving the ' +
+    'in-band message ``VHOST_USER_VRING_KICK`` if negotiated, and stop ring upon receiving ' +
+    '``VHOST_USER_GET_VRING_BASE``."',
+  setVringBase: `${V72}, VHOST_USER_SET_VRING_BASE: "Sets the base offset in the available vring." (no normative word)`,
+  indirect:
+    'virtio spec, Device Requirements: Indirect Descriptors: "The device MUST handle the case of zero or more ' +
+    'normal chained descriptors followed by a single descriptor with flags&VIRTQ_DESC_F_INDIRECT."',
+  blkIn:
+    'virtio spec, Block Device, Device Operation: "VIRTIO_BLK_T_IN requests populate data with the contents of ' +
+    'sectors read from the block device (in multiples of 512 bytes)." (no normative word)',
+} as const;
+
 /** The check every data-path check builds on. */
 export const NEEDS_DATA_PATH = 'vring.blk.read-write';
 

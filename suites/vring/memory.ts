@@ -17,6 +17,7 @@ import {
   openBlock,
   preserving,
   readSectors,
+  VringRule,
   VringSpec,
   writeSectors,
 } from './common.js';
@@ -92,6 +93,10 @@ export const memoryChecks = defineChecks('vring', [
       'with the ring stopped, SET_MEM_TABLE moving a region to a new memfd is used once the ring restarts',
     severity: 'MUST',
     spec: VringSpec.messages,
+    rule:
+      `${VringRule.usedLen}, at the buffer's guest address in the region as the last table gave it: ` +
+      'vhost-user.rst (QEMU 7.2), VHOST_USER_SET_MEM_TABLE: "Sets the memory map regions on the back-end so it can ' +
+      'translate the vring addresses." (no normative word; a write into the old mapping fails the check too)',
     needs: ['vring.restart'],
     async run(ctx) {
       const { device, blk, scratch, started } = await openBlock(ctx, { writes: true });

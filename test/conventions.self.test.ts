@@ -486,3 +486,24 @@ describe('ring checks against a libvhost-user-like fixture', () => {
     expectClean(run);
   });
 });
+
+describe('robust.data.* on a ring without VIRTIO_RING_F_INDIRECT_DESC', () => {
+  it('names the inputs whose indirect descriptor is malformed by itself there (crosvm passes no INDIRECT_DESC)', async () => {
+    const run = await runCli([
+      ...TIMEOUT,
+      '--frontend',
+      'crosvm',
+      '--grep',
+      '^robust\\.data\\.chain$',
+      fixture('vhu-reference'),
+    ]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'robust.data.chain': 'pass' });
+    expect(messageOf(run.report, 'robust.data.chain')).to.contain(
+      'a chain in an indirect table whose last next goes back to its first (VIRTIO_RING_F_INDIRECT_DESC not negotiated)',
+    );
+    expect(messageOf(run.report, 'robust.data.chain')).to.not.match(
+      /a descriptor whose next is itself \(VIRTIO_RING/,
+    );
+    expectClean(run);
+  });
+});

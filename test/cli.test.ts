@@ -239,6 +239,20 @@ describe('cli: descriptor discovery', function () {
     expect(flagged.stdout).to.contain('description: general version');
   });
 
+  it('--discover exits 1 when a descriptor has problems, saying how many', async function () {
+    this.timeout(20_000);
+    const broken = path.join(tmp.path, 'broken');
+    await mkdir(broken);
+    await writeFile(path.join(broken, '10-ok.json'), doc('fine'));
+    await writeFile(path.join(broken, '20-bad.json'), '{"type": "block",');
+    const run = await runCli(['--discover', '--descriptor-dirs', broken], {
+      env: { VHU_DESCRIPTOR_DIRS: undefined },
+    });
+    expect(run.exitCode, run.stdout).to.equal(1);
+    expect(run.stdout).to.match(/^2\. 20-bad\.json .*\n.*\n {3}problems: /m);
+    expect(run.stdout).to.contain('1 of 2 descriptors have problems');
+  });
+
   it('without VHU_DESCRIPTOR_DIRS, uses the standard folders', async function () {
     this.timeout(20_000);
     const run = await runCli(['--discover'], { env: { VHU_DESCRIPTOR_DIRS: undefined } });

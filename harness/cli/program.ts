@@ -257,8 +257,10 @@ function listChecks(grep: string | undefined, skip: string | undefined, format: 
   process.stdout.write(formatCheckList(selectChecks(allChecks, grep, skip), format));
 }
 
-function discover(dirs: string[]): void {
+/** `--discover`: prints the back-ends described, with lint findings; how many descriptors have problems. */
+function discover(dirs: string[]): number {
   const found = discoverDescriptors(dirs);
+  let broken = 0;
   process.stdout.write(`descriptor folders (general to specific): ${dirs.join(', ')}\n`);
   if (!found.effective.length) process.stdout.write('no descriptor files in effect\n');
   found.effective.forEach((file, i) => {
@@ -273,11 +275,14 @@ function discover(dirs: string[]): void {
     if (file.overrides.length)
       process.stdout.write(`   overrides: ${file.overrides.map(printable).join(', ')}\n`);
     process.stdout.write(problems.length ? `   problems: ${printable(problems.join('; '))}\n` : '   ok\n');
+    if (problems.length) broken++;
   });
   for (const file of found.masked) {
     const hidden = file.overrides.length ? file.overrides.map(printable).join(', ') : 'nothing';
     process.stdout.write(`masked: ${file.name} by ${printable(file.path)} (zero-length), hiding ${hidden}\n`);
   }
+  if (broken) process.stdout.write(`${broken} of ${found.effective.length} descriptors have problems\n`);
+  return broken;
 }
 
 export function exitCodeFor(result: RunResult, strict: boolean): number {
@@ -316,8 +321,8 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     return EXIT.ok;
   }
   if (opts.discover) {
-    discover(descriptorDirs);
-    return EXIT.ok;
+    // A descriptor with problems is a finding a CI job must see: exit 1, as a failed check.
+    return discover(descriptorDirs) > 0 ? EXIT.mustFailed : EXIT.ok;
   }
 
   adoptOrphans();

@@ -102,6 +102,8 @@ describe('baseline: vhost-user-gpu gated on no new failure', function () {
   });
 });
 
+// The gpu checks are interoperability SHOULDs: these runs gate on them with --strict, as a CI job that wants
+// every finding would.
 describe('baseline: gpu fixtures, one more rule broken', function () {
   this.timeout(120_000);
   let tmp: DirectoryResult;
@@ -114,6 +116,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
     strideBaseline = path.join(tmp.path, 'stride.baseline.json');
     strideReport = path.join(tmp.path, 'stride.report.json');
     const run = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--write-baseline',
@@ -136,6 +139,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
   it('a baseline of the reference has no entry: update-stride exits 1 naming gpu.pixels as the new failure', async () => {
     const file = path.join(tmp.path, 'reference.baseline.json');
     const reference = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--write-baseline',
@@ -146,6 +150,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
     expect((await readBaseline(file)).expected).to.deep.equal([]);
 
     const flawed = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--baseline',
@@ -163,6 +168,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
 
   it("a baseline of update-stride's failure makes the same flaw exit 0, gpu.pixels a passed testcase", async () => {
     const run = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--baseline',
@@ -191,6 +197,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
 
   it('against the same baseline, scanout-resource-size exits 1 naming gpu.scanout, and reports gpu.pixels fixed', async () => {
     const run = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--baseline',
@@ -210,6 +217,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
 
   it('a former report.json serves as the baseline: its failures are expected', async () => {
     const run = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--baseline',
@@ -224,6 +232,7 @@ describe('baseline: gpu fixtures, one more rule broken', function () {
 
   it('a check expected to fail but not run (--skip) is not fixed', async () => {
     const run = await runCli([
+      '--strict',
       '--grep',
       FIXTURE_GREP,
       '--skip',

@@ -225,3 +225,18 @@ export async function xmllintErrors(xml: string): Promise<string> {
     throw new Error('xmllint not found: install Debian package libxml2-utils (.ci/install-backends does)');
   return lint.exitCode === 0 ? '' : String(lint.stderr);
 }
+
+/** A 1 MiB disk whose boot sector prints "VHU" on port 0x402 (isa-debugcon) and halts. */
+export function bootDisk(): Buffer {
+  const code = [
+    [0xba, 0x02, 0x04], // mov dx, 0x402
+    [0xb0, 0x56, 0xee], // mov al, 'V'; out dx, al
+    [0xb0, 0x48, 0xee], // mov al, 'H'; out dx, al
+    [0xb0, 0x55, 0xee], // mov al, 'U'; out dx, al
+    [0xfa, 0xf4, 0xeb, 0xfe], // cli; hlt; jmp $
+  ].flat();
+  const disk = Buffer.alloc(1024 * 1024);
+  Buffer.from(code).copy(disk);
+  disk.writeUInt16LE(0xaa55, 510);
+  return disk;
+}

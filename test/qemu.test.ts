@@ -14,24 +14,9 @@ import { execa } from 'execa';
 import { dir } from 'tmp-promise';
 import { isListeningAt } from '../harness/process/procfs.js';
 import { pollUntil } from '../harness/util/deadline.js';
-import { fixture } from './helpers.js';
+import { bootDisk, fixture } from './helpers.js';
 
 const QEMU = '/usr/bin/qemu-system-x86_64';
-
-/** A 1 MiB disk whose boot sector prints "VHU" on port 0x402 (isa-debugcon) and halts. */
-function bootDisk(): Buffer {
-  const code = [
-    [0xba, 0x02, 0x04], // mov dx, 0x402
-    [0xb0, 0x56, 0xee], // mov al, 'V'; out dx, al
-    [0xb0, 0x48, 0xee], // mov al, 'H'; out dx, al
-    [0xb0, 0x55, 0xee], // mov al, 'U'; out dx, al
-    [0xfa, 0xf4, 0xeb, 0xfe], // cli; hlt; jmp $
-  ].flat();
-  const disk = Buffer.alloc(1024 * 1024);
-  Buffer.from(code).copy(disk);
-  disk.writeUInt16LE(0xaa55, 510);
-  return disk;
-}
 
 describe('QEMU as the front-end of the reference back-end', function () {
   this.timeout(120_000);

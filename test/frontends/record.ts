@@ -17,7 +17,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { isListeningAt } from '../../harness/process/procfs.js';
 import { pollUntil } from '../../harness/util/deadline.js';
-import { fixture, ROOT } from '../helpers.js';
+import { bootDisk, fixture, ROOT } from '../helpers.js';
 import { Qmp } from './qmp.js';
 import { type RecordedMessage, RecordingRelay } from './relay.js';
 
@@ -46,21 +46,6 @@ export const dataFile = (scenario: Scenario) => path.join(ROOT, 'test/data/front
 
 export function loadRecording(scenario: Scenario): Recording {
   return JSON.parse(readFileSync(dataFile(scenario), 'utf8')) as Recording;
-}
-
-/** A 1 MiB disk whose boot sector prints "VHU" on port 0x402 (isa-debugcon) and halts (as test/qemu.test.ts). */
-function bootDisk(): Buffer {
-  const code = [
-    [0xba, 0x02, 0x04], // mov dx, 0x402
-    [0xb0, 0x56, 0xee], // mov al, 'V'; out dx, al
-    [0xb0, 0x48, 0xee], // mov al, 'H'; out dx, al
-    [0xb0, 0x55, 0xee], // mov al, 'U'; out dx, al
-    [0xfa, 0xf4, 0xeb, 0xfe], // cli; hlt; jmp $
-  ].flat();
-  const disk = Buffer.alloc(1024 * 1024);
-  Buffer.from(code).copy(disk);
-  disk.writeUInt16LE(0xaa55, 510);
-  return disk;
 }
 
 /** Every process and file a recording made; `cleanup` ends and removes them all. */

@@ -156,7 +156,8 @@ async function startDaemon(): Promise<Daemon> {
 const ROBUSTNESS_GROUPS: Array<{
   grep: string;
   verdicts: Record<string, Verdict>;
-  signal?: string;
+  /** The signals the daemon may die of. */
+  signals?: string[];
   message?: RegExp;
 }> = [
   {
@@ -172,13 +173,15 @@ const ROBUSTNESS_GROUPS: Array<{
     // libvhost-user 7.2 indexes dev->vq[] with the message's vring index unchecked.
     grep: '^robust\\.ctl\\.vring$',
     verdicts: { 'robust.ctl.vring': 'fail' },
-    signal: 'SIGSEGV',
+    signals: ['SIGSEGV'],
     message: /attached back-end \(pid \d+\) ended after SET_VRING_NUM of vring 1024/,
   },
   {
     grep: '^robust\\.ctl\\.memory$',
+    // libvhost-user 7.2 reads that many regions past the message's end: SIGSEGV, or SIGABRT when what it reads
+    // there makes glib or the allocator abort (seen once in CI).
     verdicts: { 'robust.ctl.memory': 'fail' },
-    signal: 'SIGSEGV',
+    signals: ['SIGSEGV', 'SIGABRT'],
     message: /attached back-end \(pid \d+\) ended after SET_MEM_TABLE saying 0xFFFFFFFF regions/,
   },
   {
@@ -199,7 +202,7 @@ describe('attach mode: qemu-storage-daemon, the robustness checks on daemons of 
         expect(verdicts(run.report), run.stdout).to.deep.equal(group.verdicts);
         for (const [id] of Object.entries(group.verdicts).filter(([, v]) => v === 'fail'))
           expect(messageOf(run.report, id)).to.match(group.message!);
-        if (group.signal) expect((await qsd.daemon).signal).to.equal(group.signal);
+        if (group.signals) expect(group.signals).to.include((await qsd.daemon).signal);
         expectClean(run);
       } finally {
         await qsd.stop();

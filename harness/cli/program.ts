@@ -331,7 +331,12 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   interrupt.onStop = killAllBackends;
 
   const color = colorWanted(opts.color !== false, process.stdout.isTTY === true, process.env);
-  const reporter = new ConsoleReporter({ out: process.stdout, color, verbose: opts.verbose ?? false });
+  const reporter = new ConsoleReporter({
+    out: process.stdout,
+    color,
+    verbose: opts.verbose ?? false,
+    live: process.stdout.isTTY === true,
+  });
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
@@ -379,6 +384,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
         `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
       );
     },
+    onCheckStart: (key) => reporter.running(key),
     onCheck: (check) => reporter.check(check),
     signal: controller.signal,
   });

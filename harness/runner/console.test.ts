@@ -52,12 +52,53 @@ describe('console reporter', () => {
 
   it('prints one line per check with tag, severity, id, title and duration', () => {
     const lines = run({ color: false }).split('\n');
-    expect(lines).to.include('PASS  MUST    conventions.a  title of conventions.a (12 ms)');
-    expect(lines).to.include('FAIL  MUST    conventions.b  title of conventions.b (12 ms)');
-    expect(lines).to.include('TIME  MUST    protocol.c  title of protocol.c (12 ms)');
-    expect(lines).to.include('SKIP  SHOULD  protocol.d  title of protocol.d (12 ms)');
-    expect(lines).to.include('ERR   MUST    vring.e  title of vring.e (2 ms)');
-    expect(lines).to.include('INFO  INFO    conventions.f  title of conventions.f (12 ms)');
+    expect(lines).to.include('PASS  MUST    conventions.a  title of conventions.a (12 ms) [1/6]');
+    expect(lines).to.include('FAIL  MUST    conventions.b  title of conventions.b (12 ms) [2/6]');
+    expect(lines).to.include('TIME  MUST    protocol.c  title of protocol.c (12 ms) [3/6]');
+    expect(lines).to.include('SKIP  SHOULD  protocol.d  title of protocol.d (12 ms) [4/6]');
+    expect(lines).to.include('ERR   MUST    vring.e  title of vring.e (2 ms) [5/6]');
+    expect(lines).to.include('INFO  INFO    conventions.f  title of conventions.f (12 ms) [6/6]');
+  });
+
+  it('counts the checks against the total the header gave, aligned', () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false });
+    const result = sample();
+    reporter.start(result.backend, 12);
+    for (const c of result.checks.slice(0, 2)) reporter.check(c);
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines[1]).to.match(/\(12 ms\) \[ 1\/12\]$/);
+    expect(lines.find((l) => l.startsWith('FAIL'))).to.match(/\(12 ms\) \[ 2\/12\]$/);
+  });
+
+  it('on a terminal, shows a long check running with its elapsed time, then wipes it for the verdict', async () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false, live: true });
+    const result = sample();
+    reporter.start(result.backend, 6);
+    reporter.running('conventions.a');
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    reporter.check(result.checks[0]!);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = '\r      running conventions.a (1 s)';
+    expect(text).to.contain(status);
+    // Blanked with spaces and a carriage return (no escape sequence), then the verdict's line.
+    expect(text).to.contain(`${status}\r${' '.repeat(status.length - 1)}\rPASS  MUST    conventions.a`);
+    expect(text).to.not.contain('\x1b');
+  });
+
+  it('shows no status line off a terminal', async () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false });
+    reporter.running('conventions.a');
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    expect(Buffer.concat(chunks).toString('utf8')).to.equal('');
   });
 
   it('prints messages indented under the check, escaped', () => {

@@ -67,7 +67,15 @@ export interface ConsoleReporterOptions {
   color: boolean;
   /** Also print the messages of passed checks, and the back-end's stderr tail of every check. */
   verbose?: boolean;
+  /**
+   * `out` is a terminal: a check running longer than a second shows its elapsed time on a status line,
+   * rewritten in place with carriage returns (no escape sequences) and wiped when its verdict comes.
+   */
+  live?: boolean;
 }
+
+/** How long a check runs before the status line shows it, and how often it is rewritten. */
+const LIVE_AFTER_MS = 1000;
 
 /**
  * Human-readable progress: a header, one line per check as it completes, then the totals. Every piece of text
@@ -77,11 +85,17 @@ export class ConsoleReporter {
   readonly #out: NodeJS.WritableStream;
   readonly #color: boolean;
   readonly #verbose: boolean;
+  readonly #live: boolean;
+  #total = 0;
+  #done = 0;
+  /** The status line of the check under way (live only): its timer, and the width it last wrote. */
+  #status: { timer: NodeJS.Timeout; width: number } | undefined;
 
   constructor(options: ConsoleReporterOptions) {
     this.#out = options.out;
     this.#color = options.color;
     this.#verbose = options.verbose ?? false;
+    this.#live = options.live ?? false;
   }
 
   start(backend: BackendInfo, checkCount: number): void {
@@ -91,6 +105,7 @@ export class ConsoleReporter {
         : [backend.binary ?? '', ...backend.args].map(shellWord).join(' ');
     const type = backend.type ?? 'unknown';
     const checks = `${checkCount} check${checkCount === 1 ? '' : 's'}`;
+    this.#total = checkCount;
     this.#line(
       `${this.#paint('bold', 'vhu-conform')}: ${printable(command)} (type: ${printable(type)}), ${checks}`,
     );
@@ -101,12 +116,29 @@ export class ConsoleReporter {
     this.#line(`${this.#paint('yellow', 'note:')} ${printable(text)}`);
   }
 
+  /** A check starts: on a terminal, its elapsed time shows once it has run a second. */
+  running(key: string): void {
+    this.#wipe();
+    if (!this.#live) return;
+    const started = performance.now();
+    const timer = setInterval(() => {
+      const text = `${INDENT}running ${printable(key)} (${Math.round((performance.now() - started) / 1000)} s)`;
+      const pad = ' '.repeat(Math.max(0, (this.#status?.width ?? 0) - text.length));
+      this.#out.write(`\r${text}${pad}`);
+      if (this.#status) this.#status.width = text.length;
+    }, LIVE_AFTER_MS);
+    timer.unref();
+    this.#status = { timer, width: 0 };
+  }
+
   check(result: CheckResult): void {
+    this.#wipe();
+    this.#done++;
     const info = result.verdict === 'pass' && result.severity === 'INFO';
     const { tag, style } = info ? INFO_TAG : TAGS[result.verdict];
     const duration = this.#paint('dim', `(${Math.round(result.durationMs)} ms)`);
     this.#line(
-      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(checkKey(result))}  ${printable(result.title)} ${duration}`,
+      `${this.#paint(style, tag)}  ${result.severity.padEnd(6)}  ${printable(checkKey(result))}  ${printable(result.title)} ${duration} ${this.#counter()}`,
     );
     const message = result.message.trimEnd();
     if (message !== '' && (result.verdict !== 'pass' || info || this.#verbose)) {
@@ -123,6 +155,7 @@ export class ConsoleReporter {
   }
 
   summary(result: RunResult, files: string[]): void {
+    this.#wipe();
     const s = result.summary;
     const count = (n: number, text: string, style: Style) => (n > 0 ? this.#paint(style, text) : text);
     const checks = `${s.total} check${s.total === 1 ? '' : 's'}`;
@@ -197,6 +230,20 @@ export class ConsoleReporter {
       this.#line(
         `(${hidden} more ${hidden === 1 ? 'check' : 'checks'} skipped under every profile, not shown)`,
       );
+  }
+
+  /** `[  n/total]`, the checks reported so far (pytest's place for its progress: line ends stay free to parse). */
+  #counter(): string {
+    const width = String(Math.max(this.#total, this.#done)).length;
+    return this.#paint('dim', `[${String(this.#done).padStart(width)}/${Math.max(this.#total, this.#done)}]`);
+  }
+
+  /** Ends the status line: its timer stopped and what it wrote blanked, the cursor back at the line's start. */
+  #wipe(): void {
+    if (!this.#status) return;
+    clearInterval(this.#status.timer);
+    if (this.#status.width > 0) this.#out.write(`\r${' '.repeat(this.#status.width)}\r`);
+    this.#status = undefined;
   }
 
   #block(text: string, prefix = INDENT): void {

@@ -47,6 +47,8 @@ export interface RunOptions {
   /** Where checks save files next to the reports (default `reports`). */
   reportsDir?: string;
   onStart?: (backend: BackendInfo, checkCount: number) => void;
+  /** A check starts, by its key (`id`, or `id@profile` under `--frontend all`). */
+  onCheckStart?: (key: string) => void;
   onCheck?: (result: CheckResult) => void;
   /**
    * The front-end profile traffic checks start devices with (harness/frontend/profiles.ts; default qemu),
@@ -198,6 +200,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     if (suite?.title !== title) suite = Mocha.Suite.create(mocha.suite, title);
     suite.addTest(
       new Mocha.Test(`${check.id}${suffix} ${check.title}`, async function (this: Mocha.Context) {
+        options.onCheckStart?.(`${check.id}${suffix}`);
         // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
         const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
         const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));

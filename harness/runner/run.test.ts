@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { BackendError } from '../errors.js';
-import { closeFd, listenUnix } from '../sys/libc.js';
+import { closeFd, connectUnix, listenUnix } from '../sys/libc.js';
+import { Connection } from '../transport/connection.js';
 import { type Check, defineChecks } from './check.js';
 import { runConformance } from './run.js';
 
@@ -66,5 +67,43 @@ describe('runConformance: checks that need another one', () => {
       ['vring.gate', 'fail', 'used.len 9, more than the 8 writable bytes'],
       ['vring.after', 'pass', 'ran'],
     ]);
+  });
+
+  it('with wireLog, gives each check the messages it sent, and its rule', async () => {
+    const checks = defineChecks('proto', [
+      {
+        id: 'proto.talks',
+        title: 'talks',
+        severity: 'MUST',
+        spec: 'vhost-user.rst#communication',
+        rule: 'the sentence',
+        async run() {
+          const connection = Connection.fromFd(connectUnix(socket), 1000);
+          try {
+            await connection.send('GET_FEATURES');
+            await connection.send('SET_OWNER', { needReply: true });
+          } finally {
+            connection.close();
+          }
+          throw new BackendError('no reply');
+        },
+      },
+    ]);
+    const result = await runConformance({
+      connect: socket,
+      type: 'block',
+      checks,
+      descriptorDirs: [],
+      reportsDir: folder,
+      wireLog: true,
+    });
+    const [check] = result.checks;
+    expect(check!.rule).to.equal('the sentence');
+    expect(check!.wire!.records.map((r) => [r.connection, r.direction, r.name, r.flags])).to.deep.equal([
+      [1, '->', 'GET_FEATURES', 1],
+      [1, '->', 'SET_OWNER', 9],
+    ]);
+    const plain = await run(checks);
+    expect(plain.checks[0]!.wire).to.equal(undefined);
   });
 });

@@ -12,12 +12,14 @@ import { sweepOrphans } from '../process/backend.js';
 import { probeCapabilities } from '../process/capabilities.js';
 import { Scope } from '../process/scope.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
+import { WireLog, wireLogContext } from '../transport/wire-log.js';
 import { withDeadline } from '../util/deadline.js';
 import { describeAssertion } from './assertion.js';
 import { type Baseline, compareWithBaseline, expectationFor } from './baseline.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
 import {
   type BackendInfo,
+  type CheckInfo,
   type CheckResult,
   frontendMatrix,
   type RunResult,
@@ -61,6 +63,8 @@ export interface RunOptions {
   fuzz?: FuzzSettings;
   /** SHOULD failures fail the run too: recorded in the result, whose JUnit report judges by it. */
   strict?: boolean;
+  /** Record each check's messages on the back-end's socket in its result (`CheckResult.wire`). */
+  wireLog?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -208,7 +212,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
           ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
           : connect !== null && check.area === 'conventions'
             ? { result: skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end') }
-            : await runOne(check, targets.get(profile)!, timeoutMs, options.signal);
+            : await runOne(check, targets.get(profile)!, timeoutMs, options.signal, options.wireLog);
         const tagged: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
         const expected = options.baseline && expectationFor(options.baseline, tagged);
         const result: CheckResult = expected ? { ...tagged, expected: { reason: expected.reason } } : tagged;
@@ -254,8 +258,10 @@ async function runOne(
   target: Target,
   timeoutMs: number,
   signal?: AbortSignal,
+  recordWire = false,
 ): Promise<{ result: CheckResult; gateHeld: boolean }> {
   const scope = new Scope();
+  const wire = recordWire ? new WireLog() : undefined;
   const ctx = makeContext(target, timeoutMs, scope);
   const started = performance.now();
   let verdict: Verdict = 'pass';
@@ -264,7 +270,9 @@ async function runOne(
   const budget = check.budgetMs?.(timeoutMs, target) ?? timeoutMs * 8 + 5000;
   try {
     if (signal?.aborted) throw new SkipError('the run was interrupted');
-    message = (await withDeadline(check.run(ctx), budget, `check ${check.id} to finish`, false)) ?? '';
+    // The connections the check opens record into its wire log (transport/wire-log.ts).
+    const running = wire ? wireLogContext.run(wire, () => check.run(ctx)) : check.run(ctx);
+    message = (await withDeadline(running, budget, `check ${check.id} to finish`, false)) ?? '';
   } catch (err) {
     verdict = verdictOf(err);
     message = describeError(err);
@@ -275,6 +283,7 @@ async function runOne(
     }
   } finally {
     const problems = await scope.close();
+    wire?.close();
     sweepOrphans();
     if (problems.length && verdict === 'pass') {
       verdict = 'error';
@@ -286,23 +295,34 @@ async function runOne(
     .filter((t) => t.length > 0)
     .join('\n')
     .slice(-4096);
+  const recorded = wire?.data();
   const result: CheckResult = {
-    id: check.id,
-    title: check.title,
-    severity: check.severity,
-    spec: check.spec,
-    area: check.area,
+    ...info(check),
     verdict,
     message,
     durationMs: Math.round(performance.now() - started),
     ...(stderrTail ? { stderrTail } : {}),
+    ...(recorded?.records.length ? { wire: recorded } : {}),
   };
   return { result, gateHeld: ctx.gateWasHeld };
 }
 
+/** What identifies the check in its result: the rule it enforces too, for the reports that quote it. */
+function info(check: Check): CheckInfo {
+  const { id, title, severity, spec, area, rule, interop } = check;
+  return {
+    id,
+    title,
+    severity,
+    spec,
+    area,
+    ...(rule === undefined ? {} : { rule }),
+    ...(interop === undefined ? {} : { interop }),
+  };
+}
+
 function skipped(check: Check, message: string): CheckResult {
-  const { id, title, severity, spec, area } = check;
-  return { id, title, severity, spec, area, verdict: 'skip', message, durationMs: 0 };
+  return { ...info(check), verdict: 'skip', message, durationMs: 0 };
 }
 
 function describeError(err: unknown): string {

@@ -1,4 +1,5 @@
 /** The result model shared by the runner, the reporters and the CLI. */
+import type { WireLogData } from '../transport/wire-log.js';
 
 export type Severity = 'MUST' | 'SHOULD' | 'INFO';
 export type Verdict = 'pass' | 'fail' | 'timeout' | 'skip' | 'error';
@@ -39,6 +40,11 @@ export interface CheckResult extends CheckInfo {
    * it fails nothing; passing, it is fixed (the entry can go).
    */
   expected?: { reason: string };
+  /**
+   * With `RunOptions.wireLog`: the vhost-user messages the check sent and received on the back-end's socket
+   * (bounded; the HTML report and `--wire-log` show it). Not part of report.json.
+   */
+  wire?: WireLogData;
 }
 
 export interface BackendInfo {

@@ -14,6 +14,7 @@ import { SCM_KERNEL_MAX_FDS } from '../sys/layout.js';
 import { closeFd, connectUnix } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { pollUntil, withDeadline } from '../util/deadline.js';
+import { currentWireLog } from './wire-log.js';
 
 export interface RequestOptions {
   payload?: Buffer;
@@ -93,12 +94,15 @@ export class Connection {
         if (!(err instanceof ClosedError)) {
           // A process that dies with bytes unread resets the connection (ECONNRESET).
           const said = await this.ended(`connection error: ${(err as Error).message}`);
+          currentWireLog()?.event(this, '<-', said);
           this.fail(new BackendError(said, { cause: err }));
         }
         break;
       }
       if (!message) {
-        this.fail(new BackendError(await this.ended('the back-end closed the connection')));
+        const said = await this.ended('the back-end closed the connection');
+        currentWireLog()?.event(this, '<-', `end of stream: ${said}`);
+        this.fail(new BackendError(said));
         break;
       }
       if (message.truncated) {
@@ -128,6 +132,7 @@ export class Connection {
   private deliverAll(frames: DecodedFrame[]): boolean {
     for (const [i, frame] of frames.entries()) {
       this.log.push(`<- ${describe(frame)}`);
+      currentWireLog()?.message(this, '<-', frame.request, frame.flags, frame.payload, frame.fds.length);
       if (this.log.length > 2 * LOG_KEPT) this.log.splice(0, this.log.length - LOG_KEPT);
       if (this.waiter) {
         const waiter = this.waiter;
@@ -175,6 +180,14 @@ export class Connection {
       `-> ${name} flags=0x${flags} size=${bytes.length - HEADER_SIZE}${fds.length ? ` fds=${fds.length}` : ''}`,
     );
     if (this.failure) throw this.failure;
+    currentWireLog()?.message(
+      this,
+      '->',
+      request,
+      bytes.readUInt32LE(4),
+      bytes.subarray(HEADER_SIZE),
+      fds.length,
+    );
     try {
       await this.channel.send(bytes, fds, this.replyTimeoutMs);
     } catch (err) {
@@ -191,6 +204,7 @@ export class Connection {
   async sendRaw(bytes: Buffer, fds: readonly number[] = [], what = 'raw bytes'): Promise<void> {
     this.log.push(`-> ${what}: ${bytes.length} bytes${fds.length ? ` fds=${fds.length}` : ''}`);
     if (this.failure) throw this.failure;
+    currentWireLog()?.raw(this, bytes, fds.length, what);
     try {
       await this.channel.send(bytes, fds, this.replyTimeoutMs, SCM_KERNEL_MAX_FDS);
     } catch (err) {
@@ -213,6 +227,7 @@ export class Connection {
   /** Ends what we send (the back-end reads end of stream, maybe mid-message) and keeps reading. */
   shutdownWrite(): void {
     this.log.push('-> end of stream');
+    currentWireLog()?.event(this, '->', 'end of stream (shutdown of our side)');
     this.channel.shutdownWrite();
   }
 

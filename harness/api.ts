@@ -6,8 +6,10 @@
 export { allChecks } from '../suites/index.js';
 export type { Check, CheckContext } from './runner/check.js';
 export { formatCheckList } from './runner/check-list.js';
+export { toHtml, writeHtmlReport } from './runner/report-html.js';
 export { toJson, writeJsonReport } from './runner/report-json.js';
 export { toJunitXml, writeJunitReport } from './runner/report-junit.js';
+export { writeWireLogs } from './runner/report-wire.js';
 export {
   DEFAULT_TIMEOUT_MS,
   type RunOptions,

@@ -12,8 +12,10 @@ import { type Baseline, loadBaseline, writeBaseline } from '../runner/baseline.j
 import type { Check } from '../runner/check.js';
 import { formatCheckList, LIST_FORMATS, type ListFormat } from '../runner/check-list.js';
 import { ConsoleReporter, colorWanted, printable } from '../runner/console.js';
+import { writeHtmlReport } from '../runner/report-html.js';
 import { writeJsonReport } from '../runner/report-json.js';
 import { writeJunitReport } from '../runner/report-junit.js';
+import { writeWireLogs } from '../runner/report-wire.js';
 import {
   DEFAULT_TIMEOUT_MS,
   FRONTEND_AREAS,
@@ -46,6 +48,8 @@ interface CliOptions {
   reports: string;
   junit?: string;
   json?: string;
+  html?: string | true;
+  wireLog?: boolean;
   list?: boolean;
   format: ListFormat;
   grep?: string;
@@ -134,6 +138,11 @@ function program(): Command {
     .option('--reports <dir>', 'folder for junit.xml and report.json', 'reports')
     .option('--junit <file>', 'JUnit XML report file (default: <reports>/junit.xml)')
     .option('--json <file>', 'JSON report file (default: <reports>/report.json)')
+    .option(
+      '--html [file]',
+      'HTML report for people, the wire logs of failed checks in it (default file: <reports>/report.html)',
+    )
+    .option('--wire-log', 'write the wire log of each failed check to <reports>/wire/<check>.txt')
     .option('--list', 'print every check (id, severity, spec anchor, title, the rule it enforces) and exit')
     .addOption(
       new Option('--format <format>', 'with --list: text, or markdown (the README table)')
@@ -234,15 +243,28 @@ function needsDeviceType(check: Check): boolean {
 async function reportPaths(
   opts: CliOptions,
   reportsNamed: boolean,
-): Promise<{ junit: string; json: string; baseline: string | undefined }> {
+): Promise<{
+  junit: string;
+  json: string;
+  baseline: string | undefined;
+  html: string | undefined;
+  wire: string | undefined;
+}> {
   const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
   const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  const html =
+    opts.html === undefined
+      ? undefined
+      : path.resolve(opts.html === true ? path.join(opts.reports, 'report.html') : opts.html);
+  const wire = opts.wireLog ? path.resolve(opts.reports, 'wire') : undefined;
   const baseline = opts.writeBaseline === undefined ? undefined : path.resolve(opts.writeBaseline);
   const targets: Array<[string, string, (p: string) => Promise<void>]> = [
     ['--junit', junit, expectWritableFile],
     ['--json', json, expectWritableFile],
   ];
   if (baseline !== undefined) targets.push(['--write-baseline', baseline, expectWritableFile]);
+  if (html !== undefined) targets.push(['--html', html, expectWritableFile]);
+  if (wire !== undefined) targets.push(['--wire-log', wire, expectWritableDir]);
   if (reportsNamed || opts.junit === undefined || opts.json === undefined)
     targets.unshift(['--reports', path.resolve(opts.reports), expectWritableDir]);
   for (const [option, file, expectWritable] of targets) {
@@ -250,7 +272,7 @@ async function reportPaths(
       throw new UsageError(`${option} ${file}: cannot write there: ${err.message}`);
     });
   }
-  return { junit, json, baseline };
+  return { junit, json, baseline, html, wire };
 }
 
 function listChecks(grep: string | undefined, skip: string | undefined, format: ListFormat): void {
@@ -371,6 +393,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     descriptorDirs,
     reportsDir: opts.reports,
     strict: opts.strict ?? false,
+    wireLog: paths.html !== undefined || paths.wire !== undefined,
     onStart: (backend, count) => {
       reporter.start(backend, count);
       const untyped = selectChecks(allChecks, grep, opts.skip).filter(needsDeviceType);
@@ -388,15 +411,21 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     onCheck: (check) => reporter.check(check),
     signal: controller.signal,
   });
-  for (const [file, write] of [
+  const reports: Array<[string, (r: RunResult, file: string) => Promise<unknown>]> = [
     [junit, writeJunitReport],
     [json, writeJsonReport],
-  ] as const) {
+  ];
+  if (paths.html !== undefined) reports.push([paths.html, writeHtmlReport]);
+  if (paths.wire !== undefined) reports.push([paths.wire, writeWireLogs]);
+  for (const [file, write] of reports) {
     await write(result, file).catch((err: Error) => {
       throw new UsageError(`cannot write the report ${file}: ${err.message}`);
     });
   }
-  reporter.summary(result, [junit, json]);
+  reporter.summary(
+    result,
+    reports.map(([file]) => file),
+  );
   if (paths.baseline !== undefined) {
     if (controller.signal.aborted)
       process.stderr.write(`vhu-conform: interrupted: no baseline written to ${paths.baseline}\n`);

@@ -47,6 +47,10 @@ describe('message descriptions for the wire log', () => {
     expect(describeMessage(FrontendRequest.SET_MEM_TABLE, 5, hex('0100000000000000')).fields).to.equal(
       'ack=1',
     );
+    // A reply without the reply bit is still read as the reply it stands for.
+    expect(describeMessage(FrontendRequest.GET_FEATURES, 1, hex('0000004001000000'), true).fields).to.equal(
+      '0x140000000',
+    );
     expect(describeMessage(FrontendRequest.GET_VRING_BASE, 5, hex('00000000 07000000')).fields).to.equal(
       'index=0 num=7',
     );

@@ -132,15 +132,20 @@ export interface MessageDescription {
 }
 
 /**
- * A message on the front-end's connection: a request the front-end sent, or what came back (with the reply
- * flag, the reply to a request of that id: its reply payload, or the u64 of REPLY_ACK).
+ * A message on the front-end's connection: a request the front-end sent, or what the back-end sent on it (a
+ * reply to the request of that id, whatever its flags say: its reply payload, or the u64 of REPLY_ACK).
  */
-export function describeMessage(request: number, flags: number, payload: Buffer): MessageDescription {
+export function describeMessage(
+  request: number,
+  flags: number,
+  payload: Buffer,
+  fromBackend = (flags & HeaderFlag.REPLY) !== 0,
+): MessageDescription {
   const name = frontendRequestName(request);
   const info = name in FrontendRequest ? REQUEST_INFO[name as FrontendRequestName] : undefined;
   let fields: string;
   if (!info) fields = payload.length ? hexExcerpt(payload) : '';
-  else if (!(flags & HeaderFlag.REPLY)) fields = describePayload(name, info.payload, payload);
+  else if (!fromBackend) fields = describePayload(name, info.payload, payload);
   else {
     const kind = info.reply.when === 'never' ? 'none' : info.reply.payload;
     const own = decodeFields(name, kind, payload);

@@ -69,7 +69,7 @@ export class WireLog {
     fds: number,
   ): void {
     if (this.closed) return;
-    const { name, fields } = describeMessage(request, flags, payload);
+    const { name, fields } = describeMessage(request, flags, payload, direction === '<-');
     this.push({ ...this.stamp(connection, direction, name), flags, size: payload.length, fields, fds });
   }
 
@@ -90,7 +90,7 @@ export class WireLog {
     const request = bytes.readUInt32LE(0);
     const flags = bytes.readUInt32LE(4);
     const size = bytes.readUInt32LE(8);
-    const { name, fields } = describeMessage(request, flags, bytes.subarray(HEADER_SIZE));
+    const { name, fields } = describeMessage(request, flags, bytes.subarray(HEADER_SIZE), false);
     const sent =
       bytes.length - HEADER_SIZE === size ? '' : `, ${bytes.length - HEADER_SIZE} payload bytes sent`;
     this.push({ ...this.stamp(connection, '->', `${what} (${name}${sent})`), flags, size, fields, fds });

@@ -1,0 +1,48 @@
+/**
+ * `--wire-log`: the wire log of each check that failed, timed out or hit a harness error, as text, one file a
+ * check (`<dir>/<check key>.txt`). Passing and skipped checks are left out: their logs say nothing a person
+ * chasing a failure needs, and a whole run's would be megabytes. The HTML report shows the same logs.
+ */
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { formatWireLog } from '../transport/wire-log.js';
+import { ensureDir } from '../util/fs.js';
+import { type CheckResult, checkKey, type RunResult } from './types.js';
+
+/** Whether a report shows the check's wire log: it failed, timed out or hit a harness error. */
+export function showsWireLog(check: CheckResult): boolean {
+  return check.verdict === 'fail' || check.verdict === 'timeout' || check.verdict === 'error';
+}
+
+/** The file name of a check's log: its key (`id`, `id@profile`), anything but a safe character as `_`. */
+export function wireLogFileName(check: CheckResult): string {
+  return `${checkKey(check).replace(/[^A-Za-z0-9._@-]/g, '_')}.txt`;
+}
+
+/** A check's log as a text file: what the check is and its verdict, then one message a line. */
+export function wireLogText(check: CheckResult): string {
+  const head = [
+    `# ${checkKey(check)} (${check.severity}, ${check.spec}): ${check.verdict}`,
+    ...check.message.split('\n').map((line) => `# ${line}`),
+    '# columns: time since the check started, connection, direction (-> to the back-end), request, [flags], size, fds, fields',
+  ];
+  const lines = check.wire ? formatWireLog(check.wire) : ['(no message on the back-end socket)'];
+  return `${[...head, ...lines].join('\n')}\n`;
+}
+
+/**
+ * Writes the log of every check that shows one into `dir`, after removing the logs (`*.txt`) an earlier run
+ * left there: a check that passes now must not seem to fail. Returns the files written.
+ */
+export async function writeWireLogs(result: RunResult, dir: string): Promise<string[]> {
+  await ensureDir(dir);
+  for (const name of await readdir(dir))
+    if (name.endsWith('.txt')) await rm(path.join(dir, name), { force: true });
+  const written: string[] = [];
+  for (const check of result.checks.filter(showsWireLog)) {
+    const file = path.join(dir, wireLogFileName(check));
+    await writeFile(file, wireLogText(check), 'utf8');
+    written.push(file);
+  }
+  return written;
+}

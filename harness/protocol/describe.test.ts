@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { describeFlags, describeMessage, formatFields } from './describe.js';
-import { FrontendRequest } from './spec.js';
+import { describeBackendChannelMessage, describeFlags, describeMessage, formatFields } from './describe.js';
+import { BackendRequest, FrontendRequest } from './spec.js';
 
 // Payloads written by hand from the spec's layouts (little-endian), not by the encoder.
 const hex = (s: string) => Buffer.from(s.replaceAll(' ', ''), 'hex');
@@ -65,5 +65,21 @@ describe('message descriptions for the wire log', () => {
 
   it('formats nested fields with bigints in hex', () => {
     expect(formatFields({ a: 1n, b: { c: 2 }, d: [3, 4] })).to.equal('a=0x1 b={c=2} d=[3, 4]');
+  });
+
+  it('decodes the back-end request channel: its requests and our u64 replies', () => {
+    expect(
+      describeBackendChannelMessage(BackendRequest.VRING_CALL, hex('01000000 00000000'), true),
+    ).to.deep.equal({
+      name: 'BACKEND_VRING_CALL',
+      fields: 'state={index=1 num=0}',
+    });
+    expect(describeBackendChannelMessage(BackendRequest.CONFIG_CHANGE_MSG, hex('00'), true).fields).to.equal(
+      'undecodable 00',
+    );
+    expect(
+      describeBackendChannelMessage(BackendRequest.VRING_CALL, hex('0000000000000000'), false).fields,
+    ).to.equal('ack=0');
+    expect(describeBackendChannelMessage(999, hex(''), true).name).to.equal('BACKEND_UNKNOWN(999)');
   });
 });

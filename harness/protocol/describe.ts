@@ -4,6 +4,7 @@
  * A payload that does not fit its layout is shown as bytes, never an error: malformed messages are logged too.
  */
 import {
+  decodeBackendRequest,
   decodeDeviceConfig,
   decodeDeviceStateTransfer,
   decodeInflightDescription,
@@ -21,6 +22,7 @@ import {
   unpackVringFile,
 } from './messages.js';
 import {
+  backendRequestName,
   FrontendRequest,
   type FrontendRequestName,
   frontendRequestName,
@@ -154,4 +156,24 @@ export function describeMessage(
       own ?? (payload.length === 8 ? `ack=${decodeU64(payload)}` : describePayload(name, kind, payload));
   }
   return { name, fields: fields.length > FIELDS_SHOWN ? `${fields.slice(0, FIELDS_SHOWN)}...` : fields };
+}
+
+/**
+ * A message on the back-end request channel (SET_BACKEND_REQ_FD): a back-end request, named `BACKEND_...` as
+ * the spec names them, or the front-end's u64 reply to it.
+ */
+export function describeBackendChannelMessage(
+  request: number,
+  payload: Buffer,
+  fromBackend: boolean,
+): MessageDescription {
+  const name = `BACKEND_${backendRequestName(request)}`;
+  if (!fromBackend)
+    return { name, fields: payload.length === 8 ? `ack=${decodeU64(payload)}` : hexExcerpt(payload) };
+  try {
+    const { name: _, ...fields } = decodeBackendRequest(request, payload);
+    return { name, fields: formatFields(fields) };
+  } catch {
+    return { name, fields: payload.length ? `undecodable ${hexExcerpt(payload)}` : '' };
+  }
 }

@@ -24,6 +24,7 @@ import {
 import { ClosedError } from '../sys/fd-waiter.js';
 import { closeFd } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
+import { currentWireLog } from './wire-log.js';
 
 /** How long one receive waits before it loops: the channel may stay silent for a whole session. */
 const READ_SLICE_MS = 60_000;
@@ -134,6 +135,7 @@ export class BackendChannel {
       if (message === null) {
         this.#endedByBackend = true;
         this.#note('<- end of stream: the back-end closed its end');
+        currentWireLog()?.event(this, '<-', 'end of stream on the back-end request channel');
         if (this.#decoder.pendingBytes > 0)
           this.#fail(`the stream ended inside a message (${this.#decoder.pendingBytes} bytes pending)`);
         this.close();
@@ -162,6 +164,14 @@ export class BackendChannel {
   }
 
   #serve(frame: DecodedFrame): void {
+    currentWireLog()?.backendChannelMessage(
+      this,
+      '<-',
+      frame.request,
+      frame.flags,
+      frame.payload,
+      frame.fds.length,
+    );
     const record = inspectBackendRequest(frame, this.protocolFeatures, this.features);
     this.requests.push(record);
     const fds = record.fds ? ` fds=${record.fds}` : '';
@@ -178,6 +188,14 @@ export class BackendChannel {
       payload: encodeU64(reply),
     });
     this.#note(`-> reply to ${record.name}: u64 ${reply}`);
+    currentWireLog()?.backendChannelMessage(
+      this,
+      '->',
+      frame.request,
+      bytes.readUInt32LE(4),
+      encodeU64(reply),
+      0,
+    );
     this.#channel.send(bytes, [], this.#sendTimeoutMs).catch((err: Error) => {
       if (!this.#closed) this.#fail(`replying to ${record.name}: ${err.message}`);
     });

@@ -14,6 +14,7 @@ describe('wire log', () => {
     log.message(a, '<-', FrontendRequest.GET_FEATURES, 0x5, u64, 0);
     log.message(b, '->', FrontendRequest.SET_VRING_KICK, 0x1, Buffer.from('0000000000000000', 'hex'), 1);
     log.event(b, '<-', 'end of stream: the back-end closed the connection');
+    log.backendChannelMessage(b, '<-', 1, 0x9, Buffer.from('0100000000000000', 'hex'), 0);
     const { records, cut } = log.data();
     expect(cut).to.equal(0);
     expect(records.map((r) => [r.connection, r.direction, r.name])).to.deep.equal([
@@ -21,6 +22,7 @@ describe('wire log', () => {
       [1, '<-', 'GET_FEATURES'],
       [2, '->', 'SET_VRING_KICK'],
       [2, '<-', 'end of stream: the back-end closed the connection'],
+      [2, '<-', 'BACKEND_IOTLB_MSG'],
     ]);
     const line = formatWireRecord(records[1]!);
     expect(line).to.match(/^\+\d+\.\dms #1 <- GET_FEATURES \[v1 reply\] size=8 0x140000000$/);

@@ -5,7 +5,7 @@
  * transport knows nothing of the runner. Without a current log nothing is recorded.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { describeFlags, describeMessage } from '../protocol/describe.js';
+import { describeBackendChannelMessage, describeFlags, describeMessage } from '../protocol/describe.js';
 import { HEADER_SIZE } from '../protocol/spec.js';
 
 /** One line of the wire log. */
@@ -71,6 +71,20 @@ export class WireLog {
     if (this.closed) return;
     const { name, fields } = describeMessage(request, flags, payload, direction === '<-');
     this.push({ ...this.stamp(connection, direction, name), flags, size: payload.length, fields, fds });
+  }
+
+  /** A message on the back-end request channel: a back-end request (`<-`), or our reply to it (`->`). */
+  backendChannelMessage(
+    channel: object,
+    direction: '->' | '<-',
+    request: number,
+    flags: number,
+    payload: Buffer,
+    fds: number,
+  ): void {
+    if (this.closed) return;
+    const { name, fields } = describeBackendChannelMessage(request, payload, direction === '<-');
+    this.push({ ...this.stamp(channel, direction, name), flags, size: payload.length, fields, fds });
   }
 
   /**

@@ -135,4 +135,22 @@ describe('HTML report in a headless browser', function () {
       await page.close();
     }
   });
+
+  it('refuses, before any check, an --html file that cannot be written or is a program', async () => {
+    const unwritable = await execa(process.execPath, [CLI, '--html', '/proc/x/report.html'], {
+      reject: false,
+    });
+    expect(unwritable.exitCode).to.equal(2);
+    expect(String(unwritable.stderr)).to.contain('--html /proc/x/report.html: cannot write there');
+    // `--html BINARY` reads the binary as the report's file: refused, the binary untouched.
+    const binary = fixture('vhu-flaw-bad-reply-flags');
+    const before = await readFile(binary);
+    const program = await execa(process.execPath, [CLI, '--reports', folder.path, '--html', binary], {
+      reject: false,
+    });
+    expect(program.exitCode).to.equal(2);
+    expect(String(program.stderr)).to.contain('an executable file, not overwritten with a report');
+    expect(String(program.stdout)).to.equal('');
+    expect(await readFile(binary)).to.deep.equal(before);
+  });
 });

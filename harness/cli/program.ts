@@ -1,4 +1,5 @@
 /** argv -> run -> exit code: the command line behind main.ts, which hands it argv and the signals. */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -263,6 +264,11 @@ async function reportPaths(
     ['--json', json, expectWritableFile],
   ];
   if (baseline !== undefined) targets.push(['--write-baseline', baseline, expectWritableFile]);
+  // `--html BINARY` takes the binary as its file (an optional value): never write a report over a program.
+  if (html !== undefined && isExecutableFile(html))
+    throw new UsageError(
+      `--html ${html}: an executable file, not overwritten with a report; name the back-end before --html, or write --html=FILE`,
+    );
   if (html !== undefined) targets.push(['--html', html, expectWritableFile]);
   if (wire !== undefined) targets.push(['--wire-log', wire, expectWritableDir]);
   if (reportsNamed || opts.junit === undefined || opts.json === undefined)
@@ -273,6 +279,11 @@ async function reportPaths(
     });
   }
   return { junit, json, baseline, html, wire };
+}
+
+function isExecutableFile(file: string): boolean {
+  const stat = statSync(file, { throwIfNoEntry: false });
+  return stat?.isFile() === true && (stat.mode & 0o111) !== 0;
 }
 
 function listChecks(grep: string | undefined, skip: string | undefined, format: ListFormat): void {

@@ -18,6 +18,7 @@ import {
 } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection, MAX_QUEUED_FDS, MAX_QUEUED_FRAMES } from './connection.js';
+import { formatWireRecord, WireLog, wireLogContext } from './wire-log.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 
@@ -44,6 +45,29 @@ function u64(v: bigint): Buffer {
 }
 
 describe('transport/connection', () => {
+  it('records what it sends and receives, and the end, in the wire log of its async context', async () => {
+    const log = new WireLog();
+    await wireLogContext.run(log, async () => {
+      const { connection, backend } = pair();
+      const reply = connection.requestU64('GET_FEATURES');
+      await nextRequest(backend);
+      await backend.send(encodeFrame({ request: 1, flags: REPLY, payload: u64(0x1_4000_0000n) }));
+      await reply;
+      await connection.sendRaw(Buffer.from('0300000001000000', 'hex'), [], 'a cut header');
+      // Read before closing: bytes left unread would reset the connection instead of ending it.
+      await backend.receive(1000);
+      backend.close();
+      await connection.closed;
+      connection.close();
+    });
+    expect(log.data().records.map((r) => formatWireRecord(r).replace(/^\+[\d.]+ms /, ''))).to.deep.equal([
+      '#1 -> GET_FEATURES [v1] size=0',
+      '#1 <- GET_FEATURES [v1 reply] size=8 0x140000000',
+      '#1 -> a cut header 8 raw bytes: 0300000001000000',
+      '#1 <- end of stream: the back-end closed the connection',
+    ]);
+  });
+
   it('sends a request and takes its well-formed reply', async () => {
     const { connection, backend } = pair();
     const reply = connection.requestU64('GET_FEATURES');

@@ -153,4 +153,10 @@ describe('HTML report in a headless browser', function () {
     expect(String(program.stdout)).to.equal('');
     expect(await readFile(binary)).to.deep.equal(before);
   });
+
+  it('--help names both options and gives an example', async () => {
+    const help = String((await execa(process.execPath, [CLI, '--help'])).stdout);
+    expect(help).to.contain('--html [file]').and.contain('--wire-log');
+    expect(help).to.contain('vhu-conform --wire-log --html=out/report.html /path/to/backend');
+  });
 });

@@ -211,6 +211,9 @@ Examples:
   vhu-conform --write-baseline known.json /path/to/backend
   vhu-conform --baseline known.json /path/to/backend
                                                 record today's failures, then fail only on a new one
+  vhu-conform --wire-log --html=out/report.html /path/to/backend
+                                                also an HTML report, and each failed check's
+                                                wire log in reports/wire/
   vhu-conform replay reports/fuzz-robust.fuzz-seed5.json /path/to/backend
                                                 send a saved fuzz case again
 

@@ -345,6 +345,37 @@ describe('cli: failing fast, before any check, with exit 2 and the cause', funct
   });
 });
 
+describe('cli: a back-end that dies at once whatever it is asked (launch mode)', function () {
+  this.timeout(60_000);
+
+  it('/bin/false: the launching checks fail naming the exit, the rest skip saying what they need, no unearned pass', async () => {
+    const run = await runCli(['/bin/false']);
+    expect(run.exitCode, run.stdout).to.equal(1);
+    const seen = verdicts(run.report);
+    expect(Object.values(seen), 'no check waits out a deadline').to.not.include('timeout');
+    expect(seen['conv.socket-path.listen']).to.equal('fail');
+    expect(messageOf(run.report, 'conv.socket-path.listen')).to.contain('the back-end ended (exit status 1');
+    expect(messageOf(run.report, 'conv.caps.schema')).to.contain('stdout is not exactly one JSON document (');
+    // Refusing an unknown option or --fd with --socket-path proves nothing from a binary that refuses all.
+    for (const id of ['conv.fd.exclusive', 'conv.fail-early.unknown-option', 'conv.fail-early.bad-fd']) {
+      expect(seen[id], id).to.equal('skip');
+      expect(messageOf(run.report, id), id).to.equal(
+        'needs conv.socket-path.listen, which did not pass (fail)',
+      );
+    }
+    expect(messageOf(run.report, 'conv.caps.no-normal-function')).to.equal(
+      'needs conv.caps.exit, which did not pass (fail)',
+    );
+    // What passes is about the host's descriptor files, not about the binary.
+    const passed = Object.keys(seen).filter((id) => seen[id] === 'pass');
+    expect(
+      passed.every((id) => id.startsWith('conv.descriptor.')),
+      passed.join(', '),
+    ).to.equal(true);
+    expectClean(run);
+  });
+});
+
 describe('cli: attach mode without --type', function () {
   this.timeout(60_000);
 

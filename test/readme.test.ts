@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import { execa } from 'execa';
+import { parse } from 'yaml';
 import { formatCheckList } from '../harness/runner/check-list.js';
 import { allChecks } from '../suites/index.js';
-import { ROOT } from './helpers.js';
+import { CLI, ROOT } from './helpers.js';
 
 describe('README', () => {
   const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -21,5 +23,24 @@ describe('README', () => {
   it('gives the test command that .ci/run runs', () => {
     const ci = readFileSync(path.join(ROOT, '.ci/run'), 'utf8').trim().split('\n').at(-1)!;
     expect(readme.split('\n').slice(0, 6).join('\n')).to.contain(ci);
+  });
+
+  it('gives CI jobs that parse as YAML and pass vhu-conform only options it takes', async function () {
+    this.timeout(30_000);
+    const section = readme.slice(
+      readme.indexOf("### In a back-end's CI"),
+      readme.indexOf('## What it found'),
+    );
+    const jobs = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!) as unknown);
+    expect(jobs, 'a GitHub Actions job and a GitLab CI job').to.have.length(2);
+    const help = (await execa(process.execPath, [CLI, '--help'])).stdout;
+    const commands = JSON.stringify(jobs)
+      .split('"')
+      .filter((text) => text.startsWith('npx vhu-conform '));
+    expect(commands, 'one run in each job').to.have.length(2);
+    for (const command of commands) {
+      for (const option of command.split(' ').filter((word) => word.startsWith('--')))
+        expect(help, `${option} in: ${command}`).to.match(new RegExp(`^\\s+${option}\\b`, 'm'));
+    }
   });
 });

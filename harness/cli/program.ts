@@ -28,6 +28,7 @@ import { failsRun, type RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { expectWritableDir, expectWritableFile } from '../util/fs.js';
+import { runAll } from './all.js';
 import { EXIT } from './exit.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
@@ -60,6 +61,7 @@ interface CliOptions {
   timeout: number;
   strict?: boolean;
   discover?: boolean;
+  all?: boolean;
   descriptorDirs?: string;
   verbose?: boolean;
   color?: boolean;
@@ -183,6 +185,10 @@ function program(): Command {
     )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
+    .option(
+      '--all',
+      'check every back-end the descriptor files describe (precedence applied), each under its type, reports in <reports>/<descriptor>/, then a back-end x check matrix (<reports>/matrix.json)',
+    )
     .addOption(
       new Option('--descriptor-dirs <dirs>', 'colon-separated descriptor folders, general to specific').env(
         'VHU_DESCRIPTOR_DIRS',
@@ -256,11 +262,12 @@ async function reportPaths(
 }> {
   const junit = path.resolve(opts.junit ?? path.join(opts.reports, 'junit.xml'));
   const json = path.resolve(opts.json ?? path.join(opts.reports, 'report.json'));
+  // Under --all each back-end's folder gets its own (runAll's), none at the top.
   const html =
-    opts.html === undefined
+    opts.html === undefined || opts.all
       ? undefined
       : path.resolve(opts.html === true ? path.join(opts.reports, 'report.html') : opts.html);
-  const wire = opts.wireLog ? path.resolve(opts.reports, 'wire') : undefined;
+  const wire = opts.wireLog && !opts.all ? path.resolve(opts.reports, 'wire') : undefined;
   const baseline = opts.writeBaseline === undefined ? undefined : path.resolve(opts.writeBaseline);
   const targets: Array<[string, string, (p: string) => Promise<void>]> = [
     ['--junit', junit, expectWritableFile],
@@ -376,8 +383,9 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
-  const paths = await reportPaths(opts, cmd.getOptionValueSource('reports') !== 'default');
-  const { junit, json } = paths;
+  const reportsNamed = cmd.getOptionValueSource('reports') !== 'default';
+  if (opts.all) refuseWithAll(opts, backendArg, replayFile);
+  const paths = await reportPaths(opts, reportsNamed || opts.all === true);
   const baseline: Baseline | undefined =
     opts.baseline === undefined
       ? undefined
@@ -388,74 +396,140 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   const replay =
     replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
   const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
-  const binary = backendArg ?? replay?.fuzzCase.backend.binary ?? REFERENCE_BACKEND;
-  const result = await runConformance({
-    ...(opts.connect !== undefined ? { connect: opts.connect } : { binary }),
-    extraArgs,
-    checks: allChecks,
-    ...(opts.type ? { type: opts.type } : {}),
-    timeoutMs: opts.timeout,
-    ...(grep ? { grep } : {}),
-    ...(opts.skip ? { skip: opts.skip } : {}),
-    ...(baseline ? { baseline } : {}),
-    frontend: opts.frontend,
-    fuzz: {
-      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-      ...(opts.fuzz !== undefined ? { seconds: opts.fuzz } : {}),
-      ...(replay ? { replay } : {}),
+
+  /** One run against `target`, its reports written to `files`. */
+  const runAndReport = async (
+    target: { binary: string; type?: string } | { connect: string },
+    files: {
+      junit: string;
+      json: string;
+      baseline: string | undefined;
+      html: string | undefined;
+      wire: string | undefined;
     },
-    descriptorDirs,
-    reportsDir: opts.reports,
-    strict: opts.strict ?? false,
-    wireLog: paths.html !== undefined || paths.wire !== undefined,
-    onStart: (backend, count) => {
-      reporter.start(backend, count);
-      const untyped = selectChecks(allChecks, grep, opts.skip).filter(needsDeviceType);
-      if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
-      const groups = new Set(
-        untyped.map((c) =>
-          FRONTEND_AREAS.includes(c.area) ? c.area : `${c.id.split('.').slice(0, 2).join('.')}.*`,
-        ),
-      );
-      reporter.note(
-        `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
-      );
-    },
-    onCheckStart: (key) => reporter.running(key),
-    onCheck: (check) => reporter.check(check),
-    signal: controller.signal,
-  });
-  const reports: Array<[string, (r: RunResult, file: string) => Promise<unknown>]> = [
-    [junit, writeJunitReport],
-    [json, writeJsonReport],
-  ];
-  if (paths.html !== undefined) reports.push([paths.html, writeHtmlReport]);
-  if (paths.wire !== undefined) reports.push([paths.wire, writeWireLogs]);
-  for (const [file, write] of reports) {
-    await write(result, file).catch((err: Error) => {
-      throw new UsageError(`cannot write the report ${file}: ${err.message}`);
+  ): Promise<RunResult> => {
+    const result = await runConformance({
+      ...target,
+      extraArgs,
+      checks: allChecks,
+      ...(opts.type ? { type: opts.type } : {}),
+      timeoutMs: opts.timeout,
+      ...(grep ? { grep } : {}),
+      ...(opts.skip ? { skip: opts.skip } : {}),
+      ...(baseline ? { baseline } : {}),
+      frontend: opts.frontend,
+      fuzz: {
+        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+        ...(opts.fuzz !== undefined ? { seconds: opts.fuzz } : {}),
+        ...(replay ? { replay } : {}),
+      },
+      descriptorDirs,
+      reportsDir: path.dirname(files.json),
+      strict: opts.strict ?? false,
+      wireLog: files.html !== undefined || files.wire !== undefined,
+      onStart: (backend, count) => {
+        reporter.start(backend, count);
+        const untyped = selectChecks(allChecks, grep, opts.skip).filter(needsDeviceType);
+        if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
+        const groups = new Set(
+          untyped.map((c) =>
+            FRONTEND_AREAS.includes(c.area) ? c.area : `${c.id.split('.').slice(0, 2).join('.')}.*`,
+          ),
+        );
+        reporter.note(
+          `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,
+        );
+      },
+      onCheckStart: (key) => reporter.running(key),
+      onCheck: (check) => reporter.check(check),
+      signal: controller.signal,
     });
-  }
-  reporter.summary(
-    result,
-    reports.map(([file]) => file),
-  );
-  if (paths.baseline !== undefined) {
-    if (controller.signal.aborted)
-      process.stderr.write(`vhu-conform: interrupted: no baseline written to ${paths.baseline}\n`);
-    else {
-      await writeBaseline(result, paths.baseline).catch((err: Error) => {
-        throw new UsageError(`cannot write the baseline ${paths.baseline}: ${err.message}`);
+    const reports: Array<[string, (r: RunResult, file: string) => Promise<unknown>]> = [
+      [files.junit, writeJunitReport],
+      [files.json, writeJsonReport],
+    ];
+    if (files.html !== undefined) reports.push([files.html, writeHtmlReport]);
+    if (files.wire !== undefined) reports.push([files.wire, writeWireLogs]);
+    for (const [file, write] of reports) {
+      await write(result, file).catch((err: Error) => {
+        throw new UsageError(`cannot write the report ${file}: ${err.message}`);
       });
-      reporter.wrote('baseline', paths.baseline);
     }
+    reporter.summary(
+      result,
+      reports.map(([file]) => file),
+    );
+    if (files.baseline !== undefined) {
+      if (controller.signal.aborted)
+        process.stderr.write(`vhu-conform: interrupted: no baseline written to ${files.baseline}\n`);
+      else {
+        await writeBaseline(result, files.baseline).catch((err: Error) => {
+          throw new UsageError(`cannot write the baseline ${files.baseline}: ${err.message}`);
+        });
+        reporter.wrote('baseline', files.baseline);
+      }
+    }
+    return result;
+  };
+
+  if (opts.all) {
+    return runAll(
+      descriptorDirs,
+      path.resolve(opts.reports),
+      reporter,
+      controller.signal,
+      async (target, dir) => {
+        const result = await runAndReport(target, {
+          junit: path.join(dir, 'junit.xml'),
+          json: path.join(dir, 'report.json'),
+          baseline: undefined,
+          html: opts.html === undefined ? undefined : path.join(dir, 'report.html'),
+          wire: opts.wireLog ? path.join(dir, 'wire') : undefined,
+        });
+        return { result, exitStatus: controller.signal.aborted ? interrupt.stoppedWith : runExit(result) };
+      },
+    ).then((status) => (controller.signal.aborted ? interrupt.stoppedWith : status));
   }
+
+  const binary = backendArg ?? replay?.fuzzCase.backend.binary ?? REFERENCE_BACKEND;
+  const result = await runAndReport(
+    opts.connect !== undefined ? { connect: opts.connect } : { binary },
+    paths,
+  );
   if (controller.signal.aborted) return interrupt.stoppedWith;
-  if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
-  const errors = result.checks.filter((c) => c.verdict === 'error');
-  for (const c of errors)
-    process.stderr.write(`vhu-conform: harness fault in ${c.id}: ${printable(c.message)}\n`);
-  return exitCodeFor(result, opts.strict ?? false);
+  return runExit(result);
+
+  /** The exit status of one run, its harness faults and an empty selection said on stderr. */
+  function runExit(result: RunResult): number {
+    if (!result.checks.length) process.stderr.write(`vhu-conform: no check matches --grep ${opts.grep}\n`);
+    const errors = result.checks.filter((c) => c.verdict === 'error');
+    for (const c of errors)
+      process.stderr.write(`vhu-conform: harness fault in ${c.id}: ${printable(c.message)}\n`);
+    return exitCodeFor(result, opts.strict ?? false);
+  }
+}
+
+/** What `--all` cannot take: a back-end of its own, a replay, per-run report files, a baseline of one back-end. */
+function refuseWithAll(
+  opts: CliOptions,
+  backendArg: string | undefined,
+  replayFile: string | undefined,
+): void {
+  const clash = [
+    backendArg !== undefined && `back-end argument (${backendArg})`,
+    opts.connect !== undefined && '--connect',
+    replayFile !== undefined && 'replay',
+    opts.junit !== undefined && '--junit',
+    opts.json !== undefined && '--json',
+    typeof opts.html === 'string' && '--html FILE (--html alone writes <reports>/<descriptor>/report.html)',
+    opts.baseline !== undefined && '--baseline',
+    opts.writeBaseline !== undefined && '--write-baseline',
+    opts.type !== undefined && '--type',
+  ].filter((c): c is string => typeof c === 'string');
+  if (clash.length)
+    throw new UsageError(
+      `--all runs every back-end the descriptor files describe, each under its own type and with its reports in <reports>/<descriptor>/: it takes no ${clash.join(', ')}`,
+    );
 }
 
 /** Runs the command line; every error becomes a message on stderr and exit status 2. */

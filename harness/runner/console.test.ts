@@ -251,4 +251,27 @@ describe('ConsoleReporter.note', () => {
       );
     }
   });
+
+  it('--all: a second run counts from 1 again, and the back-end table shows what each back-end did', () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const reporter = new ConsoleReporter({ out, color: false });
+    const result = sample();
+    for (let i = 0; i < 2; i++) {
+      reporter.start(result.backend, 1);
+      reporter.check(result.checks[0]!);
+    }
+    reporter.table(
+      ['50-ref', 'a-long-back-end-name'],
+      { 'conv.a': { '50-ref': 'pass', 'a-long-back-end-name': 'fail' }, 'gpu.b': { '50-ref': 'skip' } },
+      'back-end',
+    );
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines.filter((l) => l.endsWith('[1/1]'))).to.have.length(2);
+    expect(lines).to.include('');
+    expect(lines).to.include('check   50-ref   a-long-back-end-name');
+    expect(lines).to.include('conv.a  pass     fail                ');
+    expect(lines).to.include('(1 more check skipped under every back-end, not shown)');
+  });
 });

@@ -1,3 +1,4 @@
+import type { MatrixBackend } from './backend-matrix.js';
 import {
   type BackendInfo,
   type BaselineSummary,
@@ -105,7 +106,10 @@ export class ConsoleReporter {
         : [backend.binary ?? '', ...backend.args].map(shellWord).join(' ');
     const type = backend.type ?? 'unknown';
     const checks = `${checkCount} check${checkCount === 1 ? '' : 's'}`;
+    // A run after another (--all) counts from 1 again, a blank line apart.
+    if (this.#done > 0) this.#line('');
     this.#total = checkCount;
+    this.#done = 0;
     this.#line(
       `${this.#paint('bold', 'vhu-conform')}: ${printable(command)} (type: ${printable(type)}), ${checks}`,
     );
@@ -114,6 +118,18 @@ export class ConsoleReporter {
   /** A line the user should read before the checks run (what the run cannot do, and how to change that). */
   note(text: string): void {
     this.#line(`${this.#paint('yellow', 'note:')} ${printable(text)}`);
+  }
+
+  /** `--all`: one line per back-end of the matrix, how its run ended or why it did not run. */
+  backends(list: MatrixBackend[]): void {
+    for (const b of list) {
+      const how = b.problems
+        ? this.#paint('red', 'not run (descriptor problems)')
+        : `exit ${b.exitStatus}: ${b.summary!.passed} passed, ${b.summary!.failed} failed, ${b.summary!.timedOut} timed out`;
+      this.#line(
+        `${printable(b.name)}: ${printable(b.binary ?? '?')} (type ${printable(b.type ?? '?')}): ${how}`,
+      );
+    }
   }
 
   /** A check starts: on a terminal, its elapsed time shows once it has run a second. */
@@ -197,38 +213,42 @@ export class ConsoleReporter {
       );
   }
 
-  /**
-   * The profile x check table of `--frontend all`: one row per check, one column per profile. A check
-   * skipped under every profile (another device type's traffic, most often) says nothing a profile
-   * changes: counted in one line, not shown (report.json keeps its row).
-   */
+  /** The profile x check table of `--frontend all`: one column per profile. */
   #matrix(matrix: FrontendMatrix): void {
-    const all = Object.keys(matrix.checks);
-    const skippedEverywhere = (id: string) =>
-      matrix.profiles.every((p) => (matrix.checks[id]![p] ?? 'skip') === 'skip');
+    this.table(matrix.profiles, matrix.checks, 'profile');
+  }
+
+  /**
+   * A check x column table (the profiles of `--frontend all`, the back-ends of `--all`): one row per check. A
+   * check skipped in every column (another device type's traffic, most often) tells nothing about the
+   * columns: counted in one line, not shown (the JSON report keeps its row).
+   */
+  table(columns: string[], checks: Record<string, Record<string, Verdict>>, what: string): void {
+    const all = Object.keys(checks);
+    const skippedEverywhere = (id: string) => columns.every((c) => (checks[id]![c] ?? 'skip') === 'skip');
     const ids = all.filter((id) => !skippedEverywhere(id));
     const hidden = all.length - ids.length;
     if (!all.length) return;
     if (!ids.length) {
       this.#line('');
-      this.#line(`profile table: all ${hidden} checks skipped under every profile`);
+      this.#line(`${what} table: all ${hidden} checks skipped under every ${what}`);
       return;
     }
     const width = Math.max(5, ...ids.map((id) => id.length));
-    const columns = matrix.profiles.map((p) => Math.max(p.length, 7));
+    const widths = columns.map((c) => Math.max(c.length, 7));
     this.#line('');
-    this.#line(['check'.padEnd(width), ...matrix.profiles.map((p, i) => p.padEnd(columns[i]!))].join('  '));
+    this.#line(['check'.padEnd(width), ...columns.map((c, i) => printable(c).padEnd(widths[i]!))].join('  '));
     for (const id of ids) {
-      const cells = matrix.profiles.map((p, i) => {
-        const verdict = matrix.checks[id]![p];
-        const text = (verdict ?? '-').padEnd(columns[i]!);
+      const cells = columns.map((c, i) => {
+        const verdict = checks[id]![c];
+        const text = (verdict ?? '-').padEnd(widths[i]!);
         return verdict ? this.#paint(TAGS[verdict].style, text) : text;
       });
       this.#line([printable(id).padEnd(width), ...cells].join('  '));
     }
     if (hidden)
       this.#line(
-        `(${hidden} more ${hidden === 1 ? 'check' : 'checks'} skipped under every profile, not shown)`,
+        `(${hidden} more ${hidden === 1 ? 'check' : 'checks'} skipped under every ${what}, not shown)`,
       );
   }
 

@@ -45,6 +45,11 @@ export const BASELINE_SCHEMA_FILE = fileURLToPath(
   new URL('../../../harness/schemas/baseline.schema.json', import.meta.url),
 );
 
+/** The JSON Schema of `--all`'s matrix.json, shipped beside the report's. */
+export const MATRIX_SCHEMA_FILE = fileURLToPath(
+  new URL('../../../harness/schemas/matrix.schema.json', import.meta.url),
+);
+
 const shippedValidators = new Map<string, (doc: unknown) => string[]>();
 
 function shippedValidator(file: string): (doc: unknown) => string[] {
@@ -64,4 +69,9 @@ export function validateReport(doc: unknown): string[] {
 /** Errors of a baseline document against {@link BASELINE_SCHEMA_FILE}; empty when valid. */
 export function validateBaseline(doc: unknown): string[] {
   return shippedValidator(BASELINE_SCHEMA_FILE)(doc);
+}
+
+/** Errors of a matrix.json document against {@link MATRIX_SCHEMA_FILE}; empty when valid. */
+export function validateMatrix(doc: unknown): string[] {
+  return shippedValidator(MATRIX_SCHEMA_FILE)(doc);
 }

@@ -95,6 +95,8 @@ async function optionsFor(ctx: CheckContext, type: string, feature: string): Pro
 export const optionChecks = defineChecks('conventions', [
   {
     id: 'conv.fail-early.unknown-option',
+    // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
+    needs: ['conv.socket-path.listen'],
     detail: 'an unknown option: status != 0 within the deadline (not a hang, not a silent success)',
     title: 'an unknown option makes it exit with a status != 0',
     severity: 'SHOULD',
@@ -108,6 +110,8 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fail-early.missing-resource',
+    // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
+    needs: ['conv.socket-path.listen'],
     detail:
       '`--blk-file`, `--render-node` or `--evdev-path` naming a missing file: status != 0 within the deadline',
     title: 'a device option naming a missing resource makes it exit with a status != 0',
@@ -129,6 +133,8 @@ export const optionChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fail-early.bad-fd',
+    // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
+    needs: ['conv.socket-path.listen'],
     detail: '`--fd=42`, not open: status != 0 within the deadline',
     title: '--fd naming a descriptor that is not open makes it exit with a status != 0',
     severity: 'SHOULD',

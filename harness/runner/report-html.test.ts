@@ -82,6 +82,22 @@ describe('HTML report', () => {
     expect(html).to.contain("default-src 'none'");
   });
 
+  it('adds the profile x check table of --frontend all and the baseline comparison', () => {
+    const withMatrix = toHtml({
+      ...result,
+      matrix: {
+        profiles: ['qemu', 'dpdk'],
+        checks: { 'vring.blk.read-write': { qemu: 'pass', dpdk: 'fail' } },
+      },
+      baseline: { entries: 1, expectedFailures: 1, newFailures: ['robust.fuzz'], fixed: [], notRun: [] },
+    });
+    expect(withMatrix).to.contain('<h3>front-end profiles</h3>');
+    expect(withMatrix).to.match(
+      /vring\.blk\.read-write<\/td><td><span class="badge v-pass">pass<\/span><\/td><td><span class="badge v-fail">/,
+    );
+    expect(withMatrix).to.contain('<th>new failures</th><td>robust.fuzz</td>');
+  });
+
   it('links the spec documents the checks cite', () => {
     expect(specUrl('vhost-user-gpu.rst#communication')).to.equal(
       'https://www.qemu.org/docs/master/interop/vhost-user-gpu.html#communication',

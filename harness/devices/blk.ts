@@ -66,6 +66,7 @@ export const BlkConfigOffset = {
   SEG_MAX: 12, // le32, with SEG_MAX
   GEOMETRY: 16, // le16 cylinders, u8 heads, u8 sectors
   BLK_SIZE: 20, // le32, with BLK_SIZE
+  NUM_QUEUES: 34, // le16, with MQ
 } as const;
 /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding, as every back-end has it. */
 export const BLK_CONFIG_SIZE = 60;
@@ -191,6 +192,10 @@ export interface BlkConfig {
   sizeMax: number;
   segMax: number;
   blkSize: number;
+  /** Geometry: cylinders, heads, sectors. */
+  geometry: { cylinders: number; heads: number; sectors: number };
+  /** num_queues, when the config is long enough to hold it. */
+  numQueues?: number;
 }
 
 export function decodeBlkConfig(bytes: Buffer): BlkConfig {
@@ -202,6 +207,14 @@ export function decodeBlkConfig(bytes: Buffer): BlkConfig {
     sizeMax: bytes.readUInt32LE(BlkConfigOffset.SIZE_MAX),
     segMax: bytes.readUInt32LE(BlkConfigOffset.SEG_MAX),
     blkSize: bytes.readUInt32LE(BlkConfigOffset.BLK_SIZE),
+    geometry: {
+      cylinders: bytes.readUInt16LE(BlkConfigOffset.GEOMETRY),
+      heads: bytes.readUInt8(BlkConfigOffset.GEOMETRY + 2),
+      sectors: bytes.readUInt8(BlkConfigOffset.GEOMETRY + 3),
+    },
+    ...(bytes.length >= BlkConfigOffset.NUM_QUEUES + 2
+      ? { numQueues: bytes.readUInt16LE(BlkConfigOffset.NUM_QUEUES) }
+      : {}),
   };
 }
 

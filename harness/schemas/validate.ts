@@ -65,3 +65,13 @@ export function validateReport(doc: unknown): string[] {
 export function validateBaseline(doc: unknown): string[] {
   return shippedValidator(BASELINE_SCHEMA_FILE)(doc);
 }
+
+/** The JSON Schema of an ABI fingerprint (`vhu-conform abi`), shipped beside the report's. */
+export const ABI_SCHEMA_FILE = fileURLToPath(
+  new URL('../../../harness/schemas/abi.schema.json', import.meta.url),
+);
+
+/** Errors of an ABI fingerprint against {@link ABI_SCHEMA_FILE}; empty when valid. */
+export function validateAbi(doc: unknown): string[] {
+  return shippedValidator(ABI_SCHEMA_FILE)(doc);
+}

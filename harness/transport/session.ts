@@ -4,8 +4,10 @@
  */
 import { BackendError, ProtocolError } from '../errors.js';
 import {
+  decodeConfigReply,
   decodeInflightDescription,
   decodeU64,
+  encodeDeviceConfig,
   encodeInflightDescription,
   encodeU64,
   INFLIGHT_DESCRIPTION_PACKED_SIZE,
@@ -104,6 +106,16 @@ export class FrontendSession {
     }
     await this.expectAck('SET_FEATURES', encodeU64(want.features ?? features));
     await this.expectAck('SET_OWNER');
+  }
+
+  /**
+   * GET_CONFIG of `size` bytes from offset 0 (flags 0): the config bytes, or undefined for the empty reply
+   * by which a back-end reports that it failed. Needs PROTOCOL_F_CONFIG negotiated.
+   */
+  async getConfig(size: number): Promise<Buffer | undefined> {
+    const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });
+    const reply = await this.connection.request('GET_CONFIG', request.length, { payload: request });
+    return decodeConfigReply(reply, 'GET_CONFIG')?.payload;
   }
 
   /** `request`, failing when an ack says the back-end refused it. */

@@ -264,7 +264,10 @@ async function compatCommand(argv: string[], interrupt: Interrupt): Promise<numb
     return abis as [AbiFingerprint, AbiFingerprint];
   });
   if (interrupt.controller.signal.aborted) return interrupt.stoppedWith;
-  const result = compareAbi(source, destination, opts.frontend);
+  const result = compareAbi(source, destination, opts.frontend, {
+    source: sides[0]!.name,
+    destination: sides[1]!.name,
+  });
   if (opts.json) {
     process.stdout.write(stableJson({ source: sides[0]!.name, destination: sides[1]!.name, ...result }));
   } else {

@@ -15,6 +15,7 @@ import { validateAbi } from '../harness/schemas/validate.js';
 import { awaitListening, boundSocketsUnder, CLI, fixture, leftovers } from './helpers.js';
 
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
+const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 
 interface Run {
   exitCode: number | undefined;
@@ -157,6 +158,35 @@ describe('abi: the guest-ABI fingerprint', function () {
     expect((abi.capabilities as { type?: string }).type).to.equal('gpu');
     console.log(`      (abi of vhost-user-gpu: ${Math.round(first.durationMs)} ms, node start-up included)`);
     await writeFile(path.join(work.path, 'gpu.json'), first.stdout);
+  });
+});
+
+describe(`abi and compat of Debian's ${VIRTIOFSD}, for real`, function () {
+  this.timeout(60_000);
+
+  it('no DEVICE_STATE on either side: a fs guest cannot move, exit 1 naming it; no CONFIG: a note', async () => {
+    if (!existsSync(VIRTIOFSD))
+      expect.fail(`${VIRTIOFSD} is missing: install the Debian package qemu-system-common`);
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const args = ['--', '-o', `source=${share.path}`];
+      const run = await vhu(['abi', VIRTIOFSD, ...args]);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      const abi = JSON.parse(run.stdout) as AbiFingerprint;
+      expect(validateAbi(abi)).to.deep.equal([]);
+      expect(abi).to.deep.include({ type: 'fs', queueCount: 2 });
+      expect(abi.protocolFeatures?.names).not.to.include('DEVICE_STATE');
+      expect(abi.config).to.deep.equal({ status: 'not-read', reason: 'protocol feature CONFIG not offered' });
+      const compat = await vhu(['compat', VIRTIOFSD, VIRTIOFSD, ...args]);
+      expect(compat.exitCode, compat.stderr).to.equal(1);
+      expect(compat.stdout.trim().split('\n').slice(1)).to.deep.equal([
+        'protocol feature DEVICE_STATE: not offered by the source, and a fs device keeps state the move must carry',
+        'protocol feature DEVICE_STATE: not offered by the destination, and a fs device keeps state the move must carry',
+        'note: config space of the source not read: protocol feature CONFIG not offered',
+      ]);
+    } finally {
+      await share.cleanup();
+    }
   });
 });
 

@@ -37,6 +37,8 @@ export interface AbiTarget {
 
 /** The largest ring size probed: the virtio spec's maximum queue size. */
 export const MAX_RING_SIZE = 32768;
+/** Past this many queues the rings are not probed (up to 16 requests each): a bound on a run's length. */
+export const MAX_PROBED_QUEUES = 256;
 
 /** The protocol features the probe acknowledges when offered: those the questions need. */
 const PROBE_PROTOCOL =

@@ -12,7 +12,6 @@
 import { BackendError, ProtocolError } from '../errors.js';
 import type { VringPort } from '../frontend/device.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
-import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { BufferElement, UsedBuffer } from '../virtqueue/split.js';
@@ -223,17 +222,11 @@ export async function readBlkConfig(session: FrontendSession): Promise<BlkConfig
   if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
     throw new Error('readBlkConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
   }
-  const request = encodeDeviceConfig({
-    offset: 0,
-    size: BLK_CONFIG_SIZE,
-    flags: 0,
-    payload: Buffer.alloc(BLK_CONFIG_SIZE),
-  });
-  const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
-  if (!decodeConfigReply(reply, 'GET_CONFIG')) {
+  const config = await session.getConfig(BLK_CONFIG_SIZE);
+  if (!config) {
     throw new BackendError(`GET_CONFIG of the ${BLK_CONFIG_SIZE}-byte virtio-blk config answered an error`);
   }
-  return decodeBlkConfig(decodeDeviceConfig(reply, 'GET_CONFIG').payload);
+  return decodeBlkConfig(config);
 }
 
 // ---- data patterns ----

@@ -27,18 +27,20 @@ interface Run {
 let work: { path: string; cleanup: () => Promise<void> };
 
 /** Runs `vhu-conform ARGS` in a TMPDIR of its own, and asserts it left no process, socket or temp file. */
-async function vhu(args: string[]): Promise<Run> {
+async function vhu(args: string[], interruptAfterMs?: number): Promise<Run> {
   const tmp = await dir({ prefix: 'vhu-selftest-tmp-', unsafeCleanup: true });
   const marker = randomUUID();
   const started = performance.now();
   try {
-    const result = await execa(process.execPath, [CLI, ...args], {
+    const child = execa(process.execPath, [CLI, ...args], {
       reject: false,
       env: { TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
       timeout: 60_000,
       forceKillAfterDelay: 2000,
       stripFinalNewline: false,
     });
+    if (interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
+    const result = await child;
     const run = {
       exitCode: result.exitCode,
       stdout: String(result.stdout),
@@ -302,5 +304,12 @@ describe('compat: can a guest move', function () {
       ],
     ];
     for (const [args, cause] of cases) expectUsageError(await vhu(args), cause);
+  });
+
+  it('SIGINT while waiting for a destination that never listens: exit 130, nothing left behind', async () => {
+    const args = ['compat', '--timeout', '30000', referenceFile, fixture('vhu-flaw-socket-path-ignored')];
+    const run = await vhu(args, 4000);
+    expect(run.exitCode, run.stderr).to.equal(130);
+    expect(run.stderr).not.to.match(/error/);
   });
 });

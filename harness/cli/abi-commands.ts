@@ -60,13 +60,20 @@ function parse(cmd: Command, head: string[]): number | undefined {
   }
 }
 
+/** A run cut short by SIGINT or SIGTERM: whatever failed after the signal is its consequence, not news. */
+class Interrupted extends Error {}
+
 /** Runs `work` with a scope of its own, and ends whatever it launched on every path and on a signal. */
 async function withScope<T>(interrupt: Interrupt, work: (scope: Scope) => Promise<T>): Promise<T> {
   adoptOrphans();
   interrupt.onStop = killAllBackends;
   const scope = new Scope();
   try {
-    return await work(scope);
+    const value = await work(scope);
+    if (interrupt.controller.signal.aborted) throw new Interrupted();
+    return value;
+  } catch (err) {
+    throw interrupt.controller.signal.aborted ? new Interrupted() : err;
   } finally {
     const problems = await scope.close();
     sweepOrphans();
@@ -117,7 +124,6 @@ async function abiCommand(argv: string[], interrupt: Interrupt): Promise<number>
     timeoutMs: opts.timeout,
   };
   const abi = await withScope(interrupt, (scope) => takeFingerprint(target, scope));
-  if (interrupt.controller.signal.aborted) return interrupt.stoppedWith;
   const text = stableJson(abi);
   if (out === undefined) process.stdout.write(text);
   else await writeFile(out, text);
@@ -263,7 +269,6 @@ async function compatCommand(argv: string[], interrupt: Interrupt): Promise<numb
     }
     return abis as [AbiFingerprint, AbiFingerprint];
   });
-  if (interrupt.controller.signal.aborted) return interrupt.stoppedWith;
   const result = compareAbi(source, destination, opts.frontend, {
     source: sides[0]!.name,
     destination: sides[1]!.name,
@@ -283,6 +288,11 @@ async function compatCommand(argv: string[], interrupt: Interrupt): Promise<numb
 }
 
 /** Runs `vhu-conform <word> ...`: `argv` is what follows the word. */
-export function abiCli(word: 'abi' | 'compat', argv: string[], interrupt: Interrupt): Promise<number> {
-  return word === 'abi' ? abiCommand(argv, interrupt) : compatCommand(argv, interrupt);
+export async function abiCli(word: 'abi' | 'compat', argv: string[], interrupt: Interrupt): Promise<number> {
+  try {
+    return await (word === 'abi' ? abiCommand(argv, interrupt) : compatCommand(argv, interrupt));
+  } catch (err) {
+    if (err instanceof Interrupted) return interrupt.stoppedWith;
+    throw err;
+  }
 }

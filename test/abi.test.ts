@@ -102,6 +102,18 @@ describe('abi: the guest-ABI fingerprint', function () {
     expect(abi.profiles.crosvm?.virtioFeatures.names).not.to.include('VIRTIO_RING_F_INDIRECT_DESC');
   });
 
+  it('a config space that cannot be read is recorded as such, with the reason, not guessed', async () => {
+    const cases: Array<[string, string]> = [
+      ['vhu-reference-net', 'GET_CONFIG of 24 bytes answered an error (an empty reply)'],
+      ['vhu-flaw-config-short', 'malformed reply to GET_CONFIG: size 71, expected 72'],
+    ];
+    for (const [variant, reason] of cases) {
+      const run = await vhu(['abi', fixture(variant)]);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expect((JSON.parse(run.stdout) as AbiFingerprint).config).to.deep.equal({ status: 'not-read', reason });
+    }
+  });
+
   it('--out writes the same bytes as stdout', async () => {
     const out = path.join(work.path, 'out.json');
     const run = await vhu(['abi', '--out', out, fixture('vhu-reference')]);

@@ -4,7 +4,7 @@
  * GET_MAX_MEM_SLOTS, GET_CONFIG, and SET_VRING_NUM with need_reply for the largest ring each queue takes.
  * Every wait has the deadline given; everything launched or made is the scope's.
  */
-import { SkipError, UsageError } from '../errors.js';
+import { ProtocolError, SkipError, UsageError } from '../errors.js';
 import { expectListening } from '../process/attach.js';
 import { probeCapabilities } from '../process/capabilities.js';
 import { frontendConnection } from '../process/probes.js';
@@ -121,7 +121,13 @@ async function readConfig(session: FrontendSession, type: string): Promise<Confi
   if (!layout) return { status: 'not-read', reason: `no config layout is known for device type ${type}` };
   if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG))
     return { status: 'not-read', reason: 'protocol feature CONFIG not offered' };
-  const bytes = await session.getConfig(layout.size);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await session.getConfig(layout.size);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    return { status: 'not-read', reason: err.message.split('; wire:')[0]! };
+  }
   if (bytes === undefined)
     return {
       status: 'not-read',

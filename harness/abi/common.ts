@@ -53,7 +53,7 @@ export function commonMode(hosts: readonly Host[], frontend: string): CommonMode
     name: h.name,
     bits: BigInt(negotiationOf(h.abi, frontend, h.name).virtioFeatures.hex),
   }));
-  const all = sets.reduce((acc, s) => acc & s.bits, ~0n & 0xffff_ffff_ffff_ffffn);
+  const all = sets.reduce((acc, s) => acc & s.bits, 0xffff_ffff_ffff_ffffn);
   const any = sets.reduce((acc, s) => acc | s.bits, 0n);
   const dropped: CommonMode['dropped'] = [];
   for (let n = 0; n < 64; n++) {

@@ -4,6 +4,10 @@
  * checks of suites/.
  */
 export { allChecks } from '../suites/index.js';
+export { type CommonMode, commonMode } from './abi/common.js';
+export { type CompatResult, compareAbi } from './abi/compat.js';
+export { type AbiFingerprint, parseAbi, stableJson } from './abi/format.js';
+export { type AbiTarget, takeFingerprint } from './abi/probe.js';
 export type { Check, CheckContext } from './runner/check.js';
 export { formatCheckList } from './runner/check-list.js';
 export { toHtml, writeHtmlReport } from './runner/report-html.js';

@@ -43,6 +43,7 @@ describe('the npm package, installed from its tarball', function () {
       'package/dist/harness/api.d.ts',
       'package/fixtures/bin/vhu-reference',
       'package/harness/schemas/report.schema.json',
+      'package/harness/schemas/abi.schema.json',
     ]);
     expect(files.filter((f) => /\.test\.|\.map$|\/test\/|\/bench\//.test(f))).to.deep.equal([]);
   });
@@ -59,6 +60,24 @@ describe('the npm package, installed from its tarball', function () {
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).to.equal(0);
     expect(run.stdout).to.match(/^1 check: 1 passed/m);
     expect(existsSync(path.join(consumer, 'reports/junit.xml'))).to.equal(true);
+  });
+
+  it('runs abi and compat from the package: the ABI schema ships with it', async () => {
+    const bin = path.join(consumer, 'node_modules/.bin/vhu-conform');
+    const abi = await execa(
+      bin,
+      ['abi', '--out', 'reference.json', 'node_modules/vhu-conform/fixtures/bin/vhu-reference'],
+      {
+        cwd: consumer,
+        reject: false,
+      },
+    );
+    expect(abi.exitCode, abi.stderr).to.equal(0);
+    const compat = await execa(bin, ['compat', 'reference.json', 'reference.json'], {
+      cwd: consumer,
+      reject: false,
+    });
+    expect(compat.exitCode, `${compat.stdout}\n${compat.stderr}`).to.equal(0);
   });
 
   it('gives runConformance and the checks to a program that imports it', async () => {

@@ -127,7 +127,8 @@ function program(): Command {
   return new Command('vhu-conform')
     .description(
       'Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst).\n' +
-        'vhu-conform replay <case.json> [backend] [-- args]: sends a saved fuzz case again (options as below)',
+        'vhu-conform replay <case.json> [backend] [-- args]: sends a saved fuzz case again (options as below)\n' +
+        'vhu-conform abi --help, vhu-conform compat --help: guest-ABI fingerprints and migration compatibility',
     )
     .version(VERSION)
     .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
@@ -338,6 +339,11 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   // `replay <case.json>` takes the case file, then everything a run takes (binary, -- args, options).
   let replayFile: string | undefined;
   const at = firstPositional(argv);
+  const word = at === undefined ? undefined : argv[at];
+  if (word === 'abi' || word === 'compat') {
+    const { abiCli } = await import('./abi-commands.js');
+    return abiCli(word, [...argv.slice(2, at), ...argv.slice(at! + 1)], interrupt);
+  }
   if (at !== undefined && argv[at] === 'replay') {
     replayFile = argv[at + 1];
     if (replayFile === undefined || replayFile.startsWith('-'))

@@ -12,7 +12,6 @@
 import { BackendError, ProtocolError } from '../errors.js';
 import type { VringPort } from '../frontend/device.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
-import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { BufferElement, UsedBuffer } from '../virtqueue/split.js';
@@ -66,6 +65,7 @@ export const BlkConfigOffset = {
   SEG_MAX: 12, // le32, with SEG_MAX
   GEOMETRY: 16, // le16 cylinders, u8 heads, u8 sectors
   BLK_SIZE: 20, // le32, with BLK_SIZE
+  NUM_QUEUES: 34, // le16, with MQ
 } as const;
 /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding, as every back-end has it. */
 export const BLK_CONFIG_SIZE = 60;
@@ -191,6 +191,10 @@ export interface BlkConfig {
   sizeMax: number;
   segMax: number;
   blkSize: number;
+  /** Geometry: cylinders, heads, sectors. */
+  geometry: { cylinders: number; heads: number; sectors: number };
+  /** num_queues, when the config is long enough to hold it. */
+  numQueues?: number;
 }
 
 export function decodeBlkConfig(bytes: Buffer): BlkConfig {
@@ -202,6 +206,14 @@ export function decodeBlkConfig(bytes: Buffer): BlkConfig {
     sizeMax: bytes.readUInt32LE(BlkConfigOffset.SIZE_MAX),
     segMax: bytes.readUInt32LE(BlkConfigOffset.SEG_MAX),
     blkSize: bytes.readUInt32LE(BlkConfigOffset.BLK_SIZE),
+    geometry: {
+      cylinders: bytes.readUInt16LE(BlkConfigOffset.GEOMETRY),
+      heads: bytes.readUInt8(BlkConfigOffset.GEOMETRY + 2),
+      sectors: bytes.readUInt8(BlkConfigOffset.GEOMETRY + 3),
+    },
+    ...(bytes.length >= BlkConfigOffset.NUM_QUEUES + 2
+      ? { numQueues: bytes.readUInt16LE(BlkConfigOffset.NUM_QUEUES) }
+      : {}),
   };
 }
 
@@ -210,17 +222,11 @@ export async function readBlkConfig(session: FrontendSession): Promise<BlkConfig
   if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
     throw new Error('readBlkConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
   }
-  const request = encodeDeviceConfig({
-    offset: 0,
-    size: BLK_CONFIG_SIZE,
-    flags: 0,
-    payload: Buffer.alloc(BLK_CONFIG_SIZE),
-  });
-  const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
-  if (!decodeConfigReply(reply, 'GET_CONFIG')) {
+  const config = await session.getConfig(BLK_CONFIG_SIZE);
+  if (!config) {
     throw new BackendError(`GET_CONFIG of the ${BLK_CONFIG_SIZE}-byte virtio-blk config answered an error`);
   }
-  return decodeBlkConfig(decodeDeviceConfig(reply, 'GET_CONFIG').payload);
+  return decodeBlkConfig(config);
 }
 
 // ---- data patterns ----

@@ -11,7 +11,6 @@
 import { BackendError, ProtocolError } from '../errors.js';
 import type { VringPort } from '../frontend/device.js';
 import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
-import { decodeConfigReply, decodeDeviceConfig, encodeDeviceConfig } from '../protocol/messages.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { BufferElement } from '../virtqueue/split.js';
@@ -339,23 +338,16 @@ export async function readFsConfig(session: FrontendSession): Promise<VirtioFsCo
   if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
     throw new Error('readFsConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
   }
-  const request = encodeDeviceConfig({
-    offset: 0,
-    size: VIRTIO_FS_CONFIG_SIZE,
-    flags: 0,
-    payload: Buffer.alloc(VIRTIO_FS_CONFIG_SIZE),
-  });
-  const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
-  if (!decodeConfigReply(reply, 'GET_CONFIG')) {
+  const config = await session.getConfig(VIRTIO_FS_CONFIG_SIZE);
+  if (!config) {
     throw new BackendError(
       `GET_CONFIG of the ${VIRTIO_FS_CONFIG_SIZE}-byte virtio-fs config answered an error`,
     );
   }
-  const config = decodeDeviceConfig(reply, 'GET_CONFIG');
-  if (config.payload.length !== VIRTIO_FS_CONFIG_SIZE) {
-    throw new ProtocolError(`GET_CONFIG returned ${config.payload.length} bytes of virtio-fs config`, reply);
+  if (config.length !== VIRTIO_FS_CONFIG_SIZE) {
+    throw new ProtocolError(`GET_CONFIG returned ${config.length} bytes of virtio-fs config`, config);
   }
-  return decodeVirtioFsConfig(config.payload);
+  return decodeVirtioFsConfig(config);
 }
 
 /**

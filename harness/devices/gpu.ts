@@ -22,6 +22,26 @@ import {
 } from '../protocol/gpu-spec.js';
 import type { BufferElement } from '../virtqueue/split.js';
 
+/** struct virtio_gpu_config. */
+export interface GpuConfig {
+  eventsRead: number;
+  eventsClear: number;
+  numScanouts: number;
+  numCapsets: number;
+}
+
+export function decodeGpuConfig(bytes: Buffer): GpuConfig {
+  if (bytes.length < VirtioGpuSize.CONFIG) {
+    throw new ProtocolError(`virtio-gpu config of ${bytes.length} bytes is too short`, bytes);
+  }
+  return {
+    eventsRead: bytes.readUInt32LE(0),
+    eventsClear: bytes.readUInt32LE(4),
+    numScanouts: bytes.readUInt32LE(8),
+    numCapsets: bytes.readUInt32LE(12),
+  };
+}
+
 export interface GpuCtrlHdr {
   type: number;
   flags: number;

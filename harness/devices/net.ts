@@ -10,9 +10,38 @@
  * a sequence number) and fills the rest with a pattern from both, so a frame coming back can be matched to
  * the one sent and checked byte for byte.
  */
-import { BackendError } from '../errors.js';
+import { BackendError, ProtocolError } from '../errors.js';
 import type { DriverQueue, VringPort } from '../frontend/device.js';
 import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
+
+/**
+ * struct virtio_net_config up to supported_hash_types: mac[6], le16 status, le16 max_virtqueue_pairs,
+ * le16 mtu, le32 speed, u8 duplex, u8 rss_max_key_size, le16 rss_max_indirection_table_length, le32
+ * supported_hash_types.
+ */
+export const NET_CONFIG_SIZE = 24;
+
+export interface NetConfig {
+  mac: string;
+  status: number;
+  maxVirtqueuePairs: number;
+  mtu: number;
+  speed: number;
+  duplex: number;
+}
+
+export function decodeNetConfig(bytes: Buffer): NetConfig {
+  if (bytes.length < 17)
+    throw new ProtocolError(`virtio-net config of ${bytes.length} bytes is too short`, bytes);
+  return {
+    mac: [...bytes.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+    status: bytes.readUInt16LE(6),
+    maxVirtqueuePairs: bytes.readUInt16LE(8),
+    mtu: bytes.readUInt16LE(10),
+    speed: bytes.readUInt32LE(12),
+    duplex: bytes.readUInt8(16),
+  };
+}
 
 /** Device feature bits (VIRTIO_NET_F_*). */
 export const VirtioNetFeature = {

@@ -41,7 +41,7 @@ const bit = (n: number) => 1n << BigInt(n);
 const bits = (...numbers: number[]) => numbers.reduce((acc, n) => acc | bit(n), 0n);
 
 /** Names of the virtio feature bits set in `features`, the device type's own among them. */
-function virtioFeatureList(features: bigint, device: DeviceType | null): string[] {
+export function virtioFeatureList(features: bigint, device: DeviceType | null): string[] {
   const own: Record<DeviceType, [string, Readonly<Record<string, number>>]> = {
     block: ['VIRTIO_BLK_F_', VirtioBlkFeature],
     net: ['VIRTIO_NET_F_', VirtioNetFeature],

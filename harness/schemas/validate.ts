@@ -40,6 +40,11 @@ export const REPORT_SCHEMA_FILE = fileURLToPath(
   new URL('../../../harness/schemas/report.schema.json', import.meta.url),
 );
 
+/** The JSON Schema of an ABI fingerprint (`vhu-conform abi`), shipped beside the report's. */
+export const ABI_SCHEMA_FILE = fileURLToPath(
+  new URL('../../../harness/schemas/abi.schema.json', import.meta.url),
+);
+
 /** The JSON Schema of a baseline file (--baseline, --write-baseline), shipped beside the report's. */
 export const BASELINE_SCHEMA_FILE = fileURLToPath(
   new URL('../../../harness/schemas/baseline.schema.json', import.meta.url),
@@ -64,6 +69,11 @@ function shippedValidator(file: string): (doc: unknown) => string[] {
 /** Errors of a report.json document against {@link REPORT_SCHEMA_FILE}; empty when valid. */
 export function validateReport(doc: unknown): string[] {
   return shippedValidator(REPORT_SCHEMA_FILE)(doc);
+}
+
+/** Errors of an ABI fingerprint against {@link ABI_SCHEMA_FILE}; empty when valid. */
+export function validateAbi(doc: unknown): string[] {
+  return shippedValidator(ABI_SCHEMA_FILE)(doc);
 }
 
 /** Errors of a baseline document against {@link BASELINE_SCHEMA_FILE}; empty when valid. */

@@ -4,8 +4,10 @@
  */
 import { BackendError, ProtocolError } from '../errors.js';
 import {
+  decodeDeviceConfig,
   decodeInflightDescription,
   decodeU64,
+  encodeDeviceConfig,
   encodeInflightDescription,
   encodeU64,
   INFLIGHT_DESCRIPTION_PACKED_SIZE,
@@ -104,6 +106,32 @@ export class FrontendSession {
     }
     await this.expectAck('SET_FEATURES', encodeU64(want.features ?? features));
     await this.expectAck('SET_OWNER');
+  }
+
+  /**
+   * GET_CONFIG of `size` bytes at `offset` (flags 0): the config bytes, or undefined for the empty reply by
+   * which a back-end reports that it failed ("uses zero length of payload to indicate an error"). A reply of
+   * another size, or whose size field is not the one asked, is a ProtocolError. Needs PROTOCOL_F_CONFIG.
+   */
+  async getConfig(size: number, offset = 0, what = `${size} bytes`): Promise<Buffer | undefined> {
+    const request = encodeDeviceConfig({ offset, size, flags: 0, payload: Buffer.alloc(size) });
+    await this.connection.send('GET_CONFIG', { payload: request });
+    const frame = await this.connection.nextFrame(`the reply to GET_CONFIG of ${what}`);
+    try {
+      const empty = frame.payload.length === 0;
+      checkReply('GET_CONFIG', frame, empty ? 0 : request.length, 0, this.connection.recent());
+      if (empty) return undefined;
+    } catch (err) {
+      for (const fd of frame.fds) closeFd(fd);
+      throw err;
+    }
+    const config = decodeDeviceConfig(frame.payload, 'GET_CONFIG');
+    if (config.size !== size)
+      throw new ProtocolError(
+        `GET_CONFIG of ${what}: the reply's size field says ${config.size}`,
+        frame.payload,
+      );
+    return config.payload;
   }
 
   /** `request`, failing when an ack says the back-end refused it. */

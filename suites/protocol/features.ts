@@ -9,7 +9,6 @@ import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import {
   type DeviceConfig,
-  decodeConfigReply,
   decodeU64,
   encodeDeviceConfig,
   encodeInflightDescription,
@@ -65,13 +64,9 @@ function getStatus(session: FrontendSession): Promise<bigint> {
 
 /** GET_CONFIG of `size` bytes from 0: the bytes, or a BackendError for the empty reply that reports a failure. */
 async function getConfig(session: FrontendSession, size: number): Promise<Buffer> {
-  const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });
-  const reply = decodeConfigReply(
-    await session.connection.request('GET_CONFIG', request.length, { payload: request }),
-    'GET_CONFIG',
-  );
+  const reply = await session.getConfig(size);
   if (!reply) throw new BackendError(`GET_CONFIG of ${size} bytes failed (an empty reply)`);
-  return reply.payload;
+  return reply;
 }
 
 /** A field of the device's config space that is read-only to the driver, whatever was negotiated. */

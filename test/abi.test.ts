@@ -1,0 +1,327 @@
+/**
+ * `vhu-conform abi` and `vhu-conform compat` as a user meets them: fingerprints of the reference fixture and of
+ * Debian's vhost-user-gpu, byte-identical across runs; compat verdicts and the reason named for each
+ * difference; bad input as a one-line cause and exit 2; nothing left running or on disk.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { dir } from 'tmp-promise';
+import type { AbiFingerprint } from '../harness/abi/format.js';
+import { validateAbi } from '../harness/schemas/validate.js';
+import { awaitListening, boundSocketsUnder, CLI, fixture, leftovers } from './helpers.js';
+
+const GPU = '/usr/lib/qemu/vhost-user-gpu';
+const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
+
+interface Run {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+let work: { path: string; cleanup: () => Promise<void> };
+
+/** Runs `vhu-conform ARGS` in a TMPDIR of its own, and asserts it left no process, socket or temp file. */
+async function vhu(args: string[], interruptAfterMs?: number): Promise<Run> {
+  const tmp = await dir({ prefix: 'vhu-selftest-tmp-', unsafeCleanup: true });
+  const marker = randomUUID();
+  const started = performance.now();
+  try {
+    const child = execa(process.execPath, [CLI, ...args], {
+      reject: false,
+      env: { TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
+      timeout: 60_000,
+      forceKillAfterDelay: 2000,
+      stripFinalNewline: false,
+    });
+    if (interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
+    const result = await child;
+    const run = {
+      exitCode: result.exitCode,
+      stdout: String(result.stdout),
+      stderr: String(result.stderr),
+      durationMs: performance.now() - started,
+    };
+    expect(leftovers(marker), `processes left by ${args.join(' ')}`).to.deep.equal([]);
+    expect(boundSocketsUnder(tmp.path), 'sockets left').to.deep.equal([]);
+    expect(readdirSync(tmp.path), 'temp files left').to.deep.equal([]);
+    return run;
+  } finally {
+    await tmp.cleanup();
+  }
+}
+
+/** A usage error: exit 2, one line on stderr saying `cause`, no stack trace. */
+function expectUsageError(run: Run, cause: RegExp): void {
+  expect(run.exitCode, run.stderr).to.equal(2);
+  const lines = run.stderr.trim().split('\n');
+  expect(lines, run.stderr).to.have.length(1);
+  expect(lines[0]).to.match(/^vhu-conform: error: /);
+  expect(lines[0]).to.match(cause);
+  expect(run.stdout).to.equal('');
+}
+
+async function abiFile(name: string, abi: AbiFingerprint): Promise<string> {
+  const file = path.join(work.path, name);
+  await writeFile(file, JSON.stringify(abi));
+  return file;
+}
+
+describe('abi: the guest-ABI fingerprint', function () {
+  this.timeout(60_000);
+  let reference: string;
+
+  before(async () => {
+    work = await dir({ prefix: 'vhu-selftest-abi-', unsafeCleanup: true });
+  });
+  after(async () => {
+    await work.cleanup();
+  });
+
+  it('of the reference fixture: schema-valid, and byte-identical across two launches', async () => {
+    const first = await vhu(['abi', fixture('vhu-reference')]);
+    expect(first.exitCode, first.stderr).to.equal(0);
+    const second = await vhu(['abi', fixture('vhu-reference')]);
+    expect(second.stdout).to.equal(first.stdout);
+    reference = first.stdout;
+    const abi = JSON.parse(reference) as AbiFingerprint;
+    expect(validateAbi(abi)).to.deep.equal([]);
+    expect(abi).to.deep.include({ type: 'block', queueCount: 1, maxMemSlots: 32 });
+    expect(abi.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768] });
+    expect(abi.config).to.deep.include({ status: 'read', size: 60 });
+    expect(abi.config.status === 'read' && abi.config.fields).to.deep.include({
+      capacity: '2048',
+      blk_size: 512,
+    });
+    expect(abi.profiles.qemu?.virtioFeatures.names).to.include('VIRTIO_RING_F_INDIRECT_DESC');
+    expect(abi.profiles.crosvm?.virtioFeatures.names).not.to.include('VIRTIO_RING_F_INDIRECT_DESC');
+  });
+
+  it('a config space that cannot be read is recorded as such, with the reason, not guessed', async () => {
+    const cases: Array<[string, string]> = [
+      ['vhu-reference-net', 'GET_CONFIG of 24 bytes answered an error (an empty reply)'],
+      ['vhu-flaw-config-short', 'malformed reply to GET_CONFIG: size 71, expected 72'],
+    ];
+    for (const [variant, reason] of cases) {
+      const run = await vhu(['abi', fixture(variant)]);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expect((JSON.parse(run.stdout) as AbiFingerprint).config).to.deep.equal({ status: 'not-read', reason });
+    }
+  });
+
+  it('--out writes the same bytes as stdout', async () => {
+    const out = path.join(work.path, 'out.json');
+    const run = await vhu(['abi', '--out', out, fixture('vhu-reference')]);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stdout).to.equal('');
+    expect(await readFile(out, 'utf8')).to.equal(reference);
+  });
+
+  it('in attach mode: the same fingerprint but for what it was taken from', async () => {
+    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'blk.sock');
+    const daemon = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], { reject: false });
+    const stop = async () => {
+      daemon.kill('SIGTERM');
+      await daemon;
+      await tmp.cleanup();
+    };
+    await awaitListening(socket, 'the fixture', 10_000, stop);
+    try {
+      const run = await vhu(['abi', '--connect', socket, '--type', 'block']);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      const attached = JSON.parse(run.stdout) as AbiFingerprint;
+      const launched = JSON.parse(reference) as AbiFingerprint;
+      expect(attached.backend).to.deep.equal({ connect: socket });
+      expect({ ...attached, backend: null, capabilities: null }).to.deep.equal({
+        ...launched,
+        backend: null,
+        capabilities: null,
+      });
+    } finally {
+      await stop();
+    }
+  });
+
+  it(`of Debian's ${GPU}, for real: byte-identical across two launches`, async () => {
+    if (!existsSync(GPU)) expect.fail(`${GPU} is missing: install the Debian package qemu-system-gui`);
+    const first = await vhu(['abi', GPU]);
+    expect(first.exitCode, first.stderr).to.equal(0);
+    const second = await vhu(['abi', GPU]);
+    expect(second.stdout).to.equal(first.stdout);
+    const abi = JSON.parse(first.stdout) as AbiFingerprint;
+    expect(validateAbi(abi)).to.deep.equal([]);
+    // As QEMU 7.2's contrib/vhost-user-gpu (libvhost-user) answers.
+    expect(abi).to.deep.include({ type: 'gpu', queueCount: 2, maxMemSlots: 32 });
+    expect(abi.virtioFeatures.names).to.include.members([
+      'VIRTIO_RING_F_INDIRECT_DESC',
+      'VIRTIO_F_VERSION_1',
+    ]);
+    expect(abi.protocolFeatures?.names).to.include.members(['MQ', 'LOG_SHMFD', 'REPLY_ACK', 'CONFIG']);
+    expect(abi.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768, 32768] });
+    expect(abi.config).to.deep.include({ status: 'read', size: 16 });
+    expect(abi.config.status === 'read' && Object.keys(abi.config.fields)).to.deep.equal([
+      'num_capsets',
+      'num_scanouts',
+    ]);
+    expect((abi.capabilities as { type?: string }).type).to.equal('gpu');
+    console.log(`      (abi of vhost-user-gpu: ${Math.round(first.durationMs)} ms, node start-up included)`);
+    await writeFile(path.join(work.path, 'gpu.json'), first.stdout);
+  });
+});
+
+describe(`abi and compat of Debian's ${VIRTIOFSD}, for real`, function () {
+  this.timeout(60_000);
+
+  it('no DEVICE_STATE on either side: a fs guest cannot move, exit 1 naming it; no CONFIG: a note', async () => {
+    if (!existsSync(VIRTIOFSD))
+      expect.fail(`${VIRTIOFSD} is missing: install the Debian package qemu-system-common`);
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const args = ['--', '-o', `source=${share.path}`];
+      const run = await vhu(['abi', VIRTIOFSD, ...args]);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      const abi = JSON.parse(run.stdout) as AbiFingerprint;
+      expect(validateAbi(abi)).to.deep.equal([]);
+      expect(abi).to.deep.include({ type: 'fs', queueCount: 2 });
+      expect(abi.protocolFeatures?.names).not.to.include('DEVICE_STATE');
+      expect(abi.config).to.deep.equal({ status: 'not-read', reason: 'protocol feature CONFIG not offered' });
+      const compat = await vhu(['compat', VIRTIOFSD, VIRTIOFSD, ...args]);
+      expect(compat.exitCode, compat.stderr).to.equal(1);
+      expect(compat.stdout.trim().split('\n').slice(1)).to.deep.equal([
+        'protocol feature DEVICE_STATE: not offered by the source, and a fs device keeps state the move must carry',
+        'protocol feature DEVICE_STATE: not offered by the destination, and a fs device keeps state the move must carry',
+        'note: config space of the source not read: protocol feature CONFIG not offered',
+      ]);
+    } finally {
+      await share.cleanup();
+    }
+  });
+});
+
+describe('compat: can a guest move', function () {
+  this.timeout(60_000);
+  let referenceFile: string;
+  let reference: AbiFingerprint;
+
+  before(async () => {
+    work = await dir({ prefix: 'vhu-selftest-compat-', unsafeCleanup: true });
+    referenceFile = path.join(work.path, 'reference.json');
+    const run = await vhu(['abi', '--out', referenceFile, fixture('vhu-reference')]);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    reference = JSON.parse(await readFile(referenceFile, 'utf8')) as AbiFingerprint;
+  });
+  after(async () => {
+    await work.cleanup();
+  });
+
+  it('a file against itself, and against the binary it came from: compatible, exit 0', async () => {
+    for (const destination of [referenceFile, fixture('vhu-reference')]) {
+      const run = await vhu(['compat', referenceFile, destination]);
+      expect(run.exitCode, run.stdout + run.stderr).to.equal(0);
+      expect(run.stdout).to.match(/^compatible: /);
+    }
+  });
+
+  it('a dropped virtio feature: exit 1 naming it, in text and in --json', async () => {
+    const without = structuredClone(reference);
+    without.virtioFeatures.hex = `0x${(BigInt(reference.virtioFeatures.hex) & ~(1n << 28n)).toString(16).padStart(16, '0')}`;
+    without.virtioFeatures.names = without.virtioFeatures.names.filter(
+      (n) => n !== 'VIRTIO_RING_F_INDIRECT_DESC',
+    );
+    const file = await abiFile('no-indirect.json', without);
+    const run = await vhu(['compat', referenceFile, file]);
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(run.stdout.split('\n')).to.include(
+      'virtio feature VIRTIO_RING_F_INDIRECT_DESC: negotiated on the source, not offered by the destination',
+    );
+    const json = await vhu(['compat', '--json', referenceFile, file]);
+    expect(json.exitCode).to.equal(1);
+    expect(JSON.parse(json.stdout)).to.deep.include({
+      compatible: false,
+      frontend: 'qemu',
+      reasons: [
+        'virtio feature VIRTIO_RING_F_INDIRECT_DESC: negotiated on the source, not offered by the destination',
+      ],
+    });
+    // crosvm never passes INDIRECT_DESC on, so its guest never had it; but it negotiates no LOG_SHMFD either.
+    const crosvm = await vhu(['compat', '--frontend', 'crosvm', referenceFile, file]);
+    expect(crosvm.exitCode).to.equal(1);
+    expect(crosvm.stdout).not.to.match(/INDIRECT_DESC/);
+    expect(crosvm.stdout).to.match(/^protocol feature LOG_SHMFD: not negotiated on the source/m);
+  });
+
+  it('a differing config field, with the destination launched with its own arguments: exit 1 naming it', async () => {
+    const disk = path.join(work.path, 'disk.img');
+    await writeFile(disk, Buffer.alloc(4 << 20));
+    const run = await vhu(['compat', referenceFile, fixture('vhu-reference'), '--', '--blk-file', disk]);
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(run.stdout.trim().split('\n').slice(1)).to.deep.equal([
+      'config field capacity: source "2048", destination "8192"',
+    ]);
+  });
+
+  it('a destination without protocol features (a fixture variant): exit 1, each reason on its own line', async () => {
+    const run = await vhu(['compat', referenceFile, fixture('vhu-flaw-no-protocol-features')]);
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(run.stdout).to.match(
+      /^virtio feature VHOST_USER_F_PROTOCOL_FEATURES: negotiated on the source, not offered by the destination$/m,
+    );
+    expect(run.stdout).to.match(
+      /^queue count: the source has 1, the destination does not say \(MQ not offered\)$/m,
+    );
+    expect(run.stdout).to.match(/^note: ring sizes of the destination not probed: /m);
+  });
+
+  it('--common: what every host supports, and which host limits it', async () => {
+    const small = structuredClone(reference);
+    small.ringSizes = { status: 'probed', maxPerQueue: [256] };
+    const file = await abiFile('small.json', small);
+    const run = await vhu(['compat', '--common', referenceFile, file]);
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.stdout).to.include(`ring size: 256 (limited by ${file})\n`);
+    const json = await vhu(['compat', '--common', '--json', referenceFile, file]);
+    expect(JSON.parse(json.stdout).ringSize).to.deep.equal({ value: 256, limitedBy: [file], unknown: [] });
+  });
+
+  it('bad input: a one-line cause and exit 2, nothing left behind', async () => {
+    const truncated = path.join(work.path, 'truncated.json');
+    await writeFile(truncated, (await readFile(referenceFile, 'utf8')).slice(0, 300));
+    const gpu = await abiFile('gpu.json', { ...reference, type: 'gpu' });
+    const version = await abiFile('v9.json', { ...reference, formatVersion: 9 } as unknown as AbiFingerprint);
+    const dead = path.join(work.path, 'dead.sock');
+    // A socket file nothing listens at: bound by a process that is gone.
+    await execa(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(dead)}, function () { process.exit(0); })`,
+    ]);
+    const cases: Array<[string[], RegExp]> = [
+      [['abi', '/nonexistent/backend'], /back-end binary not found: \/nonexistent\/backend/],
+      [['abi', '--connect', dead, '--type', 'block'], /nothing listens at this socket/],
+      [['abi', '--connect', dead], /--connect needs --type/],
+      [['compat', truncated, referenceFile], /truncated\.json: not an ABI file: not JSON/],
+      [['compat', referenceFile, fixture('../README.md')], /README\.md: not an ABI file: not JSON/],
+      [['compat', version, referenceFile], /ABI format version 9/],
+      [['compat', referenceFile, gpu], /a block device and .*gpu\.json a gpu device/],
+      [['compat', referenceFile], /name the destination/],
+      [['compat', referenceFile, referenceFile, '--frontend', 'bhyve'], /no such front-end profile/],
+      [
+        ['compat', '--timeout', '500', referenceFile, fixture('vhu-flaw-socket-path-ignored')],
+        /timed out after 500 ms waiting for a listening socket/,
+      ],
+    ];
+    for (const [args, cause] of cases) expectUsageError(await vhu(args), cause);
+  });
+
+  it('SIGINT while waiting for a destination that never listens: exit 130, nothing left behind', async () => {
+    const args = ['compat', '--timeout', '30000', referenceFile, fixture('vhu-flaw-socket-path-ignored')];
+    const run = await vhu(args, 4000);
+    expect(run.exitCode, run.stderr).to.equal(130);
+    expect(run.stderr).not.to.match(/error/);
+  });
+});

@@ -103,7 +103,14 @@ const VARIANT_EXPECTS: Record<
 };
 
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
-const DEVICE_AREAS: Readonly<Record<string, string>> = { vring: 'block', net: 'net', fs: 'fs', gpu: 'gpu' };
+const DEVICE_AREAS: Readonly<Record<string, string>> = {
+  vring: 'block',
+  // migrate.resume moves a block device only, for now.
+  migrate: 'block',
+  net: 'net',
+  fs: 'fs',
+  gpu: 'gpu',
+};
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
 const DEVICE_REFERENCES = [

@@ -3,7 +3,7 @@
  * device, is left with requests made available and not yet kicked, and is stopped as the front-end stops it at
  * migration; a second launch of the same binary, sharing the disk and the guest's memory, is started with the
  * same features and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be
- * done by the destination, once each, in the same used ring.
+ * done by the destination, each request once, in the same used ring.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -79,7 +79,7 @@ export const resumeChecks = defineChecks('migrate', [
   {
     id: 'migrate.resume',
     title:
-      'a ring stopped on the source back-end resumes on the destination at the base it returned: what it left is done once, in order',
+      'a ring stopped on the source back-end resumes on the destination at the base it returned: what the source left is done there, each request once',
     detail:
       "two launches sharing the disk and the guest memory: on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; in attach mode it is skipped (one back-end only)",
     severity: 'MUST',

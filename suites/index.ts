@@ -9,6 +9,7 @@ import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
+import { migrateChecks } from './migrate/index.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
 import { protocolLifecycleChecks } from './protocol/lifecycle.js';
@@ -31,6 +32,8 @@ export const allChecks: Check[] = [
   ...featureChecks,
   ...memSlotChecks,
   ...vringChecks,
+  // Two launches of their own, after the ring checks they build on.
+  ...migrateChecks,
   ...resetDeviceChecks,
   ...logDirtyChecks,
   ...netChecks,

@@ -144,6 +144,10 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
         'vring.disable-stops': 'fail',
         'vring.restart': 'fail',
         'vring.mem-table.replace': 'fail',
+        // The same used.len, on the source's writes before the move; with used.len let through, the move
+        // itself passes under every profile (libvhost-user resumes at SET_VRING_BASE's last_avail_idx and
+        // reads used->idx at SET_VRING_ADDR: libvhost-user.c vu_set_vring_base_exec, vu_set_vring_addr_exec).
+        'migrate.resume': 'fail',
         // GET_ID: 15 bytes written ("vhost_user_blk" and a NUL), used.len 21 (vhost-user-blk.c:296-300).
         'vring.blk.flush-id': 'fail',
         // A ring never enabled is processed (libvhost-user.c:502 calls the handler whatever vq->enable).
@@ -237,7 +241,7 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
         'proto.inflight.get-fd': 'skip',
         // It serves the socket path given with --fd (a SHOULD).
         'conv.fd.exclusive': 'fail',
-        ...otherDevices(['vring.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
+        ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
       }),
     );
   });
@@ -314,7 +318,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           'net.csum.partial': 'skip',
           'net.in-order': 'skip',
           'net.in-order.packed': 'skip',
-          ...otherDevices(['vring.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
+          ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
         },
         ADAPTER_NO_FD,
       ),

@@ -12,6 +12,7 @@ import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from '../transport/connection.js';
 import { FrontendSession } from '../transport/session.js';
 import { FrontendDevice } from './device.js';
+import { HandoverPort } from './handover.js';
 
 const REPLY = HeaderFlag.VERSION | HeaderFlag.REPLY;
 
@@ -119,6 +120,7 @@ function setUp(options: { replyAck?: boolean } = {}) {
     backend,
     device,
     session,
+    scope,
     async tearDown() {
       expect(await scope.close()).to.deep.equal([]);
       connection.close();
@@ -164,6 +166,48 @@ describe('frontend/device', () => {
     }
     expect([...backend.frame('SET_VRING_ENABLE').payload]).to.deep.equal([0, 0, 0, 0, 1, 0, 0, 0]);
     await tearDown();
+  });
+
+  it("a migration destination shares the source's memory and queue: same fds, same addresses, resumed at a base", async () => {
+    const source = setUp();
+    const destination = setUp();
+    try {
+      await source.device.setMemTable();
+      const ring = await source.device.setUpRing(0, 16);
+      const dest = new FrontendDevice(destination.session, destination.scope, {
+        memory: source.device.memory,
+      });
+      expect(dest.memory).to.equal(source.device.memory);
+      const moved = dest.prepareRing(0, 16, { queue: ring.queue, base: 7 });
+      expect(moved.queue).to.equal(ring.queue);
+      expect(moved.kickFd.fd).to.not.equal(ring.kickFd.fd);
+      await dest.setMemTable();
+      await dest.setVringBase(0);
+      await dest.setVringAddr(0);
+      expect(decodeMemoryRegions(destination.backend.frame('SET_MEM_TABLE').payload)).to.deep.equal(
+        decodeMemoryRegions(source.backend.frame('SET_MEM_TABLE').payload),
+      );
+      expect([...destination.backend.frame('SET_VRING_BASE').payload]).to.deep.equal([
+        0, 0, 0, 0, 7, 0, 0, 0,
+      ]);
+      expect(decodeVringAddress(destination.backend.frame('SET_VRING_ADDR').payload)).to.deep.equal(
+        decodeVringAddress(source.backend.frame('SET_VRING_ADDR').payload),
+      );
+      // What one back-end maps, the other sees.
+      const uva = source.device.memory.regions[0]!.userAddress + 0x10n;
+      source.backend.userBytes(uva, 1)[0] = 0x3c;
+      expect(destination.backend.userBytes(uva, 1)[0]).to.equal(0x3c);
+      // The driver's port follows the ring to the destination.
+      const port = new HandoverPort(ring);
+      port.handOver(moved);
+      port.notify();
+      expect(moved.kickFd.drain()).to.equal(1);
+      expect(ring.kickFd.drain()).to.equal(0);
+      expect(() => port.handOver(source.device.prepareRing(1, 16))).to.throw(/another queue/);
+    } finally {
+      await destination.tearDown();
+      await source.tearDown();
+    }
   });
 
   it('shares guest memory with a back-end that maps the fds, at the mmap offsets', async () => {

@@ -52,6 +52,11 @@ export interface FrontendDeviceOptions {
   layout?: readonly RegionLayout[];
   /** Where the rings (and their indirect tables) go: the guest address of a region (default: the highest). */
   ringRegion?: bigint;
+  /**
+   * Guest memory another device already has (its memfds, its allocations): a migration destination's, which
+   * shares the source's guest (`layout` is then that memory's).
+   */
+  memory?: GuestMemory;
 }
 
 export interface VringOptions {
@@ -65,6 +70,11 @@ export interface VringOptions {
   base?: number;
   /** Where the three parts go (default: allocated in the ring region). */
   placement?: RingPlacement;
+  /**
+   * A split ring the guest already has, in this device's memory (a migration destination takes over the
+   * source's): used as it stands, neither laid out nor reset; `base` is where the destination resumes it.
+   */
+  queue?: SplitVirtqueue<unknown>;
 }
 
 /** What a driver needs of a queue of either layout, split or packed. */
@@ -211,6 +221,12 @@ export class FrontendDevice {
       this.#disconnected = session.connection.endedWith ?? 'the back-end closed the connection';
     };
     session.connection.closed.then(ended, ended);
+    if (options.memory) {
+      this.memory = options.memory;
+      this.spanning = undefined;
+      this.#ringRegion = options.ringRegion ?? this.memory.regions.at(-1)!.guestAddress;
+      return;
+    }
     const layout = options.layout ?? SKEWED_LAYOUT;
     this.memory = createTestMemory({
       layout,
@@ -294,6 +310,8 @@ export class FrontendDevice {
   prepareRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Vring<T> {
     if (this.#rings.has(index))
       throw new Error(`vring ${index} is already set up; restart it with restartDevice`);
+    if (options.queue)
+      return this.#adoptRing<T>(index, size, options.queue as SplitVirtqueue<T>, options.base);
     const queue = new SplitVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,
@@ -303,6 +321,18 @@ export class FrontendDevice {
     });
     const base = options.base ?? 0;
     if (base !== 0) queue.resetTo(base);
+    const ring = new Vring<T>(index, queue, ...this.#eventFds(index), () => this.#disconnected);
+    this.#rings.set(index, ring as Vring<unknown, DriverQueue<unknown>>);
+    this.#bases.set(index, base);
+    return ring;
+  }
+
+  /** `prepareRing` with `options.queue`: the ring over a queue the guest already has, with eventfds of its own. */
+  #adoptRing<T>(index: number, size: number, queue: SplitVirtqueue<T>, base = queue.lastAvailIdx): Vring<T> {
+    if (queue.memory !== this.memory)
+      throw new Error(`vring ${index}: the queue is in another guest's memory`);
+    if (queue.size !== size)
+      throw new Error(`vring ${index}: the queue has ${queue.size} entries, not ${size}`);
     const ring = new Vring<T>(index, queue, ...this.#eventFds(index), () => this.#disconnected);
     this.#rings.set(index, ring as Vring<unknown, DriverQueue<unknown>>);
     this.#bases.set(index, base);

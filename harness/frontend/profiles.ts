@@ -30,7 +30,7 @@ import {
 import type { CheckContext } from '../runner/check.js';
 import { closeFd, type Mapping, mmapShared } from '../sys/libc.js';
 import type { FrontendSession } from '../transport/session.js';
-import type { RingPlacement } from '../virtqueue/split.js';
+import type { RingPlacement, SplitVirtqueue } from '../virtqueue/split.js';
 import type { FrontendDevice } from './device.js';
 
 /** The device types a profile may name (the vhost-user.json "type" of the devices the harness drives). */
@@ -745,6 +745,8 @@ export interface RingPlan {
   base?: number;
   /** Where a split ring's parts go (default: allocated in the ring region). */
   placement?: RingPlacement;
+  /** A split ring the guest already has (a migration destination's: see `VringOptions.queue`). */
+  queue?: SplitVirtqueue<unknown>;
 }
 
 export interface StartPlan {
@@ -782,6 +784,7 @@ export async function startDevice(
         inOrder: ring.inOrder ?? false,
         ...(ring.base === undefined ? {} : { base: ring.base }),
         ...(ring.placement ? { placement: ring.placement } : {}),
+        ...(ring.queue ? { queue: ring.queue } : {}),
       });
   }
   started.features = plan.features;

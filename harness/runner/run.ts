@@ -72,7 +72,7 @@ export const DEFAULT_TIMEOUT_MS = 3000;
 export const TIMEOUT_BOUNDS_MS = { min: 100, max: 600_000 } as const;
 
 /** The areas whose checks start devices through a front-end profile. */
-export const FRONTEND_AREAS: readonly string[] = ['vring', 'net', 'fs', 'gpu'];
+export const FRONTEND_AREAS: readonly string[] = ['vring', 'migrate', 'net', 'fs', 'gpu'];
 
 /** Resolves and validates the binary; a usage error names what is wrong. */
 export function resolveBinary(binary: string): string {

@@ -1,0 +1,47 @@
+/**
+ * A driver's port to a ring that moves from one front-end device to another, as a guest's queue does when its
+ * VM migrates: the source's back-end stops it, the destination's resumes it. The driver (blk, ...) keeps its
+ * requests and the queue; the kicks and the waits go to whichever device's ring it is handed over to.
+ */
+
+import type { SplitVirtqueue } from '../virtqueue/split.js';
+import type { UsedBatch, Vring, VringPort } from './device.js';
+
+export class HandoverPort<T> implements VringPort<T> {
+  #ring: Vring<T>;
+
+  constructor(ring: Vring<T>) {
+    this.#ring = ring;
+  }
+
+  /** Kicks and waits go to `ring` from now on; it must be over the same queue. */
+  handOver(ring: Vring<T>): void {
+    if (ring.queue !== this.#ring.queue) throw new Error(`vring ${ring.index} is another queue`);
+    this.#ring = ring;
+  }
+
+  /** The ring it is handed over to now. */
+  get ring(): Vring<T> {
+    return this.#ring;
+  }
+
+  get index(): number {
+    return this.#ring.index;
+  }
+
+  get queue(): SplitVirtqueue<T> {
+    return this.#ring.queue;
+  }
+
+  notify(): void {
+    this.#ring.notify();
+  }
+
+  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>> {
+    return this.#ring.waitUsed(timeoutMs, count);
+  }
+
+  takeUsed(): ReturnType<Vring<T>['takeUsed']> {
+    return this.#ring.takeUsed();
+  }
+}

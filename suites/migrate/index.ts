@@ -1,0 +1,5 @@
+/** The migration checks: the harness is the front-end of both sides of a move (issue 14, section 3). */
+import type { Check } from '../../harness/runner/check.js';
+import { resumeChecks } from './resume.js';
+
+export const migrateChecks: Check[] = [...resumeChecks];

@@ -1,0 +1,230 @@
+/**
+ * migrate.resume: the harness is both front-ends of a VM that moves. The source back-end serves a block
+ * device, is left with requests made available and not yet kicked, and is stopped as the front-end stops it at
+ * migration; a second launch of the same binary, sharing the disk and the guest's memory, is started with the
+ * same features and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be
+ * done by the destination, each request once, in the same used ring.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type BlkCompletion,
+  BlkDriver,
+  type BlkRequest,
+  describeBlkRequest,
+  expectBlkStatus,
+  sectorPattern,
+  VirtioBlkStatus,
+} from '../../harness/devices/blk.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
+import { FrontendDevice } from '../../harness/frontend/device.js';
+import { HandoverPort } from '../../harness/frontend/handover.js';
+import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
+import { serveOnSocketPath } from '../../harness/process/probes.js';
+import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+import {
+  expectSectors,
+  freshSeed,
+  hex,
+  openBlock,
+  quietMs,
+  readSectors,
+  VringRule,
+  writeSectors,
+} from '../vring/common.js';
+
+/** Where the Migration section of vhost-user.rst is. */
+const MIGRATION = 'vhost-user.rst#migration';
+
+/** The size of the disk file the check makes when it gives both launches one. */
+const DISK_BYTES = 8 * 1024 * 1024;
+
+/** Sectors of each zone of the scratch area: written through the source, then by the requests it leaves. */
+const ZONE = 8;
+
+/**
+ * The arguments that give the source and the destination the same disk: none when the run's own arguments
+ * name a file (`--blk-file`: every launch gets them), a fresh file of the check's when the back-end advertises
+ * the `blk-file` feature; else a SkipError (two RAM disks share nothing to compare).
+ */
+function sharedDisk(ctx: CheckContext): { args: string[]; what: string } {
+  const named = ctx.target.extraArgs.some((a) => a === '--blk-file' || a.startsWith('--blk-file='));
+  if (named) return { args: [], what: 'the --blk-file of the run, given to both' };
+  const features = (ctx.target.capabilities as { features?: unknown } | null)?.features;
+  if (!Array.isArray(features) || !features.includes('blk-file')) {
+    throw new SkipError(
+      'the source and the destination need one disk: the back-end advertises no blk-file feature and the ' +
+        'arguments after -- name no --blk-file',
+    );
+  }
+  return { args: [], what: '' };
+}
+
+/** A fresh zero-filled disk file in a folder the check owns, for both launches. */
+async function diskFile(ctx: CheckContext): Promise<string> {
+  const file = path.join(await ctx.scope.tempDir('vhu-migrate-'), 'disk.img');
+  writeFileSync(file, new Uint8Array(DISK_BYTES));
+  return file;
+}
+
+/** Everything used on the port within the quiet window. */
+async function usedWithin(blk: BlkDriver, ms: number): Promise<BlkCompletion[]> {
+  await sleep(ms);
+  return blk.collectNow();
+}
+
+export const resumeChecks = defineChecks('migrate', [
+  {
+    id: 'migrate.resume',
+    title:
+      'a ring stopped on the source back-end resumes on the destination at the base it returned: what the source left is done there, each request once',
+    detail:
+      "two launches sharing the disk and the guest memory: on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; in attach mode it is skipped (one back-end only)",
+    severity: 'MUST',
+    spec: MIGRATION,
+    rule:
+      'vhost-user.rst (QEMU 7.2), Migration: "Once the source has finished migration, rings will be stopped by ' +
+      'the source. No further update must be done before rings are restarted."; and ' +
+      `${VringRule.startOnKick}; the destination's ring started where ${VringRule.setVringBase}`,
+    needs: ['vring.get-vring-base', 'vring.restart'],
+    // Two launches, two start-ups, the quiet window, the requests on each side.
+    budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
+    async run(ctx) {
+      if (ctx.target.connect !== null) {
+        throw new SkipError(
+          'attach mode: the check needs two back-ends, the source and the destination of the move, and ' +
+            '--connect names one someone else started',
+        );
+      }
+      if (ctx.target.type !== 'block') {
+        throw new SkipError(
+          `device type ${ctx.target.type ?? 'unknown'}: the check moves a block device only, for now`,
+        );
+      }
+      const shared = sharedDisk(ctx);
+      const args = shared.what ? shared.args : [`--blk-file=${await diskFile(ctx)}`];
+      const disk = shared.what || `a fresh ${DISK_BYTES >> 20} MiB file given to both with --blk-file`;
+
+      // The source: a device started as the profile starts one, and a driver whose port moves.
+      const source = await serveOnSocketPath(ctx, args);
+      const a = await openBlock(ctx, { connection: source.connection, writes: true });
+      const queue = a.ring.queue;
+      const port = new HandoverPort(a.ring);
+      const blk = new BlkDriver(port, { timeoutMs: ctx.timeoutMs, maxSectors: a.blk.maxSectors, slots: 12 });
+      const scratch = a.scratch;
+      const zone1 = scratch + BigInt(ZONE);
+      const seed = freshSeed();
+      const written = sectorPattern(scratch, ZONE, seed);
+      const left = sectorPattern(zone1, ZONE, seed ^ 0x5a5a);
+      const original = await readSectors(blk, scratch, 2 * ZONE);
+      await writeSectors(blk, scratch, written);
+      expectSectors('read back through the source', written, await readSectors(blk, scratch, ZONE), scratch);
+
+      // Left for the destination: made available, not kicked. Reads of what the source wrote, writes of more.
+      const pending: BlkRequest[] = [
+        ...[0, 3, 6].map((i) => ({ type: 'IN', sector: scratch + BigInt(i), count: 2 }) as const),
+        ...[0, 1, 2].map(
+          (i) =>
+            ({
+              type: 'OUT',
+              sector: zone1 + BigInt(3 * i),
+              data: left.subarray(3 * i * 512, Math.min(3 * (i + 1), ZONE) * 512),
+            }) as const,
+        ),
+      ];
+      const from = queue.lastAvailIdx;
+      for (const request of pending) blk.post(request);
+      const stopped = await stopDevice(a.started, a.device, [0]);
+      const base = stopped.get(0)!.availIndex;
+      const consumed = (base - from) & 0xffff;
+      if (consumed > pending.length) {
+        throw new BackendError(
+          `the source's GET_VRING_BASE returned ${base}: past the ${pending.length} requests made available ` +
+            `from ${from} (avail.idx ${queue.lastAvailIdx})`,
+        );
+      }
+      // A back-end that polls may take requests never kicked: those are the source's to complete.
+      const bySource = blk.collectNow();
+      const late = await usedWithin(blk, quietMs(ctx));
+      if (late.length) {
+        throw new BackendError(
+          `${late.length} request(s) (${late.map((c) => describeBlkRequest(c.request)).join(', ')}) used by the ` +
+            `source after its GET_VRING_BASE replied ${base}: its ring was stopped for the move`,
+        );
+      }
+      if (bySource.length !== consumed) {
+        throw new BackendError(
+          `the source's GET_VRING_BASE counts ${consumed} of the requests left consumed (base ${base}, from ` +
+            `${from}), yet it used ${bySource.length}: the destination resumes at the base and would ` +
+            (bySource.length < consumed ? 'never see the others (lost)' : 'do some again'),
+        );
+      }
+
+      // The destination: same binary, same disk, the same guest memory and queue, the same features.
+      const destination = await serveOnSocketPath(ctx, args);
+      const session = new FrontendSession(destination.connection);
+      const started = await initTargetSession(ctx, session, { protocol: a.started.protocol });
+      const missing = a.features & ~started.offered;
+      if (missing !== 0n || started.protocol !== a.started.protocol) {
+        throw new SkipError(
+          `the second launch offers other features than the first (${hex(started.offered)} against ` +
+            `${hex(a.started.offered)}; lacking ${hex(missing)}): ` +
+            'proto.negotiation.stable judges that; nothing to move to',
+        );
+      }
+      const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
+      await startDevice(started, session, b, ctx.scope, {
+        features: a.features,
+        rings: [{ index: 0, size: queue.size, base, queue }],
+        enable: started.protocol,
+      });
+      port.handOver(b.ring(0));
+      port.notify();
+
+      const expected = pending.length - consumed;
+      const got: BlkCompletion[] = [];
+      try {
+        while (got.length < expected) got.push(...(await blk.collect(expected - got.length)).completions);
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err;
+        throw new BackendError(
+          `the destination, started with SET_VRING_BASE ${base} and kicked, completed ${got.length} of the ` +
+            `${expected} requests the source left available (avail.idx ${queue.lastAvailIdx}): ` +
+            `${expected - got.length} lost; ${err.message}`,
+        );
+      }
+      for (const c of [...bySource, ...got]) {
+        expectBlkStatus(c, VirtioBlkStatus.OK);
+        if (c.request.type !== 'IN') continue;
+        const at = Number(c.request.sector - scratch) * 512;
+        expectSectors(
+          `${describeBlkRequest(c.request)}, left by the source, read by the destination`,
+          written.subarray(at, at + c.request.count * 512),
+          c.data,
+          c.request.sector,
+        );
+      }
+      expectSectors(
+        'the writes the source left, read back through the destination',
+        left,
+        await readSectors(blk, zone1, ZONE),
+        zone1,
+      );
+      await writeSectors(blk, scratch, original);
+      const end = (await stopDevice(started, b, [0])).get(0)!.availIndex;
+      if (end !== queue.lastAvailIdx) {
+        throw new BackendError(
+          `the destination's GET_VRING_BASE at the end returned ${end}, not ${queue.lastAvailIdx}: every request ` +
+            'made available was consumed',
+        );
+      }
+      return (
+        `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +
+        `the source itself); the destination, started at ${base} and kicked, completed ${expected} once each, ` +
+        `the data right; it stopped at ${end}`
+      );
+    },
+  },
+]);

@@ -104,6 +104,37 @@ describe('HTML report in a headless browser', function () {
     }
   });
 
+  it('shows the scanout a gpu check saved, inline, as the run wrote it', async () => {
+    const reports = path.join(folder.path, 'gpu');
+    const gpu = await execa(
+      process.execPath,
+      [CLI, '--reports', reports, '--html', '--grep', '^gpu\\.pixels$', fixture('vhu-reference-gpu')],
+      { reject: false, timeout: 60_000 },
+    );
+    expect(gpu.exitCode, String(gpu.stdout)).to.equal(0);
+    const png = path.join(reports, 'gpu.pixels-scanout0.png');
+    const report = JSON.parse(await readFile(path.join(reports, 'report.json'), 'utf8')) as {
+      checks: Array<{ id: string; files?: string[] }>;
+    };
+    expect(report.checks.find((c) => c.id === 'gpu.pixels')?.files).to.deep.equal([png]);
+    const page = await browser.newPage();
+    try {
+      await page.goto(`file://${path.join(reports, 'report.html')}`);
+      const image = section(page, 'gpu.pixels').locator('figure img');
+      expect(await image.getAttribute('alt')).to.equal(png);
+      expect(await image.getAttribute('src')).to.match(/^data:image\/png;base64,/);
+      // Decoded by the browser at the size the scanout has: the PNG itself, not a broken image.
+      const size = await image.evaluate((img) => {
+        const decoded = img as unknown as { naturalWidth: number; naturalHeight: number };
+        return [decoded.naturalWidth, decoded.naturalHeight];
+      });
+      expect(size[0]).to.be.above(0);
+      expect(size[1]).to.be.above(0);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('shows markup from a back-end as text, running none of it', async () => {
     const hostile = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">';
     const html = toHtml(

@@ -67,6 +67,10 @@ export interface CheckContext {
   gateHeld(): void;
   /** Whether `gateHeld` was called. */
   readonly gateWasHeld: boolean;
+  /** Names a file the check wrote for the reader (a scanout PNG): its result lists it, the HTML report shows it. */
+  saved(file: string): void;
+  /** The files `saved` named, in order. */
+  readonly savedFiles: readonly string[];
 }
 
 export interface Check extends CheckInfo {
@@ -114,6 +118,7 @@ export function defineChecks(
 /** Builds the context a check runs in; the launched processes are kept for their stderr. */
 export function makeContext(target: Target, timeoutMs: number, scope: Scope): CheckContext {
   const launched: BackendProcess[] = [];
+  const savedFiles: string[] = [];
   let gate = false;
   return {
     target,
@@ -144,5 +149,9 @@ export function makeContext(target: Target, timeoutMs: number, scope: Scope): Ch
     get gateWasHeld() {
       return gate;
     },
+    saved(file) {
+      savedFiles.push(file);
+    },
+    savedFiles,
   };
 }

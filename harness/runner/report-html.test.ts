@@ -1,5 +1,9 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { escapeHtml, specUrl, toHtml } from './report-html.js';
+import { PNG } from 'pngjs';
+import { dir } from 'tmp-promise';
+import { escapeHtml, specUrl, toHtml, writeHtmlReport } from './report-html.js';
 import { checkResult, runResult } from './testing.js';
 
 const wire = {
@@ -105,5 +109,25 @@ describe('HTML report', () => {
     expect(specUrl('vhost-user.json#VhostUserBackend')).to.match(/docs\/interop\/vhost-user\.json$/);
     expect(specUrl('virtio-spec#sec-virtqueues')).to.match(/^https:\/\/docs\.oasis-open\.org\/virtio\//);
     expect(specUrl('elsewhere.txt#x')).to.equal(undefined);
+  });
+
+  it('shows a saved PNG inline as a data: URL, and names a file it cannot show', async () => {
+    const tmp = await dir({ unsafeCleanup: true });
+    try {
+      const png = new PNG({ width: 2, height: 1 });
+      png.data.set([255, 0, 0, 255, 0, 0, 255, 255]);
+      const image = join(tmp.path, 'gpu.pixels-scanout0.png');
+      await writeFile(image, PNG.sync.write(png));
+      const gone = join(tmp.path, 'gone.png');
+      const result = runResult([checkResult('gpu.pixels', 'pass', '', { files: [image, gone] })]);
+      const file = join(tmp.path, 'report.html');
+      await writeHtmlReport(result, file);
+      const html = await readFile(file, 'utf8');
+      const inlined = `data:image/png;base64,${(await readFile(image)).toString('base64')}`;
+      expect(html).to.contain(`<img src="${inlined}" alt="${image}">`);
+      expect(html).to.contain(`<dt>saved</dt><dd>${gone}</dd>`);
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });

@@ -5,7 +5,7 @@
  * the back-end's stderr, and for a check that failed its wire log. Every text from the run is escaped: a
  * back-end's output is hostile.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { formatWireLog } from '../transport/wire-log.js';
 import { ensureDir } from '../util/fs.js';
@@ -49,6 +49,7 @@ export function specUrl(anchor: string): string | undefined {
 const CSS = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}
 h1{font-size:1.4em;margin:0 0 .5em}
+figure{margin:0}figure img{max-width:100%;border:1px solid #ccc;image-rendering:pixelated}
 table.facts{border-collapse:collapse;margin:.5em 0 1em}
 table.facts th,table.facts td{text-align:left;padding:.15em .8em .15em 0;vertical-align:top}
 pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;word-break:break-word;margin:.3em 0;font-size:12px}
@@ -154,7 +155,7 @@ function specHtml(anchor: string): string {
   return url ? `<a href="${escapeHtml(url)}">${escapeHtml(anchor)}</a>` : escapeHtml(anchor);
 }
 
-function checkHtml(check: CheckResult): string {
+function checkHtml(check: CheckResult, images: Images): string {
   const key = checkKey(check);
   const items: string[] = [
     `<dt>spec</dt><dd>${specHtml(check.spec)}${check.interop ? ' (interoperability: no sentence binds the back-end)' : ''}</dd>`,
@@ -168,6 +169,14 @@ function checkHtml(check: CheckResult): string {
     items.push(
       `<dt>back-end stderr (tail)</dt><dd><pre class="stderr">${escapeHtml(check.stderrTail)}</pre></dd>`,
     );
+  for (const file of check.files ?? []) {
+    const image = images.get(file);
+    items.push(
+      image
+        ? `<dt>saved</dt><dd><figure><img src="${image}" alt="${escapeHtml(file)}"><figcaption>${escapeHtml(file)}</figcaption></figure></dd>`
+        : `<dt>saved</dt><dd>${escapeHtml(file)}</dd>`,
+    );
+  }
   if (showsWireLog(check)) {
     const lines = check.wire ? formatWireLog(check.wire) : [];
     const count = check.wire ? check.wire.records.length + check.wire.cut : 0;
@@ -185,8 +194,14 @@ function checkHtml(check: CheckResult): string {
   );
 }
 
-/** The whole report as one HTML document. */
-export function toHtml(result: RunResult): string {
+/** Saved PNG files as data: URLs, by path: the page shows them without fetching anything. */
+type Images = ReadonlyMap<string, string>;
+
+/** A PNG larger than this is named, not inlined: the report stays a file a browser opens at once. */
+const INLINE_IMAGE_BYTES = 8 * 1024 * 1024;
+
+/** The whole report as one HTML document; `images` holds the saved PNGs to show inline. */
+export function toHtml(result: RunResult, images: Images = new Map()): string {
   const who = result.backend.connect ?? result.backend.binary ?? '';
   return `<!DOCTYPE html>
 <html lang="en">
@@ -202,7 +217,7 @@ export function toHtml(result: RunResult): string {
 ${summaryHtml(result)}
 ${filterHtml(result)}
 <main>
-${result.checks.map(checkHtml).join('\n')}
+${result.checks.map((c) => checkHtml(c, images)).join('\n')}
 </main>
 <script>${SCRIPT}</script>
 </body>
@@ -213,5 +228,20 @@ ${result.checks.map(checkHtml).join('\n')}
 /** Writes {@link toHtml} of `result` to `file`, creating its parent folders. */
 export async function writeHtmlReport(result: RunResult, file: string): Promise<void> {
   await ensureDir(dirname(file));
-  await writeFile(file, toHtml(result), 'utf8');
+  await writeFile(file, toHtml(result, await readImages(result)), 'utf8');
+}
+
+/** The saved PNGs of the run that can still be read and are small enough, as data: URLs. */
+async function readImages(result: RunResult): Promise<Images> {
+  const images = new Map<string, string>();
+  for (const file of result.checks.flatMap((c) => c.files ?? [])) {
+    if (!file.endsWith('.png') || images.has(file)) continue;
+    const size = await stat(file).then(
+      (s) => (s.isFile() ? s.size : undefined),
+      () => undefined,
+    );
+    if (size === undefined || size > INLINE_IMAGE_BYTES) continue;
+    images.set(file, `data:image/png;base64,${(await readFile(file)).toString('base64')}`);
+  }
+  return images;
 }

@@ -91,6 +91,7 @@ function checkJson(check: CheckResult): CheckResult {
   if (check.stderrTail !== undefined) out.stderrTail = check.stderrTail;
   if (check.frontend !== undefined) out.frontend = check.frontend;
   if (check.expected !== undefined) out.expected = { reason: check.expected.reason };
+  if (check.files !== undefined) out.files = [...check.files];
   return out;
 }
 

@@ -303,6 +303,7 @@ async function runOne(
     durationMs: Math.round(performance.now() - started),
     ...(stderrTail ? { stderrTail } : {}),
     ...(recorded?.records.length ? { wire: recorded } : {}),
+    ...(ctx.savedFiles.length ? { files: [...ctx.savedFiles] } : {}),
   };
   return { result, gateHeld: ctx.gateWasHeld };
 }

@@ -45,6 +45,8 @@ export interface CheckResult extends CheckInfo {
    * (bounded; the HTML report and `--wire-log` show it). Not part of report.json.
    */
   wire?: WireLogData;
+  /** Files the check wrote for the reader (the gpu checks' scanout PNGs), absolute paths. */
+  files?: string[];
 }
 
 export interface BackendInfo {

@@ -245,6 +245,7 @@ async function saveScanout(ctx: CheckContext, display: GpuDisplay, name: string)
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, name);
   await display.savePng(0, file);
+  ctx.saved(file);
   return file;
 }
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -16,6 +16,7 @@ import { awaitListening, boundSocketsUnder, CLI, fixture, leftovers } from './he
 
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
 const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
+const QSD = '/usr/bin/qemu-storage-daemon';
 
 interface Run {
   exitCode: number | undefined;
@@ -200,6 +201,90 @@ describe(`abi and compat of Debian's ${VIRTIOFSD}, for real`, function () {
       ]);
     } finally {
       await share.cleanup();
+    }
+  });
+});
+
+describe(`abi and compat of Debian's ${QSD} (vhost-user-blk export), for real`, function () {
+  this.timeout(60_000);
+
+  /** A daemon exporting a raw file of `sizeMiB` with `queues` queues; its socket, and how to stop it. */
+  async function exportDisk(
+    folder: string,
+    name: string,
+    sizeMiB: number,
+    queues: number,
+  ): Promise<{ socket: string; stop: () => Promise<void> }> {
+    const image = path.join(folder, `${name}.img`);
+    await writeFile(image, '');
+    await truncate(image, sizeMiB * 1024 * 1024);
+    const socket = path.join(folder, `${name}.sock`);
+    const daemon = execa(
+      QSD,
+      [
+        '--blockdev',
+        `driver=file,node-name=disk,filename=${image}`,
+        '--export',
+        `type=vhost-user-blk,id=exp,node-name=disk,writable=on,num-queues=${queues},addr.type=unix,addr.path=${socket}`,
+      ],
+      { reject: false },
+    );
+    const stop = async () => {
+      daemon.kill('SIGTERM');
+      await daemon;
+    };
+    await awaitListening(socket, name, 10_000, stop);
+    return { socket, stop };
+  }
+
+  it('a larger disk with more queues: abi reads each, compat names capacity and num_queues both ways', async () => {
+    if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
+    const folder = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
+    const small = await exportDisk(folder.path, 'small', 64, 1);
+    const large = await exportDisk(folder.path, 'large', 128, 2).catch(async (err: unknown) => {
+      await small.stop();
+      throw err;
+    });
+    try {
+      const files: string[] = [];
+      for (const [name, side] of [
+        ['small', small],
+        ['large', large],
+      ] as const) {
+        const run = await vhu(['abi', '--connect', side.socket, '--type', 'block']);
+        expect(run.exitCode, run.stderr).to.equal(0);
+        const abi = JSON.parse(run.stdout) as AbiFingerprint;
+        expect(validateAbi(abi)).to.deep.equal([]);
+        const file = path.join(folder.path, `${name}.json`);
+        await writeFile(file, run.stdout);
+        files.push(file);
+      }
+      const [smallAbi, largeAbi] = await Promise.all(
+        files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as AbiFingerprint),
+      );
+      // libvhost-user acks any ring size with REPLY_ACK: what it accepts, not what it is best at.
+      expect(smallAbi).to.deep.include({ type: 'block', queueCount: 1 });
+      expect(smallAbi!.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768] });
+      expect(largeAbi).to.deep.include({ queueCount: 2 });
+      expect(smallAbi!.config.status === 'read' && smallAbi!.config.fields).to.deep.include({
+        capacity: String((64 * 1024 * 1024) / 512),
+        num_queues: 1,
+      });
+      const forward = await vhu(['compat', files[0]!, files[1]!]);
+      expect(forward.exitCode, forward.stderr).to.equal(1);
+      expect(forward.stdout.trim().split('\n').slice(1)).to.deep.equal([
+        'config field capacity: source "131072", destination "262144"',
+        'config field num_queues: source 1, destination 2',
+      ]);
+      const back = await vhu(['compat', files[1]!, files[0]!]);
+      expect(back.exitCode, back.stderr).to.equal(1);
+      expect(back.stdout).to.contain('queue count: the source has 2, the destination 1');
+      const same = await vhu(['compat', files[0]!, '--destination-connect', small.socket, '--type', 'block']);
+      expect(same.exitCode, same.stdout + same.stderr).to.equal(0);
+    } finally {
+      await small.stop();
+      await large.stop();
+      await folder.cleanup();
     }
   });
 });

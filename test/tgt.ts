@@ -11,8 +11,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa, type ResultPromise } from 'execa';
 import { dir } from 'tmp-promise';
-import { withDeadline } from '../harness/util/deadline.js';
-import { awaitListening } from './helpers.js';
+import { isListeningAt } from '../harness/process/procfs.js';
+import { pollUntil, withDeadline } from '../harness/util/deadline.js';
 
 export const TGTD = '/usr/sbin/tgtd';
 export const TGTADM = '/usr/sbin/tgtadm';
@@ -43,10 +43,13 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** A control port whose socket and lock file do not exist yet. */
+/**
+ * A control port whose socket and lock file do not exist yet. tgtd takes -C only up to 32767 ("-C argument
+ * value '35783' out of range", exit 34): half of the old 1000-61000 range made it exit at once.
+ */
 function freeControlPort(): number {
   for (;;) {
-    const port = 1000 + Math.floor(Math.random() * 60_000);
+    const port = 1000 + Math.floor(Math.random() * 31_000);
     if (!existsSync(path.join(TGTD_RUN_DIR, `socket.${port}`))) return port;
   }
 }
@@ -89,7 +92,25 @@ export async function startTgt(options: { sizeMiB: number } = { sizeMiB: 16 }): 
       rmdirSync(TGTD_RUN_DIR);
     await tmp.cleanup();
   };
-  await awaitListening(controlSocket, TGTD, 10_000, stop);
+  // Listening, or ended (a bad option, a port taken): the wait ends at once either way.
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
+  try {
+    await pollUntil(
+      () => (ended() || isListeningAt(controlSocket) ? true : undefined),
+      10_000,
+      `${TGTD} to listen`,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  if (ended()) {
+    await stop();
+    const { stderr, exitCode } = await child;
+    expect.fail(
+      `${TGTD} -C ${control} ended before listening (exit status ${exitCode}): ${String(stderr).trim().split('\n').slice(-2).join(' | ')}`,
+    );
+  }
   const iscsi = (mode: string, op: string, ...rest: string[]) => [
     '--lld',
     'iscsi',

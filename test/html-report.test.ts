@@ -59,7 +59,10 @@ describe('HTML report in a headless browser', function () {
   it('the run wrote report.html and the failed check wire log, and no other', async () => {
     expect(run.exitCode, String(run.stderr)).to.equal(1);
     expect(String(run.stdout)).to.contain(`report: ${path.join(folder.path, 'report.html')}`);
-    expect(await readdir(path.join(folder.path, 'wire'))).to.deep.equal([`${FAILED}.txt`]);
+    expect((await readdir(path.join(folder.path, 'wire'))).sort()).to.deep.equal([
+      `${FAILED}.jsonl`,
+      `${FAILED}.txt`,
+    ]);
     const log = await readFile(path.join(folder.path, 'wire', `${FAILED}.txt`), 'utf8');
     expect(log).to.match(/#1 -> GET_FEATURES \[v1\] size=0\n/);
     expect(log).to.match(/#1 <- GET_FEATURES \[v1\] size=8 0x[0-9a-f]+\n/);

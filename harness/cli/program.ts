@@ -146,7 +146,10 @@ function program(): Command {
       '--html [file]',
       'HTML report for people, the wire logs of failed checks in it (default file: <reports>/report.html)',
     )
-    .option('--wire-log', 'write the wire log of each failed check to <reports>/wire/<check>.txt')
+    .option(
+      '--wire-log',
+      'write the wire log of each failed check to <reports>/wire/<check>.txt, and as JSON lines to <check>.jsonl',
+    )
     .option('--list', 'print every check (id, severity, spec anchor, title, the rule it enforces) and exit')
     .addOption(
       new Option('--format <format>', 'with --list: text, or markdown (the README table)')

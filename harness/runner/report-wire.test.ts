@@ -33,14 +33,31 @@ describe('--wire-log files', () => {
         checkResult('proto.mq.queue-num', 'skip', 'no MQ'),
       ]);
       await writeFile(path.join(dir, 'conv.caps.exit.txt'), 'from a run where it failed');
+      await writeFile(path.join(dir, 'conv.caps.exit.jsonl'), '{}');
       const files = await writeWireLogs(result, dir);
-      expect(files.map((f) => path.basename(f))).to.deep.equal([
+      const written = [
         'conv.socket-path.reply.txt',
+        'conv.socket-path.reply.jsonl',
         'vring.blk.read-write@dpdk.txt',
-      ]);
-      expect((await readdir(dir)).sort()).to.deep.equal([
-        'conv.socket-path.reply.txt',
-        'vring.blk.read-write@dpdk.txt',
+        'vring.blk.read-write@dpdk.jsonl',
+      ];
+      expect(files.map((f) => path.basename(f))).to.deep.equal(written);
+      expect((await readdir(dir)).sort()).to.deep.equal([...written].sort());
+      const lines = (await readFile(files[1]!, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown);
+      expect(lines).to.deep.equal([
+        {
+          check: 'conv.socket-path.reply',
+          severity: 'MUST',
+          verdict: 'fail',
+          message: 'reply flag not set\nsecond line',
+          records: 1,
+          cut: 0,
+          cutAfter: 1,
+        },
+        wire.records[0],
       ]);
       const text = await readFile(files[0]!, 'utf8');
       expect(text.split('\n').slice(0, 3)).to.deep.equal([

@@ -1,6 +1,7 @@
 /**
- * `--wire-log`: the wire log of each check that failed, timed out or hit a harness error, as text, one file a
- * check (`<dir>/<check key>.txt`). Passing and skipped checks are left out: their logs say nothing a person
+ * `--wire-log`: the wire log of each check that failed, timed out or hit a harness error, one pair of files a
+ * check: `<dir>/<check key>.txt` for a person, `<dir>/<check key>.jsonl` for a program (a first line naming
+ * the check, its verdict and how many messages were cut, then one record a line, as WireRecord holds it). Passing and skipped checks are left out: their logs say nothing a person
  * chasing a failure needs, and a whole run's would be megabytes. The HTML report shows the same logs.
  */
 import { readdir, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,21 @@ export function wireLogFileName(check: CheckResult): string {
   return `${checkKey(check).replace(/[^A-Za-z0-9._@-]/g, '_')}.txt`;
 }
 
+/** A check's log as JSON lines: the check and its verdict, then each record (WireRecord), cut noted in the first. */
+export function wireLogJsonLines(check: CheckResult): string {
+  const head = {
+    check: checkKey(check),
+    severity: check.severity,
+    verdict: check.verdict,
+    message: check.message,
+    records: check.wire?.records.length ?? 0,
+    cut: check.wire?.cut ?? 0,
+    cutAfter: check.wire?.head ?? 0,
+  };
+  const lines = [head, ...(check.wire?.records ?? [])].map((line) => JSON.stringify(line));
+  return `${lines.join('\n')}\n`;
+}
+
 /** A check's log as a text file: what the check is and its verdict, then one message a line. */
 export function wireLogText(check: CheckResult): string {
   const head = [
@@ -31,18 +47,20 @@ export function wireLogText(check: CheckResult): string {
 }
 
 /**
- * Writes the log of every check that shows one into `dir`, after removing the logs (`*.txt`) an earlier run
- * left there: a check that passes now must not seem to fail. Returns the files written.
+ * Writes the logs of every check that shows one into `dir`, after removing the logs (`*.txt`, `*.jsonl`) an
+ * earlier run left there: a check that passes now must not seem to fail. Returns the files written.
  */
 export async function writeWireLogs(result: RunResult, dir: string): Promise<string[]> {
   await ensureDir(dir);
   for (const name of await readdir(dir))
-    if (name.endsWith('.txt')) await rm(path.join(dir, name), { force: true });
+    if (name.endsWith('.txt') || name.endsWith('.jsonl')) await rm(path.join(dir, name), { force: true });
   const written: string[] = [];
   for (const check of result.checks.filter(showsWireLog)) {
     const file = path.join(dir, wireLogFileName(check));
     await writeFile(file, wireLogText(check), 'utf8');
-    written.push(file);
+    const jsonl = file.replace(/\.txt$/, '.jsonl');
+    await writeFile(jsonl, wireLogJsonLines(check), 'utf8');
+    written.push(file, jsonl);
   }
   return written;
 }

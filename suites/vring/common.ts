@@ -99,14 +99,14 @@ export function quietMs(ctx: CheckContext): number {
   return Math.round(Math.min(500, Math.max(100, ctx.timeoutMs / 6)));
 }
 
-/** A SkipError unless the device type has a driver (block only, for now). */
+/** A SkipError unless the device is a block device: the ring-state checks make their requests with the block driver. */
 export function requireBlock(ctx: CheckContext): void {
   const type = ctx.target.type;
   if (type === 'block') return;
   throw new SkipError(
     type === null
       ? 'the device type is unknown (no --type, and --print-capabilities named none): no driver to make requests with'
-      : `device type ${type} has no driver in vhu-conform yet (block only)`,
+      : `these ring-state checks make their requests with the block driver only, not yet with the ${type} driver`,
   );
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { commonMode, formatCommonMode } from '../abi/common.js';
 import { compareAbi } from '../abi/compat.js';
 import { type AbiFingerprint, parseAbi, stableJson } from '../abi/format.js';
@@ -14,19 +14,12 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES, profileNamed } from '../frontend/profiles.js';
 import { adoptOrphans, killAllBackends, sweepOrphans } from '../process/backend.js';
 import { Scope } from '../process/scope.js';
-import { DEFAULT_TIMEOUT_MS, TIMEOUT_BOUNDS_MS } from '../runner/run.js';
+import { DEFAULT_TIMEOUT_MS } from '../runner/run.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { expectWritableFile } from '../util/fs.js';
+import { timeoutMs } from './arguments.js';
 import { EXIT } from './exit.js';
 import type { Interrupt } from './program.js';
-
-function timeoutMs(value: string): number {
-  const n = Number(value);
-  const { min, max } = TIMEOUT_BOUNDS_MS;
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected a whole number of milliseconds from ${min} to ${max}`);
-  return n;
-}
 
 const typeOption = () =>
   new Option('--type <device>', 'device type (default: what --print-capabilities reports)').choices(

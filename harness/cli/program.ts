@@ -29,6 +29,7 @@ import { VERSION } from '../runner/version.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { expectWritableDir, expectWritableFile } from '../util/fs.js';
 import { runAll } from './all.js';
+import { timeoutMs } from './arguments.js';
 import { EXIT } from './exit.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
@@ -68,14 +69,6 @@ interface CliOptions {
   frontend: string;
   seed?: number;
   fuzz?: number;
-}
-
-function timeoutMs(value: string): number {
-  const n = Number(value);
-  const { min, max } = TIMEOUT_BOUNDS_MS;
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected a whole number of milliseconds from ${min} to ${max}`);
-  return n;
 }
 
 function wholeNumber(value: string): number {

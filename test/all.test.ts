@@ -6,6 +6,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { chromium } from 'playwright-core';
 import { dir } from 'tmp-promise';
 import type { BackendMatrix } from '../harness/runner/backend-matrix.js';
 import type { RunResult } from '../harness/runner/types.js';
@@ -77,6 +78,49 @@ describe('--all: every back-end the descriptors describe, and the back-end x che
     expect(validateReport(gpu)).to.deep.equal([]);
     expect([gpu.backend.binary, gpu.backend.type]).to.deep.equal(['/usr/lib/qemu/vhost-user-gpu', 'gpu']);
     expect(await readFile(path.join(reports, '45-flaw', 'junit.xml'), 'utf8')).to.contain('<failure');
+    expectClean(run);
+  });
+
+  it("--html: matrix.html links each cell to the check in that back-end's own report, in a real browser", async () => {
+    const descriptors = path.join(tmp.path, 'html-descriptors');
+    const reports = path.join(tmp.path, 'html-reports');
+    await mkdir(descriptors);
+    const describe = (binary: string) =>
+      `${JSON.stringify({ description: 'test', type: 'block', binary })}\n`;
+    await writeFile(path.join(descriptors, '40-reference.json'), describe(fixture('vhu-reference')));
+    await writeFile(path.join(descriptors, '45-flaw.json'), describe(fixture('vhu-flaw-caps-exit-status')));
+    const run = await runCli([
+      '--all',
+      '--html',
+      '--descriptor-dirs',
+      descriptors,
+      '--grep',
+      '^conv\\.caps\\.',
+      '--reports',
+      reports,
+    ]);
+    expect(run.exitCode, run.stdout + run.stderr).to.equal(1);
+    expect(run.stdout).to.contain(`report: ${path.join(reports, 'matrix.html')}`);
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${path.join(reports, 'matrix.html')}`);
+      const row = page.locator('table.matrix tr', {
+        has: page.locator('th', { hasText: /^conv\.caps\.exit$/ }),
+      });
+      expect(await row.locator('td').allInnerTexts()).to.deep.equal(['pass', 'fail']);
+      await row.locator('td a').nth(1).click();
+      await page.waitForURL(/45-flaw\/report\.html#check-conv\.caps\.exit$/);
+      const section = page.locator('section[id="check-conv.caps.exit"]');
+      expect(await section.getAttribute('data-verdict')).to.equal('fail');
+      expect(await section.isVisible()).to.equal(true);
+    } finally {
+      await browser.close();
+    }
     expectClean(run);
   });
 

@@ -9,6 +9,7 @@ import { discoverDescriptors, lintDescriptor } from '../descriptors/discover.js'
 import { UsageError } from '../errors.js';
 import { backendMatrix, type MatrixRun, writeMatrixReport } from '../runner/backend-matrix.js';
 import type { ConsoleReporter } from '../runner/console.js';
+import { writeMatrixHtml } from '../runner/report-matrix-html.js';
 import type { RunResult } from '../runner/types.js';
 import { EXIT } from './exit.js';
 
@@ -23,6 +24,8 @@ export async function runAll(
   reporter: ConsoleReporter,
   signal: AbortSignal,
   runOne: RunOne,
+  /** With --html: matrix.html too, linking each back-end's report.html. */
+  html = false,
 ): Promise<number> {
   const found = discoverDescriptors(dirs);
   if (!found.effective.length)
@@ -68,5 +71,12 @@ export async function runAll(
     throw new UsageError(`cannot write the report ${file}: ${err.message}`);
   });
   reporter.wrote('report', file);
+  if (html) {
+    const page = path.join(reportsDir, 'matrix.html');
+    await writeMatrixHtml(matrix, page).catch((err: Error) => {
+      throw new UsageError(`cannot write the report ${page}: ${err.message}`);
+    });
+    reporter.wrote('report', page);
+  }
   return status;
 }

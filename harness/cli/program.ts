@@ -490,6 +490,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
         });
         return { result, exitStatus: controller.signal.aborted ? interrupt.stoppedWith : runExit(result) };
       },
+      opts.html !== undefined,
     ).then((status) => (controller.signal.aborted ? interrupt.stoppedWith : status));
   }
 

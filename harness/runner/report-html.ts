@@ -46,7 +46,8 @@ export function specUrl(anchor: string): string | undefined {
   return doc.anchors && at >= 0 ? `${doc.url}#${encodeURIComponent(anchor.slice(at + 1))}` : doc.url;
 }
 
-const CSS = `
+/** The style of every HTML page vhu-conform writes (a report, the back-end matrix of --all). */
+export const REPORT_CSS = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}
 h1{font-size:1.4em;margin:0 0 .5em}
 figure{margin:0}figure img{max-width:100%;border:1px solid #ccc;image-rendering:pixelated}
@@ -210,7 +211,7 @@ export function toHtml(result: RunResult, images: Images = new Map()): string {
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>vhu-conform: ${escapeHtml(who)}</title>
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 <h1>vhu-conform report: ${escapeHtml(who)}</h1>

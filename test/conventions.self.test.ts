@@ -40,9 +40,6 @@ const ALSO_FAILS: Partial<Record<Flaw, string[]>> = {
     'net.in-order',
     'net.mq.pairs',
   ],
-  // Its requests complete after GET_VRING_BASE replied, requests never kicked among them: a source that goes
-  // on after the stop of a migration breaks Migration's "No further update must be done" as well.
-  'vring-base-early': ['migrate.resume'],
   // A reply without the reply flag breaks the --fd exchange as well.
   'bad-reply-flags': ['conv.fd.works'],
   // Memory sent with ADD_MEM_REG has mmap offsets too, and that check runs before vring.blk.read-write.

@@ -84,6 +84,12 @@ export interface Check extends CheckInfo {
    */
   needs?: string[];
   /**
+   * Launch mode only, and why: in attach mode (`--connect`) the check is skipped saying this, before its
+   * `needs` are looked at (what it cannot do there is the first thing to say). The conventions checks are
+   * all such.
+   */
+  launchOnly?: string;
+  /**
    * How long the whole check may take, given the run's deadline per wait; by default 8 waits and 5 s. A check
    * that tries many inputs, each on a fresh back-end, says how many waits that is.
    */

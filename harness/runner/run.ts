@@ -208,17 +208,25 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
         // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
         const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
         const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));
-        const ran: { result: CheckResult; gateHeld?: boolean } = unmet
-          ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
-          : connect !== null && check.area === 'conventions'
-            ? { result: skipped(check, 'attach mode (--connect): vhu-conform did not launch this back-end') }
-            : await runOne(check, targets.get(profile)!, timeoutMs, options.signal, options.wireLog);
+        const launchOnly =
+          connect === null
+            ? undefined
+            : (check.launchOnly ??
+              (check.area === 'conventions'
+                ? 'attach mode (--connect): vhu-conform did not launch this back-end'
+                : undefined));
+        const ran: { result: CheckResult; gateHeld?: boolean } =
+          launchOnly !== undefined
+            ? { result: skipped(check, launchOnly) }
+            : unmet
+              ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
+              : await runOne(check, targets.get(profile)!, timeoutMs, options.signal, options.wireLog);
         const tagged: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
         const expected = options.baseline && expectationFor(options.baseline, tagged);
         const result: CheckResult = expected ? { ...tagged, expected: { reason: expected.reason } } : tagged;
         // A check that is not applicable (skip) does not block; one that broke, or was blocked, does, unless
         // what the checks needing it rely on held (its gate) before it broke a rule of its own.
-        if (unmet) blocked.set(`${check.id}${suffix}`, 'skipped');
+        if (unmet && launchOnly === undefined) blocked.set(`${check.id}${suffix}`, 'skipped');
         else if (result.verdict !== 'pass' && result.verdict !== 'skip' && !ran.gateHeld)
           blocked.set(`${check.id}${suffix}`, result.verdict);
         results.push(result);

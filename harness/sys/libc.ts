@@ -124,11 +124,22 @@ export function socketpair(flags: SocketFlags = {}): [number, number] {
 
 /** A Unix stream socket bound to `path` and listening. */
 export function listenUnix(path: string, flags: SocketFlags = {}, backlog = 16): number {
+  const fd = bindUnix(path, flags);
+  try {
+    check('listen', c.listen(fd, backlog), path);
+  } catch (err) {
+    c.close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** A Unix stream socket bound at `path` (its socket file made), not listening. */
+export function bindUnix(path: string, flags: SocketFlags = {}): number {
   const addr = sockaddrUn(path);
   const fd = check('socket', c.socket(AF_UNIX, typeFlags(flags), 0));
   try {
     check('bind', c.bind(fd, addr, SOCKADDR_UN_SIZE), path);
-    check('listen', c.listen(fd, backlog), path);
   } catch (err) {
     c.close(fd);
     throw err;

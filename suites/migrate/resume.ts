@@ -89,15 +89,12 @@ export const resumeChecks = defineChecks('migrate', [
     // A source that goes on after GET_VRING_BASE replied cannot be moved; whether one request of a single
     // batch is used late is a race, which vring.get-vring-base.drain's rounds catch: it is the gate.
     needs: ['vring.get-vring-base', 'vring.restart', 'vring.get-vring-base.drain'],
+    launchOnly:
+      'attach mode: the check needs two back-ends, the source and the destination of the move, and ' +
+      '--connect names one someone else started',
     // Two launches, two start-ups, the quiet window, the requests on each side.
     budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
     async run(ctx) {
-      if (ctx.target.connect !== null) {
-        throw new SkipError(
-          'attach mode: the check needs two back-ends, the source and the destination of the move, and ' +
-            '--connect names one someone else started',
-        );
-      }
       if (ctx.target.type !== 'block') {
         throw new SkipError(
           `device type ${ctx.target.type ?? 'unknown'}: the check moves a block device only, for now`,

@@ -403,6 +403,8 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   const runAndReport = async (
     target: { binary: string; type?: string } | { connect: string },
     files: {
+      /** Where checks save files (scanouts, fuzz cases): --reports, or the back-end's folder under --all. */
+      dir: string;
       junit: string;
       json: string;
       baseline: string | undefined;
@@ -426,7 +428,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
         ...(replay ? { replay } : {}),
       },
       descriptorDirs,
-      reportsDir: path.dirname(files.json),
+      reportsDir: files.dir,
       strict: opts.strict ?? false,
       wireLog: files.html !== undefined || files.wire !== undefined,
       onStart: (backend, count) => {
@@ -482,6 +484,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
       controller.signal,
       async (target, dir) => {
         const result = await runAndReport(target, {
+          dir,
           junit: path.join(dir, 'junit.xml'),
           json: path.join(dir, 'report.json'),
           baseline: undefined,
@@ -495,10 +498,10 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   }
 
   const binary = backendArg ?? replay?.fuzzCase.backend.binary ?? REFERENCE_BACKEND;
-  const result = await runAndReport(
-    opts.connect !== undefined ? { connect: opts.connect } : { binary },
-    paths,
-  );
+  const result = await runAndReport(opts.connect !== undefined ? { connect: opts.connect } : { binary }, {
+    ...paths,
+    dir: path.resolve(opts.reports),
+  });
   if (controller.signal.aborted) return interrupt.stoppedWith;
   return runExit(result);
 

@@ -471,3 +471,58 @@ describe('cli: colours, and --help', function () {
     expect(run.stdout).to.contain('--timeout <ms>').and.contain('(100 to 600000)');
   });
 });
+
+describe('cli: subcommands (commander), and --wire-log DIR', function () {
+  this.timeout(120_000);
+
+  it('--help lists replay, abi and compat; each has its own --help, also as `help <command>`', async () => {
+    const root = await runCli(['--help']);
+    expect(root.stdout).to.match(/^Commands:\n/m);
+    for (const word of ['replay', 'abi', 'compat'])
+      expect(root.stdout).to.match(new RegExp(`^ {2}${word} `, 'm'));
+    const replay = await runCli(['replay', '--help']);
+    expect(replay.exitCode, replay.stderr).to.equal(0);
+    expect(replay.stdout)
+      .to.contain('Usage: vhu-conform replay [options] <case> [backend] [args...]')
+      .and.contain('--timeout <ms>')
+      .and.contain('--strict');
+    const abi = await runCli(['help', 'abi']);
+    expect(abi.exitCode, abi.stderr).to.equal(0);
+    expect(abi.stdout).to.contain('Usage: vhu-conform abi [options]').and.contain('--out <file>');
+  });
+
+  it('a subcommand refuses what it does not take, with its usage: exit 2', async () => {
+    const replay = await runCli(['replay']);
+    expect(replay.exitCode).to.equal(2);
+    expect(replay.stderr).to.contain("missing required argument 'case'");
+    const abi = await runCli(['abi', '--frontend', 'qemu', fixture('vhu-reference')]);
+    expect(abi.exitCode).to.equal(2);
+    expect(abi.stderr).to.contain("unknown option '--frontend'").and.contain('Usage: vhu-conform abi');
+    const two = await runCli(['abi', fixture('vhu-reference'), fixture('vhu-reference')]);
+    expect(two.exitCode).to.equal(2);
+    expect(two.stderr).to.contain('abi: one back-end, not also');
+  });
+
+  it('--wire-log=DIR writes the failed checks logs there, and refuses a back-end binary as DIR', async () => {
+    const out = await dir({ prefix: 'vhu-wire-dir-', unsafeCleanup: true });
+    try {
+      const wire = path.join(out.path, 'logs');
+      const run = await runCli([
+        `--wire-log=${wire}`,
+        '--grep',
+        '^conv\\.socket-path\\.',
+        fixture('vhu-flaw-bad-reply-flags'),
+      ]);
+      expect(run.exitCode, run.stderr).to.equal(1);
+      expect(verdicts(run.report)).to.include({ 'conv.socket-path.reply': 'fail' });
+      const text = await readFile(path.join(wire, 'conv.socket-path.reply.txt'), 'utf8');
+      expect(text).to.match(/^# conv\.socket-path\.reply \(MUST, .*\): fail$/m);
+      expect(existsSync(path.join(wire, 'conv.socket-path.reply.jsonl'))).to.equal(true);
+      const eaten = await runCli(['--wire-log', fixture('vhu-flaw-bad-reply-flags')]);
+      expect(eaten.exitCode).to.equal(2);
+      expect(eaten.stderr).to.contain('an executable file, not overwritten with a report').and.contain('--wire-log=DIR');
+    } finally {
+      await out.cleanup();
+    }
+  });
+});

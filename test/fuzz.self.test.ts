@@ -96,6 +96,8 @@ describe('--fuzz, --seed and replay on the command line', function () {
     expect(missing.stderr).to.contain('cannot read the case file /nonexistent/case.json');
     const usage = await runCli(['replay']);
     expect(usage.exitCode).to.equal(2);
-    expect(usage.stderr).to.contain('usage: vhu-conform replay <case.json>');
+    expect(usage.stderr)
+      .to.contain("missing required argument 'case'")
+      .and.contain('Usage: vhu-conform replay [options] <case> [backend] [args...]');
   });
 });

@@ -79,7 +79,7 @@ describe('HTML report in a headless browser', function () {
       expect(await failed.locator('.message').innerText()).to.contain('reply flag (bit 2) not set');
       expect(await failed.locator('.rule').innerText()).to.contain('Communication');
       expect(await failed.locator('a').getAttribute('href')).to.equal(
-        'https://www.qemu.org/docs/master/interop/vhost-user.html#communication',
+        'https://github.com/qemu/qemu/blob/v7.2.0/docs/interop/vhost-user.rst#communication',
       );
 
       const log = failed.locator('details.wire pre');
@@ -190,7 +190,7 @@ describe('HTML report in a headless browser', function () {
 
   it('--help names both options and gives an example', async () => {
     const help = String((await execa(process.execPath, [CLI, '--help'])).stdout);
-    expect(help).to.contain('--html [file]').and.contain('--wire-log');
-    expect(help).to.contain('vhu-conform --wire-log --html=out/report.html /path/to/backend');
+    expect(help).to.contain('--html [file]').and.contain('--wire-log [dir]');
+    expect(help).to.contain('vhu-conform --wire-log=out/wire --html=out/report.html /path/to/backend');
   });
 });

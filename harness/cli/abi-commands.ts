@@ -1,11 +1,11 @@
 /**
- * `vhu-conform abi` and `vhu-conform compat`: argv -> guest-ABI fingerprint or verdict -> exit code. program.ts
- * hands over when the first word is one of these; the work is harness/abi/'s.
+ * `vhu-conform abi` and `vhu-conform compat`, subcommands of the program (program.ts): options and operands ->
+ * guest-ABI fingerprint or verdict -> exit code; the work is harness/abi/'s.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { commonMode, formatCommonMode } from '../abi/common.js';
 import { compareAbi } from '../abi/compat.js';
 import { type AbiFingerprint, parseAbi, stableJson } from '../abi/format.js';
@@ -30,27 +30,20 @@ const timeoutOption = () =>
     .argParser(timeoutMs)
     .default(DEFAULT_TIMEOUT_MS);
 
-/** Splits argv (after the command word) at each `--`: the options and operands, then one argument list per `--`. */
-function splitGroups(argv: string[]): { head: string[]; groups: string[][] } {
-  const head: string[] = [];
-  const groups: string[][] = [];
-  for (const arg of argv) {
+/**
+ * The argument lists after each `--` of a subcommand. Commander ends option parsing at the first `--` and
+ * hands everything after it over as operands, later `--` included: the last `tail` operands are those lists,
+ * split at each later `--`; the ones before are the subcommand's own.
+ */
+function argumentLists(operands: string[], rawArgs: string[]): { own: string[]; groups: string[][] } {
+  const at = rawArgs.indexOf('--');
+  const tail = at < 0 ? 0 : Math.min(rawArgs.length - at - 1, operands.length);
+  const groups: string[][] = at < 0 ? [] : [[]];
+  for (const arg of operands.slice(operands.length - tail)) {
     if (arg === '--') groups.push([]);
-    else if (groups.length) groups[groups.length - 1]!.push(arg);
-    else head.push(arg);
+    else groups[groups.length - 1]!.push(arg);
   }
-  return { head, groups };
-}
-
-/** Parses `head` with `cmd`; a usage error (commander printed it) becomes exit 2, --help exit 0. */
-function parse(cmd: Command, head: string[]): number | undefined {
-  try {
-    cmd.exitOverride().showHelpAfterError().parse(head, { from: 'user' });
-    return undefined;
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usageOrHarness;
-    throw err;
-  }
+  return { own: operands.slice(0, operands.length - tail), groups };
 }
 
 /** A run cut short by SIGINT or SIGTERM: whatever failed after the signal is its consequence, not news. */
@@ -85,21 +78,13 @@ Examples:
   vhu-conform abi --connect /run/blk.sock --type block
 `;
 
-async function abiCommand(argv: string[], interrupt: Interrupt): Promise<number> {
-  const { head, groups } = splitGroups(argv);
+/** `abi`: the fingerprint of the back-end `cmd` names, on stdout or in --out. */
+async function abi(cmd: Command, argv: string[], interrupt: Interrupt): Promise<number> {
+  const { own, groups } = argumentLists(cmd.processedArgs[0] as string[], argv);
+  if (own.length > 1) throw new UsageError(`abi: one back-end, not also ${own.slice(1).join(' ')}`);
   if (groups.length > 1) throw new UsageError('abi: one back-end, so one -- with its arguments');
-  const cmd = new Command('vhu-conform abi')
-    .description("the back-end's guest-ABI fingerprint, as JSON")
-    .argument('[backend]', 'back-end binary to launch')
-    .option('--connect <socket>', 'attach to a back-end someone else started (needs --type)')
-    .addOption(typeOption())
-    .addOption(timeoutOption())
-    .option('--out <file>', 'write the fingerprint there instead of stdout')
-    .addHelpText('after', ABI_HELP);
-  const parsed = parse(cmd, head);
-  if (parsed !== undefined) return parsed;
   const opts = cmd.opts<{ connect?: string; type?: string; timeout: number; out?: string }>();
-  const binary = cmd.processedArgs[0] as string | undefined;
+  const binary = own[0];
   if ((binary === undefined) === (opts.connect === undefined))
     throw new UsageError('abi: name a back-end binary or --connect <socket>, not both');
   if (opts.connect !== undefined && groups.length)
@@ -174,34 +159,11 @@ interface CompatOptions {
   destinationConnect?: string;
 }
 
-async function compatCommand(argv: string[], interrupt: Interrupt): Promise<number> {
-  const { head, groups } = splitGroups(argv);
-  const cmd = new Command('vhu-conform compat')
-    .description('whether a guest started against <source> can move to <destination> without renegotiation')
-    .argument(
-      '[sides...]',
-      'source and destination: ABI files or back-end binaries (with --common: ABI files)',
-    )
-    .option(
-      '--frontend <name>',
-      `front-end profile the guest was started under: ${PROFILES.map((p) => p.name).join(', ')}`,
-      DEFAULT_PROFILE,
-    )
-    .option('--json', 'the verdict as JSON')
-    .option('--common', 'the compatibility mode of every ABI file named: what all of them support')
-    .option('--source-connect <socket>', 'the source is a running back-end at this socket (needs --type)')
-    .option(
-      '--destination-connect <socket>',
-      'the destination is a running back-end at this socket (needs --type)',
-    )
-    .addOption(typeOption())
-    .addOption(timeoutOption())
-    .addHelpText('after', COMPAT_HELP);
-  const parsed = parse(cmd, head);
-  if (parsed !== undefined) return parsed;
+/** `compat`: whether the two sides `cmd` names are compatible, or (--common) the mode of the ABI files. */
+async function compat(cmd: Command, argv: string[], interrupt: Interrupt): Promise<number> {
+  const { own: operands, groups } = argumentLists(cmd.processedArgs[0] as string[], argv);
   const opts = cmd.opts<CompatOptions>();
   profileNamed(opts.frontend);
-  const operands = cmd.processedArgs[0] as string[];
 
   if (opts.common) {
     if (opts.sourceConnect || opts.destinationConnect || groups.length)
@@ -280,12 +242,56 @@ async function compatCommand(argv: string[], interrupt: Interrupt): Promise<numb
   return result.compatible ? EXIT.ok : EXIT.mustFailed;
 }
 
-/** Runs `vhu-conform <word> ...`: `argv` is what follows the word. */
-export async function abiCli(word: 'abi' | 'compat', argv: string[], interrupt: Interrupt): Promise<number> {
+/** Runs a subcommand's work; a signal's consequences are the signal's exit status, not errors. */
+async function interruptible(interrupt: Interrupt, work: () => Promise<number>): Promise<number> {
   try {
-    return await (word === 'abi' ? abiCommand(argv, interrupt) : compatCommand(argv, interrupt));
+    return await work();
   } catch (err) {
     if (err instanceof Interrupted) return interrupt.stoppedWith;
     throw err;
   }
+}
+
+/**
+ * Adds `abi` and `compat` to the program; each action hands its work to `choose`. `argv` is the whole
+ * command line, for the argument lists after each `--` (argumentLists).
+ */
+export function addAbiCommands(
+  root: Command,
+  argv: string[],
+  choose: (work: (interrupt: Interrupt) => Promise<number>) => void,
+): void {
+  const abiCmd = root
+    .command('abi')
+    .description("the back-end's guest-ABI fingerprint, as JSON")
+    .argument('[backend...]', 'back-end binary to launch, then -- and its arguments')
+    .option('--connect <socket>', 'attach to a back-end someone else started (needs --type)')
+    .addOption(typeOption())
+    .addOption(timeoutOption())
+    .option('--out <file>', 'write the fingerprint there instead of stdout')
+    .addHelpText('after', ABI_HELP)
+    .action(() => choose((interrupt) => interruptible(interrupt, () => abi(abiCmd, argv, interrupt))));
+  const compatCmd = root
+    .command('compat')
+    .description('whether a guest started against <source> can move to <destination> without renegotiation')
+    .argument(
+      '[sides...]',
+      'source and destination: ABI files or back-end binaries (with --common: ABI files), then -- and arguments',
+    )
+    .option(
+      '--frontend <name>',
+      `front-end profile the guest was started under: ${PROFILES.map((p) => p.name).join(', ')}`,
+      DEFAULT_PROFILE,
+    )
+    .option('--json', 'the verdict as JSON')
+    .option('--common', 'the compatibility mode of every ABI file named: what all of them support')
+    .option('--source-connect <socket>', 'the source is a running back-end at this socket (needs --type)')
+    .option(
+      '--destination-connect <socket>',
+      'the destination is a running back-end at this socket (needs --type)',
+    )
+    .addOption(typeOption())
+    .addOption(timeoutOption())
+    .addHelpText('after', COMPAT_HELP)
+    .action(() => choose((interrupt) => interruptible(interrupt, () => compat(compatCmd, argv, interrupt))));
 }

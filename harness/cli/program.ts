@@ -28,6 +28,7 @@ import { failsRun, type RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { expectWritableDir, expectWritableFile } from '../util/fs.js';
+import { addAbiCommands } from './abi-commands.js';
 import { runAll } from './all.js';
 import { timeoutMs } from './arguments.js';
 import { EXIT } from './exit.js';
@@ -52,7 +53,7 @@ interface CliOptions {
   junit?: string;
   json?: string;
   html?: string | true;
-  wireLog?: boolean;
+  wireLog?: string | true;
   list?: boolean;
   format: ListFormat;
   grep?: string;
@@ -87,45 +88,9 @@ function seconds(value: string): number {
 /** The check that runs generated sequences: alone under --fuzz (without --grep) and replay. */
 const FUZZ_GREP = '^robust\\.fuzz$';
 
-/** The options that take a value (the next argument unless written --option=value). */
-const VALUE_OPTIONS = new Set([
-  '--type',
-  '--connect',
-  '--reports',
-  '--junit',
-  '--json',
-  '--grep',
-  '--skip',
-  '--baseline',
-  '--write-baseline',
-  '--timeout',
-  '--frontend',
-  '--descriptor-dirs',
-  '--seed',
-  '--fuzz',
-]);
-
-/** The index in `argv` of the first positional argument (before any `--`), if there is one. */
-function firstPositional(argv: string[]): number | undefined {
-  for (let i = 2; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') return undefined;
-    if (!arg.startsWith('-')) return i;
-    if (VALUE_OPTIONS.has(arg)) i++;
-  }
-  return undefined;
-}
-
-function program(): Command {
-  return new Command('vhu-conform')
-    .description(
-      'Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst).\n' +
-        'vhu-conform replay <case.json> [backend] [-- args]: sends a saved fuzz case again (options as below)\n' +
-        'vhu-conform abi --help, vhu-conform compat --help: guest-ABI fingerprints and migration compatibility',
-    )
-    .version(VERSION)
-    .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
-    .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
+/** The options of a run, shared by the program and `replay`. */
+function withRunOptions(cmd: Command): Command {
+  return cmd
     .addOption(
       new Option('--type <device>', 'device type (default: what --print-capabilities reports)').choices(
         BACKEND_TYPES,
@@ -140,8 +105,8 @@ function program(): Command {
       'HTML report for people, the wire logs of failed checks in it (default file: <reports>/report.html)',
     )
     .option(
-      '--wire-log',
-      'write the wire log of each failed check to <reports>/wire/<check>.txt, and as JSON lines to <check>.jsonl',
+      '--wire-log [dir]',
+      'write the wire log of each failed check to <dir>/<check>.txt, and as JSON lines to <check>.jsonl (default dir: <reports>/wire)',
     )
     .option('--list', 'print every check (id, severity, spec anchor, title, the rule it enforces) and exit')
     .addOption(
@@ -192,10 +157,54 @@ function program(): Command {
       ),
     )
     .option('--verbose', 'print every message, and the back-end stderr of each check')
-    .option('--no-color', 'no ANSI colors even on a terminal or with FORCE_COLOR')
-    .addHelpText('after', HELP_AFTER)
+    .option('--no-color', 'no ANSI colors even on a terminal or with FORCE_COLOR');
+}
+
+/**
+ * The command line: a run (the program's own arguments) and its subcommands. Each action only says what
+ * to run (`chosen`); main awaits it after parsing. Options of the program stand before a subcommand's name
+ * (positional options), so each subcommand parses its own (`compat --json` is a flag, a run's takes a file).
+ */
+function program(argv: string[], choose: (work: (interrupt: Interrupt) => Promise<number>) => void): Command {
+  const root = new Command('vhu-conform')
+    .description('Conformance checks for vhost-user back-ends (QEMU docs/interop/vhost-user.rst).')
+    .version(VERSION)
+    .argument('[backend]', 'back-end binary to check (default: the bundled reference back-end)')
+    .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
+    .enablePositionalOptions()
+    // A program with an action of its own gets no `help <command>` unless asked for.
+    .helpCommand(true)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', HELP_AFTER);
+  withRunOptions(root).action(() =>
+    choose((interrupt) => {
+      const [backend, extraArgs = []] = root.processedArgs as [string | undefined, string[] | undefined];
+      return runCommand(root, { backend, extraArgs }, interrupt);
+    }),
+  );
+  const replay = root
+    .command('replay')
+    .description('send a saved fuzz case (robust.fuzz) again, to the back-end it names or to another one')
+    .argument('<case>', 'the case file a fuzz run saved (reports/fuzz-*.json)')
+    .argument('[backend]', "back-end binary (default: the case's)")
+    .argument('[args...]', 'extra arguments for every launch of the back-end, after --')
+    .addHelpText(
+      'after',
+      '\nOptions of a run (--timeout, --strict, --reports, ...) go after the word replay.\n',
+    );
+  withRunOptions(replay).action(() =>
+    choose((interrupt) => {
+      const [file, backend, extraArgs = []] = replay.processedArgs as [
+        string,
+        string | undefined,
+        string[] | undefined,
+      ];
+      return runCommand(replay, { backend, extraArgs, replayFile: file }, interrupt);
+    }),
+  );
+  addAbiCommands(root, argv, choose);
+  return root;
 }
 
 const HELP_AFTER = `
@@ -214,9 +223,9 @@ Examples:
   vhu-conform --write-baseline known.json /path/to/backend
   vhu-conform --baseline known.json /path/to/backend
                                                 record today's failures, then fail only on a new one
-  vhu-conform --wire-log --html=out/report.html /path/to/backend
+  vhu-conform --wire-log=out/wire --html=out/report.html /path/to/backend
                                                 also an HTML report, and each failed check's
-                                                wire log in reports/wire/
+                                                wire log in out/wire/ (--wire-log alone: reports/wire/)
   vhu-conform replay reports/fuzz-robust.fuzz-seed5.json /path/to/backend
                                                 send a saved fuzz case again
 
@@ -264,7 +273,10 @@ async function reportPaths(
     opts.html === undefined || opts.all
       ? undefined
       : path.resolve(opts.html === true ? path.join(opts.reports, 'report.html') : opts.html);
-  const wire = opts.wireLog && !opts.all ? path.resolve(opts.reports, 'wire') : undefined;
+  const wire =
+    opts.wireLog === undefined || opts.all
+      ? undefined
+      : path.resolve(opts.wireLog === true ? path.join(opts.reports, 'wire') : opts.wireLog);
   const baseline = opts.writeBaseline === undefined ? undefined : path.resolve(opts.writeBaseline);
   const targets: Array<[string, string, (p: string) => Promise<void>]> = [
     ['--junit', junit, expectWritableFile],
@@ -272,10 +284,15 @@ async function reportPaths(
   ];
   if (baseline !== undefined) targets.push(['--write-baseline', baseline, expectWritableFile]);
   // `--html BINARY` takes the binary as its file (an optional value): never write a report over a program.
-  if (html !== undefined && isExecutableFile(html))
-    throw new UsageError(
-      `--html ${html}: an executable file, not overwritten with a report; name the back-end before --html, or write --html=FILE`,
-    );
+  for (const [option, file] of [
+    ['--html', html],
+    ['--wire-log', wire],
+  ] as const) {
+    if (file !== undefined && isExecutableFile(file))
+      throw new UsageError(
+        `${option} ${file}: an executable file, not overwritten with a report; name the back-end before ${option}, or write ${option}=${option === '--html' ? 'FILE' : 'DIR'}`,
+      );
+  }
   if (html !== undefined) targets.push(['--html', html, expectWritableFile]);
   if (wire !== undefined) targets.push(['--wire-log', wire, expectWritableDir]);
   if (reportsNamed || opts.junit === undefined || opts.json === undefined)
@@ -331,22 +348,30 @@ export function exitCodeFor(result: RunResult, strict: boolean): number {
   return EXIT.ok;
 }
 
+/**
+ * A subcommand's options: its own, and those given to the program before the subcommand's name
+ * (`vhu-conform --strict replay case.json`), where the subcommand took only the default.
+ */
+function optionsOf(cmd: Command): { opts: CliOptions; named: (key: keyof CliOptions) => boolean } {
+  const own = cmd.opts<CliOptions>();
+  const parent = cmd.parent;
+  const given = (c: Command, key: string) => {
+    const source = c.getOptionValueSource(key);
+    return source !== undefined && source !== 'default';
+  };
+  if (!parent) return { opts: own, named: (key) => given(cmd, key) };
+  const merged: Record<string, unknown> = { ...own };
+  for (const [key, value] of Object.entries(parent.opts())) {
+    if (given(parent, key) && !given(cmd, key)) merged[key] = value;
+  }
+  return { opts: merged as unknown as CliOptions, named: (key) => given(cmd, key) || given(parent, key) };
+}
+
 async function main(argv: string[], interrupt: Interrupt): Promise<number> {
-  // `replay <case.json>` takes the case file, then everything a run takes (binary, -- args, options).
-  let replayFile: string | undefined;
-  const at = firstPositional(argv);
-  const word = at === undefined ? undefined : argv[at];
-  if (word === 'abi' || word === 'compat') {
-    const { abiCli } = await import('./abi-commands.js');
-    return abiCli(word, [...argv.slice(2, at), ...argv.slice(at! + 1)], interrupt);
-  }
-  if (at !== undefined && argv[at] === 'replay') {
-    replayFile = argv[at + 1];
-    if (replayFile === undefined || replayFile.startsWith('-'))
-      throw new UsageError('usage: vhu-conform replay <case.json> [backend] [-- args]');
-    argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
-  }
-  const cmd = program();
+  let chosen: ((interrupt: Interrupt) => Promise<number>) | undefined;
+  const cmd = program(argv, (work) => {
+    chosen = work;
+  });
   try {
     cmd.parse(argv);
   } catch (err) {
@@ -355,8 +380,17 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
     }
     throw err;
   }
-  const opts = cmd.opts<CliOptions>();
-  const [backendArg, extraArgs = []] = cmd.processedArgs as [string | undefined, string[] | undefined];
+  return chosen === undefined ? EXIT.ok : chosen(interrupt);
+}
+
+/** A run, or a replay (`replayFile`): the checks, the reports, the exit status. */
+async function runCommand(
+  cmd: Command,
+  operands: { backend: string | undefined; extraArgs: string[]; replayFile?: string },
+  interrupt: Interrupt,
+): Promise<number> {
+  const { backend: backendArg, extraArgs, replayFile } = operands;
+  const { opts, named } = optionsOf(cmd);
   const descriptorDirs = opts.descriptorDirs
     ? opts.descriptorDirs.split(':').filter(Boolean)
     : descriptorDirsFromEnv();
@@ -385,7 +419,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   if (opts.connect !== undefined && backendArg !== undefined) {
     throw new UsageError('--connect attaches to a running back-end: name no binary with it');
   }
-  const reportsNamed = cmd.getOptionValueSource('reports') !== 'default';
+  const reportsNamed = named('reports');
   if (opts.all) refuseWithAll(opts, backendArg, replayFile);
   const paths = await reportPaths(opts, reportsNamed || opts.all === true);
   const baseline: Baseline | undefined =
@@ -489,7 +523,7 @@ async function main(argv: string[], interrupt: Interrupt): Promise<number> {
           json: path.join(dir, 'report.json'),
           baseline: undefined,
           html: opts.html === undefined ? undefined : path.join(dir, 'report.html'),
-          wire: opts.wireLog ? path.join(dir, 'wire') : undefined,
+          wire: opts.wireLog === undefined ? undefined : path.join(dir, 'wire'),
         });
         return { result, exitStatus: controller.signal.aborted ? interrupt.stoppedWith : runExit(result) };
       },
@@ -528,6 +562,8 @@ function refuseWithAll(
     opts.junit !== undefined && '--junit',
     opts.json !== undefined && '--json',
     typeof opts.html === 'string' && '--html FILE (--html alone writes <reports>/<descriptor>/report.html)',
+    typeof opts.wireLog === 'string' &&
+      '--wire-log DIR (--wire-log alone writes <reports>/<descriptor>/wire/)',
     opts.baseline !== undefined && '--baseline',
     opts.writeBaseline !== undefined && '--write-baseline',
     opts.type !== undefined && '--type',

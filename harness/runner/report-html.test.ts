@@ -62,7 +62,7 @@ describe('HTML report', () => {
     expect(html.match(/<section class="check"/g)).to.have.length(4);
     expect(html).to.contain('data-verdict="fail"');
     expect(html).to.contain(
-      '<a href="https://www.qemu.org/docs/master/interop/vhost-user.html#conv">vhost-user.rst#conv</a>',
+      '<a href="https://github.com/qemu/qemu/blob/v7.2.0/docs/interop/vhost-user.rst#conv">vhost-user.rst#conv</a>',
     );
     expect(html).to.contain('Most of the requests don&#39;t require replies.');
     expect(html).to.contain('&#60;/pre&#62;&#60;img src=x onerror=alert(2)&#62;');
@@ -104,7 +104,7 @@ describe('HTML report', () => {
 
   it('links the spec documents the checks cite', () => {
     expect(specUrl('vhost-user-gpu.rst#communication')).to.equal(
-      'https://www.qemu.org/docs/master/interop/vhost-user-gpu.html#communication',
+      'https://github.com/qemu/qemu/blob/v7.2.0/docs/interop/vhost-user-gpu.rst#communication',
     );
     expect(specUrl('vhost-user.json#VhostUserBackend')).to.match(/docs\/interop\/vhost-user\.json$/);
     expect(specUrl('virtio-spec#sec-virtqueues')).to.match(/^https:\/\/docs\.oasis-open\.org\/virtio\//);

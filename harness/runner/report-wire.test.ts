@@ -34,6 +34,9 @@ describe('--wire-log files', () => {
       ]);
       await writeFile(path.join(dir, 'conv.caps.exit.txt'), 'from a run where it failed');
       await writeFile(path.join(dir, 'conv.caps.exit.jsonl'), '{}');
+      // --wire-log DIR may be a folder of the user's: files not named as wire logs stay.
+      await writeFile(path.join(dir, 'notes.txt'), 'mine');
+      await writeFile(path.join(dir, 'trace.jsonl'), '{}');
       const files = await writeWireLogs(result, dir);
       const written = [
         'conv.socket-path.reply.txt',
@@ -42,7 +45,7 @@ describe('--wire-log files', () => {
         'vring.blk.read-write@dpdk.jsonl',
       ];
       expect(files.map((f) => path.basename(f))).to.deep.equal(written);
-      expect((await readdir(dir)).sort()).to.deep.equal([...written].sort());
+      expect((await readdir(dir)).sort()).to.deep.equal([...written, 'notes.txt', 'trace.jsonl'].sort());
       const lines = (await readFile(files[1]!, 'utf8'))
         .trim()
         .split('\n')

@@ -46,14 +46,18 @@ export function wireLogText(check: CheckResult): string {
   return `${[...head, ...lines].join('\n')}\n`;
 }
 
+/** The name of a wire log file: a check id (an area, a dot, more), maybe `@profile`, then .txt or .jsonl. */
+const WIRE_LOG_NAME = /^[a-z]+(\.[A-Za-z0-9_-]+)+(@[A-Za-z0-9._-]+)?\.(txt|jsonl)$/;
+
 /**
- * Writes the logs of every check that shows one into `dir`, after removing the logs (`*.txt`, `*.jsonl`) an
- * earlier run left there: a check that passes now must not seem to fail. Returns the files written.
+ * Writes the logs of every check that shows one into `dir`, after removing the logs an earlier run left
+ * there (a check that passes now must not seem to fail); only files named as wire logs are removed, since
+ * `dir` may be a folder the user named. Returns the files written.
  */
 export async function writeWireLogs(result: RunResult, dir: string): Promise<string[]> {
   await ensureDir(dir);
   for (const name of await readdir(dir))
-    if (name.endsWith('.txt') || name.endsWith('.jsonl')) await rm(path.join(dir, name), { force: true });
+    if (WIRE_LOG_NAME.test(name)) await rm(path.join(dir, name), { force: true });
   const written: string[] = [];
   for (const check of result.checks.filter(showsWireLog)) {
     const file = path.join(dir, wireLogFileName(check));

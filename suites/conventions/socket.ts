@@ -88,7 +88,11 @@ export const socketChecks = defineChecks('conventions', [
   },
   {
     id: 'conv.fd.form',
-    detail: 'which of the two `--fd` forms work (the spec does not say which one a back-end gets)',
+    detail:
+      'which of the two `--fd` forms work (the spec does not say which one a back-end gets); when neither does, conv.fd.works fails, naming both',
+    // When no form works the answer is conv.fd.works' failure; on its own it would pass or fail by timing
+    // (a back-end that exits at once may or may not take the connection to the listening socket first).
+    needs: ['conv.fd.works'],
     title: 'which --fd forms work (connected socketpair end, listening socket)',
     severity: 'INFO',
     spec: Spec.conventions,

@@ -8,7 +8,7 @@ import { FrontendSession } from '../../harness/transport/session.js';
 export const ProtocolSpec = {
   communication: 'vhost-user.rst#communication',
   protocolFeatures: 'vhost-user.rst#protocol-features',
-  replyAck: 'vhost-user.rst#reply-ack',
+  replyAck: 'vhost-user.rst#vhost-user-protocol-f-reply-ack',
   multiQueue: 'vhost-user.rst#multiple-queue-support',
   messages: 'vhost-user.rst#front-end-message-types',
 } as const;

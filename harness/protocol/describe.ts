@@ -3,6 +3,7 @@
  * and the payload's fields, decoded with the codec's own decoders by the layout the spec gives each request.
  * A payload that does not fit its layout is shown as bytes, never an error: malformed messages are logged too.
  */
+import type { GpuMessage } from './gpu-messages.js';
 import {
   decodeBackendRequest,
   decodeDeviceConfig,
@@ -175,5 +176,51 @@ export function describeBackendChannelMessage(
     return { name, fields: formatFields(fields) };
   } catch {
     return { name, fields: payload.length ? `undecodable ${hexExcerpt(payload)}` : '' };
+  }
+}
+
+/**
+ * A vhost-user-gpu message on the display socket (vhost-user-gpu.rst), as the wire log names it: `GPU_` and
+ * the request, and its fields (pixels counted, not shown).
+ */
+export function describeGpuMessage(message: GpuMessage): { name: string; fields: string } {
+  const name = `GPU_${message.request}`;
+  switch (message.request) {
+    case 'SET_PROTOCOL_FEATURES':
+      return { name, fields: `features=0x${message.features.toString(16)}` };
+    case 'CURSOR_POS':
+    case 'CURSOR_POS_HIDE': {
+      const { scanoutId, x, y } = message.pos;
+      return { name, fields: `scanout=${scanoutId} x=${x} y=${y}` };
+    }
+    case 'CURSOR_UPDATE': {
+      const { pos, hotX, hotY } = message.cursor;
+      return { name, fields: `scanout=${pos.scanoutId} x=${pos.x} y=${pos.y} hot=${hotX},${hotY}` };
+    }
+    case 'SCANOUT': {
+      const { scanoutId, width, height } = message.scanout;
+      return { name, fields: `scanout=${scanoutId} ${width}x${height}` };
+    }
+    case 'UPDATE':
+    case 'DMABUF_UPDATE': {
+      const { scanoutId, x, y, width, height, data } = message.update;
+      return {
+        name,
+        fields: `scanout=${scanoutId} ${width}x${height} at (${x},${y})${data.length ? ` ${data.length} pixel bytes` : ''}`,
+      };
+    }
+    case 'DMABUF_SCANOUT':
+    case 'DMABUF_SCANOUT2': {
+      const s = message.scanout;
+      const modifier = s.modifier === undefined ? '' : ` modifier=0x${s.modifier.toString(16)}`;
+      return {
+        name,
+        fields: `scanout=${s.scanoutId} ${s.width}x${s.height} at (${s.x},${s.y}) fd ${s.fdWidth}x${s.fdHeight} stride=${s.fdStride} fourcc=0x${s.fourcc.toString(16)}${modifier}`,
+      };
+    }
+    case 'GET_EDID':
+      return { name, fields: `scanout=${message.scanoutId}` };
+    default:
+      return { name, fields: '' };
   }
 }

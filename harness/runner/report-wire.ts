@@ -40,7 +40,7 @@ export function wireLogText(check: CheckResult): string {
   const head = [
     `# ${checkKey(check)} (${check.severity}, ${check.spec}): ${check.verdict}`,
     ...check.message.split('\n').map((line) => `# ${line}`),
-    '# columns: time since the check started, connection (#n: the nth socket the check opened; the back-end request channel carries the BACKEND_* messages), direction (-> to the back-end), request, [flags], size, fds, fields',
+    '# columns: time since the check started, connection (#n: the nth socket the check opened; the back-end request channel carries the BACKEND_* messages, a gpu display socket the GPU_* ones), direction (-> to the back-end), request, [flags], size, fds, fields',
   ];
   const lines = check.wire ? formatWireLog(check.wire) : ['(no message on the back-end socket)'];
   return `${[...head, ...lines].join('\n')}\n`;

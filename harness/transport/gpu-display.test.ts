@@ -12,6 +12,7 @@ import { GpuRequest } from '../protocol/gpu-spec.js';
 import { expectNoFdLeaks } from '../sys/testing.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { GpuDisplay } from './gpu-display.js';
+import { formatWireLog, WireLog, wireLogContext } from './wire-log.js';
 
 /** Plays the back-end: frames written by hand to the display, its replies read back. */
 class FakeBackend {
@@ -34,6 +35,35 @@ describe('transport/gpu-display', () => {
   // Outside the suite below, so the fd count is taken before its beforeEach and checked after its afterEach.
   expectNoFdLeaks();
   describe('GpuDisplay', displayTests);
+
+  it('records what the back-end sends and what it answers in the wire log of the check that opened it', async () => {
+    const log = new WireLog();
+    const created = wireLogContext.run(log, () => GpuDisplay.create());
+    const backend = new FakeBackend(UnixChannel.fromFd(created.backendFd));
+    try {
+      await backend.send(GpuRequest.GET_PROTOCOL_FEATURES);
+      await backend.reply();
+      await backend.send(GpuRequest.SCANOUT, encodeScanout({ scanoutId: 0, width: 4, height: 2 }));
+      await backend.send(GpuRequest.SCANOUT, Buffer.alloc(3));
+      await created.display.waitFor('the SCANOUT', ['SCANOUT'], 2000);
+      // The malformed one, which makes no event but a problem, follows on the same stream.
+      for (const end = performance.now() + 2000; !created.display.problems.length; ) {
+        if (performance.now() > end) throw new Error('the malformed SCANOUT was not seen');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const lines = formatWireLog(log.data()).map((line) => line.replace(/^\+[\d.]+ms /, ''));
+      expect(lines).to.deep.equal([
+        '#1 <- GPU_GET_PROTOCOL_FEATURES [v0] size=0',
+        '#1 -> GPU_GET_PROTOCOL_FEATURES reply [v0 reply] size=8',
+        '#1 <- GPU_SCANOUT [v0] size=12 scanout=0 4x2',
+        `#1 <- GPU request 7 [v0] size=3 malformed: ${created.display.problems[0]}`,
+      ]);
+    } finally {
+      backend.channel.close();
+      created.display.close();
+      await created.display.closed;
+    }
+  });
 });
 
 function displayTests(): void {

@@ -10,13 +10,15 @@ import { PNG } from 'pngjs';
 import { encodeDisplayInfo, encodeRespEdid, type GpuDisplayMode } from '../devices/gpu.js';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
+import { describeGpuMessage } from '../protocol/describe.js';
 import { encodeFrame } from '../protocol/encoder.js';
 import { decodeGpuMessage, type GpuMessage, gpuReply } from '../protocol/gpu-messages.js';
-import { GpuProtocolFeature, GpuRequest } from '../protocol/gpu-spec.js';
+import { GpuProtocolFeature, GpuRequest, type GpuRequestName } from '../protocol/gpu-spec.js';
 import { encodeU64 } from '../protocol/messages.js';
 import { ClosedError } from '../sys/fd-waiter.js';
 import { closeFd } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
+import { currentWireLog, type WireLog } from './wire-log.js';
 
 /** The largest message the display takes: an UPDATE of a 4096 x 2160 frame, and its header. */
 const MAX_MESSAGE = 4096 * 2160 * 4 + 64;
@@ -62,6 +64,8 @@ export class GpuDisplay {
   readonly #decoder = new FrameDecoder(MAX_MESSAGE);
   #waiters: Array<() => void> = [];
   #ended = false;
+  /** The wire log of the check that opened the display, if one is kept. */
+  readonly #log: WireLog | undefined = currentWireLog();
 
   private constructor(channel: UnixChannel, options: GpuDisplayOptions) {
     this.#channel = channel;
@@ -117,12 +121,19 @@ export class GpuDisplay {
           // DMABUF fds are not ours to use: a 2D display shows UPDATE pixels only.
           for (const fd of frame.fds) closeFd(fd);
           let decoded: GpuMessage;
+          const logged = { flags: frame.flags, size: frame.payload.length, fds: frame.fds.length };
           try {
             decoded = decodeGpuMessage(frame);
           } catch (err) {
+            this.#log?.described(this, '<-', `GPU request ${frame.request}`, {
+              ...logged,
+              fields: `malformed: ${(err as Error).message}`,
+            });
             this.problems.push((err as Error).message);
             continue;
           }
+          const { name, fields } = describeGpuMessage(decoded);
+          this.#log?.described(this, '<-', name, { ...logged, fields });
           if (frame.flags !== 0) this.strayFlags.push({ request: decoded.request, flags: frame.flags });
           this.#handle(decoded);
         }
@@ -206,7 +217,15 @@ export class GpuDisplay {
   }
 
   #reply(request: number, payload?: Buffer): void {
-    this.#channel.send(encodeFrame(gpuReply(request, payload))).catch((err: Error) => {
+    const reply = gpuReply(request, payload);
+    const name = Object.entries(GpuRequest).find(([, n]) => n === request)?.[0] as GpuRequestName | undefined;
+    this.#log?.described(this, '->', `GPU_${name ?? request} reply`, {
+      flags: reply.flags,
+      size: reply.payload.length,
+      fields: '',
+      fds: 0,
+    });
+    this.#channel.send(encodeFrame(reply)).catch((err: Error) => {
       this.problems.push(`replying to ${request}: ${err.message}`);
     });
   }

@@ -1,6 +1,6 @@
 /**
- * The wire log: every vhost-user message one check sends and receives on the back-end's socket, decoded for a
- * person reading why the check failed. The runner opens a log around each check (`wireLogContext.run`); the
+ * The wire log: every vhost-user message one check sends and receives on the back-end's socket (and on the
+ * back-end request channel and the gpu display socket), decoded for a person reading why the check failed. The runner opens a log around each check (`wireLogContext.run`); the
  * connection records into whatever log is current, so no parameter threads through the checks, and the
  * transport knows nothing of the runner. Without a current log nothing is recorded.
  */
@@ -70,7 +70,7 @@ export class WireLog {
   ): void {
     if (this.closed) return;
     const { name, fields } = describeMessage(request, flags, payload, direction === '<-');
-    this.push({ ...this.stamp(connection, direction, name), flags, size: payload.length, fields, fds });
+    this.described(connection, direction, name, { flags, size: payload.length, fields, fds });
   }
 
   /** A message on the back-end request channel: a back-end request (`<-`), or our reply to it (`->`). */
@@ -84,7 +84,21 @@ export class WireLog {
   ): void {
     if (this.closed) return;
     const { name, fields } = describeBackendChannelMessage(request, payload, direction === '<-');
-    this.push({ ...this.stamp(channel, direction, name), flags, size: payload.length, fields, fds });
+    this.described(channel, direction, name, { flags, size: payload.length, fields, fds });
+  }
+
+  /**
+   * A message its channel decoded itself (the gpu display socket's, protocol/describe.ts
+   * describeGpuMessage): `name` and `fields` as the log shows them.
+   */
+  described(
+    channel: object,
+    direction: '->' | '<-',
+    name: string,
+    message: { flags: number; size: number; fields: string; fds: number },
+  ): void {
+    if (this.closed) return;
+    this.push({ ...this.stamp(channel, direction, name), ...message });
   }
 
   /**

@@ -20,6 +20,7 @@ export {
   runConformance,
   selectChecks,
   TIMEOUT_BOUNDS_MS,
+  withPrerequisites,
 } from './runner/run.js';
 export type { CheckInfo, CheckResult, RunResult, Severity, Summary, Verdict } from './runner/types.js';
 export { VERSION } from './runner/version.js';

@@ -65,6 +65,21 @@ describe('cli: listing and selecting checks', function () {
     expect(run.stdout).to.match(/^3 checks$/m);
   });
 
+  it('--grep runs what a refusal check needs too: a refusal from /bin/false is no pass; --list shows it', async function () {
+    this.timeout(30_000);
+    const run = await runCli(['--grep', '^conv\\.fd\\.exclusive$', '/bin/false']);
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(verdicts(run.report)).to.deep.equal({
+      'conv.socket-path.listen': 'fail',
+      'conv.fd.exclusive': 'skip',
+    });
+    expect(run.stdout).to.contain(
+      'note: also running a check the selected ones need, so that each gets the verdict a full run gives it: conv.socket-path.listen (for conv.fd.exclusive)',
+    );
+    const list = await runCli(['--list', '--grep', '^conv\\.fail-early\\.bad-fd$']);
+    expect(listedIds(list.stdout)).to.deep.equal(['conv.socket-path.listen', 'conv.fail-early.bad-fd']);
+  });
+
   it('--timeout abc is a usage error: exit 2, the reason and the usage, nothing run', async function () {
     this.timeout(20_000);
     const run = await runCli(['--timeout', 'abc']);
@@ -520,7 +535,9 @@ describe('cli: subcommands (commander), and --wire-log DIR', function () {
       expect(existsSync(path.join(wire, 'conv.socket-path.reply.jsonl'))).to.equal(true);
       const eaten = await runCli(['--wire-log', fixture('vhu-flaw-bad-reply-flags')]);
       expect(eaten.exitCode).to.equal(2);
-      expect(eaten.stderr).to.contain('an executable file, not overwritten with a report').and.contain('--wire-log=DIR');
+      expect(eaten.stderr)
+        .to.contain('an executable file, not overwritten with a report')
+        .and.contain('--wire-log=DIR');
     } finally {
       await out.cleanup();
     }

@@ -23,6 +23,7 @@ import {
   runConformance,
   selectChecks,
   TIMEOUT_BOUNDS_MS,
+  withPrerequisites,
 } from '../runner/run.js';
 import { failsRun, type RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
@@ -310,8 +311,13 @@ function isExecutableFile(file: string): boolean {
   return stat?.isFile() === true && (stat.mode & 0o111) !== 0;
 }
 
+/** The checks a run with these patterns runs: those matching, and those they need (withPrerequisites). */
+function plannedChecks(grep: string | undefined, skip: string | undefined): Check[] {
+  return withPrerequisites(allChecks, selectChecks(allChecks, grep, skip), skip).checks;
+}
+
 function listChecks(grep: string | undefined, skip: string | undefined, format: ListFormat): void {
-  process.stdout.write(formatCheckList(selectChecks(allChecks, grep, skip), format));
+  process.stdout.write(formatCheckList(plannedChecks(grep, skip), format));
 }
 
 /** `--discover`: prints the back-ends described, with lint findings; how many descriptors have problems. */
@@ -465,9 +471,13 @@ async function runCommand(
       reportsDir: files.dir,
       strict: opts.strict ?? false,
       wireLog: files.html !== undefined || files.wire !== undefined,
-      onStart: (backend, count) => {
+      onStart: (backend, count, needed) => {
         reporter.start(backend, count);
-        const untyped = selectChecks(allChecks, grep, opts.skip).filter(needsDeviceType);
+        if (needed.size)
+          reporter.note(
+            `also running ${needed.size === 1 ? 'a check' : `${needed.size} checks`} the selected ones need, so that each gets the verdict a full run gives it: ${[...needed].map(([id, by]) => `${id} (for ${by})`).join(', ')}`,
+          );
+        const untyped = plannedChecks(grep, opts.skip).filter(needsDeviceType);
         if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
         const groups = new Set(
           untyped.map((c) =>

@@ -84,6 +84,12 @@ export interface Check extends CheckInfo {
    */
   needs?: string[];
   /**
+   * The check passes by a refusal (an exit status != 0, nothing listening), which a binary that starts on no
+   * account gives as well: its `needs` (that the back-end starts when asked right) run even when --grep
+   * leaves them out (runner/run.ts withPrerequisites), so that its pass means what a full run's does.
+   */
+  refusal?: boolean;
+  /**
    * Launch mode only, and why: in attach mode (`--connect`) the check is skipped saying this, before its
    * `needs` are looked at (what it cannot do there is the first thing to say). The conventions checks are
    * all such.

@@ -6,7 +6,7 @@ import { BackendError } from '../errors.js';
 import { closeFd, connectUnix, listenUnix } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { type Check, defineChecks } from './check.js';
-import { runConformance } from './run.js';
+import { runConformance, withPrerequisites } from './run.js';
 
 /** Two checks, the second needing the first, which breaks a rule after saying its gate held or before. */
 function gated(holdGate: boolean): Check[] {
@@ -61,6 +61,28 @@ describe('runConformance: checks that need another one', () => {
     expect(result.checks[1]!.message).to.equal('needs vring.gate, which did not pass (fail)');
   });
 
+  it('runs the prerequisite --grep left out of a refusal check, so it gets the verdict of a full run', async () => {
+    let needed: ReadonlyMap<string, string> | undefined;
+    const checks = gated(false);
+    checks[1]!.refusal = true;
+    const result = await runConformance({
+      connect: socket,
+      type: 'block',
+      checks,
+      grep: '^vring\\.after$',
+      descriptorDirs: [],
+      reportsDir: folder,
+      onStart: (_backend, _count, added) => {
+        needed = added;
+      },
+    });
+    expect(result.checks.map((c) => [c.id, c.verdict])).to.deep.equal([
+      ['vring.gate', 'fail'],
+      ['vring.after', 'skip'],
+    ]);
+    expect([...needed!]).to.deep.equal([['vring.gate', 'vring.after']]);
+  });
+
   it('runs it when the prerequisite failed on a rule of its own after its gate held', async () => {
     const result = await run(gated(true));
     expect(result.checks.map((c) => [c.id, c.verdict, c.message])).to.deep.equal([
@@ -105,5 +127,43 @@ describe('runConformance: checks that need another one', () => {
     ]);
     const plain = await run(checks);
     expect(plain.checks[0]!.wire).to.equal(undefined);
+  });
+});
+
+describe('withPrerequisites', () => {
+  const check = (id: string, needs: string[] = [], refusal = false): Check =>
+    defineChecks('vring', [
+      {
+        id,
+        title: id,
+        severity: 'MUST',
+        spec: 'vhost-user.rst#ring-states',
+        needs,
+        refusal,
+        run: async () => '',
+      },
+    ])[0]!;
+  const all = [
+    check('a.one'),
+    check('a.two', ['a.one']),
+    check('b.three', ['a.two'], true),
+    check('b.four', ['a.one']),
+  ];
+
+  it('adds what a refusal check needs, transitively, in the order of all checks, naming who needs it', () => {
+    const { checks, added } = withPrerequisites(all, [all[2]!]);
+    expect(checks.map((c) => c.id)).to.deep.equal(['a.one', 'a.two', 'b.three']);
+    expect([...added]).to.deep.equal([
+      ['a.two', 'b.three'],
+      ['a.one', 'b.three'],
+    ]);
+  });
+
+  it('adds nothing for other checks, nor a need --skip names', () => {
+    expect(withPrerequisites(all, [all[3]!]).checks.map((c) => c.id)).to.deep.equal(['b.four']);
+    expect(withPrerequisites(all, [all[2]!], '^a\\.one$').checks.map((c) => c.id)).to.deep.equal([
+      'a.two',
+      'b.three',
+    ]);
   });
 });

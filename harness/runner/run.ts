@@ -48,7 +48,11 @@ export interface RunOptions {
   descriptorDirs: string[];
   /** Where checks save files next to the reports (default `reports`). */
   reportsDir?: string;
-  onStart?: (backend: BackendInfo, checkCount: number) => void;
+  /**
+   * The run starts: its back-end, how many checks it plans, and the checks --grep left out that run all
+   * the same, because a selected check needs them (each with the selected check that does).
+   */
+  onStart?: (backend: BackendInfo, checkCount: number, needed: ReadonlyMap<string, string>) => void;
   /** A check starts, by its key (`id`, or `id@profile` under `--frontend all`). */
   onCheckStart?: (key: string) => void;
   onCheck?: (result: CheckResult) => void;
@@ -107,6 +111,35 @@ export function selectChecks(checks: Check[], grep: string | undefined, skip?: s
   return selected;
 }
 
+/**
+ * `selected`, and what the refusal checks among them need (`Check.refusal`), transitively, in `checks`'
+ * order: a refusal check gets the verdict a full run gives it whatever --grep says (a binary that starts on
+ * no account refuses everything, and conv.socket-path.listen is what says so). Other checks run without
+ * the gates --grep left out, on their own merits. A need `skip` names stays out: the user asked. Also which
+ * checks came in this way, each with the first selected check that needs it.
+ */
+export function withPrerequisites(
+  checks: Check[],
+  selected: Check[],
+  skip?: string,
+): { checks: Check[]; added: Map<string, string> } {
+  const byId = new Map(checks.map((c) => [c.id, c]));
+  const skipped = skip ? matching('--skip', skip, (c) => [c.id]) : () => false;
+  const chosen = new Set(selected.map((c) => c.id));
+  const added = new Map<string, string>();
+  const queue = selected.filter((c) => c.refusal);
+  for (let check = queue.shift(); check; check = queue.shift()) {
+    for (const id of check.needs ?? []) {
+      const need = byId.get(id);
+      if (!need || chosen.has(id) || skipped(need)) continue;
+      chosen.add(id);
+      added.set(id, added.get(check.id) ?? check.id);
+      queue.push(need);
+    }
+  }
+  return { checks: checks.filter((c) => chosen.has(c.id)), added };
+}
+
 function matching(option: string, source: string, fields: (c: Check) => string[]): (c: Check) => boolean {
   let pattern: RegExp;
   try {
@@ -141,7 +174,11 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const binary = connect === null ? resolveBinary(options.binary!) : '';
   const fuzz: FuzzSettings = { ...options.fuzz, seed: fuzzSeed(options.fuzz) };
   const extraArgs = options.extraArgs ?? [];
-  const selected = selectChecks(options.checks, options.grep, options.skip);
+  const { checks: selected, added } = withPrerequisites(
+    options.checks,
+    selectChecks(options.checks, options.grep, options.skip),
+    options.skip,
+  );
   const frontend = options.frontend ?? DEFAULT_PROFILE;
   const profiles = frontend === 'all' ? PROFILES.map((p) => p.name) : [profileNamed(frontend).name];
 
@@ -189,7 +226,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     type: target.type,
     capabilities: target.capabilities,
   };
-  options.onStart?.(backend, plan.length);
+  options.onStart?.(backend, plan.length, added);
 
   const results: CheckResult[] = [];
   /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */

@@ -88,6 +88,7 @@ export const capabilityChecks = defineChecks('conventions', [
     id: 'conv.caps.no-normal-function',
     // 'Still only prints' means something only from a back-end whose --print-capabilities works.
     needs: ['conv.caps.exit'],
+    refusal: true,
     detail:
       '`--print-capabilities --socket-path=P` still only prints: exits within the deadline, no socket at P',
     title: '--print-capabilities with --socket-path still only prints, and creates no socket',

@@ -97,6 +97,7 @@ export const optionChecks = defineChecks('conventions', [
     id: 'conv.fail-early.unknown-option',
     // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
     needs: ['conv.socket-path.listen'],
+    refusal: true,
     detail: 'an unknown option: status != 0 within the deadline (not a hang, not a silent success)',
     title: 'an unknown option makes it exit with a status != 0',
     severity: 'SHOULD',
@@ -112,6 +113,7 @@ export const optionChecks = defineChecks('conventions', [
     id: 'conv.fail-early.missing-resource',
     // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
     needs: ['conv.socket-path.listen'],
+    refusal: true,
     detail:
       '`--blk-file`, `--render-node` or `--evdev-path` naming a missing file: status != 0 within the deadline',
     title: 'a device option naming a missing resource makes it exit with a status != 0',
@@ -135,6 +137,7 @@ export const optionChecks = defineChecks('conventions', [
     id: 'conv.fail-early.bad-fd',
     // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
     needs: ['conv.socket-path.listen'],
+    refusal: true,
     detail: '`--fd=42`, not open: status != 0 within the deadline',
     title: '--fd naming a descriptor that is not open makes it exit with a status != 0',
     severity: 'SHOULD',

@@ -121,6 +121,7 @@ export const socketChecks = defineChecks('conventions', [
     id: 'conv.fd.exclusive',
     // A refusal means something only from a back-end that starts when asked right (/bin/false refuses all).
     needs: ['conv.socket-path.listen'],
+    refusal: true,
     detail: '`--fd` with `--socket-path` is refused: status != 0 within the deadline, nothing listening',
     title: '--fd together with --socket-path is refused',
     // "It is incompatible with --fd" binds the caller, who must not pass both; the back-end's duty is the

@@ -131,25 +131,27 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
         // vub_set_config refuses capacity (-1), libvhost-user panics, yet the ack is 0 (libvhost-user.c:1955).
         'proto.config.set.refused': 'fail',
         // OUT completes with used.len = the bytes it read + 1 (vhost-user-blk.c:105): more than the one
-        // writable byte, the status ("the device MUST write at least len bytes").
+        // writable byte, the status ("the device MUST write at least len bytes"). Its one failure: every
+        // other check its writes go through leaves used.len to this one and names it (see below).
         'vring.blk.read-write': 'fail',
-        'proto.mem-slots.add-rem': 'fail',
-        // The same over-reported OUT used.len, in every check that writes: read-write's gate holds (the
-        // requests did their work), so each gives its own verdict.
-        'vring.blk.cross-region': 'fail',
-        'vring.blk.indirect': 'fail',
-        'vring.blk.indirect-chained': 'fail',
-        'vring.legacy-start': 'fail',
-        'vring.disable-stops': 'fail',
-        'vring.restart': 'fail',
-        'vring.mem-table.replace': 'fail',
-        // GET_ID: 15 bytes written ("vhost_user_blk" and a NUL), used.len 21 (vhost-user-blk.c:296-300).
+        // Not that defect: GET_ID's own path. snprintf writes 15 bytes ("vhost_user_blk" and a NUL), then
+        // req->size is set to the whole 20-byte buffer (vhost-user-blk.c:298-300), so used.len says 21. The
+        // fix of :105 for writes leaves it as it is.
         'vring.blk.flush-id': 'fail',
+        // Not that defect either: the read path. preadv at the end of the file returns 0, taken as success
+        // (vhost-user-blk.c:144, :282), with req->size already the whole buffer (:143): OK, used.len 513, nothing
+        // written. (Were that fixed, its OUT past the capacity, over-reported as every write is, would be named
+        // there, not failed: a write inside the capacity shows the same.)
+        'vring.blk.bad-sector': 'fail',
         // A ring never enabled is processed (libvhost-user.c:502 calls the handler whatever vq->enable).
         'vring.enable-gates': 'fail',
-        // A read past the capacity completes OK with used.len 513 and nothing written (preadv at EOF
-        // returns 0, vhost-user-blk.c:144-145): used.len counts bytes never written.
-        'vring.blk.bad-sector': 'fail',
+        // The same root (vu_set_vring_enable_exec, libvhost-user.c:1536, records the flag and nothing reads
+        // it), a rule of its own: a write kicked after SET_VRING_ENABLE 0 is executed.
+        'vring.disable-stops': 'fail',
+        // An indirect descriptor after direct ones is mapped as a readable buffer (vu_queue_map_desc follows
+        // INDIRECT at the head only, libvhost-user.c:2575): no writable part, so "virtio-blk request missing
+        // headers" (vhost-user-blk.c:241-244) and the request is dropped, never used.
+        'vring.blk.indirect-chained': 'timeout',
         // "incompatible with --fd": it serves the socket path given with --fd (a SHOULD).
         'conv.fd.exclusive': 'fail',
         ...otherDevices(['net.', 'fs.', 'gpu.']),
@@ -163,12 +165,30 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
     );
   });
 
-  it('moves between two launches (migrate.resume passes): its used.len defect named, not failed, there', () => {
+  it('names that used.len in every check its writes go through, which pass on rules of their own', () => {
+    for (const id of [
+      'vring.blk.cross-region',
+      'vring.blk.indirect',
+      'vring.legacy-start',
+      'vring.restart',
+      'vring.mem-table.replace',
+      'proto.mem-slots.add-rem',
+      'migrate.resume',
+    ]) {
+      expect(messageOf(run.report, id), id).to.match(
+        /\(used\.len over-reported on \d+ completions?: vring\.blk\.read-write's finding; the first: OUT sector \d+ x\d+ \(head \d+\): used\.len \d+ is more than the 1 writable bytes of the chain\)$/,
+      );
+    }
     // libvhost-user resumes at SET_VRING_BASE's last_avail_idx and reads used->idx at SET_VRING_ADDR
-    // (libvhost-user.c vu_set_vring_base_exec, vu_set_vring_addr_exec); used.len is read-write's rule.
-    expect(messageOf(run.report, 'migrate.resume')).to.match(
-      /completed 6 once each, the data right; .*used\.len over-reported on \d+ request\(s\), vring\.blk\.read-write's rule/,
+    // (libvhost-user.c vu_set_vring_base_exec, vu_set_vring_addr_exec).
+    expect(messageOf(run.report, 'migrate.resume')).to.match(/completed 6 once each, the data right/);
+  });
+
+  it('drops a request whose indirect table follows a direct descriptor, "missing headers"', () => {
+    expect(messageOf(run.report, 'vring.blk.indirect-chained')).to.match(
+      /the IN request made of 1 direct descriptor then an indirect table to be used/,
     );
+    expect(stderrOf(run, 'vring.blk.indirect-chained')).to.contain('virtio-blk request missing headers');
   });
 
   it('still waits for a front-end when its image is missing', () => {

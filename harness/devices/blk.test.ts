@@ -11,6 +11,7 @@ import {
   blkChain,
   blkExpectedUsedLen,
   blkUsedLenShortfall,
+  completionFindings,
   decodeBlkConfig,
   describeSectorDiff,
   encodeBlkHeader,
@@ -149,7 +150,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** A port whose notification makes the RAM disk process the ring at once. */
-function setUp(options: { indirect?: boolean; sectors?: number } = {}) {
+function setUp(options: { indirect?: boolean; sectors?: number; keep?: BlkErrorCode[] } = {}) {
   const memory = createTestMemory();
   // The last sector of A and the first of C, adjacent in guest space, kept out of the driver's slots.
   const span = memory.alloc(512, 512, { region: A, fromEnd: true });
@@ -176,7 +177,7 @@ function setUp(options: { indirect?: boolean; sectors?: number } = {}) {
     },
     takeUsed: () => queue.collectUsed(),
   };
-  const blk = new BlkDriver(port, { timeoutMs: 100 });
+  const blk = new BlkDriver(port, { timeoutMs: 100, ...(options.keep ? { keep: options.keep } : {}) });
   return { memory, queue, device, blk, span, kicks: () => kicks };
 }
 
@@ -341,6 +342,10 @@ describe('devices/blk', () => {
       BlkError,
       /IN sector 8 x1 \(head \d+\): used\.len 513 counts 512 data bytes the device never wrote/,
     );
+    // Whatever the status: the findings of a completion, none thrown.
+    expect(completionFindings(past).map((f) => f.code)).to.deep.equal([BlkErrorCode.USED_LEN]);
+    device.pastEndUnwritten = false;
+    expect(completionFindings(await blk.run({ type: 'IN', sector: 8n, count: 1 }))).to.deep.equal([]);
   });
 
   it('fails a used.len above the writable bytes and a written header', async () => {
@@ -357,6 +362,52 @@ describe('devices/blk', () => {
     device.scribbleHeader = true;
     const written = await blk.run({ type: 'FLUSH' });
     expect(() => expectBlkStatus(written, VirtioBlkStatus.OK)).to.throw(BlkError, /header was modified/);
+  });
+
+  it('keeps the findings of the rules it leaves to another check, and still fails the status and the data', async () => {
+    const { blk, device } = setUp({
+      sectors: 8,
+      keep: [BlkErrorCode.USED_LEN, BlkErrorCode.READONLY_WRITTEN],
+    });
+    const data = sectorPattern(0n, 2, 6);
+    device.usedLenError = 512;
+    await blk.write(0n, data);
+    device.usedLenError = 0;
+    device.scribbleHeader = true;
+    expect(Buffer.from(await blk.read(0n, 2)).equals(Buffer.from(data))).to.equal(true);
+    expect(blk.findings.map((f) => [f.code, f.message])).to.deep.equal([
+      [
+        BlkErrorCode.USED_LEN,
+        'OUT sector 0 x2 (head 0): used.len 513 is more than the 1 writable bytes of the chain',
+      ],
+      [
+        BlkErrorCode.READONLY_WRITTEN,
+        'IN sector 0 x2 (head 0): the request header was modified by the device',
+      ],
+    ]);
+    // A status other than OK is no completion rule: thrown.
+    const past = await blk.read(8n, 1).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((past as BlkError).code).to.equal(BlkErrorCode.STATUS);
+    // Nor is data that differs, in a stream whose used.len findings are kept.
+    device.scribbleHeader = false;
+    device.usedLenError = 1;
+    device.disk.fill(0);
+    const streamed = await blk
+      .stream({
+        total: 4,
+        depth: 2,
+        request: () => ({ type: 'IN', sector: 0n, count: 2 }),
+        expectedData: () => data,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((streamed as BlkError).code).to.equal(BlkErrorCode.DATA);
+    expect(blk.findings.at(-1)?.code).to.equal(BlkErrorCode.USED_LEN);
   });
 
   describe('stream', () => {

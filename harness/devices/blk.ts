@@ -321,10 +321,11 @@ export interface BlkDriverOptions {
   /** Default: header in the second region by guest address, data in the first and the last, status in the first. */
   placement?: BlkPlacement;
   /**
-   * False where another check judges used.len (a check of something else, migrate.resume): a used.len past
-   * what the device wrote is kept in `usedLenFindings`, not thrown; status, data and all else still are.
+   * Completion rules another check judges, for a check of something else (a ring state, a move): a finding
+   * of one of these codes (USED_LEN, READONLY_WRITTEN) is kept in `findings`, not thrown; the status, the
+   * data and all else still are. Default: none, every rule is judged.
    */
-  checkUsedLen?: boolean;
+  keep?: readonly BlkErrorCode[];
 }
 
 export interface PostOptions {
@@ -451,9 +452,9 @@ export class BlkDriver {
   #copyBlock: Uint8Array = EMPTY;
   #copyAt = 0;
   #notifiedAt: number;
-  readonly #checkUsedLen: boolean;
-  /** With `checkUsedLen: false`: the used.len findings let through, each as the failure would have said it. */
-  readonly usedLenFindings: string[] = [];
+  readonly #keep: ReadonlySet<BlkErrorCode>;
+  /** The findings of the `keep` rules let through, in order, each the error a failure would have thrown. */
+  readonly findings: BlkError[] = [];
 
   constructor(port: VringPort<unknown>, options: BlkDriverOptions) {
     this.#port = port as VringPort<Pending>;
@@ -461,7 +462,7 @@ export class BlkDriver {
     this.#timeoutMs = options.timeoutMs;
     this.maxSectors = options.maxSectors ?? 16;
     this.#notifiedAt = port.queue.lastAvailIdx;
-    this.#checkUsedLen = options.checkUsedLen ?? true;
+    this.#keep = new Set(options.keep);
     const placement = options.placement ?? defaultPlacement(this.#memory);
     const firstHalf = Math.ceil(this.maxSectors / 2) * SECTOR_SIZE;
     const secondHalf = Math.max(this.maxSectors * SECTOR_SIZE - firstHalf, 0);
@@ -684,25 +685,23 @@ export class BlkDriver {
     return (await this.runAll([request], options))[0]!;
   }
 
-  /** Reads `count` sectors; a status other than OK, or a wrong used.len, is a BlkError. */
+  /** Reads `count` sectors; a status other than OK, or a wrong used.len, is a BlkError (but for the rules it keeps). */
   async read(sector: bigint, count: number, options: PostOptions = {}): Promise<Uint8Array> {
     const completion = await this.run({ type: 'IN', sector, count }, options);
     this.expectOk(completion);
     return completion.data;
   }
 
-  /** `expectBlkStatus(completion, OK)`, a used.len finding only kept when the driver leaves that rule to others. */
+  /** `expectBlkStatus(completion, OK)`, a finding of a rule the driver leaves to others (`keep`) kept, not thrown. */
   expectOk(completion: BlkCompletion): void {
-    try {
-      expectBlkStatus(completion, VirtioBlkStatus.OK);
-    } catch (err) {
-      // used.len is judged last: status and data were right.
-      if (this.#checkUsedLen || !(err instanceof BlkError && err.code === BlkErrorCode.USED_LEN)) throw err;
-      this.usedLenFindings.push(err.message);
-    }
+    expectBlkStatus(completion, VirtioBlkStatus.OK, (finding) => {
+      if (!this.#keep.has(finding.code)) return false;
+      this.findings.push(finding);
+      return true;
+    });
   }
 
-  /** Writes whole sectors; a status other than OK, or a wrong used.len, is a BlkError. */
+  /** Writes whole sectors; a status other than OK, or a wrong used.len, is a BlkError (but for the rules it keeps). */
   async write(sector: bigint, data: Uint8Array, options: PostOptions = {}): Promise<void> {
     if (data.length % SECTOR_SIZE !== 0) throw new Error(`write of ${data.length} bytes: not whole sectors`);
     this.expectOk(await this.run({ type: 'OUT', sector, data }, options));
@@ -917,13 +916,27 @@ function sameHeader(a: DataView, b: DataView): boolean {
 }
 
 /**
- * Checks a completion: the readable parts untouched, the status byte `status`, and used.len no more than the
- * device wrote. Throws a BlkError naming the request.
+ * Takes a finding of a completion rule instead of throwing it (true), or leaves it to be thrown (false): the
+ * status and the rules after it are still checked.
  */
-export function expectBlkStatus(completion: BlkCompletion, status: number): void {
+export type KeepFinding = (finding: BlkError) => boolean;
+
+/** Throws `finding` unless `keep` takes it. */
+function found(finding: BlkError, keep: KeepFinding | undefined): void {
+  if (!keep?.(finding)) throw finding;
+}
+
+/**
+ * Checks a completion: the readable parts untouched, the status byte `status`, and used.len no more than the
+ * device wrote. Throws a BlkError naming the request, but for the findings `keep` takes.
+ */
+export function expectBlkStatus(completion: BlkCompletion, status: number, keep?: KeepFinding): void {
   const what = `${describeBlkRequest(completion.request)} (head ${completion.head})`;
   if (completion.readonlyWritten) {
-    throw new BlkError(BlkErrorCode.READONLY_WRITTEN, `${what}: ${completion.readonlyWritten} by the device`);
+    found(
+      new BlkError(BlkErrorCode.READONLY_WRITTEN, `${what}: ${completion.readonlyWritten} by the device`),
+      keep,
+    );
   }
   if (completion.status !== status) {
     const unset = completion.status === STATUS_UNSET ? ' (the status byte was never written)' : '';
@@ -932,37 +945,46 @@ export function expectBlkStatus(completion: BlkCompletion, status: number): void
       `${what}: status ${blkStatusName(completion.status)}${unset}, expected ${blkStatusName(status)} (used.len ${completion.usedLen})`,
     );
   }
-  expectUsedLenWritten(completion);
+  expectUsedLenWritten(completion, keep);
+}
+
+/** The completion rules `completion` breaks, whatever its status: its findings, none thrown. */
+export function completionFindings(completion: BlkCompletion): BlkError[] {
+  const findings: BlkError[] = [];
+  // Its own status expected: only the rules that hold whatever the status are judged.
+  expectBlkStatus(completion, completion.status, (finding) => findings.push(finding) > 0);
+  return findings;
 }
 
 /**
  * used.len counts no byte the device did not write: "The device MUST write at least len bytes to
  * descriptor, beginning at the first device-writable buffer, prior to updating the used idx" (virtio 1.3,
  * 2.7.8.1). A smaller used.len is allowed ("len is permitted to be an underestimate"): see
- * `blkUsedLenShortfall`. Throws a BlkError naming the request.
+ * `blkUsedLenShortfall`. Throws a BlkError naming the request, unless `keep` takes it.
  */
-export function expectUsedLenWritten(completion: BlkCompletion): void {
+export function expectUsedLenWritten(completion: BlkCompletion, keep?: KeepFinding): void {
+  const counted = usedLenOverCount(completion);
+  if (counted === undefined) return;
   const what = `${describeBlkRequest(completion.request)} (head ${completion.head})`;
+  found(new BlkError(BlkErrorCode.USED_LEN, `${what}: used.len ${completion.usedLen} ${counted}`), keep);
+}
+
+/** What a completion's used.len counts that the device did not write; undefined when nothing. */
+function usedLenOverCount(completion: BlkCompletion): string | undefined {
   if (completion.usedLen > completion.writableLen) {
-    throw new BlkError(
-      BlkErrorCode.USED_LEN,
-      `${what}: used.len ${completion.usedLen} is more than the ${completion.writableLen} writable bytes of the chain`,
-    );
+    return `is more than the ${completion.writableLen} writable bytes of the chain`;
   }
   if (completion.unwrittenCounted > 0) {
-    throw new BlkError(
-      BlkErrorCode.USED_LEN,
-      `${what}: used.len ${completion.usedLen} counts ${completion.unwrittenCounted} data bytes the device ` +
-        `never wrote (they still hold the guard bytes the driver put there; status ${blkStatusName(completion.status)})`,
+    return (
+      `counts ${completion.unwrittenCounted} data bytes the device never wrote (they still hold the guard ` +
+      `bytes the driver put there; status ${blkStatusName(completion.status)})`
     );
   }
   const statusCounted = completion.usedLen === completion.writableLen;
   if (statusCounted && completion.status === STATUS_UNSET) {
-    throw new BlkError(
-      BlkErrorCode.USED_LEN,
-      `${what}: used.len ${completion.usedLen} counts the status byte, which was never written`,
-    );
+    return 'counts the status byte, which was never written';
   }
+  return undefined;
 }
 
 function defaultPlacement(memory: GuestMemory): BlkPlacement {

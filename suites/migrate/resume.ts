@@ -23,9 +23,11 @@ import { serveOnSocketPath } from '../../harness/process/probes.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import {
+  COMPLETION_RULES,
   expectSectors,
   freshSeed,
   hex,
+  namingFindings,
   openBlock,
   quietMs,
   readSectors,
@@ -109,12 +111,12 @@ export const resumeChecks = defineChecks('migrate', [
       const a = await openBlock(ctx, { connection: source.connection, writes: true });
       const queue = a.ring.queue;
       const port = new HandoverPort(a.ring);
-      // used.len is vring.blk.read-write's rule, reported there: this check judges the move.
+      // The completion rules (used.len, readable parts) are vring.blk.read-write's: this check judges the move.
       const blk = new BlkDriver(port, {
         timeoutMs: ctx.timeoutMs,
         maxSectors: a.blk.maxSectors,
         slots: 12,
-        checkUsedLen: false,
+        keep: COMPLETION_RULES,
       });
       const scratch = a.scratch;
       const zone1 = scratch + BigInt(ZONE);
@@ -223,13 +225,11 @@ export const resumeChecks = defineChecks('migrate', [
             'made available was consumed',
         );
       }
-      return (
+      return namingFindings(
         `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +
-        `the source itself); the destination, started at ${base} and kicked, completed ${expected} once each, ` +
-        `the data right; it stopped at ${end}` +
-        (blk.usedLenFindings.length
-          ? `; used.len over-reported on ${blk.usedLenFindings.length} request(s), vring.blk.read-write's rule (first: ${blk.usedLenFindings[0]})`
-          : '')
+          `the source itself); the destination, started at ${base} and kicked, completed ${expected} once each, ` +
+          `the data right; it stopped at ${end}`,
+        blk,
       );
     },
   },

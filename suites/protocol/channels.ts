@@ -18,7 +18,7 @@ import { closeFd } from '../../harness/sys/libc.js';
 import { SharedMemory } from '../../harness/sys/memfd.js';
 import { checkReply } from '../../harness/transport/connection.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
-import { NEEDS_DATA_PATH, openBlock, quietMs, requireBlock } from '../vring/common.js';
+import { NEEDS_DATA_PATH, namingFindings, openBlock, quietMs, requireBlock } from '../vring/common.js';
 import { offeredFeatures, openSession } from './common.js';
 
 const ChannelSpec = {
@@ -218,7 +218,10 @@ export const logDirtyChecks = defineChecks('protocol', [
             `(${marked} page${marked === 1 ? '' : 's'} marked in all, log_guest_addr ${hex(logAddress)})`,
         );
       }
-      return `${marked} pages marked, among them both data pages and the used ring's (log_guest_addr ${hex(logAddress)})`;
+      return namingFindings(
+        `${marked} pages marked, among them both data pages and the used ring's (log_guest_addr ${hex(logAddress)})`,
+        blk,
+      );
     },
   },
 ]);

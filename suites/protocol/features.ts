@@ -19,7 +19,15 @@ import type { CheckContext } from '../../harness/runner/check.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { closeFd, fstatSize, mmapShared } from '../../harness/sys/libc.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
-import { expectSectors, freshSeed, NEEDS_DATA_PATH, openBlock, QUEUE_SIZE } from '../vring/common.js';
+import {
+  COMPLETION_RULES,
+  expectSectors,
+  freshSeed,
+  NEEDS_DATA_PATH,
+  namingFindings,
+  openBlock,
+  QUEUE_SIZE,
+} from '../vring/common.js';
 import { CONFIG_SIZE, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
 
 const FeatureSpec = {
@@ -356,7 +364,11 @@ export const resetDeviceChecks = defineChecks('protocol', [
         await device.setMemTable();
         const ring = await device.setUpRing(0, QUEUE_SIZE);
         await device.enable(0, true);
-        const again = new BlkDriver(ring, { timeoutMs: ctx.timeoutMs, maxSectors: blk.maxSectors });
+        const again = new BlkDriver(ring, {
+          timeoutMs: ctx.timeoutMs,
+          maxSectors: blk.maxSectors,
+          keep: COMPLETION_RULES,
+        });
         expectSectors(
           'after RESET_DEVICE, on the ring set up again',
           before,
@@ -372,7 +384,11 @@ export const resetDeviceChecks = defineChecks('protocol', [
         );
         await again.write(scratch, original);
         restored = true;
-        return `a sector written before RESET_DEVICE read back on a ring set up again from scratch, and rewritten; ${statusNote}`;
+        return namingFindings(
+          `a sector written before RESET_DEVICE read back on a ring set up again from scratch, and rewritten; ${statusNote}`,
+          blk,
+          again,
+        );
       } finally {
         // Attach mode checks someone else's disk: put the sector back if the first ring still takes it.
         if (!restored) await blk.write(scratch, original).catch(() => undefined);

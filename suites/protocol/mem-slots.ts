@@ -15,6 +15,7 @@ import {
   expectSectors,
   freshSeed,
   hex,
+  namingFindings,
   openBlock,
   preserving,
   readSectors,
@@ -139,11 +140,12 @@ export const memSlotChecks = defineChecks('protocol', [
             `new memfd at user ${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}`,
         );
       });
-      return (
+      return namingFindings(
         `guest memory sent as ${regions} ADD_MEM_REG carried ${MOVED_SECTORS} sectors written and read back; ` +
-        `guest ${hex(MOVED_REGION)} removed with REM_MEM_REG and added in a new memfd (user ` +
-        `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}): the next ${MOVED_SECTORS} went ` +
-        'through it, the old mapping untouched'
+          `guest ${hex(MOVED_REGION)} removed with REM_MEM_REG and added in a new memfd (user ` +
+          `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}): the next ${MOVED_SECTORS} went ` +
+          'through it, the old mapping untouched',
+        blk,
       );
     },
   },

@@ -71,24 +71,63 @@ export const VringRule = {
 export const NEEDS_DATA_PATH = 'vring.blk.read-write';
 
 /**
- * Rules a completion can break while the request did its work (data moved): a failure of one of these is the
- * check's own, and does not skip the checks that need this one.
+ * The rules a completion can break while the request did its work (data moved): used.len counting no byte
+ * the device did not write, and the device-readable parts left alone. They are vring.blk.read-write's, where
+ * a failure of one skips none of the checks needing it (`holdingGate`), and those of the few checks that
+ * judge them on requests read-write does not make (FLUSH and GET_ID, requests past the capacity). Every other
+ * check judges a rule of its own: its driver keeps such a finding and its message names it (`namingFindings`),
+ * so that one defect of the back-end is one failure.
  */
-const OWN_RULES: ReadonlySet<string> = new Set([BlkErrorCode.USED_LEN, BlkErrorCode.READONLY_WRITTEN]);
+export const COMPLETION_RULES: readonly BlkErrorCode[] = [
+  BlkErrorCode.USED_LEN,
+  BlkErrorCode.READONLY_WRITTEN,
+];
 
 /**
- * Runs a check's `body`; when it fails on a rule of a completion's own (used.len, a write into a readable
- * buffer), requests still complete and do their work, which is what the checks needing this one rely on: the
- * gate holds (CheckContext.gateHeld) and they run, giving verdicts of their own. A refused request (status),
- * wrong data, a hang or a crash means data does not move: they are skipped, naming this check.
+ * Runs a check's `body`; when it fails on a completion rule (used.len, a write into a readable buffer),
+ * requests still complete and do their work, which is what the checks needing this one rely on: the gate
+ * holds (CheckContext.gateHeld) and they run, giving verdicts of their own. A refused request (status), wrong
+ * data, a hang or a crash means data does not move: they are skipped, naming this check.
  */
 export async function holdingGate<T>(ctx: CheckContext, body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (err) {
-    if (err instanceof BlkError && OWN_RULES.has(err.code)) ctx.gateHeld();
+    if (err instanceof BlkError && COMPLETION_RULES.includes(err.code)) ctx.gateHeld();
     throw err;
   }
+}
+
+/**
+ * Said in the rule of a check that cites used.len's sentence for where the bytes go (the buffer's guest
+ * address), not for how many: the rest is vring.blk.read-write's.
+ */
+export const COMPLETIONS_LEFT =
+  "how many bytes used.len counts, and the device-readable parts left alone, are vring.blk.read-write's to judge";
+
+/** How the findings of each completion rule are counted in a message. */
+const FINDING_COUNTED: Readonly<Record<string, string>> = {
+  [BlkErrorCode.USED_LEN]: 'used.len over-reported',
+  [BlkErrorCode.READONLY_WRITTEN]: 'a device-readable part written',
+};
+
+/**
+ * A passing check's `message`, naming the completion rules its drivers' findings broke (kept, not failed:
+ * they are vring.blk.read-write's, see COMPLETION_RULES): "... (used.len over-reported on 3 completions:
+ * vring.blk.read-write's finding; the first: OUT sector 64 x1 (head 0): used.len 513 is more than ...)".
+ */
+export function namingFindings(message: string, ...drivers: Array<Pick<BlkDriver, 'findings'>>): string {
+  const findings = drivers.flatMap((d) => d.findings);
+  const first = findings[0];
+  if (!first) return message;
+  const counted = COMPLETION_RULES.flatMap((code) => {
+    const n = findings.filter((f) => f.code === code).length;
+    return n ? [`${FINDING_COUNTED[code]} on ${n} completion${n === 1 ? '' : 's'}`] : [];
+  });
+  return (
+    `${message} (${counted.join(', ')}: ${NEEDS_DATA_PATH}'s finding${counted.length > 1 ? 's' : ''}; ` +
+    `the first: ${first.message})`
+  );
 }
 
 /** Ring size the checks use: small, and a power of two every back-end takes. */
@@ -141,6 +180,12 @@ export interface BlockOptions {
    * fewer slots than the regions).
    */
   memorySlots?: boolean;
+  /**
+   * The check's rule is (or includes) a completion rule, used.len or the device-readable parts left alone
+   * (COMPLETION_RULES): its driver fails on them. Otherwise the driver keeps such a finding, for the check's
+   * message to name (`namingFindings`).
+   */
+  judgesCompletions?: boolean;
 }
 
 export interface BlockSetup {
@@ -236,6 +281,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
   const blk = new BlkDriver(ring, {
     timeoutMs: ctx.timeoutMs,
     maxSectors: maxSectors(options.maxSectors ?? 16, features, config),
+    keep: options.judgesCompletions ? [] : COMPLETION_RULES,
   });
   return { session, device, ring, blk, features, config, scratch, started };
 }

@@ -10,9 +10,7 @@ import {
   type BlkDriver,
   blkStatusName,
   describeBlkRequest,
-  expectBlkStatus,
   sectorPattern,
-  VirtioBlkStatus,
 } from '../../harness/devices/blk.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
@@ -23,8 +21,8 @@ import {
   expectSectors,
   freshSeed,
   hex,
-  holdingGate,
   NEEDS_DATA_PATH,
+  namingFindings,
   openBlock,
   preserving,
   quietMs,
@@ -90,7 +88,7 @@ async function judgeHeldWrite(
   await device.enable(0, true);
   if (!early) {
     blk.port.notify();
-    expectBlkStatus((await blk.collect(1)).completions[0]!, VirtioBlkStatus.OK);
+    blk.expectOk((await blk.collect(1)).completions[0]!);
     expectSectors(
       `${phase}: the write held while disabled, once enabled`,
       posted,
@@ -125,15 +123,13 @@ export const lifecycleChecks = defineChecks('vring', [
     async run(ctx) {
       const { device, blk, scratch, started } = await openBlock(ctx);
       const count = 5;
-      await holdingGate(ctx, async () => {
-        for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
-      });
+      for (let i = 0; i < count; i++) await blk.read(scratch + BigInt(i), 1);
       const base = await stop(started, device);
       expect(
         base,
         `GET_VRING_BASE after ${count} requests made available from index 0 and used: the next available index to process`,
       ).to.equal(count);
-      return `vring 0 stopped at available index ${base} after ${count} requests`;
+      return namingFindings(`vring 0 stopped at available index ${base} after ${count} requests`, blk);
     },
   },
   {
@@ -192,7 +188,7 @@ export const lifecycleChecks = defineChecks('vring', [
             `round ${round}: ${atReply.length} requests were used, yet GET_VRING_BASE counts ${consumed} consumed (base ${base})`,
           );
         }
-        for (const c of atReply) expectBlkStatus(c, VirtioBlkStatus.OK);
+        for (const c of atReply) blk.expectOk(c);
         consumedAt.push(consumed);
         if (atReply.length < consumed) undrained.push(`round ${round}: ${consumed - atReply.length}`);
         try {
@@ -200,8 +196,7 @@ export const lifecycleChecks = defineChecks('vring', [
           await restart(started, device, base);
           ring.notify();
           const rest = batch - consumed;
-          if (rest)
-            for (const c of (await blk.collect(rest)).completions) expectBlkStatus(c, VirtioBlkStatus.OK);
+          if (rest) for (const c of (await blk.collect(rest)).completions) blk.expectOk(c);
           // The lost requests keep their descriptors: stop before the driver runs out of them.
           if (undrained.length) break;
         } catch (err) {
@@ -214,10 +209,12 @@ export const lifecycleChecks = defineChecks('vring', [
         }
       }
       const summary = `${consumedAt.length} rounds of ${batch} reads kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
-      if (undrained.length === 0) return `${summary}, each used by the reply, none after`;
-      return (
+      if (undrained.length === 0)
+        return namingFindings(`${summary}, each used by the reply, none after`, blk);
+      return namingFindings(
         `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
-        `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`
+          `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`,
+        blk,
       );
     },
   },
@@ -262,7 +259,7 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return `${notes.join('; ')} (quiet window ${quiet} ms)`;
+      return namingFindings(`${notes.join('; ')} (quiet window ${quiet} ms)`, first.blk, blk);
     },
   },
   {
@@ -283,7 +280,10 @@ export const lifecycleChecks = defineChecks('vring', [
         expectSectors('read back on a ring never enabled', data, await blk.read(scratch, count), scratch);
       });
       const bit30 = hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-      return `features ${hex(features)}${bit30 ? '' : ' (no bit 30)'}: written and read back without SET_VRING_ENABLE`;
+      return namingFindings(
+        `features ${hex(features)}${bit30 ? '' : ' (no bit 30)'}: written and read back without SET_VRING_ENABLE`,
+        blk,
+      );
     },
   },
   {
@@ -304,7 +304,7 @@ export const lifecycleChecks = defineChecks('vring', [
       const data = sectorPattern(scratch, count, freshSeed());
       const read = (i: number) => ({ type: 'IN', sector: scratch + BigInt(i), count: 1 }) as const;
       const check = (c: BlkCompletion) => {
-        expectBlkStatus(c, VirtioBlkStatus.OK);
+        blk.expectOk(c);
         if (c.request.type !== 'IN') return;
         const offset = Number(c.request.sector - scratch);
         expectSectors(
@@ -315,56 +315,54 @@ export const lifecycleChecks = defineChecks('vring', [
         );
       };
       let base = 0;
-      await holdingGate(ctx, () =>
-        preserving(blk, scratch, count, async () => {
-          await blk.write(scratch, data);
-          for (let i = 0; i < 3; i++) check(await blk.run(read(i)));
+      await preserving(blk, scratch, count, async () => {
+        await blk.write(scratch, data);
+        for (let i = 0; i < 3; i++) check(await blk.run(read(i)));
 
-          // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
-          for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
-          base = await stop(started, device);
-          expect(
-            base,
-            `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
-          ).to.equal(queue.lastAvailIdx);
+        // Four requests in flight at once, all used, then GET_VRING_BASE (draining has a check of its own).
+        for (const c of await blk.runAll([3, 4, 5, 6].map(read))) check(c);
+        base = await stop(started, device);
+        expect(
+          base,
+          `GET_VRING_BASE after ${queue.lastAvailIdx - NEAR_WRAP} requests from ${NEAR_WRAP}, all used`,
+        ).to.equal(queue.lastAvailIdx);
 
-          // Stopped: two more requests and a kick must stay untouched.
-          for (let i = 7; i < 9; i++) blk.post(read(i));
-          ring.notify();
-          const stray = await sleepAndCollect(blk, quiet);
-          if (stray.length)
-            throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+        // Stopped: two more requests and a kick must stay untouched.
+        for (let i = 7; i < 9; i++) blk.post(read(i));
+        ring.notify();
+        const stray = await sleepAndCollect(blk, quiet);
+        if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
 
-          // Restart in the profile's order at the returned base, then kick. The kick sent while stopped is
-          // taken back first: the back-end is to start on the kick that follows the restart.
-          ring.kickFd.drain();
-          await restart(started, device, base);
-          ring.notify();
-          const outstanding = blk.inFlight;
-          try {
-            const got: BlkCompletion[] = [];
-            while (got.length < outstanding)
-              got.push(...(await blk.collect(outstanding - got.length)).completions);
-            got.forEach(check);
-          } catch (err) {
-            if (!(err instanceof TimeoutError)) throw err;
-            throw new BackendError(
-              `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
-                `(lost): ${err.message}`,
-            );
-          }
-          for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
-        }),
-      );
+        // Restart in the profile's order at the returned base, then kick. The kick sent while stopped is
+        // taken back first: the back-end is to start on the kick that follows the restart.
+        ring.kickFd.drain();
+        await restart(started, device, base);
+        ring.notify();
+        const outstanding = blk.inFlight;
+        try {
+          const got: BlkCompletion[] = [];
+          while (got.length < outstanding)
+            got.push(...(await blk.collect(outstanding - got.length)).completions);
+          got.forEach(check);
+        } catch (err) {
+          if (!(err instanceof TimeoutError)) throw err;
+          throw new BackendError(
+            `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
+              `(lost): ${err.message}`,
+          );
+        }
+        for (let i = 9; i < 12; i++) check(await blk.run(read(i)));
+      });
       const final = await stop(started, device);
       expect(
         final,
         `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
       ).to.equal(queue.lastAvailIdx);
-      return (
+      return namingFindings(
         `started at ${NEAR_WRAP}; stopped at ${base}; 2 requests posted and kicked while stopped stayed ` +
-        `untouched; restarted at ${base}, they and 3 more completed once each; ` +
-        `stopped again at ${final} past the 16-bit wrap`
+          `untouched; restarted at ${base}, they and 3 more completed once each; ` +
+          `stopped again at ${final} past the 16-bit wrap`,
+        blk,
       );
     },
   },
@@ -385,7 +383,7 @@ export const lifecycleChecks = defineChecks('vring', [
       const quiet = quietMs(ctx);
       const { device, blk, ring, scratch, started } = await openBlock(ctx);
       const read = (i: number) => ({ type: 'IN', sector: scratch + BigInt(i), count: 1 }) as const;
-      for (const c of await blk.runAll([0, 1].map(read))) expectBlkStatus(c, VirtioBlkStatus.OK);
+      for (const c of await blk.runAll([0, 1].map(read))) blk.expectOk(c);
       const base = await stop(started, device);
       for (const i of [2, 3]) blk.post(read(i));
       ring.notify();
@@ -395,7 +393,7 @@ export const lifecycleChecks = defineChecks('vring', [
         await restart(started, device, base);
         const got: BlkCompletion[] = [];
         while (got.length < 2) got.push(...(await blk.collect(2 - got.length)).completions);
-        for (const c of got) expectBlkStatus(c, VirtioBlkStatus.OK);
+        for (const c of got) blk.expectOk(c);
       } catch (err) {
         const setUp =
           `restarted at base ${base} in the ${started.profile.name} profile's order with 2 requests made ` +
@@ -408,9 +406,10 @@ export const lifecycleChecks = defineChecks('vring', [
       }
       const final = await stop(started, device);
       expect(final, 'GET_VRING_BASE once both completed').to.equal(ring.queue.lastAvailIdx);
-      return (
+      return namingFindings(
         `the 2 requests kicked while stopped completed after the restart at ${base} on the kick left pending, ` +
-        `with no new one; stopped again at ${final}`
+          `with no new one; stopped again at ${final}`,
+        blk,
       );
     },
   },
@@ -449,7 +448,7 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return `a write and a read ran, then ${note} (quiet window ${quiet} ms)`;
+      return namingFindings(`a write and a read ran, then ${note} (quiet window ${quiet} ms)`, blk);
     },
   },
 ]);

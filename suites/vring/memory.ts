@@ -11,9 +11,11 @@ import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import {
+  COMPLETIONS_LEFT,
   expectSectors,
   freshSeed,
   hex,
+  namingFindings,
   openBlock,
   preserving,
   readSectors,
@@ -94,7 +96,8 @@ export const memoryChecks = defineChecks('vring', [
     severity: 'MUST',
     spec: VringSpec.messages,
     rule:
-      `${VringRule.usedLen}, at the buffer's guest address in the region as the last table gave it: ` +
+      `${VringRule.usedLen}, at the buffer's guest address in the region as the last table gave it ` +
+      `(${COMPLETIONS_LEFT}): ` +
       'vhost-user.rst (QEMU 7.2), VHOST_USER_SET_MEM_TABLE: "Sets the memory map regions on the back-end so it can ' +
       'translate the vring addresses." (no normative word; a write into the old mapping fails the check too)',
     needs: ['vring.restart'],
@@ -121,10 +124,11 @@ export const memoryChecks = defineChecks('vring', [
             `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`,
         );
       });
-      return (
+      return namingFindings(
         `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
-        `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ${MOVED_SECTORS} ` +
-        'sectors were written and read back through it, and the old mapping was not touched'
+          `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ` +
+          `${MOVED_SECTORS} sectors were written and read back through it, and the old mapping was not touched`,
+        blk,
       );
     },
   },

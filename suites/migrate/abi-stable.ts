@@ -93,7 +93,13 @@ async function reconnect(
 
 /** The fingerprint in a few words, for the message of a pass. */
 function summary(abi: AbiFingerprint): string {
-  const rings = abi.ringSizes.status === 'probed' ? abi.ringSizes.maxPerQueue.join('/') : 'not probed';
+  const sizes = abi.ringSizes.status === 'probed' ? abi.ringSizes.maxPerQueue : [];
+  const rings =
+    abi.ringSizes.status !== 'probed'
+      ? 'not probed'
+      : new Set(sizes).size === 1 && sizes.length > 1
+        ? `${sizes[0]} on each of ${sizes.length} queues`
+        : sizes.join('/');
   const config = abi.config.status === 'read' ? `${abi.config.size} bytes` : 'not read';
   return (
     `features ${abi.virtioFeatures.hex}, protocol features ${abi.protocolFeatures?.hex ?? '-'}, ` +

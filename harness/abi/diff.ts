@@ -47,7 +47,7 @@ function walk(path: string, a: unknown, b: unknown, names: DiffNames, lines: str
     return;
   }
   if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
-    a.forEach((item, i) => walk(`${path}[${i}]`, item, b[i], names, lines));
+    for (const [i, item] of a.entries()) walk(`${path}[${i}]`, item, b[i], names, lines);
     return;
   }
   const differ = a === undefined || b === undefined ? a !== b : stableJson(a) !== stableJson(b);

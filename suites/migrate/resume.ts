@@ -226,6 +226,7 @@ export const resumeChecks = defineChecks('migrate', [
         );
       }
       return namingFindings(
+        ctx,
         `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +
           `the source itself); the destination, started at ${base} and kicked, completed ${expected} once each, ` +
           `the data right; it stopped at ${end}`,

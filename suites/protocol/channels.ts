@@ -219,6 +219,7 @@ export const logDirtyChecks = defineChecks('protocol', [
         );
       }
       return namingFindings(
+        ctx,
         `${marked} pages marked, among them both data pages and the used ring's (log_guest_addr ${hex(logAddress)})`,
         blk,
       );

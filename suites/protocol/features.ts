@@ -385,6 +385,7 @@ export const resetDeviceChecks = defineChecks('protocol', [
         await again.write(scratch, original);
         restored = true;
         return namingFindings(
+          ctx,
           `a sector written before RESET_DEVICE read back on a ring set up again from scratch, and rewritten; ${statusNote}`,
           blk,
           again,

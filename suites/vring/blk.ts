@@ -182,6 +182,7 @@ export const blkChecks = defineChecks('vring', [
         );
       });
       return namingFindings(
+        ctx,
         `${count} sectors written from and read into one descriptor across guest ${hex(boundary)}`,
         blk,
       );
@@ -198,7 +199,7 @@ export const blkChecks = defineChecks('vring', [
     async run(ctx) {
       const { blk, scratch } = await openBlock(ctx, { writes: true, indirect: true });
       const done = await exerciseReadWrite(blk, scratch, { indirect: true });
-      return namingFindings(`every request through one indirect table: ${done}`, blk);
+      return namingFindings(ctx, `every request through one indirect table: ${done}`, blk);
     },
   },
   {
@@ -235,6 +236,7 @@ export const blkChecks = defineChecks('vring', [
         }
       });
       return namingFindings(
+        ctx,
         'reads with the header (then also the first data segment) direct and the rest in a table',
         blk,
       );
@@ -306,6 +308,7 @@ export const blkChecks = defineChecks('vring', [
       }
       expect(queue.usedFlags, 'used.flags with EVENT_IDX ("The device MUST set flags to 0")').to.equal(0);
       return namingFindings(
+        ctx,
         'a call came for each used_event reached; ' +
           `${suppressed === 0 ? 'no call' : `${suppressed} call(s) (a SHOULD NOT)`} with used_event behind; ` +
           `${rounds} requests with ${kicks} kicks as avail_event asked, none lost`,
@@ -432,6 +435,7 @@ export const blkChecks = defineChecks('vring', [
       }
       await blk.read(capacity - 1n, 1);
       return namingFindings(
+        ctx,
         `capacity ${capacity}; ${seen.join('; ')}; the last sector still reads OK`,
         { findings: alike },
         blk,

@@ -90,12 +90,49 @@ export const COMPLETION_RULES: readonly BlkErrorCode[] = [
  * data, a hang or a crash means data does not move: they are skipped, naming this check.
  */
 export async function holdingGate<T>(ctx: CheckContext, body: () => Promise<T>): Promise<T> {
+  const state = judging(ctx);
   try {
-    return await body();
+    const value = await body();
+    // Its own requests broke no completion rule; a check before it found one broken (namingFindings):
+    // that is read-write's failure, the one this defect gets.
+    const earlier = state.pending[0];
+    if (earlier)
+      throw new BlkError(
+        earlier.code,
+        `${earlier.message} (a request of an earlier check, on ${state.pending.length} completion${state.pending.length === 1 ? '' : 's'} in all; read-write's own requests were fine)`,
+      );
+    return value;
   } catch (err) {
-    if (err instanceof BlkError && COMPLETION_RULES.includes(err.code)) ctx.gateHeld();
+    if (err instanceof BlkError && COMPLETION_RULES.includes(err.code)) {
+      ctx.gateHeld();
+      state.failedOn.add(err.code);
+    }
     throw err;
+  } finally {
+    state.ran = true;
   }
+}
+
+/** What vring.blk.read-write made of the completion rules in this run, under this profile. */
+interface Judging {
+  /** Whether it ran yet: the checks before it leave their findings to it (`pending`). */
+  ran: boolean;
+  /** The completion rules it failed on: the findings the other checks name instead of failing on. */
+  failedOn: Set<BlkErrorCode>;
+  /** The findings of the checks that ran before it, for it to judge. */
+  pending: BlkError[];
+}
+
+/** Per run and profile (keyed by its memo map). */
+const JUDGING = new WeakMap<object, Judging>();
+
+function judging(ctx: CheckContext): Judging {
+  let state = JUDGING.get(ctx.target.memo);
+  if (!state) {
+    state = { ran: false, failedOn: new Set(), pending: [] };
+    JUDGING.set(ctx.target.memo, state);
+  }
+  return state;
 }
 
 /**
@@ -115,11 +152,26 @@ const FINDING_COUNTED: Readonly<Record<string, string>> = {
  * A passing check's `message`, naming the completion rules its drivers' findings broke (kept, not failed:
  * they are vring.blk.read-write's, see COMPLETION_RULES): "... (used.len over-reported on 3 completions:
  * vring.blk.read-write's finding; the first: OUT sector 64 x1 (head 0): used.len 513 is more than ...)".
+ * Before read-write ran, they are left to it (it fails on them if its own requests do not). After it, a
+ * finding of a rule it did not fail on is a defect of this check's path, which read-write's requests do not
+ * take: thrown, failing the check.
  */
-export function namingFindings(message: string, ...drivers: Array<Pick<BlkDriver, 'findings'>>): string {
+export function namingFindings(
+  ctx: CheckContext,
+  message: string,
+  ...drivers: Array<Pick<BlkDriver, 'findings'>>
+): string {
   const findings = drivers.flatMap((d) => d.findings);
   const first = findings[0];
   if (!first) return message;
+  const state = judging(ctx);
+  if (!state.ran) state.pending.push(...findings);
+  const own = state.ran ? findings.find((f) => !state.failedOn.has(f.code)) : undefined;
+  if (own)
+    throw new BlkError(
+      own.code,
+      `${own.message} (${NEEDS_DATA_PATH} did not find this in this run: a defect on this check's path)`,
+    );
   const counted = COMPLETION_RULES.flatMap((code) => {
     const n = findings.filter((f) => f.code === code).length;
     return n ? [`${FINDING_COUNTED[code]} on ${n} completion${n === 1 ? '' : 's'}`] : [];

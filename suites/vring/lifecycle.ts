@@ -129,7 +129,7 @@ export const lifecycleChecks = defineChecks('vring', [
         base,
         `GET_VRING_BASE after ${count} requests made available from index 0 and used: the next available index to process`,
       ).to.equal(count);
-      return namingFindings(`vring 0 stopped at available index ${base} after ${count} requests`, blk);
+      return namingFindings(ctx, `vring 0 stopped at available index ${base} after ${count} requests`, blk);
     },
   },
   {
@@ -210,8 +210,9 @@ export const lifecycleChecks = defineChecks('vring', [
       }
       const summary = `${consumedAt.length} rounds of ${batch} reads kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
       if (undrained.length === 0)
-        return namingFindings(`${summary}, each used by the reply, none after`, blk);
+        return namingFindings(ctx, `${summary}, each used by the reply, none after`, blk);
       return namingFindings(
+        ctx,
         `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
           `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`,
         blk,
@@ -259,7 +260,7 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return namingFindings(`${notes.join('; ')} (quiet window ${quiet} ms)`, first.blk, blk);
+      return namingFindings(ctx, `${notes.join('; ')} (quiet window ${quiet} ms)`, first.blk, blk);
     },
   },
   {
@@ -281,6 +282,7 @@ export const lifecycleChecks = defineChecks('vring', [
       });
       const bit30 = hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
       return namingFindings(
+        ctx,
         `features ${hex(features)}${bit30 ? '' : ' (no bit 30)'}: written and read back without SET_VRING_ENABLE`,
         blk,
       );
@@ -359,6 +361,7 @@ export const lifecycleChecks = defineChecks('vring', [
         `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
       ).to.equal(queue.lastAvailIdx);
       return namingFindings(
+        ctx,
         `started at ${NEAR_WRAP}; stopped at ${base}; 2 requests posted and kicked while stopped stayed ` +
           `untouched; restarted at ${base}, they and 3 more completed once each; ` +
           `stopped again at ${final} past the 16-bit wrap`,
@@ -407,6 +410,7 @@ export const lifecycleChecks = defineChecks('vring', [
       const final = await stop(started, device);
       expect(final, 'GET_VRING_BASE once both completed').to.equal(ring.queue.lastAvailIdx);
       return namingFindings(
+        ctx,
         `the 2 requests kicked while stopped completed after the restart at ${base} on the kick left pending, ` +
           `with no new one; stopped again at ${final}`,
         blk,
@@ -448,7 +452,7 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return namingFindings(`a write and a read ran, then ${note} (quiet window ${quiet} ms)`, blk);
+      return namingFindings(ctx, `a write and a read ran, then ${note} (quiet window ${quiet} ms)`, blk);
     },
   },
 ]);

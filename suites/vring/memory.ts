@@ -125,6 +125,7 @@ export const memoryChecks = defineChecks('vring', [
         );
       });
       return namingFindings(
+        ctx,
         `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
           `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ` +
           `${MOVED_SECTORS} sectors were written and read back through it, and the old mapping was not touched`,

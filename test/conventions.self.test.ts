@@ -120,6 +120,7 @@ const VARIANT_EXPECTS: Record<
     },
   },
   'config-offset-ignored': { messages: { 'proto.config.window': /blk_size .*the offset ignored/ } },
+  'ring-max-256': {},
   'config-windows-refused': {
     messages: {
       'proto.config.get':

@@ -67,6 +67,28 @@ function expectUsageError(run: Run, cause: RegExp): void {
   expect(run.stdout).to.equal('');
 }
 
+/** Runs `body` with fixture `wrapper` (its environment plus `env`) listening at a socket of its own, then stops it. */
+async function withDaemon<T>(
+  wrapper: string,
+  env: Record<string, string>,
+  body: (socket: string) => Promise<T>,
+): Promise<T> {
+  const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, 'backend.sock');
+  const daemon = execa(fixture(wrapper), [`--socket-path=${socket}`], { reject: false, env });
+  const stop = async () => {
+    daemon.kill('SIGTERM');
+    await daemon;
+    await tmp.cleanup();
+  };
+  await awaitListening(socket, wrapper, 10_000, stop);
+  try {
+    return await body(socket);
+  } finally {
+    await stop();
+  }
+}
+
 async function abiFile(name: string, abi: AbiFingerprint): Promise<string> {
   const file = path.join(work.path, name);
   await writeFile(file, JSON.stringify(abi));
@@ -93,7 +115,7 @@ describe('abi: the guest-ABI fingerprint', function () {
     const abi = JSON.parse(reference) as AbiFingerprint;
     expect(validateAbi(abi)).to.deep.equal([]);
     expect(abi).to.deep.include({ type: 'block', queueCount: 1, maxMemSlots: 32 });
-    expect(abi.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768] });
+    expect(abi.ringSizes).to.deep.equal({ status: 'probed', method: 'reply-ack', maxPerQueue: [32768] });
     expect(abi.config).to.deep.include({ status: 'read', size: 60 });
     expect(abi.config.status === 'read' && abi.config.fields).to.deep.include({
       capacity: '2048',
@@ -124,16 +146,7 @@ describe('abi: the guest-ABI fingerprint', function () {
   });
 
   it('in attach mode: the same fingerprint but for what it was taken from', async () => {
-    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'blk.sock');
-    const daemon = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], { reject: false });
-    const stop = async () => {
-      daemon.kill('SIGTERM');
-      await daemon;
-      await tmp.cleanup();
-    };
-    await awaitListening(socket, 'the fixture', 10_000, stop);
-    try {
+    await withDaemon('vhu-reference', {}, async (socket) => {
       const run = await vhu(['abi', '--connect', socket, '--type', 'block']);
       expect(run.exitCode, run.stderr).to.equal(0);
       const attached = JSON.parse(run.stdout) as AbiFingerprint;
@@ -144,9 +157,119 @@ describe('abi: the guest-ABI fingerprint', function () {
         backend: null,
         capabilities: null,
       });
+    });
+  });
+
+  it('without REPLY_ACK, by moving a read through each size: exactly 256 on a fixture that takes no more, launched or attached', async () => {
+    // vhu-variant-ring-max-256 ignores a ring of 512 (one deadline), hangs up at more (a relaunch each).
+    const launched = await vhu(['abi', '--timeout', '2000', fixture('vhu-variant-ring-max-256')]);
+    expect(launched.exitCode, launched.stderr).to.equal(0);
+    const abi = JSON.parse(launched.stdout) as AbiFingerprint;
+    expect(validateAbi(abi)).to.deep.equal([]);
+    expect(abi.protocolFeatures?.names).not.to.include('REPLY_ACK');
+    expect(abi.ringSizes).to.deep.equal({
+      status: 'probed',
+      method: 'request',
+      measured: 'block: a one-sector read (VIRTIO_BLK_T_IN) on each queue, used with any status',
+      maxPerQueue: [256],
+    });
+    console.log(`      (abi by request, a launch per size tried: ${Math.round(launched.durationMs)} ms)`);
+    // Attached: the hang-ups cost a connection each, nothing relaunches; the same fingerprint.
+    const attached = await withDaemon('vhu-variant-ring-max-256', {}, async (socket) => {
+      const run = await vhu(['abi', '--timeout', '2000', '--connect', socket, '--type', 'block']);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      return JSON.parse(run.stdout) as AbiFingerprint;
+    });
+    expect({ ...attached, backend: null, capabilities: null }).to.deep.equal({
+      ...abi,
+      backend: null,
+      capabilities: null,
+    });
+    // A guest with rings of 32768 entries cannot move there, and the methods differ: said once each.
+    const file = await abiFile('ring-256.json', abi);
+    const referenceFile = await abiFile('reference.json', JSON.parse(reference) as AbiFingerprint);
+    const compat = await vhu(['compat', referenceFile, file]);
+    expect(compat.exitCode, compat.stderr).to.equal(1);
+    expect(compat.stdout.trim().split('\n').slice(1)).to.deep.equal([
+      'ring size of queue 0: the source accepts 32768 entries, the destination at most 256',
+      'note: ring sizes of the source found by SET_VRING_NUM acknowledged with REPLY_ACK, of the destination by a request moved through the ring: a size acknowledged need not be one the back-end serves',
+    ]);
+  });
+
+  it('SIGINT while ring sizes are probed by use: exit 130, no launch after it, nothing left behind', async () => {
+    // Past the launches of --print-capabilities and of the first probe: among the sizes' own launches.
+    const run = await vhu(['abi', fixture('vhu-variant-ring-max-256')], 3500);
+    expect(run.exitCode, run.stderr).to.equal(130);
+    // The sizes left (a launch each, and a deadline for 512) would take seconds more.
+    expect(run.durationMs).to.be.below(6500);
+    expect(run.stdout).to.equal('');
+    expect(run.stderr).not.to.match(/error/);
+  });
+
+  it('attached, a back-end gone while its rings are probed by use: not probed, saying that nothing relaunches it', async () => {
+    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'backend.sock');
+    const daemon = execa(fixture('vhu-variant-ring-max-256'), [`--socket-path=${socket}`], { reject: false });
+    // Killed at its first hang-up (a ring of more than 512 entries): from then on every connection is refused.
+    daemon.stderr?.on('data', (chunk: Buffer) => {
+      if (String(chunk).includes('closing the connection: variant ring-max-256')) daemon.kill('SIGKILL');
+    });
+    const stop = async () => {
+      daemon.kill('SIGKILL');
+      await daemon;
+      await tmp.cleanup();
+    };
+    await awaitListening(socket, 'the fixture', 10_000, stop);
+    try {
+      const run = await vhu(['abi', '--timeout', '2000', '--connect', socket, '--type', 'block']);
+      expect(run.exitCode, run.stderr).to.equal(0);
+      const abi = JSON.parse(run.stdout) as AbiFingerprint;
+      expect(abi.ringSizes.status).to.equal('not-probed');
+      expect(abi.ringSizes.status === 'not-probed' && abi.ringSizes.reason).to.match(
+        /^protocol feature REPLY_ACK not offered, and the attached back-end stopped listening while its rings were probed by use \(queue 0, before a ring of \d+ entries\): attach mode relaunches nothing, so the ring sizes are unknown$/,
+      );
     } finally {
       await stop();
     }
+  });
+
+  it('without REPLY_ACK, a net device: a frame through each transmit queue, the receive queues not measured', async () => {
+    const abi = await withDaemon(
+      'vhu-variant-ring-max-256',
+      { VHU_FIXTURE_DEVICE: 'net' },
+      async (socket) => {
+        const run = await vhu(['abi', '--timeout', '2000', '--connect', socket, '--type', 'net']);
+        expect(run.exitCode, run.stderr).to.equal(0);
+        return JSON.parse(run.stdout) as AbiFingerprint;
+      },
+    );
+    expect(validateAbi(abi)).to.deep.equal([]);
+    expect(abi.queueCount).to.equal(4);
+    expect(abi.ringSizes).to.deep.include({
+      status: 'probed',
+      method: 'request',
+      maxPerQueue: [null, 256, null, 256],
+    });
+    expect(
+      abi.ringSizes.status === 'probed' && abi.ringSizes.method === 'request' && abi.ringSizes.measured,
+    ).to.match(/^net: one frame transmitted on each transmitq .*receiveq .* not measured/);
+  });
+
+  it('without REPLY_ACK, a device type with no request to move (gpu): not probed, naming the types that are', async () => {
+    const abi = await withDaemon(
+      'vhu-variant-ring-max-256',
+      { VHU_FIXTURE_DEVICE: 'gpu' },
+      async (socket) => {
+        const run = await vhu(['abi', '--connect', socket, '--type', 'gpu']);
+        expect(run.exitCode, run.stderr).to.equal(0);
+        return JSON.parse(run.stdout) as AbiFingerprint;
+      },
+    );
+    expect(abi.ringSizes).to.deep.equal({
+      status: 'not-probed',
+      reason:
+        "protocol feature REPLY_ACK not offered, and no request is moved through a gpu device's rings to find their sizes by use (done for block and net devices)",
+    });
   });
 
   it(`of Debian's ${GPU}, for real: byte-identical across two launches`, async () => {
@@ -164,7 +287,11 @@ describe('abi: the guest-ABI fingerprint', function () {
       'VIRTIO_F_VERSION_1',
     ]);
     expect(abi.protocolFeatures?.names).to.include.members(['MQ', 'LOG_SHMFD', 'REPLY_ACK', 'CONFIG']);
-    expect(abi.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768, 32768] });
+    expect(abi.ringSizes).to.deep.equal({
+      status: 'probed',
+      method: 'reply-ack',
+      maxPerQueue: [32768, 32768],
+    });
     expect(abi.config).to.deep.include({ status: 'read', size: 16 });
     expect(abi.config.status === 'read' && Object.keys(abi.config.fields)).to.deep.equal([
       'num_capsets',
@@ -264,7 +391,11 @@ describe(`abi and compat of Debian's ${QSD} (vhost-user-blk export), for real`, 
       );
       // libvhost-user acks any ring size with REPLY_ACK: what it accepts, not what it is best at.
       expect(smallAbi).to.deep.include({ type: 'block', queueCount: 1 });
-      expect(smallAbi!.ringSizes).to.deep.equal({ status: 'probed', maxPerQueue: [32768] });
+      expect(smallAbi!.ringSizes).to.deep.equal({
+        status: 'probed',
+        method: 'reply-ack',
+        maxPerQueue: [32768],
+      });
       expect(largeAbi).to.deep.include({ queueCount: 2 });
       expect(smallAbi!.config.status === 'read' && smallAbi!.config.fields).to.deep.include({
         capacity: String((64 * 1024 * 1024) / 512),
@@ -360,12 +491,16 @@ describe('compat: can a guest move', function () {
     expect(run.stdout).to.match(
       /^queue count: the source has 1, the destination does not say \(MQ not offered\)$/m,
     );
-    expect(run.stdout).to.match(/^note: ring sizes of the destination not probed: /m);
+    // Its rings by use (no REPLY_ACK without protocol features): every size up to 32768 serves a read.
+    expect(run.stdout).to.match(
+      /^note: ring sizes of the source found by SET_VRING_NUM acknowledged with REPLY_ACK, of the destination by a request moved through the ring: /m,
+    );
+    expect(run.stdout).not.to.match(/^ring size/m);
   });
 
   it('--common: what every host supports, and which host limits it', async () => {
     const small = structuredClone(reference);
-    small.ringSizes = { status: 'probed', maxPerQueue: [256] };
+    small.ringSizes = { status: 'probed', method: 'reply-ack', maxPerQueue: [256] };
     const file = await abiFile('small.json', small);
     const run = await vhu(['compat', '--common', referenceFile, file]);
     expect(run.exitCode, run.stderr).to.equal(0);

@@ -36,6 +36,27 @@ describe('abi common mode', () => {
     });
   });
 
+  it('bounds the ring size by the queues measured only (a receive queue found by use is null)', () => {
+    const byRequest = {
+      ...blockAbi({ queues: 2 }),
+      ringSizes: {
+        status: 'probed' as const,
+        method: 'request' as const,
+        measured: 'net',
+        maxPerQueue: [null, 512],
+      },
+    };
+    const unmeasured = {
+      ...blockAbi({ queues: 2 }),
+      ringSizes: { ...byRequest.ringSizes, maxPerQueue: [null, null] },
+    };
+    const mode = commonMode(
+      [hosts[0]!, { name: 'r.json', abi: byRequest }, { name: 'u.json', abi: unmeasured }],
+      'qemu',
+    );
+    expect(mode.ringSize).to.deep.equal({ value: 512, limitedBy: ['r.json'], unknown: ['u.json'] });
+  });
+
   it('needs two hosts of one device type', () => {
     expect(() => commonMode([hosts[0]!], 'qemu')).to.throw(UsageError, /two ABI files or more/);
     expect(() =>

@@ -71,11 +71,13 @@ export function commonMode(hosts: readonly Host[], frontend: string): CommonMode
     virtioFeatures: virtioFeatureSet(all, type),
     dropped,
     queueCount: lowest(hosts, (abi) => abi.queueCount),
-    ringSize: lowest(hosts, (abi) =>
-      abi.ringSizes.status === 'probed' && abi.ringSizes.maxPerQueue.length
-        ? Math.min(...abi.ringSizes.maxPerQueue)
-        : null,
-    ),
+    ringSize: lowest(hosts, (abi) => {
+      if (abi.ringSizes.status !== 'probed') return null;
+      // Queues not measured (null, by request: a net device's receive queues) do not bound it.
+      const sizes: ReadonlyArray<number | null> = abi.ringSizes.maxPerQueue;
+      const measured = sizes.filter((n): n is number => n !== null);
+      return measured.length ? Math.min(...measured) : null;
+    }),
     maxMemSlots: lowest(hosts, (abi) => abi.maxMemSlots),
   };
 }

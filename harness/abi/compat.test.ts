@@ -71,6 +71,29 @@ describe('abi compat', () => {
     expect(result.notes).to.deep.equal(['ring sizes of the destination not probed: REPLY_ACK not offered']);
   });
 
+  it('ring sizes found by use: compared where both sides measured the queue, the method noted when they differ', () => {
+    const byRequest = (maxPerQueue: Array<number | null>) => ({
+      ...blockAbi({ queues: 2 }),
+      ringSizes: { status: 'probed' as const, method: 'request' as const, measured: 'net', maxPerQueue },
+    });
+    expect(compareAbi(byRequest([null, 256]), byRequest([null, 128]), 'qemu')).to.deep.include({
+      compatible: false,
+      reasons: ['ring size of queue 1: the source accepts 256 entries, the destination at most 128'],
+      notes: [],
+    });
+    // Acked by REPLY_ACK on the source, served by request on the destination.
+    const result = compareAbi(blockAbi({ queues: 2, ring: 256 }), byRequest([null, 256]), 'qemu');
+    expect(result).to.deep.include({ compatible: true, reasons: [] });
+    expect(result.notes).to.deep.equal([
+      'ring sizes of the source found by SET_VRING_NUM acknowledged with REPLY_ACK, of the destination by a request moved through the ring: a size acknowledged need not be one the back-end serves',
+      "ring size of queue 0: the source accepts 256 entries, the destination's was not measured",
+    ]);
+    // A queue the source did not measure asks nothing of the destination.
+    expect(
+      compareAbi(byRequest([null, 256]), blockAbi({ queues: 2, ring: 64 }), 'qemu').reasons,
+    ).to.deep.equal(['ring size of queue 1: the source accepts 256 entries, the destination at most 64']);
+  });
+
   it('refuses two device types and an unknown profile as usage errors', () => {
     const gpu = { ...blockAbi(), type: 'gpu' };
     expect(() => compareAbi(blockAbi(), gpu, 'qemu')).to.throw(UsageError, /a block device .* a gpu device/);

@@ -7,7 +7,7 @@ import { UsageError } from '../errors.js';
 import { profileNamed } from '../frontend/profiles.js';
 import { hasBit, ProtocolFeature, protocolFeatureList } from '../protocol/spec.js';
 import { virtioNames } from './features.js';
-import type { AbiFingerprint } from './format.js';
+import type { AbiFingerprint, RingProbeMethod } from './format.js';
 
 export interface CompatResult {
   compatible: boolean;
@@ -26,6 +26,12 @@ const STATEFUL_TYPES: readonly string[] = ['fs'];
  * front-end negotiated them: the queue count (MQ), the config space (CONFIG), the MTU (NET_MTU).
  */
 const GUEST_VISIBLE_PROTOCOL = [ProtocolFeature.MQ, ProtocolFeature.CONFIG, ProtocolFeature.NET_MTU];
+
+/** How each probing method found a ring size, for notes. */
+const METHOD_WORDS: Readonly<Record<RingProbeMethod, string>> = {
+  'reply-ack': 'SET_VRING_NUM acknowledged with REPLY_ACK',
+  request: 'a request moved through the ring',
+};
 
 function bits(set: { hex: string } | null): bigint {
   return set === null ? 0n : BigInt(set.hex);
@@ -117,9 +123,19 @@ export function compareAbi(
   const from = source.ringSizes;
   const to = destination.ringSizes;
   if (from.status === 'probed' && to.status === 'probed') {
+    if (from.method !== to.method)
+      notes.push(
+        `ring sizes of the source found by ${METHOD_WORDS[from.method]}, of the destination by ` +
+          `${METHOD_WORDS[to.method]}: a size acknowledged need not be one the back-end serves`,
+      );
     from.maxPerQueue.forEach((size, queue) => {
       const there = to.maxPerQueue[queue];
-      if (there === undefined)
+      if (size === null) return;
+      if (there === null)
+        notes.push(
+          `ring size of queue ${queue}: the source accepts ${size} entries, the destination's was not measured`,
+        );
+      else if (there === undefined)
         reasons.push(
           `ring size of queue ${queue}: the source accepts ${size} entries, the destination has no such queue`,
         );

@@ -27,14 +27,34 @@ describe('abi format', () => {
     expect(validateAbi(notProbed)).to.deep.equal([]);
   });
 
+  it('ring sizes say how they were found; only those found by use leave a queue unmeasured (null)', () => {
+    const byRequest = {
+      status: 'probed',
+      method: 'request',
+      measured: 'net: one frame on each transmitq',
+      maxPerQueue: [null, 256],
+    };
+    expect(validateAbi({ ...blockAbi(), ringSizes: byRequest })).to.deep.equal([]);
+    const cases: Array<[unknown, RegExp]> = [
+      [{ status: 'probed', method: 'reply-ack', maxPerQueue: [null, 256] }, /maxPerQueue\/0/],
+      [{ status: 'probed', maxPerQueue: [256] }, /method/],
+      [{ ...byRequest, measured: undefined }, /measured/],
+      [{ ...byRequest, maxPerQueue: [0] }, /maxPerQueue\/0/],
+      [{ ...byRequest, method: 'guess' }, /method/],
+    ];
+    for (const [ringSizes, error] of cases)
+      expect(validateAbi({ ...blockAbi(), ringSizes }).join('; '), JSON.stringify(ringSizes)).to.match(error);
+  });
+
   it('refuses what is not an ABI file, naming the file and the fault', () => {
     const text = stableJson(blockAbi());
     const cases: Array<[string, RegExp]> = [
       [text.slice(0, 200), /a\.json: not an ABI file: not JSON/],
       ['{"format":"vhu-conform-baseline","formatVersion":1}', /format is not "vhu-conform-abi"/],
+      // Version 1 had ring sizes without their method: refused by name, not as a schema error.
       [
-        text.replace('"formatVersion": 1', '"formatVersion": 2'),
-        /version 2, this vhu-conform reads version 1/,
+        text.replace('"formatVersion": 2', '"formatVersion": 1'),
+        /version 1, this vhu-conform reads version 2/,
       ],
       [text.replace(/"queueCount": 1/, '"queueCount": "one"'), /not a valid ABI file: \/queueCount/],
       ['[]', /not an ABI file/],

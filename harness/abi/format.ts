@@ -6,7 +6,10 @@ import { UsageError } from '../errors.js';
 import { validateAbi } from '../schemas/validate.js';
 
 export const ABI_FORMAT = 'vhu-conform-abi';
-export const ABI_FORMAT_VERSION = 1;
+export const ABI_FORMAT_VERSION = 2;
+
+/** The largest ring size probed: the virtio spec's maximum queue size. */
+export const MAX_RING_SIZE = 32768;
 
 /** A feature set as a 64-bit hex number and the names of its bits. */
 export interface FeatureSet {
@@ -14,10 +17,19 @@ export interface FeatureSet {
   names: string[];
 }
 
-/** The largest ring size each queue accepted, or why none was probed. */
+/**
+ * The largest ring size each queue accepted, or why none was probed. `reply-ack`: SET_VRING_NUM with
+ * need_reply acked 0 (0 when no size was). `request`: without REPLY_ACK, the largest size at which a request
+ * moved through the started ring; `measured` says which request, and null stands for a queue not measured.
+ * The two can differ for one back-end (an acked size need not be one it runs), so compat names the method.
+ */
 export type RingSizes =
-  | { status: 'probed'; maxPerQueue: number[] }
+  | { status: 'probed'; method: 'reply-ack'; maxPerQueue: number[] }
+  | { status: 'probed'; method: 'request'; measured: string; maxPerQueue: Array<number | null> }
   | { status: 'not-probed'; reason: string };
+
+/** How ring sizes were probed (see RingSizes). */
+export type RingProbeMethod = Extract<RingSizes, { status: 'probed' }>['method'];
 
 /** The config space as GET_CONFIG gave it, or why it was not read. */
 export type ConfigSpace =

@@ -1,7 +1,8 @@
 /**
  * Takes a back-end's guest-ABI fingerprint: launches it (--print-capabilities, then --socket-path) or attaches
  * to its socket, and asks what a front-end would: GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
- * GET_MAX_MEM_SLOTS, GET_CONFIG, and SET_VRING_NUM with need_reply for the largest ring each queue takes.
+ * GET_MAX_MEM_SLOTS, GET_CONFIG, and SET_VRING_NUM with need_reply for the largest ring each queue takes
+ * (without REPLY_ACK, rings.ts finds it by moving a request through each size).
  * Every wait has the deadline given; everything launched or made is the scope's.
  */
 import { ProtocolError, SkipError, UsageError } from '../errors.js';
@@ -21,8 +22,10 @@ import {
   ABI_FORMAT_VERSION,
   type AbiFingerprint,
   type ConfigSpace,
+  MAX_RING_SIZE,
   type RingSizes,
 } from './format.js';
+import { probeRingSizesByRequest } from './rings.js';
 
 export interface AbiTarget {
   /** The binary to launch, or `connect`. */
@@ -33,10 +36,11 @@ export interface AbiTarget {
   /** Device type; by default what --print-capabilities reports (required with `connect`). */
   type?: string;
   timeoutMs: number;
+  /** Aborted to stop between requests (SIGINT): the probe of ring sizes by use starts no launch after it. */
+  signal?: AbortSignal;
 }
 
-/** The largest ring size probed: the virtio spec's maximum queue size. */
-export const MAX_RING_SIZE = 32768;
+export { MAX_RING_SIZE } from './format.js';
 /** Past this many queues the rings are not probed (up to 16 requests each): a bound on a run's length. */
 export const MAX_PROBED_QUEUES = 256;
 
@@ -97,8 +101,14 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
     ? Number(await connection.requestU64('GET_MAX_MEM_SLOTS'))
     : null;
   const config = await readConfig(session, type);
-  const layout = CONFIG_LAYOUTS[type];
-  const ringSizes = await probeRingSizes(session, queueCount ?? layout?.minQueues ?? 1);
+  const queues = queueCount ?? CONFIG_LAYOUTS[type]?.minQueues ?? 1;
+  let ringSizes: RingSizes;
+  if (acked(ProtocolFeature.REPLY_ACK)) ringSizes = await probeRingSizes(session, queues);
+  else {
+    // Each size is tried on a device of its own; a back-end may serve one front-end at a time.
+    connection.close();
+    ringSizes = await probeRingSizesByRequest(ctxTarget, queues, target.timeoutMs, target.signal);
+  }
 
   return {
     format: ABI_FORMAT,
@@ -143,14 +153,10 @@ async function readConfig(session: FrontendSession, type: string): Promise<Confi
 
 /**
  * For each queue, SET_VRING_NUM with need_reply from 32768 down by powers of two: the first size acked 0 is
- * the largest it accepts (0 when none is). Without REPLY_ACK a back-end cannot say no, so nothing is probed.
+ * the largest it accepts (0 when none is). Without REPLY_ACK a back-end cannot say no: rings.ts tries each
+ * size by use instead.
  */
 async function probeRingSizes(session: FrontendSession, queues: number): Promise<RingSizes> {
-  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.REPLY_ACK))
-    return {
-      status: 'not-probed',
-      reason: 'protocol feature REPLY_ACK not offered: a refusal could not be seen',
-    };
   const maxPerQueue: number[] = [];
   for (let index = 0; index < queues; index++) {
     let accepted = 0;
@@ -163,5 +169,5 @@ async function probeRingSizes(session: FrontendSession, queues: number): Promise
     }
     maxPerQueue.push(accepted);
   }
-  return { status: 'probed', maxPerQueue };
+  return { status: 'probed', method: 'reply-ack', maxPerQueue };
 }

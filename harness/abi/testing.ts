@@ -52,7 +52,11 @@ export function blockAbi(
     virtioFeatures: virtioFeatureSet(offer, 'block'),
     protocolFeatures: protocol === null ? null : protocolFeatureSet(protocol),
     queueCount: queues,
-    ringSizes: { status: 'probed', maxPerQueue: Array(queues).fill(options.ring ?? 32768) },
+    ringSizes: {
+      status: 'probed',
+      method: 'reply-ack',
+      maxPerQueue: Array(queues).fill(options.ring ?? 32768),
+    },
     maxMemSlots: 32,
     config: {
       status: 'read',

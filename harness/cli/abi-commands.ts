@@ -100,6 +100,7 @@ async function abi(cmd: Command, argv: string[], interrupt: Interrupt): Promise<
       : { binary: binary!, extraArgs: groups[0] ?? [] }),
     ...(opts.type ? { type: opts.type } : {}),
     timeoutMs: opts.timeout,
+    signal: interrupt.controller.signal,
   };
   const abi = await withScope(interrupt, (scope) => takeFingerprint(target, scope));
   const text = stableJson(abi);
@@ -206,7 +207,15 @@ async function compat(cmd: Command, argv: string[], interrupt: Interrupt): Promi
         if (!opts.type)
           throw new UsageError(`--${side === sides[0] ? 'source' : 'destination'}-connect needs --type`);
         abis.push(
-          await takeFingerprint({ connect: side.connect, type: opts.type, timeoutMs: opts.timeout }, scope),
+          await takeFingerprint(
+            {
+              connect: side.connect,
+              type: opts.type,
+              timeoutMs: opts.timeout,
+              signal: interrupt.controller.signal,
+            },
+            scope,
+          ),
         );
       } else if (launched.includes(side)) {
         abis.push(
@@ -216,6 +225,7 @@ async function compat(cmd: Command, argv: string[], interrupt: Interrupt): Promi
               extraArgs: argsFor(launched.indexOf(side)),
               ...(opts.type ? { type: opts.type } : {}),
               timeoutMs: opts.timeout,
+              signal: interrupt.controller.signal,
             },
             scope,
           ),

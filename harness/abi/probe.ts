@@ -38,6 +38,11 @@ export interface AbiTarget {
   timeoutMs: number;
   /** Aborted to stop between requests (SIGINT): the probe of ring sizes by use starts no launch after it. */
   signal?: AbortSignal;
+  /**
+   * How ring sizes are found: `auto` (default) by REPLY_ACK where it is offered, by use (rings.ts) elsewhere;
+   * `request` by use even where REPLY_ACK is offered (an acked size need not be one the back-end serves).
+   */
+  ringProbe?: 'auto' | 'request';
 }
 
 export { MAX_RING_SIZE } from './format.js';
@@ -103,11 +108,18 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
   const config = await readConfig(session, type);
   const queues = queueCount ?? CONFIG_LAYOUTS[type]?.minQueues ?? 1;
   let ringSizes: RingSizes;
-  if (acked(ProtocolFeature.REPLY_ACK)) ringSizes = await probeRingSizes(session, queues);
+  if (acked(ProtocolFeature.REPLY_ACK) && target.ringProbe !== 'request')
+    ringSizes = await probeRingSizes(session, queues);
   else {
     // Each size is tried on a device of its own; a back-end may serve one front-end at a time.
     connection.close();
-    ringSizes = await probeRingSizesByRequest(ctxTarget, queues, target.timeoutMs, target.signal);
+    ringSizes = await probeRingSizesByRequest(ctxTarget, queues, {
+      timeoutMs: target.timeoutMs,
+      signal: target.signal,
+      why: acked(ProtocolFeature.REPLY_ACK)
+        ? 'REPLY_ACK offered but not asked (ring sizes by use asked for)'
+        : 'protocol feature REPLY_ACK not offered',
+    });
   }
 
   return {

@@ -6,7 +6,9 @@
  * request is used within the deadline is the largest the queue takes: a size the back-end closes the
  * connection at, dies of, or takes without a word and never serves is not. Descending is exact whatever
  * sizes a back-end takes (no bisection's guess that a smaller size works when a larger one does), and costs
- * one start when the largest works, as it does on every back-end seen.
+ * one start when the largest works, as it does on every back-end seen. The queues before the one measured
+ * are started too, at a size they took (a front-end starts every ring up to the last it uses, and DPDK's
+ * vhost library starts a device only once all the rings it has heard of are set up).
  */
 import { BlkDriver, VirtioBlkFeature, VirtioBlkStatus } from '../devices/blk.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame, VirtioNetFeature } from '../devices/net.js';
@@ -21,18 +23,26 @@ import {
   type Started,
   startDevice,
 } from '../frontend/profiles.js';
+import { type RegionLayout, SKEWED_LAYOUT } from '../memory/guest-memory.js';
 import { frontendConnection } from '../process/probes.js';
 import { Scope } from '../process/scope.js';
 import { VirtioFeature } from '../protocol/spec.js';
 import { makeContext, type Target } from '../runner/check.js';
 import { FrontendSession } from '../transport/session.js';
+import { availRingSize, descTableSize, usedRingSize } from '../virtqueue/split.js';
 import { MAX_RING_SIZE, type RingSizes } from './format.js';
 
 /** The sizes tried, largest first: the powers of two up to the virtio spec's maximum queue size. */
 const SIZES = Array.from({ length: Math.log2(MAX_RING_SIZE) + 1 }, (_, k) => MAX_RING_SIZE / 2 ** k);
 
-/** QEMU's default rx_queue_size: the size of a receive queue set up beside the transmit queue measured. */
-const RX_SIZE = 256;
+/** Queues measured at most, from the first: a bound on the probe's length (up to 16 starts each). */
+export const MAX_REQUEST_QUEUES = 4;
+
+/**
+ * The size of a ring started beside the one measured when nothing is known of it (a receive queue, a queue no
+ * size served): QEMU's default queue size for block and net devices.
+ */
+const COMPANION_SIZE = 256;
 /** Receive buffers posted beside the frame sent, for a back-end that loops frames back. */
 const RX_BUFFERS = 4;
 /** The frame moved through a transmit queue: a test frame of the smallest Ethernet size. */
@@ -46,23 +56,20 @@ interface RingRequest {
   measures(index: number): boolean;
   /** The virtio features to acknowledge, for a request on queue `index`. */
   features(started: Started, index: number): bigint;
-  /** The rings to start for a request on queue `index` at `size` entries. */
-  rings(index: number, size: number): RingPlan[];
   /** Moves the request through ring `index`; resolves once it is used, throws otherwise. */
   move(device: FrontendDevice, index: number, timeoutMs: number): Promise<void>;
 }
 
 const bit = (n: number) => 1n << BigInt(n);
 
-/** The ring measured, its base at its last entry: a back-end that serves fewer entries misses the request. */
-const lastEntry = (index: number, size: number): RingPlan => ({ index, size, base: size - 1 });
+/** What every `measured` ends with: the queues left null. */
+const NULLS = `past the first ${MAX_REQUEST_QUEUES}, or one no size served`;
 
 const BLOCK: RingRequest = {
-  measured: 'block: a one-sector read (VIRTIO_BLK_T_IN) on each queue, used with any status',
+  measured: `block: a one-sector read (VIRTIO_BLK_T_IN) through each queue, used with any status; null: a queue ${NULLS}`,
   measures: () => true,
   features: (started, index) =>
     ackFeatures(started, bit(VirtioFeature.VIRTIO_F_VERSION_1) | (index > 0 ? bit(VirtioBlkFeature.MQ) : 0n)),
-  rings: (index, size) => [lastEntry(index, size)],
   async move(device, index, timeoutMs) {
     const blk = new BlkDriver(device.ring(index), {
       timeoutMs,
@@ -80,16 +87,15 @@ const BLOCK: RingRequest = {
 
 const NET: RingRequest = {
   measured:
-    'net: one frame transmitted on each transmitq (odd queues); a receiveq (even queues: null) takes frames ' +
-    'only from outside, so it is not measured',
+    'net: one frame transmitted through each transmitq (odd queues); null: a receiveq (even queues: frames ' +
+    `come to it only from outside), a queue ${NULLS}`,
   measures: (index) => index % 2 === 1,
   features: (started, index) =>
     ackFeatures(started, bit(VirtioFeature.VIRTIO_F_VERSION_1) | (index > 1 ? bit(VirtioNetFeature.MQ) : 0n)),
-  rings: (index, size) => [{ index: index - 1, size: Math.min(size, RX_SIZE) }, lastEntry(index, size)],
   async move(device, index, timeoutMs) {
     const { memory } = device;
     const rx = device.ring(index - 1);
-    for (let i = 0; i < RX_BUFFERS; i++) {
+    for (let i = 0; i < Math.min(RX_BUFFERS, rx.queue.size); i++) {
       const len = NET_HDR_SIZE + MAX_FRAME;
       rx.queue.addRequest([{ gpa: memory.alloc(len, 16), len, write: true }]);
     }
@@ -107,35 +113,66 @@ const NET: RingRequest = {
 /** The device types whose rings are measured by a request, by type. */
 const REQUESTS: Readonly<Record<string, RingRequest>> = { block: BLOCK, net: NET };
 
+/**
+ * The rings started for a request on queue `index` at `size`: every queue up to it, the one measured at `size`
+ * with its base at its last entry (a back-end that serves fewer entries misses the request), each other at
+ * the size it took (`found`), or COMPANION_SIZE, never more than `size`.
+ */
+function ringsFor(index: number, size: number, found: ReadonlyArray<number | null>): RingPlan[] {
+  return Array.from({ length: index + 1 }, (_, k) =>
+    k === index
+      ? { index, size, base: size - 1 }
+      : { index: k, size: Math.min(found[k] ?? COMPANION_SIZE, size) },
+  );
+}
+
+/** Guest memory with room for `rings` rings of `size` in the ring region (the highest), besides the rest. */
+function layoutFor(rings: readonly RingPlan[]): RegionLayout[] {
+  const ringBytes = rings.reduce(
+    (sum, r) => sum + descTableSize(r.size) + availRingSize(r.size) + usedRingSize(r.size) + 64,
+    0,
+  );
+  const MiB = 0x10_0000;
+  const size = BigInt(Math.ceil(ringBytes / MiB) * MiB + MiB);
+  const last = SKEWED_LAYOUT.reduce((a, b) => (b.guestAddress > a.guestAddress ? b : a));
+  return SKEWED_LAYOUT.map((r) => (r === last && r.size < size ? { ...r, size } : r));
+}
+
 /** Why a type is not probed this way: the types that are, named. */
-function notProbedFor(type: string): RingSizes {
+function notProbedFor(type: string, why: string): RingSizes {
   return {
     status: 'not-probed',
     reason:
-      `protocol feature REPLY_ACK not offered, and no request is moved through a ${type} device's rings to ` +
+      `${why}, and no request is moved through a ${type} device's rings to ` +
       `find their sizes by use (done for ${Object.keys(REQUESTS).join(' and ')} devices)`,
   };
+}
+
+/** What a back-end that does not take a ring causes: a hang-up or death, no answer in time, a garbled one. */
+function isBreak(err: unknown): boolean {
+  return err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError;
 }
 
 /** No trial can be made (its message is the fingerprint's reason): nothing is known of any size. */
 class NotProbed extends Error {}
 
 /**
- * The ring sizes of `queues` queues of the back-end `target` names, by use (see the file comment). The
- * caller's own connection must be closed first: a back-end may serve one front-end at a time.
+ * The ring sizes of `queues` queues of the back-end `target` names, by use (see the file comment); `why`
+ * REPLY_ACK is not asked begins every reason for not probing. The caller's own connection must be closed
+ * first: a back-end may serve one front-end at a time.
  */
 export async function probeRingSizesByRequest(
   target: Target,
   queues: number,
-  timeoutMs: number,
-  signal?: AbortSignal,
+  options: { timeoutMs: number; why: string; signal?: AbortSignal | undefined },
 ): Promise<RingSizes> {
+  const { why, signal } = options;
   const type = target.type ?? '';
   const request = REQUESTS[type];
-  if (!request) return notProbedFor(type);
+  if (!request) return notProbedFor(type, why);
   const maxPerQueue: Array<number | null> = [];
   for (let index = 0; index < queues; index++) {
-    if (!request.measures(index)) {
+    if (index >= MAX_REQUEST_QUEUES || !request.measures(index)) {
       maxPerQueue.push(null);
       continue;
     }
@@ -145,7 +182,7 @@ export async function probeRingSizesByRequest(
       signal?.throwIfAborted();
       let moved: boolean;
       try {
-        moved = await trial(target, timeoutMs, request, index, size);
+        moved = await trial(target, request, index, ringsFor(index, size, maxPerQueue), options);
       } catch (err) {
         if (!(err instanceof NotProbed)) throw err;
         return { status: 'not-probed', reason: err.message };
@@ -156,20 +193,20 @@ export async function probeRingSizesByRequest(
         break;
       }
     }
-    if (largest === null)
-      return {
-        status: 'not-probed',
-        reason:
-          `protocol feature REPLY_ACK not offered, and no request was used on queue ${index} at any size from ` +
-          `${SIZES[0]} down to 1: the ring sizes are unknown`,
-      };
     maxPerQueue.push(largest);
   }
+  if (maxPerQueue.every((n) => n === null))
+    return {
+      status: 'not-probed',
+      reason:
+        `${why}, and no request was used on any queue at any size from ` +
+        `${SIZES[0]} down to 1: the ring sizes are unknown`,
+    };
   return { status: 'probed', method: 'request', measured: request.measured, maxPerQueue };
 }
 
 /**
- * One start of the device with queue `index` at `size` entries and one request through it, in a scope of its
+ * One start of the device with `rings` (the last one measured) and one request through it, in a scope of its
  * own (its launch ended, its memory and fds closed, before the next). True when the request was used; false
  * when the back-end broke off, refused or never served it. A connection or start-up that fails before the
  * ring is set up says nothing of the size: it is thrown (NotProbed in attach mode, where nothing listens any
@@ -177,48 +214,56 @@ export async function probeRingSizesByRequest(
  */
 async function trial(
   target: Target,
-  timeoutMs: number,
   request: RingRequest,
   index: number,
-  size: number,
+  rings: RingPlan[],
+  { timeoutMs, why }: { timeoutMs: number; why: string },
 ): Promise<boolean> {
+  const size = rings.at(-1)!.size;
   const scope = new Scope();
   try {
     const ctx = makeContext(target, timeoutMs, scope);
-    let session: FrontendSession;
-    let started: Started;
-    try {
-      session = new FrontendSession(await frontendConnection(ctx));
-      started = await initSession(profileNamed(DEFAULT_PROFILE), session, scope, {
+    const open = async () => {
+      const session = new FrontendSession(await frontendConnection(ctx));
+      const started = await initSession(profileNamed(DEFAULT_PROFILE), session, scope, {
         protocol: true,
         device: target.type,
       });
+      return { session, started };
+    };
+    let opened: Awaited<ReturnType<typeof open>>;
+    try {
+      // Attach mode: a back-end dying of the last size may still take this connection, then drop it: once more.
+      opened = await open().catch((err: unknown) => {
+        if (target.connect === null || !isBreak(err)) throw err;
+        return open();
+      });
     } catch (err) {
-      // Attach mode: the connection was refused, the back-end is gone (it listened when the run began).
-      if (target.connect !== null && err instanceof SkipError)
+      // Attach mode: refused, or dropped twice: the back-end is gone (it listened when the run began).
+      if (target.connect !== null && (err instanceof SkipError || isBreak(err)))
         throw new NotProbed(
-          'protocol feature REPLY_ACK not offered, and the attached back-end stopped listening while its ' +
+          `${why}, and the attached back-end stopped listening while its ` +
             `rings were probed by use (queue ${index}, before a ring of ${size} entries): attach mode ` +
             'relaunches nothing, so the ring sizes are unknown',
         );
       throw err;
     }
+    const { session, started } = opened;
     try {
-      const device = new FrontendDevice(session, scope);
+      const device = new FrontendDevice(session, scope, { layout: layoutFor(rings) });
       await startDevice(started, session, device, scope, {
         features: request.features(started, index),
-        rings: request.rings(index, size),
+        rings,
         enable: started.protocol,
       });
       await request.move(device, index, timeoutMs);
       return true;
     } catch (err) {
-      if (err instanceof BackendError || err instanceof TimeoutError || err instanceof ProtocolError)
-        return false;
+      if (isBreak(err)) return false;
       // The profile cannot start this device at all (too few memory slots, say): no size would do.
       if (err instanceof SkipError)
         throw new NotProbed(
-          `protocol feature REPLY_ACK not offered, and the ${DEFAULT_PROFILE} profile cannot start the device ` +
+          `${why}, and the ${DEFAULT_PROFILE} profile cannot start the device ` +
             `to probe its rings by use: ${err.message}`,
         );
       throw err;

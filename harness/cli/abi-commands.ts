@@ -76,6 +76,7 @@ The same back-end and options give the same bytes.
 Examples:
   vhu-conform abi /usr/lib/qemu/vhost-user-gpu --out gpu.json
   vhu-conform abi --connect /run/blk.sock --type block
+  vhu-conform abi --ring-probe request --connect /run/blk.sock --type block
 `;
 
 /** `abi`: the fingerprint of the back-end `cmd` names, on stdout or in --out. */
@@ -83,7 +84,13 @@ async function abi(cmd: Command, argv: string[], interrupt: Interrupt): Promise<
   const { own, groups } = argumentLists(cmd.processedArgs[0] as string[], argv);
   if (own.length > 1) throw new UsageError(`abi: one back-end, not also ${own.slice(1).join(' ')}`);
   if (groups.length > 1) throw new UsageError('abi: one back-end, so one -- with its arguments');
-  const opts = cmd.opts<{ connect?: string; type?: string; timeout: number; out?: string }>();
+  const opts = cmd.opts<{
+    connect?: string;
+    type?: string;
+    timeout: number;
+    out?: string;
+    ringProbe: 'auto' | 'request';
+  }>();
   const binary = own[0];
   if ((binary === undefined) === (opts.connect === undefined))
     throw new UsageError('abi: name a back-end binary or --connect <socket>, not both');
@@ -101,6 +108,7 @@ async function abi(cmd: Command, argv: string[], interrupt: Interrupt): Promise<
     ...(opts.type ? { type: opts.type } : {}),
     timeoutMs: opts.timeout,
     signal: interrupt.controller.signal,
+    ringProbe: opts.ringProbe,
   };
   const abi = await withScope(interrupt, (scope) => takeFingerprint(target, scope));
   const text = stableJson(abi);
@@ -279,6 +287,14 @@ export function addAbiCommands(
     .addOption(typeOption())
     .addOption(timeoutOption())
     .option('--out <file>', 'write the fingerprint there instead of stdout')
+    .addOption(
+      new Option(
+        '--ring-probe <method>',
+        'how ring sizes are found: auto (REPLY_ACK where offered, else by moving a request through each size) or request (always by use)',
+      )
+        .choices(['auto', 'request'])
+        .default('auto'),
+    )
     .addHelpText('after', ABI_HELP)
     .action(() => choose((interrupt) => interruptible(interrupt, () => abi(abiCmd, argv, interrupt))));
   const compatCmd = root

@@ -118,7 +118,7 @@ const REQUESTS: Readonly<Record<string, RingRequest>> = { block: BLOCK, net: NET
  * with its base at its last entry (a back-end that serves fewer entries misses the request), each other at
  * the size it took (`found`), or COMPANION_SIZE, never more than `size`.
  */
-function ringsFor(index: number, size: number, found: ReadonlyArray<number | null>): RingPlan[] {
+export function ringsFor(index: number, size: number, found: ReadonlyArray<number | null>): RingPlan[] {
   return Array.from({ length: index + 1 }, (_, k) =>
     k === index
       ? { index, size, base: size - 1 }
@@ -126,14 +126,15 @@ function ringsFor(index: number, size: number, found: ReadonlyArray<number | nul
   );
 }
 
-/** Guest memory with room for `rings` rings of `size` in the ring region (the highest), besides the rest. */
-function layoutFor(rings: readonly RingPlan[]): RegionLayout[] {
+/** SKEWED_LAYOUT with room for every ring of `rings` in the ring region (the highest), grown where need be. */
+export function layoutFor(rings: readonly RingPlan[]): RegionLayout[] {
   const ringBytes = rings.reduce(
     (sum, r) => sum + descTableSize(r.size) + availRingSize(r.size) + usedRingSize(r.size) + 64,
     0,
   );
   const MiB = 0x10_0000;
-  const size = BigInt(Math.ceil(ringBytes / MiB) * MiB + MiB);
+  // 256 KiB besides for what the drivers allocate there (a read's buffers, frames).
+  const size = BigInt(Math.ceil((ringBytes + 0x4_0000) / MiB) * MiB);
   const last = SKEWED_LAYOUT.reduce((a, b) => (b.guestAddress > a.guestAddress ? b : a));
   return SKEWED_LAYOUT.map((r) => (r === last && r.size < size ? { ...r, size } : r));
 }

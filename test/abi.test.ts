@@ -188,6 +188,13 @@ describe('abi: the guest-ABI fingerprint', function () {
       capabilities: null,
     });
     // A guest with rings of 32768 entries cannot move there, and the methods differ: said once each.
+    // --ring-probe reply-ack (migrate.abi-stable's choice): no size tried by use.
+    const ackOnly = await vhu(['abi', '--ring-probe', 'reply-ack', fixture('vhu-variant-ring-max-256')]);
+    expect(ackOnly.exitCode, ackOnly.stderr).to.equal(0);
+    expect((JSON.parse(ackOnly.stdout) as AbiFingerprint).ringSizes).to.deep.equal({
+      status: 'not-probed',
+      reason: 'protocol feature REPLY_ACK not offered, and ring sizes by use not asked for',
+    });
     const file = await abiFile('ring-256.json', abi);
     const compat = await vhu(['compat', fixture('vhu-reference'), file]);
     expect(compat.exitCode, compat.stderr).to.equal(1);

@@ -40,12 +40,17 @@ export interface AbiTarget {
   signal?: AbortSignal;
   /**
    * How ring sizes are found: `auto` (default) by REPLY_ACK where it is offered, by use (rings.ts) elsewhere;
-   * `request` by use even where REPLY_ACK is offered (an acked size need not be one the back-end serves).
+   * `request` by use even where REPLY_ACK is offered (an acked size need not be one the back-end serves);
+   * `reply-ack` by REPLY_ACK only (not probed without it: no launch per size, nothing timed).
    */
-  ringProbe?: 'auto' | 'request';
+  ringProbe?: RingProbe;
 }
 
 export { MAX_RING_SIZE } from './format.js';
+
+/** AbiTarget.ringProbe's choices. */
+export const RING_PROBES = ['auto', 'request', 'reply-ack'] as const;
+export type RingProbe = (typeof RING_PROBES)[number];
 /** Past this many queues the rings are not probed (up to 16 requests each): a bound on a run's length. */
 export const MAX_PROBED_QUEUES = 256;
 
@@ -110,6 +115,11 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
   let ringSizes: RingSizes;
   if (acked(ProtocolFeature.REPLY_ACK) && target.ringProbe !== 'request')
     ringSizes = await probeRingSizes(session, queues);
+  else if (target.ringProbe === 'reply-ack')
+    ringSizes = {
+      status: 'not-probed',
+      reason: 'protocol feature REPLY_ACK not offered, and ring sizes by use not asked for',
+    };
   else {
     // Each size is tried on a device of its own; a back-end may serve one front-end at a time.
     connection.close();

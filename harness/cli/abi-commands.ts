@@ -9,7 +9,7 @@ import { type Command, Option } from 'commander';
 import { commonMode, formatCommonMode } from '../abi/common.js';
 import { compareAbi } from '../abi/compat.js';
 import { type AbiFingerprint, parseAbi, stableJson } from '../abi/format.js';
-import { type AbiTarget, takeFingerprint } from '../abi/probe.js';
+import { type AbiTarget, RING_PROBES, type RingProbe, takeFingerprint } from '../abi/probe.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES, profileNamed } from '../frontend/profiles.js';
 import { adoptOrphans, killAllBackends, sweepOrphans } from '../process/backend.js';
@@ -89,7 +89,7 @@ async function abi(cmd: Command, argv: string[], interrupt: Interrupt): Promise<
     type?: string;
     timeout: number;
     out?: string;
-    ringProbe: 'auto' | 'request';
+    ringProbe: RingProbe;
   }>();
   const binary = own[0];
   if ((binary === undefined) === (opts.connect === undefined))
@@ -290,9 +290,9 @@ export function addAbiCommands(
     .addOption(
       new Option(
         '--ring-probe <method>',
-        'how ring sizes are found: auto (REPLY_ACK where offered, else by moving a request through each size) or request (always by use)',
+        'how ring sizes are found: auto (REPLY_ACK where offered, else by moving a request through each size), request (always by use) or reply-ack (only by REPLY_ACK)',
       )
-        .choices(['auto', 'request'])
+        .choices(RING_PROBES)
         .default('auto'),
     )
     .addHelpText('after', ABI_HELP)

@@ -35,7 +35,12 @@ async function fingerprintAt(ctx: CheckContext, socket: string, type: string): P
     await scope.close();
   });
   try {
-    return await takeFingerprint({ connect: socket, type, timeoutMs: ctx.timeoutMs }, scope);
+    // Ring sizes by REPLY_ACK only: found by use (without it) they hang on deadlines, a launch's timing is
+    // not its guest ABI, and a size per launch would outrun the check's budget.
+    return await takeFingerprint(
+      { connect: socket, type, timeoutMs: ctx.timeoutMs, ringProbe: 'reply-ack' },
+      scope,
+    );
   } finally {
     // What could not be released is the check's teardown failure, reported when its scope closes.
     for (const problem of await scope.close())

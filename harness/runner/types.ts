@@ -98,6 +98,12 @@ export interface RunSettings {
   replay: string | null;
   /** Descriptor folders searched, general to specific. */
   descriptorDirs: string[];
+  /**
+   * The destination of the migrate checks' move: the --migrate-to binary (resolved) and its --migrate-to-arg
+   * arguments, or the --migrate-to-connect socket; null: a second launch of the binary under test (reports
+   * written before it was recorded have none).
+   */
+  migrateTo: { binary: string; extraArgs: string[] } | { connect: string } | null;
 }
 
 export interface RunResult {

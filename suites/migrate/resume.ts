@@ -329,7 +329,7 @@ export const resumeChecks = defineChecks('migrate', [
             'made available was consumed',
         );
       }
-      const to = target === null ? 'the destination' : `the destination, ${destinationName(target)},`;
+      const to = target === null ? 'the destination,' : `the destination, ${destinationName(target)},`;
       return namingFindings(
         ctx,
         `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +

@@ -1,7 +1,7 @@
 import type { FuzzCase } from '../fuzz/case.js';
 import { type BackendProcess, type LaunchOptions, launch } from '../process/backend.js';
 import type { Scope } from '../process/scope.js';
-import type { CheckInfo } from './types.js';
+import type { CheckInfo, MoveDestination } from './types.js';
 
 /** What the run knows of the back-end under test, shared by every check. */
 export interface Target {
@@ -37,14 +37,12 @@ export interface Target {
 
 /** The destination of a move: another binary launched with its own arguments, or a back-end listening. */
 export type MigrationDestination =
-  | {
-      /** Absolute path of the binary, launched with `--socket-path` and `extraArgs` (not the run's). */
-      binary: string;
-      extraArgs: string[];
+  /** The binary (absolute) is launched with `--socket-path` and its `extraArgs` (not the run's). */
+  | (Extract<MoveDestination, { binary: string }> & {
       /** Its --print-capabilities document, or null when it could not be had. */
       capabilities: unknown;
-    }
-  | { /** The socket of a back-end someone else started. */ connect: string };
+    })
+  | Extract<MoveDestination, { connect: string }>;
 
 /** Another program to launch than the one under test: the destination of a move. */
 export interface Program {

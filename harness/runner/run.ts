@@ -22,6 +22,7 @@ import {
   type CheckInfo,
   type CheckResult,
   frontendMatrix,
+  type MoveDestination,
   type RunResult,
   type RunSettings,
   summarize,
@@ -408,9 +409,7 @@ function describeError(err: unknown): string {
  * checked as the back-end under test is: a binary that can be run, a socket where something listens. A
  * usage error when both are named, or arguments without the binary.
  */
-async function migrationDestination(
-  options: RunOptions,
-): Promise<{ binary: string; extraArgs: string[] } | { connect: string } | null> {
+async function migrationDestination(options: RunOptions): Promise<MoveDestination | null> {
   const { migrateTo, migrateToArgs = [], migrateToConnect } = options;
   if (migrateTo !== undefined && migrateToConnect !== undefined)
     throw new UsageError(

@@ -103,8 +103,11 @@ export interface RunSettings {
    * arguments, or the --migrate-to-connect socket; null: a second launch of the binary under test (reports
    * written before it was recorded have none).
    */
-  migrateTo: { binary: string; extraArgs: string[] } | { connect: string } | null;
+  migrateTo: MoveDestination | null;
 }
+
+/** Where the migrate checks move the guest: a binary launched with its own arguments, or a socket. */
+export type MoveDestination = { binary: string; extraArgs: string[] } | { connect: string };
 
 export interface RunResult {
   tool: { name: string; version: string };

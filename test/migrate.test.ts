@@ -4,7 +4,9 @@
  * sharing one image (through test/qemu-storage-daemon-adapter, which gives it --socket-path and --blk-file),
  * and attach mode skips it. migrate.abi-stable: the reference, qemu-storage-daemon, vhost-user-gpu and
  * virtiofsd keep their guest ABI across a reconnection and a second launch, the flaw that flips a feature on
- * every second front-end fails it naming the bit, and attach mode compares two connections.
+ * every second front-end fails it naming the bit, and attach mode compares two connections. --migrate-to and
+ * --migrate-to-connect: a move to another back-end (the reference itself passes; a variant without protocol
+ * features, another version that drops a feature, is skipped naming each bit), and their usage errors.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -12,9 +14,10 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
-import { awaitListening, expectClean, fixture, messageOf, ROOT, runCli, verdicts } from './helpers.js';
+import { awaitListening, CLI, expectClean, fixture, messageOf, ROOT, runCli, verdicts } from './helpers.js';
 
 const GREP = ['--timeout', '3000', '--grep', '^migrate\\.'];
+const RESUME = ['--timeout', '3000', '--grep', '^migrate\\.resume$'];
 const ABI_STABLE = ['--timeout', '3000', '--grep', '^migrate\\.abi-stable$'];
 const QSD = '/usr/bin/qemu-storage-daemon';
 const QSD_ADAPTER = path.join(ROOT, 'test/qemu-storage-daemon-adapter');
@@ -141,6 +144,177 @@ describe('the migrate checks through the CLI', function () {
       expect(run.exitCode, run.stderr).to.equal(0);
     } finally {
       await stop();
+    }
+  });
+});
+
+describe('migrate.resume to another back-end: --migrate-to and --migrate-to-connect', function () {
+  this.timeout(120_000);
+
+  it('--migrate-to the reference itself: the move passes, the destination named, recorded in report.json', async () => {
+    const run = await runCli([...RESUME, '--migrate-to', fixture('vhu-reference'), fixture('vhu-reference')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      new RegExp(
+        `^a fresh 8 MiB file given to both with --blk-file; the source stopped at base (\\d+) with 6 requests left \\(0 taken by the source itself\\); the destination, ${fixture('vhu-reference')} \\(--migrate-to\\), started at \\1 and kicked, completed 6 once each`,
+      ),
+    );
+    expect(run.report?.options.migrateTo).to.deep.equal({ binary: fixture('vhu-reference'), extraArgs: [] });
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('--migrate-to with --migrate-to-arg: each side names the disk file, the move goes through it', async () => {
+    const tmp = await dir({ prefix: 'vhu-selftest-migrate-', unsafeCleanup: true });
+    try {
+      const image = path.join(tmp.path, 'disk.img');
+      await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
+      const run = await runCli([
+        ...RESUME,
+        '--migrate-to',
+        fixture('vhu-reference'),
+        '--migrate-to-arg',
+        '--blk-file',
+        '--migrate-to-arg',
+        image,
+        fixture('vhu-reference'),
+        '--',
+        `--blk-file=${image}`,
+      ]);
+      expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+      expect(messageOf(run.report, 'migrate.resume')).to.match(
+        /^the --blk-file of the run for the source, its --migrate-to-arg one for the destination; .* completed 6 once each/,
+      );
+      expect(run.report?.options.migrateTo).to.deep.equal({
+        binary: fixture('vhu-reference'),
+        extraArgs: ['--blk-file', image],
+      });
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expectClean(run);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  it('--migrate-to a variant without protocol features (another version that drops one): skipped naming each bit, as compat says no', async () => {
+    const flawed = fixture('vhu-flaw-no-protocol-features');
+    const run = await runCli([...RESUME, '--migrate-to', flawed, fixture('vhu-reference')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'skip' });
+    expect(messageOf(run.report, 'migrate.resume')).to.equal(
+      `the destination, ${flawed} (--migrate-to), cannot take this guest from the source, ${fixture('vhu-reference')}: ` +
+        'virtio feature VHOST_USER_F_PROTOCOL_FEATURES: negotiated on the source, not offered by the destination; ' +
+        'protocol feature MQ: negotiated on the source, not offered by the destination; ' +
+        'protocol feature CONFIG: negotiated on the source, not offered by the destination; ' +
+        'no front-end moves a guest there (it does not renegotiate), and no rule asks a back-end to offer what ' +
+        'another offers: vhu-conform compat judges the pair',
+    );
+    // Not a defect of either back-end: the run does not fail on it.
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+    // compat answers the pair's question with a no, naming the same bit.
+    const compat = await execa(process.execPath, [CLI, 'compat', fixture('vhu-reference'), flawed], {
+      reject: false,
+    });
+    expect(compat.exitCode, compat.stderr).to.equal(1);
+    expect(compat.stdout).to.match(
+      /^virtio feature VHOST_USER_F_PROTOCOL_FEATURES: negotiated on the source, not offered by the destination$/m,
+    );
+  });
+
+  it("--migrate-to-connect a back-end someone else started on the run's --blk-file: the move passes", async () => {
+    const tmp = await dir({ prefix: 'vhu-selftest-migrate-', unsafeCleanup: true });
+    const socket = path.join(tmp.path, 'destination.sock');
+    const image = path.join(tmp.path, 'disk.img');
+    await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
+    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`, `--blk-file=${image}`], {
+      reject: false,
+      stdin: 'ignore',
+    });
+    const stop = async () => {
+      backend.kill('SIGTERM');
+      await backend;
+      await tmp.cleanup();
+    };
+    try {
+      await awaitListening(socket, 'the destination back-end', 10_000, stop);
+      const run = await runCli([
+        ...RESUME,
+        '--migrate-to-connect',
+        socket,
+        fixture('vhu-reference'),
+        '--',
+        `--blk-file=${image}`,
+      ]);
+      expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+      expect(messageOf(run.report, 'migrate.resume')).to.match(
+        new RegExp(
+          `^the --blk-file of the run, which the destination at ${socket} is taken to serve; .*the destination, the back-end at ${socket} \\(--migrate-to-connect\\), started at \\d+ and kicked, completed 6 once each`,
+        ),
+      );
+      expect(run.report?.options.migrateTo).to.deep.equal({ connect: socket });
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expectClean(run);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('usage errors exit 2 before any check, the cause named, nothing left behind', async () => {
+    if (!existsSync(GPU)) expect.fail(`${GPU} is missing: run .ci/install-backends (qemu-system-gui)`);
+    const tmp = await dir({ prefix: 'vhu-selftest-migrate-', unsafeCleanup: true });
+    // A socket file nothing listens at any more: its back-end was killed before it could remove it.
+    const dead = path.join(tmp.path, 'dead.sock');
+    const killed = execa(fixture('vhu-reference'), [`--socket-path=${dead}`], {
+      reject: false,
+      stdin: 'ignore',
+    });
+    try {
+      await awaitListening(dead, 'the reference back-end', 10_000, async () => {
+        killed.kill('SIGKILL');
+        await killed;
+      });
+      killed.kill('SIGKILL');
+      await killed;
+      expect(existsSync(dead)).to.equal(true);
+      const readme = path.join(ROOT, 'README.md');
+      const cases: Array<[string[], RegExp]> = [
+        [['--migrate-to', path.join(tmp.path, 'nope')], /--migrate-to binary not found: .*nope$/],
+        [['--migrate-to', readme], /--migrate-to binary is not executable: .*README\.md$/],
+        [
+          ['--migrate-to-connect', path.join(tmp.path, 'none.sock')],
+          /--migrate-to-connect .*none\.sock: no such file/,
+        ],
+        [
+          ['--migrate-to-connect', readme],
+          /--migrate-to-connect .*README\.md: not a socket but a regular file/,
+        ],
+        [['--migrate-to-connect', dead], /--migrate-to-connect .*dead\.sock: nothing listens at this socket/],
+        [
+          ['--migrate-to', fixture('vhu-reference'), '--migrate-to-connect', dead],
+          /--migrate-to launches the destination of the move and --migrate-to-connect attaches to a running one: name one of them/,
+        ],
+        [
+          ['--migrate-to-arg', '--blk-file=x'],
+          /--migrate-to-arg --blk-file=x: arguments for the --migrate-to binary, and none is named/,
+        ],
+        [
+          ['--migrate-to', GPU],
+          /--migrate-to .*vhost-user-gpu: a gpu back-end \(its --print-capabilities\), the back-end under test a block one: no guest moves between them/,
+        ],
+      ];
+      for (const [args, cause] of cases) {
+        const run = await runCli([...RESUME, ...args, fixture('vhu-reference')]);
+        expect(run.exitCode, `${args.join(' ')}\n${run.stdout}${run.stderr}`).to.equal(2);
+        expect(run.stderr.trim().split('\n').at(-1)).to.match(
+          new RegExp(`^vhu-conform: error: ${cause.source}`),
+        );
+        expect(run.report, args.join(' ')).to.equal(undefined);
+        expectClean(run);
+      }
+    } finally {
+      killed.kill('SIGKILL');
+      await killed;
+      await tmp.cleanup();
     }
   });
 });

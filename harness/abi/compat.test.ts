@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { UsageError } from '../errors.js';
 import { ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
-import { compareAbi } from './compat.js';
+import { compareAbi, featuresLacking } from './compat.js';
 import { BLOCK_OFFER, BLOCK_PROTOCOL, blockAbi } from './testing.js';
 
 const bit = (n: number) => 1n << BigInt(n);
@@ -57,6 +57,25 @@ describe('abi compat', () => {
     expect(compareAbi(blockAbi(), legacy, 'qemu').reasons).to.include.members([
       'virtio feature VHOST_USER_F_PROTOCOL_FEATURES: negotiated on the source, not offered by the destination',
       'protocol feature MQ: negotiated on the source, not offered by the destination',
+      'protocol feature CONFIG: negotiated on the source, not offered by the destination',
+    ]);
+  });
+
+  it('featuresLacking: what a live negotiation has that an offer lacks, guest-visible protocol features only', () => {
+    const negotiated = {
+      virtio: bit(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC) | bit(VirtioFeature.VIRTIO_F_VERSION_1),
+      protocol: bit(ProtocolFeature.CONFIG) | bit(ProtocolFeature.REPLY_ACK),
+    };
+    expect(featuresLacking(negotiated, negotiated, 'block')).to.deep.equal([]);
+    // More offered is no harm; a lacking REPLY_ACK is the destination front-end's to do without.
+    expect(
+      featuresLacking(
+        negotiated,
+        { virtio: bit(VirtioFeature.VIRTIO_F_VERSION_1) | bit(0), protocol: 0n },
+        'block',
+      ),
+    ).to.deep.equal([
+      'virtio feature VIRTIO_RING_F_INDIRECT_DESC: negotiated on the source, not offered by the destination',
       'protocol feature CONFIG: negotiated on the source, not offered by the destination',
     ]);
   });

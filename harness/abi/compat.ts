@@ -60,6 +60,28 @@ export function negotiationOf(abi: AbiFingerprint, frontend: string, name: strin
   return found;
 }
 
+/**
+ * What the guest has that the destination cannot give it, one reason a feature: each virtio feature
+ * negotiated on the source and not offered by the destination, and each guest-visible protocol feature
+ * (MQ, CONFIG, NET_MTU) likewise. `negotiated` is the source's negotiation, `offered` the destination's offer.
+ */
+export function featuresLacking(
+  negotiated: { virtio: bigint; protocol: bigint },
+  offered: { virtio: bigint; protocol: bigint },
+  type: string,
+): string[] {
+  const reasons = virtioNames(negotiated.virtio & ~offered.virtio, type).map(
+    (name) => `virtio feature ${name}: negotiated on the source, not offered by the destination`,
+  );
+  for (const bit of GUEST_VISIBLE_PROTOCOL) {
+    if (hasBit(negotiated.protocol, bit) && !hasBit(offered.protocol, bit))
+      reasons.push(
+        `protocol feature ${protocolName(bit)}: negotiated on the source, not offered by the destination`,
+      );
+  }
+  return reasons;
+}
+
 export function compareAbi(
   source: AbiFingerprint,
   destination: AbiFingerprint,
@@ -73,22 +95,19 @@ export function compareAbi(
   const notes: string[] = [];
   const type = source.type;
 
-  const missing = bits(negotiated.virtioFeatures) & ~bits(destination.virtioFeatures);
-  for (const name of virtioNames(missing, type))
-    reasons.push(`virtio feature ${name}: negotiated on the source, not offered by the destination`);
-
   const sourceProtocol = bits(negotiated.protocolFeatures);
   const destinationProtocol = bits(destination.protocolFeatures);
+  reasons.push(
+    ...featuresLacking(
+      { virtio: bits(negotiated.virtioFeatures), protocol: sourceProtocol },
+      { virtio: bits(destination.virtioFeatures), protocol: destinationProtocol },
+      type,
+    ),
+  );
   if (!hasBit(sourceProtocol, ProtocolFeature.LOG_SHMFD))
     reasons.push(
       `protocol feature LOG_SHMFD: not negotiated on the source, so the ${frontend} front-end cannot log the pages it dirties during the move`,
     );
-  for (const bit of GUEST_VISIBLE_PROTOCOL) {
-    if (hasBit(sourceProtocol, bit) && !hasBit(destinationProtocol, bit))
-      reasons.push(
-        `protocol feature ${protocolName(bit)}: negotiated on the source, not offered by the destination`,
-      );
-  }
   if (
     profile.inflight.some((t) => t === type) &&
     hasBit(sourceProtocol, ProtocolFeature.INFLIGHT_SHMFD) &&

@@ -71,6 +71,9 @@ interface CliOptions {
   frontend: string;
   seed?: number;
   fuzz?: number;
+  migrateTo?: string;
+  migrateToArg?: string[];
+  migrateToConnect?: string;
 }
 
 function wholeNumber(value: string): number {
@@ -145,6 +148,19 @@ function withRunOptions(cmd: Command): Command {
       '--fuzz <seconds>',
       'run generated sequences for this long (only robust.fuzz unless --grep says otherwise); a failure is shrunk and saved as a case file',
       seconds,
+    )
+    .option(
+      '--migrate-to <binary>',
+      'the migrate checks move the guest to this back-end (another version) instead of a second launch of the one under test',
+    )
+    .option(
+      '--migrate-to-arg <arg>',
+      'an argument for the --migrate-to binary, once per argument (--migrate-to-arg=--blk-file=disk.img)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--migrate-to-connect <socket>',
+      'the migrate checks move the guest to the back-end someone else started listening at this socket',
     )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
@@ -227,6 +243,9 @@ Examples:
   vhu-conform --wire-log=out/wire --html=out/report.html /path/to/backend
                                                 also an HTML report, and each failed check's
                                                 wire log in out/wire/ (--wire-log alone: reports/wire/)
+  vhu-conform --grep '^migrate\\.' --migrate-to /opt/new/backend --migrate-to-arg=--blk-file=/srv/disk.img \\
+      /opt/old/backend -- --blk-file=/srv/disk.img
+                                                move a guest from one version to another
   vhu-conform replay reports/fuzz-robust.fuzz-seed5.json /path/to/backend
                                                 send a saved fuzz case again
 
@@ -471,6 +490,9 @@ async function runCommand(
       reportsDir: files.dir,
       strict: opts.strict ?? false,
       wireLog: files.html !== undefined || files.wire !== undefined,
+      ...(opts.migrateTo !== undefined ? { migrateTo: opts.migrateTo } : {}),
+      ...(opts.migrateToArg ? { migrateToArgs: opts.migrateToArg } : {}),
+      ...(opts.migrateToConnect !== undefined ? { migrateToConnect: opts.migrateToConnect } : {}),
       onStart: (backend, count, needed) => {
         reporter.start(backend, count);
         if (needed.size)
@@ -577,6 +599,8 @@ function refuseWithAll(
     opts.baseline !== undefined && '--baseline',
     opts.writeBaseline !== undefined && '--write-baseline',
     opts.type !== undefined && '--type',
+    opts.migrateTo !== undefined && '--migrate-to',
+    opts.migrateToConnect !== undefined && '--migrate-to-connect',
   ].filter((c): c is string => typeof c === 'string');
   if (clash.length)
     throw new UsageError(

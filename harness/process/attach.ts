@@ -16,7 +16,7 @@ const CONNECT_PROBE_MS = 2000;
  * spelling of the path, or in another network namespace) does it connect, which fails at once when nothing
  * listens.
  */
-export async function expectListening(socket: string): Promise<void> {
+export async function expectListening(socket: string, option = '--connect'): Promise<void> {
   const resolved = path.resolve(socket);
   let stat: Stats;
   try {
@@ -24,19 +24,19 @@ export async function expectListening(socket: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(
-      `--connect ${socket}: ${code === 'ENOENT' ? 'no such file' : `cannot reach it (${code})`}; give the socket path a running back-end listens at`,
+      `${option} ${socket}: ${code === 'ENOENT' ? 'no such file' : `cannot reach it (${code})`}; give the socket path a running back-end listens at`,
     );
   }
   if (!stat.isSocket())
     throw new UsageError(
-      `--connect ${socket}: not a socket but a ${kindOf(stat)}; give the socket path a running back-end listens at`,
+      `${option} ${socket}: not a socket but a ${kindOf(stat)}; give the socket path a running back-end listens at`,
     );
   const names = new Set([socket, resolved, realpathSync(resolved)]);
   if ([...names].some(isListeningAt)) return;
   const refused = await connectFails(resolved);
   if (refused)
     throw new UsageError(
-      `--connect ${socket}: nothing listens at this socket (connect: ${refused}); start the back-end first, or name its binary for vhu-conform to launch`,
+      `${option} ${socket}: nothing listens at this socket (connect: ${refused}); start the back-end first, or name its binary for vhu-conform to launch`,
     );
 }
 

@@ -5,7 +5,7 @@
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { BackendError, errnoName, SkipError, SysError } from '../errors.js';
-import type { CheckContext } from '../runner/check.js';
+import type { CheckContext, Program } from '../runner/check.js';
 import { closeFd, connectUnix, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { pollUntil } from '../util/deadline.js';
@@ -146,6 +146,26 @@ async function attachedConnection(ctx: CheckContext, socket: string): Promise<Co
   return Connection.fromFd(fd, ctx.timeoutMs);
 }
 
+/**
+ * A front-end connection to a back-end someone else started at `socket` that is not the one under test (the
+ * destination of a move, --migrate-to-connect), owned by the check's scope. It listened when the run began:
+ * nothing listening now is a SkipError naming `what`.
+ */
+export async function attachedTo(ctx: CheckContext, socket: string, what: string): Promise<Connection> {
+  let fd: number;
+  try {
+    fd = connectUnix(socket);
+  } catch (err) {
+    if (!(err instanceof SysError) || !NOTHING_LISTENS.has(errnoName(err.errno))) throw err;
+    throw new SkipError(
+      `${what} at ${socket} is gone: connect failed with ${errnoName(err.errno)}; nothing restarts it`,
+    );
+  }
+  const connection = Connection.fromFd(fd, ctx.timeoutMs);
+  ctx.scope.defer('front-end connection', () => connection.close());
+  return connection;
+}
+
 export interface Served {
   backend: BackendProcess;
   socket: string;
@@ -155,9 +175,16 @@ export interface Served {
   listenedAfterMs: number;
 }
 
-/** Launches with `--socket-path`, waits for it to listen, and connects as the front-end. */
-export async function serveOnSocketPath(ctx: CheckContext, args: string[] = []): Promise<Served> {
-  return serveOnSocketPathAt(ctx, await socketPath(ctx), args);
+/**
+ * Launches with `--socket-path`, waits for it to listen, and connects as the front-end; `program` launches
+ * another binary than the one under test (the destination of a move).
+ */
+export async function serveOnSocketPath(
+  ctx: CheckContext,
+  args: string[] = [],
+  program?: Program,
+): Promise<Served> {
+  return serveOnSocketPathAt(ctx, await socketPath(ctx), args, program);
 }
 
 /** `serveOnSocketPath` at a given path (to launch twice with the very same options). */
@@ -165,8 +192,9 @@ export async function serveOnSocketPathAt(
   ctx: CheckContext,
   socket: string,
   args: string[] = [],
+  program?: Program,
 ): Promise<Served> {
-  const backend = ctx.launch([`--socket-path=${socket}`, ...args]);
+  const backend = ctx.launch([`--socket-path=${socket}`, ...args], program ? { program } : {});
   const listenedAfterMs = await waitListening(ctx, backend, socket);
   const { connection, fd } = await connectTo(ctx, backend, socket);
   ctx.scope.defer('front-end connection', () => connection.close());

@@ -1,7 +1,7 @@
 import type { FuzzCase } from '../fuzz/case.js';
 import { type BackendProcess, type LaunchOptions, launch } from '../process/backend.js';
 import type { Scope } from '../process/scope.js';
-import type { CheckInfo } from './types.js';
+import type { CheckInfo, MoveDestination } from './types.js';
 
 /** What the run knows of the back-end under test, shared by every check. */
 export interface Target {
@@ -28,6 +28,27 @@ export interface Target {
   frontend?: string;
   /** Generated sequences (robust.fuzz): the seed, the budget, or a case file's steps to replay instead. */
   fuzz?: FuzzSettings;
+  /**
+   * Where the migrate checks move the guest (--migrate-to, --migrate-to-connect); absent or null: a second
+   * launch of the binary under test, with the same arguments.
+   */
+  destination?: MigrationDestination | null;
+}
+
+/** The destination of a move: another binary launched with its own arguments, or a back-end listening. */
+export type MigrationDestination =
+  /** The binary (absolute) is launched with `--socket-path` and its `extraArgs` (not the run's). */
+  | (Extract<MoveDestination, { binary: string }> & {
+      /** Its --print-capabilities document, or null when it could not be had. */
+      capabilities: unknown;
+    })
+  | Extract<MoveDestination, { connect: string }>;
+
+/** Another program to launch than the one under test: the destination of a move. */
+export interface Program {
+  binary: string;
+  /** Appended to the check's arguments instead of the run's. */
+  extraArgs: string[];
 }
 
 export interface FuzzSettings {
@@ -53,8 +74,11 @@ export interface CheckContext {
   timeoutMs: number;
   /** Owns everything the check acquires; closed when the check ends, whatever the verdict. */
   scope: Scope;
-  /** Launches the back-end with `args` plus the target's extra args, owned by the check's scope. */
-  launch(args: string[], options?: Partial<LaunchOptions>): BackendProcess;
+  /**
+   * Launches the back-end with `args` plus the target's extra args, owned by the check's scope; with
+   * `program`, that binary with its own extra args instead.
+   */
+  launch(args: string[], options?: Partial<LaunchOptions> & { program?: Program }): BackendProcess;
   /** The back-ends this check launched, oldest first. */
   readonly launched: readonly BackendProcess[];
   /** `compute` once per run under `key`: a probe several checks report on is run once. */
@@ -137,12 +161,13 @@ export function makeContext(target: Target, timeoutMs: number, scope: Scope): Ch
     timeoutMs,
     scope,
     launched,
-    launch(args, options) {
-      const backend = launch(scope, target.binary, {
+    launch(args, options = {}) {
+      const { program, ...rest } = options;
+      const backend = launch(scope, program?.binary ?? target.binary, {
         // Teardown only: how a back-end takes SIGTERM is judged by the conv.sigterm checks, not here.
         graceMs: Math.min(timeoutMs, 500),
-        ...options,
-        args: [...args, ...target.extraArgs],
+        ...rest,
+        args: [...args, ...(program?.extraArgs ?? target.extraArgs)],
       });
       launched.push(backend);
       return backend;

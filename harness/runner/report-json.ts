@@ -37,6 +37,12 @@ export function toJson(result: RunResult): string {
       fuzzSeconds: options.fuzzSeconds,
       replay: options.replay,
       descriptorDirs: [...options.descriptorDirs],
+      migrateTo:
+        options.migrateTo === null || options.migrateTo === undefined
+          ? null
+          : 'connect' in options.migrateTo
+            ? { connect: options.migrateTo.connect }
+            : { binary: options.migrateTo.binary, extraArgs: [...options.migrateTo.extraArgs] },
     },
     interrupted: result.interrupted,
     backend: {

@@ -22,6 +22,7 @@ import {
   type CheckInfo,
   type CheckResult,
   frontendMatrix,
+  type MoveDestination,
   type RunResult,
   type RunSettings,
   summarize,
@@ -69,6 +70,14 @@ export interface RunOptions {
   strict?: boolean;
   /** Record each check's messages on the back-end's socket in its result (`CheckResult.wire`). */
   wireLog?: boolean;
+  /**
+   * The destination of the migrate checks' move, another version of the back-end: a binary launched with
+   * `migrateToArgs` (not `extraArgs`), or `migrateToConnect`, the socket of one someone else started; neither:
+   * a second launch of the binary under test.
+   */
+  migrateTo?: string;
+  migrateToArgs?: string[];
+  migrateToConnect?: string;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -78,20 +87,20 @@ export const TIMEOUT_BOUNDS_MS = { min: 100, max: 600_000 } as const;
 /** The areas whose checks start devices through a front-end profile. */
 export const FRONTEND_AREAS: readonly string[] = ['vring', 'migrate', 'net', 'fs', 'gpu'];
 
-/** Resolves and validates the binary; a usage error names what is wrong. */
-export function resolveBinary(binary: string): string {
+/** Resolves and validates the binary; a usage error names what is wrong, and which binary (`what`). */
+export function resolveBinary(binary: string, what = 'back-end binary'): string {
   const resolved = path.resolve(binary);
   let stat: ReturnType<typeof statSync>;
   try {
     stat = statSync(resolved);
   } catch {
-    throw new UsageError(`back-end binary not found: ${resolved}`);
+    throw new UsageError(`${what} not found: ${resolved}`);
   }
-  if (!stat.isFile()) throw new UsageError(`back-end binary is not a file: ${resolved}`);
+  if (!stat.isFile()) throw new UsageError(`${what} is not a file: ${resolved}`);
   try {
     accessSync(resolved, constants.X_OK);
   } catch {
-    throw new UsageError(`back-end binary is not executable: ${resolved}`);
+    throw new UsageError(`${what} is not executable: ${resolved}`);
   }
   return resolved;
 }
@@ -172,6 +181,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const connect = options.connect ?? null;
   if (connect !== null) await expectListening(connect);
   const binary = connect === null ? resolveBinary(options.binary!) : '';
+  const migrateTo = await migrationDestination(options);
   const fuzz: FuzzSettings = { ...options.fuzz, seed: fuzzSeed(options.fuzz) };
   const extraArgs = options.extraArgs ?? [];
   const { checks: selected, added } = withPrerequisites(
@@ -183,15 +193,28 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const profiles = frontend === 'all' ? PROFILES.map((p) => p.name) : [profileNamed(frontend).name];
 
   const probeScope = new Scope();
-  const probe =
+  const [probe, destinationProbe] = await Promise.all([
     connect === null
-      ? await probeCapabilities(probeScope, binary, extraArgs, timeoutMs).finally(() => probeScope.close())
-      : { type: null, document: null };
+      ? probeCapabilities(probeScope, binary, extraArgs, timeoutMs)
+      : { type: null, document: null },
+    migrateTo && 'binary' in migrateTo
+      ? probeCapabilities(probeScope, migrateTo.binary, migrateTo.extraArgs, timeoutMs)
+      : undefined,
+  ]).finally(() => probeScope.close());
+  const type = options.type ?? probe.type;
+  if (destinationProbe?.type && type && destinationProbe.type !== type)
+    throw new UsageError(
+      `--migrate-to ${options.migrateTo}: a ${destinationProbe.type} back-end (its --print-capabilities), the back-end under test a ${type} one: no guest moves between them`,
+    );
+  const destination =
+    migrateTo && 'binary' in migrateTo
+      ? { ...migrateTo, capabilities: destinationProbe?.document ?? null }
+      : (migrateTo ?? null);
   const target: Target = {
     binary,
     connect,
     extraArgs,
-    type: options.type ?? probe.type,
+    type,
     capabilities: probe.document ?? null,
     descriptorDirs: options.descriptorDirs,
     memo: new Map(),
@@ -199,6 +222,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     reportsDir: path.resolve(options.reportsDir ?? 'reports'),
     frontend: profiles[0]!,
     fuzz,
+    destination,
   };
   // Each profile's checks share facts (memo) among themselves only.
   const targets = new Map(
@@ -285,7 +309,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   return {
     tool: { name: 'vhu-conform', version: VERSION },
     startedAt,
-    options: settingsOf(options, timeoutMs, frontend, fuzz),
+    options: settingsOf(options, timeoutMs, frontend, fuzz, migrateTo),
     interrupted: options.signal?.aborted ?? false,
     backend,
     summary: summarize(results, performance.now() - started),
@@ -380,6 +404,28 @@ function describeError(err: unknown): string {
   return err.message;
 }
 
+/**
+ * The destination of a move the options name (--migrate-to with its arguments, or --migrate-to-connect),
+ * checked as the back-end under test is: a binary that can be run, a socket where something listens. A
+ * usage error when both are named, or arguments without the binary.
+ */
+async function migrationDestination(options: RunOptions): Promise<MoveDestination | null> {
+  const { migrateTo, migrateToArgs = [], migrateToConnect } = options;
+  if (migrateTo !== undefined && migrateToConnect !== undefined)
+    throw new UsageError(
+      '--migrate-to launches the destination of the move and --migrate-to-connect attaches to a running one: name one of them',
+    );
+  if (migrateToArgs.length && migrateTo === undefined)
+    throw new UsageError(
+      `--migrate-to-arg ${migrateToArgs[0]}: arguments for the --migrate-to binary, and none is named`,
+    );
+  if (migrateTo !== undefined)
+    return { binary: resolveBinary(migrateTo, '--migrate-to binary'), extraArgs: [...migrateToArgs] };
+  if (migrateToConnect === undefined) return null;
+  await expectListening(migrateToConnect, '--migrate-to-connect');
+  return { connect: migrateToConnect };
+}
+
 /** Settings runConformance refuses before anything runs: each would cost the run, not fail it. */
 function checkSettings(options: RunOptions, timeoutMs: number): void {
   const { min, max } = TIMEOUT_BOUNDS_MS;
@@ -400,6 +446,7 @@ function settingsOf(
   timeoutMs: number,
   frontend: string,
   fuzz: FuzzSettings,
+  migrateTo: RunSettings['migrateTo'],
 ): RunSettings {
   return {
     type: options.type ?? null,
@@ -413,6 +460,7 @@ function settingsOf(
     fuzzSeconds: fuzz.seconds ?? null,
     replay: fuzz.replay?.file ?? null,
     descriptorDirs: [...options.descriptorDirs],
+    migrateTo,
   };
 }
 

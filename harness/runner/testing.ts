@@ -42,6 +42,7 @@ export function runResult(
       fuzzSeconds: null,
       replay: null,
       descriptorDirs: ['/usr/share/qemu/vhost-user'],
+      migrateTo: null,
       ...options,
     },
     interrupted: false,

@@ -98,7 +98,16 @@ export interface RunSettings {
   replay: string | null;
   /** Descriptor folders searched, general to specific. */
   descriptorDirs: string[];
+  /**
+   * The destination of the migrate checks' move: the --migrate-to binary (resolved) and its --migrate-to-arg
+   * arguments, or the --migrate-to-connect socket; null: a second launch of the binary under test (reports
+   * written before it was recorded have none).
+   */
+  migrateTo: MoveDestination | null;
 }
+
+/** Where the migrate checks move the guest: a binary launched with its own arguments, or a socket. */
+export type MoveDestination = { binary: string; extraArgs: string[] } | { connect: string };
 
 export interface RunResult {
   tool: { name: string; version: string };

@@ -1,13 +1,21 @@
 /**
  * migrate.resume: the harness is both front-ends of a VM that moves. The source back-end serves a block
  * device, is left with requests made available and not yet kicked, and is stopped as the front-end stops it at
- * migration; a second launch of the same binary, sharing the disk and the guest's memory, is started with the
- * same features and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be
- * done by the destination, each request once, in the same used ring.
+ * migration; a second launch of the same binary (or the destination the run names: --migrate-to, another
+ * version, or --migrate-to-connect), sharing the disk and the guest's memory, is started with the same features
+ * and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be done by the
+ * destination, each request once, in the same used ring.
+ *
+ * A destination of another version that lacks a feature the guest has is a SKIP naming it, not a FAIL: no
+ * sentence of vhost-user.rst or of the virtio spec asks a back-end to offer what another one offers, and no
+ * front-end moves such a guest (it does not renegotiate: QEMU's virtio_load refuses the incoming state,
+ * "Features ... unsupported"), so there is no move to judge and no rule either back-end broke. Whether the pair
+ * can take the guest is `vhu-conform compat`'s question, which answers it with exit 1 and the same reasons.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { featuresLacking } from '../../harness/abi/compat.js';
 import {
   type BlkCompletion,
   BlkDriver,
@@ -19,8 +27,9 @@ import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
 import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
-import { serveOnSocketPath } from '../../harness/process/probes.js';
-import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { attachedTo, serveOnSocketPath } from '../../harness/process/probes.js';
+import { type CheckContext, defineChecks, type MigrationDestination } from '../../harness/runner/check.js';
+import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import {
   COMPLETION_RULES,
@@ -44,22 +53,99 @@ const DISK_BYTES = 8 * 1024 * 1024;
 /** Sectors of each zone of the scratch area: written through the source, then by the requests it leaves. */
 const ZONE = 8;
 
+/** Whether `args` name a disk file (`--blk-file=F` or `--blk-file F`). */
+function namesBlkFile(args: readonly string[]): boolean {
+  return args.some((a) => a === '--blk-file' || a.startsWith('--blk-file='));
+}
+
+/** The file `args` name with --blk-file, undefined when none (or the option ends the list). */
+function blkFileIn(args: readonly string[]): string | undefined {
+  for (const [i, a] of args.entries()) {
+    if (a.startsWith('--blk-file=')) return a.slice('--blk-file='.length);
+    if (a === '--blk-file') return args[i + 1];
+  }
+  return undefined;
+}
+
+/** Whether a --print-capabilities document advertises the `blk-file` feature. */
+function advertisesBlkFile(capabilities: unknown): boolean {
+  const features = (capabilities as { features?: unknown } | null)?.features;
+  return Array.isArray(features) && features.includes('blk-file');
+}
+
+/** The disk the source and the destination share: the arguments each launch adds, and what to call it. */
+interface SharedDisk {
+  source: string[];
+  destination: string[];
+  what: string;
+}
+
 /**
- * The arguments that give the source and the destination the same disk: none when the run's own arguments
- * name a file (`--blk-file`: every launch gets them), a fresh file of the check's when the back-end advertises
- * the `blk-file` feature; else a SkipError (two RAM disks share nothing to compare).
+ * The arguments that give the source and the destination the same disk: none for a launch whose own
+ * arguments name a file (`--blk-file`: the run's after --, the destination's --migrate-to-arg), else the file
+ * the other side names, else a fresh file of the check's when each side advertises the `blk-file` feature; a
+ * destination someone else started serves its own disk, which the run's --blk-file must name. Else a
+ * SkipError (two RAM disks share nothing to compare).
  */
-function sharedDisk(ctx: CheckContext): { args: string[]; what: string } {
-  const named = ctx.target.extraArgs.some((a) => a === '--blk-file' || a.startsWith('--blk-file='));
-  if (named) return { args: [], what: 'the --blk-file of the run, given to both' };
-  const features = (ctx.target.capabilities as { features?: unknown } | null)?.features;
-  if (!Array.isArray(features) || !features.includes('blk-file')) {
+async function sharedDisk(ctx: CheckContext, destination: MigrationDestination | null): Promise<SharedDisk> {
+  const run = ctx.target.extraArgs;
+  const named = namesBlkFile(run);
+  if (!named && !advertisesBlkFile(ctx.target.capabilities)) {
     throw new SkipError(
       'the source and the destination need one disk: the back-end advertises no blk-file feature and the ' +
         'arguments after -- name no --blk-file',
     );
   }
-  return { args: [], what: '' };
+  const fresh = `a fresh ${DISK_BYTES >> 20} MiB file given to both with --blk-file`;
+  if (destination === null) {
+    if (named) return { source: [], destination: [], what: 'the --blk-file of the run, given to both' };
+    const args = [`--blk-file=${await diskFile(ctx)}`];
+    return { source: args, destination: args, what: fresh };
+  }
+  if ('connect' in destination) {
+    if (!named)
+      throw new SkipError(
+        `the source and the destination need one disk: the destination at ${destination.connect} serves its own, ` +
+          'and the arguments after -- name no --blk-file for the source to share it',
+      );
+    return {
+      source: [],
+      destination: [],
+      what: `the --blk-file of the run, which the destination at ${destination.connect} is taken to serve`,
+    };
+  }
+  const own = namesBlkFile(destination.extraArgs);
+  if (named && own)
+    return {
+      source: [],
+      destination: [],
+      what: 'the --blk-file of the run for the source, its --migrate-to-arg one for the destination',
+    };
+  if (!own && !advertisesBlkFile(destination.capabilities))
+    throw new SkipError(
+      `the source and the destination need one disk: the --migrate-to binary ${destination.binary} advertises ` +
+        'no blk-file feature and its --migrate-to-arg arguments name no --blk-file',
+    );
+  const file = named ? blkFileIn(run) : own ? blkFileIn(destination.extraArgs) : await diskFile(ctx);
+  if (file === undefined)
+    throw new SkipError('--blk-file is named without a file after it: nothing to give the other side');
+  return {
+    source: named ? [] : [`--blk-file=${file}`],
+    destination: own ? [] : [`--blk-file=${file}`],
+    what: named
+      ? 'the --blk-file of the run, given to the destination too'
+      : own
+        ? 'the --blk-file of the destination (--migrate-to-arg), given to the source too'
+        : fresh,
+  };
+}
+
+/** The destination of the move in messages. */
+function destinationName(destination: MigrationDestination | null): string {
+  if (destination === null) return 'a second launch of the same binary';
+  return 'connect' in destination
+    ? `the back-end at ${destination.connect} (--migrate-to-connect)`
+    : `${destination.binary} (--migrate-to)`;
 }
 
 /** A fresh zero-filled disk file in a folder the check owns, for both launches. */
@@ -81,7 +167,7 @@ export const resumeChecks = defineChecks('migrate', [
     title:
       'a ring stopped on the source back-end resumes on the destination at the base it returned: what the source left is done there, each request once',
     detail:
-      "two launches sharing the disk and the guest memory: on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; in attach mode it is skipped (one back-end only)",
+      "two launches sharing the disk and the guest memory (with `--migrate-to`, the destination is that binary, launched with its `--migrate-to-arg` arguments; with `--migrate-to-connect`, the back-end listening there, serving the run's `--blk-file`): on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; a destination that lacks a virtio feature the source negotiated (or MQ, CONFIG, NET_MTU) is skipped, each bit named (no front-end moves that guest; `compat` judges the pair); in attach mode it is skipped (one back-end only)",
     severity: 'MUST',
     spec: MIGRATION,
     rule:
@@ -102,12 +188,12 @@ export const resumeChecks = defineChecks('migrate', [
           `device type ${ctx.target.type ?? 'unknown'}: the check moves a block device only, for now`,
         );
       }
-      const shared = sharedDisk(ctx);
-      const args = shared.what ? shared.args : [`--blk-file=${await diskFile(ctx)}`];
-      const disk = shared.what || `a fresh ${DISK_BYTES >> 20} MiB file given to both with --blk-file`;
+      const target = ctx.target.destination ?? null;
+      const shared = await sharedDisk(ctx, target);
+      const disk = shared.what;
 
       // The source: a device started as the profile starts one, and a driver whose port moves.
-      const source = await serveOnSocketPath(ctx, args);
+      const source = await serveOnSocketPath(ctx, shared.source);
       const a = await openBlock(ctx, { connection: source.connection, writes: true });
       const queue = a.ring.queue;
       const port = new HandoverPort(a.ring);
@@ -167,10 +253,28 @@ export const resumeChecks = defineChecks('migrate', [
         );
       }
 
-      // The destination: same binary, same disk, the same guest memory and queue, the same features.
-      const destination = await serveOnSocketPath(ctx, args);
-      const session = new FrontendSession(destination.connection);
+      // The destination: same binary (or the one named), same disk, the same guest memory and queue, the same
+      // features.
+      const connection: Connection =
+        target !== null && 'connect' in target
+          ? await attachedTo(ctx, target.connect, 'the destination back-end (--migrate-to-connect)')
+          : (await serveOnSocketPath(ctx, shared.destination, target ?? undefined)).connection;
+      const session = new FrontendSession(connection);
       const started = await initTargetSession(ctx, session, { protocol: a.started.protocol });
+      if (target !== null) {
+        const lacking = featuresLacking(
+          { virtio: a.features, protocol: a.session.ackedProtocolFeatures },
+          { virtio: started.offered, protocol: session.protocolFeatures ?? 0n },
+          'block',
+        );
+        if (lacking.length)
+          throw new SkipError(
+            `the destination, ${destinationName(target)}, cannot take this guest from the source, ` +
+              `${ctx.target.binary}: ${lacking.join('; ')}; no front-end moves a guest there (it does not ` +
+              'renegotiate), and no rule asks a back-end to offer what another offers: vhu-conform compat ' +
+              'judges the pair',
+          );
+      }
       const missing = a.features & ~started.offered;
       if (missing !== 0n || started.protocol !== a.started.protocol) {
         throw new SkipError(
@@ -225,10 +329,11 @@ export const resumeChecks = defineChecks('migrate', [
             'made available was consumed',
         );
       }
+      const to = target === null ? 'the destination,' : `the destination, ${destinationName(target)},`;
       return namingFindings(
         ctx,
         `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +
-          `the source itself); the destination, started at ${base} and kicked, completed ${expected} once each, ` +
+          `the source itself); ${to} started at ${base} and kicked, completed ${expected} once each, ` +
           `the data right; it stopped at ${end}`,
         blk,
       );

@@ -28,6 +28,7 @@ import {
   testPattern,
   toXrgb,
 } from '../../harness/devices/gpu.js';
+import { type DisplayEvent, displayProblems, GpuDisplay } from '../../harness/devices/gpu-display.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
@@ -47,7 +48,6 @@ import { decodeConfigReply, encodeDeviceConfig } from '../../harness/protocol/me
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { closeFd } from '../../harness/sys/libc.js';
-import { type DisplayEvent, displayProblems, GpuDisplay } from '../../harness/transport/gpu-display.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import { sessionWith } from '../protocol/common.js';
 

@@ -7,7 +7,6 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
-import { encodeDisplayInfo, encodeRespEdid, type GpuDisplayMode } from '../devices/gpu.js';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { describeGpuMessage } from '../protocol/describe.js';
@@ -18,7 +17,8 @@ import { encodeU64 } from '../protocol/messages.js';
 import { ClosedError } from '../sys/fd-waiter.js';
 import { closeFd } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
-import { currentWireLog, type WireLog } from './wire-log.js';
+import { currentWireLog, type WireLog } from '../transport/wire-log.js';
+import { encodeDisplayInfo, encodeRespEdid, type GpuDisplayMode } from './gpu.js';
 
 /** The largest message the display takes: an UPDATE of a 4096 x 2160 frame, and its header. */
 const MAX_MESSAGE = 4096 * 2160 * 4 + 64;

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { PNG } from 'pngjs';
 import { dir } from 'tmp-promise';
-import { decodeDisplayInfo } from '../devices/gpu.js';
 import { TimeoutError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { encodeFrame } from '../protocol/encoder.js';
@@ -11,8 +10,9 @@ import { encodeScanout, encodeUpdate } from '../protocol/gpu-messages.js';
 import { GpuRequest } from '../protocol/gpu-spec.js';
 import { expectNoFdLeaks } from '../sys/testing.js';
 import { UnixChannel } from '../sys/unix-channel.js';
+import { formatWireLog, WireLog, wireLogContext } from '../transport/wire-log.js';
+import { decodeDisplayInfo } from './gpu.js';
 import { GpuDisplay } from './gpu-display.js';
-import { formatWireLog, WireLog, wireLogContext } from './wire-log.js';
 
 /** Plays the back-end: frames written by hand to the display, its replies read back. */
 class FakeBackend {
@@ -31,7 +31,7 @@ class FakeBackend {
   }
 }
 
-describe('transport/gpu-display', () => {
+describe('devices/gpu-display', () => {
   // Outside the suite below, so the fd count is taken before its beforeEach and checked after its afterEach.
   expectNoFdLeaks();
   describe('GpuDisplay', displayTests);

@@ -1,0 +1,99 @@
+/**
+ * The layers of harness/ point one way: a module imports only from its own folder and the folders below it
+ * (../shared/STYLE.md, "Keep layers pointing one way"). The order, lowest first, is the one the code has;
+ * the imports that still run up are listed with the issue that removes them, and a new one fails here. The
+ * checks (suites/) and the fixtures sit above the library: the library imports neither, but for the CLI and
+ * the API, which hand runConformance the checks.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { ROOT } from './helpers.js';
+
+/** harness/ folders, lowest first; a module may import from its own rank or lower. */
+const LAYERS: readonly (readonly string[])[] = [
+  ['errors.ts', 'util', 'schemas'],
+  ['sys'],
+  ['protocol'],
+  ['memory'],
+  ['transport'],
+  ['virtqueue'],
+  ['process'],
+  ['frontend'],
+  ['devices'],
+  ['fuzz'],
+  ['runner'],
+  ['abi', 'descriptors'],
+  ['cli', 'api.ts'],
+];
+
+/** Imports that still run up, each to be removed by issue 12 (a device registry, no upward imports). */
+const KNOWN_UPWARD: ReadonlySet<string> = new Set([
+  // Profiles know the block and net feature bits they pass on: the device registry's DeviceKind will say.
+  'harness/frontend/profiles.ts -> harness/devices/blk.ts',
+  'harness/frontend/profiles.ts -> harness/devices/net.ts',
+  // A narrow context type (scope, deadline, launch) instead of the runner's CheckContext.
+  'harness/frontend/profiles.ts -> harness/runner/check.ts',
+  'harness/process/probes.ts -> harness/runner/check.ts',
+]);
+
+/** The library's modules may import the checks here only. */
+const MAY_IMPORT_SUITES: ReadonlySet<string> = new Set(['harness/cli/program.ts', 'harness/api.ts']);
+
+function sources(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const rel = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sources(rel);
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && entry.name !== 'testing.ts'
+      ? [rel]
+      : [];
+  });
+}
+
+/** The repository-relative .ts files a module imports (relative imports only). */
+function importsOf(file: string): string[] {
+  const text = readFileSync(path.join(ROOT, file), 'utf8');
+  return [...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom '(\.[^']+)'/gms)].map((m) =>
+    path.join(path.dirname(file), m[1]!.replace(/\.js$/, '.ts')),
+  );
+}
+
+/** A harness module's layer: the rank of its folder (or of the file, directly in harness/). */
+function rank(file: string): number {
+  const part = file.split(path.sep)[1]!;
+  const at = LAYERS.findIndex((layer) => layer.includes(part));
+  if (at < 0) throw new Error(`${file}: harness/${part} has no layer in test/layers.test.ts`);
+  return at;
+}
+
+describe('layers', () => {
+  const files = sources('harness');
+
+  it('every harness folder has a layer', () => {
+    for (const file of files) rank(file);
+  });
+
+  it('no harness module imports from a layer above its own, but the known ones issue 12 removes', () => {
+    const upward = files.flatMap((file) =>
+      importsOf(file)
+        .filter((to) => to.startsWith(`harness${path.sep}`) && rank(to) > rank(file))
+        .map((to) => `${file} -> ${to}`),
+    );
+    expect(upward.filter((edge) => !KNOWN_UPWARD.has(edge))).to.deep.equal([]);
+    // A known one that is gone comes off the list.
+    expect([...KNOWN_UPWARD].filter((edge) => !upward.includes(edge))).to.deep.equal([]);
+  });
+
+  it('the library imports no fixture, and no check but to hand them over (CLI, API)', () => {
+    const wrong = files.flatMap((file) =>
+      importsOf(file)
+        .filter(
+          (to) =>
+            to.startsWith(`fixtures${path.sep}`) ||
+            (to.startsWith(`suites${path.sep}`) && !MAY_IMPORT_SUITES.has(file)),
+        )
+        .map((to) => `${file} -> ${to}`),
+    );
+    expect(wrong).to.deep.equal([]);
+  });
+});

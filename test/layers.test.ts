@@ -32,9 +32,6 @@ const KNOWN_UPWARD: ReadonlySet<string> = new Set([
   // Profiles know the block and net feature bits they pass on: the device registry's DeviceKind will say.
   'harness/frontend/profiles.ts -> harness/devices/blk.ts',
   'harness/frontend/profiles.ts -> harness/devices/net.ts',
-  // A narrow context type (scope, deadline, launch) instead of the runner's CheckContext.
-  'harness/frontend/profiles.ts -> harness/runner/check.ts',
-  'harness/process/probes.ts -> harness/runner/check.ts',
 ]);
 
 /** The library's modules may import the checks here only. */

@@ -27,7 +27,6 @@ import {
   protocolFeatureList,
   VirtioFeature,
 } from '../protocol/spec.js';
-import type { CheckContext } from '../runner/check.js';
 import { closeFd, type Mapping, mmapShared } from '../sys/libc.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { RingPlacement, SplitVirtqueue } from '../virtqueue/split.js';
@@ -1126,9 +1125,19 @@ function ringsInOrder(profile: FrontendProfile, indices: readonly number[]): num
   return profile.ringOrder ? profile.ringOrder(indices) : [...indices];
 }
 
+/** What `initTargetSession` needs of a check (runner/check.ts CheckContext is one). */
+export interface ProfileContext {
+  scope: Scope;
+  target: {
+    /** The front-end profile the run starts devices with (`--frontend`; default qemu). */
+    frontend?: string;
+    type: string | null;
+  };
+}
+
 /** `initSession` under the run's front-end profile (`--frontend`), for the run's device type. */
 export function initTargetSession(
-  ctx: CheckContext,
+  ctx: ProfileContext,
   session: FrontendSession,
   want: Omit<SessionWants, 'device'>,
 ): Promise<Started> {

@@ -5,11 +5,11 @@
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { BackendError, errnoName, SkipError, SysError } from '../errors.js';
-import type { CheckContext, Program } from '../runner/check.js';
 import { closeFd, connectUnix, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { pollUntil } from '../util/deadline.js';
 import type { BackendProcess } from './backend.js';
+import type { BackendContext, Program } from './context.js';
 import { describeExit, endAfterClose, endWords, lastStderrLine } from './crash.js';
 import { isListeningAt } from './procfs.js';
 
@@ -22,7 +22,7 @@ export function stderrLine(backend: BackendProcess): string {
 }
 
 /** A socket path in a fresh temp folder owned by the check. */
-export async function socketPath(ctx: CheckContext, name = 'backend.sock'): Promise<string> {
+export async function socketPath(ctx: BackendContext, name = 'backend.sock'): Promise<string> {
   return path.join(await ctx.scope.tempDir('vhu-sock-'), name);
 }
 
@@ -46,7 +46,7 @@ function socketFileAt(socket: string): boolean {
  * moment). A back-end that exits first is a BackendError naming its status and the end of its stderr.
  */
 export async function waitListening(
-  ctx: CheckContext,
+  ctx: BackendContext,
   backend: BackendProcess,
   socket: string,
 ): Promise<number> {
@@ -68,7 +68,7 @@ export async function waitListening(
  * A connection to `backend` listening at `socket`, retried within the deadline; a back-end that ends first is a
  * BackendError naming how. The connection says how the back-end went if it ends on its side.
  */
-async function connectTo(ctx: CheckContext, backend: BackendProcess, socket: string) {
+async function connectTo(ctx: BackendContext, backend: BackendProcess, socket: string) {
   const fd = await pollUntil(
     () => {
       try {
@@ -108,7 +108,7 @@ const NOTHING_LISTENS = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTSOCK']);
  * that needs a connection, under every front-end profile, is skipped, saying why, instead of failing for a
  * defect reported once already.
  */
-export function markAttachedGone(ctx: CheckContext, why: string): void {
+export function markAttachedGone(ctx: BackendContext, why: string): void {
   ctx.target.backendMemo.set(ATTACHED_GONE, Promise.resolve(why));
 }
 
@@ -116,7 +116,7 @@ export function markAttachedGone(ctx: CheckContext, why: string): void {
  * A front-end connection to the back-end under test: in attach mode to the socket given, else to a fresh
  * launch with --socket-path.
  */
-export async function frontendConnection(ctx: CheckContext, socket?: string): Promise<Connection> {
+export async function frontendConnection(ctx: BackendContext, socket?: string): Promise<Connection> {
   if (ctx.target.connect !== null) {
     const connection = await attachedConnection(ctx, ctx.target.connect);
     ctx.scope.defer('front-end connection', () => connection.close());
@@ -131,7 +131,7 @@ export async function frontendConnection(ctx: CheckContext, socket?: string): Pr
  * a refused connection means it is gone: recorded, and a SkipError for this check and every later one
  * (one deadline each would say nothing more). A full backlog is waited out.
  */
-async function attachedConnection(ctx: CheckContext, socket: string): Promise<Connection> {
+async function attachedConnection(ctx: BackendContext, socket: string): Promise<Connection> {
   const gone = ctx.target.backendMemo.get(ATTACHED_GONE);
   if (gone) throw new SkipError(`the attached back-end is gone (${await gone}); nothing restarts it`);
   let fd: number;
@@ -151,7 +151,7 @@ async function attachedConnection(ctx: CheckContext, socket: string): Promise<Co
  * destination of a move, --migrate-to-connect), owned by the check's scope. It listened when the run began:
  * nothing listening now is a SkipError naming `what`.
  */
-export async function attachedTo(ctx: CheckContext, socket: string, what: string): Promise<Connection> {
+export async function attachedTo(ctx: BackendContext, socket: string, what: string): Promise<Connection> {
   let fd: number;
   try {
     fd = connectUnix(socket);
@@ -180,7 +180,7 @@ export interface Served {
  * another binary than the one under test (the destination of a move).
  */
 export async function serveOnSocketPath(
-  ctx: CheckContext,
+  ctx: BackendContext,
   args: string[] = [],
   program?: Program,
 ): Promise<Served> {
@@ -189,7 +189,7 @@ export async function serveOnSocketPath(
 
 /** `serveOnSocketPath` at a given path (to launch twice with the very same options). */
 export async function serveOnSocketPathAt(
-  ctx: CheckContext,
+  ctx: BackendContext,
   socket: string,
   args: string[] = [],
   program?: Program,
@@ -215,7 +215,7 @@ export interface FdProbe {
  * Launches with `--fd=N`, the socket inherited as fd N: one end of a socketpair (`connected`, as libvirt
  * does for vhost-user-gpu) or a listening socket (`listening`, as for virtiofsd); then asks GET_FEATURES.
  */
-export async function probeFd(ctx: CheckContext, form: FdForm, fdNumber: number): Promise<FdProbe> {
+export async function probeFd(ctx: BackendContext, form: FdForm, fdNumber: number): Promise<FdProbe> {
   let connection: Connection;
   let backend: BackendProcess;
   if (form === 'connected') {

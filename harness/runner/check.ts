@@ -1,5 +1,6 @@
 import type { FuzzCase } from '../fuzz/case.js';
 import { type BackendProcess, type LaunchOptions, launch } from '../process/backend.js';
+import type { Program } from '../process/context.js';
 import type { Scope } from '../process/scope.js';
 import type { CheckInfo, MoveDestination } from './types.js';
 
@@ -43,13 +44,6 @@ export type MigrationDestination =
       capabilities: unknown;
     })
   | Extract<MoveDestination, { connect: string }>;
-
-/** Another program to launch than the one under test: the destination of a move. */
-export interface Program {
-  binary: string;
-  /** Appended to the check's arguments instead of the run's. */
-  extraArgs: string[];
-}
 
 export interface FuzzSettings {
   /** fast-check seed; a run without one uses a fixed seed (or, with `seconds`, a fresh one). */

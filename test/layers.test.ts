@@ -1,7 +1,8 @@
 /**
  * The layers of harness/ point one way: a module imports only from its own folder and the folders below it
- * (../shared/STYLE.md, "Keep layers pointing one way"). The order, lowest first, is the one the code has;
- * the imports that still run up are listed with the issue that removes them, and a new one fails here. The
+ * (../shared/STYLE.md, "Keep layers pointing one way"). The order, lowest first: the device drivers need of
+ * a ring only the queue contract (virtqueue/port.ts), and the front-end, which runs the rings under each
+ * profile, asks the devices what to pass on for them (issue 12's device registry). The
  * checks (suites/) and the fixtures sit above the library: the library imports neither, but for the CLI and
  * the API, which hand runConformance the checks.
  */
@@ -19,20 +20,13 @@ const LAYERS: readonly (readonly string[])[] = [
   ['transport'],
   ['virtqueue'],
   ['process'],
-  ['frontend'],
   ['devices'],
+  ['frontend'],
   ['fuzz'],
   ['runner'],
   ['abi', 'descriptors'],
   ['cli', 'api.ts'],
 ];
-
-/** Imports that still run up, each to be removed by issue 12 (a device registry, no upward imports). */
-const KNOWN_UPWARD: ReadonlySet<string> = new Set([
-  // Profiles know the block and net feature bits they pass on: the device registry's DeviceKind will say.
-  'harness/frontend/profiles.ts -> harness/devices/blk.ts',
-  'harness/frontend/profiles.ts -> harness/devices/net.ts',
-]);
 
 /** The library's modules may import the checks here only. */
 const MAY_IMPORT_SUITES: ReadonlySet<string> = new Set(['harness/cli/program.ts', 'harness/api.ts']);
@@ -70,15 +64,13 @@ describe('layers', () => {
     for (const file of files) rank(file);
   });
 
-  it('no harness module imports from a layer above its own, but the known ones issue 12 removes', () => {
+  it('no harness module imports from a layer above its own', () => {
     const upward = files.flatMap((file) =>
       importsOf(file)
         .filter((to) => to.startsWith(`harness${path.sep}`) && rank(to) > rank(file))
         .map((to) => `${file} -> ${to}`),
     );
-    expect(upward.filter((edge) => !KNOWN_UPWARD.has(edge))).to.deep.equal([]);
-    // A known one that is gone comes off the list.
-    expect([...KNOWN_UPWARD].filter((edge) => !upward.includes(edge))).to.deep.equal([]);
+    expect(upward).to.deep.equal([]);
   });
 
   it('the library imports no fixture, and no check but to hand them over (CLI, API)', () => {

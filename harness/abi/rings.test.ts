@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createTestMemory, SKEWED_LAYOUT } from '../memory/guest-memory.js';
+import { createGuestMemory, SKEWED_LAYOUT } from '../memory/guest-memory.js';
 import { SplitVirtqueue } from '../virtqueue/split.js';
 import { layoutFor, ringsFor } from './rings.js';
 
@@ -28,7 +28,7 @@ describe('abi ring sizes by use: the rings of a trial', () => {
     expect(
       layout.map((r) => (r.guestAddress === highest.guestAddress ? { ...r, size: highest.size } : r)),
     ).to.deep.equal(SKEWED_LAYOUT);
-    const memory = createTestMemory({ layout });
+    const memory = createGuestMemory({ layout });
     const region = highest.guestAddress;
     for (const ring of rings) new SplitVirtqueue(memory, ring.size, { region });
     // One ring of 1 entry still has the default region.

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { BackendError } from '../errors.js';
-import type { UsedBatch, VringPort } from '../frontend/device.js';
-import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import type { UsedBatch, VringPort } from '../virtqueue/port.js';
 import { SplitVirtqueue } from '../virtqueue/split.js';
 import {
   BLK_HEADER_SIZE,
@@ -151,7 +151,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 /** A port whose notification makes the RAM disk process the ring at once. */
 function setUp(options: { indirect?: boolean; sectors?: number; keep?: BlkErrorCode[] } = {}) {
-  const memory = createTestMemory();
+  const memory = createGuestMemory();
   // The last sector of A and the first of C, adjacent in guest space, kept out of the driver's slots.
   const span = memory.alloc(512, 512, { region: A, fromEnd: true });
   memory.alloc(512, 512, { region: C });

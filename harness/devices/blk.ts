@@ -10,10 +10,10 @@
  * back-end that translates one region wrongly corrupts every request.
  */
 import { BackendError, ProtocolError } from '../errors.js';
-import type { VringPort } from '../frontend/device.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
 import { hasBit, ProtocolFeature } from '../protocol/spec.js';
 import type { FrontendSession } from '../transport/session.js';
+import type { VringPort } from '../virtqueue/port.js';
 import type { BufferElement, UsedBuffer } from '../virtqueue/split.js';
 
 /** Request types (VIRTIO_BLK_T_*). */

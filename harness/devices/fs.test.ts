@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import type { UsedBatch, VringPort } from '../frontend/device.js';
-import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import type { UsedBatch, VringPort } from '../virtqueue/port.js';
 import { SplitVirtqueue } from '../virtqueue/split.js';
 import { FsDriver, FsError, FsErrorCode, sharedDirFromArgs } from './fs.js';
 import { FuseOpcode } from './fuse.js';
@@ -84,7 +84,7 @@ function outHeader(len: number, error: number, unique: bigint): Buffer {
 }
 
 function setUp(answer: Answer) {
-  const memory = createTestMemory();
+  const memory = createGuestMemory();
   const ports = [0, 1].map((index) => {
     const queue = new SplitVirtqueue<unknown>(memory, 16, { region: B });
     const device = new FakeFsDevice(memory, 16, queue.vringAddr(), answer);

@@ -10,7 +10,6 @@
  * a little-endian host). `toXrgb` converts a resource's bytes to that, for comparison.
  */
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
-import type { VringPort } from '../frontend/device.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import {
   ctrlTypeName,
@@ -20,6 +19,7 @@ import {
   VirtioGpuFormat,
   VirtioGpuSize,
 } from '../protocol/gpu-spec.js';
+import type { VringPort } from '../virtqueue/port.js';
 import type { BufferElement } from '../virtqueue/split.js';
 
 /** struct virtio_gpu_config. */

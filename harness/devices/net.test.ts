@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import type { DriverQueue, UsedBatch, VringPort } from '../frontend/device.js';
-import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
 import type { AddRequestOptions, BufferElement, UsedBuffer } from '../virtqueue/split.js';
 import {
   checksumTestFrame,
@@ -109,7 +109,7 @@ describe('devices/net', () => {
 
   /** A driver with MRG_RXBUF: eight receive buffers of 128 bytes posted on a fake receive queue. */
   function mergeable(): { rx: FakeQueue; net: NetDriver } {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const rx = new FakeQueue(memory);
     const net = new NetDriver(port(rx), port(new FakeQueue(memory)), {
       timeoutMs: 100,

@@ -11,8 +11,8 @@
  * the one sent and checked byte for byte.
  */
 import { BackendError, ProtocolError } from '../errors.js';
-import type { DriverQueue, VringPort } from '../frontend/device.js';
 import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
+import type { DriverQueue, VringPort } from '../virtqueue/port.js';
 
 /**
  * struct virtio_net_config up to supported_hash_types: mac[6], le16 status, le16 max_virtqueue_pairs,

@@ -8,7 +8,7 @@
  */
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import {
-  createTestMemory,
+  createGuestMemory,
   GUARD_PATTERN,
   type GuestMemory,
   type MemoryRegion,
@@ -33,13 +33,8 @@ import { EventFd } from '../sys/eventfd.js';
 import { SharedMemory } from '../sys/memfd.js';
 import type { FrontendSession } from '../transport/session.js';
 import { PackedVirtqueue, packedBase } from '../virtqueue/packed.js';
-import {
-  type AddRequestOptions,
-  type BufferElement,
-  type RingPlacement,
-  SplitVirtqueue,
-  type UsedBuffer,
-} from '../virtqueue/split.js';
+import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
+import { type RingPlacement, SplitVirtqueue, type UsedBuffer } from '../virtqueue/split.js';
 
 /** How often a wait for used buffers looks at the used ring when no call comes. */
 const USED_POLL_MS = 10;
@@ -75,36 +70,6 @@ export interface VringOptions {
    * source's): used as it stands, neither laid out nor reset; `base` is where the destination resumes it.
    */
   queue?: SplitVirtqueue<unknown>;
-}
-
-/** What a driver needs of a queue of either layout, split or packed. */
-export interface DriverQueue<T> {
-  readonly memory: GuestMemory;
-  readonly size: number;
-  readonly inFlight: number;
-  addRequest(chain: readonly BufferElement[], options?: AddRequestOptions<T>): number;
-  collectUsed(): Array<UsedBuffer<T>>;
-  /** Where the ring stands, for messages. */
-  describePosition(): string;
-}
-
-/** What a device driver (blk, ...) needs of one vring: the queue, a notification, and waits for used buffers. */
-export interface VringPort<T, Q extends DriverQueue<T> = SplitVirtqueue<T>> {
-  readonly index: number;
-  readonly queue: Q;
-  /** Sends an available buffer notification (a kick), whatever the suppression fields say. */
-  notify(): void;
-  /** Resolves once at least `count` buffers are used (see `Vring.waitUsed`). */
-  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>>;
-  /** The buffers used so far and not yet taken, without waiting. */
-  takeUsed(): Array<UsedBuffer<T>>;
-}
-
-/** Buffers collected from the used ring, and the used buffer notifications (calls) seen meanwhile. */
-export interface UsedBatch<T> {
-  used: Array<UsedBuffer<T>>;
-  /** Calls counted while waiting (eventfd counts; a back-end may coalesce several into one). */
-  calls: number;
 }
 
 /**
@@ -228,7 +193,7 @@ export class FrontendDevice {
       return;
     }
     const layout = options.layout ?? SKEWED_LAYOUT;
-    this.memory = createTestMemory({
+    this.memory = createGuestMemory({
       layout,
       backing: (length, region) => {
         const shared = new SharedMemory(length, `vhu-conform guest 0x${region.guestAddress.toString(16)}`);

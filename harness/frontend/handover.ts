@@ -4,8 +4,9 @@
  * requests and the queue; the kicks and the waits go to whichever device's ring it is handed over to.
  */
 
+import type { UsedBatch, VringPort } from '../virtqueue/port.js';
 import type { SplitVirtqueue } from '../virtqueue/split.js';
-import type { UsedBatch, Vring, VringPort } from './device.js';
+import type { Vring } from './device.js';
 
 export class HandoverPort<T> implements VringPort<T> {
   #ring: Vring<T>;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { VhuError } from '../errors.js';
 import {
-  createTestMemory,
+  createGuestMemory,
   GUARD_BYTES,
   GUARD_PATTERN,
   GuestMemory,
@@ -37,13 +37,13 @@ function region(guestAddress: bigint, size: bigint, userAddress: bigint, mmapOff
 
 describe('memory/guest-memory', () => {
   it('keeps regions sorted by guest address', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.regions.map((r) => r.guestAddress)).to.deep.equal([A, C, B]);
     expect(SKEWED_LAYOUT).to.have.length(3);
   });
 
   it('translates guest <-> user addresses in every region', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.gpaToUva(0x1234n)).to.equal(0x7f00_0000_1234n);
     expect(memory.gpaToUva(0x1_0000_0010n)).to.equal(0x7e00_0000_0010n);
     expect(memory.gpaToUva(0x10_0008n)).to.equal(0x7f80_0020_0008n);
@@ -54,7 +54,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('gives views that honour the mmap offset of each region', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     memory.gpaToBytes(0x1234n, 2).set([0xaa, 0xbb]);
     memory.gpaToBytes(0x1_0000_0010n, 1)[0] = 0xcc;
     memory.gpaToBytes(0x10_0008n, 1)[0] = 0xdd;
@@ -66,7 +66,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('throws UNMAPPED for addresses in no region', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     for (const gpa of [0x14_0000n, 0xffff_ffffn, 0x1_0010_0000n]) {
       const err = thrown(() => memory.gpaToBytes(gpa, 1));
       expect(err.code).to.equal('VHU_ERR_MEM_UNMAPPED');
@@ -82,7 +82,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('throws CROSSES_REGION for a view running past its region, even into an adjacent one', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const intoC = thrown(() => memory.gpaToBytes(0xf_fffcn, 8));
     expect(intoC.code).to.equal('VHU_ERR_MEM_CROSSES_REGION');
     expect(intoC.message).to.match(/end of its region at 0x100000 into an adjacent region/);
@@ -93,7 +93,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('reads and writes across adjacent regions, each piece in its own mapping', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     memory.write(0xf_fffen, Uint8Array.of(1, 2, 3, 4));
     expect([...backing(memory, A).subarray(0x1000 + 0xf_fffe, 0x1000 + 0x10_0000)]).to.deep.equal([1, 2]);
     expect([...backing(memory, C).subarray(0, 2)]).to.deep.equal([3, 4]);
@@ -101,7 +101,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('writes nothing when part of the range is unmapped', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const err = thrown(() => memory.write(0x13_fffen, Uint8Array.of(9, 9, 9, 9)));
     expect(err.code).to.equal('VHU_ERR_MEM_UNMAPPED');
     expect(err.address).to.equal(0x14_0000n);
@@ -110,7 +110,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('refuses regions that overlap in guest or in user space', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const guest = thrown(() => memory.add(region(0x8_0000n, 0x1000n, 0x1000n)));
     expect(guest.code).to.equal('VHU_ERR_MEM_OVERLAP');
     expect(guest.message).to.match(/overlaps the guest range of the region at guest 0x0/);
@@ -135,7 +135,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('removes regions', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.remove(C).userAddress).to.equal(0x7f80_0020_0000n);
     expect(thrown(() => memory.gpaToBytes(C, 1)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
     expect(thrown(() => memory.read(0xf_ffffn, 2)).code).to.equal('VHU_ERR_MEM_UNMAPPED');
@@ -144,7 +144,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('replaces a region with a new backing, keeping its allocations', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.alloc(0x100, 1, { region: A })).to.equal(A);
     const moved = region(A, 0x10_0000n, 0x7d00_0000_0000n, 0x5000n);
     const old = memory.replace(moved);
@@ -159,7 +159,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('refuses a replacement of another size, at no region, or overlapping another region', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(thrown(() => memory.replace(region(A, 0x1000n, 0x7d00_0000_0000n))).code).to.equal(
       'VHU_ERR_MEM_BAD_REGION',
     );
@@ -176,7 +176,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('allocates with alignment, region by region', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.alloc(3)).to.equal(0x0n);
     expect(memory.alloc(16, 16)).to.equal(0x10n);
     expect(memory.alloc(1, 4096)).to.equal(0x1000n);
@@ -188,7 +188,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('allocates from the end of a region, aligned down', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.alloc(10, 16, { region: C, fromEnd: true })).to.equal(0x13_fff0n);
     expect(memory.alloc(0x10, 1, { region: C, fromEnd: true })).to.equal(0x13_ffe0n);
     expect(memory.alloc(0x3_ffe0, 1, { region: C })).to.equal(C);
@@ -196,7 +196,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('reports allocator errors', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const full = thrown(() => memory.alloc(0x20_0000));
     expect(full.code).to.equal('VHU_ERR_MEM_NO_SPACE');
     expect(full.message).to.match(/no room for 2097152 bytes aligned to 1 in any region/);
@@ -208,7 +208,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('lays out named areas and resets the allocator', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const areas = memory.layout({ a: { len: 6, align: 2 }, b: { len: 16, align: 16 }, c: { len: 1 } });
     expect(areas).to.deep.equal({ a: 0x0n, b: 0x10n, c: 0x20n });
     expect(memory.layout({ d: { len: 4, align: 4 } }, { region: B })).to.deep.equal({ d: 0x1_0000_0000n });
@@ -217,7 +217,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('detects writes into guard bytes', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     memory.fillGuard(0x2000n, 64);
     expect([...memory.read(0x2000n, 8)]).to.deep.equal([...GUARD_PATTERN]);
     expect(memory.checkGuard(0x2000n, 64)).to.deep.equal([]);
@@ -229,7 +229,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('guards ranges across adjacent regions and with a custom pattern', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const pattern = Uint8Array.of(0x11, 0x22, 0x33);
     memory.fillGuard(0xf_fff0n, 32, pattern);
     expect([...memory.read(0xf_fff0n, 4)]).to.deep.equal([0x11, 0x22, 0x33, 0x11]);
@@ -240,7 +240,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('guards ranges longer than one pattern tile, at every phase, across a region boundary', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     const pattern = Uint8Array.of(0x11, 0x22, 0x33);
     const start = 0xf_0000n - 5n; // 0x1_0005 bytes in region A, the rest in C
     const len = 0x3_0000 + 7;
@@ -254,7 +254,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('reads into a caller buffer across adjacent regions', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     memory.write(0xf_fffen, Uint8Array.of(1, 2, 3, 4));
     const target = new Uint8Array(8).fill(7);
     memory.readInto(0xf_fffdn, target.subarray(1, 7));
@@ -265,7 +265,7 @@ describe('memory/guest-memory', () => {
   });
 
   it('guards the mmap prefixes a back-end ignoring mmap_offset would hit', () => {
-    const memory = createTestMemory();
+    const memory = createGuestMemory();
     expect(memory.checkMmapPrefixes()).to.deep.equal([]);
     expect([...backing(memory, A).subarray(0, 4)]).to.deep.equal([0xde, 0xad, 0xbe, 0xef]);
     // A back-end that maps region A but forgets mmap_offset puts guest byte 0x10 at mapping byte 0x10.
@@ -279,7 +279,7 @@ describe('memory/guest-memory', () => {
 
   it('builds test memory over a given backing', () => {
     const lengths: number[] = [];
-    const memory = createTestMemory({
+    const memory = createGuestMemory({
       backing: (length) => {
         lengths.push(length);
         return new Uint8Array(new ArrayBuffer(length + 16), 16);
@@ -293,14 +293,14 @@ describe('memory/guest-memory', () => {
 
   it('records the fd of a backing that has one', () => {
     let fd = 40;
-    const memory = createTestMemory({ backing: (length) => ({ bytes: new Uint8Array(length), fd: fd++ }) });
+    const memory = createGuestMemory({ backing: (length) => ({ bytes: new Uint8Array(length), fd: fd++ }) });
     expect(memory.regions.map((r) => r.fd)).to.deep.equal([40, 42, 41]);
-    expect(createTestMemory().regions[0]!.fd).to.equal(undefined);
+    expect(createGuestMemory().regions[0]!.fd).to.equal(undefined);
   });
 
   describe('guard zones', () => {
     it('puts guard bytes on both sides of an area and names a write past its end', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const status = memory.allocGuarded('status byte of request 1', 1, 1, { region: C });
       expect(status - C).to.equal(BigInt(GUARD_BYTES));
       expect(memory.read(status - 8n, 8)).to.deep.equal(GUARD_PATTERN);
@@ -320,7 +320,7 @@ describe('memory/guest-memory', () => {
     });
 
     it('aligns the area and names a write before it', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       memory.alloc(3, 1, { region: B });
       const table = memory.allocGuarded('descriptor table', 64, 4096, { region: B });
       expect(table % 4096n).to.equal(0n);
@@ -333,7 +333,7 @@ describe('memory/guest-memory', () => {
     });
 
     it('watches free memory once guarded, naming the nearest area', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const ring = memory.allocGuarded('used ring', 70, 4, { region: A });
       memory.guardFree();
       expect(memory.checkGuards()).to.deep.equal([]);
@@ -350,7 +350,7 @@ describe('memory/guest-memory', () => {
     });
 
     it('forgets areas and zones with the allocator', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const area = memory.allocGuarded('buffer', 8);
       memory.write(area + 8n, Uint8Array.of(0));
       memory.resetAllocator();

@@ -532,7 +532,7 @@ export const SKEWED_LAYOUT: readonly RegionLayout[] = [
   { guestAddress: 0x10_0000n, size: 0x4_0000n, userAddress: 0x7f80_0020_0000n, mmapOffset: 0x0n },
 ];
 
-export interface TestMemoryOptions {
+export interface GuestMemoryOptions {
   /** The regions (default SKEWED_LAYOUT). */
   layout?: readonly RegionLayout[];
   /**
@@ -543,10 +543,11 @@ export interface TestMemoryOptions {
 }
 
 /**
- * Guest memory laid out for tests, each region backed by its own `mmapOffset + size` bytes, with the mmap
- * prefixes filled with GUARD_PATTERN (see `checkMmapPrefixes`).
+ * Guest memory laid out as `layout` says (the skewed layout the checks use, or a test's), each region backed
+ * by its own `mmapOffset + size` bytes, with the mmap prefixes filled with GUARD_PATTERN (see
+ * `checkMmapPrefixes`).
  */
-export function createTestMemory(options: TestMemoryOptions = {}): GuestMemory {
+export function createGuestMemory(options: GuestMemoryOptions = {}): GuestMemory {
   const { layout = SKEWED_LAYOUT, backing = (length: number) => new Uint8Array(length) } = options;
   const memory = new GuestMemory(
     layout.map((l) => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createTestMemory, type GuestMemory } from '../memory/guest-memory.js';
+import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
 import { UsedRingError, VirtqueueError } from './errors.js';
 import { PackedVirtqueue, packedBase, packedPosition, RingEventFlags } from './packed.js';
 import type { BufferElement } from './split.js';
@@ -135,7 +135,7 @@ class PackedTestDevice {
 }
 
 function setUp(size: number, options: { indirect?: boolean; eventIdx?: boolean; inOrder?: boolean } = {}) {
-  const memory = createTestMemory();
+  const memory = createGuestMemory();
   const queue = new PackedVirtqueue<string>(memory, size, options);
   const device = new PackedTestDevice(memory, size, queue.vringAddr());
   return { memory, queue, device };

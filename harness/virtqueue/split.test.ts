@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { BackendError, VhuError } from '../errors.js';
-import { createTestMemory, GUARD_PATTERN, GuestMemory } from '../memory/guest-memory.js';
+import { createGuestMemory, GUARD_PATTERN, GuestMemory } from '../memory/guest-memory.js';
 import { UsedRingError, VirtqueueError } from './errors.js';
 import {
   type AddRequestOptions,
@@ -141,7 +141,7 @@ const writable = (gpa: bigint, len: number): BufferElement => ({ gpa, len, write
 describe('virtqueue/split', () => {
   describe('layout', () => {
     it('allocates the three parts aligned and reports guest and user addresses', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 4);
       // desc 16 * 4 = 64 bytes at 0x0; avail (6 + 2 * 4 = 14 bytes, 2-aligned) at 0x40; used 4-aligned after 0x4e.
       expect(vq.descTable).to.deep.equal({ gpa: 0x0n, uva: 0x7f00_0000_0000n });
@@ -157,7 +157,7 @@ describe('virtqueue/split', () => {
     });
 
     it('writes descriptors, ring entry and idx byte for byte as the spec lays them out', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<string>(memory, 4);
       const head = vq.addRequest([readable(0x1_0000_1000n, 0x200), writable(0x10_0010n, 1)], { token: 'a' });
       expect(head).to.equal(0);
@@ -176,7 +176,7 @@ describe('virtqueue/split', () => {
     });
 
     it('reads used elements at 4 + 8 * slot and used.idx at 2', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<string>(memory, 4);
       vq.addRequest([writable(0x2000n, 0x10)], { token: 'a' });
       vq.addRequest([writable(0x3000n, 0x10)], { token: 'b' });
@@ -197,7 +197,7 @@ describe('virtqueue/split', () => {
         [4, 12, 36],
         [256, 516, 2052],
       ] as const) {
-        const memory = createTestMemory();
+        const memory = createGuestMemory();
         const vq = new SplitVirtqueue(memory, size, { eventIdx: true });
         vq.setUsedEvent(0x1234);
         expect(hex(memory.read(vq.availRing.gpa + BigInt(usedEventAt), 2))).to.equal('3412');
@@ -209,7 +209,7 @@ describe('virtqueue/split', () => {
     });
 
     it('takes explicit placements in three regions and checks their alignment', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const placement = { descTable: 0x1_0000_0100n, availRing: 0x10_0002n, usedRing: 0x4_0004n };
       const vq = new SplitVirtqueue(memory, 8, { placement });
       expect(vq.vringAddr()).to.deep.equal({
@@ -250,15 +250,15 @@ describe('virtqueue/split', () => {
 
     it('accepts power-of-two sizes up to 32768 only', () => {
       for (const size of [0, 3, 1.5, 65536, 32769, -2]) {
-        const err = thrown(VirtqueueError, () => new SplitVirtqueue(createTestMemory(), size));
+        const err = thrown(VirtqueueError, () => new SplitVirtqueue(createGuestMemory(), size));
         expect(err.code).to.equal('VHU_ERR_VQ_SIZE');
       }
-      expect(new SplitVirtqueue(createTestMemory(), 1).numFree).to.equal(1);
-      expect(new SplitVirtqueue(createTestMemory(), 32768).numFree).to.equal(32768);
+      expect(new SplitVirtqueue(createGuestMemory(), 1).numFree).to.equal(1);
+      expect(new SplitVirtqueue(createGuestMemory(), 32768).numFree).to.equal(32768);
     });
 
     it('zeroes the parts it is placed on', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       memory.fillGuard(0x0n, 0x100);
       const vq = new SplitVirtqueue(memory, 4);
       // desc 0x0..0x40, avail 0x40..0x4e, used 0x50..0x76: the two bytes between keep the guard.
@@ -271,7 +271,7 @@ describe('virtqueue/split', () => {
 
   describe('chains', () => {
     it('walks direct chains through the device', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<string>(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const chain = [readable(0x1000n, 16), readable(0x10_0000n, 512), writable(0x1_0000_0000n, 1)];
@@ -287,7 +287,7 @@ describe('virtqueue/split', () => {
     });
 
     it('writes an indirect table the device can walk', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8, { indirect: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const chain = [readable(0x1000n, 16), readable(0x2000n, 32), writable(0x3000n, 64)];
@@ -304,7 +304,7 @@ describe('virtqueue/split', () => {
     });
 
     it('chains direct descriptors to an indirect one (directPrefix)', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8, { indirect: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const chain = [readable(0x1000n, 1), readable(0x2000n, 2), writable(0x3000n, 3), writable(0x4000n, 4)];
@@ -317,7 +317,7 @@ describe('virtqueue/split', () => {
     });
 
     it('grows the indirect table of a head that needs more entries', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 16, { indirect: true });
       const device = new TestDevice(memory, 16, vq.vringAddr());
       const long = Array.from({ length: 9 }, (_, i) => readable(0x1000n * BigInt(i + 1), i + 1));
@@ -332,7 +332,7 @@ describe('virtqueue/split', () => {
     });
 
     it('returns used buffers out of order, and the device may use them in any order', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 4);
       const device = new TestDevice(memory, 4, vq.vringAddr());
       const heads = [0, 1, 2].map((token) => vq.addRequest([writable(0x1000n, 8)], { token }));
@@ -345,7 +345,7 @@ describe('virtqueue/split', () => {
     });
 
     it('wraps the 16-bit indices (70002 requests through a size-8 queue)', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       let sent = 0;
@@ -377,7 +377,7 @@ describe('virtqueue/split', () => {
 
   describe('errors', () => {
     it('reports a used id out of range as a back-end FAIL, consuming nothing', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const head = vq.addRequest([writable(0x1000n, 8)]);
@@ -396,7 +396,7 @@ describe('virtqueue/split', () => {
     });
 
     it('reports ids that are not a chain in flight', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       vq.addRequest([readable(0x1000n, 8), writable(0x2000n, 8)]); // descriptors 0, 1
@@ -423,7 +423,7 @@ describe('virtqueue/split', () => {
     });
 
     it('reports used.idx moving further than the buffers in flight', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       vq.addRequest([writable(0x1000n, 8)]);
@@ -440,7 +440,7 @@ describe('virtqueue/split', () => {
     });
 
     it('reports free list exhaustion clearly', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 4);
       const device = new TestDevice(memory, 4, vq.vringAddr());
       for (let i = 0; i < 3; i++) vq.addRequest([writable(0x1000n, 8)]);
@@ -459,7 +459,7 @@ describe('virtqueue/split', () => {
     });
 
     it('refuses chains that break driver requirements', () => {
-      const vq = new SplitVirtqueue(createTestMemory(), 4, { indirect: true });
+      const vq = new SplitVirtqueue(createGuestMemory(), 4, { indirect: true });
       const cases: Array<[BufferElement[], RegExp, AddRequestOptions<unknown>?]> = [
         [[], /at least one element/],
         [[readable(0n, -1)], /len must be a u32/],
@@ -490,19 +490,19 @@ describe('virtqueue/split', () => {
     });
 
     it('refuses features the queue was not set up with', () => {
-      const plain = new SplitVirtqueue(createTestMemory(), 4);
+      const plain = new SplitVirtqueue(createGuestMemory(), 4);
       expect(
         thrown(VirtqueueError, () => plain.addRequest([readable(0n, 1)], { indirect: true })).code,
       ).to.equal('VHU_ERR_VQ_FEATURE');
       expect(thrown(VirtqueueError, () => plain.setUsedEvent(1)).code).to.equal('VHU_ERR_VQ_FEATURE');
-      const withEvent = new SplitVirtqueue(createTestMemory(), 4, { eventIdx: true });
+      const withEvent = new SplitVirtqueue(createGuestMemory(), 4, { eventIdx: true });
       const err = thrown(VirtqueueError, () => withEvent.setNoInterrupt(true));
       expect(err.code).to.equal('VHU_ERR_VQ_FEATURE');
       expect(err.message).to.match(/keep avail\.flags at 0/);
     });
 
     it('refuses indices out of u16 range', () => {
-      const vq = new SplitVirtqueue(createTestMemory(), 4, { eventIdx: true });
+      const vq = new SplitVirtqueue(createGuestMemory(), 4, { eventIdx: true });
       expect(thrown(VirtqueueError, () => vq.needsKick(0, 0x10000)).code).to.equal('VHU_ERR_VQ_ARGUMENT');
       expect(thrown(VirtqueueError, () => vq.setUsedEvent(-1)).code).to.equal('VHU_ERR_VQ_ARGUMENT');
       expect(thrown(VirtqueueError, () => vq.resetTo(70_000)).code).to.equal('VHU_ERR_VQ_ARGUMENT');
@@ -546,7 +546,7 @@ describe('virtqueue/split', () => {
     });
 
     it('kicks by avail_event with EVENT_IDX, ignoring the low bit of used.flags', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8, { eventIdx: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       let old = vq.lastAvailIdx;
@@ -563,7 +563,7 @@ describe('virtqueue/split', () => {
     });
 
     it('kicks unless VIRTQ_USED_F_NO_NOTIFY without EVENT_IDX, ignoring avail_event', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 8);
       const device = new TestDevice(memory, 8, vq.vringAddr());
       device.setAvailEvent(100);
@@ -574,7 +574,7 @@ describe('virtqueue/split', () => {
     });
 
     it('sets VIRTQ_AVAIL_F_NO_INTERRUPT and used_event where the device reads them', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const plain = new SplitVirtqueue(memory, 8);
       const device = new TestDevice(memory, 8, plain.vringAddr());
       plain.setNoInterrupt(true);
@@ -591,7 +591,7 @@ describe('virtqueue/split', () => {
 
   describe('vring base', () => {
     it('restarts at a given index (SET_VRING_BASE) and wraps from there', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8, { eventIdx: true });
       vq.addRequest([writable(0x1000n, 1)], { token: 1 });
       vq.addRequest([writable(0x1000n, 1)], { token: 2 });
@@ -621,7 +621,7 @@ describe('virtqueue/split', () => {
 
   describe('IN_ORDER', () => {
     it('takes descriptors in ring order across laps, chained x to x + 1', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const heads: number[] = [];
@@ -638,7 +638,7 @@ describe('virtqueue/split', () => {
     });
 
     it('reads one used element as a batch: every buffer in flight up to the id it names', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const heads = [0, 1, 2, 3].map((token) => vq.addRequest([writable(0x1000n, 8 + token)], { token }));
@@ -657,7 +657,7 @@ describe('virtqueue/split', () => {
     });
 
     it('fails a used element that names a later buffer than used.idx covers (used out of order)', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       const heads = [0, 1, 2].map((token) => vq.addRequest([writable(0x1000n, 8)], { token }));
@@ -668,7 +668,7 @@ describe('virtqueue/split', () => {
     });
 
     it('fails a used element whose id is not in flight', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue<number>(memory, 8, { inOrder: true });
       const device = new TestDevice(memory, 8, vq.vringAddr());
       vq.addRequest([writable(0x1000n, 8)], { token: 0 });
@@ -681,7 +681,7 @@ describe('virtqueue/split', () => {
 
   describe('raw access', () => {
     it('writes descriptors exactly as given, loops and out-of-range next included', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 4);
       const loop = { addr: 0xffff_ffff_ffff_fff0n, len: 0xffff_ffff, flags: 0xffff, next: 0 };
       vq.setRawDescriptor(0, loop);
@@ -697,7 +697,7 @@ describe('virtqueue/split', () => {
     });
 
     it('refuses only what does not fit a field, or a table', () => {
-      const vq = new SplitVirtqueue(createTestMemory(), 4);
+      const vq = new SplitVirtqueue(createGuestMemory(), 4);
       const ok = { addr: 0n, len: 0, flags: 0, next: 0 };
       for (const bad of [
         { ...ok, addr: 1n << 64n },
@@ -713,7 +713,7 @@ describe('virtqueue/split', () => {
     });
 
     it('writes and reads an indirect table anywhere in guest memory', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const gpa = memory.alloc(32, 16);
       const table = dataView(memory.gpaToBytes(gpa, 32));
       const desc = { addr: 0x2000n, len: 32, flags: VirtqDescFlag.INDIRECT | VirtqDescFlag.NEXT, next: 1 };
@@ -723,7 +723,7 @@ describe('virtqueue/split', () => {
     });
 
     it('publishes heads as given and avail.idx anywhere, and reads used elements unchecked', () => {
-      const memory = createTestMemory();
+      const memory = createGuestMemory();
       const vq = new SplitVirtqueue(memory, 4);
       const device = new TestDevice(memory, 4, vq.vringAddr());
       expect(vq.publishRaw([3, 9])).to.equal(2);

@@ -1,0 +1,37 @@
+/**
+ * What a device driver (blk, net, fs, gpu) needs of a queue and of one vring, whatever sets them up: the
+ * contract between the drivers (harness/devices) and the front-end that runs the rings (harness/frontend),
+ * held here with the queues, as rust-vmm's virtio-queue holds its queue contract.
+ */
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { AddRequestOptions, BufferElement, SplitVirtqueue, UsedBuffer } from './split.js';
+
+/** What a driver needs of a queue of either layout, split or packed. */
+export interface DriverQueue<T> {
+  readonly memory: GuestMemory;
+  readonly size: number;
+  readonly inFlight: number;
+  addRequest(chain: readonly BufferElement[], options?: AddRequestOptions<T>): number;
+  collectUsed(): Array<UsedBuffer<T>>;
+  /** Where the ring stands, for messages. */
+  describePosition(): string;
+}
+
+/** What a device driver (blk, ...) needs of one vring: the queue, a notification, and waits for used buffers. */
+export interface VringPort<T, Q extends DriverQueue<T> = SplitVirtqueue<T>> {
+  readonly index: number;
+  readonly queue: Q;
+  /** Sends an available buffer notification (a kick), whatever the suppression fields say. */
+  notify(): void;
+  /** Resolves once at least `count` buffers are used (see `Vring.waitUsed`). */
+  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>>;
+  /** The buffers used so far and not yet taken, without waiting. */
+  takeUsed(): Array<UsedBuffer<T>>;
+}
+
+/** Buffers collected from the used ring, and the used buffer notifications (calls) seen meanwhile. */
+export interface UsedBatch<T> {
+  used: Array<UsedBuffer<T>>;
+  /** Calls counted while waiting (eventfd counts; a back-end may coalesce several into one). */
+  calls: number;
+}

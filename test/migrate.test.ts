@@ -288,7 +288,10 @@ describe('migrate.resume to another back-end: --migrate-to and --migrate-to-conn
           ['--migrate-to-connect', readme],
           /--migrate-to-connect .*README\.md: not a socket but a regular file/,
         ],
-        [['--migrate-to-connect', dead], /--migrate-to-connect .*dead\.sock: nothing listens at this socket/],
+        [
+          ['--migrate-to-connect', dead],
+          /--migrate-to-connect .*dead\.sock: nothing listens at this socket.*\(--migrate-to <binary>\)/,
+        ],
         [
           ['--migrate-to', fixture('vhu-reference'), '--migrate-to-connect', dead],
           /--migrate-to launches the destination of the move and --migrate-to-connect attaches to a running one: name one of them/,

@@ -36,7 +36,7 @@ export async function expectListening(socket: string, option = '--connect'): Pro
   const refused = await connectFails(resolved);
   if (refused)
     throw new UsageError(
-      `${option} ${socket}: nothing listens at this socket (connect: ${refused}); start the back-end first, or name its binary for vhu-conform to launch`,
+      `${option} ${socket}: nothing listens at this socket (connect: ${refused}); start the back-end first, or name its binary for vhu-conform to launch${option === '--connect' ? '' : ` (${option.replace(/-connect$/, '')} <binary>)`}`,
     );
 }
 

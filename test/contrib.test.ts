@@ -67,7 +67,6 @@ const BLOCK_TRAFFIC = ['proto.mem-slots.add-rem', 'proto.log.dirty'];
 const LIBVHOST_USER: Record<string, Verdict> = {
   'robust.ctl.vring': 'fail',
   'robust.ctl.framing': 'fail',
-  'robust.ctl.memory': 'fail',
   'robust.fuzz': 'fail',
   'proto.reply-ack.invalid': 'fail',
   'proto.status.round-trip': 'skip',
@@ -75,6 +74,16 @@ const LIBVHOST_USER: Record<string, Verdict> = {
   'conv.sigterm.socket-removed': 'fail',
   // No descriptor in the standard folders names a binary in /opt.
   'conv.descriptor.type': 'skip',
+};
+
+/**
+ * libvhost-user's verdicts that are not the same every run: SET_MEM_TABLE saying 0xFFFFFFFF regions runs its
+ * loop past dev->regions[] (libvhost-user.c:982), so what happens depends on what lies there: a crash
+ * (SIGABRT, SIGSEGV: a fail) most runs, a close once in a while (CI saw 11 of 15 inputs answered, then the
+ * connection closed: a pass).
+ */
+const LIBVHOST_USER_UNSETTLED = {
+  'robust.ctl.memory': 'SET_MEM_TABLE of 0xFFFFFFFF regions: undefined behaviour, a crash or a close',
 };
 
 /** Every check passes but those named; `unsettled` ones (either verdict of theirs is right) are left out. */
@@ -122,40 +131,43 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
   });
 
   it('has exactly the verdicts seen by hand', () => {
-    expect(settledVerdicts(run), run.stdout).to.deep.equal(
-      expectedVerdicts({
-        ...LIBVHOST_USER,
-        // It opens the image after accept() (main: accept, then vub_new), so a missing one is only found
-        // once a front-end connects.
-        'conv.fail-early.missing-resource': 'fail',
-        // vub_set_config refuses capacity (-1), libvhost-user panics, yet the ack is 0 (libvhost-user.c:1955).
-        'proto.config.set.refused': 'fail',
-        // OUT completes with used.len = the bytes it read + 1 (vhost-user-blk.c:105): more than the one
-        // writable byte, the status ("the device MUST write at least len bytes"). Its one failure: every
-        // other check its writes go through leaves used.len to this one and names it (see below).
-        'vring.blk.read-write': 'fail',
-        // Not that defect: GET_ID's own path. snprintf writes 15 bytes ("vhost_user_blk" and a NUL), then
-        // req->size is set to the whole 20-byte buffer (vhost-user-blk.c:298-300), so used.len says 21. The
-        // fix of :105 for writes leaves it as it is.
-        'vring.blk.flush-id': 'fail',
-        // Not that defect either: the read path. preadv at the end of the file returns 0, taken as success
-        // (vhost-user-blk.c:144, :282), with req->size already the whole buffer (:143): OK, used.len 513, nothing
-        // written. (Were that fixed, its OUT past the capacity, over-reported as every write is, would be named
-        // there, not failed: a write inside the capacity shows the same.)
-        'vring.blk.bad-sector': 'fail',
-        // A ring never enabled is processed (libvhost-user.c:502 calls the handler whatever vq->enable).
-        'vring.enable-gates': 'fail',
-        // The same root (vu_set_vring_enable_exec, libvhost-user.c:1536, records the flag and nothing reads
-        // it), a rule of its own: a write kicked after SET_VRING_ENABLE 0 is executed.
-        'vring.disable-stops': 'fail',
-        // An indirect descriptor after direct ones is mapped as a readable buffer (vu_queue_map_desc follows
-        // INDIRECT at the head only, libvhost-user.c:2575): no writable part, so "virtio-blk request missing
-        // headers" (vhost-user-blk.c:241-244) and the request is dropped, never used.
-        'vring.blk.indirect-chained': 'timeout',
-        // "incompatible with --fd": it serves the socket path given with --fd (a SHOULD).
-        'conv.fd.exclusive': 'fail',
-        ...otherDevices(['net.', 'fs.', 'gpu.']),
-      }),
+    expect(settledVerdicts(run, LIBVHOST_USER_UNSETTLED), run.stdout).to.deep.equal(
+      expectedVerdicts(
+        {
+          ...LIBVHOST_USER,
+          // It opens the image after accept() (main: accept, then vub_new), so a missing one is only found
+          // once a front-end connects.
+          'conv.fail-early.missing-resource': 'fail',
+          // vub_set_config refuses capacity (-1), libvhost-user panics, yet the ack is 0 (libvhost-user.c:1955).
+          'proto.config.set.refused': 'fail',
+          // OUT completes with used.len = the bytes it read + 1 (vhost-user-blk.c:105): more than the one
+          // writable byte, the status ("the device MUST write at least len bytes"). Its one failure: every
+          // other check its writes go through leaves used.len to this one and names it (see below).
+          'vring.blk.read-write': 'fail',
+          // Not that defect: GET_ID's own path. snprintf writes 15 bytes ("vhost_user_blk" and a NUL), then
+          // req->size is set to the whole 20-byte buffer (vhost-user-blk.c:298-300), so used.len says 21. The
+          // fix of :105 for writes leaves it as it is.
+          'vring.blk.flush-id': 'fail',
+          // Not that defect either: the read path. preadv at the end of the file returns 0, taken as success
+          // (vhost-user-blk.c:144, :282), with req->size already the whole buffer (:143): OK, used.len 513, nothing
+          // written. (Were that fixed, its OUT past the capacity, over-reported as every write is, would be named
+          // there, not failed: a write inside the capacity shows the same.)
+          'vring.blk.bad-sector': 'fail',
+          // A ring never enabled is processed (libvhost-user.c:502 calls the handler whatever vq->enable).
+          'vring.enable-gates': 'fail',
+          // The same root (vu_set_vring_enable_exec, libvhost-user.c:1536, records the flag and nothing reads
+          // it), a rule of its own: a write kicked after SET_VRING_ENABLE 0 is executed.
+          'vring.disable-stops': 'fail',
+          // An indirect descriptor after direct ones is mapped as a readable buffer (vu_queue_map_desc follows
+          // INDIRECT at the head only, libvhost-user.c:2575): no writable part, so "virtio-blk request missing
+          // headers" (vhost-user-blk.c:241-244) and the request is dropped, never used.
+          'vring.blk.indirect-chained': 'timeout',
+          // "incompatible with --fd": it serves the socket path given with --fd (a SHOULD).
+          'conv.fd.exclusive': 'fail',
+          ...otherDevices(['net.', 'fs.', 'gpu.']),
+        },
+        LIBVHOST_USER_UNSETTLED,
+      ),
     );
   });
 
@@ -210,8 +222,9 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
     expect(messageOf(run.report, 'robust.ctl.vring')).to.contain(
       'crashed after SET_VRING_NUM of vring 1024: killed by SIGSEGV',
     );
+    // Undefined behaviour (LIBVHOST_USER_UNSETTLED): a crash that says so, or a close.
     expect(messageOf(run.report, 'robust.ctl.memory')).to.match(
-      /crashed after SET_MEM_TABLE saying 0xFFFFFFFF regions: killed by SIG(ABRT|SEGV)/,
+      /crashed after SET_MEM_TABLE saying 0xFFFFFFFF regions: killed by SIG(ABRT|SEGV)|inputs answered; closed the connection after: /,
     );
   });
 
@@ -251,23 +264,26 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
   });
 
   it('has exactly the verdicts seen by hand', () => {
-    expect(settledVerdicts(run), run.stdout).to.deep.equal(
-      expectedVerdicts({
-        ...LIBVHOST_USER,
-        // Type scsi: no device option, no device feature named by the conventions; no CONFIG nor INFLIGHT.
-        'conv.fail-early.missing-resource': 'skip',
-        'conv.options.features': 'skip',
-        'proto.config.get': 'skip',
-        'proto.config.set': 'skip',
-        'proto.config.set.refused': 'skip',
-        'proto.config.window': 'skip',
-        'proto.inflight.get-fd': 'skip',
-        // It serves the socket path given with --fd (a SHOULD).
-        'conv.fd.exclusive': 'fail',
-        ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
-        // Of any device type: it exits once its front-end leaves, and two launches give one fingerprint.
-        'migrate.abi-stable': 'pass',
-      }),
+    expect(settledVerdicts(run, LIBVHOST_USER_UNSETTLED), run.stdout).to.deep.equal(
+      expectedVerdicts(
+        {
+          ...LIBVHOST_USER,
+          // Type scsi: no device option, no device feature named by the conventions; no CONFIG nor INFLIGHT.
+          'conv.fail-early.missing-resource': 'skip',
+          'conv.options.features': 'skip',
+          'proto.config.get': 'skip',
+          'proto.config.set': 'skip',
+          'proto.config.set.refused': 'skip',
+          'proto.config.window': 'skip',
+          'proto.inflight.get-fd': 'skip',
+          // It serves the socket path given with --fd (a SHOULD).
+          'conv.fd.exclusive': 'fail',
+          ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
+          // Of any device type: it exits once its front-end leaves, and two launches give one fingerprint.
+          'migrate.abi-stable': 'pass',
+        },
+        LIBVHOST_USER_UNSETTLED,
+      ),
     );
   });
 
@@ -311,7 +327,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
   });
 
   it('has exactly the verdicts seen by hand', () => {
-    expect(settledVerdicts(run, ADAPTER_NO_FD), run.stdout).to.deep.equal(
+    expect(settledVerdicts(run, { ...ADAPTER_NO_FD, ...LIBVHOST_USER_UNSETTLED }), run.stdout).to.deep.equal(
       expectedVerdicts(
         {
           ...LIBVHOST_USER,
@@ -348,7 +364,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           // Of any device type: two launches (and two connections) give one fingerprint.
           'migrate.abi-stable': 'pass',
         },
-        ADAPTER_NO_FD,
+        { ...ADAPTER_NO_FD, ...LIBVHOST_USER_UNSETTLED },
       ),
     );
   });

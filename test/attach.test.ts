@@ -14,7 +14,16 @@ import { dir } from 'tmp-promise';
 import { PROFILES } from '../harness/frontend/profiles.js';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
-import { awaitListening, type CliRun, expectClean, fixture, messageOf, runCli, verdicts } from './helpers.js';
+import {
+  awaitListening,
+  type CliRun,
+  expectClean,
+  fixture,
+  messageOf,
+  runCli,
+  startListening,
+  verdicts,
+} from './helpers.js';
 
 const QSD = '/usr/bin/qemu-storage-daemon';
 
@@ -267,19 +276,10 @@ describe('attach mode under --frontend all: the checks that may break the back-e
 
   it('runs the traffic checks under every profile first; once the back-end is gone, the rest skip, saying so', async () => {
     // A fixture that aborts on a malformed header (robust.ctl.framing), started as someone else would.
-    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'backend.sock');
-    const backend = execa(fixture('vhu-flaw-crash-on-malformed-header'), [`--socket-path=${socket}`], {
-      reject: false,
-      stdin: 'ignore',
+    const { socket, stop } = await startListening(fixture('vhu-flaw-crash-on-malformed-header'), {
+      signal: 'SIGKILL',
     });
-    const stop = async () => {
-      backend.kill('SIGKILL');
-      await backend;
-      await tmp.cleanup();
-    };
     try {
-      await awaitListening(socket, 'the fixture', 10_000, stop);
       // --strict: robust.ctl.framing is a SHOULD (no sentence forbids a crash), and its failure is the exit status.
       const run = await runCli([
         '--strict',

@@ -18,6 +18,7 @@ import {
   fixture,
   messageOf,
   runCli,
+  startListening,
   verdicts,
 } from './helpers.js';
 
@@ -395,16 +396,8 @@ describe('cli: attach mode without --type', function () {
   this.timeout(60_000);
 
   it('says at the start which checks will be skipped and how to name the type', async () => {
-    const tmp = await dir({ prefix: 'vhu-selftest-attach-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'ref.sock');
-    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], { reject: false });
-    const stop = async () => {
-      backend.kill('SIGTERM');
-      await backend;
-      await tmp.cleanup();
-    };
+    const { socket, stop } = await startListening(fixture('vhu-reference'));
     try {
-      await awaitListening(socket, 'vhu-reference', 10_000, stop);
       const run = await runCli([
         '--connect',
         socket,

@@ -86,6 +86,20 @@ const LIBVHOST_USER_UNSETTLED = {
   'robust.ctl.memory': 'SET_MEM_TABLE of 0xFFFFFFFF regions: undefined behaviour, a crash or a close',
 };
 
+/**
+ * Skipped on a back-end with no device option and no device feature the conventions name, which offers
+ * neither CONFIG nor INFLIGHT_SHMFD (vhost-user-scsi, vhost-user-bridge).
+ */
+const NO_DEVICE_OPTION_CONFIG_INFLIGHT: Record<string, Verdict> = {
+  'conv.fail-early.missing-resource': 'skip',
+  'conv.options.features': 'skip',
+  'proto.config.get': 'skip',
+  'proto.config.set': 'skip',
+  'proto.config.set.refused': 'skip',
+  'proto.config.window': 'skip',
+  'proto.inflight.get-fd': 'skip',
+};
+
 /** Every check passes but those named; `unsettled` ones (either verdict of theirs is right) are left out. */
 function expectedVerdicts(
   exceptions: Record<string, Verdict>,
@@ -269,13 +283,7 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
         {
           ...LIBVHOST_USER,
           // Type scsi: no device option, no device feature named by the conventions; no CONFIG nor INFLIGHT.
-          'conv.fail-early.missing-resource': 'skip',
-          'conv.options.features': 'skip',
-          'proto.config.get': 'skip',
-          'proto.config.set': 'skip',
-          'proto.config.set.refused': 'skip',
-          'proto.config.window': 'skip',
-          'proto.inflight.get-fd': 'skip',
+          ...NO_DEVICE_OPTION_CONFIG_INFLIGHT,
           // It serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
           ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
@@ -335,13 +343,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           // and conv.fail-early.bad-fd pass thanks to the adapter alone, which refuses any --fd.
           'conv.fd.number': 'skip',
           'conv.fd.form': 'skip',
-          'conv.fail-early.missing-resource': 'skip',
-          'conv.options.features': 'skip',
-          'proto.config.get': 'skip',
-          'proto.config.set': 'skip',
-          'proto.config.set.refused': 'skip',
-          'proto.config.window': 'skip',
-          'proto.inflight.get-fd': 'skip',
+          ...NO_DEVICE_OPTION_CONFIG_INFLIGHT,
           // A received frame that fills its buffer exactly aborts it: iov_truncate (vhost-user-bridge.c:259)
           // tests bytes < iov_len where <= is meant, then assert()s at :267.
           'net.loopback': 'fail',

@@ -240,3 +240,40 @@ export function bootDisk(): Buffer {
   disk.writeUInt16LE(0xaa55, 510);
   return disk;
 }
+
+/** A back-end the test started as someone else would, for attach mode: its socket, its folder, how to end it. */
+export interface StartedBackend {
+  socket: string;
+  /** A temp folder of its own (the socket is in it), removed by `stop`. */
+  dir: string;
+  /** Ends it with `signal` and removes its folder. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts `binary` with `--socket-path=<dir>/<socketName>` and the arguments `args(dir)` gives (which may make
+ * files there first: a disk image), and waits until it listens (or ends it and throws).
+ */
+export async function startListening(
+  binary: string,
+  options: {
+    socketName?: string;
+    args?: (dir: string) => Promise<string[]> | string[];
+    signal?: NodeJS.Signals;
+  } = {},
+): Promise<StartedBackend> {
+  const tmp = await dir({ prefix: 'vhu-selftest-backend-', unsafeCleanup: true });
+  const socket = path.join(tmp.path, options.socketName ?? 'backend.sock');
+  const args = (await options.args?.(tmp.path)) ?? [];
+  const backend = execa(binary, [`--socket-path=${socket}`, ...args], {
+    reject: false,
+    stdin: 'ignore',
+  });
+  const stop = async () => {
+    backend.kill(options.signal ?? 'SIGTERM');
+    await backend;
+    await tmp.cleanup();
+  };
+  await awaitListening(socket, path.basename(binary), 10_000, stop);
+  return { socket, dir: tmp.path, stop };
+}

@@ -14,7 +14,17 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
-import { awaitListening, CLI, expectClean, fixture, messageOf, ROOT, runCli, verdicts } from './helpers.js';
+import {
+  awaitListening,
+  CLI,
+  expectClean,
+  fixture,
+  messageOf,
+  ROOT,
+  runCli,
+  startListening,
+  verdicts,
+} from './helpers.js';
 
 const GREP = ['--timeout', '3000', '--grep', '^migrate\\.'];
 const RESUME = ['--timeout', '3000', '--grep', '^migrate\\.resume$'];
@@ -119,19 +129,8 @@ describe('the migrate checks through the CLI', function () {
   });
 
   it('attach mode skips migrate.resume (one back-end, and nothing launches a second) and compares two connections', async () => {
-    const tmp = await dir({ prefix: 'vhu-selftest-migrate-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'backend.sock');
-    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`], {
-      reject: false,
-      stdin: 'ignore',
-    });
-    const stop = async () => {
-      backend.kill('SIGTERM');
-      await backend;
-      await tmp.cleanup();
-    };
+    const { socket, stop } = await startListening(fixture('vhu-reference'));
     try {
-      await awaitListening(socket, 'the reference back-end', 10_000, stop);
       const run = await runCli([...GREP, '--connect', socket, '--type', 'block']);
       expect(verdicts(run.report), run.stdout).to.deep.equal({
         'migrate.resume': 'skip',
@@ -222,21 +221,16 @@ describe('migrate.resume to another back-end: --migrate-to and --migrate-to-conn
   });
 
   it("--migrate-to-connect a back-end someone else started on the run's --blk-file: the move passes", async () => {
-    const tmp = await dir({ prefix: 'vhu-selftest-migrate-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'destination.sock');
-    const image = path.join(tmp.path, 'disk.img');
-    await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
-    const backend = execa(fixture('vhu-reference'), [`--socket-path=${socket}`, `--blk-file=${image}`], {
-      reject: false,
-      stdin: 'ignore',
+    let image = '';
+    const { socket, stop } = await startListening(fixture('vhu-reference'), {
+      socketName: 'destination.sock',
+      args: async (folder) => {
+        image = path.join(folder, 'disk.img');
+        await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
+        return [`--blk-file=${image}`];
+      },
     });
-    const stop = async () => {
-      backend.kill('SIGTERM');
-      await backend;
-      await tmp.cleanup();
-    };
     try {
-      await awaitListening(socket, 'the destination back-end', 10_000, stop);
       const run = await runCli([
         ...RESUME,
         '--migrate-to-connect',

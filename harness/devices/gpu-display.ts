@@ -11,7 +11,7 @@ import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { describeGpuMessage } from '../protocol/describe.js';
 import { encodeFrame } from '../protocol/encoder.js';
-import { decodeGpuMessage, type GpuMessage, gpuReply } from '../protocol/gpu-messages.js';
+import { decodeGpuMessage, type GpuMessage, type GpuUpdate, gpuReply } from '../protocol/gpu-messages.js';
 import { GpuProtocolFeature, GpuRequest, type GpuRequestName } from '../protocol/gpu-spec.js';
 import { encodeU64 } from '../protocol/messages.js';
 import { ClosedError } from '../sys/fd-waiter.js';
@@ -187,14 +187,7 @@ export class GpuDisplay {
     this.#wake();
   }
 
-  #draw(update: {
-    scanoutId: number;
-    x: number;
-    y: number;
-    width: number;
-    height: number;
-    data: Buffer;
-  }): void {
+  #draw(update: GpuUpdate): void {
     const fb = this.framebuffers.get(update.scanoutId);
     const where = `UPDATE of ${update.width}x${update.height} at (${update.x},${update.y}) on scanout ${update.scanoutId}`;
     if (!fb) {

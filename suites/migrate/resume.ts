@@ -330,7 +330,7 @@ export const resumeChecks = defineChecks('migrate', [
         );
       }
       const to = target === null ? 'the destination,' : `the destination, ${destinationName(target)},`;
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `${disk}; the source stopped at base ${base} with ${pending.length} requests left (${consumed} taken by ` +
           `the source itself); ${to} started at ${base} and kicked, completed ${expected} once each, ` +

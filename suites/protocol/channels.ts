@@ -218,7 +218,7 @@ export const logDirtyChecks = defineChecks('protocol', [
             `(${marked} page${marked === 1 ? '' : 's'} marked in all, log_guest_addr ${hex(logAddress)})`,
         );
       }
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `${marked} pages marked, among them both data pages and the used ring's (log_guest_addr ${hex(logAddress)})`,
         blk,

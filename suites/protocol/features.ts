@@ -384,7 +384,7 @@ export const resetDeviceChecks = defineChecks('protocol', [
         );
         await again.write(scratch, original);
         restored = true;
-        return namingFindings(
+        return await namingFindings(
           ctx,
           `a sector written before RESET_DEVICE read back on a ring set up again from scratch, and rewritten; ${statusNote}`,
           blk,

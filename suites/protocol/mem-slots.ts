@@ -140,7 +140,7 @@ export const memSlotChecks = defineChecks('protocol', [
             `new memfd at user ${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}`,
         );
       });
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `guest memory sent as ${regions} ADD_MEM_REG carried ${MOVED_SECTORS} sectors written and read back; ` +
           `guest ${hex(MOVED_REGION)} removed with REM_MEM_REG and added in a new memfd (user ` +

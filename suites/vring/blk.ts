@@ -181,7 +181,7 @@ export const blkChecks = defineChecks('vring', [
           scratch,
         );
       });
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `${count} sectors written from and read into one descriptor across guest ${hex(boundary)}`,
         blk,
@@ -199,7 +199,7 @@ export const blkChecks = defineChecks('vring', [
     async run(ctx) {
       const { blk, scratch } = await openBlock(ctx, { writes: true, indirect: true });
       const done = await exerciseReadWrite(blk, scratch, { indirect: true });
-      return namingFindings(ctx, `every request through one indirect table: ${done}`, blk);
+      return await namingFindings(ctx, `every request through one indirect table: ${done}`, blk);
     },
   },
   {
@@ -235,7 +235,7 @@ export const blkChecks = defineChecks('vring', [
           expectSectors(`IN made of ${layout}`, data, completion.data, scratch);
         }
       });
-      return namingFindings(
+      return await namingFindings(
         ctx,
         'reads with the header (then also the first data segment) direct and the rest in a table',
         blk,
@@ -307,7 +307,7 @@ export const blkChecks = defineChecks('vring', [
         for (const c of completions) blk.expectOk(c);
       }
       expect(queue.usedFlags, 'used.flags with EVENT_IDX ("The device MUST set flags to 0")').to.equal(0);
-      return namingFindings(
+      return await namingFindings(
         ctx,
         'a call came for each used_event reached; ' +
           `${suppressed === 0 ? 'no call' : `${suppressed} call(s) (a SHOULD NOT)`} with used_event behind; ` +
@@ -434,7 +434,7 @@ export const blkChecks = defineChecks('vring', [
         seen.push(`${describeBlkRequest(request)}: ${pastCapacityOutcome(completion)}`);
       }
       await blk.read(capacity - 1n, 1);
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `capacity ${capacity}; ${seen.join('; ')}; the last sector still reads OK`,
         { findings: alike },

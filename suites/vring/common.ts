@@ -90,7 +90,7 @@ export const COMPLETION_RULES: readonly BlkErrorCode[] = [
  * data, a hang or a crash means data does not move: they are skipped, naming this check.
  */
 export async function holdingGate<T>(ctx: CheckContext, body: () => Promise<T>): Promise<T> {
-  const state = judging(ctx);
+  const state = await judging(ctx);
   try {
     const value = await body();
     // Its own requests broke no completion rule; a check before it found one broken (namingFindings):
@@ -123,16 +123,16 @@ interface Judging {
   pending: BlkError[];
 }
 
-/** Per run and profile (keyed by its memo map). */
-const JUDGING = new WeakMap<object, Judging>();
-
-function judging(ctx: CheckContext): Judging {
-  let state = JUDGING.get(ctx.target.memo);
-  if (!state) {
-    state = { ran: false, failedOn: new Set(), pending: [] };
-    JUDGING.set(ctx.target.memo, state);
-  }
-  return state;
+/** The run's (this profile's) one Judging, a fact several checks share. */
+function judging(ctx: CheckContext): Promise<Judging> {
+  return ctx.memo(
+    'completion-rules-judged',
+    async (): Promise<Judging> => ({
+      ran: false,
+      failedOn: new Set(),
+      pending: [],
+    }),
+  );
 }
 
 /**
@@ -156,15 +156,15 @@ const FINDING_COUNTED: Readonly<Record<string, string>> = {
  * finding of a rule it did not fail on is a defect of this check's path, which read-write's requests do not
  * take: thrown, failing the check.
  */
-export function namingFindings(
+export async function namingFindings(
   ctx: CheckContext,
   message: string,
   ...drivers: Array<Pick<BlkDriver, 'findings'>>
-): string {
+): Promise<string> {
   const findings = drivers.flatMap((d) => d.findings);
   const first = findings[0];
   if (!first) return message;
-  const state = judging(ctx);
+  const state = await judging(ctx);
   if (!state.ran) state.pending.push(...findings);
   const own = state.ran ? findings.find((f) => !state.failedOn.has(f.code)) : undefined;
   if (own)

@@ -129,7 +129,11 @@ export const lifecycleChecks = defineChecks('vring', [
         base,
         `GET_VRING_BASE after ${count} requests made available from index 0 and used: the next available index to process`,
       ).to.equal(count);
-      return namingFindings(ctx, `vring 0 stopped at available index ${base} after ${count} requests`, blk);
+      return await namingFindings(
+        ctx,
+        `vring 0 stopped at available index ${base} after ${count} requests`,
+        blk,
+      );
     },
   },
   {
@@ -210,8 +214,8 @@ export const lifecycleChecks = defineChecks('vring', [
       }
       const summary = `${consumedAt.length} rounds of ${batch} reads kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
       if (undrained.length === 0)
-        return namingFindings(ctx, `${summary}, each used by the reply, none after`, blk);
-      return namingFindings(
+        return await namingFindings(ctx, `${summary}, each used by the reply, none after`, blk);
+      return await namingFindings(
         ctx,
         `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
           `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`,
@@ -260,7 +264,7 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return namingFindings(ctx, `${notes.join('; ')} (quiet window ${quiet} ms)`, first.blk, blk);
+      return await namingFindings(ctx, `${notes.join('; ')} (quiet window ${quiet} ms)`, first.blk, blk);
     },
   },
   {
@@ -281,7 +285,7 @@ export const lifecycleChecks = defineChecks('vring', [
         expectSectors('read back on a ring never enabled', data, await blk.read(scratch, count), scratch);
       });
       const bit30 = hasBit(features, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `features ${hex(features)}${bit30 ? '' : ' (no bit 30)'}: written and read back without SET_VRING_ENABLE`,
         blk,
@@ -360,7 +364,7 @@ export const lifecycleChecks = defineChecks('vring', [
         final,
         `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
       ).to.equal(queue.lastAvailIdx);
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `started at ${NEAR_WRAP}; stopped at ${base}; 2 requests posted and kicked while stopped stayed ` +
           `untouched; restarted at ${base}, they and 3 more completed once each; ` +
@@ -409,7 +413,7 @@ export const lifecycleChecks = defineChecks('vring', [
       }
       const final = await stop(started, device);
       expect(final, 'GET_VRING_BASE once both completed').to.equal(ring.queue.lastAvailIdx);
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `the 2 requests kicked while stopped completed after the restart at ${base} on the kick left pending, ` +
           `with no new one; stopped again at ${final}`,
@@ -452,7 +456,11 @@ export const lifecycleChecks = defineChecks('vring', [
         throw err;
       }
       await blk.write(sector, original);
-      return namingFindings(ctx, `a write and a read ran, then ${note} (quiet window ${quiet} ms)`, blk);
+      return await namingFindings(
+        ctx,
+        `a write and a read ran, then ${note} (quiet window ${quiet} ms)`,
+        blk,
+      );
     },
   },
 ]);

@@ -124,7 +124,7 @@ export const memoryChecks = defineChecks('vring', [
             `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`,
         );
       });
-      return namingFindings(
+      return await namingFindings(
         ctx,
         `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
           `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ` +

@@ -32,15 +32,20 @@ describe('README', () => {
       readme.indexOf('## What it found'),
     );
     const jobs = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!) as unknown);
-    expect(jobs, 'a GitHub Actions job and a GitLab CI job').to.have.length(2);
+    expect(jobs, 'a GitHub Actions job, a GitLab CI job, a sharded GitHub Actions workflow').to.have.length(
+      3,
+    );
     const help = (await execa(process.execPath, [CLI, '--help'])).stdout;
+    const mergeHelp = (await execa(process.execPath, [CLI, 'merge', '--help'])).stdout;
     const commands = JSON.stringify(jobs)
       .split('"')
       .filter((text) => text.startsWith('npx vhu-conform '));
-    expect(commands, 'one run in each job').to.have.length(2);
+    expect(commands, 'a run in each job, and the merge of the shards').to.have.length(4);
+    expect(commands.filter((c) => c.startsWith('npx vhu-conform merge '))).to.have.length(1);
     for (const command of commands) {
+      const helpText = command.startsWith('npx vhu-conform merge ') ? mergeHelp : help;
       for (const option of command.split(' ').filter((word) => word.startsWith('--')))
-        expect(help, `${option} in: ${command}`).to.match(new RegExp(`^\\s+${option}\\b`, 'm'));
+        expect(helpText, `${option} in: ${command}`).to.match(new RegExp(`^\\s+${option}\\b`, 'm'));
     }
   });
 });

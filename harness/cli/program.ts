@@ -25,14 +25,16 @@ import {
   TIMEOUT_BOUNDS_MS,
   withPrerequisites,
 } from '../runner/run.js';
-import { failsRun, type RunResult } from '../runner/types.js';
+import { parseShard, type Shard, shardName } from '../runner/shard.js';
+import type { RunResult } from '../runner/types.js';
 import { VERSION } from '../runner/version.js';
 import { BACKEND_TYPES } from '../schemas/vhost-user.js';
 import { expectWritableDir, expectWritableFile } from '../util/fs.js';
 import { addAbiCommands } from './abi-commands.js';
 import { runAll } from './all.js';
-import { timeoutMs } from './arguments.js';
-import { EXIT } from './exit.js';
+import { optionsOf, timeoutMs } from './arguments.js';
+import { EXIT, exitCodeFor } from './exit.js';
+import { addMergeCommand } from './merge-command.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
 export interface Interrupt {
@@ -74,6 +76,7 @@ interface CliOptions {
   migrateTo?: string;
   migrateToArg?: string[];
   migrateToConnect?: string;
+  shard?: Shard;
 }
 
 function wholeNumber(value: string): number {
@@ -90,6 +93,7 @@ function seconds(value: string): number {
 }
 
 /** The check that runs generated sequences: alone under --fuzz (without --grep) and replay. */
+const FUZZ_CHECK = 'robust.fuzz';
 const FUZZ_GREP = '^robust\\.fuzz$';
 
 /** The options of a run, shared by the program and `replay`. */
@@ -162,6 +166,11 @@ function withRunOptions(cmd: Command): Command {
       '--migrate-to-connect <socket>',
       'the migrate checks move the guest to the back-end someone else started listening at this socket',
     )
+    .option(
+      '--shard <i/n>',
+      'run shard i of n: a stable 1/n of the checks (and, for their gates only, what they need); join the n report.json files with vhu-conform merge',
+      parseShard,
+    )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
     .option(
@@ -221,6 +230,7 @@ function program(argv: string[], choose: (work: (interrupt: Interrupt) => Promis
     }),
   );
   addAbiCommands(root, argv, choose);
+  addMergeCommand(root, choose, { order: allChecks.map((c) => c.id), fuzzCheck: FUZZ_CHECK });
   return root;
 }
 
@@ -367,31 +377,6 @@ function discover(dirs: string[]): number {
   return broken;
 }
 
-export function exitCodeFor(result: RunResult, strict: boolean): number {
-  if (result.summary.errors > 0) return EXIT.usageOrHarness;
-  if (result.checks.some((c) => failsRun(c, strict))) return EXIT.mustFailed;
-  return EXIT.ok;
-}
-
-/**
- * A subcommand's options: its own, and those given to the program before the subcommand's name
- * (`vhu-conform --strict replay case.json`), where the subcommand took only the default.
- */
-function optionsOf(cmd: Command): { opts: CliOptions; named: (key: keyof CliOptions) => boolean } {
-  const own = cmd.opts<CliOptions>();
-  const parent = cmd.parent;
-  const given = (c: Command, key: string) => {
-    const source = c.getOptionValueSource(key);
-    return source !== undefined && source !== 'default';
-  };
-  if (!parent) return { opts: own, named: (key) => given(cmd, key) };
-  const merged: Record<string, unknown> = { ...own };
-  for (const [key, value] of Object.entries(parent.opts())) {
-    if (given(parent, key) && !given(cmd, key)) merged[key] = value;
-  }
-  return { opts: merged as unknown as CliOptions, named: (key) => given(cmd, key) || given(parent, key) };
-}
-
 async function main(argv: string[], interrupt: Interrupt): Promise<number> {
   let chosen: ((interrupt: Interrupt) => Promise<number>) | undefined;
   const cmd = program(argv, (work) => {
@@ -415,7 +400,7 @@ async function runCommand(
   interrupt: Interrupt,
 ): Promise<number> {
   const { backend: backendArg, extraArgs, replayFile } = operands;
-  const { opts, named } = optionsOf(cmd);
+  const { opts, named } = optionsOf<CliOptions>(cmd);
   const descriptorDirs = opts.descriptorDirs
     ? opts.descriptorDirs.split(':').filter(Boolean)
     : descriptorDirsFromEnv();
@@ -454,6 +439,8 @@ async function runCommand(
           opts.baseline,
           allChecks.map((c) => c.id),
         );
+  if (opts.shard && replayFile !== undefined)
+    throw new UsageError('--shard splits a run among machines; a replay runs one case: no --shard with it');
   const replay =
     replayFile === undefined ? undefined : { file: replayFile, fuzzCase: await loadCase(replayFile) };
   const grep = replay || (opts.fuzz !== undefined && !opts.grep) ? FUZZ_GREP : opts.grep;
@@ -493,8 +480,17 @@ async function runCommand(
       ...(opts.migrateTo !== undefined ? { migrateTo: opts.migrateTo } : {}),
       ...(opts.migrateToArg ? { migrateToArgs: opts.migrateToArg } : {}),
       ...(opts.migrateToConnect !== undefined ? { migrateToConnect: opts.migrateToConnect } : {}),
-      onStart: (backend, count, needed) => {
+      ...(opts.shard ? { shard: opts.shard } : {}),
+      onStart: (backend, count, needed, gatesOnly) => {
         reporter.start(backend, count);
+        if (opts.shard)
+          reporter.note(
+            `shard ${shardName(opts.shard)}: ${count} check${count === 1 ? '' : 's'} of the run` +
+              (gatesOnly.length
+                ? `, and ${gatesOnly.length} of other shards run for their gates only, not reported (${gatesOnly.join(', ')})`
+                : '') +
+              "; join the shards' report.json files with vhu-conform merge",
+          );
         if (needed.size)
           reporter.note(
             `also running ${needed.size === 1 ? 'a check' : `${needed.size} checks`} the selected ones need, so that each gets the verdict a full run gives it: ${[...needed].map(([id, by]) => `${id} (for ${by})`).join(', ')}`,
@@ -601,6 +597,7 @@ function refuseWithAll(
     opts.type !== undefined && '--type',
     opts.migrateTo !== undefined && '--migrate-to',
     opts.migrateToConnect !== undefined && '--migrate-to-connect',
+    opts.shard !== undefined && '--shard',
   ].filter((c): c is string => typeof c === 'string');
   if (clash.length)
     throw new UsageError(

@@ -43,6 +43,7 @@ export function toJson(result: RunResult): string {
           : 'connect' in options.migrateTo
             ? { connect: options.migrateTo.connect }
             : { binary: options.migrateTo.binary, extraArgs: [...options.migrateTo.extraArgs] },
+      shard: options.shard ?? null,
     },
     interrupted: result.interrupted,
     backend: {
@@ -90,6 +91,8 @@ function checkJson(check: CheckResult): CheckResult {
     severity: check.severity,
     spec: check.spec,
     area: check.area,
+    ...(check.rule === undefined ? {} : { rule: check.rule }),
+    ...(check.interop === undefined ? {} : { interop: check.interop }),
     verdict: check.verdict,
     message: check.message,
     durationMs: check.durationMs,

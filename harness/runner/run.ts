@@ -17,6 +17,7 @@ import { withDeadline } from '../util/deadline.js';
 import { describeAssertion } from './assertion.js';
 import { type Baseline, compareWithBaseline, expectationFor } from './baseline.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
+import { planShard, type Shard, shardName } from './shard.js';
 import {
   type BackendInfo,
   type CheckInfo,
@@ -50,10 +51,16 @@ export interface RunOptions {
   /** Where checks save files next to the reports (default `reports`). */
   reportsDir?: string;
   /**
-   * The run starts: its back-end, how many checks it plans, and the checks --grep left out that run all
-   * the same, because a selected check needs them (each with the selected check that does).
+   * The run starts: its back-end, how many checks it plans to report, the checks --grep left out that run
+   * all the same, because a selected check needs them (each with the selected check that does), and under
+   * `shard` the checks of other shards it runs for their gates only (not reported).
    */
-  onStart?: (backend: BackendInfo, checkCount: number, needed: ReadonlyMap<string, string>) => void;
+  onStart?: (
+    backend: BackendInfo,
+    checkCount: number,
+    needed: ReadonlyMap<string, string>,
+    gatesOnly: readonly string[],
+  ) => void;
   /** A check starts, by its key (`id`, or `id@profile` under `--frontend all`). */
   onCheckStart?: (key: string) => void;
   onCheck?: (result: CheckResult) => void;
@@ -78,6 +85,11 @@ export interface RunOptions {
   migrateTo?: string;
   migrateToArgs?: string[];
   migrateToConnect?: string;
+  /**
+   * Run shard `index` of `count` (runner/shard.ts): a stable 1/count of the selected checks, and what they
+   * need for their gates (run, not reported); `vhu-conform merge` joins the shards' reports.
+   */
+  shard?: Shard;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -184,11 +196,16 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const migrateTo = await migrationDestination(options);
   const fuzz: FuzzSettings = { ...options.fuzz, seed: fuzzSeed(options.fuzz) };
   const extraArgs = options.extraArgs ?? [];
-  const { checks: selected, added } = withPrerequisites(
+  const { checks: wanted, added } = withPrerequisites(
     options.checks,
     selectChecks(options.checks, options.grep, options.skip),
     options.skip,
   );
+  // A shard runs its own checks, and those they need for their gates only.
+  const sharded = options.shard ? planShard(wanted, options.shard) : undefined;
+  const selected = sharded?.checks ?? wanted;
+  const reported = (check: Check) => sharded === undefined || sharded.own.has(check.id);
+  const gatesOnly = selected.filter((c) => !reported(c)).map((c) => c.id);
   const frontend = options.frontend ?? DEFAULT_PROFILE;
   const profiles = frontend === 'all' ? PROFILES.map((p) => p.name) : [profileNamed(frontend).name];
 
@@ -250,7 +267,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     type: target.type,
     capabilities: target.capabilities,
   };
-  options.onStart?.(backend, plan.length, added);
+  options.onStart?.(backend, plan.filter((s) => reported(s.check)).length, added, gatesOnly);
 
   const results: CheckResult[] = [];
   /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */
@@ -265,7 +282,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     if (suite?.title !== title) suite = Mocha.Suite.create(mocha.suite, title);
     suite.addTest(
       new Mocha.Test(`${check.id}${suffix} ${check.title}`, async function (this: Mocha.Context) {
-        options.onCheckStart?.(`${check.id}${suffix}`);
+        if (reported(check)) options.onCheckStart?.(`${check.id}${suffix}`);
         // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
         const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
         const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));
@@ -290,6 +307,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
         if (unmet && launchOnly === undefined) blocked.set(`${check.id}${suffix}`, 'skipped');
         else if (result.verdict !== 'pass' && result.verdict !== 'skip' && !ran.gateHeld)
           blocked.set(`${check.id}${suffix}`, result.verdict);
+        // A check of another shard, run for a gate: its verdict is its own shard's to report.
+        if (!reported(check)) return;
         results.push(result);
         options.onCheck?.(result);
         if (result.verdict === 'skip') this.skip();
@@ -461,6 +480,7 @@ function settingsOf(
     replay: fuzz.replay?.file ?? null,
     descriptorDirs: [...options.descriptorDirs],
     migrateTo,
+    shard: options.shard ? shardName(options.shard) : null,
   };
 }
 

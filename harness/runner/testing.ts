@@ -43,6 +43,7 @@ export function runResult(
       replay: null,
       descriptorDirs: ['/usr/share/qemu/vhost-user'],
       migrateTo: null,
+      shard: null,
       ...options,
     },
     interrupted: false,

@@ -104,6 +104,11 @@ export interface RunSettings {
    * written before it was recorded have none).
    */
   migrateTo: MoveDestination | null;
+  /**
+   * `--shard i/n`: the shard of the checks this run reports (`vhu-conform merge` joins the n of them); null:
+   * every selected check (reports written before it was recorded have none).
+   */
+  shard?: string | null;
 }
 
 /** Where the migrate checks move the guest: a binary launched with its own arguments, or a socket. */

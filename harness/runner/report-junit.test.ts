@@ -169,6 +169,27 @@ describe('JUnit report', () => {
     );
   });
 
+  it('quotes the rule a check enforces in its system-out, and says when it is an interoperability check', () => {
+    const rule =
+      'vhost-user.rst (QEMU 7.2), Ring states: "stopped: the back-end must not process the ring at all."';
+    const xml = toJunitXml(
+      runResult([
+        checkResult('vring.a', 'pass', '', { rule }),
+        checkResult('vring.b', 'pass', '', {
+          rule: 'QEMU 7.2 restores from it',
+          interop: true,
+          severity: 'SHOULD',
+        }),
+      ]),
+    );
+    const outs = elements(xml, 'testcase').map((c) => decodeXml(elements(c.body, 'system-out')[0]!.body));
+    expect(outs[0]).to.equal(`severity: MUST\nspec: vhost-user.rst#vring\nrule: ${rule}`);
+    expect(outs[1]).to.equal(
+      'severity: SHOULD\nspec: vhost-user.rst#vring\nrule: QEMU 7.2 restores from it\n' +
+        'interoperability: what real peers do, not a sentence of the spec',
+    );
+  });
+
   it('keeps the run-wide facts as testsuite properties: tool, back-end, strict, interrupted', () => {
     const xml = toJunitXml({ ...sample(), interrupted: true });
     const [suite] = elements(xml, 'testsuite');

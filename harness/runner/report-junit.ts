@@ -33,8 +33,8 @@ function seconds(ms: number): number {
  * `<failure>`, so that CI and the exit status agree: a SHOULD (or INFO) check that failed or timed out is a
  * passed testcase whose `<system-out>` says `SHOULD not met: ...` unless the run was strict; so is a failure
  * the baseline expected, whose `<system-out>` gives the baseline's reason. ERROR is `<error>`, SKIP is
- * `<skipped>`. The schema allows no `<properties>` in a testcase: each testcase's
- * severity and spec anchor head its `<system-out>`; its stderr tail is its `<system-err>`.
+ * `<skipped>`. The schema allows no `<properties>` in a testcase: each testcase's severity, spec anchor and
+ * the rule it enforces (quoted) head its `<system-out>`; its stderr tail is its `<system-err>`.
  */
 export function toJunitXml(result: RunResult): string {
   const builder = rootBuilder.newBuilder().name('vhu-conform');
@@ -81,6 +81,8 @@ function addTestCase(suite: TestSuite, check: CheckResult, strict: boolean): voi
   else if (check.verdict === 'error') testCase.error(`[${check.severity}] ${message}`, check.verdict);
   else if (check.verdict === 'skip') testCase.skipped();
   const out = [`severity: ${check.severity}`, `spec: ${xmlSafe(check.spec)}`];
+  if (check.rule !== undefined) out.push(`rule: ${xmlSafe(check.rule)}`);
+  if (check.interop) out.push('interoperability: what real peers do, not a sentence of the spec');
   const expected = check.expected && xmlSafe(check.expected.reason);
   if (expected !== undefined && check.verdict === 'pass')
     out.push(`fixed: the baseline expected a failure (${expected}); it passes now`);

@@ -181,6 +181,11 @@ const ROBUSTNESS_GROUPS: Array<{
   /** The signals the daemon may die of. */
   signals?: string[];
   message?: RegExp;
+  /**
+   * Undefined behaviour of the daemon's: it crashes (the verdict and message above) most runs, and closes the
+   * connection (a pass: it survived the input) in others, as test/contrib.test.ts's LIBVHOST_USER_UNSETTLED.
+   */
+  unsettled?: boolean;
 }> = [
   {
     grep: '^robust\\.(leaks|ctl\\.(framing|request-id|fds))$',
@@ -200,11 +205,13 @@ const ROBUSTNESS_GROUPS: Array<{
   },
   {
     grep: '^robust\\.ctl\\.memory$',
-    // libvhost-user 7.2 reads that many regions past the message's end: SIGSEGV, or SIGABRT when what it reads
-    // there makes glib or the allocator abort (seen once in CI).
+    // libvhost-user 7.2 runs its loop over that many regions past dev->regions[]: undefined behaviour, SIGSEGV,
+    // or SIGABRT when what it reads there makes glib or the allocator abort (seen once in CI), or, with the
+    // memory beyond laid out otherwise, a close (seen with the contrib back-ends, which share the code).
     verdicts: { 'robust.ctl.memory': 'fail' },
     signals: ['SIGSEGV', 'SIGABRT'],
     message: /attached back-end \(pid \d+\) ended after SET_MEM_TABLE saying 0xFFFFFFFF regions/,
+    unsettled: true,
   },
   {
     // Generated sequences: SET_VRING_ADDR for vring 4294967295 takes the daemon down (as vhost-user-gpu).
@@ -221,6 +228,13 @@ describe('attach mode: qemu-storage-daemon, the robustness checks on daemons of 
       const qsd = await startDaemon();
       try {
         const run = await runCli(['--connect', qsd.socket, '--type', 'block', '--grep', group.grep]);
+        const survived = Object.fromEntries(Object.keys(group.verdicts).map((id) => [id, 'pass']));
+        if (group.unsettled && JSON.stringify(verdicts(run.report)) === JSON.stringify(survived)) {
+          // The close, not the crash, this time: the daemon lived through the input.
+          expect(qsd.daemon.exitCode, 'the daemon still runs').to.equal(null);
+          expectClean(run);
+          return;
+        }
         expect(verdicts(run.report), run.stdout).to.deep.equal(group.verdicts);
         for (const [id] of Object.entries(group.verdicts).filter(([, v]) => v === 'fail'))
           expect(messageOf(run.report, id)).to.match(group.message!);

@@ -1,5 +1,6 @@
 /** argv -> run -> exit code: the command line behind main.ts, which hands it argv and the signals. */
 import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -77,12 +78,23 @@ interface CliOptions {
   migrateToArg?: string[];
   migrateToConnect?: string;
   shard?: Shard;
+  jobs: number;
 }
 
 function wholeNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 0x7fff_ffff)
     throw new InvalidArgumentError('expected a whole number from 0 to 2147483647');
+  return n;
+}
+
+/** --jobs' default: the cores this process may use, as many checks at once as there are cores to run them. */
+const DEFAULT_JOBS = availableParallelism();
+
+function jobCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new InvalidArgumentError('expected a whole number from 1 to 64');
   return n;
 }
 
@@ -165,6 +177,12 @@ function withRunOptions(cmd: Command): Command {
     .option(
       '--migrate-to-connect <socket>',
       'the migrate checks move the guest to the back-end someone else started listening at this socket',
+    )
+    .option(
+      '--jobs <n>',
+      `checks run at once: the conventions and robustness checks, which launch back-ends of their own, beside the others (default: the number of cores, ${DEFAULT_JOBS}; attach mode runs one at a time)`,
+      jobCount,
+      DEFAULT_JOBS,
     )
     .option(
       '--shard <i/n>',
@@ -481,6 +499,7 @@ async function runCommand(
       ...(opts.migrateToArg ? { migrateToArgs: opts.migrateToArg } : {}),
       ...(opts.migrateToConnect !== undefined ? { migrateToConnect: opts.migrateToConnect } : {}),
       ...(opts.shard ? { shard: opts.shard } : {}),
+      jobs: opts.jobs,
       onStart: (backend, count, needed, gatesOnly) => {
         reporter.start(backend, count);
         if (opts.shard)

@@ -17,6 +17,7 @@ import { withDeadline } from '../util/deadline.js';
 import { describeAssertion } from './assertion.js';
 import { type Baseline, compareWithBaseline, expectationFor } from './baseline.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
+import { schedule } from './schedule.js';
 import { planShard, type Shard, shardName } from './shard.js';
 import {
   type BackendInfo,
@@ -90,6 +91,12 @@ export interface RunOptions {
    * need for their gates (run, not reported); `vhu-conform merge` joins the shards' reports.
    */
   shard?: Shard;
+  /**
+   * How many checks run at once (default 1): those that launch back-ends of their own and judge nothing
+   * together (conventions, robustness) run beside the others, which keep their order (`laneOf`). Attach
+   * mode runs one at a time whatever this says: its checks share the one back-end.
+   */
+  jobs?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -272,50 +279,71 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const results: CheckResult[] = [];
   /** Checks that did not pass, or were skipped for a check they need: what depends on them is skipped. */
   const blocked = new Map<string, string>();
+  const keyOf = (step: (typeof plan)[number]) => `${step.check.id}${tag(step.check, step.profile)}`;
+  const indexOf = new Map(plan.map((step, i) => [keyOf(step), i]));
+  /** A need's key: its run under the same profile, or the one that ran once (no suffix). */
+  const needKey = (id: string, suffix: string) => (indexOf.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
+  const jobs = connect === null ? (options.jobs ?? 1) : 1;
+  const outcomes = schedule(
+    plan.map((step, i) => ({
+      lane: laneOf(step.check, connect !== null, keyOf(step)),
+      // A need planned later (attach mode's destructive checks) gates nothing, as in a run one at a time.
+      needs: (step.check.needs ?? [])
+        .map((id) => indexOf.get(needKey(id, tag(step.check, step.profile))))
+        .filter((n): n is number => n !== undefined && n < i),
+    })),
+    jobs,
+    async (i) => {
+      const { check, profile } = plan[i]!;
+      const suffix = tag(check, profile);
+      const unmet = (check.needs ?? []).map((id) => needKey(id, suffix)).find((id) => blocked.has(id));
+      const launchOnly =
+        connect === null
+          ? undefined
+          : (check.launchOnly ??
+            (check.area === 'conventions'
+              ? 'attach mode (--connect): vhu-conform did not launch this back-end'
+              : undefined));
+      const ran: { result: CheckResult; gateHeld?: boolean } =
+        launchOnly !== undefined
+          ? { result: skipped(check, launchOnly) }
+          : unmet
+            ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
+            : await runOne(check, targets.get(profile)!, timeoutMs, options.signal, options.wireLog);
+      const tagged: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
+      const expected = options.baseline && expectationFor(options.baseline, tagged);
+      const result: CheckResult = expected ? { ...tagged, expected: { reason: expected.reason } } : tagged;
+      // A check that is not applicable (skip) does not block; one that broke, or was blocked, does, unless
+      // what the checks needing it rely on held (its gate) before it broke a rule of its own.
+      if (unmet && launchOnly === undefined) blocked.set(`${check.id}${suffix}`, 'skipped');
+      else if (result.verdict !== 'pass' && result.verdict !== 'skip' && !ran.gateHeld)
+        blocked.set(`${check.id}${suffix}`, result.verdict);
+      return result;
+    },
+    () => options.signal?.aborted === true,
+  );
   const mocha = new Mocha({ timeout: 0, bail: false, reporter: SilentReporter });
-  // One mocha suite per run of consecutive checks of an area: checks run in the order given, which
-  // matters (the ones sending invalid requests come last). Reports group them by area again.
+  // One mocha suite per run of consecutive checks of an area, in plan order (the ones sending invalid
+  // requests come last), whatever order they end in under --jobs. Reports group them by area again.
   let suite: Mocha.Suite | undefined;
-  for (const { check, profile } of plan) {
+  plan.forEach(({ check, profile }, i) => {
     const suffix = tag(check, profile);
     const title = suffix ? `${check.area}${suffix}` : check.area;
     if (suite?.title !== title) suite = Mocha.Suite.create(mocha.suite, title);
     suite.addTest(
       new Mocha.Test(`${check.id}${suffix} ${check.title}`, async function (this: Mocha.Context) {
         if (reported(check)) options.onCheckStart?.(`${check.id}${suffix}`);
-        // A check needs its prerequisite under the same profile, or the one that ran once (no suffix).
-        const key = (id: string) => (blocked.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
-        const unmet = (check.needs ?? []).map(key).find((id) => blocked.has(id));
-        const launchOnly =
-          connect === null
-            ? undefined
-            : (check.launchOnly ??
-              (check.area === 'conventions'
-                ? 'attach mode (--connect): vhu-conform did not launch this back-end'
-                : undefined));
-        const ran: { result: CheckResult; gateHeld?: boolean } =
-          launchOnly !== undefined
-            ? { result: skipped(check, launchOnly) }
-            : unmet
-              ? { result: skipped(check, `needs ${unmet}, which did not pass (${blocked.get(unmet)})`) }
-              : await runOne(check, targets.get(profile)!, timeoutMs, options.signal, options.wireLog);
-        const tagged: CheckResult = suffix ? { ...ran.result, frontend: profile } : ran.result;
-        const expected = options.baseline && expectationFor(options.baseline, tagged);
-        const result: CheckResult = expected ? { ...tagged, expected: { reason: expected.reason } } : tagged;
-        // A check that is not applicable (skip) does not block; one that broke, or was blocked, does, unless
-        // what the checks needing it rely on held (its gate) before it broke a rule of its own.
-        if (unmet && launchOnly === undefined) blocked.set(`${check.id}${suffix}`, 'skipped');
-        else if (result.verdict !== 'pass' && result.verdict !== 'skip' && !ran.gateHeld)
-          blocked.set(`${check.id}${suffix}`, result.verdict);
-        // A check of another shard, run for a gate: its verdict is its own shard's to report.
-        if (!reported(check)) return;
+        const result = await outcomes[i]!;
+        // Not started, the run being interrupted; or a check of another shard, run for a gate: its verdict
+        // is its own shard's to report.
+        if (result === undefined || !reported(check)) return;
         results.push(result);
         options.onCheck?.(result);
         if (result.verdict === 'skip') this.skip();
         if (result.verdict !== 'pass') throw new Error(result.message);
       }),
     );
-  }
+  });
   // Interrupted while probing: no check starts.
   if (!options.signal?.aborted) {
     await new Promise<void>((resolve) => {
@@ -323,6 +351,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
       options.signal?.addEventListener('abort', () => runner.abort(), { once: true });
     });
   }
+  // Checks under way when the run was interrupted end (their scopes close) before the run returns.
+  await Promise.allSettled(outcomes);
   mocha.dispose();
 
   return {
@@ -394,6 +424,17 @@ async function runOne(
     ...(ctx.savedFiles.length ? { files: [...ctx.savedFiles] } : {}),
   };
   return { result, gateHeld: ctx.gateWasHeld };
+}
+
+/**
+ * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
+ * back-end, so one lane. Otherwise the conventions and robustness checks each launch back-ends of their own
+ * and judge only what those do: a lane each. The others (protocol, ring, migration and device traffic) stay
+ * one lane in plan order, as some judge what earlier ones saw (the completion rules, runner memos).
+ */
+function laneOf(check: Check, attached: boolean, key: string): string {
+  if (attached) return 'attached';
+  return check.area === 'conventions' || check.area === 'robustness' ? key : 'main';
 }
 
 /** What identifies the check in its result: the rule it enforces too, for the reports that quote it. */

@@ -1,0 +1,89 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import { type ScheduledStep, schedule } from './schedule.js';
+
+/** Runs `steps` with `jobs`, each taking `ms[i]`; the order they started and ended in, and the most at once. */
+async function trace(steps: ScheduledStep[], jobs: number, ms: number[], stopAfter?: number) {
+  const events: string[] = [];
+  let running = 0;
+  let most = 0;
+  let ended = 0;
+  const results = await Promise.all(
+    schedule(
+      steps,
+      jobs,
+      async (i) => {
+        running++;
+        most = Math.max(most, running);
+        events.push(`start ${i}`);
+        await sleep(ms[i]!);
+        events.push(`end ${i}`);
+        running--;
+        ended++;
+        return i * 10;
+      },
+      () => stopAfter !== undefined && ended >= stopAfter,
+    ),
+  );
+  return { events, most, results };
+}
+
+describe('runner/schedule', () => {
+  it('one job: every step in plan order, one after the other', async () => {
+    const steps = [0, 1, 2].map((i) => ({ lane: `own ${i}`, needs: [] }));
+    const { events, most, results } = await trace(steps, 1, [5, 1, 1]);
+    expect(events).to.deep.equal(['start 0', 'end 0', 'start 1', 'end 1', 'start 2', 'end 2']);
+    expect(most).to.equal(1);
+    expect(results).to.deep.equal([0, 10, 20]);
+  });
+
+  it('runs steps of different lanes side by side, never more than `jobs`, each lane in order', async () => {
+    const steps = [
+      { lane: 'main', needs: [] },
+      { lane: 'a', needs: [] },
+      { lane: 'main', needs: [] },
+      { lane: 'b', needs: [] },
+    ];
+    const { events, most } = await trace(steps, 2, [30, 5, 5, 5]);
+    expect(most).to.equal(2);
+    // Step 2 waits for step 0, its lane's; step 3 takes the slot step 1 frees.
+    expect(events.slice(0, 2)).to.deep.equal(['start 0', 'start 1']);
+    expect(events.indexOf('start 3')).to.be.below(events.indexOf('end 0'));
+    expect(events.indexOf('start 2')).to.be.above(events.indexOf('end 0'));
+  });
+
+  it('starts a step only once the steps it needs have ended, whatever their lane', async () => {
+    const steps = [
+      { lane: 'main', needs: [] },
+      { lane: 'x', needs: [0] },
+      { lane: 'y', needs: [] },
+    ];
+    const { events } = await trace(steps, 3, [20, 1, 1]);
+    expect(events.indexOf('start 1')).to.be.above(events.indexOf('end 0'));
+    expect(events.indexOf('start 2')).to.be.below(events.indexOf('end 0'));
+  });
+
+  it('starts nothing more once stopped: the steps not started resolve with undefined', async () => {
+    const steps = [0, 1, 2, 3].map(() => ({ lane: 'main', needs: [] }));
+    const { events, results } = await trace(steps, 2, [1, 1, 1, 1], 2);
+    expect(events).to.deep.equal(['start 0', 'end 0', 'start 1', 'end 1']);
+    expect(results).to.deep.equal([0, 10, undefined, undefined]);
+  });
+
+  it('a step that throws ends all the same: its promise rejects, the next starts', async () => {
+    const promises = schedule(
+      [
+        { lane: 'main', needs: [] },
+        { lane: 'main', needs: [0] },
+      ],
+      1,
+      async (i) => {
+        if (i === 0) throw new Error('boom');
+        return 'second';
+      },
+    );
+    const [first, second] = await Promise.allSettled(promises);
+    expect(first!.status).to.equal('rejected');
+    expect(second).to.deep.equal({ status: 'fulfilled', value: 'second' });
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * Runs the steps of a plan several at a time (`--jobs`): a step starts once the steps it needs have ended
+ * and the one before it in its lane has, in plan order as slots free up. A lane is a run of steps that must
+ * not overlap: the checks that share one back-end (attach mode), or that judge together what earlier ones
+ * saw (the traffic checks and their completion rules); a check that launches back-ends of its own and
+ * shares no verdict is a lane of its own. The caller reports the results in plan order, whatever ends first.
+ */
+
+export interface ScheduledStep {
+  /** The lane it runs in: steps of one lane run one after the other, in plan order. */
+  lane: string;
+  /** The indices (in the plan) of the steps that must end before it starts. */
+  needs: readonly number[];
+}
+
+/**
+ * Starts `run(i)` for each step as the rules above allow, at most `jobs` at once, and returns each step's
+ * promise, by plan index. Once `stopped()` says so, the steps not started yet are not: their promises
+ * resolve with undefined. A rejected step counts as ended (its rejection is its promise's).
+ */
+export function schedule<T>(
+  steps: readonly ScheduledStep[],
+  jobs: number,
+  run: (index: number) => Promise<T>,
+  stopped: () => boolean = () => false,
+): Array<Promise<T | undefined>> {
+  const ended = new Array<boolean>(steps.length).fill(false);
+  const started = new Array<boolean>(steps.length).fill(false);
+  const settle: Array<(value: Promise<T | undefined>) => void> = [];
+  const promises = steps.map(
+    () => new Promise<T | undefined>((resolve) => settle.push((value) => resolve(value))),
+  );
+  /** The plan index of the step before each one in its lane, -1 for the first. */
+  const previous = steps.map((step, i) => {
+    for (let j = i - 1; j >= 0; j--) if (steps[j]!.lane === step.lane) return j;
+    return -1;
+  });
+  let running = 0;
+  const ready = (i: number) =>
+    !started[i] && (previous[i]! < 0 || ended[previous[i]!]!) && steps[i]!.needs.every((n) => ended[n]);
+  const pump = (): void => {
+    if (stopped()) {
+      steps.forEach((_, i) => {
+        if (!started[i]) {
+          started[i] = true;
+          settle[i]!(Promise.resolve(undefined));
+        }
+      });
+      return;
+    }
+    for (let i = 0; i < steps.length && running < jobs; i++) {
+      if (!ready(i)) continue;
+      started[i] = true;
+      running++;
+      const done = Promise.resolve().then(() => run(i));
+      settle[i]!(done);
+      const end = () => {
+        ended[i] = true;
+        running--;
+        pump();
+      };
+      done.then(end, end);
+    }
+  };
+  pump();
+  return promises;
+}

@@ -1,0 +1,49 @@
+/**
+ * `--jobs N`: the checks that launch back-ends of their own (conventions, robustness) run beside the others,
+ * which keep their order. The verdicts, their order and the reports are those of a run one check at a time;
+ * Ctrl-C in the middle of several checks leaves nothing behind.
+ */
+import { expect } from 'chai';
+import type { RunResult } from '../harness/runner/types.js';
+import { type CliRun, expectClean, runCli } from './helpers.js';
+
+/** Conventions, protocol, traffic and robustness checks of the reference, gates among them. */
+const GREP =
+  '^(conv\\.(caps\\..*|socket-path\\..*|sigterm\\..*)|proto\\.reply\\..*|vring\\.blk\\.read-write|vring\\.restart|robust\\.ctl\\.(request-id|fds)|robust\\.leaks)$';
+
+const verdictList = (report: RunResult | undefined) => report?.checks.map((c) => `${c.id} ${c.verdict}`);
+
+describe('--jobs: checks side by side, reported as one at a time', function () {
+  this.timeout(300_000);
+  let one: CliRun;
+  let three: CliRun;
+  before(async () => {
+    one = await runCli(['--jobs', '1', '--grep', GREP]);
+    three = await runCli(['--jobs', '3', '--grep', GREP]);
+  });
+
+  it('gives the verdicts of a run one check at a time, in the same order; exit 0, nothing left behind', () => {
+    expect(one.exitCode, one.stdout).to.equal(0);
+    expect(three.exitCode, three.stdout).to.equal(0);
+    expect(verdictList(three.report)).to.deep.equal(verdictList(one.report));
+    expect(three.report!.checks.length).to.be.above(15);
+    // The console lists them in plan order too, numbered 1..n.
+    const numbered = [...three.stdout.matchAll(/\[\s*(\d+)\/\d+\]$/gm)].map((m) => Number(m[1]));
+    expect(numbered).to.deep.equal(numbered.map((_, i) => i + 1));
+    expectClean(three);
+  });
+
+  it('refuses a --jobs that is not a whole number from 1 to 64 (exit 2)', async () => {
+    const bad = await runCli(['--jobs', '0']);
+    expect(bad.exitCode).to.equal(2);
+    expect(bad.stderr).to.contain('--jobs');
+  });
+
+  it('Ctrl-C while several checks run: exit 130, the report marked interrupted, nothing left behind', async () => {
+    const run = await runCli(['--jobs', '3', '--grep', GREP], { interruptOnStdout: /proto\.reply\./ });
+    expect(run.exitCode, run.stdout).to.equal(130);
+    expect(run.report?.interrupted).to.equal(true);
+    expect(run.socketsLeft).to.deep.equal([]);
+    expectClean(run);
+  });
+});

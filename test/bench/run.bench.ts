@@ -50,7 +50,10 @@ for (const { name, binary, targetS } of TARGETS) {
   for (const jobs of [1, cores]) {
     const started = performance.now();
     last = await runConformance({ binary, checks: allChecks, descriptorDirs: [], jobs });
-    walls.push(`--jobs ${jobs}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const { passed, failed, timedOut, skipped, errors } = last.summary;
+    walls.push(
+      `--jobs ${jobs}: ${((performance.now() - started) / 1000).toFixed(1)} s (${passed} passed, ${failed} failed, ${timedOut} timed out, ${skipped} skipped, ${errors} errors)`,
+    );
   }
   console.log(`  ${name}: ${walls.join(', ')} (target: under ${targetS} s)`);
   console.log(`    ${whereItGoes(last!)}`);

@@ -1,0 +1,197 @@
+/**
+ * Where robust.fuzz's sequences run (harness/fuzz/fuzz.ts's SequenceRunner): on a back-end kept from one
+ * sequence to the next while it lives, or on a fresh one. Launching costs more than a sequence (tens of ms for
+ * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps its
+ * back-end, resetting it between sequences with what a front-end sends: a new connection to the same socket
+ * when the back-end keeps listening while it serves one (as a front-end reconnects), else the rings stopped
+ * (GET_VRING_BASE on each ring it started, as QEMU stops a device), each reset step judged by the oracle like a step. After a
+ * close or a crash it launches again; a spare launched ahead hides the launch's wait. Attach mode keeps
+ * today's way: a new connection to the one daemon per sequence.
+ */
+import { BackendError, SysError, TimeoutError } from '../../harness/errors.js';
+import { isVerdictError, type Progress, type SequenceRunner } from '../../harness/fuzz/fuzz.js';
+import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { ClosedError } from '../../harness/sys/fd-waiter.js';
+import { Connection } from '../../harness/transport/connection.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+import { freshSubject, type Outcome, outcomeAfter, releaseSubject, type Subject } from './oracle.js';
+
+/** A back-end is relaunched after this many sequences all the same: a case keeps at most as many before it. */
+export const MAX_SEQUENCES_PER_BACKEND = 32;
+
+/** A back-end in use: the sequences it ran since its launch, and how it is reset between two. */
+interface Kept {
+  subject: Subject;
+  /** It listens while it serves us: a new connection resets it (else its rings are stopped). */
+  reconnects: boolean;
+  history: Step[][];
+  /** The rings its steps started and did not stop (see ringEffect). */
+  started: Set<number>;
+}
+
+export class FuzzBackends implements SequenceRunner {
+  readonly #ctx: CheckContext;
+  readonly #spareCount: number;
+  readonly #spares: Array<Promise<Subject>> = [];
+  #kept: Kept | undefined;
+
+  /**
+   * `reuse`: keep a back-end from one sequence to the next (false: a fresh one each, as before);
+   * `spares`: back-ends launched ahead (0: each launched when needed; attach mode has none).
+   */
+  constructor(ctx: CheckContext, options: { reuse?: boolean; spares?: number } = {}) {
+    this.#ctx = ctx;
+    // Attach mode: a new connection to the one daemon per sequence, as before.
+    this.#reuse = (options.reuse ?? true) && ctx.target.connect === null;
+    this.#spareCount = ctx.target.connect === null ? (options.spares ?? 1) : 0;
+  }
+
+  readonly #reuse: boolean;
+
+  readonly kept = async (steps: Step[], progress: Progress): Promise<void> => {
+    let kept = this.#kept;
+    this.#kept = undefined;
+    if (kept && (!kept.subject.backend?.alive || kept.history.length >= MAX_SEQUENCES_PER_BACKEND)) {
+      await releaseSubject(kept.subject);
+      kept = undefined;
+    }
+    if (kept) {
+      // Set first: a reset that fails is a failure after these sequences.
+      progress.before = [...kept.history];
+      const reset = await this.#reset(kept).catch(async (err: unknown) => {
+        await releaseSubject(kept!.subject);
+        throw err;
+      });
+      if (reset === 'closed') {
+        await releaseSubject(kept.subject);
+        kept = undefined;
+      }
+    }
+    if (!kept) {
+      kept = await this.#fresh();
+      progress.before = [];
+    }
+    let outcome: Outcome;
+    try {
+      outcome = await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
+    } catch (err) {
+      await releaseSubject(kept.subject);
+      throw err;
+    }
+    if (outcome === 'closed' || !this.#reuse) {
+      await releaseSubject(kept.subject);
+      return;
+    }
+    kept.history.push(steps);
+    this.#kept = kept;
+  };
+
+  async fresh(steps: Step[], progress: Progress, before: readonly Step[][] = []): Promise<void> {
+    const kept = await this.#fresh();
+    try {
+      for (const earlier of before) {
+        // The kept back-end answered every step of these: one that does not now is not the same history, and
+        // the sequence is not tried after it (what it would show is not what the search saw).
+        const outcome = await runOn(this.#ctx, kept.subject, earlier, { sent: 0 }, kept.started).catch(
+          (err: unknown) => {
+            if (isVerdictError(err)) return 'closed' as const;
+            throw err;
+          },
+        );
+        if (outcome === 'closed' || (await this.#reset(kept)) === 'closed') return;
+      }
+      await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
+    } finally {
+      await releaseSubject(kept.subject);
+    }
+  }
+
+  /** Ends the kept back-end and the spares. */
+  async close(): Promise<void> {
+    const kept = this.#kept;
+    this.#kept = undefined;
+    if (kept) await releaseSubject(kept.subject);
+    for (const spare of this.#spares.splice(0)) {
+      const subject = await spare.catch(() => undefined);
+      if (subject) await releaseSubject(subject);
+    }
+  }
+
+  /** A back-end no sequence has touched: a spare launched ahead, or one launched now. */
+  async #fresh(): Promise<Kept> {
+    const next = this.#spares.shift() ?? freshSubject(this.#ctx);
+    while (this.#spares.length < this.#spareCount) {
+      const spare = freshSubject(this.#ctx);
+      // Its failure is seen by whoever takes it.
+      spare.catch(() => undefined);
+      this.#spares.push(spare);
+    }
+    const subject = await next;
+    const reconnects = this.#ctx.target.connect === null && isListeningAt(subject.socket);
+    return { subject, reconnects, history: [], started: new Set() };
+  }
+
+  /**
+   * Resets `kept` for the next sequence: a new connection, or the rings its steps started stopped (judged, as
+   * steps are; the back-end keeps the rest: features, memory table, ring sizes and addresses).
+   */
+  async #reset(kept: Kept): Promise<Outcome> {
+    if (!kept.reconnects) {
+      const stop = stopRingSteps(kept.started);
+      return runOn(this.#ctx, kept.subject, stop, { sent: 0 }, kept.started, 'reset between sequences: ');
+    }
+    kept.started.clear();
+    kept.subject.session.connection.close();
+    let connection: Connection;
+    try {
+      ({ connection } = await Connection.connect(kept.subject.socket, this.#ctx.timeoutMs));
+    } catch (err) {
+      if (err instanceof TimeoutError || err instanceof SysError) return 'closed';
+      throw err;
+    }
+    kept.subject.session = new FrontendSession(connection);
+    return 'answered';
+  }
+}
+
+/**
+ * Sends `steps` on `subject`, the oracle after each, counting in `progress` the steps sent; 'closed' when the
+ * back-end closed the connection (cleanly: a crash or a hang throws), the rest not sent. `label` goes before
+ * each step's name in messages.
+ */
+export async function runOn(
+  ctx: CheckContext,
+  subject: Subject,
+  steps: readonly Step[],
+  progress: Progress,
+  started: Set<number>,
+  label = '',
+): Promise<Outcome> {
+  const { SequenceRuntime } = await import('../../harness/fuzz/execute.js');
+  const runtime = new SequenceRuntime();
+  try {
+    for (const [i, step] of steps.entries()) {
+      try {
+        await runtime.run(step, subject.session.connection);
+      } catch (err) {
+        // A back-end that stopped reading or closed shows it to the oracle.
+        if (!(err instanceof TimeoutError || connectionGone(err))) throw err;
+      }
+      progress.sent = i + 1;
+      const { start, stop } = ringEffect(step);
+      if (start !== undefined) started.add(start);
+      if (stop !== undefined) started.delete(stop);
+      const input = `${label}step ${i + 1} of ${steps.length} (${step.what})`;
+      if ((await outcomeAfter(ctx, subject, input)) === 'closed') return 'closed';
+    }
+    return 'answered';
+  } finally {
+    runtime.close();
+  }
+}
+
+function connectionGone(err: unknown): boolean {
+  return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
+}

@@ -4,9 +4,10 @@
  * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps its
  * back-end, resetting it between sequences with what a front-end sends: a new connection to the same socket
  * when the back-end keeps listening while it serves one (as a front-end reconnects), else the rings stopped
- * (GET_VRING_BASE on each ring it started, as QEMU stops a device), each reset step judged by the oracle like a step. After a
- * close or a crash it launches again; a spare launched ahead hides the launch's wait. Attach mode keeps
- * today's way: a new connection to the one daemon per sequence.
+ * (GET_VRING_BASE on each ring it started, as QEMU stops a device), each reset step judged by the oracle like a
+ * step. After a crash, or a close by a back-end that does not keep listening, it launches again; spares
+ * launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to the one
+ * daemon per sequence.
  */
 import { BackendError, SysError, TimeoutError } from '../../harness/errors.js';
 import { isVerdictError, type Progress, type SequenceRunner } from '../../harness/fuzz/fuzz.js';
@@ -20,6 +21,13 @@ import { freshSubject, type Outcome, outcomeAfter, releaseSubject, type Subject 
 
 /** A back-end is relaunched after this many sequences all the same: a case keeps at most as many before it. */
 export const MAX_SEQUENCES_PER_BACKEND = 32;
+
+/**
+ * Back-ends launched ahead at most: a launch is mostly waiting (the process starting, its socket appearing), so
+ * two at once on 2 cores hide most of it for back-ends that end with most sequences (libvhost-user's close
+ * the connection on most bad messages and exit when their front-end leaves).
+ */
+export const DEFAULT_SPARES = 2;
 
 /** A back-end in use: the sequences it ran since its launch, and how it is reset between two. */
 interface Kept {
@@ -35,17 +43,21 @@ export class FuzzBackends implements SequenceRunner {
   readonly #ctx: CheckContext;
   readonly #spareCount: number;
   readonly #spares: Array<Promise<Subject>> = [];
+  /** Spares kept launching: one more each time a back-end had to be launched again, up to #spareCount. */
+  #wanted = 0;
+  #launched = 0;
   #kept: Kept | undefined;
 
   /**
    * `reuse`: keep a back-end from one sequence to the next (false: a fresh one each, as before);
-   * `spares`: back-ends launched ahead (0: each launched when needed; attach mode has none).
+   * `spares`: at most this many back-ends launched ahead (0: each launched when needed; attach mode has none),
+   * as many as launching again turns out to be needed (a back-end that keeps listening seldom needs one).
    */
   constructor(ctx: CheckContext, options: { reuse?: boolean; spares?: number } = {}) {
     this.#ctx = ctx;
     // Attach mode: a new connection to the one daemon per sequence, as before.
     this.#reuse = (options.reuse ?? true) && ctx.target.connect === null;
-    this.#spareCount = ctx.target.connect === null ? (options.spares ?? 1) : 0;
+    this.#spareCount = ctx.target.connect === null ? (options.spares ?? DEFAULT_SPARES) : 0;
   }
 
   readonly #reuse: boolean;
@@ -80,7 +92,10 @@ export class FuzzBackends implements SequenceRunner {
       await releaseSubject(kept.subject);
       throw err;
     }
-    if (outcome === 'closed' || !this.#reuse) {
+    // A back-end that closed this connection and still listens is reset as between sequences: reconnected.
+    const listens = () =>
+      kept.reconnects && kept.subject.backend?.alive && isListeningAt(kept.subject.socket);
+    if (!this.#reuse || (outcome === 'closed' && !listens())) {
       await releaseSubject(kept.subject);
       return;
     }
@@ -122,7 +137,8 @@ export class FuzzBackends implements SequenceRunner {
   /** A back-end no sequence has touched: a spare launched ahead, or one launched now. */
   async #fresh(): Promise<Kept> {
     const next = this.#spares.shift() ?? freshSubject(this.#ctx);
-    while (this.#spares.length < this.#spareCount) {
+    if (this.#launched++ > 0) this.#wanted = Math.min(this.#spareCount, this.#wanted + 1);
+    while (this.#spares.length < this.#wanted) {
       const spare = freshSubject(this.#ctx);
       // Its failure is seen by whoever takes it.
       spare.catch(() => undefined);

@@ -178,6 +178,8 @@ async function watchExit(subject: Subject): Promise<void> {
       () => undefined,
     );
     await Promise.race([exited, watched]).finally(() => clearTimeout(timer));
+    // Ended, its status not yet in (a child of its own may hold its stderr open): as below.
+    if (!backend.exit && ended(subject.pid)) await backend.waitExit(2000).catch(() => undefined);
     return;
   }
   for (let waited = 0; waited < EXIT_WATCH_MS; waited += EXIT_WATCH_STEP_MS) {

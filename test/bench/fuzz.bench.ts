@@ -2,8 +2,8 @@
  * Benchmark: the fuzzing rate, generated control messages and data-plane requests per second, as robust.fuzz
  * runs them (fuzz() itself, the oracle's GET_FEATURES after every step), against the reference back-end
  * (fixture), /usr/lib/qemu/virtiofsd and /usr/lib/qemu/vhost-user-gpu, in the same run: a fresh back-end per
- * sequence (as before issue 15) next to a back-end kept across sequences with one launched ahead (robust.fuzz
- * today). The search stops at a back-end's first confirmed failure (vhost-user-gpu's SIGSEGV comes early), so
+ * sequence (as before issue 15) next to a back-end kept across sequences with spares launched ahead
+ * (robust.fuzz today), after what a launch and a step's round trip cost. The search stops at a back-end's first confirmed failure (vhost-user-gpu's SIGSEGV comes early), so
  * the bench searches again from the next seed until its time is spent, without shrinking. Target (issue 15):
  * 2,000 messages/s against virtiofsd and vhost-user-gpu. Run alone: `node dist/test/bench/fuzz.bench.js`.
  */
@@ -11,11 +11,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type FuzzCounts, fuzz } from '../../harness/fuzz/fuzz.js';
+import { type FuzzCounts, fuzz, type SequenceRunner } from '../../harness/fuzz/fuzz.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext } from '../../harness/runner/check.js';
 import { FuzzBackends } from '../../suites/robustness/fuzz-backend.js';
-import { backendCpuUs, benchTarget } from './common.js';
+import { answersGetFeatures, freshSubject, releaseSubject } from '../../suites/robustness/oracle.js';
+import { benchTarget } from './common.js';
 
 const REFERENCE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -32,7 +33,51 @@ interface Subject {
   target?: boolean;
 }
 
-async function measure(subject: Subject, how: { reuse: boolean; spares: number }) {
+/** Where a sequence's time goes against `subject`: a launch (and its end), and one step's round trip. */
+async function costs(subject: Subject): Promise<string> {
+  const scope = new Scope();
+  try {
+    const ctx = makeContext(
+      benchTarget(subject.type, { binary: subject.binary, extraArgs: subject.args }),
+      3000,
+      scope,
+    );
+    const LAUNCHES = 5;
+    const TRIPS = 200;
+    let launchMs = 0;
+    let tripMs = 0;
+    for (let i = 0; i < LAUNCHES; i++) {
+      let t = performance.now();
+      const s = await freshSubject(ctx);
+      launchMs += performance.now() - t;
+      t = performance.now();
+      for (let j = 0; j < TRIPS; j++) await answersGetFeatures(s.session.connection, 3000);
+      tripMs += performance.now() - t;
+      t = performance.now();
+      await releaseSubject(s);
+      launchMs += performance.now() - t;
+    }
+    return `a launch and its end ${(launchMs / LAUNCHES).toFixed(1)} ms, the oracle's round trip ${((tripMs * 1000) / (LAUNCHES * TRIPS)).toFixed(0)} us`;
+  } finally {
+    await scope.close();
+  }
+}
+
+/** `runner`, counting the sequences that ended before their last step (a close or a failure). */
+function counting(runner: FuzzBackends, ended: { early: number }): SequenceRunner {
+  return {
+    kept: async (steps, progress) => {
+      try {
+        await runner.kept(steps, progress);
+      } finally {
+        if (progress.sent < steps.length) ended.early++;
+      }
+    },
+    fresh: (steps, progress, before) => runner.fresh(steps, progress, before),
+  };
+}
+
+async function measure(subject: Subject, how: { reuse: boolean; spares?: number }) {
   const scope = new Scope();
   const counts: FuzzCounts & { found: number } = {
     sequences: 0,
@@ -41,8 +86,8 @@ async function measure(subject: Subject, how: { reuse: boolean; spares: number }
     unconfirmed: 0,
     found: 0,
   };
+  const ended = { early: 0 };
   const cpu = process.cpuUsage();
-  const backendCpu = backendCpuUs();
   const started = performance.now();
   try {
     const ctx = makeContext(
@@ -53,7 +98,7 @@ async function measure(subject: Subject, how: { reuse: boolean; spares: number }
     for (let seed = 5; performance.now() - started < DURATION_MS; seed++) {
       const backends = new FuzzBackends(ctx, how);
       try {
-        const result = await fuzz(backends, {
+        const result = await fuzz(counting(backends, ended), {
           seed,
           budgetMs: Math.max(1, DURATION_MS - (performance.now() - started)),
           sequences: 100_000,
@@ -79,9 +124,9 @@ async function measure(subject: Subject, how: { reuse: boolean; spares: number }
     line:
       `${counts.sequences} sequences in ${seconds.toFixed(1)} s: ${(counts.messages / seconds).toFixed(0)} messages/s, ` +
       `${(counts.requests / seconds).toFixed(0)} requests/s, ${(counts.sequences / seconds).toFixed(1)} sequences/s, ` +
-      `${counts.found} failure(s) found${counts.unconfirmed ? `, ${counts.unconfirmed} not confirmed on a fresh back-end` : ''}; ` +
-      `CPU a step: harness ${((used.user + used.system) / steps).toFixed(0)} us, ` +
-      `back-ends ${((backendCpuUs() - backendCpu) / steps).toFixed(0)} us (launches included)`,
+      `${counts.found} failure(s) found${counts.unconfirmed ? `, ${counts.unconfirmed} not confirmed on a fresh back-end` : ''}, ` +
+      `${((100 * ended.early) / Math.max(1, counts.sequences)).toFixed(0)}% of sequences ended early (a close or a failure); ` +
+      `the harness's CPU a step ${((used.user + used.system) / steps).toFixed(0)} us (launches included)`,
   };
 }
 
@@ -112,9 +157,10 @@ try {
     }
     console.log(`  ${subject.name}:`);
     const before = await measure(subject, { reuse: false, spares: 0 });
-    console.log(`    a fresh back-end per sequence:          ${before.line}`);
-    const after = await measure(subject, { reuse: true, spares: 1 });
-    console.log(`    kept across sequences, one launched ahead: ${after.line}`);
+    console.log(`    where the time goes: ${await costs(subject)}`);
+    console.log(`    a fresh back-end per sequence: ${before.line}`);
+    const after = await measure(subject, { reuse: true });
+    console.log(`    kept across sequences, spares launched ahead: ${after.line}`);
     const target = subject.target
       ? `; target ${TARGET_PER_S} messages/s: ${after.perS >= TARGET_PER_S ? 'met' : 'NOT met'}`
       : '';

@@ -1,13 +1,14 @@
 /**
  * Generated sequences end to end: the fixture flaw fuzz-num-while-started (SIGABRT on SET_VRING_NUM for a
  * started ring) is found by robust.fuzz, shrunk, saved as a case file that the console, JSON and JUnit
- * reports name, and `vhu-conform replay` gives the same verdict; the reference passes the case.
+ * reports name, and `vhu-conform replay` gives the same verdict, sending first the sequences a case needs
+ * before its own when it keeps them; the reference passes the case.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { parseCase } from '../harness/fuzz/case.js';
+import { caseJson, parseCase } from '../harness/fuzz/case.js';
 import type { RunResult } from '../harness/runner/types.js';
 import { type CliRun, expectClean, fixture, messageOf, runCli } from './helpers.js';
 
@@ -66,6 +67,22 @@ describe('robust.fuzz: a flaw found by fuzzing is shrunk, saved and replayed', f
     expect(message).to.match(CRASH);
     expect(message).to.contain(`step ${steps} of ${steps}`);
     expect(message).to.contain(`replayed ${steps} steps of ${caseFile}`);
+    expectClean(again);
+  });
+
+  it('replays the sequences a case needs before its own first, saying where it failed', async () => {
+    // The found case as the one sequence before a harmless one: its crash comes in the sequence before.
+    const found = parseCase(readFileSync(caseFile, 'utf8'));
+    const harmless = found.steps.slice(0, 1);
+    const needing = path.join(reports, 'fuzz-before.json');
+    writeFileSync(needing, caseJson({ ...found, before: [found.steps], steps: harmless }));
+    const again = await runCli(['replay', needing, FLAW, '--strict'], { limitMs: 30_000 });
+    expect(again.exitCode, again.stderr).to.equal(1);
+    const message = messageOf(again.report, 'robust.fuzz');
+    expect(message).to.match(
+      /it crashed after before it, sequence 1 of 1: step (\d+) of \1 \(SET_VRING_NUM ring 0 num \d+\): killed by SIGABRT/,
+    );
+    expect(message).to.contain(`replayed after the 1 sequences it needs before it, 1 steps of ${needing}`);
     expectClean(again);
   });
 

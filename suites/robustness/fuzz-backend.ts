@@ -10,7 +10,7 @@
  * daemon per sequence.
  */
 import { BackendError, SysError, TimeoutError } from '../../harness/errors.js';
-import { isVerdictError, type Progress, type SequenceRunner } from '../../harness/fuzz/fuzz.js';
+import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
 import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.js';
 import { isListeningAt } from '../../harness/process/procfs.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -93,9 +93,7 @@ export class FuzzBackends implements SequenceRunner {
       throw err;
     }
     // A back-end that closed this connection and still listens is reset as between sequences: reconnected.
-    const listens = () =>
-      kept.reconnects && kept.subject.backend?.alive && isListeningAt(kept.subject.socket);
-    if (!this.#reuse || (outcome === 'closed' && !listens())) {
+    if (!this.#reuse || !carriesOn(kept, outcome)) {
       await releaseSubject(kept.subject);
       return;
     }
@@ -106,16 +104,12 @@ export class FuzzBackends implements SequenceRunner {
   async fresh(steps: Step[], progress: Progress, before: readonly Step[][] = []): Promise<void> {
     const kept = await this.#fresh();
     try {
-      for (const earlier of before) {
-        // The kept back-end answered every step of these: one that does not now is not the same history, and
-        // the sequence is not tried after it (what it would show is not what the search saw).
-        const outcome = await runOn(this.#ctx, kept.subject, earlier, { sent: 0 }, kept.started).catch(
-          (err: unknown) => {
-            if (isVerdictError(err)) return 'closed' as const;
-            throw err;
-          },
-        );
-        if (outcome === 'closed' || (await this.#reset(kept)) === 'closed') return;
+      for (const [i, earlier] of before.entries()) {
+        // A failure here is one on a fresh back-end, said as where it came; an end the kept back-end did not
+        // come to is not the history the search saw, and the sequence is not tried after it.
+        const where = `before it, sequence ${i + 1} of ${before.length}: `;
+        const outcome = await runOn(this.#ctx, kept.subject, earlier, { sent: 0 }, kept.started, where);
+        if (!carriesOn(kept, outcome) || (await this.#reset(kept)) === 'closed') return;
       }
       await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
     } finally {
@@ -170,6 +164,12 @@ export class FuzzBackends implements SequenceRunner {
     kept.subject.session = new FrontendSession(connection);
     return 'answered';
   }
+}
+
+/** Whether `kept` serves the next sequence after `outcome`: it answered, or closed and still listens. */
+function carriesOn(kept: Kept, outcome: Outcome): boolean {
+  if (outcome === 'answered') return true;
+  return kept.reconnects && kept.subject.backend?.alive === true && isListeningAt(kept.subject.socket);
 }
 
 /**

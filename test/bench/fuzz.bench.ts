@@ -149,7 +149,11 @@ try {
       target: true,
     },
   ];
-  console.log(`fuzzing rate (robust.fuzz's search, ${DURATION_MS / 1000} s each, from seed 5 on):`);
+  // Other work on the machine slows launches most: said with the numbers.
+  const load = os.loadavg()[0]!.toFixed(1);
+  console.log(
+    `fuzzing rate (robust.fuzz's search, ${DURATION_MS / 1000} s each, from seed 5 on; ${os.availableParallelism()} cores, load average ${load} at the start):`,
+  );
   for (const subject of subjects) {
     if (!existsSync(subject.binary)) {
       console.log(`  ${subject.name}: not installed`);

@@ -4,7 +4,7 @@
  * reports name, and `vhu-conform replay` gives the same verdict, sending first the sequences a case needs
  * before its own when it keeps them; the reference passes the case.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -116,5 +116,33 @@ describe('--fuzz, --seed and replay on the command line', function () {
     expect(usage.stderr)
       .to.contain("missing required argument 'case'")
       .and.contain('Usage: vhu-conform replay [options] <case> [backend] [args...]');
+  });
+});
+
+describe('robust.fuzz against virtiofsd: launches ahead lose no finding', function () {
+  this.timeout(90_000);
+
+  // virtiofsd 7.2 asserts in fv_queue_cleanup_thread (qidx < vud->nqueues) on GET_VRING_BASE for queue 1 when
+  // no queue 1 thread was ever made: seed 5's sequence 22 sends it first. Found as before issue 15, on a fresh
+  // launch (virtiofsd takes no second connection, so the search does not keep it), alone.
+  it('--fuzz 10 --seed 5 finds the assertion on GET_VRING_BASE for queue 1 as the first step, on a fresh launch', async () => {
+    const virtiofsd = '/usr/lib/qemu/virtiofsd';
+    if (!existsSync(virtiofsd))
+      expect.fail(`${virtiofsd} is missing: install the Debian package qemu-system-common`);
+    const source = mkdtempSync(path.join(os.tmpdir(), 'vhu-fuzz-virtiofs-'));
+    try {
+      const run = await runCli(['--fuzz', '10', '--seed', '5', virtiofsd, '--', '-o', `source=${source}`], {
+        limitMs: 60_000,
+      });
+      expect(run.report?.checks.map((c) => [c.id, c.verdict])).to.deep.equal([['robust.fuzz', 'fail']]);
+      const message = messageOf(run.report, 'robust.fuzz');
+      expect(message).to.match(
+        /it crashed after step 1 of \d+ \(GET_VRING_BASE ring 1\): a failed assertion on stderr: .*fv_queue_cleanup_thread: Assertion `qidx < vud->nqueues' failed/,
+      );
+      expect(message).to.not.contain('sequences before it');
+      expectClean(run);
+    } finally {
+      rmSync(source, { recursive: true, force: true });
+    }
   });
 });

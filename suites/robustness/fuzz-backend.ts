@@ -1,13 +1,15 @@
 /**
  * Where robust.fuzz's sequences run (harness/fuzz/fuzz.ts's SequenceRunner): on a back-end kept from one
  * sequence to the next while it lives, or on a fresh one. Launching costs more than a sequence (tens of ms for
- * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps its
- * back-end, resetting it between sequences with what a front-end sends: a new connection to the same socket
- * when the back-end keeps listening while it serves one (as a front-end reconnects), else the rings stopped
- * (GET_VRING_BASE on each ring it started, as QEMU stops a device), each reset step judged by the oracle like a
- * step. After a crash, or a close by a back-end that does not keep listening, it launches again; spares
- * launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to the one
- * daemon per sequence.
+ * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps a
+ * back-end that keeps listening while it serves a connection, reset between sequences as a front-end that
+ * reconnects resets it: a new connection to the same socket (also after it closed one). A back-end that takes
+ * no second connection (libvhost-user's: they exit when their front-end leaves) gets a fresh launch per
+ * sequence by default: resetting it with what a front-end sends (GET_VRING_BASE on each ring it started, as
+ * QEMU stops a device, each reset step judged by the oracle like a step: Keep 'always') leaves state that hides
+ * findings (see Keep). After a crash, or a close by a back-end that does not keep listening, it launches
+ * again; spares launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to
+ * the one daemon per sequence.
  */
 import { BackendError, SysError, TimeoutError } from '../../harness/errors.js';
 import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
@@ -29,6 +31,17 @@ export const MAX_SEQUENCES_PER_BACKEND = 32;
  */
 export const DEFAULT_SPARES = 2;
 
+/**
+ * Which back-ends the search keeps from one sequence to the next: none (a fresh one each, as before issue 15);
+ * those that keep listening while they serve a connection, reset by a new one (the default); or every one,
+ * those that take no second connection reset by their rings stopped. The last is kept for the bench only: what
+ * a sequence leaves in such a back-end (features, memory table, ring sizes, which queue threads exist), stopping
+ * its rings does not undo, so a sequence runs differently there than on a fresh launch (virtiofsd, seed 5's
+ * third sequence: 8 of its 11 steps answered after the second, 4 on a fresh launch) and a crash a fresh back-end
+ * shows can be hidden; and it saves little, as those back-ends end most sequences by closing (9 in 10).
+ */
+export type Keep = 'never' | 'reconnecting' | 'always';
+
 /** A back-end in use: the sequences it ran since its launch, and how it is reset between two. */
 interface Kept {
   subject: Subject;
@@ -49,18 +62,18 @@ export class FuzzBackends implements SequenceRunner {
   #kept: Kept | undefined;
 
   /**
-   * `reuse`: keep a back-end from one sequence to the next (false: a fresh one each, as before);
+   * `keep`: which back-ends serve more than one sequence (default: those that take a new connection);
    * `spares`: at most this many back-ends launched ahead (0: each launched when needed; attach mode has none),
    * as many as launching again turns out to be needed (a back-end that keeps listening seldom needs one).
    */
-  constructor(ctx: CheckContext, options: { reuse?: boolean; spares?: number } = {}) {
+  constructor(ctx: CheckContext, options: { keep?: Keep; spares?: number } = {}) {
     this.#ctx = ctx;
     // Attach mode: a new connection to the one daemon per sequence, as before.
-    this.#reuse = (options.reuse ?? true) && ctx.target.connect === null;
+    this.#keep = ctx.target.connect === null ? (options.keep ?? 'reconnecting') : 'never';
     this.#spareCount = ctx.target.connect === null ? (options.spares ?? DEFAULT_SPARES) : 0;
   }
 
-  readonly #reuse: boolean;
+  readonly #keep: Keep;
 
   readonly kept = async (steps: Step[], progress: Progress): Promise<void> => {
     let kept = this.#kept;
@@ -93,7 +106,8 @@ export class FuzzBackends implements SequenceRunner {
       throw err;
     }
     // A back-end that closed this connection and still listens is reset as between sequences: reconnected.
-    if (!this.#reuse || !carriesOn(kept, outcome)) {
+    const keeps = this.#keep === 'always' || (this.#keep === 'reconnecting' && kept.reconnects);
+    if (!keeps || !carriesOn(kept, outcome)) {
       await releaseSubject(kept.subject);
       return;
     }

@@ -27,7 +27,7 @@ const RESET_STEPS = 4;
  * loads the suites, and the sooner it is up, the sooner its Ctrl-C handler is.
  */
 const fuzzing = () => import('../../harness/fuzz/fuzz.js');
-const backendsFor = async (ctx: CheckContext, options?: { reuse?: boolean; spares?: number }) =>
+const backendsFor = async (ctx: CheckContext, options?: { spares?: number }) =>
   new (await import('./fuzz-backend.js')).FuzzBackends(ctx, options);
 
 /**

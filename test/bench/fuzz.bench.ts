@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { type FuzzCounts, fuzz, type SequenceRunner } from '../../harness/fuzz/fuzz.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext } from '../../harness/runner/check.js';
-import { FuzzBackends } from '../../suites/robustness/fuzz-backend.js';
+import { FuzzBackends, type Keep } from '../../suites/robustness/fuzz-backend.js';
 import { answersGetFeatures, freshSubject, releaseSubject } from '../../suites/robustness/oracle.js';
 import { benchTarget } from './common.js';
 
@@ -63,21 +63,22 @@ async function costs(subject: Subject): Promise<string> {
   }
 }
 
-/** `runner`, counting the sequences that ended before their last step (a close or a failure). */
-function counting(runner: FuzzBackends, ended: { early: number }): SequenceRunner {
+/** `runner`, counting the sequences that ended before their last step (a close or a failure), and those run on a kept back-end. */
+function counting(runner: FuzzBackends, ended: { early: number; kept: number }): SequenceRunner {
   return {
     kept: async (steps, progress) => {
       try {
         await runner.kept(steps, progress);
       } finally {
         if (progress.sent < steps.length) ended.early++;
+        if (progress.before?.length) ended.kept++;
       }
     },
     fresh: (steps, progress, before) => runner.fresh(steps, progress, before),
   };
 }
 
-async function measure(subject: Subject, how: { reuse: boolean; spares?: number }) {
+async function measure(subject: Subject, how: { keep: Keep; spares?: number }) {
   const scope = new Scope();
   const counts: FuzzCounts & { found: number } = {
     sequences: 0,
@@ -86,7 +87,7 @@ async function measure(subject: Subject, how: { reuse: boolean; spares?: number 
     unconfirmed: 0,
     found: 0,
   };
-  const ended = { early: 0 };
+  const ended = { early: 0, kept: 0 };
   const cpu = process.cpuUsage();
   const started = performance.now();
   try {
@@ -121,11 +122,13 @@ async function measure(subject: Subject, how: { reuse: boolean; spares?: number 
     ...counts,
     seconds,
     perS: counts.messages / seconds,
+    kept: ended.kept,
     line:
       `${counts.sequences} sequences in ${seconds.toFixed(1)} s: ${(counts.messages / seconds).toFixed(0)} messages/s, ` +
       `${(counts.requests / seconds).toFixed(0)} requests/s, ${(counts.sequences / seconds).toFixed(1)} sequences/s, ` +
       `${counts.found} failure(s) found${counts.unconfirmed ? `, ${counts.unconfirmed} not confirmed on a fresh back-end` : ''}, ` +
-      `${((100 * ended.early) / Math.max(1, counts.sequences)).toFixed(0)}% of sequences ended early (a close or a failure); ` +
+      `${((100 * ended.early) / Math.max(1, counts.sequences)).toFixed(0)}% of sequences ended early (a close or a failure), ` +
+      `${ended.kept} on a kept back-end; ` +
       `the harness's CPU a step ${((used.user + used.system) / steps).toFixed(0)} us (launches included)`,
   };
 }
@@ -160,15 +163,21 @@ try {
       continue;
     }
     console.log(`  ${subject.name}:`);
-    const before = await measure(subject, { reuse: false, spares: 0 });
     console.log(`    where the time goes: ${await costs(subject)}`);
-    console.log(`    a fresh back-end per sequence: ${before.line}`);
-    const after = await measure(subject, { reuse: true });
-    console.log(`    kept across sequences, spares launched ahead: ${after.line}`);
+    const before = await measure(subject, { keep: 'never', spares: 0 });
+    console.log(`    a fresh back-end per sequence, launched when needed (before): ${before.line}`);
+    const after = await measure(subject, { keep: 'reconnecting' });
+    console.log(
+      `    robust.fuzz now (kept while it takes a new connection, spares launched ahead): ${after.line}`,
+    );
     const target = subject.target
       ? `; target ${TARGET_PER_S} messages/s: ${after.perS >= TARGET_PER_S ? 'met' : 'NOT met'}`
       : '';
     console.log(`    ${(after.perS / Math.max(before.perS, 1e-9)).toFixed(1)}x the messages/s${target}`);
+    if (after.kept === 0) {
+      const always = await measure(subject, { keep: 'always' });
+      console.log(`    (not used: kept, reset by its rings stopped, which hides findings: ${always.line})`);
+    }
   }
 } finally {
   rmSync(source, { recursive: true, force: true });

@@ -11,7 +11,7 @@
  * again; spares launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to
  * the one daemon per sequence.
  */
-import { BackendError, SysError, TimeoutError } from '../../harness/errors.js';
+import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
 import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
 import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.js';
 import { isListeningAt } from '../../harness/process/procfs.js';
@@ -19,7 +19,14 @@ import type { CheckContext } from '../../harness/runner/check.js';
 import { ClosedError } from '../../harness/sys/fd-waiter.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
-import { freshSubject, type Outcome, outcomeAfter, releaseSubject, type Subject } from './oracle.js';
+import {
+  answersGetFeatures,
+  freshSubject,
+  type Outcome,
+  outcomeAfter,
+  releaseSubject,
+  type Subject,
+} from './oracle.js';
 
 /** A back-end is relaunched after this many sequences all the same: a case keeps at most as many before it. */
 export const MAX_SEQUENCES_PER_BACKEND = 32;
@@ -59,6 +66,8 @@ export class FuzzBackends implements SequenceRunner {
   /** Spares kept launching: one more each time a back-end had to be launched again, up to #spareCount. */
   #wanted = 0;
   #launched = 0;
+  /** Whether a back-end that listens while it serves is reset by a new connection (false once one was not served). */
+  #reconnecting = true;
   #kept: Kept | undefined;
 
   /**
@@ -153,7 +162,8 @@ export class FuzzBackends implements SequenceRunner {
       this.#spares.push(spare);
     }
     const subject = await next;
-    const reconnects = this.#ctx.target.connect === null && isListeningAt(subject.socket);
+    const reconnects =
+      this.#reconnecting && this.#ctx.target.connect === null && isListeningAt(subject.socket);
     return { subject, reconnects, history: [], started: new Set() };
   }
 
@@ -176,6 +186,15 @@ export class FuzzBackends implements SequenceRunner {
       throw err;
     }
     kept.subject.session = new FrontendSession(connection);
+    // Served, not only queued: one that listens but takes a single front-end (or drops a second) is launched
+    // fresh for every sequence from now on, as before: serving a second front-end is not what this check judges.
+    try {
+      await answersGetFeatures(connection, this.#ctx.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TimeoutError || connectionGone(err) || err instanceof ProtocolError)) throw err;
+      this.#reconnecting = false;
+      return 'closed';
+    }
     return 'answered';
   }
 }

@@ -17,6 +17,7 @@ import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.j
 import { isListeningAt } from '../../harness/process/procfs.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import { ClosedError } from '../../harness/sys/fd-waiter.js';
+import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import {
@@ -66,7 +67,7 @@ export class FuzzBackends implements SequenceRunner {
   /** Spares kept launching: one more each time a back-end had to be launched again, up to #spareCount. */
   #wanted = 0;
   #launched = 0;
-  /** Whether a back-end that listens while it serves is reset by a new connection (false once one was not served). */
+  /** Whether a back-end that listens while it serves is reset by a new connection (false once one failed). */
   #reconnecting = true;
   #kept: Kept | undefined;
 
@@ -178,13 +179,17 @@ export class FuzzBackends implements SequenceRunner {
     }
     kept.started.clear();
     kept.subject.session.connection.close();
-    let connection: Connection;
+    // Once, not retried: one that was seen listening as it served may have been closing its listener then
+    // (virtiofsd and vhost-user-gpu take one front-end and exit when it leaves).
+    let fd: number;
     try {
-      ({ connection } = await Connection.connect(kept.subject.socket, this.#ctx.timeoutMs));
+      fd = connectUnix(kept.subject.socket);
     } catch (err) {
-      if (err instanceof TimeoutError || err instanceof SysError) return 'closed';
-      throw err;
+      if (!(err instanceof SysError)) throw err;
+      this.#reconnecting = false;
+      return 'closed';
     }
+    const connection = Connection.fromFd(fd, this.#ctx.timeoutMs);
     kept.subject.session = new FrontendSession(connection);
     // Served, not only queued: one that listens but takes a single front-end (or drops a second) is launched
     // fresh for every sequence from now on, as before: serving a second front-end is not what this check judges.

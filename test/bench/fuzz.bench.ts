@@ -176,7 +176,9 @@ try {
     console.log(`    ${(after.perS / Math.max(before.perS, 1e-9)).toFixed(1)}x the messages/s${target}`);
     if (after.kept === 0) {
       const always = await measure(subject, { keep: 'always' });
-      console.log(`    (not used: kept, reset by its rings stopped, which can hide findings: ${always.line})`);
+      console.log(
+        `    (not used: kept, reset by its rings stopped, which can hide findings: ${always.line})`,
+      );
     }
   }
 } finally {

@@ -1,13 +1,14 @@
 /**
  * Generated sequences end to end: the fixture flaw fuzz-num-while-started (SIGABRT on SET_VRING_NUM for a
  * started ring) is found by robust.fuzz, shrunk, saved as a case file that the console, JSON and JUnit
- * reports name, and `vhu-conform replay` gives the same verdict; the reference passes the case.
+ * reports name, and `vhu-conform replay` gives the same verdict, sending first the sequences a case needs
+ * before its own when it keeps them; the reference passes the case.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { parseCase } from '../harness/fuzz/case.js';
+import { caseJson, parseCase } from '../harness/fuzz/case.js';
 import type { RunResult } from '../harness/runner/types.js';
 import { type CliRun, expectClean, fixture, messageOf, runCli } from './helpers.js';
 
@@ -69,6 +70,22 @@ describe('robust.fuzz: a flaw found by fuzzing is shrunk, saved and replayed', f
     expectClean(again);
   });
 
+  it('replays the sequences a case needs before its own first, saying where it failed', async () => {
+    // The found case as the one sequence before a harmless one: its crash comes in the sequence before.
+    const found = parseCase(readFileSync(caseFile, 'utf8'));
+    const harmless = found.steps.slice(0, 1);
+    const needing = path.join(reports, 'fuzz-before.json');
+    writeFileSync(needing, caseJson({ ...found, before: [found.steps], steps: harmless }));
+    const again = await runCli(['replay', needing, FLAW, '--strict'], { limitMs: 30_000 });
+    expect(again.exitCode, again.stderr).to.equal(1);
+    const message = messageOf(again.report, 'robust.fuzz');
+    expect(message).to.match(
+      /it crashed after before it, sequence 1 of 1: step (\d+) of \1 \(SET_VRING_NUM ring 0 num \d+\): killed by SIGABRT/,
+    );
+    expect(message).to.contain(`replayed after the 1 sequences it needs before it, 1 steps of ${needing}`);
+    expectClean(again);
+  });
+
   it('replays the case against the reference: every step answered', async () => {
     const reference = await runCli(['replay', caseFile, fixture('vhu-reference')], { limitMs: 30_000 });
     expect(reference.exitCode, reference.stderr).to.equal(0);
@@ -99,5 +116,33 @@ describe('--fuzz, --seed and replay on the command line', function () {
     expect(usage.stderr)
       .to.contain("missing required argument 'case'")
       .and.contain('Usage: vhu-conform replay [options] <case> [backend] [args...]');
+  });
+});
+
+describe('robust.fuzz against virtiofsd: launches ahead lose no finding', function () {
+  this.timeout(90_000);
+
+  // virtiofsd 7.2 asserts in fv_queue_cleanup_thread (qidx < vud->nqueues) on GET_VRING_BASE for queue 1 when
+  // no queue 1 thread was ever made: seed 5's sequence 22 sends it first. Found as before issue 15, on a fresh
+  // launch (virtiofsd takes no second connection, so the search does not keep it), alone.
+  it('--fuzz 10 --seed 5 finds the assertion on GET_VRING_BASE for queue 1 as the first step, on a fresh launch', async () => {
+    const virtiofsd = '/usr/lib/qemu/virtiofsd';
+    if (!existsSync(virtiofsd))
+      expect.fail(`${virtiofsd} is missing: install the Debian package qemu-system-common`);
+    const source = mkdtempSync(path.join(os.tmpdir(), 'vhu-fuzz-virtiofs-'));
+    try {
+      const run = await runCli(['--fuzz', '10', '--seed', '5', virtiofsd, '--', '-o', `source=${source}`], {
+        limitMs: 60_000,
+      });
+      expect(run.report?.checks.map((c) => [c.id, c.verdict])).to.deep.equal([['robust.fuzz', 'fail']]);
+      const message = messageOf(run.report, 'robust.fuzz');
+      expect(message).to.match(
+        /it crashed after step 1 of \d+ \(GET_VRING_BASE ring 1\): a failed assertion on stderr: .*fv_queue_cleanup_thread: Assertion `qidx < vud->nqueues' failed/,
+      );
+      expect(message).to.not.contain('sequences before it');
+      expectClean(run);
+    } finally {
+      rmSync(source, { recursive: true, force: true });
+    }
   });
 });

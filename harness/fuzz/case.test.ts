@@ -36,6 +36,12 @@ describe('fuzz/case', () => {
     );
   });
 
+  it('keeps the sequences a case needs before its own, and round-trips them', () => {
+    const before = [concretizeAll([{ op: 'SET_VRING_KICK', valid: true, pick: 4 }]), []];
+    const original = { ...fuzzCase(concretizeAll([{ op: 'SET_VRING_NUM', valid: true, pick: 0 }])), before };
+    expect(parseCase(caseJson(original))).to.deep.equal(original);
+  });
+
   it('saves in the reports folder under a name with the check and seed, and loads it back', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'vhu-case-'));
     try {
@@ -70,6 +76,8 @@ describe('fuzz/case', () => {
         }),
         /malformed steps/,
       ],
+      [JSON.stringify({ ...good, before: [[{ kind: 'message' }]] }), /malformed sequences before/],
+      [JSON.stringify({ ...good, before: {} }), /malformed sequences before/],
     ];
     for (const [text, why] of bad) {
       expect(() => parseCase(text, 'case.json'), text).to.throw(UsageError, why);

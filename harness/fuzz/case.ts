@@ -23,6 +23,12 @@ export interface FuzzCase {
   /** What the last step did: the verdict (fail or timeout) and the oracle's words. */
   verdict: 'fail' | 'timeout';
   message: string;
+  /**
+   * The sequences it fails after only, when it does (found on a back-end kept from one sequence to the next):
+   * sent first, on the same connection, each ended by the reset the search made between sequences (the rings
+   * stopped, or a new connection to a back-end that keeps listening).
+   */
+  before?: Step[][];
   /** The steps, in order; the oracle runs after each. */
   steps: Step[];
 }
@@ -44,6 +50,11 @@ export function parseCase(text: string, where = 'the case file'): FuzzCase {
   if (c.version !== CASE_VERSION)
     throw new UsageError(`${where}: version ${String(c.version)}, this vhu-conform reads ${CASE_VERSION}`);
   if (!Array.isArray(c.steps) || !c.steps.every(isStep)) throw new UsageError(`${where}: malformed steps`);
+  if (
+    c.before !== undefined &&
+    !(Array.isArray(c.before) && c.before.every((s) => Array.isArray(s) && s.every(isStep)))
+  )
+    throw new UsageError(`${where}: malformed sequences before`);
   if (typeof c.seed !== 'number' || typeof c.check !== 'string')
     throw new UsageError(`${where}: no seed or check`);
   return c as FuzzCase;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { BackendError, TimeoutError } from '../errors.js';
-import { fuzz, type RunSequence, signature } from './fuzz.js';
+import { fuzz, type Progress, type RunSequence, type SequenceRunner, signature } from './fuzz.js';
 import type { Step } from './steps.js';
 
 /**
@@ -20,6 +20,47 @@ const flawed: RunSequence = async (steps: Step[], progress) => {
   }
 };
 
+/** The same back-end kept from one sequence to the next, its state with it (nothing resets it). */
+class Kept implements SequenceRunner {
+  #history: Step[][] = [];
+  #started = { value: false };
+  /** Sequences run on the kept back-end, and on fresh ones. */
+  readonly runs = { kept: 0, fresh: 0 };
+
+  readonly kept = async (steps: Step[], progress: Progress): Promise<void> => {
+    this.runs.kept++;
+    progress.before = [...this.#history];
+    try {
+      await play(this.#started, steps, progress);
+      this.#history.push(steps);
+    } catch (err) {
+      this.#history = [];
+      this.#started = { value: false };
+      throw err;
+    }
+  };
+
+  async fresh(steps: Step[], progress: Progress, before: readonly Step[][] = []): Promise<void> {
+    this.runs.fresh++;
+    const started = { value: false };
+    for (const earlier of before) await play(started, earlier, { sent: 0 });
+    await play(started, steps, progress);
+  }
+}
+
+/** `flawed`'s back-end, its state given. */
+async function play(started: { value: boolean }, steps: Step[], progress: Progress): Promise<void> {
+  for (const [i, step] of steps.entries()) {
+    progress.sent = i + 1;
+    if (/^SET_VRING_KICK ring 0 without an fd/.test(step.what)) started.value = true;
+    if (/^GET_VRING_BASE ring 0$/.test(step.what)) started.value = false;
+    if (started.value && /^SET_VRING_NUM ring 0 /.test(step.what))
+      throw new BackendError(
+        `it crashed after step ${i + 1} of ${steps.length} (${step.what}): killed by SIGABRT`,
+      );
+  }
+}
+
 describe('fuzz/fuzz (search and shrink, against a back-end played in process)', () => {
   it('finds the failing sequence and shrinks it to the two steps that make it', async () => {
     const result = await fuzz(flawed, { seed: 5, budgetMs: 5000, shrinkBudgetMs: 5000, sequences: 200 });
@@ -31,6 +72,36 @@ describe('fuzz/fuzz (search and shrink, against a back-end played in process)', 
     ]);
     expect(result.error.message).to.match(/after step 2 of 2 .*SIGABRT/);
     expect(result.foundSteps).to.be.at.least(2);
+  });
+
+  it('on a kept back-end, keeps a failure that needs the sequences before it, and a case that gives it again', async () => {
+    const runner = new Kept();
+    const result = await fuzz(runner, { seed: 5, budgetMs: 10_000, shrinkBudgetMs: 5000, sequences: 200 });
+    expect(result.failed).to.equal(true);
+    if (!result.failed) return;
+    expect(runner.runs.kept).to.be.above(1);
+    // Seed 5's first failing sequence fails only after those before it on the same back-end.
+    expect(result.before).to.not.be.empty;
+    const again = await runner.fresh(result.steps, { sent: 0 }, result.before).catch((e: unknown) => e);
+    expect(signature(again as BackendError)).to.equal(signature(result.error));
+    const alone = await runner.fresh(result.steps, { sent: 0 }).catch((e: unknown) => e);
+    expect(alone).to.equal(undefined);
+  });
+
+  it('does not take a failure that a fresh back-end does not give again, and says how many it saw', async () => {
+    let kept = 0;
+    const runner: SequenceRunner = {
+      kept: async (steps, progress) => {
+        progress.before = kept++ ? [[]] : [];
+        progress.sent = steps.length;
+        if (kept === 3) throw new BackendError('it crashed after step 1 of 1 (x): killed by SIGSEGV');
+      },
+      fresh: async (steps, progress) => {
+        progress.sent = steps.length;
+      },
+    };
+    const result = await fuzz(runner, { seed: 5, budgetMs: 5000, shrinkBudgetMs: 5000, sequences: 10 });
+    expect(result).to.deep.include({ failed: false, unconfirmed: 1 });
   });
 
   it('draws the same sequences from the same seed', async () => {

@@ -1,9 +1,13 @@
 /**
  * Property-based search for a sequence that breaks a back-end: fast-check draws sequences of steps
- * (steps.ts) from a seed (the same seed draws the same sequences), `runSequence` sends each to a fresh
- * back-end with the oracle after every step and throws what the oracle throws. A failure found is shrunk:
- * cut after the step that failed, then steps dropped one at a time, last first, as long as the sequence still
- * fails the same way (each try is a fresh back-end, so the shrink has a budget of its own).
+ * (steps.ts) from a seed (the same seed draws the same sequences), and a runner sends each with the oracle
+ * after every step, throwing what the oracle throws. The search runs them on a back-end kept from one sequence
+ * to the next while it lives (a launch costs more than a sequence); a failure seen there is a finding only once
+ * it is seen again on a fresh back-end: the sequence alone, or else with the sequences that ran before it on the
+ * kept one (the case then keeps them). One that does not come back is not a verdict (state the reuse left), and
+ * the search goes on. A finding is shrunk on fresh back-ends: cut after the step that failed, then steps dropped
+ * one at a time, last first, as long as the sequence still fails the same way (the shrink has a budget of its
+ * own).
  */
 import fc from 'fast-check';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
@@ -26,6 +30,8 @@ export interface FuzzCounts {
   sequences: number;
   messages: number;
   requests: number;
+  /** Failures seen on a kept back-end that a fresh one did not give again: not verdicts. */
+  unconfirmed: number;
 }
 
 export type VerdictError = BackendError | ProtocolError | TimeoutError;
@@ -41,13 +47,27 @@ export type FuzzResult =
       path: string;
       /** The length of the sequence as found, before shrinking. */
       foundSteps: number;
+      /** The sequences it fails after only (on one back-end, reset between): empty when it fails alone. */
+      before: Step[][];
     } & FuzzCounts);
 
-/**
- * Runs one sequence against a fresh back-end, counting in `progress.sent` the steps sent so far (the oracle
- * judges each after it is counted); throws what the oracle threw.
- */
-export type RunSequence = (steps: Step[], progress: { sent: number }) => Promise<void>;
+/** How far a sequence went: the steps sent so far (the oracle judges each after it is counted). */
+export interface Progress {
+  sent: number;
+  /** Set by a kept run: the sequences the kept back-end ran before this one (none: it was fresh). */
+  before?: Step[][];
+}
+
+/** Runs one sequence against a fresh back-end, counting in `progress.sent`; throws what the oracle threw. */
+export type RunSequence = (steps: Step[], progress: Progress) => Promise<void>;
+
+/** Where sequences run: on a back-end kept from earlier sequences, or on a fresh one. */
+export interface SequenceRunner {
+  /** On the back-end the sequences before used while it lives (else a fresh one), reset first. */
+  kept: RunSequence;
+  /** On a fresh back-end: `before` first (each judged, reset between as `kept` resets), then `steps`. */
+  fresh(steps: Step[], progress: Progress, before?: readonly Step[][]): Promise<void>;
+}
 
 export const DEFAULT_MAX_STEPS = 32;
 
@@ -66,18 +86,45 @@ export function signature(err: VerdictError): string {
   return `${err.constructor.name} ${words}`;
 }
 
-export async function fuzz(runSequence: RunSequence, options: FuzzOptions): Promise<FuzzResult> {
-  const counts: FuzzCounts = { sequences: 0, messages: 0, requests: 0 };
-  /** Runs the sequence `draws` makes; the error and how many steps were sent when it failed. */
-  const attempt = async (draws: Draw[]): Promise<{ error?: unknown; sent: number }> => {
+/** A plain function runs every sequence on a fresh back-end: kept and fresh are the same. */
+function asRunner(run: RunSequence | SequenceRunner): SequenceRunner {
+  if (typeof run !== 'function') return run;
+  return {
+    kept: run,
+    fresh: async (steps, progress, before = []) => {
+      for (const earlier of before) await run(earlier, { sent: 0 });
+      await run(steps, progress);
+    },
+  };
+}
+
+interface Attempt {
+  error?: unknown;
+  sent: number;
+  before: Step[][];
+}
+
+export async function fuzz(run: RunSequence | SequenceRunner, options: FuzzOptions): Promise<FuzzResult> {
+  const runner = asRunner(run);
+  const counts: FuzzCounts = { sequences: 0, messages: 0, requests: 0, unconfirmed: 0 };
+  /**
+   * Runs the sequence `draws` makes, on the kept back-end or on a fresh one after `before`; the error, how many
+   * steps were sent when it failed and the sequences the back-end had run before it.
+   */
+  const attempt = async (
+    draws: Draw[],
+    on: { kept: true } | { kept: false; before?: readonly Step[][] },
+  ): Promise<Attempt> => {
     const steps = concretizeAll(draws);
-    const progress = { sent: 0 };
+    const progress: Progress = { sent: 0 };
     counts.sequences++;
+    const before = () => (on.kept ? (progress.before ?? []) : [...(on.before ?? [])]);
     try {
-      await runSequence(steps, progress);
-      return { sent: progress.sent };
+      if (on.kept) await runner.kept(steps, progress);
+      else await runner.fresh(steps, progress, on.before);
+      return { sent: progress.sent, before: before() };
     } catch (error) {
-      return { error, sent: progress.sent };
+      return { error, sent: progress.sent, before: before() };
     } finally {
       for (const step of steps.slice(0, progress.sent)) {
         if (step.kind === 'message') counts.messages++;
@@ -90,13 +137,28 @@ export async function fuzz(runSequence: RunSequence, options: FuzzOptions): Prom
   const sequences = fc.noBias(
     fc.array(drawArbitrary, { minLength: 1, maxLength: options.maxSteps ?? DEFAULT_MAX_STEPS, size: 'max' }),
   );
-  let found: { draws: Draw[]; error: unknown; sent: number } | undefined;
+  let found: ({ draws: Draw[] } & Attempt) | undefined;
   const search = await fc.check(
     fc.asyncProperty(sequences, async (draws) => {
-      const result = await attempt(draws);
+      const result = await attempt(draws, { kept: true });
       if (result.error === undefined) return true;
-      found = { draws, error: result.error, sent: result.sent };
-      return false;
+      if (!isVerdictError(result.error)) {
+        found = { draws, ...result };
+        return false;
+      }
+      // Seen on a fresh back-end, alone or after what the kept one ran before it, or not a verdict.
+      const alone = result.before.length ? await attempt(draws, { kept: false }) : result;
+      if (alone.error !== undefined) {
+        found = { draws, ...alone };
+        return false;
+      }
+      const after = await attempt(draws, { kept: false, before: result.before });
+      if (after.error !== undefined) {
+        found = { draws, ...after };
+        return false;
+      }
+      counts.unconfirmed++;
+      return true;
     }),
     {
       seed: options.seed,
@@ -107,6 +169,7 @@ export async function fuzz(runSequence: RunSequence, options: FuzzOptions): Prom
   );
   if (!search.failed || !found) return { failed: false, ...counts };
   if (!isVerdictError(found.error)) throw found.error;
+  const before = found.before;
 
   let draws = found.draws.slice(0, Math.max(1, found.sent));
   let error: VerdictError = found.error;
@@ -115,7 +178,7 @@ export async function fuzz(runSequence: RunSequence, options: FuzzOptions): Prom
     shrunk = false;
     for (let i = draws.length - 1; i >= 0 && draws.length > 1 && performance.now() < deadline; i--) {
       const candidate = [...draws.slice(0, i), ...draws.slice(i + 1)];
-      const result = await attempt(candidate);
+      const result = await attempt(candidate, { kept: false, before });
       if (!isVerdictError(result.error) || signature(result.error) !== signature(error)) continue;
       draws = candidate.slice(0, Math.max(1, result.sent));
       error = result.error;
@@ -129,6 +192,7 @@ export async function fuzz(runSequence: RunSequence, options: FuzzOptions): Prom
     steps: concretizeAll(draws),
     path: search.counterexamplePath ?? '',
     foundSteps: found.sent,
+    before,
     ...counts,
   };
 }

@@ -1,11 +1,39 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { FrontendRequest, HEADER_SIZE } from '../protocol/spec.js';
-import { concretize, concretizeAll, type Draw, drawArbitrary, initialModel, messageBytes } from './steps.js';
+import {
+  concretize,
+  concretizeAll,
+  type Draw,
+  drawArbitrary,
+  initialModel,
+  messageBytes,
+  ringEffect,
+  stopRingSteps,
+} from './steps.js';
 
 const sequence = fc.array(drawArbitrary, { maxLength: 40 });
 
 describe('fuzz/steps', () => {
+  it('starts a ring on its kick (an eventfd, or none in polling mode), stops it on GET_VRING_BASE, and stops only those', () => {
+    const kick = (pick: number, valid = true) =>
+      concretize(initialModel(), { op: 'SET_VRING_KICK', valid, pick });
+    // pick 0: ring 0 with an eventfd; 4: ring 0 polling; 3: ring 1 with an eventfd.
+    expect(ringEffect(kick(0))).to.deep.equal({ start: 0 });
+    expect(ringEffect(kick(4))).to.deep.equal({ start: 0 });
+    expect(ringEffect(kick(3))).to.deep.equal({ start: 1 });
+    // Without its fd, bit 8 clear; with 12 fds: refused, not started.
+    expect(ringEffect(kick(0, false))).to.deep.equal({});
+    expect(ringEffect(kick(2, false))).to.deep.equal({});
+    expect(
+      ringEffect(concretize(initialModel(), { op: 'SET_VRING_CALL', valid: true, pick: 0 })),
+    ).to.deep.equal({});
+    const stops = stopRingSteps(new Set([1, 0]));
+    expect(stops.map((s) => s.what)).to.deep.equal(['GET_VRING_BASE ring 0', 'GET_VRING_BASE ring 1']);
+    expect(stops.map(ringEffect)).to.deep.equal([{ stop: 0 }, { stop: 1 }]);
+    expect(stopRingSteps(new Set())).to.deep.equal([]);
+  });
+
   it('makes the same steps from the same draws (a seed replays exactly)', () => {
     fc.assert(
       fc.property(sequence, (draws) => {

@@ -370,6 +370,36 @@ function request(model: Model, valid: boolean, pick: number): RequestStep {
   };
 }
 
+/**
+ * What a step does to the rings the back-end runs, as far as a front-end can tell: a SET_VRING_KICK of one of
+ * the sequence's rings with its one fd, or none and bit 8 set (polling), starts it (libvhost-user starts a ring
+ * on its kick); GET_VRING_BASE stops it.
+ */
+export function ringEffect(step: Step): { start?: number; stop?: number } {
+  if (step.kind !== 'message' || step.payload.length < 16) return {};
+  const u64 = Buffer.from(step.payload, 'hex').readBigUInt64LE();
+  const ring = Number(u64 & 0xffn);
+  if (step.request === FrontendRequest.SET_VRING_KICK && ring < RINGS) {
+    const polling = (u64 & 0x100n) !== 0n;
+    return (polling ? step.fds.length === 0 : step.fds.length === 1) ? { start: ring } : {};
+  }
+  if (step.request === FrontendRequest.GET_VRING_BASE) return { stop: Number(u64 & 0xffff_ffffn) };
+  return {};
+}
+
+/**
+ * What a front-end sends to stop the rings it started (GET_VRING_BASE for each, as QEMU's vhost_dev_stop
+ * does, never for one it did not start): between two sequences on a back-end kept from one to the next, when
+ * it takes no second connection.
+ */
+export function stopRingSteps(started: Iterable<number>): MessageStep[] {
+  return [...started]
+    .sort((a, b) => a - b)
+    .map((ring) =>
+      message(`GET_VRING_BASE ring ${ring}`, 'GET_VRING_BASE', encodeVringState({ index: ring, num: 0 })),
+    );
+}
+
 /** The concrete steps of a drawn sequence, from the initial model. */
 export function concretizeAll(draws: readonly Draw[]): Step[] {
   const model = initialModel();

@@ -1,13 +1,14 @@
 /**
  * Generated sequences (issue 5): fast-check draws sequences of valid and invalid control messages and
- * data-plane requests from a model of what is set up (harness/fuzz/steps.ts), each sent to a fresh back-end
- * with the crash/hang oracle after every step. A failure is shrunk to a minimal sequence and saved as a case
- * file in the reports folder, which `vhu-conform replay <case.json> <binary>` sends again.
+ * data-plane requests from a model of what is set up (harness/fuzz/steps.ts), each sent with the crash/hang
+ * oracle after every step, to a back-end kept from one sequence to the next while it lives (fuzz-backend.ts).
+ * A failure is confirmed and shrunk on fresh back-ends and saved as a case file in the reports folder, which
+ * `vhu-conform replay <case.json> <binary>` sends again to a fresh one.
  */
 import { mkdir } from 'node:fs/promises';
-import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
+import { BackendError, ProtocolError, TimeoutError } from '../../harness/errors.js';
 import { type FuzzCase, saveCase } from '../../harness/fuzz/case.js';
-import type { VerdictError } from '../../harness/fuzz/fuzz.js';
+import type { FuzzResult, Progress, VerdictError } from '../../harness/fuzz/fuzz.js';
 import type { Step } from '../../harness/fuzz/steps.js';
 import {
   type CheckContext,
@@ -16,14 +17,18 @@ import {
   fuzzSeed,
   type Target,
 } from '../../harness/runner/check.js';
-import { ClosedError } from '../../harness/sys/fd-waiter.js';
-import { freshSubject, HARDENING_RULE, outcomeAfter, releaseSubject } from './oracle.js';
+import { HARDENING_RULE } from './oracle.js';
+
+/** A bound on the steps of a reset between two sequences, for a replay's budget (stopRingSteps sends fewer). */
+const RESET_STEPS = 4;
 
 /**
  * fast-check and the sequence runtime are loaded when robust.fuzz runs, not with the suites: every CLI run
  * loads the suites, and the sooner it is up, the sooner its Ctrl-C handler is.
  */
 const fuzzing = () => import('../../harness/fuzz/fuzz.js');
+const backendsFor = async (ctx: CheckContext, options?: { spares?: number }) =>
+  new (await import('./fuzz-backend.js')).FuzzBackends(ctx, options);
 
 /**
  * Within the normal suite: this many sequences from the seed (a few seconds), so that a run's verdict does
@@ -52,31 +57,22 @@ export function fuzzPlan(settings: FuzzSettings | undefined): {
   };
 }
 
-/** Sends `steps` to a fresh back-end, the oracle after each, counting in `progress` the steps sent. */
-export async function runSequence(ctx: CheckContext, steps: Step[], progress = { sent: 0 }): Promise<void> {
-  const { SequenceRuntime } = await import('../../harness/fuzz/execute.js');
-  const subject = await freshSubject(ctx);
-  const runtime = new SequenceRuntime();
+/**
+ * Sends `steps` to a fresh back-end, the oracle after each, counting in `progress` the steps sent; `before`
+ * first (the sequences a case needs before its own, reset between as the search reset them).
+ */
+export async function runSequence(
+  ctx: CheckContext,
+  steps: Step[],
+  progress: Progress = { sent: 0 },
+  before: readonly Step[][] = [],
+): Promise<void> {
+  const backends = await backendsFor(ctx, { spares: 0 });
   try {
-    for (const [i, step] of steps.entries()) {
-      try {
-        await runtime.run(step, subject.session.connection);
-      } catch (err) {
-        // A back-end that stopped reading or closed shows it to the oracle.
-        if (!(err instanceof TimeoutError || connectionGone(err))) throw err;
-      }
-      progress.sent = i + 1;
-      const outcome = await outcomeAfter(ctx, subject, `step ${i + 1} of ${steps.length} (${step.what})`);
-      if (outcome === 'closed') break;
-    }
+    await backends.fresh(steps, progress, before);
   } finally {
-    runtime.close();
-    await releaseSubject(subject);
+    await backends.close();
   }
-}
-
-function connectionGone(err: unknown): boolean {
-  return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
 }
 
 /** The error a check throws for `err`, with the case file named: same class, so the same verdict. */
@@ -89,19 +85,32 @@ function withCase(err: VerdictError, note: string): Error {
   return new BackendError(`${err.message}; ${note}`);
 }
 
+/** "after the 3 sequences before it, " for a case that needs them, else nothing. */
+function afterBefore(before: readonly Step[][]): string {
+  return before.length ? `after the ${before.length} sequences it needs before it, ` : '';
+}
+
 async function replay(ctx: CheckContext, file: string, fuzzCase: FuzzCase): Promise<string> {
   try {
     const progress = { sent: 0 };
-    await runSequence(ctx, fuzzCase.steps, progress);
-    return `replayed ${file}: ${progress.sent} of ${fuzzCase.steps.length} steps, each answered or closed cleanly (the case recorded: ${fuzzCase.verdict})`;
+    const before = fuzzCase.before ?? [];
+    await runSequence(ctx, fuzzCase.steps, progress, before);
+    return `replayed ${file}: ${afterBefore(before)}${progress.sent} of ${fuzzCase.steps.length} steps, each answered or closed cleanly (the case recorded: ${fuzzCase.verdict})`;
   } catch (err) {
     if (!(await fuzzing()).isVerdictError(err)) throw err;
-    throw withCase(err, `replayed ${fuzzCase.steps.length} steps of ${file}`);
+    throw withCase(
+      err,
+      `replayed ${afterBefore(fuzzCase.before ?? [])}${fuzzCase.steps.length} steps of ${file}`,
+    );
   }
 }
 
 function budgetMs(timeoutMs: number, target: Target): number {
-  if (target.fuzz?.replay) return target.fuzz.replay.fuzzCase.steps.length * 2 * timeoutMs + 10_000;
+  if (target.fuzz?.replay) {
+    const { steps, before = [] } = target.fuzz.replay.fuzzCase;
+    const count = steps.length + before.reduce((sum, s) => sum + s.length + RESET_STEPS, 0);
+    return count * 2 * timeoutMs + 10_000;
+  }
   const plan = fuzzPlan(target.fuzz);
   return plan.searchMs + plan.shrinkMs + 10 * timeoutMs + 5000;
 }
@@ -127,15 +136,25 @@ export const fuzzChecks = defineChecks(
         const plan = fuzzPlan(settings);
         const started = performance.now();
         const { fuzz } = await fuzzing();
-        const result = await fuzz((steps, progress) => runSequence(ctx, steps, progress), {
-          seed: plan.seed,
-          budgetMs: plan.searchMs,
-          shrinkBudgetMs: plan.shrinkMs,
-          ...(plan.sequences ? { sequences: plan.sequences } : {}),
-        });
+        const backends = await backendsFor(ctx);
+        let result: FuzzResult;
+        try {
+          result = await fuzz(backends, {
+            seed: plan.seed,
+            budgetMs: plan.searchMs,
+            shrinkBudgetMs: plan.shrinkMs,
+            ...(plan.sequences ? { sequences: plan.sequences } : {}),
+          });
+        } finally {
+          await backends.close();
+        }
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
         const tally = `${result.sequences} sequences, ${result.messages} messages and ${result.requests} requests in ${seconds} s (seed ${plan.seed})`;
-        if (!result.failed) return `${tally}: every step answered or closed cleanly`;
+        // A failure a kept back-end gave and a fresh one did not: the reuse's, not a verdict; said all the same.
+        const unconfirmed = result.unconfirmed
+          ? `; ${result.unconfirmed} failure(s) seen on a back-end kept from earlier sequences did not come back on a fresh one (not verdicts)`
+          : '';
+        if (!result.failed) return `${tally}: every step answered or closed cleanly${unconfirmed}`;
         const dir = ctx.target.reportsDir ?? 'reports';
         await mkdir(dir, { recursive: true });
         const file = await saveCase(dir, {
@@ -151,11 +170,15 @@ export const fuzzChecks = defineChecks(
           },
           verdict: result.error instanceof TimeoutError ? 'timeout' : 'fail',
           message: result.error.message,
+          ...(result.before.length ? { before: result.before } : {}),
           steps: result.steps,
         });
+        const needs = result.before.length
+          ? ` (it fails after the ${result.before.length} sequences before it on one back-end, reset between: the case keeps them)`
+          : '';
         throw withCase(
           result.error,
-          `shrunk from ${result.foundSteps} to ${result.steps.length} steps after ${tally}; case saved as ${file}; replay: vhu-conform replay ${file} <binary>`,
+          `shrunk from ${result.foundSteps} to ${result.steps.length} steps${needs} after ${tally}${unconfirmed}; case saved as ${file}; replay: vhu-conform replay ${file} <binary>`,
         );
       },
     },

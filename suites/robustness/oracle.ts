@@ -166,6 +166,22 @@ export async function outcomeAfter(
 /** A back-end that closed the connection may be dying: waits briefly, and for its status when it is. */
 async function watchExit(subject: Subject): Promise<void> {
   if (subject.pid === null) return;
+  const { backend } = subject;
+  if (backend && backend.pid === subject.pid) {
+    // The process we launched: its exit is an event, seen as it comes (a poll's step was a wait each close).
+    let timer: NodeJS.Timeout | undefined;
+    const watched = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, EXIT_WATCH_MS);
+    });
+    const exited = backend.exited.then(
+      () => undefined,
+      () => undefined,
+    );
+    await Promise.race([exited, watched]).finally(() => clearTimeout(timer));
+    // Ended, its status not yet in (a child of its own may hold its stderr open): as below.
+    if (!backend.exit && ended(subject.pid)) await backend.waitExit(2000).catch(() => undefined);
+    return;
+  }
   for (let waited = 0; waited < EXIT_WATCH_MS; waited += EXIT_WATCH_STEP_MS) {
     if (ended(subject.pid)) break;
     await sleep(EXIT_WATCH_STEP_MS);

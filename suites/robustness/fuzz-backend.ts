@@ -1,0 +1,251 @@
+/**
+ * Where robust.fuzz's sequences run (harness/fuzz/fuzz.ts's SequenceRunner): on a back-end kept from one
+ * sequence to the next while it lives, or on a fresh one. Launching costs more than a sequence (tens of ms for
+ * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps a
+ * back-end that keeps listening while it serves a connection, reset between sequences as a front-end that
+ * reconnects resets it: a new connection to the same socket (also after it closed one). A back-end that takes
+ * no second connection (libvhost-user's: they exit when their front-end leaves) gets a fresh launch per
+ * sequence by default: resetting it with what a front-end sends (GET_VRING_BASE on each ring it started, as
+ * QEMU stops a device, each reset step judged by the oracle like a step: Keep 'always') leaves state that hides
+ * findings (see Keep). After a crash, or a close by a back-end that does not keep listening, it launches
+ * again; spares launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to
+ * the one daemon per sequence.
+ */
+import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
+import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
+import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.js';
+import { isListeningAt } from '../../harness/process/procfs.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { ClosedError } from '../../harness/sys/fd-waiter.js';
+import { connectUnix } from '../../harness/sys/libc.js';
+import { Connection } from '../../harness/transport/connection.js';
+import { FrontendSession } from '../../harness/transport/session.js';
+import {
+  answersGetFeatures,
+  freshSubject,
+  type Outcome,
+  outcomeAfter,
+  releaseSubject,
+  type Subject,
+} from './oracle.js';
+
+/** A back-end is relaunched after this many sequences all the same: a case keeps at most as many before it. */
+export const MAX_SEQUENCES_PER_BACKEND = 32;
+
+/**
+ * Back-ends launched ahead at most: a launch is mostly waiting (the process starting, its socket appearing), so
+ * two at once on 2 cores hide most of it for back-ends that end with most sequences (libvhost-user's close
+ * the connection on most bad messages and exit when their front-end leaves).
+ */
+export const DEFAULT_SPARES = 2;
+
+/**
+ * Which back-ends the search keeps from one sequence to the next: none (a fresh one each, as before issue 15);
+ * those that keep listening while they serve a connection, reset by a new one (the default); or every one,
+ * those that take no second connection reset by their rings stopped. The last is kept for the bench only: what
+ * a sequence leaves in such a back-end (features, memory table, ring sizes, which queue threads exist), stopping
+ * its rings does not undo, so a sequence runs differently there than on a fresh launch (virtiofsd, seed 5's
+ * third sequence: 8 of its 11 steps answered after the second, 4 on a fresh launch) and a crash a fresh back-end
+ * shows can be hidden; and it saves little, as those back-ends end most sequences by closing (9 in 10).
+ */
+export type Keep = 'never' | 'reconnecting' | 'always';
+
+/** A back-end in use: the sequences it ran since its launch, and how it is reset between two. */
+interface Kept {
+  subject: Subject;
+  /** It listens while it serves us: a new connection resets it (else its rings are stopped). */
+  reconnects: boolean;
+  history: Step[][];
+  /** The rings its steps started and did not stop (see ringEffect). */
+  started: Set<number>;
+}
+
+export class FuzzBackends implements SequenceRunner {
+  readonly #ctx: CheckContext;
+  readonly #spareCount: number;
+  readonly #spares: Array<Promise<Subject>> = [];
+  /** Spares kept launching: one more each time a back-end had to be launched again, up to #spareCount. */
+  #wanted = 0;
+  #launched = 0;
+  /** Whether a back-end that listens while it serves is reset by a new connection (false once one failed). */
+  #reconnecting = true;
+  #kept: Kept | undefined;
+
+  /**
+   * `keep`: which back-ends serve more than one sequence (default: those that take a new connection);
+   * `spares`: at most this many back-ends launched ahead (0: each launched when needed; attach mode has none),
+   * as many as launching again turns out to be needed (a back-end that keeps listening seldom needs one).
+   */
+  constructor(ctx: CheckContext, options: { keep?: Keep; spares?: number } = {}) {
+    this.#ctx = ctx;
+    // Attach mode: a new connection to the one daemon per sequence, as before.
+    this.#keep = ctx.target.connect === null ? (options.keep ?? 'reconnecting') : 'never';
+    this.#spareCount = ctx.target.connect === null ? (options.spares ?? DEFAULT_SPARES) : 0;
+  }
+
+  readonly #keep: Keep;
+
+  readonly kept = async (steps: Step[], progress: Progress): Promise<void> => {
+    let kept = this.#kept;
+    this.#kept = undefined;
+    if (kept && (!kept.subject.backend?.alive || kept.history.length >= MAX_SEQUENCES_PER_BACKEND)) {
+      await releaseSubject(kept.subject);
+      kept = undefined;
+    }
+    if (kept) {
+      // Set first: a reset that fails is a failure after these sequences.
+      progress.before = [...kept.history];
+      const reset = await this.#reset(kept).catch(async (err: unknown) => {
+        await releaseSubject(kept!.subject);
+        throw err;
+      });
+      if (reset === 'closed') {
+        await releaseSubject(kept.subject);
+        kept = undefined;
+      }
+    }
+    if (!kept) {
+      kept = await this.#fresh();
+      progress.before = [];
+    }
+    let outcome: Outcome;
+    try {
+      outcome = await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
+    } catch (err) {
+      await releaseSubject(kept.subject);
+      throw err;
+    }
+    // A back-end that closed this connection and still listens is reset as between sequences: reconnected.
+    const keeps = this.#keep === 'always' || (this.#keep === 'reconnecting' && kept.reconnects);
+    if (!keeps || !carriesOn(kept, outcome)) {
+      await releaseSubject(kept.subject);
+      return;
+    }
+    kept.history.push(steps);
+    this.#kept = kept;
+  };
+
+  async fresh(steps: Step[], progress: Progress, before: readonly Step[][] = []): Promise<void> {
+    const kept = await this.#fresh();
+    try {
+      for (const [i, earlier] of before.entries()) {
+        // A failure here is one on a fresh back-end, said as where it came; an end the kept back-end did not
+        // come to is not the history the search saw, and the sequence is not tried after it.
+        const where = `before it, sequence ${i + 1} of ${before.length}: `;
+        const outcome = await runOn(this.#ctx, kept.subject, earlier, { sent: 0 }, kept.started, where);
+        if (!carriesOn(kept, outcome) || (await this.#reset(kept)) === 'closed') return;
+      }
+      await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
+    } finally {
+      await releaseSubject(kept.subject);
+    }
+  }
+
+  /** Ends the kept back-end and the spares. */
+  async close(): Promise<void> {
+    const kept = this.#kept;
+    this.#kept = undefined;
+    if (kept) await releaseSubject(kept.subject);
+    for (const spare of this.#spares.splice(0)) {
+      const subject = await spare.catch(() => undefined);
+      if (subject) await releaseSubject(subject);
+    }
+  }
+
+  /** A back-end no sequence has touched: a spare launched ahead, or one launched now. */
+  async #fresh(): Promise<Kept> {
+    const next = this.#spares.shift() ?? freshSubject(this.#ctx);
+    if (this.#launched++ > 0) this.#wanted = Math.min(this.#spareCount, this.#wanted + 1);
+    while (this.#spares.length < this.#wanted) {
+      const spare = freshSubject(this.#ctx);
+      // Its failure is seen by whoever takes it.
+      spare.catch(() => undefined);
+      this.#spares.push(spare);
+    }
+    const subject = await next;
+    const reconnects =
+      this.#reconnecting && this.#ctx.target.connect === null && isListeningAt(subject.socket);
+    return { subject, reconnects, history: [], started: new Set() };
+  }
+
+  /**
+   * Resets `kept` for the next sequence: a new connection, or the rings its steps started stopped (judged, as
+   * steps are; the back-end keeps the rest: features, memory table, ring sizes and addresses).
+   */
+  async #reset(kept: Kept): Promise<Outcome> {
+    if (!kept.reconnects) {
+      const stop = stopRingSteps(kept.started);
+      return runOn(this.#ctx, kept.subject, stop, { sent: 0 }, kept.started, 'reset between sequences: ');
+    }
+    kept.started.clear();
+    kept.subject.session.connection.close();
+    // Once, not retried: one that was seen listening as it served may have been closing its listener then
+    // (virtiofsd and vhost-user-gpu take one front-end and exit when it leaves).
+    let fd: number;
+    try {
+      fd = connectUnix(kept.subject.socket);
+    } catch (err) {
+      if (!(err instanceof SysError)) throw err;
+      this.#reconnecting = false;
+      return 'closed';
+    }
+    const connection = Connection.fromFd(fd, this.#ctx.timeoutMs);
+    kept.subject.session = new FrontendSession(connection);
+    // Served, not only queued: one that listens but takes a single front-end (or drops a second) is launched
+    // fresh for every sequence from now on, as before: serving a second front-end is not what this check judges.
+    try {
+      await answersGetFeatures(connection, this.#ctx.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TimeoutError || connectionGone(err) || err instanceof ProtocolError)) throw err;
+      this.#reconnecting = false;
+      return 'closed';
+    }
+    return 'answered';
+  }
+}
+
+/** Whether `kept` serves the next sequence after `outcome`: it answered, or closed and still listens. */
+function carriesOn(kept: Kept, outcome: Outcome): boolean {
+  if (outcome === 'answered') return true;
+  return kept.reconnects && kept.subject.backend?.alive === true && isListeningAt(kept.subject.socket);
+}
+
+/**
+ * Sends `steps` on `subject`, the oracle after each, counting in `progress` the steps sent; 'closed' when the
+ * back-end closed the connection (cleanly: a crash or a hang throws), the rest not sent. `label` goes before
+ * each step's name in messages.
+ */
+export async function runOn(
+  ctx: CheckContext,
+  subject: Subject,
+  steps: readonly Step[],
+  progress: Progress,
+  started: Set<number>,
+  label = '',
+): Promise<Outcome> {
+  const { SequenceRuntime } = await import('../../harness/fuzz/execute.js');
+  const runtime = new SequenceRuntime();
+  try {
+    for (const [i, step] of steps.entries()) {
+      try {
+        await runtime.run(step, subject.session.connection);
+      } catch (err) {
+        // A back-end that stopped reading or closed shows it to the oracle.
+        if (!(err instanceof TimeoutError || connectionGone(err))) throw err;
+      }
+      progress.sent = i + 1;
+      const { start, stop } = ringEffect(step);
+      if (start !== undefined) started.add(start);
+      if (stop !== undefined) started.delete(stop);
+      const input = `${label}step ${i + 1} of ${steps.length} (${step.what})`;
+      if ((await outcomeAfter(ctx, subject, input)) === 'closed') return 'closed';
+    }
+    return 'answered';
+  } finally {
+    runtime.close();
+  }
+}
+
+function connectionGone(err: unknown): boolean {
+  return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
+}

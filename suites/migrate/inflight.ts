@@ -83,7 +83,7 @@ async function reconnect(
   if (first === null)
     return {
       connection: await frontendConnection(ctx),
-      how: 'the back-end reconnected to',
+      how: 'reconnected to the back-end',
       relaunched: false,
     };
   // A back-end that ends once its front-end leaves (the spec lets it) is given the time to end.

@@ -1,6 +1,6 @@
 /**
  * The migrate checks through the CLI. migrate.inflight: the reference resubmits what the buffer handed back
- * says is inflight (pass, also in attach mode), the flaw that leaves it fails, qemu-storage-daemon offers no
+ * says is inflight (pass, also in attach mode), the flaws that leave it or skip the used_idx repair fail it, qemu-storage-daemon offers no
  * INFLIGHT_SHMFD (skip; contrib's vhost-user-blk: test/contrib.test.ts). migrate.resume: the reference back-end moves (pass), the flawed
  * destination that skips what the source left fails saying so, qemu-storage-daemon moves between two daemons
  * sharing one image (through test/qemu-storage-daemon-adapter, which gives it --socket-path and --blk-file),
@@ -59,7 +59,7 @@ describe('the migrate checks through the CLI', function () {
     );
     // It serves the next front-end: the same process is handed the buffer back, and resubmits on the kick.
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5; reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+$/,
+      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5, and head \d+ left in the last batch \(used_idx \d+\); reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+$/,
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
@@ -113,9 +113,19 @@ describe('the migrate checks through the CLI', function () {
     const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-not-resubmitted')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^reconnected to the same process, the inflight buffer handed back \(heads \d+, \d+, \d+, \d+ inflight, counters (\d+) to \d+\) and SET_VRING_BASE \d+, then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; timed out/,
+      /^reconnected to the same process, the inflight buffer handed back \(heads \d+, \d+, \d+, \d+ inflight, counters (\d+) to \d+\) and SET_VRING_BASE \d+, then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; head \d+, completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits; timed out/,
     );
     // A SHOULD: the run still exits 0.
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-inflight-no-repair fails migrate.inflight: the last batch, published and not cleared, is done twice', async () => {
+    const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-no-repair')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^resubmitting the requests inflight in the buffer \(heads \d+, \d+, \d+, \d+; head \d+, completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits\): used\.idx advanced by 5, but only 4 buffers are in flight/,
+    );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
   });

@@ -91,6 +91,15 @@ export class SplitInflightRegion {
     this.#view.setUint8(at + INFLIGHT, 1);
   }
 
+  /**
+   * The state "When supplying used buffers" leaves between increasing the used ring's idx and the last two
+   * steps: desc[head] (the last batch's head, alone) inflight again, used_idx one behind.
+   */
+  unpublish(head: number): void {
+    this.#view.setUint8(this.#entry(head) + INFLIGHT, 1);
+    this.#view.setUint16(this.#at + USED_IDX, (this.usedIdx - 1) & 0xffff, true);
+  }
+
   #entry(head: number): number {
     if (head < 0 || head >= this.#entries)
       throw new RangeError(`head ${head}: the region has ${this.#entries}`);

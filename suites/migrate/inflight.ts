@@ -30,9 +30,12 @@
  *   any kick (libvhost-user kicks itself "in case of I/O hang after reconnecting", since QEMU does not kick
  *   after a reconnection) is reported too, not judged: vhost-user.rst's ring states start a ring on a kick,
  *   so the harness kicks.
- * - Not judged: the used_idx / last_batch_head repair (a state between two steps of "When supplying used
- *   buffers": the harness cannot make a head both completed by the back-end and inflight without reusing a
- *   descriptor the driver owns), and packed rings.
+ * - The repair: the request completed last on the first connection (alone, so its head is last_batch_head)
+ *   is set inflight again with used_idx one behind the used ring's idx, the state "When supplying used
+ *   buffers" leaves when the back-end dies after increasing the used ring's idx and before its last two steps
+ *   (the driver has not reused its descriptors: it collects that completion only after the four are posted).
+ *   "When reconnecting" clears it rather than resubmitting it: a used element for it again is a failure.
+ * - Not judged: packed rings.
  *
  * SHOULD: the spec's words are "the queue region should be processed as follows" and "back-end may need to
  * resubmit inflight I/Os"; QEMU 7.2's vhost-user-blk relies on it across a back-end reconnection.
@@ -55,6 +58,7 @@ import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import {
   COMPLETION_RULES,
   expectSectors,
@@ -73,6 +77,20 @@ const INFLIGHT_SPEC = 'vhost-user.rst#inflight-i-o-tracking';
 const INFLIGHT_BIT = 1n << BigInt(ProtocolFeature.INFLIGHT_SHMFD);
 /** Sectors of each zone of the scratch area: written on the first connection, then by the requests left. */
 const ZONE = 8;
+
+/** Waits until the used ring's idx is `idx` (the back-end published what it was given), within the deadline. */
+async function usedIdxReaches(ctx: CheckContext, queue: SplitVirtqueue<unknown>, idx: number): Promise<void> {
+  const deadline = performance.now() + ctx.timeoutMs;
+  while (queue.rawUsedIdx !== idx) {
+    if (performance.now() > deadline)
+      throw new TimeoutError(
+        `used.idx ${idx} (one read, kicked)`,
+        ctx.timeoutMs,
+        `it is ${queue.rawUsedIdx}`,
+      );
+    await sleep(5);
+  }
+}
 
 /** A new front-end connection to the back-end: the same process if it still serves, else a launch again. */
 async function reconnect(
@@ -111,7 +129,7 @@ export const inflightChecks = defineChecks('migrate', [
     title:
       'with INFLIGHT_SHMFD, the back-end records the requests it takes in the inflight buffer and, handed it back after a reconnection, resubmits those left inflight',
     detail:
-      "block devices, split rings, where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for block (the qemu profile): on a first connection, writes and reads made available together and completed, then the buffer's queue region read: version 1, counters growing in the order the heads were made available, nothing left inflight, used_idx the used ring's idx; the ring stopped (GET_VRING_BASE), four requests (two reads of what was written, two writes) made available and not kicked, marked inflight in the buffer with the next counters as a back-end that took them and died would have left them, and the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four, then kicked: each of the four completes once, the reads return what was written, the writes are on the disk, their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; the used_idx repair and packed rings are not judged",
+      "block devices, split rings, where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for block (the qemu profile): on a first connection, writes and reads made available together and completed, then the buffer's queue region read: version 1, counters growing in the order the heads were made available, nothing left inflight, used_idx the used ring's idx; the ring stopped (GET_VRING_BASE), four requests (two reads of what was written, two writes) made available and not kicked, marked inflight in the buffer with the next counters as a back-end that took them and died would have left them, and the read completed last (alone) set inflight again with used_idx one behind, as a back-end that died after publishing it and before clearing it would have left it; the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four, then kicked: each of the four completes once, the read completed last is not done again (the spec's used_idx repair clears it), the reads return what was written, the writes are on the disk, their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; packed rings are not judged",
     severity: 'SHOULD',
     spec: INFLIGHT_SPEC,
     rule:
@@ -120,7 +138,9 @@ export const inflightChecks = defineChecks('migrate', [
       'processed as follows:" ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
       'the value of global counter ... Set desc[i].inflight to 1"; "When supplying used buffers ...: Set the ' +
       'inflight field of each DescStateSplit entry in the batch to 0 ... Set used_idx to the idx value of used ' +
-      'ring"; "When reconnecting: ... Resubmit inflight DescStateSplit entries in order of their counter ' +
+      'ring"; "When reconnecting: If the value of used_idx does not match the idx value of used ring ... Set ' +
+      'the inflight field of each DescStateSplit entry to 0 in last batch list which starts from ' +
+      'last_batch_head ... Resubmit inflight DescStateSplit entries in order of their counter ' +
       'value"); no MUST. Interoperability: QEMU 7.2\'s vhost-user-blk relies on it across a back-end ' +
       'reconnection (hw/block/vhost-user-blk.c keeps the buffer and hands it back with SET_INFLIGHT_FD)',
     // A back-end that serves no second front-end is proto.lifecycle.reconnect's finding (it runs later): skipped.
@@ -192,8 +212,17 @@ export const inflightChecks = defineChecks('migrate', [
         await readSectors(blk, scratch, ZONE),
         scratch,
       );
-      const usedIdx = queue.rawUsedIdx;
+      // One request alone last: its head is the last batch's ("Set last_batch_head to i"). Its completion is
+      // collected only once the next requests are posted, so that the driver does not reuse its descriptors.
+      const usedIdx = (queue.rawUsedIdx + 1) & 0xffff;
+      const lastHead = blk.post({ type: 'IN', sector: scratch, count: 2 });
+      port.notify();
+      await usedIdxReaches(ctx, queue, usedIdx);
       const recording: string[] = [];
+      if (region.lastBatchHead !== lastHead)
+        recording.push(
+          `last_batch_head is ${region.lastBatchHead}, not ${lastHead}, the head of the request completed last, alone`,
+        );
       if (region.version !== 1)
         recording.push(`the region's version is ${region.version}, not 1 (0 is an uninitialized buffer)`);
       if (region.usedIdx !== usedIdx)
@@ -231,7 +260,16 @@ export const inflightChecks = defineChecks('migrate', [
       const pendingHeads = pending.map((r) => blk.post(r));
       const from = region.maxCounter() + 1n;
       for (const [k, head] of pendingHeads.entries()) region.markTaken(head, from + BigInt(k));
+      // And the request completed last as if the back-end died after publishing it (used.idx increased),
+      // before it set the entry not inflight and used_idx: the spec's repair must clear it, not resubmit it.
+      region.unpublish(lastHead);
       const resumeAt = queue.lastAvailIdx;
+      const final = blk.collectNow();
+      if (final.length !== 1 || final[0]!.head !== lastHead)
+        throw new BackendError(
+          `${final.length} completions came for the one request completed last (head ${lastHead}), posted alone`,
+        );
+      blk.expectOk(final[0]!);
       a.session.connection.close();
       if (blk.collectNow().length)
         throw new BackendError(
@@ -280,6 +318,9 @@ export const inflightChecks = defineChecks('migrate', [
       });
       port.handOver(b.ring(0));
       const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
+      const repairNote =
+        `; head ${lastHead}, completed last on the first connection, inflight too with used_idx one behind ` +
+        "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
       const got: BlkCompletion[] = [];
       const collect = async (): Promise<void> => {
         try {
@@ -291,11 +332,12 @@ export const inflightChecks = defineChecks('migrate', [
               `${again.how}, the inflight buffer handed back (heads ${pendingHeads.join(', ')} ` +
                 `inflight, counters ${from} to ${from + BigInt(pending.length - 1)}) and SET_VRING_BASE ${resumeAt}, ` +
                 `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
-                `taken and not completed: ${pending.length - got.length} lost; ${err.message}`,
+                `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
             );
           if (err instanceof VhuError)
             throw new BackendError(
-              `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}): ${err.message}`,
+              `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}${repairNote}): ` +
+                err.message,
               { cause: err },
             );
           throw err;
@@ -333,7 +375,7 @@ export const inflightChecks = defineChecks('migrate', [
           c.request.sector,
         );
       }
-      const uncleared = pendingHeads.filter((h) => region.desc(h).inflight !== 0);
+      const uncleared = [...pendingHeads, lastHead].filter((h) => region.desc(h).inflight !== 0);
       if (uncleared.length)
         throw new BackendError(
           `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
@@ -356,7 +398,8 @@ export const inflightChecks = defineChecks('migrate', [
         ctx,
         `${done.length} requests recorded (counters growing, none left inflight); ${pending.length} requests ` +
           `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
-          `after the ring stopped at ${base}; ${again.how}, the buffer handed back, the ring at ` +
+          `after the ring stopped at ${base}, and head ${lastHead} left in the last batch (used_idx ${(usedIdx - 1) & 0xffff}); ` +
+          `${again.how}, the buffer handed back, the ring at ` +
           `${resumeAt}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
           `data right, the entries cleared; it stopped at ${end}`,
         blk,

@@ -53,7 +53,7 @@ import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
 import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import { frontendConnection, serveOnSocketPath, serveOnSocketPathAt } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
+import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
@@ -162,9 +162,17 @@ export const inflightChecks = defineChecks('migrate', [
         writes: true,
         requiredProtocolFeatures: INFLIGHT_BIT,
       });
+      const profile = a.started.profile;
+      if (!a.started.protocol)
+        throw new SkipError(
+          `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
+            hasBit(a.started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
+              ? `left out by the ${profile.name} profile`
+              : 'not offered'
+          }): no INFLIGHT_SHMFD`,
+        );
       if (!hasBit(a.session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
         throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
-      const profile = a.started.profile;
       if (!profile.inflight.includes('block'))
         throw new SkipError(`the ${profile.name} profile keeps no inflight buffer for block devices`);
       const kept = a.started.inflight;

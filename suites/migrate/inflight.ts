@@ -136,7 +136,7 @@ export const inflightChecks = defineChecks('migrate', [
       'vhost-user.rst (QEMU 7.2), Inflight I/O tracking: "To support reconnecting after restart or crash, ' +
       'back-end may need to resubmit inflight I/Os."; "To track inflight I/O, the queue region should be ' +
       'processed as follows:" ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
-      'the value of global counter ... Set desc[i].inflight to 1"; "When supplying used buffers ...: Set the ' +
+      'the value of global counter ... Set desc[i].inflight to 1"; "When supplying used buffers ...: Set last_batch_head to i ... Set the ' +
       'inflight field of each DescStateSplit entry in the batch to 0 ... Set used_idx to the idx value of used ' +
       'ring"; "When reconnecting: If the value of used_idx does not match the idx value of used ring ... Set ' +
       'the inflight field of each DescStateSplit entry to 0 in last batch list which starts from ' +

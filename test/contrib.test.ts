@@ -200,6 +200,7 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
       'vring.mem-table.replace',
       'proto.mem-slots.add-rem',
       'migrate.resume',
+      'migrate.inflight',
     ]) {
       expect(messageOf(run.report, id), id).to.match(
         /\(used\.len over-reported on \d+ completions?: vring\.blk\.read-write's finding; the first: OUT sector \d+ x\d+ \(head \d+\): used\.len \d+ is more than the 1 writable bytes of the chain\)$/,
@@ -208,6 +209,16 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
     // libvhost-user resumes at SET_VRING_BASE's last_avail_idx and reads used->idx at SET_VRING_ADDR
     // (libvhost-user.c vu_set_vring_base_exec, vu_set_vring_addr_exec).
     expect(messageOf(run.report, 'migrate.resume')).to.match(/completed 6 once each, the data right/);
+  });
+
+  it('resubmits what the inflight buffer handed back says is inflight, launched again (it ends with its front-end)', () => {
+    // It serves one front-end and exits (vub_panic_cb quits the main loop when the connection goes), so it is
+    // launched again, as QEMU reconnects to a restarted back-end; libvhost-user reads the buffer at
+    // SET_VRING_KICK (vu_check_queue_inflights: last_avail_idx = used_idx + the entries inflight, a resubmit
+    // list sorted by counter) and kicks itself, so the four complete before the harness kicks.
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /; the back-end launched again at the same socket and disk \(it ended with its first front-end\), the buffer handed back, the ring at \d+: each completed once \(heads in the order \d+, \d+, \d+, \d+; 4 before any kick\), the data right, the entries cleared; it stopped at \d+/,
+    );
   });
 
   it('drops a request whose indirect table follows a direct descriptor, "missing headers"', () => {

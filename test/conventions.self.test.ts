@@ -76,6 +76,7 @@ const FLAW_MESSAGES: Partial<Record<Flaw, Record<string, RegExp>>> = {
     'proto.mem-slots.add-rem': USED_LEN_NAMED,
     'proto.reset-device': USED_LEN_NAMED,
     'migrate.resume': USED_LEN_NAMED,
+    'migrate.inflight': USED_LEN_NAMED,
   },
 };
 

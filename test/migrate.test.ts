@@ -1,5 +1,7 @@
 /**
- * The migrate checks through the CLI. migrate.resume: the reference back-end moves (pass), the flawed
+ * The migrate checks through the CLI. migrate.inflight: the reference resubmits what the buffer handed back
+ * says is inflight (pass, also in attach mode), the flaws that leave it or skip the used_idx repair fail it, qemu-storage-daemon offers no
+ * INFLIGHT_SHMFD (skip; contrib's vhost-user-blk: test/contrib.test.ts). migrate.resume: the reference back-end moves (pass), the flawed
  * destination that skips what the source left fails saying so, qemu-storage-daemon moves between two daemons
  * sharing one image (through test/qemu-storage-daemon-adapter, which gives it --socket-path and --blk-file),
  * and attach mode skips it. migrate.abi-stable: the reference, qemu-storage-daemon, vhost-user-gpu and
@@ -29,6 +31,7 @@ import {
 const GREP = ['--timeout', '3000', '--grep', '^migrate\\.'];
 const RESUME = ['--timeout', '3000', '--grep', '^migrate\\.resume$'];
 const ABI_STABLE = ['--timeout', '3000', '--grep', '^migrate\\.abi-stable$'];
+const INFLIGHT = ['--timeout', '3000', '--grep', '^migrate\\.inflight$'];
 const QSD = '/usr/bin/qemu-storage-daemon';
 const QSD_ADAPTER = path.join(ROOT, 'test/qemu-storage-daemon-adapter');
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
@@ -48,10 +51,15 @@ describe('the migrate checks through the CLI', function () {
     const run = await runCli([...GREP, fixture('vhu-reference')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({
       'migrate.resume': 'pass',
+      'migrate.inflight': 'pass',
       'migrate.abi-stable': 'pass',
     });
     expect(messageOf(run.report, 'migrate.resume')).to.match(
       /a fresh 8 MiB file given to both with --blk-file; the source stopped at base (\d+) with 6 requests left \(0 taken by the source itself\); the destination, started at \1 and kicked, completed 6 once each/,
+    );
+    // It serves the next front-end: the same process is handed the buffer back, and resubmits on the kick.
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5, and head \d+ left in the last batch \(used_idx \d+\); reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+$/,
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
@@ -61,6 +69,7 @@ describe('the migrate checks through the CLI', function () {
     const run = await runCli([...GREP, fixture('vhu-flaw-resume-skips-pending')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({
       'migrate.resume': 'fail',
+      'migrate.inflight': 'pass',
       'migrate.abi-stable': 'pass',
     });
     expect(messageOf(run.report, 'migrate.resume')).to.match(
@@ -80,12 +89,15 @@ describe('the migrate checks through the CLI', function () {
       const run = await runCli([...GREP, '--frontend', 'all', QSD_ADAPTER, '--', `--blk-file=${image}`], {
         env: { VHU_DESCRIPTOR_DIRS: undefined },
       });
-      for (const id of ['migrate.resume', 'migrate.abi-stable']) {
+      for (const id of ['migrate.resume', 'migrate.abi-stable', 'migrate.inflight']) {
         const row = run.report?.matrix?.checks[id] ?? {};
         expect(Object.keys(row), run.stdout).to.not.deep.equal([]);
+        // vu_blk_get_protocol_features (block/export/vhost-user-blk-server.c) offers CONFIG only.
+        const expected = id === 'migrate.inflight' ? 'skip' : 'pass';
         for (const [profile, verdict] of Object.entries(row))
-          expect(verdict, `${id}@${profile}\n${run.stdout}`).to.equal('pass');
+          expect(verdict, `${id}@${profile}\n${run.stdout}`).to.equal(expected);
       }
+      expect(messageOf(run.report, 'migrate.inflight')).to.match(/INFLIGHT_SHMFD is not offered/);
       // libvhost-user's server takes the next front-end once one leaves: the reconnection is compared too.
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
         launchesAlike(/a second connection to launch 1 gave it too/),
@@ -95,6 +107,27 @@ describe('the migrate checks through the CLI', function () {
     } finally {
       await tmp.cleanup();
     }
+  });
+
+  it('vhu-flaw-inflight-not-resubmitted fails migrate.inflight: what the buffer handed back says is inflight is lost', async () => {
+    const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-not-resubmitted')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^reconnected to the same process, the inflight buffer handed back \(heads \d+, \d+, \d+, \d+ inflight, counters (\d+) to \d+\) and SET_VRING_BASE \d+, then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; head \d+, completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits; timed out/,
+    );
+    // A SHOULD: the run still exits 0.
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-inflight-no-repair fails migrate.inflight: the last batch, published and not cleared, is done twice', async () => {
+    const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-no-repair')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^resubmitting the requests inflight in the buffer \(heads \d+, \d+, \d+, \d+; head \d+, completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits\): used\.idx advanced by 5, but only 4 buffers are in flight/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
   });
 
   it('vhu-flaw-reconnect-features-flip fails migrate.abi-stable, naming the bit the second front-end was offered', async () => {
@@ -134,9 +167,13 @@ describe('the migrate checks through the CLI', function () {
       const run = await runCli([...GREP, '--connect', socket, '--type', 'block']);
       expect(verdicts(run.report), run.stdout).to.deep.equal({
         'migrate.resume': 'skip',
+        'migrate.inflight': 'pass',
         'migrate.abi-stable': 'pass',
       });
       expect(messageOf(run.report, 'migrate.resume')).to.match(/attach mode: the check needs two back-ends/);
+      expect(messageOf(run.report, 'migrate.inflight')).to.match(
+        /; reconnected to the back-end, the buffer handed back, the ring at \d+: each completed once/,
+      );
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
         /^two connections gave the same fingerprint \(features 0x0000000174000240, .*\); attach mode: the launches are not compared/,
       );

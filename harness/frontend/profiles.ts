@@ -245,6 +245,11 @@ export interface StartPlan {
   enable: boolean;
   /** How guest memory is shared (default SET_MEM_TABLE). */
   memory?: () => Promise<void>;
+  /**
+   * The inflight buffer of an earlier connection, handed back with SET_INFLIGHT_FD instead of a new one from
+   * GET_INFLIGHT_FD (QEMU's vhost-user-blk keeps it across a reconnection: vhost_dev_prepare_inflight).
+   */
+  inflight?: Started['inflight'];
 }
 
 /**
@@ -282,6 +287,7 @@ export async function startDevice(
     rings: plan.rings.map((r) => r.index),
     queueSize: plan.rings[0]?.size ?? 0,
     ...(plan.memory ? { memory: plan.memory } : {}),
+    ...(plan.inflight ? { inflight: plan.inflight } : {}),
   });
 }
 
@@ -300,6 +306,8 @@ interface StartPlay {
   memory?: () => Promise<void>;
   /** A restart's: where each ring starts again. */
   bases?: ReadonlyMap<number, number>;
+  /** The device start's: an inflight buffer kept from an earlier connection, handed back. */
+  inflight?: Started['inflight'];
 }
 
 /** `steps` of a device start (or, with `play.bases`, of a restart) for `started`'s device. */
@@ -322,7 +330,10 @@ async function playStart(
   // At a restart the buffer of the first start goes back (QEMU keeps it: no GET_INFLIGHT_FD again).
   const inflight = async (): Promise<void> => {
     if (restart) await setInflight(session, started.inflight);
-    else started.inflight = await inflightBuffer(session, play.scope!, order.length, play.queueSize ?? 0);
+    else if (play.inflight) {
+      started.inflight = play.inflight;
+      await setInflight(session, play.inflight);
+    } else started.inflight = await inflightBuffer(session, play.scope!, order.length, play.queueSize ?? 0);
   };
   const groups = orderFor(started).perPair ? byPair(order) : [order];
   for (const [k, group] of groups.entries()) {

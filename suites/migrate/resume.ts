@@ -74,7 +74,7 @@ function advertisesBlkFile(capabilities: unknown): boolean {
 }
 
 /** The disk the source and the destination share: the arguments each launch adds, and what to call it. */
-interface SharedDisk {
+export interface SharedDisk {
   source: string[];
   destination: string[];
   what: string;
@@ -87,7 +87,10 @@ interface SharedDisk {
  * destination someone else started serves its own disk, which the run's --blk-file must name. Else a
  * SkipError (two RAM disks share nothing to compare).
  */
-async function sharedDisk(ctx: CheckContext, destination: MigrationDestination | null): Promise<SharedDisk> {
+export async function sharedDisk(
+  ctx: CheckContext,
+  destination: MigrationDestination | null,
+): Promise<SharedDisk> {
   const run = ctx.target.extraArgs;
   const named = namesBlkFile(run);
   if (!named && !advertisesBlkFile(ctx.target.capabilities)) {

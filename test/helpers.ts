@@ -56,7 +56,11 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   const marker = randomUUID();
   const started = performance.now();
   try {
-    const child = execa(process.execPath, [CLI, '--reports', reports.path, ...args], {
+    // One check at a time unless the test says otherwise: several tests run fixture runs side by side
+    // (conventions.self.test.ts), and a run's own --jobs on top of those overloads two cores; test/jobs.test.ts
+    // runs checks side by side on purpose.
+    const jobs = args.includes('--jobs') ? [] : ['--jobs', '1'];
+    const child = execa(process.execPath, [CLI, '--reports', reports.path, ...jobs, ...args], {
       reject: false,
       env: { ...options.env, TMPDIR: tmp.path, VHU_SELFTEST_MARKER: marker },
       timeout: options.limitMs ?? 120_000,

@@ -40,7 +40,16 @@ function fsSamples(memory: GuestMemory, options: { region?: bigint } = {}): Samp
     const gpa = memory.alloc(inLen, 16);
     memory.write(
       gpa,
-      Buffer.concat([FuseInHeader.encode({ len: inLen, opcode, unique: id, nodeid: FUSE_ROOT_ID }), body]),
+      Buffer.concat([
+        // FUSE_INIT names no node (0, as Linux sends it); GETATTR the root.
+        FuseInHeader.encode({
+          len: inLen,
+          opcode,
+          unique: id,
+          nodeid: opcode === FuseOpcode.INIT ? 0n : FUSE_ROOT_ID,
+        }),
+        body,
+      ]),
     );
     const out = memory.alloc(replyLen, 16, at);
     const sample: Sample = {

@@ -19,6 +19,18 @@ import { type DeviceSetup, openDevice, requireKind, type SampleCompletion } from
 import { connectionLost, hex, NEAR_WRAP, quietMs, restart, stopRings } from './common.js';
 import { MOVED_REGION, MOVED_TO, staleOldMapping, writtenSinceStale } from './memory-moves.js';
 
+/** The vring checks that run on every device kind: a body here besides their block one. */
+export const ANY_DEVICE: ReadonlySet<string> = new Set([
+  'vring.get-vring-base',
+  'vring.get-vring-base.drain',
+  'vring.restart',
+  'vring.restart.pending-kick',
+  'vring.enable-gates',
+  'vring.disable-stops',
+  'vring.legacy-start',
+  'vring.mem-table.replace',
+]);
+
 /** Whether the device under test is a block device (its checks keep their block bodies); skips a type with no kind. */
 export function onBlock(ctx: CheckContext): boolean {
   return requireKind(ctx).type === 'block';

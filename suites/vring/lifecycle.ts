@@ -140,6 +140,8 @@ export const lifecycleChecks = defineChecks('vring', [
     // Each round restarts the ring at the base: vring.restart must hold.
     needs: ['vring.get-vring-base', 'vring.restart'],
     async run(ctx) {
+      // Not a block device: rounds of 8 sample requests, every ring of the kind stopped at once as QEMU stops
+      // a device; the same judging (a completion after the reply fails, one lost is reported).
       if (!onBlock(ctx)) return await drain(ctx);
       // A ring stopped by GET_VRING_BASE "must not" be processed: a request used after the reply fails. (A
       // sentence making the back-end complete in-flight requests before it replies is proposed, not in 7.2.)
@@ -223,6 +225,12 @@ export const lifecycleChecks = defineChecks('vring', [
       VringRule.disabled,
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
+      // Not a block device: the kind's sample request, posted and kicked on the never-enabled sample ring
+      // (the kind's other rings enabled). Held, then done once enabled: pass. Its side effect seen while
+      // disabled (net: the frame looped back on receiveq0): fail. Used while disabled with no effect seen:
+      // pass where the back-end shows the effect for a sample on the enabled ring, else a skip saying why
+      // (fs GETATTR, gpu GET_DISPLAY_INFO have none the harness sees; processing without side effects is
+      // what a disabled ring may do). See any-device.ts judgeHeld.
       if (!onBlock(ctx)) return await enableGates(ctx);
       const quiet = quietMs(ctx);
       const seed = freshSeed();
@@ -267,6 +275,7 @@ export const lifecycleChecks = defineChecks('vring', [
       `ring starts directly in the enabled state."; and ${VringRule.startOnKick}`,
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
+      // Not a block device: sample requests complete with no SET_VRING_ENABLE (no write: nothing to restore).
       if (!onBlock(ctx)) return await legacyStart(ctx);
       const { blk, scratch, features } = await openBlock(ctx, { protocolFeatures: 'none', writes: true });
       const count = 4;
@@ -425,6 +434,8 @@ export const lifecycleChecks = defineChecks('vring', [
     rule: VringRule.disabled,
     needs: [NEEDS_DATA_PATH],
     async run(ctx) {
+      // Not a block device: as enable-gates, after a sample ran on the enabled ring and SET_VRING_ENABLE 0
+      // of the sample ring (any-device.ts judgeHeld).
       if (!onBlock(ctx)) return await disableStops(ctx);
       // "started but disabled: the back-end must process the ring without causing any side effects", as
       // QEMU disables the rings of a device it stops. The ring ran traffic first, so it is started.

@@ -80,6 +80,9 @@ export const memoryChecks = defineChecks('vring', [
       'translate the vring addresses." (no normative word; a write into the old mapping fails the check too)',
     needs: ['vring.restart'],
     async run(ctx) {
+      // Not a block device: the samples' buffers (the parts the device writes) in the moved region; their
+      // replies judged through the new mapping, the old one unwritten. A net sample is only read: its frame
+      // must come back intact (a stale read shows there), and a back-end that does not loop frames is a skip.
       if (!onBlock(ctx)) return await memTableReplace(ctx);
       const { device, blk, scratch, started } = await openBlock(ctx, { writes: true });
       let base = 0;

@@ -23,6 +23,8 @@ export interface Sample {
    * device type's spec says (the used.len a reply has, the reply well-formed); returns a note otherwise.
    */
   judge(usedLen: number): string;
+  /** What names this sample's side effect, for a kind with one (net: the frame's sequence number). */
+  readonly effect?: number;
 }
 
 /** Makes sample requests in one guest memory, each with buffers of its own. */
@@ -46,8 +48,8 @@ export interface EffectWatch {
   readonly what: string;
   /** Makes the effect visible from now on (net: receive buffers posted and kicked); again, more of them. */
   arm(): void;
-  /** How many samples' effects were seen since `arm`. */
-  seen(): number;
+  /** Whether the side effect of `sample` was seen (since the first `arm`). */
+  seen(sample: Sample): boolean;
 }
 
 /** What a generic check needs to know of a device type. */

@@ -29,6 +29,7 @@ function netSamples(memory: GuestMemory, options: { region?: bigint } = {}): Sam
       memory.write(gpa + BigInt(NET_HDR_SIZE), testFrame(RUN, n, SAMPLE_FRAME));
       return {
         what: `test frame ${n} (${SAMPLE_FRAME} bytes) on transmitq0`,
+        effect: n,
         chain: [{ gpa, len: NET_HDR_SIZE + SAMPLE_FRAME, write: false }],
         judge(usedLen) {
           // A transmit buffer has no device-writable part: "len" counts the bytes written, so 0.
@@ -48,7 +49,8 @@ function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: Guest
   const rx = ring(0);
   // Read through the memory at each look, not a view kept: a region may move (SET_MEM_TABLE) meanwhile.
   const buffers: bigint[] = [];
-  let seen = 0;
+  /** The sequence numbers of the sample frames that came back intact. */
+  const back = new Set<number>();
   return {
     what: 'the frame coming back on receiveq0 (a back-end that loops frames back)',
     arm() {
@@ -61,15 +63,16 @@ function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: Guest
       }
       rx.notify();
     },
-    seen() {
+    seen(sample) {
       for (const u of rx.takeUsed()) {
         const gpa = buffers[u.token as number];
         if (gpa === undefined || u.len <= NET_HDR_SIZE || u.len > NET_HDR_SIZE + MAX_FRAME) continue;
         const frame = memory.read(gpa + BigInt(NET_HDR_SIZE), u.len - NET_HDR_SIZE);
         const tag = testFrameTag(frame);
-        if (tag?.run === RUN && tag.length === frame.length && matches(frame, tag.sequence)) seen++;
+        if (tag?.run === RUN && tag.length === frame.length && matches(frame, tag.sequence))
+          back.add(tag.sequence);
       }
-      return seen;
+      return sample.effect !== undefined && back.has(sample.effect);
     },
   };
 }

@@ -11,7 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import type { DeviceKind, EffectWatch } from '../../harness/devices/kind.js';
+import type { DeviceKind, EffectWatch, Sample } from '../../harness/devices/kind.js';
 import { SampleError } from '../../harness/devices/kind.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -255,12 +255,12 @@ export async function legacyStart(ctx: CheckContext): Promise<string> {
   return `features ${hex(setup.features)}: ${setup.driver.posted} ${setup.kind.type} sample requests on ${ring(setup)} done without SET_VRING_ENABLE`;
 }
 
-/** Waits up to `ms` for `watch` to count more than `from`; the count. */
-async function effectsWithin(watch: EffectWatch, from: number, ms: number): Promise<number> {
+/** Waits up to `ms` until `watch` saw the side effect of each of `samples`; whether it did. */
+async function effectsWithin(watch: EffectWatch, samples: readonly Sample[], ms: number): Promise<boolean> {
   const end = performance.now() + ms;
   for (;;) {
-    const n = watch.seen();
-    if (n > from || performance.now() >= end) return n;
+    if (samples.every((sample) => watch.seen(sample))) return true;
+    if (performance.now() >= end) return false;
     await sleep(10);
   }
 }
@@ -282,13 +282,11 @@ async function judgeHeld(
 ): Promise<string> {
   const quiet = quietMs(ctx);
   const { driver, device, kind } = setup;
-  const before = watch?.seen() ?? 0;
   const sample = driver.post();
   driver.kick();
   await sleep(quiet);
   const early = driver.collectNow()[0];
-  const effects = watch?.seen() ?? 0;
-  if (watch && effects > before) {
+  if (watch?.seen(sample)) {
     throw new BackendError(
       `${phase}: ${sample.what}, posted and kicked on the disabled ${ring(setup)}, was executed before ` +
         `SET_VRING_ENABLE 1: ${watch.what} was seen${early ? '' : ' (its buffer not yet used)'}; a disabled ring must be processed without side effects`,
@@ -314,9 +312,15 @@ async function judgeHeld(
         'effects"): executed and discarded cannot be told apart',
     );
   }
-  const seenBefore = watch.seen();
-  await dataPath(kind, () => driver.run(1));
-  const shows = (await effectsWithin(watch, seenBefore, ctx.timeoutMs)) > seenBefore;
+  const [probe] = await dataPath(kind, () => driver.run(1));
+  const shows = await effectsWithin(watch, [probe!.sample], ctx.timeoutMs);
+  // Its effect came late, after the window: executed while disabled all the same.
+  if (watch.seen(sample)) {
+    throw new BackendError(
+      `${what}, and executed: ${watch.what} was seen for it after SET_VRING_ENABLE 1, late; a disabled ring must ` +
+        'be processed without side effects',
+    );
+  }
   if (!shows) {
     throw new SkipError(
       `${what}; the back-end does not show ${watch.what} for a sample on the enabled ring either, so executed and ` +
@@ -346,8 +350,8 @@ export async function disableStops(ctx: CheckContext): Promise<string> {
   const watch = kind.effect?.((i) => device.ring(i), device.memory);
   watch?.arm();
   // The ring ran traffic first, so it is started.
-  await dataPath(kind, () => driver.run(1));
-  if (watch) await effectsWithin(watch, 0, quiet);
+  const [first] = await dataPath(kind, () => driver.run(1));
+  if (watch) await effectsWithin(watch, [first!.sample], quiet);
   await device.enable(kind.sampleRing, false);
   const note = await judgeHeld(ctx, setup, 'after SET_VRING_ENABLE 0', watch);
   return `a ${kind.type} sample request ran, then ${note} (quiet window ${quiet} ms)`;
@@ -358,10 +362,16 @@ export async function memTableReplace(ctx: CheckContext): Promise<string> {
   const { device, driver, kind } = setup;
   const watch = kind.effect?.((i) => device.ring(i), device.memory);
   watch?.arm();
-  await dataPath(kind, () => driver.run(2));
+  const before = await dataPath(kind, () => driver.run(2));
   // A net sample is only read by the device: without its frame coming back, nothing shows which mapping the
   // device read it from.
-  const loops = watch ? (await effectsWithin(watch, 1, ctx.timeoutMs)) >= 2 : undefined;
+  const loops = watch
+    ? await effectsWithin(
+        watch,
+        before.map((c) => c.sample),
+        ctx.timeoutMs,
+      )
+    : undefined;
   if (loops === false) {
     throw new SkipError(
       `${kind.type} sample requests have nothing the device writes, and ${watch!.what} did not come: nothing shows ` +
@@ -379,13 +389,13 @@ export async function memTableReplace(ctx: CheckContext): Promise<string> {
     `GET_VRING_BASE, SET_MEM_TABLE with guest ${hex(MOVED_REGION)} in a new memfd at user ` +
     `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`;
   const count = 4;
-  const seen = watch?.seen() ?? 0;
   let failure: Error | undefined;
   try {
-    await driver.run(count);
-    if (watch && (await effectsWithin(watch, seen + count - 1, ctx.timeoutMs)) < seen + count) {
+    const after = (await driver.run(count)).map((c) => c.sample);
+    if (watch && !(await effectsWithin(watch, after, ctx.timeoutMs))) {
       throw new BackendError(
-        `${watch.what}: ${watch.seen() - seen} of ${count} frames read from the moved region came back intact`,
+        `${watch.what}: ${after.filter((sample) => watch.seen(sample)).length} of ${count} frames read from the ` +
+          'moved region came back intact',
       );
     }
   } catch (err) {

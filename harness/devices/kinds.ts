@@ -13,8 +13,3 @@ const KINDS: ReadonlyMap<string, DeviceKind> = new Map(
 export function deviceKind(type: string | null): DeviceKind | undefined {
   return type === null ? undefined : KINDS.get(type);
 }
-
-/** The device types that have a kind. */
-export function knownKinds(): string[] {
-  return [...KINDS.keys()];
-}

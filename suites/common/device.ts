@@ -102,7 +102,7 @@ export async function openDevice(ctx: CheckContext, options: DeviceOptions = {})
   return { kind, session, device, ring, driver, features, started };
 }
 
-/** A sample request the device used: the sample, its used element, and what judging it found. */
+/** A sample request the device used: the sample and its used element (judged by `SampleDriver.judge`). */
 export interface SampleCompletion {
   sample: Sample;
   id: number;

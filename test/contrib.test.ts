@@ -13,6 +13,7 @@ import { expect } from 'chai';
 import { dir } from 'tmp-promise';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
+import { ANY_DEVICE } from '../suites/vring/any-device.js';
 import { type CliRun, expectClean, messageOf, ROOT, runCli, verdicts } from './helpers.js';
 import { type IscsiTarget, startTgt } from './tgt.js';
 
@@ -374,6 +375,13 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           'net.in-order': 'skip',
           'net.in-order.packed': 'skip',
           ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
+          // The ring-state checks drive every device kind (a frame on transmitq0): they pass but two. It gates
+          // its receive queue on SET_VRING_ENABLE (vu_queue_enabled, vhost-user-bridge.c:290) but not its
+          // transmit queue: vubr_handle_tx pops and sends a frame kicked on a disabled ring, which comes back
+          // on receiveq0, where the spec's own example says "must process and discard any TX packets".
+          ...Object.fromEntries([...ANY_DEVICE].map((id) => [id, 'pass' as Verdict])),
+          'vring.enable-gates': 'fail',
+          'vring.disable-stops': 'fail',
           // Of any device type: two launches (and two connections) give one fingerprint.
           'migrate.abi-stable': 'pass',
         },
@@ -389,6 +397,13 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
     ).to.be.oneOf(['fail', 'timeout']);
     expect(verdicts(run.report)['conv.fd.form']).to.equal('skip');
     expect(stderrOf(run, 'conv.fd.works')).to.contain('vhost-user-bridge has no --fd mode');
+  });
+
+  it('transmits a frame kicked on a disabled transmitq0 (it comes back on receiveq0)', () => {
+    for (const id of ['vring.enable-gates', 'vring.disable-stops'])
+      expect(messageOf(run.report, id), id).to.match(
+        /test frame \d+ \(128 bytes\) on transmitq0, posted and kicked on the disabled transmitq0 \(vring 1\), was executed before SET_VRING_ENABLE 1: the frame coming back on receiveq0/,
+      );
   });
 
   it('aborts on a frame that fills its receive buffer exactly (iov_truncate)', () => {

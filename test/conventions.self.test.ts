@@ -12,6 +12,7 @@ import { FLAWS, type Flaw } from '../fixtures/backend/flaws.js';
 import { VARIANTS, type Variant } from '../fixtures/backend/variants.js';
 import { PROFILES } from '../harness/frontend/profiles.js';
 import { allChecks } from '../suites/index.js';
+import { ANY_DEVICE } from '../suites/vring/any-device.js';
 import {
   broken,
   type CliRun,
@@ -396,7 +397,10 @@ describe(SUITE, function () {
     it(TITLES.device(type, wrapper), async () => {
       const run = await runOf(wrapper);
       const all = verdicts(run.report);
-      const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
+      // Its own area's checks, and the ring-state checks, which drive every device kind.
+      const own = allChecks
+        .filter((c) => DEVICE_AREAS[c.area] === type || ANY_DEVICE.has(c.id))
+        .map((c) => c.id);
       expect(own, `${type} checks`).to.not.deep.equal([]);
       expect(
         own.filter((id) => all[id] !== 'pass'),
@@ -431,7 +435,10 @@ describe(SUITE, function () {
       const type = run.report?.backend.type ?? 'block';
       const all = verdicts(run.report);
       expect(broken(run.report), run.stdout).to.deep.equal([]);
-      const own = allChecks.filter((c) => DEVICE_AREAS[c.area] === type).map((c) => c.id);
+      // Its own area's checks, and the ring-state checks, which drive every device kind.
+      const own = allChecks
+        .filter((c) => DEVICE_AREAS[c.area] === type || ANY_DEVICE.has(c.id))
+        .map((c) => c.id);
       expect(
         own.filter((id) => all[id] !== (skips[id] ? 'skip' : 'pass')),
         run.stdout,

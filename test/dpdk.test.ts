@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
+import { ANY_DEVICE } from '../suites/vring/any-device.js';
 import { expectClean, messageOf, verdicts } from './helpers.js';
 import { testpmdRun } from './testpmd.js';
 
@@ -29,6 +30,10 @@ const EXPECTED: Record<string, Verdict> = {
   'proto.log.dirty': 'skip',
   // Generated sequences: every step answered or the connection closed.
   'robust.fuzz': 'pass',
+  // The ring-state checks drive every device kind (a frame on transmitq0, looped back on receiveq0): it holds
+  // a ring's frames until SET_VRING_ENABLE 1 (rte_vhost_dequeue_burst skips a disabled queue), stops and
+  // restarts where GET_VRING_BASE says, and reads the frames through a replaced memory table.
+  ...Object.fromEntries([...ANY_DEVICE].map((id) => [id, 'pass' as const])),
   // Of any device type: two connections give one fingerprint (it serves the next front-end).
   'migrate.abi-stable': 'pass',
 };
@@ -76,6 +81,16 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(messageOf(pmd.run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
     expect(messageOf(pmd.run.report, 'net.in-order.packed')).to.match(
       /^300 frames looped in order through packed rings of 48 descriptors; used descriptors covering batches: \d+ transmit and 0 receive buffers/,
+    );
+  });
+
+  it('holds a frame on a disabled transmitq0 until SET_VRING_ENABLE 1, and loops frames read through a new memory table', () => {
+    for (const id of ['vring.enable-gates', 'vring.disable-stops'])
+      expect(messageOf(pmd.run.report, id), id).to.match(
+        /test frame \d+ \(128 bytes\) on transmitq0 held until SET_VRING_ENABLE 1, then done \(used\.len 0\)/,
+      );
+    expect(messageOf(pmd.run.report, 'vring.mem-table.replace')).to.match(
+      /4 net sample requests with their buffers there completed well \(the frame coming back on receiveq0 .*: each seen\)/,
     );
   });
 

@@ -11,6 +11,7 @@ import { PNG } from 'pngjs';
 import { dir } from 'tmp-promise';
 import { failsRun, type RunResult, type Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
+import { ANY_DEVICE } from '../suites/vring/any-device.js';
 import { type CliRun, expectClean, messageOf, runCli, verdicts, xmllintErrors } from './helpers.js';
 
 const GPU = { binary: '/usr/lib/qemu/vhost-user-gpu', pkg: 'qemu-system-gui' };
@@ -34,7 +35,8 @@ function hasRenderNode(): boolean {
 
 /**
  * Areas whose checks drive block and net traffic (migrate: a block device moved, but for migrate.abi-stable):
- * for gpu and fs they are skipped, saying so.
+ * for gpu and fs they are skipped, saying so; but the ring-state checks, which drive every device kind
+ * (ANY_DEVICE).
  */
 const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net']);
 /**
@@ -47,7 +49,7 @@ const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks
     .filter((c) => OTHER_DEVICE_AREAS.has(c.area) || DRIVES_A_DEVICE.has(c.id))
     // The guest ABI's stability is asked of every device type (both pass it: test/migrate.test.ts).
-    .filter((c) => c.id !== 'migrate.abi-stable')
+    .filter((c) => c.id !== 'migrate.abi-stable' && !ANY_DEVICE.has(c.id))
     .map((c) => [c.id, 'skip']),
 );
 
@@ -85,6 +87,17 @@ const VIRTIOFSD_DATA: Record<string, Verdict> = {
   'robust.data.buffers': 'fail',
 };
 
+/**
+ * The ring-state checks on libvhost-user 7.2's back-ends (vhost-user-gpu, virtiofsd): neither looks at
+ * SET_VRING_ENABLE (libvhost-user records it; vu_queue_enabled is never asked), so the sample request posted on
+ * a disabled ring is answered; GETATTR and GET_DISPLAY_INFO have no side effect the harness can see, and a
+ * disabled ring may be processed without side effects: skipped, saying so. The rest pass.
+ */
+const LIBVHOST_USER_RINGS: Record<string, Verdict> = {
+  'vring.enable-gates': 'skip',
+  'vring.disable-stops': 'skip',
+};
+
 /** vhost-user-gpu 7.2's checks that do not pass, or are skipped (see 'has exactly the verdicts seen by hand'). */
 const GPU_EXCEPTIONS = [
   'gpu.formats',
@@ -94,6 +107,8 @@ const GPU_EXCEPTIONS = [
   'robust.ctl.framing',
   'robust.ctl.vring',
   'robust.fuzz',
+  'vring.get-vring-base.drain',
+  ...Object.keys(LIBVHOST_USER_RINGS),
 ];
 
 /** The gpu checks drive gpu devices only: for fs they are skipped, saying so. */
@@ -155,14 +170,14 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   });
   after(() => out?.cleanup());
 
-  // Its defects fail SHOULD checks: gpu.formats, gpu.transfer-rect and gpu.scanout-offset (interoperability: no
-  // spec sentence says MUST of what a display is sent) and the crashes of robust.* (no sentence forbids a
-  // crash): no MUST check fails, so it exits 0 (1 under --strict).
-  it('exits 0: no MUST check fails; its defects fail SHOULD checks', function () {
+  // Its gpu defects fail SHOULD checks: gpu.formats, gpu.transfer-rect and gpu.scanout-offset (interoperability:
+  // no spec sentence says MUST of what a display is sent) and the crashes of robust.* (no sentence forbids a
+  // crash). One MUST check fails: vring.get-vring-base.drain (a GET_DISPLAY_INFO completed on a stopped ring).
+  it('exits 1: vring.get-vring-base.drain is its one MUST failure; its other defects fail SHOULD checks', function () {
     this.timeout(5000);
-    expect(run.exitCode, run.stderr).to.equal(0);
+    expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(0);
+    expect(run.report?.summary.mustFailed).to.equal(1);
     expect(run.report?.summary.shouldFailed).to.be.at.least(6);
     expect(messageOf(run.report, 'robust.fuzz')).to.match(
       /it crashed after step 1 of 1 \(SET_VRING_ADDR ring 4294967295 of a vring that does not exist\): killed by SIGSEGV/,
@@ -223,8 +238,25 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
         'robust.fuzz': 'fail',
         ...NO_DRIVER,
         ...NOT_FS,
+        ...LIBVHOST_USER_RINGS,
+        // GET_DISPLAY_INFO waits for the display (VG_CMD_STATE_PENDING): GET_VRING_BASE stops the ring (its call
+        // fd closed) with one pending, which completes after the reply, on the stopped ring, and vu_panic
+        // ("Error writing eventfd: Bad file descriptor") ends the process.
+        'vring.get-vring-base.drain': 'fail',
       }),
     );
+  });
+
+  it('drives the ring-state checks with GET_DISPLAY_INFO, and dies of a command completed on a stopped ring', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'vring.restart')).to.match(/^gpu sample requests on controlq \(vring 0\)/);
+    expect(messageOf(run.report, 'vring.get-vring-base.drain')).to.match(
+      /^round \d+: 8 requests kicked on controlq \(vring 0\) and every ring stopped at once .*Error writing eventfd: Bad file descriptor/,
+    );
+    for (const id of ['vring.enable-gates', 'vring.disable-stops'])
+      expect(messageOf(run.report, id), id).to.match(
+        /GET_DISPLAY_INFO on the control queue was used \(used\.len 408\) while controlq \(vring 0\) was disabled; a gpu sample has no side effect the harness can see/,
+      );
   });
 
   it('closes the connection on SET_MEM_TABLE with a region and no fd, and acks invalid SET_VRING_NUM with 0', function () {
@@ -408,6 +440,7 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
         'robust.ctl.vring': 'fail',
         ...NOT_OFFERED,
         ...NO_DRIVER,
+        ...LIBVHOST_USER_RINGS,
         ...VIRTIOFSD_FS,
         ...VIRTIOFSD_DATA,
         ...NOT_GPU,
@@ -415,6 +448,19 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     );
     expect(messageOf(run.report, 'gpu.pixels')).to.contain(
       'device type fs: the gpu checks drive gpu devices only',
+    );
+  });
+
+  it('passes the ring-state checks with FUSE_INIT and GETATTR; answers them on a disabled ring', function () {
+    this.timeout(5000);
+    expect(messageOf(run.report, 'vring.get-vring-base.drain')).to.match(
+      /rounds of 8 fs sample requests kicked and GET_VRING_BASE at once: .* consumed at the stop/,
+    );
+    expect(messageOf(run.report, 'vring.enable-gates')).to.match(
+      /^never enabled: FUSE_INIT \(unique \d+\) was used \(used\.len 80\) while the first request queue \(vring 1\) was disabled; a fs sample has no side effect/,
+    );
+    expect(messageOf(run.report, 'vring.disable-stops')).to.match(
+      /^after SET_VRING_ENABLE 0: GETATTR of the root \(unique \d+\) was used \(used\.len 120\)/,
     );
   });
 

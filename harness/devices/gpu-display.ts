@@ -8,6 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
+import type { Scope } from '../process/scope.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import { describeGpuMessage } from '../protocol/describe.js';
 import { encodeFrame } from '../protocol/encoder.js';
@@ -17,6 +18,7 @@ import { encodeU64 } from '../protocol/messages.js';
 import { ClosedError } from '../sys/fd-waiter.js';
 import { closeFd } from '../sys/libc.js';
 import { UnixChannel } from '../sys/unix-channel.js';
+import type { FrontendSession } from '../transport/session.js';
 import { currentWireLog, type WireLog } from '../transport/wire-log.js';
 import { encodeDisplayInfo, encodeRespEdid, type GpuDisplayMode } from './gpu.js';
 
@@ -337,4 +339,24 @@ export function displayProblems(display: GpuDisplay): ProtocolError | undefined 
   return display.problems.length
     ? new ProtocolError(`on the vhost-user-gpu socket: ${display.problems.join('; ')}`)
     : undefined;
+}
+
+/**
+ * A display attached to the gpu back-end on `session` as QEMU attaches one: VHOST_USER_GPU_SET_SOCKET
+ * without need_reply, the GET_FEATURES after it proving it was read. The display ends with `scope`.
+ */
+export async function attachGpuDisplay(
+  session: FrontendSession,
+  scope: Scope,
+  options: GpuDisplayOptions = {},
+): Promise<GpuDisplay> {
+  const { display, backendFd } = GpuDisplay.create(options);
+  scope.defer('vhost-user-gpu display', () => display.close());
+  try {
+    await session.connection.send('GPU_SET_SOCKET', { fds: [backendFd] });
+  } finally {
+    closeFd(backendFd);
+  }
+  await session.connection.requestU64('GET_FEATURES');
+  return display;
 }

@@ -2,6 +2,8 @@
  * What the vring checks share: a device started as QEMU starts one (features, memory table, ring set-up,
  * enable), a driver for its type, and a scratch area of the disk that each check restores when done.
  */
+
+import { expect } from 'chai';
 import {
   BLK_DRIVER_FEATURES,
   type BlkConfig,
@@ -12,15 +14,17 @@ import {
   readBlkConfig,
   VirtioBlkFeature,
 } from '../../harness/devices/blk.js';
-import { BackendError, SkipError } from '../../harness/errors.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import {
   ackFeatures,
   addMemoryRegions,
   initTargetSession,
   requireProtocol,
+  restartDevice,
   type Started,
   startDevice,
+  stopDevice,
 } from '../../harness/frontend/profiles.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
@@ -190,14 +194,17 @@ export function quietMs(ctx: CheckContext): number {
   return Math.round(Math.min(500, Math.max(100, ctx.timeoutMs / 6)));
 }
 
-/** A SkipError unless the device is a block device: the ring-state checks make their requests with the block driver. */
+/**
+ * A SkipError unless the device is a block device: the block bodies of the vring checks, whose writes and
+ * sector contents judge what a sample request cannot (the other kinds take suites/vring/any-device.ts).
+ */
 export function requireBlock(ctx: CheckContext): void {
   const type = ctx.target.type;
   if (type === 'block') return;
   throw new SkipError(
     type === null
       ? 'the device type is unknown (no --type, and --print-capabilities named none): no driver to make requests with'
-      : `these ring-state checks make their requests with the block driver only, not yet with the ${type} driver`,
+      : `device type ${type}: this check makes virtio-blk requests (sectors written and read back)`,
   );
 }
 
@@ -415,3 +422,56 @@ export function freshSeed(): number {
 }
 
 export const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
+
+/**
+ * Starts vring 0 again at `base` (or each ring at its base in `bases`) in the run's front-end profile's
+ * order: every front-end sends SET_VRING_CALL before the ring can run again (QEMU for every ring before any is
+ * started), and a back-end may drop its call fd at GET_VRING_BASE (libvhost-user does), so a restart in another
+ * order would judge what no front-end does.
+ */
+export function restart(
+  started: Started,
+  device: FrontendDevice,
+  base: number | ReadonlyMap<number, number>,
+): Promise<void> {
+  return restartDevice(started, device, typeof base === 'number' ? new Map([[0, base]]) : base, true);
+}
+
+/** The available index the restart check starts at: four requests short of the 16-bit wrap. */
+export const NEAR_WRAP = 0xfffc;
+
+/**
+ * Stops vring 0 as the run's front-end profile stops a device (SET_VRING_ENABLE 0 where it sends it,
+ * GET_VRING_BASE, the status as it sets it) and checks the reply's reserved bits.
+ */
+export async function stop(started: Started, device: FrontendDevice): Promise<number> {
+  return (await stopRings(started, device, [0])).get(0)!;
+}
+
+/** Stops `rings` as `stop` stops vring 0: each ring's base. */
+export async function stopRings(
+  started: Started,
+  device: FrontendDevice,
+  rings: readonly number[],
+): Promise<Map<number, number>> {
+  const bases = new Map<number, number>();
+  for (const [index, base] of await stopDevice(started, device, rings)) {
+    expect(
+      base.reserved,
+      `GET_VRING_BASE of vring ${index}: bits 16-31 are reserved for a split ring, yet hold ${hex(base.reserved)}`,
+    ).to.equal(0);
+    bases.set(index, base.availIndex);
+  }
+  return bases;
+}
+
+/** Undefined while the back-end still answers GET_FEATURES; else what went wrong. */
+export async function connectionLost(device: FrontendDevice): Promise<string | undefined> {
+  try {
+    await device.session.connection.requestU64('GET_FEATURES');
+    return undefined;
+  } catch (err) {
+    if (err instanceof BackendError || err instanceof TimeoutError) return err.message;
+    throw err;
+  }
+}

@@ -1,0 +1,61 @@
+/** The block device as generic checks drive it (see kind.ts): a one-sector read of a scratch sector. */
+import type { GuestMemory } from '../memory/guest-memory.js';
+import {
+  BLK_DRIVER_FEATURES,
+  BLK_HEADER_SIZE,
+  encodeBlkHeader,
+  SECTOR_SIZE,
+  VirtioBlkStatus,
+  VirtioBlkType,
+} from './blk.js';
+import { type DeviceKind, type Sample, SampleError, type SampleSource } from './kind.js';
+
+/**
+ * The sector the sample reads: the first of the scratch area the vring checks use (32 KiB in, past a GPT's
+ * entries), which a read leaves as it is.
+ */
+export const BLK_SAMPLE_SECTOR = 64n;
+
+function blkSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
+  const at = options.region === undefined ? {} : { region: options.region };
+  return {
+    needsOpening: false,
+    next(): Sample {
+      const header = memory.alloc(BLK_HEADER_SIZE, 16);
+      memory.write(header, encodeBlkHeader(VirtioBlkType.IN, BLK_SAMPLE_SECTOR));
+      const data = memory.alloc(SECTOR_SIZE, 16, at);
+      const status = memory.alloc(1, 1, at);
+      memory.write(status, Uint8Array.of(0xff));
+      return {
+        what: `a one-sector read (IN) of sector ${BLK_SAMPLE_SECTOR}`,
+        chain: [
+          { gpa: header, len: BLK_HEADER_SIZE, write: false },
+          { gpa: data, len: SECTOR_SIZE, write: true },
+          { gpa: status, len: 1, write: true },
+        ],
+        judge(usedLen) {
+          const got = memory.read(status, 1)[0]!;
+          if (got !== VirtioBlkStatus.OK)
+            throw new SampleError(`${this.what} completed with status ${got}, not VIRTIO_BLK_S_OK`);
+          // "The device MUST write at least len bytes": the data and the status byte, no more.
+          if (usedLen < 1 || usedLen > SECTOR_SIZE + 1)
+            throw new SampleError(
+              `${this.what} completed with used.len ${usedLen}: ${SECTOR_SIZE + 1} written at most`,
+            );
+          return 'status OK';
+        },
+      };
+    },
+  };
+}
+
+export const blockKind: DeviceKind = {
+  type: 'block',
+  rings: [0],
+  sampleRing: 0,
+  sampleRingName: 'requestq',
+  driverFeatures: BLK_DRIVER_FEATURES.reduce((acc, n) => acc | (1n << BigInt(n)), 0n),
+  modernOnly: false,
+  dataPath: 'vring.blk.read-write',
+  samples: blkSamples,
+};

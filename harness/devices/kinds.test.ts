@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import { createGuestMemory } from '../memory/guest-memory.js';
+import { VirtioGpuCtrlType, VirtioGpuSize } from '../protocol/gpu-spec.js';
+import { SECTOR_SIZE } from './blk.js';
+import { FuseAttrOut, FuseInHeader, FuseOpcode, FuseOutHeader } from './fuse.js';
+import { encodeCtrlHdr } from './gpu.js';
+import { SampleError } from './kind.js';
+import { deviceKind } from './kinds.js';
+
+/** The kind of `type`, which must have one. */
+function kindOf(type: string) {
+  const kind = deviceKind(type);
+  if (!kind) throw new Error(`no kind for ${type}`);
+  return kind;
+}
+
+describe('devices/kinds: each device kind and its sample request', () => {
+  it('has a kind for block, net, fs and gpu only, each naming its sample ring and data-path check', () => {
+    expect(deviceKind('scsi')).to.equal(undefined);
+    expect(deviceKind(null)).to.equal(undefined);
+    const rings = Object.fromEntries(
+      ['block', 'net', 'fs', 'gpu'].map((t) => [t, [kindOf(t).sampleRing, kindOf(t).dataPath]]),
+    );
+    expect(rings).to.deep.equal({
+      block: [0, 'vring.blk.read-write'],
+      net: [1, 'net.loopback'],
+      fs: [1, 'fs.getattr'],
+      gpu: [0, 'gpu.display-info'],
+    });
+  });
+
+  it('block: a one-sector read, done with status OK and at most 513 bytes counted', () => {
+    const memory = createGuestMemory();
+    const sample = kindOf('block').samples(memory).next();
+    expect(sample.chain.map((p) => [p.len, p.write])).to.deep.equal([
+      [16, false],
+      [SECTOR_SIZE, true],
+      [1, true],
+    ]);
+    const status = sample.chain[2]!.gpa;
+    expect(() => sample.judge(SECTOR_SIZE + 1)).to.throw(SampleError, /status 255/);
+    memory.write(status, Uint8Array.of(0));
+    expect(sample.judge(SECTOR_SIZE + 1)).to.equal('status OK');
+    expect(() => sample.judge(SECTOR_SIZE + 2)).to.throw(SampleError, /used\.len 514/);
+  });
+
+  it('net: a frame on transmitq0, used with used.len 0', () => {
+    const sample = kindOf('net').samples(createGuestMemory()).next();
+    expect(sample.chain.map((p) => p.write)).to.deep.equal([false]);
+    expect(sample.effect).to.equal(0);
+    expect(sample.judge(0)).to.equal('used.len 0');
+    expect(() => sample.judge(12)).to.throw(SampleError, /used\.len 12: it has no device-writable part/);
+  });
+
+  it('fs: FUSE_INIT first (node 0), then GETATTR of the root, each reply judged by its header', () => {
+    const memory = createGuestMemory();
+    const source = kindOf('fs').samples(memory);
+    expect(source.needsOpening).to.equal(true);
+    const init = source.next();
+    expect(init.opening).to.equal(true);
+    expect(source.needsOpening).to.equal(false);
+    const request = FuseInHeader.decode(memory.read(init.chain[0]!.gpa, FuseInHeader.size));
+    expect([request.opcode, request.nodeid]).to.deep.equal([FuseOpcode.INIT, 0n]);
+    const reply = (sample: typeof init, bytes: Buffer) => memory.write(sample.chain[1]!.gpa, bytes);
+    reply(init, FuseOutHeader.encode({ len: 80, error: 0, unique: request.unique }));
+    expect(init.judge(80)).to.equal('INIT answered');
+    expect(() => init.judge(64)).to.throw(SampleError, /fuse_out_header\.len 80, yet used\.len 64/);
+    reply(init, FuseOutHeader.encode({ len: 80, error: 0, unique: request.unique + 7n }));
+    expect(() => init.judge(80)).to.throw(SampleError, /answered with unique/);
+
+    const getattr = source.next();
+    const asked = FuseInHeader.decode(memory.read(getattr.chain[0]!.gpa, FuseInHeader.size));
+    expect([asked.opcode, asked.nodeid]).to.deep.equal([FuseOpcode.GETATTR, 1n]);
+    const size = FuseOutHeader.size + FuseAttrOut.size;
+    const attr = (mode: number) =>
+      reply(
+        getattr,
+        Buffer.concat([
+          FuseOutHeader.encode({ len: size, error: 0, unique: asked.unique }),
+          FuseAttrOut.encode({ attr: { mode } }),
+        ]),
+      );
+    attr(0o040755);
+    expect(getattr.judge(size)).to.equal('a directory');
+    attr(0o100644);
+    expect(() => getattr.judge(size)).to.throw(SampleError, /not a directory's/);
+    reply(getattr, FuseOutHeader.encode({ len: 16, error: -5, unique: asked.unique }));
+    expect(() => getattr.judge(16)).to.throw(SampleError, /answered error 5/);
+  });
+
+  it('gpu: GET_DISPLAY_INFO, answered RESP_OK_DISPLAY_INFO over the whole response', () => {
+    const memory = createGuestMemory();
+    const sample = kindOf('gpu').samples(memory).next();
+    const response = sample.chain[1]!;
+    expect([response.len, response.write]).to.deep.equal([VirtioGpuSize.RESP_DISPLAY_INFO, true]);
+    memory.write(response.gpa, encodeCtrlHdr({ type: VirtioGpuCtrlType.RESP_OK_DISPLAY_INFO }));
+    expect(sample.judge(VirtioGpuSize.RESP_DISPLAY_INFO)).to.equal('RESP_OK_DISPLAY_INFO');
+    expect(() => sample.judge(VirtioGpuSize.CTRL_HDR)).to.throw(SampleError, /used\.len 24/);
+    memory.write(response.gpa, encodeCtrlHdr({ type: VirtioGpuCtrlType.RESP_ERR_UNSPEC }));
+    expect(() => sample.judge(VirtioGpuSize.RESP_DISPLAY_INFO)).to.throw(
+      SampleError,
+      /not RESP_OK_DISPLAY_INFO/,
+    );
+  });
+});

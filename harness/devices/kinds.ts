@@ -1,0 +1,15 @@
+/** The device kinds generic checks drive, by vhost-user.json type (see kind.ts). */
+import { blockKind } from './blk-kind.js';
+import { fsKind } from './fs-kind.js';
+import { gpuKind } from './gpu-kind.js';
+import type { DeviceKind } from './kind.js';
+import { netKind } from './net-kind.js';
+
+const KINDS: ReadonlyMap<string, DeviceKind> = new Map(
+  [blockKind, netKind, fsKind, gpuKind].map((kind) => [kind.type, kind]),
+);
+
+/** The kind of device type `type`, or undefined for one the harness has no driver for. */
+export function deviceKind(type: string | null): DeviceKind | undefined {
+  return type === null ? undefined : KINDS.get(type);
+}

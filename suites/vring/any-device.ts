@@ -1,0 +1,423 @@
+/**
+ * The ring-state checks on a device of any kind but block (net, fs, gpu): the same rules as their block
+ * bodies in lifecycle.ts and memory.ts, judged with the kind's sample request (harness/devices/kind.ts): a
+ * frame on transmitq0, GETATTR of the root after FUSE_INIT, GET_DISPLAY_INFO. Block keeps its own bodies,
+ * whose writes and sector contents judge more (a side effect on the disk, the data read back).
+ *
+ * A sample's completion that is not well-formed (used.len, the reply) on a ring the check has not touched
+ * yet is the data path's defect, which the kind's data-path check judges: the check is skipped naming it
+ * (as `needs` skips the block bodies when vring.blk.read-write failed; the data-path checks of net, fs and
+ * gpu run after the vring checks, so `needs` cannot name them).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import type { DeviceKind, EffectWatch, Sample } from '../../harness/devices/kind.js';
+import { SampleError } from '../../harness/devices/kind.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import { type DeviceSetup, openDevice, requireKind, type SampleCompletion } from '../common/device.js';
+import { connectionLost, hex, NEAR_WRAP, quietMs, restart, stopRings } from './common.js';
+import { MOVED_REGION, MOVED_TO, staleOldMapping, writtenSinceStale } from './memory-moves.js';
+
+/** The vring checks that run on every device kind: a body here besides their block one. */
+export const ANY_DEVICE: ReadonlySet<string> = new Set([
+  'vring.get-vring-base',
+  'vring.get-vring-base.drain',
+  'vring.restart',
+  'vring.restart.pending-kick',
+  'vring.enable-gates',
+  'vring.disable-stops',
+  'vring.legacy-start',
+  'vring.mem-table.replace',
+]);
+
+/** Whether the device under test is a block device (its checks keep their block bodies); skips a type with no kind. */
+export function onBlock(ctx: CheckContext): boolean {
+  return requireKind(ctx).type === 'block';
+}
+
+/**
+ * Runs `body` (sample traffic on a running ring the check has not stopped or disabled yet): a SampleError
+ * there is the data path's, a skip naming the kind's data-path check.
+ */
+async function dataPath<T>(kind: DeviceKind, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    if (!(err instanceof SampleError)) throw err;
+    throw new SkipError(
+      `the ${kind.type} sample request did not complete as the request done on a running ring (${err.message}): ` +
+        `the data path is ${kind.dataPath}'s to judge, and this check needs it`,
+    );
+  }
+}
+
+function judgeAll(setup: DeviceSetup, got: readonly SampleCompletion[]): void {
+  for (const c of got) setup.driver.judge(c);
+}
+
+/** Stops every ring of the kind; the sample ring's base. */
+async function stopSampleRing(setup: DeviceSetup): Promise<{ base: number; bases: Map<number, number> }> {
+  const bases = await stopRings(setup.started, setup.device, setup.kind.rings);
+  return { base: bases.get(setup.kind.sampleRing)!, bases };
+}
+
+/**
+ * Restarts every ring of the kind at its base, the sample ring's at `base`, and kicks the others: a ring
+ * starts on a kick (net: receiveq0, whose buffers a looped frame goes to); the sample ring's kick is the
+ * check's.
+ */
+async function restartAt(
+  setup: DeviceSetup,
+  bases: ReadonlyMap<number, number>,
+  base: number,
+): Promise<void> {
+  const all = new Map(bases);
+  all.set(setup.kind.sampleRing, base);
+  await restart(setup.started, setup.device, all);
+  for (const index of setup.kind.rings)
+    if (index !== setup.kind.sampleRing) setup.device.ring(index).notify();
+}
+
+const ring = (setup: DeviceSetup) => `${setup.kind.sampleRingName} (vring ${setup.kind.sampleRing})`;
+
+export async function getVringBase(ctx: CheckContext): Promise<string> {
+  const setup = await openDevice(ctx);
+  const count = 5;
+  await dataPath(setup.kind, () => setup.driver.run(count));
+  const { base } = await stopSampleRing(setup);
+  const posted = setup.driver.posted;
+  expect(
+    base,
+    `GET_VRING_BASE of ${ring(setup)} after ${posted} requests made available from index 0 and used: the next available index to process`,
+  ).to.equal(posted);
+  return `${ring(setup)} stopped at available index ${base} after ${posted} ${setup.kind.type} sample requests`;
+}
+
+export async function drain(ctx: CheckContext): Promise<string> {
+  const quiet = Math.min(quietMs(ctx), 50);
+  const setup = await openDevice(ctx);
+  const { driver, kind } = setup;
+  const queue = setup.ring.queue;
+  await dataPath(kind, () => driver.run(1));
+  const rounds = 10;
+  const batch = 8;
+  const consumedAt: number[] = [];
+  const undrained: string[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const before = queue.lastAvailIdx;
+    for (let i = 0; i < batch; i++) driver.post();
+    driver.kick();
+    let stopped: Awaited<ReturnType<typeof stopSampleRing>>;
+    try {
+      stopped = await stopSampleRing(setup);
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      // The connection lost while the rings stop: a back-end completing a request after GET_VRING_BASE of its
+      // ring dies of it when it closed the ring's call fd there (libvhost-user: "Error writing eventfd").
+      throw new BackendError(
+        `round ${round}: ${batch} requests kicked on ${ring(setup)} and every ring stopped at once ` +
+          `(GET_VRING_BASE of vring ${kind.rings.join(', ')}): ${err.message}`,
+        { cause: err },
+      );
+    }
+    const { base, bases } = stopped;
+    const atReply = driver.collectNow();
+    const consumed = (base - before) & 0xffff;
+    expect(
+      consumed <= batch,
+      `round ${round}: GET_VRING_BASE returned ${base}, outside the ${before}..${queue.lastAvailIdx} made available`,
+    ).to.equal(true);
+    await sleep(quiet);
+    const late = driver.collectNow();
+    const gone = await connectionLost(setup.device);
+    if (late.length || gone) {
+      throw new BackendError(
+        `round ${round}: GET_VRING_BASE of ${ring(setup)} replied with base ${base}: ${consumed} of the ${batch} ` +
+          `requests just kicked were consumed, ${atReply.length} of them used by the reply` +
+          (late.length ? `; ${late.length} more completed after the reply, on the stopped ring` : '') +
+          (gone ? `; then ${gone}` : ''),
+      );
+    }
+    if (atReply.length > consumed) {
+      throw new BackendError(
+        `round ${round}: ${atReply.length} requests were used, yet GET_VRING_BASE counts ${consumed} consumed (base ${base})`,
+      );
+    }
+    judgeAll(setup, atReply);
+    consumedAt.push(consumed);
+    if (atReply.length < consumed) undrained.push(`round ${round}: ${consumed - atReply.length}`);
+    try {
+      setup.ring.kickFd.drain();
+      await restartAt(setup, bases, base);
+      driver.kick();
+      const rest = batch - consumed;
+      if (rest) judgeAll(setup, await driver.collect(rest));
+      if (undrained.length) break;
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      throw new BackendError(
+        `round ${round}: restarting at base ${base} after GET_VRING_BASE (${consumed} consumed, ` +
+          `${atReply.length} used by the reply): ${err.message}`,
+        { cause: err },
+      );
+    }
+  }
+  const summary = `${consumedAt.length} rounds of ${batch} ${kind.type} sample requests kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
+  if (undrained.length === 0) return `${summary}, each used by the reply, none after`;
+  return (
+    `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
+    `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`
+  );
+}
+
+export async function restartRing(ctx: CheckContext): Promise<string> {
+  const quiet = quietMs(ctx);
+  const setup = await openDevice(ctx, { base: NEAR_WRAP });
+  const { driver } = setup;
+  const queue = setup.ring.queue;
+  await dataPath(setup.kind, () => driver.run(3));
+  judgeAll(setup, await driver.run(4));
+  const { base, bases } = await stopSampleRing(setup);
+  expect(
+    base,
+    `GET_VRING_BASE of ${ring(setup)} after ${(queue.lastAvailIdx - NEAR_WRAP) & 0xffff} requests from ${NEAR_WRAP}, all used`,
+  ).to.equal(queue.lastAvailIdx);
+  driver.post();
+  driver.post();
+  driver.kick();
+  await sleep(quiet);
+  const stray = driver.collectNow();
+  if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+  setup.ring.kickFd.drain();
+  await restartAt(setup, bases, base);
+  driver.kick();
+  const outstanding = driver.inFlight;
+  try {
+    judgeAll(setup, await driver.collect(outstanding));
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    throw new BackendError(
+      `after the restart at base ${base}, not all of the ${outstanding} requests left in the ring completed ` +
+        `(lost): ${err.message}`,
+    );
+  }
+  judgeAll(setup, await driver.run(3));
+  const { base: final } = await stopSampleRing(setup);
+  expect(
+    final,
+    `GET_VRING_BASE at the end: every request made available from ${NEAR_WRAP} was consumed`,
+  ).to.equal(queue.lastAvailIdx);
+  return (
+    `${setup.kind.type} sample requests on ${ring(setup)}: started at ${NEAR_WRAP}; stopped at ${base}; 2 requests ` +
+    `posted and kicked while stopped stayed untouched; restarted at ${base}, they and 3 more completed once each; ` +
+    `stopped again at ${final} past the 16-bit wrap`
+  );
+}
+
+export async function pendingKick(ctx: CheckContext): Promise<string> {
+  const quiet = quietMs(ctx);
+  const setup = await openDevice(ctx);
+  const { driver, started } = setup;
+  await dataPath(setup.kind, () => driver.run(2));
+  const { base, bases } = await stopSampleRing(setup);
+  driver.post();
+  driver.post();
+  driver.kick();
+  await sleep(quiet);
+  const stray = driver.collectNow();
+  if (stray.length) throw new BackendError(`${stray.length} request(s) processed on the stopped ring`);
+  try {
+    await restartAt(setup, bases, base);
+    judgeAll(setup, await driver.collect(2));
+  } catch (err) {
+    const setUp =
+      `restarted at base ${base} in the ${started.profile.name} profile's order with 2 requests made ` +
+      `available on ${ring(setup)} and kicked while stopped (the kick eventfd handed over still readable), no kick after`;
+    if (err instanceof TimeoutError) {
+      throw new BackendError(`${setUp}: the pending kick was lost, ${err.message}`, { cause: err });
+    }
+    if (!(err instanceof BackendError)) throw err;
+    throw new BackendError(`${setUp}: ${err.message}`, { cause: err });
+  }
+  const { base: final } = await stopSampleRing(setup);
+  expect(final, 'GET_VRING_BASE once both completed').to.equal(setup.ring.queue.lastAvailIdx);
+  return (
+    `the 2 ${setup.kind.type} sample requests kicked while stopped completed after the restart at ${base} on the ` +
+    `kick left pending, with no new one; stopped again at ${final}`
+  );
+}
+
+export async function legacyStart(ctx: CheckContext): Promise<string> {
+  const setup = await openDevice(ctx, { protocolFeatures: 'none' });
+  const count = 4;
+  await setup.driver.run(count);
+  return `features ${hex(setup.features)}: ${setup.driver.posted} ${setup.kind.type} sample requests on ${ring(setup)} done without SET_VRING_ENABLE`;
+}
+
+/** Waits up to `ms` until `watch` saw the side effect of each of `samples`; whether it did. */
+async function effectsWithin(watch: EffectWatch, samples: readonly Sample[], ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  for (;;) {
+    if (samples.every((sample) => watch.seen(sample))) return true;
+    if (performance.now() >= end) return false;
+    await sleep(10);
+  }
+}
+
+/**
+ * A sample posted and kicked on the sample ring while it is disabled (`phase` says how), judged once it is
+ * enabled again: held until then and done after passes; executed while disabled, its side effect seen
+ * (net: the frame came back), fails; consumed while disabled with no side effect passes where the harness
+ * would have seen one (the back-end shows its effect for a sample on the enabled ring), and is a skip where it
+ * would not (a kind whose sample has no effect the harness sees: fs, gpu; a net back-end that does not loop
+ * frames back): "started but disabled: the back-end must process the ring without causing any side
+ * effects" allows processing, and nothing then tells it from executing.
+ */
+async function judgeHeld(
+  ctx: CheckContext,
+  setup: DeviceSetup,
+  phase: string,
+  watch: EffectWatch | undefined,
+): Promise<string> {
+  const quiet = quietMs(ctx);
+  const { driver, device, kind } = setup;
+  const sample = driver.post();
+  driver.kick();
+  await sleep(quiet);
+  const early = driver.collectNow()[0];
+  if (watch?.seen(sample)) {
+    throw new BackendError(
+      `${phase}: ${sample.what}, posted and kicked on the disabled ${ring(setup)}, was executed before ` +
+        `SET_VRING_ENABLE 1: ${watch.what} was seen${early ? '' : ' (its buffer not yet used)'}; a disabled ring must be processed without side effects`,
+    );
+  }
+  await device.enable(kind.sampleRing, true);
+  if (!early) {
+    driver.kick();
+    const [done] = await dataPath(kind, async () => {
+      const got = await driver.collect(1);
+      judgeAll(setup, got);
+      return got;
+    });
+    return `${phase}: ${sample.what} held until SET_VRING_ENABLE 1, then done (${driver.judge(done!)})`;
+  }
+  // Consumed while disabled, no effect seen in the window: is there one to see? A sample on the enabled ring
+  // shows whether the back-end's samples have an effect the harness sees at all.
+  const what = `${phase}: ${sample.what} was used (used.len ${early.len}) while ${ring(setup)} was disabled`;
+  if (!watch) {
+    throw new SkipError(
+      `${what}; a ${kind.type} sample has no side effect the harness can see, and a disabled ring may be processed ` +
+        'without side effects ("started but disabled: the back-end must process the ring without causing any side ' +
+        'effects"): executed and discarded cannot be told apart',
+    );
+  }
+  const [probe] = await dataPath(kind, () => driver.run(1));
+  const shows = await effectsWithin(watch, [probe!.sample], ctx.timeoutMs);
+  // Its effect came late, after the window: executed while disabled all the same.
+  if (watch.seen(sample)) {
+    throw new BackendError(
+      `${what}, and executed: ${watch.what} was seen for it after SET_VRING_ENABLE 1, late; a disabled ring must ` +
+        'be processed without side effects',
+    );
+  }
+  if (!shows) {
+    throw new SkipError(
+      `${what}; the back-end does not show ${watch.what} for a sample on the enabled ring either, so executed and ` +
+        'discarded cannot be told apart',
+    );
+  }
+  return `${what} without side effect (${watch.what} not seen for it, seen for a sample once enabled)`;
+}
+
+export async function enableGates(ctx: CheckContext): Promise<string> {
+  const quiet = quietMs(ctx);
+  const setup = await openDevice(ctx, { protocolFeatures: 'require', enable: false });
+  const { device, kind } = setup;
+  // The rings other than the sample ring are enabled (net: receiveq0, for the frame to come back in, where a
+  // frame executed on the disabled transmitq0 would show).
+  for (const index of kind.rings) if (index !== kind.sampleRing) await device.enable(index, true);
+  const watch = kind.effect?.((i) => device.ring(i), device.memory);
+  watch?.arm();
+  const note = await judgeHeld(ctx, setup, 'never enabled', watch);
+  return `${note} (quiet window ${quiet} ms)`;
+}
+
+export async function disableStops(ctx: CheckContext): Promise<string> {
+  const quiet = quietMs(ctx);
+  const setup = await openDevice(ctx, { protocolFeatures: 'require' });
+  const { device, driver, kind } = setup;
+  const watch = kind.effect?.((i) => device.ring(i), device.memory);
+  watch?.arm();
+  // The ring ran traffic first, so it is started.
+  const [first] = await dataPath(kind, () => driver.run(1));
+  if (watch) await effectsWithin(watch, [first!.sample], quiet);
+  await device.enable(kind.sampleRing, false);
+  const note = await judgeHeld(ctx, setup, 'after SET_VRING_ENABLE 0', watch);
+  return `a ${kind.type} sample request ran, then ${note} (quiet window ${quiet} ms)`;
+}
+
+export async function memTableReplace(ctx: CheckContext): Promise<string> {
+  const setup = await openDevice(ctx, { sampleRegion: MOVED_REGION });
+  const { device, driver, kind } = setup;
+  const watch = kind.effect?.((i) => device.ring(i), device.memory);
+  watch?.arm();
+  const before = await dataPath(kind, () => driver.run(2));
+  // A net sample is only read by the device: without its frame coming back, nothing shows which mapping the
+  // device read it from.
+  const loops = watch
+    ? await effectsWithin(
+        watch,
+        before.map((c) => c.sample),
+        ctx.timeoutMs,
+      )
+    : undefined;
+  if (loops === false) {
+    throw new SkipError(
+      `${kind.type} sample requests have nothing the device writes, and ${watch!.what} did not come: nothing shows ` +
+        'which mapping the device reads',
+    );
+  }
+  const { base, bases } = await stopSampleRing(setup);
+  const old = device.replaceRegion(MOVED_REGION, MOVED_TO);
+  await device.setMemTable();
+  staleOldMapping(old);
+  await restartAt(setup, bases, base);
+  // Fresh receive buffers too: what the stop did to those posted before is not this check's.
+  watch?.arm();
+  const how =
+    `GET_VRING_BASE, SET_MEM_TABLE with guest ${hex(MOVED_REGION)} in a new memfd at user ` +
+    `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`;
+  const count = 4;
+  let failure: Error | undefined;
+  try {
+    const after = (await driver.run(count)).map((c) => c.sample);
+    if (watch && !(await effectsWithin(watch, after, ctx.timeoutMs))) {
+      throw new BackendError(
+        `${watch.what}: ${after.filter((sample) => watch.seen(sample)).length} of ${count} frames read from the ` +
+          'moved region came back intact',
+      );
+    }
+  } catch (err) {
+    if (!(err instanceof BackendError)) throw err;
+    failure = err;
+  }
+  const written = writtenSinceStale(old);
+  if (written.length) {
+    throw new BackendError(
+      `after ${how}, the back-end still uses the old mapping of guest ${hex(old.guestAddress)} (user ` +
+        `${hex(old.userAddress)}, mmap offset ${hex(old.mmapOffset)}): it wrote ${written.length} byte(s) there, ` +
+        `the first at guest ${hex(old.guestAddress + BigInt(written[0]!))}` +
+        (failure ? `; ${failure.message}` : ''),
+      { cause: failure },
+    );
+  }
+  if (failure) throw new BackendError(`after ${how}: ${failure.message}`, { cause: failure });
+  return (
+    `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
+    `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ${count} ${kind.type} ` +
+    `sample requests with their buffers there completed well` +
+    (watch ? ` (${watch.what}: each seen)` : '') +
+    ', and the old mapping was not touched'
+  );
+}

@@ -28,7 +28,12 @@ import {
   testPattern,
   toXrgb,
 } from '../../harness/devices/gpu.js';
-import { type DisplayEvent, displayProblems, GpuDisplay } from '../../harness/devices/gpu-display.js';
+import {
+  attachGpuDisplay,
+  type DisplayEvent,
+  displayProblems,
+  type GpuDisplay,
+} from '../../harness/devices/gpu-display.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
@@ -47,7 +52,6 @@ import {
 import { decodeConfigReply, encodeDeviceConfig } from '../../harness/protocol/messages.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
-import { closeFd } from '../../harness/sys/libc.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import { sessionWith } from '../protocol/common.js';
 
@@ -112,22 +116,9 @@ export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {
   return { session, device, display, gpu: new GpuDriver(control, cursor, { timeoutMs: ctx.timeoutMs }) };
 }
 
-/**
- * The display side of a gpu back-end, which must be there before its control queue is served: a display on
- * a socketpair (answering the display protocol, presenting MODES), its end handed over with
- * VHOST_USER_GPU_SET_SOCKET. The display ends with the check's scope.
- */
-export async function attachDisplay(ctx: CheckContext, session: FrontendSession): Promise<GpuDisplay> {
-  const { display, backendFd } = GpuDisplay.create({ modes: MODES });
-  ctx.scope.defer('vhost-user-gpu display', () => display.close());
-  try {
-    // As QEMU sends it: without need_reply; the GET_FEATURES after it proves it was read.
-    await session.connection.send('GPU_SET_SOCKET', { fds: [backendFd] });
-  } finally {
-    closeFd(backendFd);
-  }
-  await session.connection.requestU64('GET_FEATURES');
-  return display;
+/** The display attached as QEMU attaches it (GPU_SET_SOCKET without need_reply), with this suite's modes. */
+export function attachDisplay(ctx: CheckContext, session: FrontendSession): Promise<GpuDisplay> {
+  return attachGpuDisplay(session, ctx.scope, { modes: MODES });
 }
 
 /** Sends a command expecting `type` (default OK_NODATA) and a plain header as the response. */

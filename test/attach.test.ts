@@ -111,7 +111,7 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
           c.id,
           c.id === 'migrate.abi-stable'
             ? 'pass'
-            : ['migrate', 'net', 'fs', 'gpu'].includes(c.area)
+            : ['migrate', 'net', 'fs', 'gpu', 'scsi'].includes(c.area)
               ? 'skip'
               : (BROKEN[c.id] ?? 'pass'),
         ]),

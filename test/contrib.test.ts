@@ -178,7 +178,7 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
           'vring.blk.indirect-chained': 'timeout',
           // "incompatible with --fd": it serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
-          ...otherDevices(['net.', 'fs.', 'gpu.']),
+          ...otherDevices(['net.', 'fs.', 'gpu.', 'scsi.']),
         },
         LIBVHOST_USER_UNSETTLED,
       ),
@@ -362,7 +362,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           'net.csum.partial': 'skip',
           'net.in-order': 'skip',
           'net.in-order.packed': 'skip',
-          ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
+          ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.', 'scsi.'], BLOCK_TRAFFIC),
           // Of any device type: two launches (and two connections) give one fingerprint.
           'migrate.abi-stable': 'pass',
         },

@@ -36,7 +36,7 @@ function hasRenderNode(): boolean {
  * Areas whose checks drive block and net traffic (migrate: a block device moved, but for migrate.abi-stable):
  * for gpu and fs they are skipped, saying so.
  */
-const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net']);
+const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi']);
 /**
  * Protocol checks that carry block traffic, and need a driver as the vring checks do. (The data-plane
  * robustness checks drive block, net, fs and gpu devices: vhost-user-gpu passes them, virtiofsd see

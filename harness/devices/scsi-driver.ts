@@ -186,8 +186,9 @@ function holdsGuard(bytes: Uint8Array, offset: number): boolean {
 
 /**
  * What used.len counts that the device did not write: more than the writable bytes, the 12 bytes of the
- * response header left as the driver put them, or a 512-byte piece of data-in (8 bytes at least) the same.
- * Undefined when nothing: a smaller used.len is allowed ("len is permitted to be an underestimate").
+ * response header left as the driver put them, or a run of 8 bytes or more at the end of the data-in it
+ * counts that still holds the guard bytes (a device writes its data from the start of data-in). Undefined
+ * when nothing: a smaller used.len is allowed ("len is permitted to be an underestimate").
  */
 export function usedLenOver(
   usedLen: number,
@@ -200,13 +201,11 @@ export function usedLenOver(
   if (usedLen >= RESP_HEADER_SIZE && holdsGuard(resp.subarray(0, RESP_HEADER_SIZE), 0))
     return `used.len ${usedLen} counts the response, which the device never wrote`;
   const counted = Math.min(dataIn.length, Math.max(0, usedLen - resp.length));
-  let unwritten = 0;
-  for (let at = 0; at < counted; at += 512) {
-    const piece = dataIn.subarray(at, Math.min(counted, at + 512));
-    if (piece.length >= GUARD_PATTERN.length && holdsGuard(piece, at)) unwritten += piece.length;
-  }
-  return unwritten
-    ? `used.len ${usedLen} counts ${unwritten} data-in bytes the device never wrote (they still hold the guard bytes the driver put there)`
+  let from = counted;
+  while (from > 0 && dataIn[from - 1] === GUARD_PATTERN[(from - 1) % GUARD_PATTERN.length]) from--;
+  const unwritten = counted - from;
+  return unwritten >= GUARD_PATTERN.length
+    ? `used.len ${usedLen} counts ${unwritten} data-in bytes the device never wrote (the last ${unwritten} of the ${counted} it counts still hold the guard bytes the driver put there)`
     : undefined;
 }
 

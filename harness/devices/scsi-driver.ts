@@ -19,9 +19,11 @@ import {
   DEFAULT_SENSE_SIZE,
   decodeCmdResp,
   encodeCmdReq,
+  encodeTmfReq,
   RESP_HEADER_SIZE,
   type ScsiAddress,
   type ScsiCmdResp,
+  TMF_REQ_SIZE,
 } from './scsi.js';
 
 export interface ScsiCommand {
@@ -85,6 +87,8 @@ export interface ScsiDriverOptions {
   senseSize?: number;
   /** The largest data-out or data-in, in bytes (default 64 KiB). */
   maxData?: number;
+  /** The controlq, for task management functions (`taskManagement`). */
+  control?: VringPort<unknown, DriverQueue<unknown>>;
 }
 
 /** A first CDB byte's name for messages. */
@@ -105,6 +109,7 @@ export class ScsiDriver {
   readonly #response: bigint;
   readonly #dataOut: bigint;
   readonly #dataIn: bigint;
+  readonly #control: VringPort<unknown, DriverQueue<unknown>> | undefined;
   #nextId = 1n;
 
   constructor(port: VringPort<unknown, DriverQueue<unknown>>, options: ScsiDriverOptions) {
@@ -122,6 +127,40 @@ export class ScsiDriver {
     this.#response = this.#memory.alloc(RESP_HEADER_SIZE + this.senseSize, 16, { region: last });
     this.#dataOut = this.#memory.alloc(this.maxData, 512, { region: first });
     this.#dataIn = this.#memory.alloc(this.maxData, 512, { region: last });
+    this.#control = options.control;
+  }
+
+  /**
+   * Sends a task management function on the controlq (a TMF request of 24 bytes, a response byte) and waits
+   * for it: the response byte as the device left it (0xde: never written), and used.len.
+   */
+  async taskManagement(
+    subtype: number,
+    address: ScsiAddress,
+  ): Promise<{ response: number; usedLen: number }> {
+    const control = this.#control;
+    if (!control) throw new Error('taskManagement needs the controlq (ScsiDriverOptions.control)');
+    const request = encodeTmfReq(subtype, address);
+    const gpa = this.#memory.alloc(TMF_REQ_SIZE, 16);
+    const response = this.#memory.alloc(1, 1);
+    this.#memory.write(gpa, request);
+    this.#memory.fillGuard(response, 1);
+    control.queue.addRequest([
+      { gpa, len: TMF_REQ_SIZE, write: false },
+      { gpa: response, len: 1, write: true },
+    ]);
+    control.notify();
+    const what = `the completion of task management function ${subtype} on the controlq`;
+    let used: Awaited<ReturnType<VringPort<unknown>['waitUsed']>>['used'];
+    try {
+      ({ used } = await control.waitUsed(this.#timeoutMs, 1));
+    } catch (err) {
+      if (err instanceof TimeoutError) throw new TimeoutError(what, this.#timeoutMs, err.message);
+      throw err;
+    }
+    if (!Buffer.from(this.#memory.read(gpa, TMF_REQ_SIZE)).equals(request))
+      throw new ScsiError(ScsiErrorCode.READONLY_WRITTEN, `${what}: the device wrote into the TMF request`);
+    return { response: this.#memory.read(response, 1)[0]!, usedLen: used[0]!.len };
   }
 
   /** Posts `command`, notifies, and waits for it: the completion as the device left it, not judged. */

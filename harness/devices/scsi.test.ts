@@ -128,6 +128,26 @@ describe('devices/scsi', () => {
   });
 
   describe('ScsiDriver', () => {
+    it('sends a TMF on the controlq as 24 readable bytes and one writable response byte', async () => {
+      const memory = createGuestMemory();
+      let request: Uint8Array = new Uint8Array(0);
+      const control = new FakeQueue(memory, (chain) => {
+        request = memory.read(chain[0]!.gpa, chain[0]!.len);
+        memory.write(chain[1]!.gpa, Uint8Array.of(10));
+        return chain.length === 2 && chain[1]!.write && chain[1]!.len === 1 ? 1 : 99;
+      });
+      const requests = new FakeQueue(memory, () => 0);
+      const driver = new ScsiDriver(port(requests), { timeoutMs: 100, control: port(control) });
+      expect(await driver.taskManagement(5, { target: 0, lun: 0 })).to.deep.equal({
+        response: 10,
+        usedLen: 1,
+      });
+      // type TMF (0), subtype 5, lun, id 0.
+      expect([...request]).to.deep.equal([
+        0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      ]);
+    });
+
     it('lays out header, data-out, response and data-in, and reads back what the device wrote', async () => {
       const memory = createGuestMemory();
       let seen: BufferElement[] = [];

@@ -81,6 +81,49 @@ export const ScsiOpcode = {
 } as const;
 export const READ_CAPACITY_16_SERVICE_ACTION = 0x10;
 
+/** controlq request types (VIRTIO_SCSI_T_*) and task management functions (VIRTIO_SCSI_T_TMF_*). */
+export const VirtioScsiControl = { TMF: 0, AN_QUERY: 1, AN_SUBSCRIBE: 2 } as const;
+export const VirtioScsiTmf = {
+  ABORT_TASK: 0,
+  ABORT_TASK_SET: 1,
+  CLEAR_ACA: 2,
+  CLEAR_TASK_SET: 3,
+  I_T_NEXUS_RESET: 4,
+  LOGICAL_UNIT_RESET: 5,
+  QUERY_TASK: 6,
+  QUERY_TASK_SET: 7,
+} as const;
+/** A TMF's response byte: the command-specific values, and those valid for every controlq command. */
+export const VirtioScsiTmfResponse = {
+  FUNCTION_COMPLETE: 0,
+  BAD_TARGET: 3,
+  BUSY: 5,
+  TRANSPORT_FAILURE: 6,
+  TARGET_FAILURE: 7,
+  NEXUS_FAILURE: 8,
+  FAILURE: 9,
+  FUNCTION_SUCCEEDED: 10,
+  FUNCTION_REJECTED: 11,
+  INCORRECT_LUN: 12,
+} as const;
+/** struct virtio_scsi_ctrl_tmf up to the response: type, subtype, lun, id. */
+export const TMF_REQ_SIZE = 24;
+
+/** struct virtio_scsi_ctrl_tmf's device-readable part. */
+export function encodeTmfReq(subtype: number, address: ScsiAddress, id = 0n): Buffer {
+  const out = Buffer.alloc(TMF_REQ_SIZE);
+  out.writeUInt32LE(VirtioScsiControl.TMF, 0);
+  out.writeUInt32LE(subtype, 4);
+  encodeLun(address).copy(out, 8);
+  out.writeBigUInt64LE(id, 16);
+  return out;
+}
+
+export function tmfResponseName(response: number): string {
+  const name = nameIn(VirtioScsiTmfResponse, response);
+  return name ? `${response} (VIRTIO_SCSI_S_${name})` : `${response} (not a TMF response value)`;
+}
+
 /** The defaults the device writes, and must restore on reset ("Device configuration layout"). */
 export const DEFAULT_CDB_SIZE = 32;
 export const DEFAULT_SENSE_SIZE = 96;

@@ -29,7 +29,10 @@ import {
   SenseKey,
   statusName,
   testUnitReadyCdb,
+  tmfResponseName,
   VirtioScsiResponse,
+  VirtioScsiTmf,
+  VirtioScsiTmfResponse,
 } from '../../harness/devices/scsi.js';
 import {
   describeCommand,
@@ -53,6 +56,7 @@ const ScsiSpec = {
   requestQueues:
     'virtio-spec#sec-device-types-scsi-host-device-device-operation-device-operation-request-queues',
   usedRing: 'virtio-spec#sec-virtqueues-the-virtqueue-used-ring',
+  controlq: 'virtio-spec#sec-device-types-scsi-host-device-device-operation-device-operation-controlq',
 } as const;
 
 const REQUEST_QUEUES = 'virtio spec, SCSI Host Device, Device Operation: Request Queues';
@@ -111,7 +115,10 @@ async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): 
     rings: rings.map((index) => ({ index, size: QUEUE_SIZE })),
     enable: started.protocol,
   });
-  const scsi = new ScsiDriver(device.ring(ScsiQueue.REQUEST), { timeoutMs: ctx.timeoutMs });
+  const scsi = new ScsiDriver(device.ring(ScsiQueue.REQUEST), {
+    timeoutMs: ctx.timeoutMs,
+    control: device.ring(ScsiQueue.CONTROL),
+  });
   return { scsi, config };
 }
 
@@ -198,7 +205,6 @@ export const scsiChecks = defineChecks('scsi', [
       'the device and MUST be 96", "cdb_size ... The default value is written by the device and MUST be 32"; ' +
       'device requirements: "On reset, the device MUST set sense_size to 96 and cdb_size to 32."',
     spec: ScsiSpec.config,
-    needs: ['proto.config.get'],
     async run(ctx) {
       requireScsi(ctx);
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
@@ -533,6 +539,34 @@ export const scsiChecks = defineChecks('scsi', [
           `${what}: ${answer(c)}, expected CHECK CONDITION, ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED (25h/00h)`,
         );
       return `${what}: ${answer(c)}`;
+    },
+  },
+  {
+    id: 'scsi.tmf',
+    detail:
+      '(scsi) LOGICAL UNIT RESET of target 0, LUN 0 on the controlq, no command in flight: completed, its response FUNCTION COMPLETE or FUNCTION SUCCEEDED; then TEST UNIT READY still completes',
+    title: 'a LOGICAL UNIT RESET on the controlq completes with FUNCTION COMPLETE or FUNCTION SUCCEEDED',
+    severity: 'SHOULD',
+    interop: true,
+    rule:
+      'virtio spec, SCSI Host Device, Device Operation: controlq, with no normative word for the TMF itself: "The ' +
+      'outcome of the task management function is written by the device in response. The command-specific ' +
+      'response values map 1-to-1 with those defined in SAM."; interoperability: a guest\'s error handler (Linux ' +
+      'virtscsi_device_reset) sends LOGICAL UNIT RESET and waits for its completion before it goes on',
+    spec: ScsiSpec.controlq,
+    needs: ['scsi.test-unit-ready'],
+    async run(ctx) {
+      const { scsi } = await openScsi(ctx);
+      const { response, usedLen } = await scsi.taskManagement(VirtioScsiTmf.LOGICAL_UNIT_RESET, LU0);
+      const { FUNCTION_COMPLETE, FUNCTION_SUCCEEDED } = VirtioScsiTmfResponse;
+      if (response !== FUNCTION_COMPLETE && response !== FUNCTION_SUCCEEDED)
+        throw new BackendError(
+          `LOGICAL UNIT RESET of target 0 LUN 0: response ${tmfResponseName(response)}, expected FUNCTION COMPLETE (0) or FUNCTION SUCCEEDED (10)`,
+        );
+      const after = await command(scsi, testUnitReadyCdb());
+      if (after.resp.response !== VirtioScsiResponse.OK)
+        throw new BackendError(`TEST UNIT READY after the reset: ${answer(after)}`);
+      return `response ${tmfResponseName(response)}, used.len ${usedLen}; TEST UNIT READY after it: ${answer(after)}`;
     },
   },
 ]);

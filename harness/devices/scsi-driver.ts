@@ -91,13 +91,17 @@ export interface ScsiDriverOptions {
   control?: VringPort<unknown, DriverQueue<unknown>>;
 }
 
-/** A first CDB byte's name for messages. */
+/** The command for messages: its CDB in hex and the logical unit it addresses. */
 export function describeCommand(command: ScsiCommand): string {
   const { target, lun } = command.address;
   const cdb = Buffer.from(command.cdb).toString('hex');
   return `CDB ${cdb} to target ${target} LUN ${lun}`;
 }
 
+/**
+ * The virtio-scsi driver: `run` posts one command on the request queue, notifies, and waits for it (one at a
+ * time: each command's areas are the driver's own); `taskManagement` does the same on the controlq.
+ */
 export class ScsiDriver {
   readonly cdbSize: number;
   readonly senseSize: number;

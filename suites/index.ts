@@ -9,6 +9,7 @@ import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
+import { scsiChecks } from './devices/scsi.js';
 import { migrateChecks } from './migrate/index.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
@@ -40,6 +41,7 @@ export const allChecks: Check[] = [
   ...netMqChecks,
   ...fsChecks,
   ...gpuChecks,
+  ...scsiChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...protocolLifecycleChecks,

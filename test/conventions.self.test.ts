@@ -140,6 +140,7 @@ const DEVICE_AREAS: Readonly<Record<string, string>> = {
   net: 'net',
   fs: 'fs',
   gpu: 'gpu',
+  scsi: 'scsi',
 };
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
@@ -147,6 +148,7 @@ const DEVICE_REFERENCES = [
   { type: 'net', wrapper: 'vhu-reference-net' },
   { type: 'fs', wrapper: 'vhu-reference-fs' },
   { type: 'gpu', wrapper: 'vhu-reference-gpu' },
+  { type: 'scsi', wrapper: 'vhu-reference-scsi' },
 ];
 
 /**

@@ -333,6 +333,12 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
           // It serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
           ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
+          // The ring-state checks drive it with TEST UNIT READY (the scsi kind): they pass, but for the two that
+          // need a side effect to see, which TEST UNIT READY has not; libvhost-user does not gate a ring on
+          // SET_VRING_ENABLE, so the command completes on a disabled ring, effect unseen: a skip saying so.
+          ...Object.fromEntries([...ANY_DEVICE].map((id) => [id, 'pass' as Verdict])),
+          'vring.enable-gates': 'skip',
+          'vring.disable-stops': 'skip',
           // Of any device type: it exits once its front-end leaves, and two launches give one fingerprint.
           'migrate.abi-stable': 'pass',
           ...CONTRIB_SCSI,

@@ -1,5 +1,5 @@
 /**
- * The ring-state checks on the net, fs and gpu fixture devices (VHU_FIXTURE_DEVICE): the ring flaws of
+ * The ring-state checks on the net, fs, gpu and scsi fixture devices (VHU_FIXTURE_DEVICE): the ring flaws of
  * fixtures/backend/rings.ts and session.ts are of no device type, and each fails its own check there as it
  * does on the block device (test/conventions.self.test.ts), judged with the kind's sample request.
  */
@@ -56,7 +56,15 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
     type: 'gpu',
     flaw: 'restart-from-zero',
     fails: 'vring.restart',
-    message: /used\.idx advanced by/,
+    // Requests served again from index 0: seen as used.idx running ahead, or (by timing) a used element
+    // naming a request done before the stop.
+    message: /used\.idx advanced by|used\.ring\[\d+\] \(used index \d+\) has id \d+/,
+  },
+  {
+    type: 'scsi',
+    flaw: 'vring-base-early',
+    fails: 'vring.get-vring-base.drain',
+    message: /^round 1: .* more completed after the reply, on the stopped ring/,
   },
 ];
 
@@ -80,10 +88,10 @@ async function ringStates(wrapper: string, type: string): Promise<CliRun> {
   }
 }
 
-describe('the ring-state checks on net, fs and gpu fixture devices', function () {
+describe('the ring-state checks on net, fs, gpu and scsi fixture devices', function () {
   this.timeout(120_000);
 
-  for (const type of ['net', 'fs', 'gpu']) {
+  for (const type of ['net', 'fs', 'gpu', 'scsi']) {
     it(`pass on the reference ${type} device, each with a verdict (none skipped)`, async () => {
       const run = await ringStates('vhu-reference', type);
       expect(verdicts(run.report), run.stdout).to.deep.equal(

@@ -15,18 +15,37 @@ function kindOf(type: string) {
 }
 
 describe('devices/kinds: each device kind and its sample request', () => {
-  it('has a kind for block, net, fs and gpu only, each naming its sample ring and data-path check', () => {
-    expect(deviceKind('scsi')).to.equal(undefined);
+  it('has a kind for block, net, fs, gpu and scsi only, each naming its sample ring and data-path check', () => {
+    expect(deviceKind('input')).to.equal(undefined);
     expect(deviceKind(null)).to.equal(undefined);
     const rings = Object.fromEntries(
-      ['block', 'net', 'fs', 'gpu'].map((t) => [t, [kindOf(t).sampleRing, kindOf(t).dataPath]]),
+      ['block', 'net', 'fs', 'gpu', 'scsi'].map((t) => [t, [kindOf(t).sampleRing, kindOf(t).dataPath]]),
     );
     expect(rings).to.deep.equal({
       block: [0, 'vring.blk.read-write'],
       net: [1, 'net.loopback'],
       fs: [1, 'fs.getattr'],
       gpu: [0, 'gpu.display-info'],
+      scsi: [2, 'scsi.test-unit-ready'],
     });
+  });
+
+  it('scsi: TEST UNIT READY to target 0 LUN 0, its response judged as far as used.len says it was written', () => {
+    const memory = createGuestMemory();
+    const sample = kindOf('scsi').samples(memory).next();
+    expect(sample.chain.map((p) => [p.len, p.write])).to.deep.equal([
+      [51, false],
+      [108, true],
+    ]);
+    const response = sample.chain[1]!.gpa;
+    // used.len 0 (QEMU 7.2's contrib/vhost-user-scsi): nothing said written, nothing read.
+    expect(sample.judge(0)).to.match(/not said to be written/);
+    expect(() => sample.judge(109)).to.throw(SampleError, /more than the 108 device-writable bytes/);
+    // A response header: VIRTIO_SCSI_S_OK (byte 11), status GOOD.
+    memory.write(response, Buffer.alloc(12));
+    expect(sample.judge(12)).to.equal('VIRTIO_SCSI_S_OK, status 0x0');
+    memory.write(response + 11n, Uint8Array.of(3));
+    expect(() => sample.judge(12)).to.throw(SampleError, /response 3, not VIRTIO_SCSI_S_OK/);
   });
 
   it('block: a one-sector read, done with status OK and at most 513 bytes counted', () => {

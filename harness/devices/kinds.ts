@@ -4,9 +4,10 @@ import { fsKind } from './fs-kind.js';
 import { gpuKind } from './gpu-kind.js';
 import type { DeviceKind } from './kind.js';
 import { netKind } from './net-kind.js';
+import { scsiKind } from './scsi-kind.js';
 
 const KINDS: ReadonlyMap<string, DeviceKind> = new Map(
-  [blockKind, netKind, fsKind, gpuKind].map((kind) => [kind.type, kind]),
+  [blockKind, netKind, fsKind, gpuKind, scsiKind].map((kind) => [kind.type, kind]),
 );
 
 /** The kind of device type `type`, or undefined for one the harness has no driver for. */

@@ -6,7 +6,6 @@
  */
 import type { BlkDriver } from '../../harness/devices/blk.js';
 import { sectorPattern } from '../../harness/devices/blk.js';
-import { BackendError } from '../../harness/errors.js';
 import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
 import { defineChecks } from '../../harness/runner/check.js';
@@ -24,7 +23,7 @@ import {
   VringSpec,
   writeSectors,
 } from './common.js';
-import { MOVED_REGION, MOVED_TO, staleOldMapping, writtenSinceStale } from './memory-moves.js';
+import { expectMoved, MOVED_REGION, MOVED_TO, staleOldMapping } from './memory-moves.js';
 
 export { MOVED_REGION, MOVED_TO, staleOldMapping };
 
@@ -43,25 +42,10 @@ export async function expectNewMapping(
   how: string,
 ): Promise<void> {
   const data = sectorPattern(scratch, MOVED_SECTORS, freshSeed());
-  let failure: Error | undefined;
-  try {
+  await expectMoved(old, how, async () => {
     await writeSectors(blk, scratch, data);
     expectSectors('read back', data, await readSectors(blk, scratch, MOVED_SECTORS), scratch);
-  } catch (err) {
-    if (!(err instanceof BackendError)) throw err;
-    failure = err;
-  }
-  const written = writtenSinceStale(old);
-  if (written.length) {
-    throw new BackendError(
-      `after ${how}, the back-end still uses the old mapping of guest ${hex(old.guestAddress)} (user ` +
-        `${hex(old.userAddress)}, mmap offset ${hex(old.mmapOffset)}): it wrote ${written.length} byte(s) there, ` +
-        `the first at guest ${hex(old.guestAddress + BigInt(written[0]!))}` +
-        (failure ? `; ${failure.message}` : ''),
-      { cause: failure },
-    );
-  }
-  if (failure) throw new BackendError(`after ${how}: ${failure.message}`, { cause: failure });
+  });
 }
 
 export const memoryChecks = defineChecks('vring', [

@@ -17,7 +17,8 @@ import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import { type DeviceSetup, openDevice, requireKind, type SampleCompletion } from '../common/device.js';
 import { connectionLost, hex, NEAR_WRAP, quietMs, restart, stopRings } from './common.js';
-import { MOVED_REGION, MOVED_TO, staleOldMapping, writtenSinceStale } from './memory-moves.js';
+import { drainRounds } from './drain.js';
+import { expectMoved, MOVED_REGION, MOVED_TO, staleOldMapping } from './memory-moves.js';
 
 /** The vring checks that run on every device kind: a body here besides their block one. */
 export const ANY_DEVICE: ReadonlySet<string> = new Set([
@@ -100,74 +101,45 @@ export async function drain(ctx: CheckContext): Promise<string> {
   const { driver, kind } = setup;
   const queue = setup.ring.queue;
   await dataPath(kind, () => driver.run(1));
-  const rounds = 10;
-  const batch = 8;
-  const consumedAt: number[] = [];
-  const undrained: string[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    const before = queue.lastAvailIdx;
-    for (let i = 0; i < batch; i++) driver.post();
-    driver.kick();
-    let stopped: Awaited<ReturnType<typeof stopSampleRing>>;
-    try {
-      stopped = await stopSampleRing(setup);
-    } catch (err) {
-      if (!(err instanceof BackendError)) throw err;
-      // The connection lost while the rings stop: a back-end completing a request after GET_VRING_BASE of its
-      // ring dies of it when it closed the ring's call fd there (libvhost-user: "Error writing eventfd").
-      throw new BackendError(
-        `round ${round}: ${batch} requests kicked on ${ring(setup)} and every ring stopped at once ` +
-          `(GET_VRING_BASE of vring ${kind.rings.join(', ')}): ${err.message}`,
-        { cause: err },
-      );
-    }
-    const { base, bases } = stopped;
-    const atReply = driver.collectNow();
-    const consumed = (base - before) & 0xffff;
-    expect(
-      consumed <= batch,
-      `round ${round}: GET_VRING_BASE returned ${base}, outside the ${before}..${queue.lastAvailIdx} made available`,
-    ).to.equal(true);
-    await sleep(quiet);
-    const late = driver.collectNow();
-    const gone = await connectionLost(setup.device);
-    if (late.length || gone) {
-      throw new BackendError(
-        `round ${round}: GET_VRING_BASE of ${ring(setup)} replied with base ${base}: ${consumed} of the ${batch} ` +
-          `requests just kicked were consumed, ${atReply.length} of them used by the reply` +
-          (late.length ? `; ${late.length} more completed after the reply, on the stopped ring` : '') +
-          (gone ? `; then ${gone}` : ''),
-      );
-    }
-    if (atReply.length > consumed) {
-      throw new BackendError(
-        `round ${round}: ${atReply.length} requests were used, yet GET_VRING_BASE counts ${consumed} consumed (base ${base})`,
-      );
-    }
-    judgeAll(setup, atReply);
-    consumedAt.push(consumed);
-    if (atReply.length < consumed) undrained.push(`round ${round}: ${consumed - atReply.length}`);
-    try {
-      setup.ring.kickFd.drain();
-      await restartAt(setup, bases, base);
-      driver.kick();
-      const rest = batch - consumed;
-      if (rest) judgeAll(setup, await driver.collect(rest));
-      if (undrained.length) break;
-    } catch (err) {
-      if (!(err instanceof BackendError)) throw err;
-      throw new BackendError(
-        `round ${round}: restarting at base ${base} after GET_VRING_BASE (${consumed} consumed, ` +
-          `${atReply.length} used by the reply): ${err.message}`,
-        { cause: err },
-      );
-    }
-  }
-  const summary = `${consumedAt.length} rounds of ${batch} ${kind.type} sample requests kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
-  if (undrained.length === 0) return `${summary}, each used by the reply, none after`;
-  return (
-    `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
-    `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`
+  let bases: ReadonlyMap<number, number> = new Map();
+  return await drainRounds(
+    {
+      requests: `${kind.type} sample requests`,
+      ring: ring(setup),
+      lastAvail: () => queue.lastAvailIdx,
+      postBatch(batch) {
+        for (let i = 0; i < batch; i++) driver.post();
+        driver.kick();
+      },
+      async stop(round, batch) {
+        try {
+          const stopped = await stopSampleRing(setup);
+          bases = stopped.bases;
+          return stopped.base;
+        } catch (err) {
+          if (!(err instanceof BackendError)) throw err;
+          // The connection lost while the rings stop: a back-end completing a request after GET_VRING_BASE of
+          // its ring dies of it when it closed the ring's call fd there (libvhost-user: "Error writing eventfd").
+          throw new BackendError(
+            `round ${round}: ${batch} requests kicked on ${ring(setup)} and every ring stopped at once ` +
+              `(GET_VRING_BASE of vring ${kind.rings.join(', ')}): ${err.message}`,
+            { cause: err },
+          );
+        }
+      },
+      collectNow: () => driver.collectNow(),
+      judge: (done) => judgeAll(setup, done),
+      gone: () => connectionLost(setup.device),
+      async restart(base, rest) {
+        setup.ring.kickFd.drain();
+        await restartAt(setup, bases, base);
+        driver.kick();
+        if (rest) judgeAll(setup, await driver.collect(rest));
+      },
+    },
+    10,
+    8,
+    quiet,
   );
 }
 
@@ -389,8 +361,7 @@ export async function memTableReplace(ctx: CheckContext): Promise<string> {
     `GET_VRING_BASE, SET_MEM_TABLE with guest ${hex(MOVED_REGION)} in a new memfd at user ` +
     `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}, and the restart at base ${base}`;
   const count = 4;
-  let failure: Error | undefined;
-  try {
+  await expectMoved(old, how, async () => {
     const after = (await driver.run(count)).map((c) => c.sample);
     if (watch && !(await effectsWithin(watch, after, ctx.timeoutMs))) {
       throw new BackendError(
@@ -398,21 +369,7 @@ export async function memTableReplace(ctx: CheckContext): Promise<string> {
           'moved region came back intact',
       );
     }
-  } catch (err) {
-    if (!(err instanceof BackendError)) throw err;
-    failure = err;
-  }
-  const written = writtenSinceStale(old);
-  if (written.length) {
-    throw new BackendError(
-      `after ${how}, the back-end still uses the old mapping of guest ${hex(old.guestAddress)} (user ` +
-        `${hex(old.userAddress)}, mmap offset ${hex(old.mmapOffset)}): it wrote ${written.length} byte(s) there, ` +
-        `the first at guest ${hex(old.guestAddress + BigInt(written[0]!))}` +
-        (failure ? `; ${failure.message}` : ''),
-      { cause: failure },
-    );
-  }
-  if (failure) throw new BackendError(`after ${how}: ${failure.message}`, { cause: failure });
+  });
   return (
     `stopped at base ${base}; SET_MEM_TABLE moved guest ${hex(MOVED_REGION)} to a new memfd (user ` +
     `${hex(MOVED_TO.userAddress)}, mmap offset ${hex(MOVED_TO.mmapOffset)}); after the restart ${count} ${kind.type} ` +

@@ -42,6 +42,7 @@ import {
   VringRule,
   VringSpec,
 } from './common.js';
+import { drainRounds } from './drain.js';
 
 /**
  * Posts a write of `data` over `sector` on a ring that must not run, kicks, and reports what the device did
@@ -148,70 +149,35 @@ export const lifecycleChecks = defineChecks('vring', [
       // Large reads, several rounds: a back-end that does not drain shows it in most rounds, not in all.
       const quiet = Math.min(quietMs(ctx), 50);
       const { device, blk, ring, scratch, started } = await openBlock(ctx, { maxSectors: 128 });
-      const queue = ring.queue;
-      const rounds = 10;
-      const batch = 8;
-      const consumedAt: number[] = [];
-      const undrained: string[] = [];
-      for (let round = 1; round <= rounds; round++) {
-        const before = queue.lastAvailIdx;
-        for (let i = 0; i < batch; i++) {
-          blk.post({ type: 'IN', sector: scratch + BigInt(i * 8), count: blk.maxSectors });
-        }
-        ring.notify();
-        const base = await stop(started, device);
-        const atReply = blk.collectNow();
-        const consumed = (base - before) & 0xffff;
-        expect(
-          consumed <= batch,
-          `round ${round}: GET_VRING_BASE returned ${base}, outside the ${before}..${queue.lastAvailIdx} made available`,
-        ).to.equal(true);
-        const late = await sleepAndCollect(blk, quiet);
-        const gone = await connectionLost(device);
-        // Used after the reply: the ring was processed while stopped. Counted consumed and used neither by the
-        // reply nor after it: lost, which no sentence of 7.2 forbids (reported below).
-        if (late.length || gone) {
-          throw new BackendError(
-            `round ${round}: GET_VRING_BASE replied with base ${base}: ${consumed} of the ${batch} requests just ` +
-              `kicked were consumed, ${atReply.length} of them used by the reply` +
-              (late.length ? `; ${late.length} more completed after the reply, on the stopped ring` : '') +
-              (gone ? `; then ${gone}` : ''),
-          );
-        }
-        if (atReply.length > consumed) {
-          throw new BackendError(
-            `round ${round}: ${atReply.length} requests were used, yet GET_VRING_BASE counts ${consumed} consumed (base ${base})`,
-          );
-        }
-        for (const c of atReply) blk.expectOk(c);
-        consumedAt.push(consumed);
-        if (atReply.length < consumed) undrained.push(`round ${round}: ${consumed - atReply.length}`);
-        try {
-          ring.kickFd.drain();
-          await restart(started, device, base);
-          ring.notify();
-          const rest = batch - consumed;
-          if (rest) for (const c of (await blk.collect(rest)).completions) blk.expectOk(c);
-          // The lost requests keep their descriptors: stop before the driver runs out of them.
-          if (undrained.length) break;
-        } catch (err) {
-          if (!(err instanceof BackendError)) throw err;
-          throw new BackendError(
-            `round ${round}: restarting at base ${base} after GET_VRING_BASE (${consumed} consumed, ` +
-              `${atReply.length} used by the reply): ${err.message}`,
-            { cause: err },
-          );
-        }
-      }
-      const summary = `${consumedAt.length} rounds of ${batch} reads kicked and GET_VRING_BASE at once: ${consumedAt.join(', ')} consumed at the stop`;
-      if (undrained.length === 0)
-        return await namingFindings(ctx, `${summary}, each used by the reply, none after`, blk);
-      return await namingFindings(
-        ctx,
-        `${summary}, none used after the reply; but requests counted consumed were used neither by the reply nor ` +
-          `after it, so lost (7.2 does not make a back-end complete them before it replies): ${undrained.join('; ')}`,
-        blk,
+      const summary = await drainRounds(
+        {
+          requests: 'reads',
+          ring: 'vring 0',
+          lastAvail: () => ring.queue.lastAvailIdx,
+          postBatch(batch) {
+            for (let i = 0; i < batch; i++) {
+              blk.post({ type: 'IN', sector: scratch + BigInt(i * 8), count: blk.maxSectors });
+            }
+            ring.notify();
+          },
+          stop: () => stop(started, device),
+          collectNow: () => blk.collectNow(),
+          judge: (done) => {
+            for (const c of done) blk.expectOk(c);
+          },
+          gone: () => connectionLost(device),
+          async restart(base, rest) {
+            ring.kickFd.drain();
+            await restart(started, device, base);
+            ring.notify();
+            if (rest) for (const c of (await blk.collect(rest)).completions) blk.expectOk(c);
+          },
+        },
+        10,
+        8,
+        quiet,
       );
+      return await namingFindings(ctx, summary, blk);
     },
   },
   {

@@ -392,7 +392,7 @@ export const lifecycleChecks = defineChecks('vring', [
   {
     id: 'vring.disable-stops',
     detail:
-      'after traffic, SET_VRING_ENABLE 0: a write posted and kicked has no effect on the disk until SET_VRING_ENABLE 1',
+      'after traffic, SET_VRING_ENABLE 0: a request posted and kicked has no effect until SET_VRING_ENABLE 1 (block: a write leaves the disk as it was; net: the frame does not come back on receiveq0; a device whose sample request has no side effect the harness sees passes only where the back-end holds the request, else is skipped saying so)',
     title:
       'SET_VRING_ENABLE 0 on a running ring: requests kicked while disabled have no effect until re-enabled',
     severity: 'MUST',

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { encodeVirtioFsConfig } from '../devices/fuse.js';
+import { encodeVirtioFsConfig } from '../devices/fs/fuse.js';
 import { CONFIG_LAYOUTS } from './config.js';
 
 describe('abi config layouts', () => {

@@ -4,10 +4,10 @@
  * device changes at run time (events_read, net status, blk writeback) are left out: they differ between two
  * hosts without a guest noticing.
  */
-import { BLK_CONFIG_SIZE, decodeBlkConfig } from '../devices/blk.js';
-import { decodeVirtioFsConfig, VIRTIO_FS_CONFIG_SIZE } from '../devices/fuse.js';
-import { decodeGpuConfig } from '../devices/gpu.js';
-import { decodeNetConfig, NET_CONFIG_SIZE } from '../devices/net.js';
+import { BLK_CONFIG_SIZE, decodeBlkConfig } from '../devices/block/blk.js';
+import { decodeVirtioFsConfig, VIRTIO_FS_CONFIG_SIZE } from '../devices/fs/fuse.js';
+import { decodeGpuConfig } from '../devices/gpu/gpu.js';
+import { decodeNetConfig, NET_CONFIG_SIZE } from '../devices/net/net.js';
 import { VirtioGpuSize } from '../protocol/gpu-spec.js';
 
 export interface ConfigLayout {

@@ -1,5 +1,5 @@
 /** Fingerprints for the unit tests, built with the same functions the probe uses. */
-import { BLK_CONFIG_SIZE } from '../devices/blk.js';
+import { BLK_CONFIG_SIZE } from '../devices/block/blk.js';
 import { ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
 import { CONFIG_LAYOUTS } from './config.js';
 import { profileNegotiations, protocolFeatureSet, virtioFeatureSet } from './features.js';

@@ -1,10 +1,10 @@
 /** The device kinds generic checks drive, by vhost-user.json type (see kind.ts). */
-import { blockKind } from './blk-kind.js';
-import { fsKind } from './fs-kind.js';
-import { gpuKind } from './gpu-kind.js';
+import { blockKind } from './block/index.js';
+import { fsKind } from './fs/index.js';
+import { gpuKind } from './gpu/index.js';
 import type { DeviceKind } from './kind.js';
-import { netKind } from './net-kind.js';
-import { scsiKind } from './scsi-kind.js';
+import { netKind } from './net/index.js';
+import { scsiKind } from './scsi/index.js';
 
 const KINDS: ReadonlyMap<string, DeviceKind> = new Map(
   [blockKind, netKind, fsKind, gpuKind, scsiKind].map((kind) => [kind.type, kind]),

@@ -13,8 +13,8 @@
  * between start-up and ring start (GET_CONFIG, GPU_SET_SOCKET).
  */
 
-import { VirtioBlkFeature } from '../devices/blk.js';
-import { VirtioNetFeature } from '../devices/net.js';
+import { VirtioBlkFeature } from '../devices/block/blk.js';
+import { VirtioNetFeature } from '../devices/net/net.js';
 import { BackendError, SkipError, UsageError } from '../errors.js';
 import type { Scope } from '../process/scope.js';
 import { VirtioGpuFeature } from '../protocol/gpu-spec.js';

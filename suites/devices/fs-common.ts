@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FsDriver, readFsConfig, sharedDirFromArgs } from '../../harness/devices/fs.js';
+import { FsDriver, readFsConfig, sharedDirFromArgs } from '../../harness/devices/fs/fs.js';
 import {
   encodeName,
   errnoLabel,
@@ -23,7 +23,7 @@ import {
   FuseOpcode,
   fuseOpcodeName,
   type VirtioFsConfig,
-} from '../../harness/devices/fuse.js';
+} from '../../harness/devices/fs/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';

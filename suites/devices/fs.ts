@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FIRST_REQUEST_QUEUE, FS_MAX_IO, type FsDriver, HIPRIO_QUEUE } from '../../harness/devices/fs.js';
+import { FIRST_REQUEST_QUEUE, FS_MAX_IO, type FsDriver, HIPRIO_QUEUE } from '../../harness/devices/fs/fs.js';
 import {
   decodeDirents,
   decodeDirentsPlus,
@@ -35,7 +35,7 @@ import {
   FuseWriteIn,
   FuseWriteOut,
   VIRTIO_FS_TAG_SIZE,
-} from '../../harness/devices/fuse.js';
+} from '../../harness/devices/fs/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';

@@ -6,6 +6,12 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  attachGpuDisplay,
+  type DisplayEvent,
+  displayProblems,
+  type GpuDisplay,
+} from '../../harness/devices/gpu/display.js';
+import {
   cropPixels,
   decodeDisplayInfo,
   describePixelDiff,
@@ -27,13 +33,7 @@ import {
   type HdrOptions,
   testPattern,
   toXrgb,
-} from '../../harness/devices/gpu.js';
-import {
-  attachGpuDisplay,
-  type DisplayEvent,
-  displayProblems,
-  type GpuDisplay,
-} from '../../harness/devices/gpu-display.js';
+} from '../../harness/devices/gpu/gpu.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';

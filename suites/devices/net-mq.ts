@@ -12,7 +12,7 @@ import {
   type ReceivedFrame,
   testFrame,
   testFrameTag,
-} from '../../harness/devices/net.js';
+} from '../../harness/devices/net/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { quietMs } from '../vring/common.js';

@@ -18,7 +18,7 @@ import {
   VirtioNetFeature,
   VirtioNetGso,
   VirtioNetHdrFlag,
-} from '../../harness/devices/net.js';
+} from '../../harness/devices/net/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';

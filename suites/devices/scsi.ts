@@ -4,7 +4,15 @@
  * of the response byte, the status byte, the config space and used.len are MUST checks; what a logical unit
  * answers to a command is SPC-4's or SBC-3's to say, interoperability facts here.
  */
-import { describeSectorDiff, sectorPattern } from '../../harness/devices/blk.js';
+import { describeSectorDiff, sectorPattern } from '../../harness/devices/block/blk.js';
+import {
+  describeCommand,
+  expectChainRules,
+  type ScsiCompletion,
+  ScsiDriver,
+  ScsiError,
+  ScsiErrorCode,
+} from '../../harness/devices/scsi/driver.js';
 import {
   AdditionalSense,
   DEFAULT_CDB_SIZE,
@@ -33,15 +41,7 @@ import {
   VirtioScsiResponse,
   VirtioScsiTmf,
   VirtioScsiTmfResponse,
-} from '../../harness/devices/scsi.js';
-import {
-  describeCommand,
-  expectChainRules,
-  type ScsiCompletion,
-  ScsiDriver,
-  ScsiError,
-  ScsiErrorCode,
-} from '../../harness/devices/scsi-driver.js';
+} from '../../harness/devices/scsi/scsi.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';

@@ -22,7 +22,7 @@ import {
   type BlkRequest,
   describeBlkRequest,
   sectorPattern,
-} from '../../harness/devices/blk.js';
+} from '../../harness/devices/block/blk.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';

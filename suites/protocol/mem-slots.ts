@@ -4,7 +4,7 @@
  * asking how many regions the back-end takes.
  */
 import { expect } from 'chai';
-import { sectorPattern } from '../../harness/devices/blk.js';
+import { sectorPattern } from '../../harness/devices/block/blk.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import type { RegionLayout } from '../../harness/memory/guest-memory.js';

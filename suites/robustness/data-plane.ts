@@ -10,7 +10,12 @@
  * reported.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BLK_HEADER_SIZE, encodeBlkHeader, SECTOR_SIZE, VirtioBlkType } from '../../harness/devices/blk.js';
+import {
+  BLK_HEADER_SIZE,
+  encodeBlkHeader,
+  SECTOR_SIZE,
+  VirtioBlkType,
+} from '../../harness/devices/block/blk.js';
 import {
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
@@ -19,9 +24,9 @@ import {
   FuseInitOut,
   FuseOpcode,
   FuseOutHeader,
-} from '../../harness/devices/fuse.js';
-import { encodeGetDisplayInfo } from '../../harness/devices/gpu.js';
-import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net.js';
+} from '../../harness/devices/fs/fuse.js';
+import { encodeGetDisplayInfo } from '../../harness/devices/gpu/gpu.js';
+import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net/net.js';
 import { BackendError, hexdump, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';

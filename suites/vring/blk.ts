@@ -21,7 +21,7 @@ import {
   VIRTIO_BLK_ID_BYTES,
   VirtioBlkFeature,
   VirtioBlkStatus,
-} from '../../harness/devices/blk.js';
+} from '../../harness/devices/block/blk.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';

@@ -13,7 +13,7 @@ import {
   describeSectorDiff,
   readBlkConfig,
   VirtioBlkFeature,
-} from '../../harness/devices/blk.js';
+} from '../../harness/devices/block/blk.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import {

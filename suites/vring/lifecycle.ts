@@ -11,7 +11,7 @@ import {
   blkStatusName,
   describeBlkRequest,
   sectorPattern,
-} from '../../harness/devices/blk.js';
+} from '../../harness/devices/block/blk.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';

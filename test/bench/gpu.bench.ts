@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testPattern, toXrgb } from '../../harness/devices/gpu.js';
+import { testPattern, toXrgb } from '../../harness/devices/gpu/gpu.js';
 import { Scope } from '../../harness/process/scope.js';
 import { VirtioGpuFormat } from '../../harness/protocol/gpu-spec.js';
 import { makeContext } from '../../harness/runner/check.js';

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testFrame } from '../../harness/devices/net.js';
+import { testFrame } from '../../harness/devices/net/net.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { openNet } from '../../suites/devices/net.js';

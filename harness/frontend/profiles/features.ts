@@ -1,6 +1,6 @@
 /** The feature bit sets several front-end profiles are made of. */
-import { VirtioBlkFeature } from '../../devices/blk.js';
-import { VirtioNetFeature } from '../../devices/net.js';
+import { VirtioBlkFeature } from '../../devices/block/blk.js';
+import { VirtioNetFeature } from '../../devices/net/net.js';
 import { VirtioFeature } from '../../protocol/spec.js';
 import { bits } from '../profile.js';
 

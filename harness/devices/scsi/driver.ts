@@ -9,10 +9,10 @@
  * The header goes in one guest region, the response in another, the data in a third, so a back-end that
  * translates one region wrongly gets every command wrong.
  */
-import { BackendError, TimeoutError } from '../errors.js';
-import { GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue, VringPort } from '../virtqueue/port.js';
-import type { BufferElement } from '../virtqueue/split.js';
+import { BackendError, TimeoutError } from '../../errors.js';
+import { GUARD_PATTERN, type GuestMemory } from '../../memory/guest-memory.js';
+import type { DriverQueue, VringPort } from '../../virtqueue/port.js';
+import type { BufferElement } from '../../virtqueue/split.js';
 import {
   CMD_HEADER_SIZE,
   DEFAULT_CDB_SIZE,

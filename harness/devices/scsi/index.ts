@@ -4,8 +4,8 @@
  * as far as used.len says the device wrote it (QEMU 7.2's contrib/vhost-user-scsi reports 0, which the
  * virtio spec allows: used.len may understate what was written): the scsi.* checks judge the SCSI side.
  */
-import type { GuestMemory } from '../memory/guest-memory.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from './kind.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import {
   CMD_HEADER_SIZE,
   DEFAULT_CDB_SIZE,

@@ -3,16 +3,16 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { PNG } from 'pngjs';
 import { dir } from 'tmp-promise';
-import { TimeoutError } from '../errors.js';
-import { FrameDecoder } from '../protocol/decoder.js';
-import { encodeFrame } from '../protocol/encoder.js';
-import { encodeScanout, encodeUpdate } from '../protocol/gpu-messages.js';
-import { GpuRequest } from '../protocol/gpu-spec.js';
-import { expectNoFdLeaks } from '../sys/testing.js';
-import { UnixChannel } from '../sys/unix-channel.js';
-import { formatWireLog, WireLog, wireLogContext } from '../transport/wire-log.js';
+import { TimeoutError } from '../../errors.js';
+import { FrameDecoder } from '../../protocol/decoder.js';
+import { encodeFrame } from '../../protocol/encoder.js';
+import { encodeScanout, encodeUpdate } from '../../protocol/gpu-messages.js';
+import { GpuRequest } from '../../protocol/gpu-spec.js';
+import { expectNoFdLeaks } from '../../sys/testing.js';
+import { UnixChannel } from '../../sys/unix-channel.js';
+import { formatWireLog, WireLog, wireLogContext } from '../../transport/wire-log.js';
+import { GpuDisplay } from './display.js';
 import { decodeDisplayInfo } from './gpu.js';
-import { GpuDisplay } from './gpu-display.js';
 
 /** Plays the back-end: frames written by hand to the display, its replies read back. */
 class FakeBackend {

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { BackendError } from '../errors.js';
-import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
-import type { UsedBatch, VringPort } from '../virtqueue/port.js';
-import { SplitVirtqueue } from '../virtqueue/split.js';
+import { BackendError } from '../../errors.js';
+import { createGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
+import type { UsedBatch, VringPort } from '../../virtqueue/port.js';
+import { SplitVirtqueue } from '../../virtqueue/split.js';
 import {
   BLK_HEADER_SIZE,
   BlkDriver,

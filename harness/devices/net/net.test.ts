@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
-import type { AddRequestOptions, BufferElement, UsedBuffer } from '../virtqueue/split.js';
+import { createGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
+import type { DriverQueue, UsedBatch, VringPort } from '../../virtqueue/port.js';
+import type { AddRequestOptions, BufferElement, UsedBuffer } from '../../virtqueue/split.js';
 import {
   checksumTestFrame,
   completeChecksum,

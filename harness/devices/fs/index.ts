@@ -3,7 +3,8 @@
  * then GETATTR of the root on the first request queue; each reply is judged by its fuse_out_header (len,
  * unique, error 0) and its size. Neither request has a side effect the harness can see.
  */
-import type { GuestMemory } from '../memory/guest-memory.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import { FIRST_REQUEST_QUEUE } from './fs.js';
 import {
   errnoLabel,
@@ -18,7 +19,6 @@ import {
   FuseOpcode,
   FuseOutHeader,
 } from './fuse.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from './kind.js';
 
 /** S_IFMT and S_IFDIR: the root is a directory. */
 const S_IFMT = 0o170000;

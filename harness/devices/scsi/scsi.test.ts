@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
-import type { AddRequestOptions, BufferElement, UsedBuffer } from '../virtqueue/split.js';
+import { createGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
+import type { DriverQueue, UsedBatch, VringPort } from '../../virtqueue/port.js';
+import type { AddRequestOptions, BufferElement, UsedBuffer } from '../../virtqueue/split.js';
+import { expectChainRules, ScsiDriver, ScsiErrorCode } from './driver.js';
 import {
   decodeCapacity16,
   decodeCmdResp,
@@ -17,7 +18,6 @@ import {
   rw10Cdb,
   rw16Cdb,
 } from './scsi.js';
-import { expectChainRules, ScsiDriver, ScsiErrorCode } from './scsi-driver.js';
 
 /** A request queue played by the test: `answer` writes into the writable elements of each chain posted. */
 class FakeQueue implements DriverQueue<unknown> {

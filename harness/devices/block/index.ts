@@ -1,5 +1,6 @@
 /** The block device as generic checks drive it (see kind.ts): a one-sector read of a scratch sector. */
-import type { GuestMemory } from '../memory/guest-memory.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import {
   BLK_DRIVER_FEATURES,
   BLK_HEADER_SIZE,
@@ -8,7 +9,6 @@ import {
   VirtioBlkStatus,
   VirtioBlkType,
 } from './blk.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from './kind.js';
 
 /**
  * The sector the sample reads: the first of the scratch area the vring checks use (32 KiB in, past a GPT's

@@ -1,11 +1,11 @@
 /**
  * virtio-scsi wire formats (virtio spec, "SCSI Host Device"): the request header and response of the request
  * queues, the config space, the CDBs the checks send (SPC-4, SBC-3) and fixed-format sense data. No I/O: the
- * driver is scsi-driver.ts. Little-endian virtio fields; CDB fields are big-endian, as SCSI has them.
+ * driver is driver.ts. Little-endian virtio fields; CDB fields are big-endian, as SCSI has them.
  */
-import { BackendError, ProtocolError } from '../errors.js';
-import { hasBit, ProtocolFeature } from '../protocol/spec.js';
-import type { FrontendSession } from '../transport/session.js';
+import { BackendError, ProtocolError } from '../../errors.js';
+import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
+import type { FrontendSession } from '../../transport/session.js';
 
 /** The virtqueues: controlq, eventq, then the request queues. */
 export const ScsiQueue = { CONTROL: 0, EVENT: 1, REQUEST: 2 } as const;

@@ -4,7 +4,7 @@
  * a layout is typed once. Both sides use them: the harness's driver (fs.ts) and the fixture's FUSE server.
  * All fields are little-endian (vhu-conform supports little-endian hosts only, and virtio-fs is LE).
  */
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../../errors.js';
 
 /** Opcodes (enum fuse_opcode), spelled as fuse.h spells them without the FUSE_ prefix. */
 export const FuseOpcode = {

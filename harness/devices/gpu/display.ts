@@ -7,19 +7,19 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
-import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
-import type { Scope } from '../process/scope.js';
-import { FrameDecoder } from '../protocol/decoder.js';
-import { describeGpuMessage } from '../protocol/describe.js';
-import { encodeFrame } from '../protocol/encoder.js';
-import { decodeGpuMessage, type GpuMessage, type GpuUpdate, gpuReply } from '../protocol/gpu-messages.js';
-import { GpuProtocolFeature, GpuRequest, type GpuRequestName } from '../protocol/gpu-spec.js';
-import { encodeU64 } from '../protocol/messages.js';
-import { ClosedError } from '../sys/fd-waiter.js';
-import { closeFd } from '../sys/libc.js';
-import { UnixChannel } from '../sys/unix-channel.js';
-import type { FrontendSession } from '../transport/session.js';
-import { currentWireLog, type WireLog } from '../transport/wire-log.js';
+import { BackendError, ProtocolError, TimeoutError } from '../../errors.js';
+import type { Scope } from '../../process/scope.js';
+import { FrameDecoder } from '../../protocol/decoder.js';
+import { describeGpuMessage } from '../../protocol/describe.js';
+import { encodeFrame } from '../../protocol/encoder.js';
+import { decodeGpuMessage, type GpuMessage, type GpuUpdate, gpuReply } from '../../protocol/gpu-messages.js';
+import { GpuProtocolFeature, GpuRequest, type GpuRequestName } from '../../protocol/gpu-spec.js';
+import { encodeU64 } from '../../protocol/messages.js';
+import { ClosedError } from '../../sys/fd-waiter.js';
+import { closeFd } from '../../sys/libc.js';
+import { UnixChannel } from '../../sys/unix-channel.js';
+import type { FrontendSession } from '../../transport/session.js';
+import { currentWireLog, type WireLog } from '../../transport/wire-log.js';
 import { encodeDisplayInfo, encodeRespEdid, type GpuDisplayMode } from './gpu.js';
 
 /** The largest message the display takes: an UPDATE of a 4096 x 2160 frame, and its header. */

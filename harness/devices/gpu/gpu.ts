@@ -9,8 +9,8 @@
  * what the display receives in vhost-user-gpu UPDATE messages is x8r8g8b8 (bytes blue, green, red, padding on
  * a little-endian host). `toXrgb` converts a resource's bytes to that, for comparison.
  */
-import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
-import type { GuestMemory } from '../memory/guest-memory.js';
+import { BackendError, ProtocolError, TimeoutError } from '../../errors.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
   ctrlTypeName,
   VIRTIO_GPU_MAX_SCANOUTS,
@@ -18,9 +18,9 @@ import {
   VirtioGpuFlag,
   VirtioGpuFormat,
   VirtioGpuSize,
-} from '../protocol/gpu-spec.js';
-import type { VringPort } from '../virtqueue/port.js';
-import type { BufferElement } from '../virtqueue/split.js';
+} from '../../protocol/gpu-spec.js';
+import type { VringPort } from '../../virtqueue/port.js';
+import type { BufferElement } from '../../virtqueue/split.js';
 
 /** struct virtio_gpu_config. */
 export interface GpuConfig {

@@ -9,12 +9,12 @@
  * in one region, the data split in two segments in two others, the status byte in a fourth place, so a
  * back-end that translates one region wrongly corrupts every request.
  */
-import { BackendError, ProtocolError } from '../errors.js';
-import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../memory/guest-memory.js';
-import { hasBit, ProtocolFeature } from '../protocol/spec.js';
-import type { FrontendSession } from '../transport/session.js';
-import type { VringPort } from '../virtqueue/port.js';
-import type { BufferElement, UsedBuffer } from '../virtqueue/split.js';
+import { BackendError, ProtocolError } from '../../errors.js';
+import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../../memory/guest-memory.js';
+import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
+import type { FrontendSession } from '../../transport/session.js';
+import type { VringPort } from '../../virtqueue/port.js';
+import type { BufferElement, UsedBuffer } from '../../virtqueue/split.js';
 
 /** Request types (VIRTIO_BLK_T_*). */
 export const VirtioBlkType = {

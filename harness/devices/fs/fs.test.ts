@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
-import type { UsedBatch, VringPort } from '../virtqueue/port.js';
-import { SplitVirtqueue } from '../virtqueue/split.js';
+import { createGuestMemory, type GuestMemory } from '../../memory/guest-memory.js';
+import type { UsedBatch, VringPort } from '../../virtqueue/port.js';
+import { SplitVirtqueue } from '../../virtqueue/split.js';
 import { FsDriver, FsError, FsErrorCode, sharedDirFromArgs } from './fs.js';
 import { FuseOpcode } from './fuse.js';
 

@@ -3,10 +3,10 @@
  * device uses with used.len 0; and, from a back-end that loops frames back (testpmd in io forwarding, the
  * fixture's net device), the frame coming back on receiveq0: a side effect the harness can see.
  */
-import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
-import type { VringPort } from '../virtqueue/port.js';
-import type { DeviceKind, EffectWatch, Sample, SampleSource } from './kind.js';
-import { SampleError } from './kind.js';
+import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
+import type { VringPort } from '../../virtqueue/port.js';
+import type { DeviceKind, EffectWatch, Sample, SampleSource } from '../kind.js';
+import { SampleError } from '../kind.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame, testFrameTag } from './net.js';
 
 /** The frames' length: short, and a size every back-end takes. */

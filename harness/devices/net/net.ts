@@ -10,9 +10,9 @@
  * a sequence number) and fills the rest with a pattern from both, so a frame coming back can be matched to
  * the one sent and checked byte for byte.
  */
-import { BackendError, ProtocolError } from '../errors.js';
-import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
-import type { DriverQueue, VringPort } from '../virtqueue/port.js';
+import { BackendError, ProtocolError } from '../../errors.js';
+import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
+import type { DriverQueue, VringPort } from '../../virtqueue/port.js';
 
 /**
  * struct virtio_net_config up to supported_hash_types: mac[6], le16 status, le16 max_virtqueue_pairs,

@@ -8,12 +8,12 @@
  * FUSE reply must be (its unique, its length against used.len and the room given, an error reply being a
  * bare header with a negative errno); what the reply says is for the caller to judge.
  */
-import { BackendError, ProtocolError } from '../errors.js';
-import { fillGuardBytes, type GuestMemory } from '../memory/guest-memory.js';
-import { hasBit, ProtocolFeature } from '../protocol/spec.js';
-import type { FrontendSession } from '../transport/session.js';
-import type { VringPort } from '../virtqueue/port.js';
-import type { BufferElement } from '../virtqueue/split.js';
+import { BackendError, ProtocolError } from '../../errors.js';
+import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
+import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
+import type { FrontendSession } from '../../transport/session.js';
+import type { VringPort } from '../../virtqueue/port.js';
+import type { BufferElement } from '../../virtqueue/split.js';
 import {
   decodeVirtioFsConfig,
   errnoLabel,

@@ -3,11 +3,11 @@
  * from the display's modes, once a display is attached (VHOST_USER_GPU_SET_SOCKET: a gpu back-end serves its
  * control queue only then). The request has no side effect the harness can see.
  */
-import type { GuestMemory } from '../memory/guest-memory.js';
-import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from '../protocol/gpu-spec.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from '../../protocol/gpu-spec.js';
+import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
+import { attachGpuDisplay } from './display.js';
 import { decodeCtrlHdr, encodeGetDisplayInfo } from './gpu.js';
-import { attachGpuDisplay } from './gpu-display.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from './kind.js';
 
 function gpuSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
   const at = options.region === undefined ? {} : { region: options.region };

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../../errors.js';
 import {
   decodeDirents,
   decodeDirentsPlus,

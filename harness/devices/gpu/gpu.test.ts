@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { VirtioGpuCtrlType, VirtioGpuFormat, VirtioGpuSize } from '../protocol/gpu-spec.js';
+import { VirtioGpuCtrlType, VirtioGpuFormat, VirtioGpuSize } from '../../protocol/gpu-spec.js';
 import {
   cropPixels,
   decodeCtrlHdr,

@@ -33,6 +33,24 @@ export function requireKind(ctx: CheckContext): DeviceKind {
   );
 }
 
+/**
+ * A SkipError unless the device under test is of `type` (vhost-user.json's name): `needs` says what the check
+ * does that needs one ("the gpu checks drive gpu devices only").
+ */
+export function requireDevice(
+  ctx: CheckContext,
+  type: string,
+  needs = `the ${type} checks drive ${type} devices only`,
+): void {
+  const actual = ctx.target.type;
+  if (actual === type) return;
+  throw new SkipError(
+    actual === null
+      ? `the device type is unknown (no --type, and --print-capabilities named none): ${needs}`
+      : `device type ${actual}: ${needs}`,
+  );
+}
+
 export interface DeviceOptions {
   /**
    * VHOST_USER_F_PROTOCOL_FEATURES: 'prefer' (default) negotiates it when offered, 'require' skips without

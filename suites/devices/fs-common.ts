@@ -3,6 +3,7 @@
  * a virtio-fs device started as QEMU starts one (features, memory table, hiprio and request queues enabled),
  * FUSE_INIT, and comparisons of FUSE answers with what node:fs says of the same files.
  */
+
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,6 +32,7 @@ import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { requireDevice } from '../common/device.js';
 
 /** Anchors: virtio-spec labels of the File System Device (device-types/fs). */
 export const FsSpec = {
@@ -107,17 +109,6 @@ export function prepareTree(ctx: CheckContext): Tree {
   return { shared, name: path.basename(full), path: full, files };
 }
 
-/** A SkipError unless the device type is fs. */
-export function requireFs(ctx: CheckContext): void {
-  const type = ctx.target.type;
-  if (type === 'fs') return;
-  throw new SkipError(
-    type === null
-      ? 'the device type is unknown (no --type, and --print-capabilities named none): the fs checks need fs'
-      : `device type ${type}: the fs checks apply to fs devices only`,
-  );
-}
-
 export interface FsSetup {
   session: FrontendSession;
   device: FrontendDevice;
@@ -144,7 +135,7 @@ export interface FsOptions {
  * the hiprio queue and request queues set up and enabled. No FUSE request yet.
  */
 export async function openFs(ctx: CheckContext, options: FsOptions = {}): Promise<FsSetup> {
-  requireFs(ctx);
+  requireDevice(ctx, 'fs');
   const tree = prepareTree(ctx);
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, {

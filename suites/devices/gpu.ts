@@ -3,6 +3,7 @@
  * both the guest driver, on the control and cursor queues, and the display, on the socket it hands over with
  * VHOST_USER_GPU_SET_SOCKET. What the guest writes to its memory must reach the display pixel for pixel.
  */
+
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -53,6 +54,7 @@ import { decodeConfigReply, encodeDeviceConfig } from '../../harness/protocol/me
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { requireDevice } from '../common/device.js';
 import { sessionWith } from '../protocol/common.js';
 
 export const GpuSpec = {
@@ -72,17 +74,6 @@ const MODES: readonly GpuDisplayMode[] = [
   { rect: { x: 720, y: 0, width: 320, height: 240 }, enabled: true, flags: 0 },
 ];
 
-/** A SkipError unless the device under test is a gpu. */
-export function requireGpu(ctx: CheckContext): void {
-  const type = ctx.target.type;
-  if (type === 'gpu') return;
-  throw new SkipError(
-    type === null
-      ? 'the device type is unknown (no --type, and --print-capabilities named none): the gpu checks drive gpu devices only'
-      : `device type ${type}: the gpu checks drive gpu devices only`,
-  );
-}
-
 export interface GpuSetup {
   session: FrontendSession;
   device: FrontendDevice;
@@ -96,7 +87,7 @@ export interface GpuSetup {
  * the control and cursor queues set up and enabled.
  */
 export async function openGpu(ctx: CheckContext, options: { edid?: boolean } = {}): Promise<GpuSetup> {
-  requireGpu(ctx);
+  requireDevice(ctx, 'gpu');
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, { protocol: true });
   const offered = started.offered;
@@ -269,7 +260,7 @@ export const gpuChecks = defineChecks('gpu', [
     spec: GpuSpec.config,
     needs: ['proto.config.get'],
     async run(ctx) {
-      requireGpu(ctx);
+      requireDevice(ctx, 'gpu');
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
       const size = VirtioGpuSize.CONFIG;
       const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });

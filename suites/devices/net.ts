@@ -3,6 +3,7 @@
  * that loops them back, as dpdk-testpmd does in io forwarding on one port, and the fixture's net device.
  * A back-end that does not return a probe frame does not loop: the checks that need it are skipped.
  */
+
 import { expect } from 'chai';
 import {
   checksumTestFrame,
@@ -26,6 +27,7 @@ import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { requireDevice } from '../common/device.js';
 import { quietMs } from '../vring/common.js';
 
 const NetSpec = {
@@ -67,16 +69,6 @@ export const LENGTHS = [
   MAX_FRAME,
 ];
 
-function requireNet(ctx: CheckContext): void {
-  const type = ctx.target.type;
-  if (type === 'net') return;
-  throw new SkipError(
-    type === null
-      ? 'the device type is unknown (no --type, and --print-capabilities named none): the net checks need a net device'
-      : `device type ${type}: the net checks need a net device`,
-  );
-}
-
 /**
  * Queue pair 0 of a fresh connection, set up as the run's front-end profile does, receive buffers posted;
  * with `packed`, in the packed layout (skip when VIRTIO_F_RING_PACKED is not offered).
@@ -112,7 +104,7 @@ export async function openNetPairs(
   ctx: CheckContext,
   options: NetOpenOptions & { allPairs: boolean; firstPairOnly?: boolean },
 ): Promise<NetPairs> {
-  requireNet(ctx);
+  requireDevice(ctx, 'net');
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, {
     protocol: true,

@@ -4,6 +4,7 @@
  * of the response byte, the status byte, the config space and used.len are MUST checks; what a logical unit
  * answers to a command is SPC-4's or SBC-3's to say, interoperability facts here.
  */
+
 import { describeSectorDiff, sectorPattern } from '../../harness/devices/block/blk.js';
 import {
   describeCommand,
@@ -49,6 +50,7 @@ import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { requireDevice } from '../common/device.js';
 import { sessionWith } from '../protocol/common.js';
 
 const ScsiSpec = {
@@ -74,17 +76,6 @@ const QUEUE_SIZE = 64;
 const SCRATCH_START_512 = 64;
 const SCRATCH_BYTES = 8 * 1024;
 
-/** A SkipError unless the device under test is a scsi host. */
-function requireScsi(ctx: CheckContext): void {
-  const type = ctx.target.type;
-  if (type === 'scsi') return;
-  throw new SkipError(
-    type === null
-      ? 'the device type is unknown (no --type, and --print-capabilities named none): the scsi checks drive scsi devices only'
-      : `device type ${type}: the scsi checks drive scsi devices only`,
-  );
-}
-
 interface ScsiSetup {
   scsi: ScsiDriver;
   /** GET_CONFIG's view, when CONFIG was negotiated (`config` asked and offered). */
@@ -98,7 +89,7 @@ interface ScsiSetup {
  * `config`, CONFIG is negotiated when offered and the config read.
  */
 async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): Promise<ScsiSetup> {
-  requireScsi(ctx);
+  requireDevice(ctx, 'scsi');
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, {
     protocol: true,
@@ -206,7 +197,7 @@ export const scsiChecks = defineChecks('scsi', [
       'device requirements: "On reset, the device MUST set sense_size to 96 and cdb_size to 32."',
     spec: ScsiSpec.config,
     async run(ctx) {
-      requireScsi(ctx);
+      requireDevice(ctx, 'scsi');
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
       const config = decodeScsiConfig(await configBytes(session));
       const problems: string[] = [];

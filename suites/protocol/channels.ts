@@ -2,6 +2,7 @@
  * The channels besides the main socket (vhost-user.rst: Back-end communication, Migration): the back-end
  * request channel of SET_BACKEND_REQ_FD, and the dirty page log of SET_LOG_BASE.
  */
+
 import { expect } from 'chai';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
@@ -18,7 +19,8 @@ import { closeFd } from '../../harness/sys/libc.js';
 import { SharedMemory } from '../../harness/sys/memfd.js';
 import { checkReply } from '../../harness/transport/connection.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
-import { NEEDS_DATA_PATH, namingFindings, openBlock, quietMs, requireBlock } from '../vring/common.js';
+import { requireDevice } from '../common/device.js';
+import { NEEDS_DATA_PATH, namingFindings, openBlock, quietMs } from '../vring/common.js';
 import { offeredFeatures, openSession } from './common.js';
 
 const ChannelSpec = {
@@ -176,7 +178,7 @@ export const logDirtyChecks = defineChecks('protocol', [
     rule: 'vhost-user.rst (QEMU 7.2), Migration: "All the modifications to memory pointed by vring "descriptor" should be marked. Modifications to "used" vring should be marked if ``VHOST_VRING_F_LOG`` is part of ring\'s flags."',
     needs: ['proto.log.set-base', NEEDS_DATA_PATH],
     async run(ctx) {
-      requireBlock(ctx);
+      requireDevice(ctx, 'block', 'this check makes virtio-blk requests (sectors written and read back)');
       if (!hasBit(await offeredFeatures(ctx), VirtioFeature.VHOST_F_LOG_ALL))
         throw new SkipError('VHOST_F_LOG_ALL is not offered');
       const { session, device, ring, blk, features, scratch } = await openBlock(ctx, {

@@ -31,6 +31,7 @@ import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/s
 import type { CheckContext } from '../../harness/runner/check.js';
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { requireDevice } from '../common/device.js';
 
 /** Anchors: vhost-user.rst sections, and virtio-spec labels (content.tex, device-types/blk). */
 export const VringSpec = {
@@ -194,20 +195,6 @@ export function quietMs(ctx: CheckContext): number {
   return Math.round(Math.min(500, Math.max(100, ctx.timeoutMs / 6)));
 }
 
-/**
- * A SkipError unless the device is a block device: the block bodies of the vring checks, whose writes and
- * sector contents judge what a sample request cannot (the other kinds take suites/vring/any-device.ts).
- */
-export function requireBlock(ctx: CheckContext): void {
-  const type = ctx.target.type;
-  if (type === 'block') return;
-  throw new SkipError(
-    type === null
-      ? 'the device type is unknown (no --type, and --print-capabilities named none): no driver to make requests with'
-      : `device type ${type}: this check makes virtio-blk requests (sectors written and read back)`,
-  );
-}
-
 export interface BlockOptions {
   /**
    * VHOST_USER_F_PROTOCOL_FEATURES, with the protocol features the front-end profile acknowledges: 'prefer'
@@ -277,7 +264,7 @@ const SCRATCH_START = 64n;
  * the memory (three regions, skewed addresses), vring 0 set up and (unless told otherwise) enabled.
  */
 export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
-  requireBlock(ctx);
+  requireDevice(ctx, 'block', 'this check makes virtio-blk requests (sectors written and read back)');
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? (options.memorySlots ? 'require' : 'prefer');
   const started = await initTargetSession(ctx, session, {

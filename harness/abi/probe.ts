@@ -5,6 +5,7 @@
  * (without REPLY_ACK, rings.ts finds it by moving a request through each size).
  * Every wait has the deadline given; everything launched or made is the scope's.
  */
+import { deviceKind } from '../devices/kinds.js';
 import { ProtocolError, SkipError, UsageError } from '../errors.js';
 import { expectListening } from '../process/attach.js';
 import { probeCapabilities } from '../process/capabilities.js';
@@ -15,7 +16,6 @@ import { hasBit, ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
 import { makeContext, type Target } from '../runner/check.js';
 import { resolveBinary } from '../runner/run.js';
 import { FrontendSession } from '../transport/session.js';
-import { CONFIG_LAYOUTS } from './config.js';
 import { profileNegotiations, protocolFeatureSet, virtioFeatureSet } from './features.js';
 import {
   ABI_FORMAT,
@@ -76,6 +76,10 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
     const probe = await probeCapabilities(scope, binary, extraArgs, target.timeoutMs);
     capabilities = probe.document ?? null;
     type ??= probe.type;
+    if (type === null && probe.timedOut)
+      throw new UsageError(
+        `${binary} --print-capabilities did not exit within ${target.timeoutMs} ms, so no device type; name it with --type <device>, or give it more --timeout`,
+      );
     if (type === null)
       throw new UsageError(
         `${binary} --print-capabilities reported no device type (${probe.parseError ?? 'no "type" member'}); name it with --type <device>`,
@@ -111,7 +115,8 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
     ? Number(await connection.requestU64('GET_MAX_MEM_SLOTS'))
     : null;
   const config = await readConfig(session, type);
-  const queues = queueCount ?? CONFIG_LAYOUTS[type]?.minQueues ?? 1;
+  // Without GET_QUEUE_NUM: the queues the device type has at least, those its driver sets up.
+  const queues = queueCount ?? deviceKind(type)?.rings.length ?? 1;
   let ringSizes: RingSizes;
   if (acked(ProtocolFeature.REPLY_ACK) && target.ringProbe !== 'request')
     ringSizes = await probeRingSizes(session, queues);
@@ -149,7 +154,7 @@ export async function takeFingerprint(target: AbiTarget, scope: Scope): Promise<
 }
 
 async function readConfig(session: FrontendSession, type: string): Promise<ConfigSpace> {
-  const layout = CONFIG_LAYOUTS[type];
+  const layout = deviceKind(type)?.config;
   if (!layout) return { status: 'not-read', reason: `no config layout is known for device type ${type}` };
   if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG))
     return { status: 'not-read', reason: 'protocol feature CONFIG not offered' };

@@ -1,7 +1,6 @@
 /** Fingerprints for the unit tests, built with the same functions the probe uses. */
-import { BLK_CONFIG_SIZE } from '../devices/block/blk.js';
+import { BLK_CONFIG, BLK_CONFIG_SIZE } from '../devices/block/blk.js';
 import { ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
-import { CONFIG_LAYOUTS } from './config.js';
 import { profileNegotiations, protocolFeatureSet, virtioFeatureSet } from './features.js';
 import { ABI_FORMAT, ABI_FORMAT_VERSION, type AbiFingerprint } from './format.js';
 
@@ -62,7 +61,7 @@ export function blockAbi(
       status: 'read',
       size: BLK_CONFIG_SIZE,
       hex: config.toString('hex'),
-      fields: CONFIG_LAYOUTS.block!.fields(config),
+      fields: BLK_CONFIG.fields(config),
     },
     profiles: profileNegotiations(offer, protocol, 'block'),
   };

@@ -11,6 +11,7 @@ import type { Scope } from '../process/scope.js';
 import type { FrontendSession } from '../transport/session.js';
 import type { VringPort } from '../virtqueue/port.js';
 import type { BufferElement } from '../virtqueue/split.js';
+import type { ConfigSpace } from './config.js';
 
 /** One sample request: its buffers, and how to tell that its completion is that of the request done. */
 export interface Sample {
@@ -65,6 +66,8 @@ export interface DeviceKind {
   readonly driverFeatures: bigint;
   /** Whether the driver drives the modern device only (VIRTIO_F_VERSION_1 must be offered). */
   readonly modernOnly: boolean;
+  /** Its config space; undefined for a device type without one. */
+  readonly config?: ConfigSpace;
   /** The check that judges this device's data path: a ring check needing it names it when it breaks. */
   readonly dataPath: string;
   /**

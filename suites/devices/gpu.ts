@@ -6,6 +6,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { readConfigSpace } from '../../harness/devices/config.js';
 import {
   attachGpuDisplay,
   type DisplayEvent,
@@ -26,6 +27,7 @@ import {
   encodeTransferToHost2d,
   encodeUpdateCursor,
   expectResponse,
+  GPU_CONFIG,
   type GpuDisplayMode,
   GpuDriver,
   type GpuMemEntry,
@@ -50,7 +52,6 @@ import {
   VirtioGpuFormat,
   VirtioGpuSize,
 } from '../../harness/protocol/gpu-spec.js';
-import { decodeConfigReply, encodeDeviceConfig } from '../../harness/protocol/messages.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
@@ -262,13 +263,7 @@ export const gpuChecks = defineChecks('gpu', [
     async run(ctx) {
       requireDevice(ctx, 'gpu');
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
-      const size = VirtioGpuSize.CONFIG;
-      const request = encodeDeviceConfig({ offset: 0, size, flags: 0, payload: Buffer.alloc(size) });
-      const reply = await session.connection.request('GET_CONFIG', request.length, { payload: request });
-      const config = decodeConfigReply(reply, 'GET_CONFIG');
-      if (!config)
-        throw new BackendError(`GET_CONFIG of the ${size}-byte virtio_gpu_config answered an error`);
-      const c = config.payload;
+      const c = await readConfigSpace(session, GPU_CONFIG);
       const [eventsRead, , numScanouts, numCapsets] = [0, 4, 8, 12].map((at) => c.readUInt32LE(at)) as [
         number,
         number,

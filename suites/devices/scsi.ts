@@ -6,6 +6,7 @@
  */
 
 import { describeSectorDiff, sectorPattern } from '../../harness/devices/block/blk.js';
+import { readConfigSpace } from '../../harness/devices/config.js';
 import {
   describeCommand,
   expectChainRules,
@@ -30,7 +31,7 @@ import {
   responseName,
   rw10Cdb,
   rw16Cdb,
-  SCSI_CONFIG_SIZE,
+  SCSI_CONFIG,
   type ScsiAddress,
   type ScsiConfig,
   ScsiQueue,
@@ -97,7 +98,7 @@ async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): 
   });
   const features = ackFeatures(started, 1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1));
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
-    ? decodeScsiConfig(await configBytes(session))
+    ? decodeScsiConfig(await readConfigSpace(session, SCSI_CONFIG))
     : undefined;
   const device = new FrontendDevice(session, ctx.scope);
   const rings = [ScsiQueue.CONTROL, ScsiQueue.EVENT, ScsiQueue.REQUEST];
@@ -111,13 +112,6 @@ async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): 
     control: device.ring(ScsiQueue.CONTROL),
   });
   return { scsi, config };
-}
-
-async function configBytes(session: FrontendSession): Promise<Buffer> {
-  const bytes = await session.getConfig(SCSI_CONFIG_SIZE);
-  if (!bytes)
-    throw new BackendError(`GET_CONFIG of the ${SCSI_CONFIG_SIZE}-byte virtio_scsi_config answered an error`);
-  return bytes;
 }
 
 /**
@@ -199,7 +193,7 @@ export const scsiChecks = defineChecks('scsi', [
     async run(ctx) {
       requireDevice(ctx, 'scsi');
       const session = await sessionWith(ctx, ProtocolFeature.CONFIG, 'CONFIG');
-      const config = decodeScsiConfig(await configBytes(session));
+      const config = decodeScsiConfig(await readConfigSpace(session, SCSI_CONFIG));
       const problems: string[] = [];
       if (config.senseSize !== DEFAULT_SENSE_SIZE)
         problems.push(`sense_size is ${config.senseSize}, not ${DEFAULT_SENSE_SIZE}`);

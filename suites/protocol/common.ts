@@ -1,4 +1,6 @@
 /** What the protocol checks share: a launched back-end with a front-end session, and what it offers. */
+import type { ConfigSpace } from '../../harness/devices/config.js';
+import { deviceKind } from '../../harness/devices/kinds.js';
 import { SkipError } from '../../harness/errors.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { encodeU64 } from '../../harness/protocol/messages.js';
@@ -73,16 +75,7 @@ export const MIN_QUEUES: Readonly<Record<string, number>> = {
   console: 2,
 };
 
-/** Size of the device configuration space (virtio spec, each device's "Device configuration layout"). */
-export const CONFIG_SIZE: Readonly<Record<string, number>> = {
-  block: 60,
-  gpu: 16,
-};
-
-/** A field of the config space at an offset other than 0, as a guest reads one (each device's layout). */
-export const CONFIG_FIELD: Readonly<Record<string, { name: string; offset: number; size: number }>> = {
-  // struct virtio_blk_config: le32 blk_size after capacity, size_max, seg_max and geometry.
-  block: { name: 'blk_size', offset: 20, size: 4 },
-  // struct virtio_gpu_config: le32 events_read, events_clear, num_scanouts.
-  gpu: { name: 'num_scanouts', offset: 8, size: 4 },
-};
+/** The device type's config space, as its kind knows it (harness/devices/<type>/); undefined when none does. */
+export function configSpaceOf(ctx: CheckContext): ConfigSpace | undefined {
+  return deviceKind(ctx.target.type)?.config;
+}

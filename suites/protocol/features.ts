@@ -28,7 +28,7 @@ import {
   openBlock,
   QUEUE_SIZE,
 } from '../vring/common.js';
-import { CONFIG_SIZE, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
+import { configSpaceOf, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
 
 const FeatureSpec = {
   messages: ProtocolSpec.messages,
@@ -78,20 +78,19 @@ async function getConfig(session: FrontendSession, size: number): Promise<Buffer
 }
 
 /** A field of the device's config space that is read-only to the driver, whatever was negotiated. */
-const READ_ONLY_FIELD: Readonly<Record<string, { name: string; offset: number; size: number }>> = {
-  // struct virtio_blk_config: only writeback (with VIRTIO_BLK_F_CONFIG_WCE) is the driver's to write.
-  block: { name: 'capacity', offset: 0, size: 8 },
-  // struct virtio_gpu_config: only events_clear is the driver's to write.
-  gpu: { name: 'num_scanouts', offset: 8, size: 4 },
-};
-
 /** SET_CONFIG (flags 0: a driver's write) of a read-only field with every bit flipped. */
-function readOnlyWrite(ctx: CheckContext): { field: string; config: (before: Buffer) => DeviceConfig } {
+function readOnlyWrite(ctx: CheckContext): {
+  size: number;
+  field: string;
+  config: (before: Buffer) => DeviceConfig;
+} {
   const type = ctx.target.type ?? '';
-  const field = READ_ONLY_FIELD[type];
-  if (!field || CONFIG_SIZE[type] === undefined)
+  const space = configSpaceOf(ctx);
+  const field = space?.readOnly;
+  if (!space || !field)
     throw new SkipError(`no read-only config field is known for device type ${type || '(unknown)'}`);
   return {
+    size: space.size,
     field: `${field.name} (bytes ${field.offset}-${field.offset + field.size - 1})`,
     config: (before) => ({
       offset: field.offset,
@@ -226,14 +225,13 @@ export const featureChecks = defineChecks('protocol', [
       // migration bit is set": a driver's write (flags 0) to one must not change what GET_CONFIG shows.
       const session = await sessionWithFeatures(ctx, { bit: ProtocolFeature.CONFIG, name: 'CONFIG' });
       const write = readOnlyWrite(ctx);
-      const size = CONFIG_SIZE[ctx.target.type ?? '']!;
-      const before = await getConfig(session, size);
+      const before = await getConfig(session, write.size);
       const config = write.config(before);
       let after: Buffer;
       let closed = '';
       try {
         await session.request('SET_CONFIG', encodeDeviceConfig(config));
-        after = await getConfig(session, size);
+        after = await getConfig(session, write.size);
       } catch (err) {
         if (!(err instanceof BackendError)) throw err;
         // It may close the connection over a request it refuses. In attach mode the same device is read
@@ -244,7 +242,7 @@ export const featureChecks = defineChecks('protocol', [
         closed = ', read on a new connection (the back-end closed the first one)';
         after = await getConfig(
           await sessionWithFeatures(ctx, { bit: ProtocolFeature.CONFIG, name: 'CONFIG' }),
-          size,
+          write.size,
         );
       }
       const changed = before.findIndex((byte, i) => after[i] !== byte);
@@ -280,7 +278,7 @@ export const featureChecks = defineChecks('protocol', [
       const session = await sessionWithFeatures(ctx, { bit: ProtocolFeature.CONFIG, name: 'CONFIG' }, [
         ProtocolFeature.REPLY_ACK,
       ]);
-      const before = await getConfig(session, CONFIG_SIZE[ctx.target.type ?? '']!);
+      const before = await getConfig(session, write.size);
       let ack: bigint | undefined;
       try {
         ack = await session.request('SET_CONFIG', encodeDeviceConfig(write.config(before)));

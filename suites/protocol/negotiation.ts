@@ -10,8 +10,7 @@ import { closeFd } from '../../harness/sys/libc.js';
 import { checkReply } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import {
-  CONFIG_FIELD,
-  CONFIG_SIZE,
+  configSpaceOf,
   MIN_QUEUES,
   NEEDS_SOCKET,
   offeredFeatures,
@@ -292,10 +291,10 @@ interface ConfigWindow {
 
 /** The config size of the device type, and windows of it: a shorter struct, a field at its offset, the last byte. */
 function configWindows(ctx: CheckContext): { size: number; windows: ConfigWindow[] } {
-  const type = ctx.target.type ?? '';
-  const size = CONFIG_SIZE[type] ?? 4;
+  const space = configSpaceOf(ctx);
+  const size = space?.size ?? 4;
   const half = Math.floor(size / 2);
-  const field = CONFIG_FIELD[type];
+  const field = space?.field;
   const windows = [
     { offset: 0, size: half, what: 'its first half' },
     field

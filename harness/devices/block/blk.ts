@@ -11,10 +11,10 @@
  */
 import { BackendError, ProtocolError } from '../../errors.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../../memory/guest-memory.js';
-import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
 import type { FrontendSession } from '../../transport/session.js';
 import type { VringPort } from '../../virtqueue/port.js';
 import type { BufferElement, UsedBuffer } from '../../virtqueue/split.js';
+import { type ConfigSpace, readConfigSpace } from '../config.js';
 
 /** Request types (VIRTIO_BLK_T_*). */
 export const VirtioBlkType = {
@@ -217,16 +217,32 @@ export function decodeBlkConfig(bytes: Buffer): BlkConfig {
   };
 }
 
+/** struct virtio_blk_config as the harness reads it (see ../config.ts). */
+export const BLK_CONFIG: ConfigSpace = {
+  struct: 'virtio_blk_config',
+  size: BLK_CONFIG_SIZE,
+  // le32 blk_size after capacity, size_max, seg_max and geometry.
+  field: { name: 'blk_size', offset: BlkConfigOffset.BLK_SIZE, size: 4 },
+  // Only writeback (with VIRTIO_BLK_F_CONFIG_WCE) is the driver's to write.
+  readOnly: { name: 'capacity', offset: BlkConfigOffset.CAPACITY, size: 8 },
+  fields(bytes) {
+    const c = decodeBlkConfig(bytes);
+    return {
+      capacity: c.capacity.toString(),
+      size_max: c.sizeMax,
+      seg_max: c.segMax,
+      'geometry.cylinders': c.geometry.cylinders,
+      'geometry.heads': c.geometry.heads,
+      'geometry.sectors': c.geometry.sectors,
+      blk_size: c.blkSize,
+      ...(c.numQueues === undefined ? {} : { num_queues: c.numQueues }),
+    };
+  },
+};
+
 /** GET_CONFIG of the virtio-blk config space; needs PROTOCOL_F_CONFIG negotiated. */
 export async function readBlkConfig(session: FrontendSession): Promise<BlkConfig> {
-  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
-    throw new Error('readBlkConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
-  }
-  const config = await session.getConfig(BLK_CONFIG_SIZE);
-  if (!config) {
-    throw new BackendError(`GET_CONFIG of the ${BLK_CONFIG_SIZE}-byte virtio-blk config answered an error`);
-  }
-  return decodeBlkConfig(config);
+  return decodeBlkConfig(await readConfigSpace(session, BLK_CONFIG));
 }
 
 // ---- data patterns ----

@@ -2,6 +2,7 @@
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import {
+  BLK_CONFIG,
   BLK_DRIVER_FEATURES,
   BLK_HEADER_SIZE,
   encodeBlkHeader,
@@ -56,6 +57,7 @@ export const blockKind: DeviceKind = {
   sampleRingName: 'requestq',
   driverFeatures: BLK_DRIVER_FEATURES.reduce((acc, n) => acc | (1n << BigInt(n)), 0n),
   modernOnly: false,
+  config: BLK_CONFIG,
   dataPath: 'vring.blk.read-write',
   samples: blkSamples,
 };

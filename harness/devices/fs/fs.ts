@@ -8,19 +8,19 @@
  * FUSE reply must be (its unique, its length against used.len and the room given, an error reply being a
  * bare header with a negative errno); what the reply says is for the caller to judge.
  */
-import { BackendError, ProtocolError } from '../../errors.js';
+import { BackendError } from '../../errors.js';
 import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
-import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
 import type { FrontendSession } from '../../transport/session.js';
 import type { VringPort } from '../../virtqueue/port.js';
 import type { BufferElement } from '../../virtqueue/split.js';
+import { readConfigSpace } from '../config.js';
 import {
   decodeVirtioFsConfig,
   errnoLabel,
+  FS_CONFIG,
   FuseInHeader,
   FuseOutHeader,
   fuseOpcodeName,
-  VIRTIO_FS_CONFIG_SIZE,
   type VirtioFsConfig,
 } from './fuse.js';
 
@@ -335,19 +335,7 @@ export class FsDriver {
 
 /** GET_CONFIG of struct virtio_fs_config; needs PROTOCOL_F_CONFIG negotiated. */
 export async function readFsConfig(session: FrontendSession): Promise<VirtioFsConfig> {
-  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
-    throw new Error('readFsConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
-  }
-  const config = await session.getConfig(VIRTIO_FS_CONFIG_SIZE);
-  if (!config) {
-    throw new BackendError(
-      `GET_CONFIG of the ${VIRTIO_FS_CONFIG_SIZE}-byte virtio-fs config answered an error`,
-    );
-  }
-  if (config.length !== VIRTIO_FS_CONFIG_SIZE) {
-    throw new ProtocolError(`GET_CONFIG returned ${config.length} bytes of virtio-fs config`, config);
-  }
-  return decodeVirtioFsConfig(config);
+  return decodeVirtioFsConfig(await readConfigSpace(session, FS_CONFIG));
 }
 
 /**

@@ -5,6 +5,7 @@
  * All fields are little-endian (vhu-conform supports little-endian hosts only, and virtio-fs is LE).
  */
 import { ProtocolError } from '../../errors.js';
+import type { ConfigSpace } from '../config.js';
 
 /** Opcodes (enum fuse_opcode), spelled as fuse.h spells them without the FUSE_ prefix. */
 export const FuseOpcode = {
@@ -518,6 +519,20 @@ export function encodeVirtioFsConfig(tag: string, numRequestQueues: number): Buf
   out.writeUInt32LE(numRequestQueues, VIRTIO_FS_TAG_SIZE);
   return out;
 }
+
+/** struct virtio_fs_config as the harness reads it (see ../config.ts). */
+export const FS_CONFIG: ConfigSpace = {
+  struct: 'virtio_fs_config',
+  size: VIRTIO_FS_CONFIG_SIZE,
+  fields(bytes) {
+    const c = decodeVirtioFsConfig(bytes);
+    const nul = c.tag.indexOf(0);
+    return {
+      tag: Buffer.from(c.tag.subarray(0, nul < 0 ? c.tag.length : nul)).toString('utf8'),
+      num_request_queues: c.numRequestQueues,
+    };
+  },
+};
 
 export function decodeVirtioFsConfig(bytes: Uint8Array): VirtioFsConfig {
   if (bytes.length < VIRTIO_FS_CONFIG_SIZE) {

@@ -8,6 +8,7 @@ import { type DeviceKind, type Sample, SampleError, type SampleSource } from '..
 import { FIRST_REQUEST_QUEUE } from './fs.js';
 import {
   errnoLabel,
+  FS_CONFIG,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
   FUSE_ROOT_ID,
@@ -128,6 +129,7 @@ export const fsKind: DeviceKind = {
   sampleRingName: 'the first request queue',
   driverFeatures: 0n,
   modernOnly: true,
+  config: FS_CONFIG,
   dataPath: 'fs.getattr',
   samples: fsSamples,
 };

@@ -21,6 +21,7 @@ import {
 } from '../../protocol/gpu-spec.js';
 import type { VringPort } from '../../virtqueue/port.js';
 import type { BufferElement } from '../../virtqueue/split.js';
+import type { ConfigSpace } from '../config.js';
 
 /** struct virtio_gpu_config. */
 export interface GpuConfig {
@@ -41,6 +42,19 @@ export function decodeGpuConfig(bytes: Buffer): GpuConfig {
     numCapsets: bytes.readUInt32LE(12),
   };
 }
+
+/** struct virtio_gpu_config as the harness reads it (see ../config.ts). */
+export const GPU_CONFIG: ConfigSpace = {
+  struct: 'virtio_gpu_config',
+  size: VirtioGpuSize.CONFIG,
+  // le32 events_read, events_clear, num_scanouts: only events_clear is the driver's to write.
+  field: { name: 'num_scanouts', offset: 8, size: 4 },
+  readOnly: { name: 'num_scanouts', offset: 8, size: 4 },
+  fields(bytes) {
+    const c = decodeGpuConfig(bytes);
+    return { num_scanouts: c.numScanouts, num_capsets: c.numCapsets };
+  },
+};
 
 export interface GpuCtrlHdr {
   type: number;

@@ -7,7 +7,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from '../../protocol/gpu-spec.js';
 import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import { attachGpuDisplay } from './display.js';
-import { decodeCtrlHdr, encodeGetDisplayInfo } from './gpu.js';
+import { decodeCtrlHdr, encodeGetDisplayInfo, GPU_CONFIG } from './gpu.js';
 
 function gpuSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
   const at = options.region === undefined ? {} : { region: options.region };
@@ -47,6 +47,7 @@ export const gpuKind: DeviceKind = {
   sampleRingName: 'controlq',
   driverFeatures: 0n,
   modernOnly: true,
+  config: GPU_CONFIG,
   dataPath: 'gpu.display-info',
   async prepare(session, scope) {
     await attachGpuDisplay(session, scope);

@@ -7,7 +7,7 @@ import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
 import type { VringPort } from '../../virtqueue/port.js';
 import type { DeviceKind, EffectWatch, Sample, SampleSource } from '../kind.js';
 import { SampleError } from '../kind.js';
-import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame, testFrameTag } from './net.js';
+import { encodeNetHdr, MAX_FRAME, NET_CONFIG, NET_HDR_SIZE, testFrame, testFrameTag } from './net.js';
 
 /** The frames' length: short, and a size every back-end takes. */
 const SAMPLE_FRAME = 128;
@@ -89,6 +89,7 @@ export const netKind: DeviceKind = {
   sampleRingName: 'transmitq0',
   driverFeatures: 0n,
   modernOnly: true,
+  config: NET_CONFIG,
   dataPath: 'net.loopback',
   samples: netSamples,
   effect: loopedFrames,

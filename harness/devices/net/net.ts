@@ -13,6 +13,7 @@
 import { BackendError, ProtocolError } from '../../errors.js';
 import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
 import type { DriverQueue, VringPort } from '../../virtqueue/port.js';
+import type { ConfigSpace } from '../config.js';
 
 /**
  * struct virtio_net_config up to supported_hash_types: mac[6], le16 status, le16 max_virtqueue_pairs,
@@ -42,6 +43,22 @@ export function decodeNetConfig(bytes: Buffer): NetConfig {
     duplex: bytes.readUInt8(16),
   };
 }
+
+/** struct virtio_net_config as the harness reads it (see ../config.ts). */
+export const NET_CONFIG: ConfigSpace = {
+  struct: 'virtio_net_config',
+  size: NET_CONFIG_SIZE,
+  fields(bytes) {
+    const c = decodeNetConfig(bytes);
+    return {
+      mac: c.mac,
+      max_virtqueue_pairs: c.maxVirtqueuePairs,
+      mtu: c.mtu,
+      speed: c.speed,
+      duplex: c.duplex,
+    };
+  },
+};
 
 /** Device feature bits (VIRTIO_NET_F_*). */
 export const VirtioNetFeature = {

@@ -13,6 +13,7 @@ import {
   decodeCmdResp,
   encodeCmdReq,
   RESP_HEADER_SIZE,
+  SCSI_CONFIG,
   ScsiQueue,
   testUnitReadyCdb,
   VirtioScsiResponse,
@@ -66,6 +67,7 @@ export const scsiKind: DeviceKind = {
   sampleRingName: 'request queue 0',
   driverFeatures: 0n,
   modernOnly: true,
+  config: SCSI_CONFIG,
   dataPath: 'scsi.test-unit-ready',
   samples: scsiSamples,
 };

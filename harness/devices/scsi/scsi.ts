@@ -3,9 +3,8 @@
  * queues, the config space, the CDBs the checks send (SPC-4, SBC-3) and fixed-format sense data. No I/O: the
  * driver is driver.ts. Little-endian virtio fields; CDB fields are big-endian, as SCSI has them.
  */
-import { BackendError, ProtocolError } from '../../errors.js';
-import { hasBit, ProtocolFeature } from '../../protocol/spec.js';
-import type { FrontendSession } from '../../transport/session.js';
+import { ProtocolError } from '../../errors.js';
+import type { ConfigSpace } from '../config.js';
 
 /** The virtqueues: controlq, eventq, then the request queues. */
 export const ScsiQueue = { CONTROL: 0, EVENT: 1, REQUEST: 2 } as const;
@@ -234,17 +233,23 @@ export function decodeScsiConfig(bytes: Buffer): ScsiConfig {
   };
 }
 
-/** GET_CONFIG of the virtio-scsi config space; needs PROTOCOL_F_CONFIG negotiated. */
-export async function readScsiConfig(session: FrontendSession): Promise<ScsiConfig> {
-  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
-    throw new Error('readScsiConfig needs VHOST_USER_PROTOCOL_F_CONFIG negotiated');
-  }
-  const config = await session.getConfig(SCSI_CONFIG_SIZE);
-  if (!config) {
-    throw new BackendError(`GET_CONFIG of the ${SCSI_CONFIG_SIZE}-byte virtio-scsi config answered an error`);
-  }
-  return decodeScsiConfig(config);
-}
+/** struct virtio_scsi_config as the harness reads it (see ../config.ts). */
+export const SCSI_CONFIG: ConfigSpace = {
+  struct: 'virtio_scsi_config',
+  size: SCSI_CONFIG_SIZE,
+  fields(bytes) {
+    const c = decodeScsiConfig(bytes);
+    return {
+      num_queues: c.numQueues,
+      seg_max: c.segMax,
+      max_sectors: c.maxSectors,
+      cmd_per_lun: c.cmdPerLun,
+      max_channel: c.maxChannel,
+      max_target: c.maxTarget,
+      max_lun: c.maxLun,
+    };
+  },
+};
 
 // ---- CDBs ----
 

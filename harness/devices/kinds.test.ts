@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { createGuestMemory } from '../memory/guest-memory.js';
-import { VirtioGpuCtrlType, VirtioGpuSize } from '../protocol/gpu-spec.js';
 import { SECTOR_SIZE } from './block/blk.js';
 import { FuseAttrOut, FuseInHeader, FuseOpcode, FuseOutHeader } from './fs/fuse.js';
 import { encodeCtrlHdr } from './gpu/gpu.js';
+import { VirtioGpuCtrlType, VirtioGpuSize } from './gpu/spec.js';
 import { SampleError } from './kind.js';
 import { deviceKind } from './kinds.js';
 

@@ -14,10 +14,10 @@
  */
 
 import { VirtioBlkFeature } from '../devices/block/blk.js';
+import { VirtioGpuFeature } from '../devices/gpu/spec.js';
 import { VirtioNetFeature } from '../devices/net/net.js';
 import { BackendError, SkipError, UsageError } from '../errors.js';
 import type { Scope } from '../process/scope.js';
-import { VirtioGpuFeature } from '../protocol/gpu-spec.js';
 import type { SplitVringBase } from '../protocol/messages.js';
 import { encodeInflightDescription, encodeU64, type InflightDescription } from '../protocol/messages.js';
 import {

@@ -37,10 +37,6 @@ import {
   testPattern,
   toXrgb,
 } from '../../harness/devices/gpu/gpu.js';
-import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
-import { FrontendDevice } from '../../harness/frontend/device.js';
-import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
-import { frontendConnection } from '../../harness/process/probes.js';
 import {
   ctrlTypeName,
   formatName,
@@ -51,7 +47,11 @@ import {
   VirtioGpuFlag,
   VirtioGpuFormat,
   VirtioGpuSize,
-} from '../../harness/protocol/gpu-spec.js';
+} from '../../harness/devices/gpu/spec.js';
+import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
+import { FrontendDevice } from '../../harness/frontend/device.js';
+import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
+import { frontendConnection } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';

@@ -26,12 +26,12 @@ import {
   FuseOutHeader,
 } from '../../harness/devices/fs/fuse.js';
 import { encodeGetDisplayInfo } from '../../harness/devices/gpu/gpu.js';
+import { ctrlTypeName, VirtioGpuSize } from '../../harness/devices/gpu/spec.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame } from '../../harness/devices/net/net.js';
 import { BackendError, hexdump, SkipError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
 import type { GuardViolation, GuestMemory } from '../../harness/memory/guest-memory.js';
-import { ctrlTypeName, VirtioGpuSize } from '../../harness/protocol/gpu-spec.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import {

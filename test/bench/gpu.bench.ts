@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testPattern, toXrgb } from '../../harness/devices/gpu/gpu.js';
+import { VirtioGpuFormat } from '../../harness/devices/gpu/spec.js';
 import { Scope } from '../../harness/process/scope.js';
-import { VirtioGpuFormat } from '../../harness/protocol/gpu-spec.js';
 import { makeContext } from '../../harness/runner/check.js';
 import {
   createResource,

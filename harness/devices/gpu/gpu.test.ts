@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { VirtioGpuCtrlType, VirtioGpuFormat, VirtioGpuSize } from '../../protocol/gpu-spec.js';
 import {
   cropPixels,
   decodeCtrlHdr,
@@ -20,6 +19,7 @@ import {
   testPattern,
   toXrgb,
 } from './gpu.js';
+import { VirtioGpuCtrlType, VirtioGpuFormat, VirtioGpuSize } from './spec.js';
 
 /** Bytes from hex written by hand, spaces ignored. */
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

@@ -11,6 +11,9 @@
  */
 import { BackendError, ProtocolError, TimeoutError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { VringPort } from '../../virtqueue/port.js';
+import type { BufferElement } from '../../virtqueue/split.js';
+import type { ConfigSpace } from '../config.js';
 import {
   ctrlTypeName,
   VIRTIO_GPU_MAX_SCANOUTS,
@@ -18,10 +21,7 @@ import {
   VirtioGpuFlag,
   VirtioGpuFormat,
   VirtioGpuSize,
-} from '../../protocol/gpu-spec.js';
-import type { VringPort } from '../../virtqueue/port.js';
-import type { BufferElement } from '../../virtqueue/split.js';
-import type { ConfigSpace } from '../config.js';
+} from './spec.js';
 
 /** struct virtio_gpu_config. */
 export interface GpuConfig {

@@ -4,10 +4,10 @@
  * control queue only then). The request has no side effect the harness can see.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from '../../protocol/gpu-spec.js';
 import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import { attachGpuDisplay } from './display.js';
 import { decodeCtrlHdr, encodeGetDisplayInfo, GPU_CONFIG } from './gpu.js';
+import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from './spec.js';
 
 function gpuSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
   const at = options.region === undefined ? {} : { region: options.region };

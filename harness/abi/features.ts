@@ -1,20 +1,10 @@
 /** Feature sets in the fingerprint: hex and names, and what each front-end profile negotiates from an offer. */
-import {
-  ackFeatures,
-  type DeviceType,
-  PROFILES,
-  protocolMaskFor,
-  virtioFeatureList,
-} from '../frontend/profiles.js';
+import { ackFeatures, PROFILES, protocolMaskFor, virtioFeatureList } from '../frontend/profiles.js';
 import { hasBit, protocolFeatureList, VirtioFeature } from '../protocol/spec.js';
 import { type FeatureSet, featureHex, type ProfileNegotiation } from './format.js';
 
-function deviceType(type: string): DeviceType | null {
-  return type === 'block' || type === 'net' || type === 'fs' || type === 'gpu' ? type : null;
-}
-
 export function virtioFeatureSet(bits: bigint, type: string): FeatureSet {
-  return { hex: featureHex(bits), names: virtioFeatureList(bits, deviceType(type)) };
+  return { hex: featureHex(bits), names: virtioFeatureList(bits, type) };
 }
 
 export function protocolFeatureSet(bits: bigint): FeatureSet {
@@ -23,7 +13,7 @@ export function protocolFeatureSet(bits: bigint): FeatureSet {
 
 /** Names of the virtio feature bits in `bits`, for messages. */
 export function virtioNames(bits: bigint, type: string): string[] {
-  return virtioFeatureList(bits, deviceType(type));
+  return virtioFeatureList(bits, type);
 }
 
 /**
@@ -36,7 +26,7 @@ export function profileNegotiations(
   protocolOffered: bigint | null,
   type: string,
 ): Record<string, ProfileNegotiation> {
-  const device = deviceType(type);
+  const device = type;
   const out: Record<string, ProfileNegotiation> = {};
   for (const profile of PROFILES) {
     const protocol =

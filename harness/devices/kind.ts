@@ -62,6 +62,8 @@ export interface DeviceKind {
   /** The vring the sample requests go to, and its name in the device type's spec. */
   readonly sampleRing: number;
   readonly sampleRingName: string;
+  /** The device type's own virtio feature bits by name ("VIRTIO_BLK_F_" and SEG_MAX: 2), for messages. */
+  readonly features: { readonly prefix: string; readonly bits: Readonly<Record<string, number>> };
   /** The device's own virtio feature bits its driver understands (besides VERSION_1 and the ring features). */
   readonly driverFeatures: bigint;
   /** Whether the driver drives the modern device only (VIRTIO_F_VERSION_1 must be offered). */

@@ -5,8 +5,12 @@
  */
 import type { FrontendRequestName } from '../protocol/spec.js';
 
-/** The device types a profile may name (the vhost-user.json "type" of the devices the harness drives). */
-export type DeviceType = 'block' | 'net' | 'fs' | 'gpu';
+/**
+ * A device type as a profile names it: the vhost-user.json "type" of a device kind (harness/devices/kinds.ts).
+ * A type a profile does not name is one its front-end has no vhost-user device for, or one that passes the
+ * guest's choices on: the check's own choice stands, and the protocol features are the profile's without CONFIG.
+ */
+export type DeviceType = string;
 
 /** The feature bit `n`. */
 export const bit = (n: number): bigint => 1n << BigInt(n);

@@ -6,7 +6,7 @@ import { expectNoFdLeaks } from '../sys/testing.js';
 import { UnixChannel } from '../sys/unix-channel.js';
 import { Connection } from '../transport/connection.js';
 import { FrontendSession } from '../transport/session.js';
-import { ackFeatures, initSession, PROFILES, profileNamed } from './profiles.js';
+import { ackFeatures, initSession, PROFILES, profileNamed, virtioFeatureList } from './profiles.js';
 import { type Offers, RecordingBackend, type Replay, replay as replayProfile } from './testing.js';
 
 const bit = (n: number) => 1n << BigInt(n);
@@ -135,6 +135,20 @@ describe('frontend/profiles', () => {
       'STATUS',
     ]);
     expect(acked.features, 'every ring feature offered').to.equal(OFFER);
+  });
+
+  it("names a device type's own feature bits by its kind, and the transport's for any type", () => {
+    const features = (1n << 1n) | (1n << 32n);
+    expect(virtioFeatureList(features, 'scsi')).to.deep.equal([
+      'VIRTIO_SCSI_F_HOTPLUG',
+      'VIRTIO_F_VERSION_1',
+    ]);
+    expect(virtioFeatureList(features, 'block')).to.deep.equal([
+      'VIRTIO_BLK_F_SIZE_MAX',
+      'VIRTIO_F_VERSION_1',
+    ]);
+    expect(virtioFeatureList(features, 'vsock')).to.deep.equal(['bit 1', 'VIRTIO_F_VERSION_1']);
+    expect(virtioFeatureList(features, null)).to.deep.equal(['bit 1', 'VIRTIO_F_VERSION_1']);
   });
 
   it('qemu: a net device gets no CONFIG and no inflight buffer', async () => {

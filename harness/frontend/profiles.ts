@@ -13,9 +13,7 @@
  * between start-up and ring start (GET_CONFIG, GPU_SET_SOCKET).
  */
 
-import { VirtioBlkFeature } from '../devices/block/blk.js';
-import { VirtioGpuFeature } from '../devices/gpu/spec.js';
-import { VirtioNetFeature } from '../devices/net/net.js';
+import { deviceKind } from '../devices/kinds.js';
 import { BackendError, SkipError, UsageError } from '../errors.js';
 import type { Scope } from '../process/scope.js';
 import type { SplitVringBase } from '../protocol/messages.js';
@@ -46,19 +44,11 @@ import { QEMU, QEMU_7_2, QEMU_LEGACY } from './profiles/qemu.js';
 
 export type { DeviceOrder, DeviceType, FrontendProfile, InitStep, RingStep, StartStep } from './profile.js';
 
-/** Names of the virtio feature bits set in `features`, the device type's own among them. */
+/** Names of the virtio feature bits set in `features`, the device type's own among them (its kind's names). */
 export function virtioFeatureList(features: bigint, device: DeviceType | null): string[] {
-  const own: Record<DeviceType, [string, Readonly<Record<string, number>>]> = {
-    block: ['VIRTIO_BLK_F_', VirtioBlkFeature],
-    net: ['VIRTIO_NET_F_', VirtioNetFeature],
-    fs: ['VIRTIO_FS_F_', {}],
-    gpu: ['VIRTIO_GPU_F_', VirtioGpuFeature],
-  };
   const names = new Map<number, string>();
-  if (device) {
-    const [prefix, table] = own[device];
-    for (const [name, n] of Object.entries(table)) names.set(n, prefix + name);
-  }
+  const own = deviceKind(device)?.features;
+  if (own) for (const [name, n] of Object.entries(own.bits)) names.set(n, own.prefix + name);
   for (const [name, n] of Object.entries(VirtioFeature)) names.set(n, name);
   const list: string[] = [];
   for (let n = 0; n < 64; n++) if (hasBit(features, n)) list.push(names.get(n) ?? `bit ${n}`);
@@ -124,11 +114,6 @@ export interface SessionWants {
   extra?: bigint;
 }
 
-/** The device types the profiles know; another type gets the transport's choices only. */
-function deviceType(type: string | null): DeviceType | null {
-  return type === 'block' || type === 'net' || type === 'fs' || type === 'gpu' ? type : null;
-}
-
 /** The protocol features `profile` acknowledges for a device of type `device`. */
 export function protocolMaskFor(profile: FrontendProfile, device: DeviceType | null): bigint {
   if (!profile.protocolFeatures) return 0n;
@@ -148,7 +133,7 @@ export async function initSession(
   want: SessionWants,
 ): Promise<Started> {
   session.needReply = typeof profile.needReply === 'boolean' ? profile.needReply : new Set(profile.needReply);
-  const device = deviceType(want.device);
+  const device = want.device;
   const started: Started = { profile, device, offered: 0n, protocol: false };
   for (const [k, step] of profile.init.entries()) {
     const acked = (bit: number) => hasBit(session.ackedProtocolFeatures, bit);
@@ -208,7 +193,7 @@ export async function initSession(
  */
 export function ackFeatures(started: Started, wanted: bigint, required = 0n): bigint {
   const { profile, device, offered } = started;
-  const mask = (device && profile.virtioMask[device]) ?? ~0n;
+  const mask = (device === null ? undefined : profile.virtioMask[device]) ?? ~0n;
   const cut = offered & required & ~mask & ~bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES);
   if (cut !== 0n) {
     throw new SkipError(

@@ -7,6 +7,7 @@ import {
   BLK_HEADER_SIZE,
   encodeBlkHeader,
   SECTOR_SIZE,
+  VirtioBlkFeature,
   VirtioBlkStatus,
   VirtioBlkType,
 } from './blk.js';
@@ -55,6 +56,7 @@ export const blockKind: DeviceKind = {
   rings: [0],
   sampleRing: 0,
   sampleRingName: 'requestq',
+  features: { prefix: 'VIRTIO_BLK_F_', bits: VirtioBlkFeature },
   driverFeatures: BLK_DRIVER_FEATURES.reduce((acc, n) => acc | (1n << BigInt(n)), 0n),
   modernOnly: false,
   config: BLK_CONFIG,

@@ -127,6 +127,8 @@ export const fsKind: DeviceKind = {
   rings: [0, FIRST_REQUEST_QUEUE],
   sampleRing: FIRST_REQUEST_QUEUE,
   sampleRingName: 'the first request queue',
+  // VIRTIO_FS_F_NOTIFICATION (bit 0) came after the virtio 1.2 spec the driver follows: none named.
+  features: { prefix: 'VIRTIO_FS_F_', bits: {} },
   driverFeatures: 0n,
   modernOnly: true,
   config: FS_CONFIG,

@@ -7,7 +7,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
 import { attachGpuDisplay } from './display.js';
 import { decodeCtrlHdr, encodeGetDisplayInfo, GPU_CONFIG } from './gpu.js';
-import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuSize } from './spec.js';
+import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuFeature, VirtioGpuSize } from './spec.js';
 
 function gpuSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
   const at = options.region === undefined ? {} : { region: options.region };
@@ -45,6 +45,7 @@ export const gpuKind: DeviceKind = {
   rings: [GpuQueue.CONTROL, GpuQueue.CURSOR],
   sampleRing: GpuQueue.CONTROL,
   sampleRingName: 'controlq',
+  features: { prefix: 'VIRTIO_GPU_F_', bits: VirtioGpuFeature },
   driverFeatures: 0n,
   modernOnly: true,
   config: GPU_CONFIG,

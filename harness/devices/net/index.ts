@@ -7,7 +7,15 @@ import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
 import type { VringPort } from '../../virtqueue/port.js';
 import type { DeviceKind, EffectWatch, Sample, SampleSource } from '../kind.js';
 import { SampleError } from '../kind.js';
-import { encodeNetHdr, MAX_FRAME, NET_CONFIG, NET_HDR_SIZE, testFrame, testFrameTag } from './net.js';
+import {
+  encodeNetHdr,
+  MAX_FRAME,
+  NET_CONFIG,
+  NET_HDR_SIZE,
+  testFrame,
+  testFrameTag,
+  VirtioNetFeature,
+} from './net.js';
 
 /** The frames' length: short, and a size every back-end takes. */
 const SAMPLE_FRAME = 128;
@@ -87,6 +95,7 @@ export const netKind: DeviceKind = {
   rings: [0, 1],
   sampleRing: 1,
   sampleRingName: 'transmitq0',
+  features: { prefix: 'VIRTIO_NET_F_', bits: VirtioNetFeature },
   driverFeatures: 0n,
   modernOnly: true,
   config: NET_CONFIG,

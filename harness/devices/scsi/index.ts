@@ -16,6 +16,7 @@ import {
   SCSI_CONFIG,
   ScsiQueue,
   testUnitReadyCdb,
+  VirtioScsiFeature,
   VirtioScsiResponse,
 } from './scsi.js';
 
@@ -65,6 +66,7 @@ export const scsiKind: DeviceKind = {
   rings: [ScsiQueue.CONTROL, ScsiQueue.EVENT, ScsiQueue.REQUEST],
   sampleRing: ScsiQueue.REQUEST,
   sampleRingName: 'request queue 0',
+  features: { prefix: 'VIRTIO_SCSI_F_', bits: VirtioScsiFeature },
   driverFeatures: 0n,
   modernOnly: true,
   config: SCSI_CONFIG,

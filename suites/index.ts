@@ -1,5 +1,9 @@
-/** Every conformance check, in run order. Areas become mocha suites and JUnit testsuites. */
-import type { Check } from '../harness/runner/check.js';
+/**
+ * Every conformance check, in run order, with the attributes the runner schedules them by (runner/check.ts):
+ * the one place both are decided. Areas become mocha suites and JUnit testsuites. In attach mode the runner
+ * moves the `destructive` checks after all others, as nothing restarts the back-end.
+ */
+import type { Check, CheckAttributes } from '../harness/runner/check.js';
 import { capabilityChecks } from './conventions/capabilities.js';
 import { descriptorChecks } from './conventions/descriptors.js';
 import { lifecycleChecks } from './conventions/lifecycle.js';
@@ -22,37 +26,47 @@ import { fuzzChecks } from './robustness/fuzz.js';
 import { robustnessChecks } from './robustness/index.js';
 import { vringChecks } from './vring/index.js';
 
+/** The conventions checks launch the binary themselves, and judge what that process does. */
+const LAUNCHING: CheckAttributes = {
+  ownBackends: true,
+  launchOnly: 'attach mode (--connect): vhu-conform did not launch this back-end',
+};
+/** The traffic checks start the device as the run's front-end profile (or each profile) would. */
+const TRAFFIC: CheckAttributes = { perProfile: true };
+/** The robustness checks try their inputs on back-ends of their own. */
+const ROBUST: CheckAttributes = { ownBackends: true };
+
+/**
+ * `checks` with `attributes` declared on each (a check's own value wins), those declared `late` after the
+ * others.
+ */
+function group(checks: readonly Check[], attributes: CheckAttributes = {}): Check[] {
+  const all = checks.map((check) => ({ ...attributes, ...check }));
+  return [...all.filter((c) => c.late === undefined), ...all.filter((c) => c.late !== undefined)];
+}
+
 export const allChecks: Check[] = [
-  ...capabilityChecks,
-  ...descriptorChecks,
-  ...socketChecks,
-  ...lifecycleChecks,
-  ...optionChecks,
-  ...negotiationChecks,
-  ...channelChecks,
-  ...featureChecks,
-  ...memSlotChecks,
-  ...vringChecks,
+  ...group(
+    [...capabilityChecks, ...descriptorChecks, ...socketChecks, ...lifecycleChecks, ...optionChecks],
+    LAUNCHING,
+  ),
+  ...group([...negotiationChecks, ...channelChecks, ...featureChecks, ...memSlotChecks]),
+  ...group(vringChecks, TRAFFIC),
   // Two launches of their own, after the ring checks they build on.
-  ...migrateChecks,
-  ...resetDeviceChecks,
-  ...logDirtyChecks,
-  ...netChecks,
-  ...netMqChecks,
-  ...fsChecks,
-  ...gpuChecks,
-  ...scsiChecks,
+  ...group(migrateChecks, TRAFFIC),
+  ...group([...resetDeviceChecks, ...logDirtyChecks]),
+  ...group([...netChecks, ...netMqChecks, ...fsChecks, ...gpuChecks, ...scsiChecks], TRAFFIC),
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
-  ...protocolLifecycleChecks,
+  ...group(protocolLifecycleChecks),
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
-  ...replyAckChecks,
+  ...group(replyAckChecks),
   // After everything: bad input may break a back-end for good; in attach mode the checks after skip.
-  ...robustnessChecks,
-  ...dataPlaneChecks,
+  ...group(robustnessChecks, ROBUST),
+  ...group(dataPlaneChecks, { ...ROBUST, needsType: true }),
   // Generated sequences last of all.
-  ...fuzzChecks,
+  ...group(fuzzChecks, ROBUST),
 ];
 
 const ids = new Set<string>();

@@ -20,7 +20,6 @@ import { writeJunitReport } from '../runner/report-junit.js';
 import { writeWireLogs } from '../runner/report-wire.js';
 import {
   DEFAULT_TIMEOUT_MS,
-  FRONTEND_AREAS,
   runConformance,
   selectChecks,
   TIMEOUT_BOUNDS_MS,
@@ -294,10 +293,10 @@ Environment:
 
 /**
  * The checks that drive a device and so need its type; without --type in attach mode they are skipped. The
- * traffic areas, and the robustness checks that malform data-plane requests.
+ * traffic checks, and the robustness checks that malform data-plane requests.
  */
 function needsDeviceType(check: Check): boolean {
-  return FRONTEND_AREAS.includes(check.area) || check.id.startsWith('robust.data.');
+  return check.perProfile === true || check.needsType === true;
 }
 
 /**
@@ -517,9 +516,7 @@ async function runCommand(
         const untyped = plannedChecks(grep, opts.skip).filter(needsDeviceType);
         if (backend.connect === undefined || backend.type !== null || !untyped.length) return;
         const groups = new Set(
-          untyped.map((c) =>
-            FRONTEND_AREAS.includes(c.area) ? c.area : `${c.id.split('.').slice(0, 2).join('.')}.*`,
-          ),
+          untyped.map((c) => (c.perProfile ? c.area : `${c.id.split('.').slice(0, 2).join('.')}.*`)),
         );
         reporter.note(
           `attach mode without --type, the checks that drive the device will be skipped: ${untyped.length} (${[...groups].join(', ')}); name the back-end's device type with --type <device> (${BACKEND_TYPES.join(', ')})`,

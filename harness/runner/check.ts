@@ -124,6 +124,23 @@ export interface Check extends CheckInfo {
    * under every profile.
    */
   destructive?: boolean;
+  /**
+   * It drives the device as a front-end starts one (the ring, migration and device checks): under
+   * `--frontend all` it runs once under each profile; it needs the device type.
+   */
+  perProfile?: boolean;
+  /** It makes requests of the device's type without a profile's start (robust.data.*): it needs the type. */
+  needsType?: boolean;
+  /**
+   * It launches back-ends of its own and judges only what those do (the conventions and robustness checks):
+   * under --jobs it runs beside the others, which keep their order.
+   */
+  ownBackends?: boolean;
+  /**
+   * Why it runs after the other checks of its group (suites/index.ts keeps the group's order otherwise): it
+   * may take a back-end down, and in attach mode the checks after it go with it.
+   */
+  late?: string;
   /** Resolves (optionally with a fact for the report) when the rule holds; throws otherwise. */
   run(ctx: CheckContext): Promise<string | undefined>;
 }
@@ -136,11 +153,17 @@ export const Spec = {
   communication: 'vhost-user.rst#communication',
 } as const;
 
+/** Attributes a group of checks shares, declared where the run order is (suites/index.ts) or with the group. */
+export type CheckAttributes = Pick<
+  Check,
+  'destructive' | 'perProfile' | 'needsType' | 'ownBackends' | 'launchOnly'
+>;
+
 /** The checks of `area`; `common` attributes (e.g. `destructive`) apply to each. */
 export function defineChecks(
   area: string,
   checks: Array<Omit<Check, 'area'>>,
-  common: Pick<Check, 'destructive'> = {},
+  common: CheckAttributes = {},
 ): Check[] {
   return checks.map((c) => ({ ...common, ...c, area }));
 }

@@ -67,7 +67,7 @@ export interface RunOptions {
   onCheck?: (result: CheckResult) => void;
   /**
    * The front-end profile traffic checks start devices with (harness/frontend/profiles.ts; default qemu),
-   * or `all`: the traffic checks (areas in FRONTEND_AREAS) once under each profile, the others once.
+   * or `all`: the traffic checks (`perProfile`) once under each profile, the others once.
    */
   frontend?: string;
   /** Aborting ends the check under way (its resources are released) and skips the rest. */
@@ -102,9 +102,6 @@ export interface RunOptions {
 export const DEFAULT_TIMEOUT_MS = 3000;
 /** The deadline per wait may be no shorter (nothing answers that fast on a busy machine) and no longer. */
 export const TIMEOUT_BOUNDS_MS = { min: 100, max: 600_000 } as const;
-
-/** The areas whose checks start devices through a front-end profile. */
-export const FRONTEND_AREAS: readonly string[] = ['vring', 'migrate', 'net', 'fs', 'gpu'];
 
 /** Resolves and validates the binary; a usage error names what is wrong, and which binary (`what`). */
 export function resolveBinary(binary: string, what = 'back-end binary'): string {
@@ -259,14 +256,13 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     ...profiles
       .slice(1)
       .flatMap((profile) =>
-        selected.filter((c) => FRONTEND_AREAS.includes(c.area)).map((check) => ({ check, profile })),
+        selected.filter((c) => c.perProfile === true).map((check) => ({ check, profile })),
       ),
   ];
   const last = (step: (typeof planned)[number]) => connect !== null && step.check.destructive === true;
   const plan = [...planned.filter((s) => !last(s)), ...planned.filter(last)];
   const all = frontend === 'all';
-  const tag = (check: Check, profile: string) =>
-    all && FRONTEND_AREAS.includes(check.area) ? `@${profile}` : '';
+  const tag = (check: Check, profile: string) => (all && check.perProfile === true ? `@${profile}` : '');
   const backend: BackendInfo = {
     binary: connect === null ? binary : null,
     ...(connect === null ? {} : { connect }),
@@ -297,13 +293,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
       const { check, profile } = plan[i]!;
       const suffix = tag(check, profile);
       const unmet = (check.needs ?? []).map((id) => needKey(id, suffix)).find((id) => blocked.has(id));
-      const launchOnly =
-        connect === null
-          ? undefined
-          : (check.launchOnly ??
-            (check.area === 'conventions'
-              ? 'attach mode (--connect): vhu-conform did not launch this back-end'
-              : undefined));
+      const launchOnly = connect === null ? undefined : check.launchOnly;
       const ran: { result: CheckResult; gateHeld?: boolean } =
         launchOnly !== undefined
           ? { result: skipped(check, launchOnly) }
@@ -428,13 +418,13 @@ async function runOne(
 
 /**
  * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
- * back-end, so one lane. Otherwise the conventions and robustness checks each launch back-ends of their own
- * and judge only what those do: a lane each. The others (protocol, ring, migration and device traffic) stay
+ * back-end, so one lane. Otherwise the checks that launch back-ends of their own and judge only what those do
+ * (`ownBackends`: the conventions and robustness checks) get a lane each. The others (protocol, ring, migration and device traffic) stay
  * one lane in plan order, as some judge what earlier ones saw (the completion rules, runner memos).
  */
 function laneOf(check: Check, attached: boolean, key: string): string {
   if (attached) return 'attached';
-  return check.area === 'conventions' || check.area === 'robustness' ? key : 'main';
+  return check.ownBackends === true ? key : 'main';
 }
 
 /** What identifies the check in its result: the rule it enforces too, for the reports that quote it. */

@@ -95,6 +95,9 @@ async function judgeHeldWrite(
   return `${phase}: consumed while disabled without side effect (status ${blkStatusName(early.status)})`;
 }
 
+/** qemu-storage-daemon 7.2 panics on these and drops the connection: in attach mode, every later check with it. */
+const LATE = 'qemu-storage-daemon 7.2 panics on it and drops the connection';
+
 export const lifecycleChecks = defineChecks('vring', [
   {
     id: 'vring.get-vring-base',
@@ -140,6 +143,7 @@ export const lifecycleChecks = defineChecks('vring', [
       'before it replies)',
     // Each round restarts the ring at the base: vring.restart must hold.
     needs: ['vring.get-vring-base', 'vring.restart'],
+    late: LATE,
     async run(ctx) {
       // Not a block device: rounds of 8 sample requests, every ring of the kind stopped at once as QEMU stops
       // a device; the same judging (a completion after the reply fails, one lost is reported).
@@ -349,6 +353,7 @@ export const lifecycleChecks = defineChecks('vring', [
     spec: VringSpec.ringStates,
     rule: VringRule.startOnKick,
     needs: ['vring.restart'],
+    late: LATE,
     async run(ctx) {
       if (!onBlock(ctx)) return await pendingKick(ctx);
       // "The back-end must start a ring upon receiving a kick (that is, detecting that file descriptor is

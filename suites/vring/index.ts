@@ -3,6 +3,7 @@ import type { Check } from '../../harness/runner/check.js';
 import { blkChecks } from './blk.js';
 import { lifecycleChecks } from './lifecycle.js';
 import { memoryChecks } from './memory.js';
+import { packedChecks } from './packed.js';
 
 /**
  * Registered once a fixture variant fails each (a check nothing can fail is not done): the others are
@@ -26,6 +27,9 @@ const REGISTERED = new Set([
   'vring.mem-table.replace',
   // INFO: nothing fails it; the variant used-len-short shows what it reports.
   'vring.used-len.exact',
+  'vring.packed.used',
+  'vring.packed.indirect',
+  'vring.packed.event-idx',
 ]);
 
 /**
@@ -34,7 +38,9 @@ const REGISTERED = new Set([
  */
 const LAST = new Set(['vring.get-vring-base.drain', 'vring.restart.pending-kick']);
 
-const registered = [...blkChecks, ...lifecycleChecks, ...memoryChecks].filter((c) => REGISTERED.has(c.id));
+const registered = [...blkChecks, ...packedChecks, ...lifecycleChecks, ...memoryChecks].filter((c) =>
+  REGISTERED.has(c.id),
+);
 export const vringChecks: Check[] = [
   ...registered.filter((c) => !LAST.has(c.id)),
   ...registered.filter((c) => LAST.has(c.id)),

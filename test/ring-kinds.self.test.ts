@@ -102,7 +102,8 @@ const PACKED_FLAWS: Array<{ type: string; flaw: string; fails: string; message: 
     type: 'net',
     flaw: 'packed-event-desc-ignored',
     fails: 'vring.packed.event-idx',
-    message: /^request 1 \(test frame \d+ .* on transmitq0\) was used at descriptor 0 .*but no used buffer notification came/,
+    message:
+      /^request 1 \(test frame \d+ .* on transmitq0\) was used at descriptor 0 .*but no used buffer notification came/,
   },
 ];
 
@@ -111,14 +112,7 @@ async function ringStates(wrapper: string, type: string, grep = RING_STATE): Pro
   const shared = type === 'fs' ? mkdtempSync(path.join(tmpdir(), 'vhu-selftest-shared-')) : undefined;
   try {
     return await runCli(
-      [
-        '--type',
-        type,
-        '--grep',
-        grep,
-        fixture(wrapper),
-        ...(shared ? ['--', `--shared-dir=${shared}`] : []),
-      ],
+      ['--type', type, '--grep', grep, fixture(wrapper), ...(shared ? ['--', `--shared-dir=${shared}`] : [])],
       { env: { VHU_FIXTURE_DEVICE: type }, limitMs: 90_000 },
     );
   } finally {
@@ -160,7 +154,9 @@ describe('the packed-ring checks on net, fs, gpu and scsi fixture devices', func
         Object.fromEntries([...PACKED_RING_CHECKS].map((id) => [id, 'pass'])),
       );
       expect(messageOf(run.report, 'vring.packed.used')).to.match(
-        new RegExp(`^\\d+ ${type} sample requests .* through a packed ring of 19 descriptors: \\d+ descriptors used, [4-9] laps`),
+        new RegExp(
+          `^\\d+ ${type} sample requests .* through a packed ring of 19 descriptors: \\d+ descriptors used, [4-9] laps`,
+        ),
       );
       expectClean(run);
     });

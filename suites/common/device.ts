@@ -78,7 +78,10 @@ export function openDevice(
   ctx: CheckContext,
   options: DeviceOptions & { packed: true },
 ): Promise<DeviceSetup<PackedVirtqueue<unknown>>>;
-export function openDevice(ctx: CheckContext, options?: DeviceOptions & { packed?: false }): Promise<DeviceSetup>;
+export function openDevice(
+  ctx: CheckContext,
+  options?: DeviceOptions & { packed?: false },
+): Promise<DeviceSetup>;
 export async function openDevice(
   ctx: CheckContext,
   options: DeviceOptions = {},

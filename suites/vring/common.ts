@@ -285,7 +285,10 @@ export function openBlock(
   ctx: CheckContext,
   options: BlockOptions & { packed: true },
 ): Promise<BlockSetup<PackedVirtqueue<unknown>>>;
-export function openBlock(ctx: CheckContext, options?: BlockOptions & { packed?: false }): Promise<BlockSetup>;
+export function openBlock(
+  ctx: CheckContext,
+  options?: BlockOptions & { packed?: false },
+): Promise<BlockSetup>;
 export async function openBlock(
   ctx: CheckContext,
   options: BlockOptions = {},

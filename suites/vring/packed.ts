@@ -122,11 +122,7 @@ function stalled(err: TimeoutError, counter: LapCounter, memory: GuestMemory): E
 }
 
 /** Runs `body` until the ring went round LAPS times; a stall is explained (`stalled`). */
-async function lapping(
-  counter: LapCounter,
-  memory: GuestMemory,
-  body: () => Promise<void>,
-): Promise<number> {
+async function lapping(counter: LapCounter, memory: GuestMemory, body: () => Promise<void>): Promise<number> {
   let rounds = 0;
   try {
     while (counter.laps < LAPS) {
@@ -268,9 +264,9 @@ export const packedChecks = defineChecks('vring', [
   {
     id: 'vring.packed.used',
     detail:
-      'with `VIRTIO_F_RING_PACKED`, requests round a packed ring of 19 descriptors (odd: lists cross its end) four times or more: each used descriptor where the next one is due, marked with the wrap counter of its lap, naming a buffer in flight, its length no more than the device wrote; a block device writes known data and reads it back byte for byte (a used.len also over-reported on split rings is `vring.blk.read-write`\'s, named), the other kinds their sample request, each reply judged',
+      "with `VIRTIO_F_RING_PACKED`, requests round a packed ring of 19 descriptors (odd: lists cross its end) four times or more: each used descriptor where the next one is due, marked with the wrap counter of its lap, naming a buffer in flight, its length no more than the device wrote; a block device writes known data and reads it back byte for byte (a used.len also over-reported on split rings is `vring.blk.read-write`'s, named), the other kinds their sample request, each reply judged",
     title:
-      'with VIRTIO_F_RING_PACKED, requests go round a packed ring many times, each used descriptor in its place with its lap\'s wrap counter, id and length',
+      "with VIRTIO_F_RING_PACKED, requests go round a packed ring many times, each used descriptor in its place with its lap's wrap counter, id and length",
     severity: 'SHOULD',
     interop: true,
     spec: PackedSpec.wrapCounters,

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
 import { ANY_DEVICE } from '../suites/vring/any-device.js';
+import { PACKED_RING_CHECKS } from '../suites/vring/packed.js';
 import { expectClean, messageOf, verdicts } from './helpers.js';
 import { testpmdRun } from './testpmd.js';
 
@@ -34,6 +35,11 @@ const EXPECTED: Record<string, Verdict> = {
   // a ring's frames until SET_VRING_ENABLE 1 (rte_vhost_dequeue_burst skips a disabled queue), stops and
   // restarts where GET_VRING_BASE says, and reads the frames through a replaced memory table.
   ...Object.fromEntries([...ANY_DEVICE].map((id) => [id, 'pass' as const])),
+  // The packed-ring checks drive every device kind too: it offers VIRTIO_F_RING_PACKED, INDIRECT_DESC and
+  // EVENT_IDX (DPDK lib/vhost VIRTIO_NET_SUPPORTED_FEATURES), uses its transmit descriptors in place with its
+  // ring wrap counter lap after lap, follows indirect tables (fill_vec_buf_packed_indirect), and notifies at
+  // the descriptor the driver event suppression names (vhost_vring_call_packed).
+  ...Object.fromEntries([...PACKED_RING_CHECKS].map((id) => [id, 'pass' as const])),
   // Of any device type: two connections give one fingerprint (it serves the next front-end).
   'migrate.abi-stable': 'pass',
 };
@@ -81,6 +87,16 @@ describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)',
     expect(messageOf(pmd.run.report, 'net.in-order')).to.match(/^300 frames looped in order/);
     expect(messageOf(pmd.run.report, 'net.in-order.packed')).to.match(
       /^300 frames looped in order through packed rings of 48 descriptors; used descriptors covering batches: \d+ transmit and 0 receive buffers/,
+    );
+  });
+
+  it('takes test frames round a packed ring of 19 descriptors, through indirect tables, and notifies where asked', () => {
+    expect(messageOf(pmd.run.report, 'vring.packed.used')).to.match(
+      /^\d+ net sample requests \(test frame \d+ \(128 bytes\) on transmitq0\) on transmitq0 \(vring 1\), 3 at a time, through a packed ring of 19 descriptors: \d+ descriptors used, [4-9] laps/,
+    );
+    expect(messageOf(pmd.run.report, 'vring.packed.indirect')).to.match(/each an indirect table/);
+    expect(messageOf(pmd.run.report, 'vring.packed.event-idx')).to.match(
+      /^38 net sample requests round a packed ring of 19 descriptors, a used buffer notification asked at each one's descriptor: each came/,
     );
   });
 

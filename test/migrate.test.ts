@@ -134,7 +134,7 @@ describe('the migrate checks through the CLI', function () {
     const run = await runCli([...ABI_STABLE, fixture('vhu-flaw-reconnect-features-flip')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.abi-stable': 'fail' });
     expect(messageOf(run.report, 'migrate.abi-stable')).to.equal(
-      'a second connection to launch 1 differs from the first: virtioFeatures: connection 1 0x0000000174000240, connection 2 0x0000000175000240 (VIRTIO_F_NOTIFY_ON_EMPTY offered on connection 2 only)',
+      'a second connection to launch 1 differs from the first: virtioFeatures: connection 1 0x0000000574000240, connection 2 0x0000000575000240 (VIRTIO_F_NOTIFY_ON_EMPTY offered on connection 2 only)',
     );
     // A SHOULD: the run still exits 0.
     expect(run.exitCode, run.stderr).to.equal(0);
@@ -175,7 +175,7 @@ describe('the migrate checks through the CLI', function () {
         /; reconnected to the back-end, the buffer handed back, the ring at \d+: each completed once/,
       );
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
-        /^two connections gave the same fingerprint \(features 0x0000000174000240, .*\); attach mode: the launches are not compared/,
+        /^two connections gave the same fingerprint \(features 0x0000000574000240, .*\); attach mode: the launches are not compared/,
       );
       expect(run.exitCode, run.stderr).to.equal(0);
     } finally {

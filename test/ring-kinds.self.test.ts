@@ -1,16 +1,21 @@
 /**
- * The ring-state checks on the net, fs, gpu and scsi fixture devices (VHU_FIXTURE_DEVICE): the ring flaws of
- * fixtures/backend/rings.ts and session.ts are of no device type, and each fails its own check there as it
- * does on the block device (test/conventions.self.test.ts), judged with the kind's sample request.
+ * The ring-state and packed-ring checks on the net, fs, gpu and scsi fixture devices (VHU_FIXTURE_DEVICE): the
+ * ring flaws of fixtures/backend/rings.ts, session.ts and packed-vring.ts are of no device type, and each fails
+ * its own check there as it does on the block device (test/conventions.self.test.ts), judged with the kind's
+ * sample request.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ANY_DEVICE } from '../suites/vring/any-device.js';
+import { PACKED_RING_CHECKS } from '../suites/vring/packed.js';
 import { broken, type CliRun, expectClean, fixture, messageOf, runCli, verdicts } from './helpers.js';
 
-const RING_STATE = `^(${[...ANY_DEVICE].map((id) => id.replaceAll('.', '\\.')).join('|')})$`;
+/** A --grep of exactly `ids`. */
+const only = (ids: Iterable<string>) => `^(${[...ids].map((id) => id.replaceAll('.', '\\.')).join('|')})$`;
+const RING_STATE = only(ANY_DEVICE);
+const PACKED = only(PACKED_RING_CHECKS);
 
 /** A ring flaw on a fixture device of `type`: the check it fails, and what its message says. */
 const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp }> = [
@@ -68,19 +73,46 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
   },
 ];
 
-/** The ring-state checks of `wrapper` as a `type` device (fs: a shared directory of its own). */
-async function ringStates(wrapper: string, type: string): Promise<CliRun> {
+/**
+ * A packed-ring flaw on a fixture device of `type`: the check it fails (the checks needing it skipped), and
+ * what its message says.
+ */
+const PACKED_FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp }> = [
+  {
+    type: 'gpu',
+    flaw: 'packed-used-len-unwritten',
+    fails: 'vring.packed.used',
+    // The used descriptor keeps the length of the list's first descriptor, the 24-byte command.
+    message: /^GET_DISPLAY_INFO on the control queue: used\.len 24, not the 408 bytes/,
+  },
+  {
+    type: 'scsi',
+    flaw: 'packed-wrap-not-flipped',
+    fails: 'vring.packed.used',
+    message: /where the next used descriptor is due .* is still as the driver made it available/,
+  },
+  {
+    type: 'fs',
+    flaw: 'packed-indirect-ignored',
+    fails: 'vring.packed.indirect',
+    // The table taken for the request itself: nothing the device can write, no reply.
+    message: /^FUSE_INIT \(unique \d+\): used\.len 0, not a reply of 16\.\.80 bytes/,
+  },
+  {
+    type: 'net',
+    flaw: 'packed-event-desc-ignored',
+    fails: 'vring.packed.event-idx',
+    message:
+      /^request 1 \(test frame \d+ .* on transmitq0\) was used at descriptor 0 .*but no used buffer notification came/,
+  },
+];
+
+/** The checks `grep` selects of `wrapper` as a `type` device (fs: a shared directory of its own). */
+async function ringStates(wrapper: string, type: string, grep = RING_STATE): Promise<CliRun> {
   const shared = type === 'fs' ? mkdtempSync(path.join(tmpdir(), 'vhu-selftest-shared-')) : undefined;
   try {
     return await runCli(
-      [
-        '--type',
-        type,
-        '--grep',
-        RING_STATE,
-        fixture(wrapper),
-        ...(shared ? ['--', `--shared-dir=${shared}`] : []),
-      ],
+      ['--type', type, '--grep', grep, fixture(wrapper), ...(shared ? ['--', `--shared-dir=${shared}`] : [])],
       { env: { VHU_FIXTURE_DEVICE: type }, limitMs: 90_000 },
     );
   } finally {
@@ -105,6 +137,34 @@ describe('the ring-state checks on net, fs, gpu and scsi fixture devices', funct
   for (const { type, flaw, fails, message } of FLAWS) {
     it(`vhu-flaw-${flaw} as a ${type} device fails ${fails} only`, async () => {
       const run = await ringStates(`vhu-flaw-${flaw}`, type);
+      expect(broken(run.report), run.stdout).to.deep.equal([fails]);
+      expect(messageOf(run.report, fails)).to.match(message);
+      expectClean(run);
+    });
+  }
+});
+
+describe('the packed-ring checks on net, fs, gpu and scsi fixture devices', function () {
+  this.timeout(120_000);
+
+  for (const type of ['net', 'fs', 'gpu', 'scsi']) {
+    it(`pass on the reference ${type} device, which offers VIRTIO_F_RING_PACKED`, async () => {
+      const run = await ringStates('vhu-reference', type, PACKED);
+      expect(verdicts(run.report), run.stdout).to.deep.equal(
+        Object.fromEntries([...PACKED_RING_CHECKS].map((id) => [id, 'pass'])),
+      );
+      expect(messageOf(run.report, 'vring.packed.used')).to.match(
+        new RegExp(
+          `^\\d+ ${type} sample requests .* through a packed ring of 19 descriptors: \\d+ descriptors used, [4-9] laps`,
+        ),
+      );
+      expectClean(run);
+    });
+  }
+
+  for (const { type, flaw, fails, message } of PACKED_FLAWS) {
+    it(`vhu-flaw-${flaw} as a ${type} device fails ${fails} only`, async () => {
+      const run = await ringStates(`vhu-flaw-${flaw}`, type, PACKED);
       expect(broken(run.report), run.stdout).to.deep.equal([fails]);
       expect(messageOf(run.report, fails)).to.match(message);
       expectClean(run);

@@ -459,6 +459,13 @@ export class FrontendDevice {
     return ring as Vring<T>;
   }
 
+  /** The packed vring set up at `index` (`preparePackedRing`, or a profile's start of a packed ring). */
+  packedRing<T = unknown>(index: number): Vring<T, PackedVirtqueue<T>> {
+    const ring = this.#anyRing(index);
+    if (!(ring.queue instanceof PackedVirtqueue)) throw new Error(`vring ${index} is a split ring`);
+    return ring as unknown as Vring<T, PackedVirtqueue<T>>;
+  }
+
   async #startRing(ring: Vring<unknown, DriverQueue<unknown>>, base: number): Promise<void> {
     const { index } = ring;
     await this.setVringNum(index);

@@ -206,6 +206,11 @@ export class PackedVirtqueue<T = unknown> {
     return packedPosition(this.#nextAvail, this.#availWrap);
   }
 
+  /** `availPosition`, as DriverQueue names it for a queue of either layout. */
+  get availMark(): number {
+    return this.availPosition;
+  }
+
   /** Where the next used descriptor is expected, with the used wrap counter the driver expects (bit 15). */
   get usedPosition(): number {
     return packedPosition(this.#nextUsed, this.#usedWrap);

@@ -15,6 +15,13 @@ export interface DriverQueue<T> {
   collectUsed(): Array<UsedBuffer<T>>;
   /** Where the ring stands, for messages. */
   describePosition(): string;
+  /**
+   * Where the driver's next available buffer goes, as `needsKick` takes it: the split ring's avail.idx, the
+   * packed ring's position with its wrap counter in bit 15.
+   */
+  readonly availMark: number;
+  /** Whether the device wants a notification for what was made available from mark `before` to `now`. */
+  needsKick(before: number, now: number): boolean;
 }
 
 /** What a device driver (blk, ...) needs of one vring: the queue, a notification, and waits for used buffers. */

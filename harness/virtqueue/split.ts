@@ -354,6 +354,11 @@ export class SplitVirtqueue<T = unknown> {
     return this.#nextAvail;
   }
 
+  /** `lastAvailIdx`, as DriverQueue names it for a queue of either layout. */
+  get availMark(): number {
+    return this.#nextAvail;
+  }
+
   /** The used index up to which the driver has collected. */
   get lastUsedIdx(): number {
     return this.#lastUsed;

@@ -20,6 +20,10 @@ import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
+import type { DriverQueue, VringPort } from '../../harness/virtqueue/port.js';
+import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
+import { type RingChoice, requireOffered, ringFeatures } from './ring-features.js';
 
 /** The kind of the device under test, or a SkipError saying there is no driver for it. */
 export function requireKind(ctx: CheckContext): DeviceKind {
@@ -51,7 +55,8 @@ export function requireDevice(
   );
 }
 
-export interface DeviceOptions {
+/** What a generic check asks of the device; the ring layout and features (RingChoice) skip when not offered. */
+export interface DeviceOptions extends RingChoice {
   /**
    * VHOST_USER_F_PROTOCOL_FEATURES: 'prefer' (default) negotiates it when offered, 'require' skips without
    * it, 'none' leaves it out (the legacy start).
@@ -59,7 +64,7 @@ export interface DeviceOptions {
   protocolFeatures?: 'prefer' | 'require' | 'none';
   /** SET_VRING_ENABLE 1 after the set-up (default: when bit 30 was negotiated, as QEMU does). */
   enable?: boolean;
-  /** The available index the rings start at. */
+  /** The available index split rings start at. */
   base?: number;
   /** Ring size (default 64). */
   size?: number;
@@ -69,12 +74,13 @@ export interface DeviceOptions {
   connection?: Connection;
 }
 
-export interface DeviceSetup {
+/** A device started: its rings are split (`Q`: SplitVirtqueue), or packed with `packed`. */
+export interface DeviceSetup<Q extends DriverQueue<unknown> = SplitVirtqueue<unknown>> {
   kind: DeviceKind;
   session: FrontendSession;
   device: FrontendDevice;
   /** The vring the samples go to. */
-  ring: Vring;
+  ring: Vring<unknown, Q>;
   driver: SampleDriver;
   features: bigint;
   started: Started;
@@ -82,11 +88,22 @@ export interface DeviceSetup {
 
 /**
  * A device of the run's type started on a fresh connection as the front-end profile starts one: its
- * start-up, SET_FEATURES with VERSION_1 and what the kind's driver understands (as the profile lets them
- * through), the kind's own set-up (gpu: the display), the memory, every ring of the kind set up and (unless
- * told otherwise) enabled.
+ * start-up, SET_FEATURES with VERSION_1, the ring features asked and what the kind's driver understands (as
+ * the profile lets them through), the kind's own set-up (gpu: the display), the memory, every ring of the
+ * kind set up (all packed with `packed`) and (unless told otherwise) enabled.
  */
-export async function openDevice(ctx: CheckContext, options: DeviceOptions = {}): Promise<DeviceSetup> {
+export function openDevice(
+  ctx: CheckContext,
+  options: DeviceOptions & { packed: true },
+): Promise<DeviceSetup<PackedVirtqueue<unknown>>>;
+export function openDevice(
+  ctx: CheckContext,
+  options?: DeviceOptions & { packed?: false },
+): Promise<DeviceSetup>;
+export async function openDevice(
+  ctx: CheckContext,
+  options: DeviceOptions = {},
+): Promise<DeviceSetup<DriverQueue<unknown>>> {
   const kind = requireKind(ctx);
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? 'prefer';
@@ -95,9 +112,11 @@ export async function openDevice(ctx: CheckContext, options: DeviceOptions = {})
   if (kind.modernOnly && !hasBit(started.offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${kind.type} device is not driven`);
   }
+  const ringBits = requireOffered(started.offered, ringFeatures(options));
   const features = ackFeatures(
     started,
-    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)),
+    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | ringBits,
+    ringBits,
   );
   await kind.prepare?.(session, ctx.scope);
   const device = new FrontendDevice(session, ctx.scope);
@@ -107,17 +126,25 @@ export async function openDevice(ctx: CheckContext, options: DeviceOptions = {})
     rings: kind.rings.map((index) => ({
       index,
       size,
+      packed: options.packed ?? false,
+      eventIdx: options.eventIdx ?? false,
+      indirect: options.indirect ?? false,
       ...(options.base === undefined ? {} : { base: options.base }),
     })),
     enable: options.enable ?? started.protocol,
   });
-  const ring = device.ring(kind.sampleRing);
+  const ring = options.packed ? device.packedRing(kind.sampleRing) : device.ring(kind.sampleRing);
   const source = kind.samples(
     device.memory,
     options.sampleRegion === undefined ? {} : { region: options.sampleRegion },
   );
   const driver = new SampleDriver(kind, ring, source, ctx.timeoutMs);
   return { kind, session, device, ring, driver, features, started };
+}
+
+/** How a sample is made available: through an indirect table (VIRTIO_RING_F_INDIRECT_DESC negotiated). */
+export interface PostOptions {
+  indirect?: boolean;
 }
 
 /** A sample request the device used: the sample and its used element (judged by `SampleDriver.judge`). */
@@ -129,14 +156,14 @@ export interface SampleCompletion {
 
 /** Posts a kind's sample requests on one vring and collects their completions; judging is the caller's. */
 export class SampleDriver {
-  readonly #ring: Vring;
+  readonly #ring: VringPort<unknown, DriverQueue<unknown>>;
   readonly #source: SampleSource;
   readonly #timeoutMs: number;
   #posted = 0;
 
   constructor(
     readonly kind: DeviceKind,
-    ring: Vring,
+    ring: VringPort<unknown, DriverQueue<unknown>>,
     source: SampleSource,
     timeoutMs: number,
   ) {
@@ -161,9 +188,9 @@ export class SampleDriver {
   }
 
   /** Makes the next sample available, without a kick. */
-  post(): Sample {
+  post(options: PostOptions = {}): Sample {
     const sample = this.#source.next();
-    this.#ring.queue.addRequest(sample.chain, { token: sample });
+    this.#ring.queue.addRequest(sample.chain, { token: sample, indirect: options.indirect ?? false });
     this.#posted++;
     return sample;
   }
@@ -204,17 +231,17 @@ export class SampleDriver {
    * Posts the opening request if one is due and waits for it, judged: after this, samples may be posted
    * together (fs: FUSE_INIT answered before GETATTRs go).
    */
-  async open(): Promise<void> {
+  async open(options: PostOptions = {}): Promise<void> {
     if (!this.needsOpening) return;
-    this.post();
+    this.post(options);
     this.kick();
     for (const c of await this.collect(1)) this.judge(c);
   }
 
   /** Posts `count` samples (after the opening one), kicks, waits for all and judges each. */
-  async run(count: number): Promise<SampleCompletion[]> {
-    await this.open();
-    for (let i = 0; i < count; i++) this.post();
+  async run(count: number, options: PostOptions = {}): Promise<SampleCompletion[]> {
+    await this.open(options);
+    for (let i = 0; i < count; i++) this.post(options);
     this.kick();
     const got = await this.collect(count);
     for (const c of got) this.judge(c);

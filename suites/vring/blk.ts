@@ -68,7 +68,7 @@ function cutToFit(ranges: ReadonlyArray<readonly [number, number]>, max: number)
  * Writes a fresh pattern over EXERCISED sectors from `scratch` in requests of several sizes, all in flight,
  * reads it back in other groupings, and checks every completion and every byte. Restores the sectors.
  */
-async function exerciseReadWrite(
+export async function exerciseReadWrite(
   blk: BlkDriver,
   scratch: bigint,
   options: PostOptions = {},

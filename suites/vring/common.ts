@@ -31,7 +31,11 @@ import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/s
 import type { CheckContext } from '../../harness/runner/check.js';
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
+import type { DriverQueue } from '../../harness/virtqueue/port.js';
+import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { requireDevice } from '../common/device.js';
+import { type RingChoice, requireOffered, ringFeatures } from '../common/ring-features.js';
 
 /** Anchors: vhost-user.rst sections, and virtio-spec labels (content.tex, device-types/blk). */
 export const VringSpec = {
@@ -195,21 +199,20 @@ export function quietMs(ctx: CheckContext): number {
   return Math.round(Math.min(500, Math.max(100, ctx.timeoutMs / 6)));
 }
 
-export interface BlockOptions {
+/** What a block check asks of the device; the ring layout and features (RingChoice) skip when not offered. */
+export interface BlockOptions extends RingChoice {
   /**
    * VHOST_USER_F_PROTOCOL_FEATURES, with the protocol features the front-end profile acknowledges: 'prefer'
    * (default) negotiates it when offered, 'require' skips without it, 'none' leaves it out (the legacy start).
    */
   protocolFeatures?: 'prefer' | 'require' | 'none';
-  /** Negotiate VIRTIO_RING_F_EVENT_IDX (skip when not offered). */
-  eventIdx?: boolean;
-  /** Negotiate VIRTIO_RING_F_INDIRECT_DESC (skip when not offered). */
-  indirect?: boolean;
+  /** The ring's size (default QUEUE_SIZE). */
+  size?: number;
   /** The check writes: skip when the device is read-only (VIRTIO_BLK_F_RO). */
   writes?: boolean;
   /** SET_VRING_ENABLE 1 after the set-up (default: when bit 30 was negotiated, as QEMU does). */
   enable?: boolean;
-  /** The available index the ring starts at. */
+  /** The available index a split ring starts at. */
   base?: number;
   /** The driver's largest request, in sectors (default 16). */
   maxSectors?: number;
@@ -234,10 +237,11 @@ export interface BlockOptions {
   judgesCompletions?: boolean;
 }
 
-export interface BlockSetup {
+/** A block device started: vring 0 is a split ring (`Q`: SplitVirtqueue), or a packed one with `packed`. */
+export interface BlockSetup<Q extends DriverQueue<unknown> = SplitVirtqueue<unknown>> {
   session: FrontendSession;
   device: FrontendDevice;
-  ring: Vring;
+  ring: Vring<unknown, Q>;
   blk: BlkDriver;
   /** The features acknowledged with SET_FEATURES. */
   features: bigint;
@@ -261,9 +265,21 @@ const SCRATCH_START = 64n;
 /**
  * A block device started on a fresh connection as the run's front-end profile starts one: the protocol
  * features it acknowledges, SET_FEATURES with what the driver understands (as the profile lets it through),
- * the memory (three regions, skewed addresses), vring 0 set up and (unless told otherwise) enabled.
+ * the memory (three regions, skewed addresses), vring 0 set up (packed with `packed`) and (unless told
+ * otherwise) enabled.
  */
-export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): Promise<BlockSetup> {
+export function openBlock(
+  ctx: CheckContext,
+  options: BlockOptions & { packed: true },
+): Promise<BlockSetup<PackedVirtqueue<unknown>>>;
+export function openBlock(
+  ctx: CheckContext,
+  options?: BlockOptions & { packed?: false },
+): Promise<BlockSetup>;
+export async function openBlock(
+  ctx: CheckContext,
+  options: BlockOptions = {},
+): Promise<BlockSetup<DriverQueue<unknown>>> {
   requireDevice(ctx, 'block', 'this check makes virtio-blk requests (sectors written and read back)');
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? (options.memorySlots ? 'require' : 'prefer');
@@ -275,25 +291,16 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
   });
   const offered = started.offered;
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
-  if (options.eventIdx && !hasBit(offered, VirtioFeature.VIRTIO_RING_F_EVENT_IDX)) {
-    throw new SkipError('VIRTIO_RING_F_EVENT_IDX is not offered');
-  }
-  if (options.indirect && !hasBit(offered, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC)) {
-    throw new SkipError('VIRTIO_RING_F_INDIRECT_DESC is not offered');
-  }
+  const ringBits = requireOffered(offered, ringFeatures(options));
   if (options.writes && hasBit(offered, VirtioBlkFeature.RO)) {
     throw new SkipError('the device is read-only (VIRTIO_BLK_F_RO): the check needs to write');
   }
   const useProtocol = started.protocol;
-  const ringFeatures = [
-    ...(options.eventIdx ? [VirtioFeature.VIRTIO_RING_F_EVENT_IDX] : []),
-    ...(options.indirect ? [VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC] : []),
-  ];
   const asBits = (list: readonly number[]) => list.reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n);
   const features = ackFeatures(
     started,
-    asBits([...BLK_DRIVER_FEATURES, VirtioFeature.VIRTIO_F_VERSION_1, ...ringFeatures]),
-    asBits(ringFeatures),
+    asBits([...BLK_DRIVER_FEATURES, VirtioFeature.VIRTIO_F_VERSION_1]) | ringBits,
+    ringBits,
   );
   const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
     ? await readBlkConfig(session)
@@ -314,7 +321,8 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     rings: [
       {
         index: 0,
-        size: QUEUE_SIZE,
+        size: options.size ?? QUEUE_SIZE,
+        packed: options.packed ?? false,
         eventIdx: options.eventIdx ?? false,
         indirect: options.indirect ?? false,
         ...(options.base === undefined ? {} : { base: options.base }),
@@ -323,7 +331,7 @@ export async function openBlock(ctx: CheckContext, options: BlockOptions = {}): 
     enable: options.enable ?? useProtocol,
     ...(memory ? { memory } : {}),
   });
-  const ring = device.ring(0);
+  const ring = options.packed ? device.packedRing(0) : device.ring(0);
   const blk = new BlkDriver(ring, {
     timeoutMs: ctx.timeoutMs,
     maxSectors: maxSectors(options.maxSectors ?? 16, features, config),

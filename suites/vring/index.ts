@@ -6,5 +6,6 @@ import type { Check } from '../../harness/runner/check.js';
 import { blkChecks } from './blk.js';
 import { lifecycleChecks } from './lifecycle.js';
 import { memoryChecks } from './memory.js';
+import { packedChecks } from './packed.js';
 
-export const vringChecks: Check[] = [...blkChecks, ...lifecycleChecks, ...memoryChecks];
+export const vringChecks: Check[] = [...blkChecks, ...packedChecks, ...lifecycleChecks, ...memoryChecks];

@@ -1,5 +1,6 @@
 /**
- * A virtio-blk driver (virtio spec, "Block Device") over one vring of a FrontendDevice, or any VringPort.
+ * A virtio-blk driver (virtio spec, "Block Device") over one vring of a FrontendDevice, or any VringPort, of
+ * either layout (split or packed).
  * Each request is a chain of a 16-byte header {type le32, reserved le32, sector le64} the device reads,
  * the data (read by the device for OUT, written for IN and GET_ID), and one status byte the device writes,
  * last. The driver checks what the device did with it: the status byte, used.len, the readable parts left
@@ -12,7 +13,7 @@
 import { BackendError, ProtocolError } from '../../errors.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../../memory/guest-memory.js';
 import type { FrontendSession } from '../../transport/session.js';
-import type { VringPort } from '../../virtqueue/port.js';
+import type { DriverQueue, VringPort } from '../../virtqueue/port.js';
 import type { BufferElement, UsedBuffer } from '../../virtqueue/split.js';
 import { type ConfigSpace, readConfigSpace } from '../config.js';
 
@@ -459,7 +460,7 @@ const STATUS_UNSET = 0xff;
  */
 export class BlkDriver {
   readonly maxSectors: number;
-  readonly #port: VringPort<Pending>;
+  readonly #port: VringPort<Pending, DriverQueue<Pending>>;
   readonly #memory: GuestMemory;
   readonly #timeoutMs: number;
   readonly #slots: Slot[] = [];
@@ -472,12 +473,12 @@ export class BlkDriver {
   /** The findings of the `keep` rules let through, in order, each the error a failure would have thrown. */
   readonly findings: BlkError[] = [];
 
-  constructor(port: VringPort<unknown>, options: BlkDriverOptions) {
-    this.#port = port as VringPort<Pending>;
+  constructor(port: VringPort<unknown, DriverQueue<unknown>>, options: BlkDriverOptions) {
+    this.#port = port as VringPort<Pending, DriverQueue<Pending>>;
     this.#memory = port.queue.memory;
     this.#timeoutMs = options.timeoutMs;
     this.maxSectors = options.maxSectors ?? 16;
-    this.#notifiedAt = port.queue.lastAvailIdx;
+    this.#notifiedAt = port.queue.availMark;
     this.#keep = new Set(options.keep);
     const placement = options.placement ?? defaultPlacement(this.#memory);
     const firstHalf = Math.ceil(this.maxSectors / 2) * SECTOR_SIZE;
@@ -510,7 +511,7 @@ export class BlkDriver {
     }
   }
 
-  get port(): VringPort<unknown> {
+  get port(): VringPort<unknown, DriverQueue<unknown>> {
     return this.#port;
   }
 
@@ -592,10 +593,11 @@ export class BlkDriver {
 
   /**
    * Notifies the device of what was posted since the last call, unless it suppressed notifications
-   * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX), as a driver must and may. Returns whether it did.
+   * (VIRTQ_USED_F_NO_NOTIFY, or avail_event with EVENT_IDX; on a packed ring, its event suppression
+   * structure), as a driver must and may. Returns whether it did.
    */
   kick(): boolean {
-    const now = this.#port.queue.lastAvailIdx;
+    const now = this.#port.queue.availMark;
     const before = this.#notifiedAt;
     this.#notifiedAt = now;
     if (before === now || !this.#port.queue.needsKick(before, now)) return false;

@@ -32,6 +32,12 @@ class FakeQueue implements DriverQueue<number> {
   describePosition(): string {
     return `${this.ready.length} ready`;
   }
+  get availMark(): number {
+    return this.posted.length;
+  }
+  needsKick(): boolean {
+    return true;
+  }
   /** Writes `bytes` into the oldest posted buffer and returns it as used with `len`. */
   use(bytes: Uint8Array, len = bytes.length): void {
     const buffer = this.posted.shift()!;

@@ -40,6 +40,10 @@ class FakeQueue implements DriverQueue<unknown> {
   describePosition(): string {
     return 'fake';
   }
+  readonly availMark = 0;
+  needsKick(): boolean {
+    return true;
+  }
 }
 
 function port(queue: FakeQueue): VringPort<unknown, FakeQueue> {

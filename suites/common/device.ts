@@ -20,6 +20,7 @@ import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { RingPlacement } from '../../harness/virtqueue/split.js';
 
 /** The kind of the device under test, or a SkipError saying there is no driver for it. */
 export function requireKind(ctx: CheckContext): DeviceKind {
@@ -49,6 +50,15 @@ export interface DeviceOptions {
   sampleRegion?: bigint;
   /** A connection to start the device on, instead of a fresh one. */
   connection?: Connection;
+  /** A session to start the device on (a robustness subject's), instead of one on a fresh connection. */
+  session?: FrontendSession;
+  /** VIRTIO_RING_F_INDIRECT_DESC acked where offered (and the profile passes it on), the rings using it. */
+  indirect?: boolean;
+  /**
+   * Lays out guest memory once the device is made, before its rings are set up: where each ring goes (by
+   * vring index; the rest where the device puts them).
+   */
+  layout?(device: FrontendDevice, kind: DeviceKind): ReadonlyMap<number, RingPlacement>;
 }
 
 export interface DeviceSetup {
@@ -70,27 +80,36 @@ export interface DeviceSetup {
  */
 export async function openDevice(ctx: CheckContext, options: DeviceOptions = {}): Promise<DeviceSetup> {
   const kind = requireKind(ctx);
-  const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
+  const session =
+    options.session ?? new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? 'prefer';
   const started = await initTargetSession(ctx, session, { protocol: protocol !== 'none' });
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
   if (kind.modernOnly && !hasBit(started.offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${kind.type} device is not driven`);
   }
+  const indirectBit = options.indirect ? 1n << BigInt(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC) : 0n;
   const features = ackFeatures(
     started,
-    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)),
+    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | indirectBit,
   );
+  const indirect = hasBit(features, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
   await kind.prepare?.(session, ctx.scope);
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.size ?? 64;
+  const placements = options.layout?.(device, kind);
   await startDevice(started, session, device, ctx.scope, {
     features,
-    rings: kind.rings.map((index) => ({
-      index,
-      size,
-      ...(options.base === undefined ? {} : { base: options.base }),
-    })),
+    rings: kind.rings.map((index) => {
+      const placement = placements?.get(index);
+      return {
+        index,
+        size,
+        ...(options.base === undefined ? {} : { base: options.base }),
+        ...(indirect ? { indirect } : {}),
+        ...(placement ? { placement } : {}),
+      };
+    }),
     enable: options.enable ?? started.protocol,
   });
   const ring = device.ring(kind.sampleRing);

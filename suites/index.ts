@@ -10,6 +10,7 @@ import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
 import { scsiChecks } from './devices/scsi.js';
+import { scsiEventChecks } from './devices/scsi-events.js';
 import { migrateChecks } from './migrate/index.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
@@ -42,6 +43,7 @@ export const allChecks: Check[] = [
   ...fsChecks,
   ...gpuChecks,
   ...scsiChecks,
+  ...scsiEventChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...protocolLifecycleChecks,

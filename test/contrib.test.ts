@@ -280,7 +280,8 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
  * - no CONFIG: scsi.config skips.
  * - the controlq (and eventq) are never served: vus_queue_set_started sets a handler for queues 2 and up only
  *   ("queue %d unimplemented", line 303), so a LOGICAL UNIT RESET never completes (scsi.tmf, an interoperability
- *   fact: no sentence makes a TMF's completion a MUST, but a guest's error handler waits for it).
+ *   fact: no sentence makes a TMF's completion a MUST, but a guest's error handler waits for it). The event
+ *   buffers wait too, which passes scsi.eventq: with no hot-plug nothing happens on the bus, no event is due.
  */
 const CONTRIB_SCSI: Record<string, Verdict> = {
   // A request queue element with no device-readable or no device-writable buffer (a nested indirect table, the
@@ -374,6 +375,9 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
     );
     expect(messageOf(run.report, 'scsi.used-len')).to.match(/used\.len 0; .*used\.len 0 .*underestimate/);
     expect(messageOf(run.report, 'scsi.tmf')).to.match(/task management function 5 on the controlq/);
+    expect(messageOf(run.report, 'scsi.eventq')).to.match(
+      /^8 event buffers of 16 bytes on the eventq .*: no event within \d+ ms, none being due$/,
+    );
   });
 
   it('dies of an assertion on a request queue element with nothing readable or nothing writable in it (robust.data.*)', () => {

@@ -14,6 +14,7 @@ import { gpuChecks } from './devices/gpu.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
 import { scsiChecks } from './devices/scsi.js';
+import { scsiEventChecks } from './devices/scsi-events.js';
 import { migrateChecks } from './migrate/index.js';
 import { channelChecks, logDirtyChecks } from './protocol/channels.js';
 import { featureChecks, resetDeviceChecks } from './protocol/features.js';
@@ -55,7 +56,10 @@ export const allChecks: Check[] = [
   // Two launches of their own, after the ring checks they build on.
   ...group(migrateChecks, TRAFFIC),
   ...group([...resetDeviceChecks, ...logDirtyChecks]),
-  ...group([...netChecks, ...netMqChecks, ...fsChecks, ...gpuChecks, ...scsiChecks], TRAFFIC),
+  ...group(
+    [...netChecks, ...netMqChecks, ...fsChecks, ...gpuChecks, ...scsiChecks, ...scsiEventChecks],
+    TRAFFIC,
+  ),
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...group(protocolLifecycleChecks),

@@ -283,9 +283,16 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
  * - no CONFIG: scsi.config skips.
  * - the controlq (and eventq) are never served: vus_queue_set_started sets a handler for queues 2 and up only
  *   ("queue %d unimplemented", line 303), so a LOGICAL UNIT RESET never completes (scsi.tmf, an interoperability
- *   fact: no sentence makes a TMF's completion a MUST, but a guest's error handler waits for it).
+ *   fact: no sentence makes a TMF's completion a MUST, but a guest's error handler waits for it). The event
+ *   buffers wait too, which passes scsi.eventq: with no hot-plug nothing happens on the bus, no event is due.
  */
 const CONTRIB_SCSI: Record<string, Verdict> = {
+  // A request queue element with no device-readable or no device-writable buffer (a nested indirect table, the
+  // request marked device-writable, the response device-readable, a head-only request) reaches vus_proc_req,
+  // whose assert(elem->out_num > 0 && elem->in_num > 0) (vhost-user-scsi.c:263) aborts the daemon, where
+  // libvhost-user's own checks close the connection over the rest (vu_panic).
+  'robust.data.chain': 'fail',
+  'robust.data.buffers': 'fail',
   'scsi.config': 'skip',
   'scsi.read-capacity': 'skip',
   'scsi.read-write': 'skip',
@@ -318,11 +325,13 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
   });
   after(() => target?.stop());
 
-  // Its MUST failures are two scsi.* ones (below); the rest are SHOULDs: the robustness checks (no sentence
-  // forbids a crash), reply-ack.invalid, the socket left at SIGTERM, scsi.unknown-lun.
-  it('exits 1, as a scsi device, failing scsi.check-condition and scsi.bad-target', () => {
+  // Its MUST failures are two scsi.* ones (below) and the data-plane robustness ones (MUST, for the
+  // out-of-bounds oracle's sentences, its crash oracle stronger: see DATA_PLANE_RULE); the rest are SHOULDs: the
+  // control-message robustness checks (no sentence forbids a crash), reply-ack.invalid, the socket left at
+  // SIGTERM, scsi.unknown-lun.
+  it('exits 1, as a scsi device, failing scsi.check-condition, scsi.bad-target and robust.data.*', () => {
     expect(run.exitCode, run.stderr).to.equal(1);
-    expect(run.report?.summary.mustFailed, run.stdout).to.equal(2);
+    expect(run.report?.summary.mustFailed, run.stdout).to.equal(4);
     expect(run.report?.backend.type).to.equal('scsi');
   });
 
@@ -335,7 +344,7 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
           ...NO_DEVICE_OPTION_CONFIG_INFLIGHT,
           // It serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
-          ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'robust.data.'], BLOCK_TRAFFIC),
+          ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
           // The ring-state checks drive it with TEST UNIT READY (the scsi kind): they pass, but for the two that
           // need a side effect to see, which TEST UNIT READY has not; libvhost-user does not gate a ring on
           // SET_VRING_ENABLE, so the command completes on a disabled ring, effect unseen: a skip saying so.
@@ -369,6 +378,26 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
     );
     expect(messageOf(run.report, 'scsi.used-len')).to.match(/used\.len 0; .*used\.len 0 .*underestimate/);
     expect(messageOf(run.report, 'scsi.tmf')).to.match(/task management function 5 on the controlq/);
+    expect(messageOf(run.report, 'scsi.eventq')).to.match(
+      /^8 event buffers of 16 bytes on the eventq .*: no event within \d+ ms, none being due$/,
+    );
+  });
+
+  it('dies of an assertion on a request queue element with nothing readable or nothing writable in it (robust.data.*)', () => {
+    const assertion =
+      /it crashed after (.+?): killed by SIGABRT; a failed assertion on stderr: ".*vus_proc_req: Assertion `elem->out_num > 0 && elem->in_num > 0' failed\."/;
+    expect(messageOf(run.report, 'robust.data.chain')).to.match(assertion);
+    expect(messageOf(run.report, 'robust.data.chain')).to.contain(
+      'after an indirect descriptor inside an indirect table',
+    );
+    for (const input of [
+      'the buffer the device reads marked device-writable',
+      'the buffers the device writes marked device-readable',
+      'a head-only request (one descriptor, no data, no status)',
+    ])
+      expect(messageOf(run.report, 'robust.data.buffers')).to.contain(
+        `it crashed after ${input}: killed by SIGABRT`,
+      );
   });
 
   it('aborts on a cut payload and dies of SIGSEGV on vring 1024 (libvhost-user)', () => {

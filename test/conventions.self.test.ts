@@ -403,9 +403,16 @@ describe(SUITE, function () {
     it(TITLES.device(type, wrapper), async () => {
       const run = await runOf(wrapper);
       const all = verdicts(run.report);
-      // Its own area's checks, and the ring-state and packed-ring checks, which drive every device kind.
+      // Its own area's checks, and the ring-state, packed-ring and data-plane robustness checks, which drive
+      // every device kind.
       const own = allChecks
-        .filter((c) => DEVICE_AREAS[c.area] === type || ANY_DEVICE.has(c.id) || PACKED_RING_CHECKS.has(c.id))
+        .filter(
+          (c) =>
+            DEVICE_AREAS[c.area] === type ||
+            ANY_DEVICE.has(c.id) ||
+            PACKED_RING_CHECKS.has(c.id) ||
+            c.id.startsWith('robust.data.'),
+        )
         .map((c) => c.id);
       expect(own, `${type} checks`).to.not.deep.equal([]);
       expect(

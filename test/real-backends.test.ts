@@ -42,8 +42,7 @@ function hasRenderNode(): boolean {
 const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi']);
 /**
  * Protocol checks that carry block traffic, and need a driver as the vring checks do. (The data-plane
- * robustness checks drive block, net, fs and gpu devices: vhost-user-gpu passes them, virtiofsd see
- * VIRTIOFSD_DATA.)
+ * robustness checks drive every device kind: vhost-user-gpu passes them, virtiofsd see VIRTIOFSD_DATA.)
  */
 const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem', 'proto.log.dirty']);
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
@@ -374,13 +373,13 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
       /^4 of 11 inputs answered; closed the connection after: a descriptor whose next is itself, a chain whose last next goes back to its head,/,
     );
     expect(chain).to.contain(
-      'a chain longer than the queue size (an indirect table of queue size + 2 descriptors): used id 0 len 408, response type 0x1101 (RESP_OK_DISPLAY_INFO); the queue still works',
+      'a chain longer than the queue size (an indirect table of queue size + 2 descriptors): used id 0 len 408, the reply: RESP_OK_DISPLAY_INFO; the queue still works (RESP_OK_DISPLAY_INFO)',
     );
     const buffers = messageOf(run.report, 'robust.data.buffers');
     expect(buffers).to.match(/^3 of 11 inputs answered; closed the connection after: /);
     expect(buffers).to.contain('a zero-length last buffer: closed the connection');
     expect(buffers).to.contain(
-      'the buffers the device writes marked device-readable: used id 0 len 0, no response written; the queue still works',
+      'the buffers the device writes marked device-readable: used id 0 len 0, the reply: GET_DISPLAY_INFO on the control queue: used.len 0, not the 408 bytes of virtio_gpu_resp_display_info; the queue still works (RESP_OK_DISPLAY_INFO)',
     );
   });
 

@@ -26,6 +26,55 @@ export interface Sample {
   judge(usedLen: number): string;
   /** What names this sample's side effect, for a kind with one (net: the frame's sequence number). */
   readonly effect?: number;
+  /**
+   * Bytes at the start of the first buffer that are the request's header, when one buffer holds header and
+   * payload (net: the virtio_net_hdr before the frame): a check that cuts the request into its parts puts
+   * them in descriptors of their own, the layout every device takes.
+   */
+  readonly headerLen?: number;
+}
+
+/** Where a kind's sample requests put their buffers. */
+export interface SampleOptions {
+  /** The region the device-writable buffers go to (a region's guest address). */
+  region?: bigint;
+  /**
+   * Allocates each buffer instead of the memory's allocator (a check that guards every buffer): `what` names
+   * the buffer for messages, `write` says whether the device writes it.
+   */
+  place?: (what: string, len: number, write: boolean) => bigint;
+}
+
+/** The allocator of `options`: `place` when given, else `memory.alloc` (writable buffers in `region`). */
+export function sampleAllocator(
+  memory: GuestMemory,
+  options: SampleOptions = {},
+): (what: string, len: number, write: boolean, align?: number) => bigint {
+  const { place, region } = options;
+  if (place) return (what, len, write) => place(what, len, write);
+  return (_what, len, write, align = 16) =>
+    memory.alloc(len, align, write && region !== undefined ? { region } : {});
+}
+
+/**
+ * A request the device writes into, and what makes the device use it: the sample itself for a device that
+ * answers requests; net's transmit sample has nothing the device writes, so a receive buffer filled by a
+ * frame sent.
+ */
+export interface WritableRequest {
+  /** The vring the request goes to. */
+  ring: number;
+  request: Sample;
+  /** A request on another vring that makes the device use this one (net: a frame sent on transmitq0). */
+  trigger?: { ring: number; request: Sample };
+}
+
+/** `DeviceKind.writable` of a kind whose sample request has device-writable buffers: the sample itself. */
+export function writableSample(
+  ring: number,
+  samples: (memory: GuestMemory, options?: SampleOptions) => SampleSource,
+): DeviceKind['writable'] {
+  return (memory, options) => ({ ring, request: samples(memory, options).next() });
 }
 
 /** Makes sample requests in one guest memory, each with buffers of its own. */
@@ -81,7 +130,12 @@ export interface DeviceKind {
    * Sample requests whose buffers are allocated in `memory` (in the region at `region` when given, the
    * parts the device writes at least).
    */
-  samples(memory: GuestMemory, options?: { region?: bigint }): SampleSource;
+  samples(memory: GuestMemory, options?: SampleOptions): SampleSource;
+  /**
+   * A request with device-writable buffers (what a check malforming those needs), allocated as `samples`
+   * allocates its buffers.
+   */
+  writable(memory: GuestMemory, options?: SampleOptions): WritableRequest;
   /**
    * A side effect of the samples the harness can watch, given the device's vrings by index; undefined for a
    * device type whose sample has none the harness can see (its ring-state checks say so).

@@ -30,6 +30,48 @@ describe('devices/kinds: each device kind and its sample request', () => {
     });
   });
 
+  it('gives every kind a request with device-writable buffers, on one of its rings; net a receive buffer filled by a frame sent', () => {
+    for (const type of ['block', 'net', 'fs', 'gpu', 'scsi']) {
+      const kind = kindOf(type);
+      const { ring, request, trigger } = kind.writable(createGuestMemory());
+      expect(kind.rings, type).to.include(ring);
+      expect(
+        request.chain.some((p) => p.write),
+        type,
+      ).to.equal(true);
+      if (type !== 'net') expect([ring, trigger], type).to.deep.equal([kind.sampleRing, undefined]);
+    }
+    const net = kindOf('net').writable(createGuestMemory());
+    expect([net.ring, net.trigger?.ring, net.trigger?.request.chain.every((p) => !p.write)]).to.deep.equal([
+      0,
+      1,
+      true,
+    ]);
+    expect(net.request.judge(12 + 128)).to.equal('a 128-byte frame');
+    expect(() => net.request.judge(12)).to.throw(SampleError, /not a header and a frame/);
+  });
+
+  it('places each buffer of a sample where the caller says, naming it and saying whether the device writes it', () => {
+    const memory = createGuestMemory();
+    const placed: Array<[string, number, boolean]> = [];
+    const sample = kindOf('block')
+      .samples(memory, {
+        place: (what, len, write) => {
+          placed.push([what, len, write]);
+          return memory.alloc(len, 16);
+        },
+      })
+      .next();
+    expect(placed).to.deep.equal([
+      ['the request header', 16, false],
+      ['the data buffer of the request', SECTOR_SIZE, true],
+      ['the status byte of the request', 1, true],
+    ]);
+    expect(sample.chain.map((p) => p.len)).to.deep.equal([16, SECTOR_SIZE, 1]);
+    // net: one buffer for header and frame, the header's length said for a check that cuts it off.
+    expect(kindOf('net').samples(createGuestMemory()).next().headerLen).to.equal(12);
+  });
+
   it('scsi: TEST UNIT READY to target 0 LUN 0, its response judged as far as used.len says it was written', () => {
     const memory = createGuestMemory();
     const sample = kindOf('scsi').samples(memory).next();

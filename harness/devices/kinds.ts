@@ -14,3 +14,8 @@ const KINDS: ReadonlyMap<string, DeviceKind> = new Map(
 export function deviceKind(type: string | null): DeviceKind | undefined {
   return type === null ? undefined : KINDS.get(type);
 }
+
+/** Every device kind generic checks drive. */
+export function allKinds(): readonly DeviceKind[] {
+  return [...KINDS.values()];
+}

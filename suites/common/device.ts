@@ -22,7 +22,7 @@ import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
 import type { DriverQueue, VringPort } from '../../harness/virtqueue/port.js';
-import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
+import type { RingPlacement, SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { type RingChoice, requireOffered, ringFeatures } from './ring-features.js';
 
 /** The kind of the device under test, or a SkipError saying there is no driver for it. */
@@ -72,6 +72,18 @@ export interface DeviceOptions extends RingChoice {
   sampleRegion?: bigint;
   /** A connection to start the device on, instead of a fresh one. */
   connection?: Connection;
+  /** A session to start the device on (a robustness subject's), instead of one on a fresh connection. */
+  session?: FrontendSession;
+  /**
+   * VIRTIO_RING_F_INDIRECT_DESC acked where offered (and the profile passes it on), the rings using it; not
+   * offered, the device runs without (where RingChoice's `indirect` skips).
+   */
+  indirectWhereOffered?: boolean;
+  /**
+   * Lays out guest memory once the device is made, before its rings are set up: where each ring goes (by
+   * vring index; the rest where the device puts them).
+   */
+  layout?(device: FrontendDevice, kind: DeviceKind): ReadonlyMap<number, RingPlacement>;
 }
 
 /** A device started: its rings are split (`Q`: SplitVirtqueue), or packed with `packed`. */
@@ -105,7 +117,8 @@ export async function openDevice(
   options: DeviceOptions = {},
 ): Promise<DeviceSetup<DriverQueue<unknown>>> {
   const kind = requireKind(ctx);
-  const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
+  const session =
+    options.session ?? new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? 'prefer';
   const started = await initTargetSession(ctx, session, { protocol: protocol !== 'none' });
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
@@ -113,24 +126,33 @@ export async function openDevice(
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${kind.type} device is not driven`);
   }
   const ringBits = requireOffered(started.offered, ringFeatures(options));
+  const whereOffered = options.indirectWhereOffered
+    ? 1n << BigInt(VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC)
+    : 0n;
   const features = ackFeatures(
     started,
-    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | ringBits,
+    kind.driverFeatures | (1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1)) | ringBits | whereOffered,
     ringBits,
   );
+  const indirect = hasBit(features, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
   await kind.prepare?.(session, ctx.scope);
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.size ?? 64;
+  const placements = options.layout?.(device, kind);
   await startDevice(started, session, device, ctx.scope, {
     features,
-    rings: kind.rings.map((index) => ({
-      index,
-      size,
-      packed: options.packed ?? false,
-      eventIdx: options.eventIdx ?? false,
-      indirect: options.indirect ?? false,
-      ...(options.base === undefined ? {} : { base: options.base }),
-    })),
+    rings: kind.rings.map((index) => {
+      const placement = placements?.get(index);
+      return {
+        index,
+        size,
+        packed: options.packed ?? false,
+        eventIdx: options.eventIdx ?? false,
+        indirect,
+        ...(options.base === undefined ? {} : { base: options.base }),
+        ...(placement ? { placement } : {}),
+      };
+    }),
     enable: options.enable ?? started.protocol,
   });
   const ring = options.packed ? device.packedRing(kind.sampleRing) : device.ring(kind.sampleRing);

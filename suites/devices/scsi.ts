@@ -71,14 +71,16 @@ const RESPONSE_OK =
 const STATUS_SAM = `${REQUEST_QUEUES}: "The device MUST write the status byte as the status code as defined in SAM."`;
 
 /** The logical unit the checks address: contrib/vhost-user-scsi serves target 0, LUN 0 only. */
-const LU0: ScsiAddress = { target: 0, lun: 0 };
+export const LU0: ScsiAddress = { target: 0, lun: 0 };
 const QUEUE_SIZE = 64;
 /** Where the read-write check writes, in 512-byte units: past a GPT's entries, as the vring checks do. */
 const SCRATCH_START_512 = 64;
 const SCRATCH_BYTES = 8 * 1024;
 
-interface ScsiSetup {
+export interface ScsiSetup {
   scsi: ScsiDriver;
+  /** The device, whose eventq (ScsiQueue.EVENT) the driver leaves alone. */
+  device: FrontendDevice;
   /** GET_CONFIG's view, when CONFIG was negotiated (`config` asked and offered). */
   config: ScsiConfig | undefined;
 }
@@ -89,7 +91,7 @@ interface ScsiSetup {
  * enabled. The driver uses the default cdb_size and sense_size, as a driver that writes neither. With
  * `config`, CONFIG is negotiated when offered and the config read.
  */
-async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): Promise<ScsiSetup> {
+export async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): Promise<ScsiSetup> {
   requireDevice(ctx, 'scsi');
   const session = new FrontendSession(await frontendConnection(ctx));
   const started = await initTargetSession(ctx, session, {
@@ -111,14 +113,14 @@ async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): 
     timeoutMs: ctx.timeoutMs,
     control: device.ring(ScsiQueue.CONTROL),
   });
-  return { scsi, config };
+  return { scsi, device, config };
 }
 
 /**
  * Runs `cdb` on LU0, once more after each UNIT ATTENTION (a logical unit reports one, a reset say, on the
  * first command after it: SAM-5 5.14, a driver retries).
  */
-async function command(
+export async function command(
   scsi: ScsiDriver,
   cdb: Uint8Array,
   data: { dataOut?: Uint8Array; dataInLen?: number } = {},
@@ -136,7 +138,7 @@ async function command(
 }
 
 /** What the device answered, for messages: response, status, and the sense when there is some. */
-function answer(c: ScsiCompletion): string {
+export function answer(c: ScsiCompletion): string {
   const sense = decodeSense(c.resp.sense.subarray(0, Math.min(c.resp.senseLen, c.resp.sense.length)));
   const written = c.respWritten ? '' : " (the response was never written: it holds the driver's guard bytes)";
   return (

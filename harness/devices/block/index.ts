@@ -1,6 +1,14 @@
 /** The block device as generic checks drive it (see kind.ts): a one-sector read of a scratch sector. */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
+import {
+  type DeviceKind,
+  type Sample,
+  SampleError,
+  type SampleOptions,
+  type SampleSource,
+  sampleAllocator,
+  writableSample,
+} from '../kind.js';
 import {
   BLK_CONFIG,
   BLK_DRIVER_FEATURES,
@@ -18,15 +26,15 @@ import {
  */
 export const BLK_SAMPLE_SECTOR = 64n;
 
-function blkSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
-  const at = options.region === undefined ? {} : { region: options.region };
+function blkSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSource {
+  const alloc = sampleAllocator(memory, options);
   return {
     needsOpening: false,
     next(): Sample {
-      const header = memory.alloc(BLK_HEADER_SIZE, 16);
+      const header = alloc('the request header', BLK_HEADER_SIZE, false);
       memory.write(header, encodeBlkHeader(VirtioBlkType.IN, BLK_SAMPLE_SECTOR));
-      const data = memory.alloc(SECTOR_SIZE, 16, at);
-      const status = memory.alloc(1, 1, at);
+      const data = alloc('the data buffer of the request', SECTOR_SIZE, true);
+      const status = alloc('the status byte of the request', 1, true, 1);
       memory.write(status, Uint8Array.of(0xff));
       return {
         what: `a one-sector read (IN) of sector ${BLK_SAMPLE_SECTOR}`,
@@ -62,4 +70,5 @@ export const blockKind: DeviceKind = {
   config: BLK_CONFIG,
   dataPath: 'vring.blk.read-write',
   samples: blkSamples,
+  writable: writableSample(0, blkSamples),
 };

@@ -4,7 +4,15 @@
  * unique, error 0) and its size. Neither request has a side effect the harness can see.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
+import {
+  type DeviceKind,
+  type Sample,
+  SampleError,
+  type SampleOptions,
+  type SampleSource,
+  sampleAllocator,
+  writableSample,
+} from '../kind.js';
 import { FIRST_REQUEST_QUEUE } from './fs.js';
 import {
   errnoLabel,
@@ -25,8 +33,8 @@ import {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
-function fsSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
-  const at = options.region === undefined ? {} : { region: options.region };
+function fsSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSource {
+  const alloc = sampleAllocator(memory, options);
   let unique = 0x5a00n;
   let opened = false;
   const request = (
@@ -38,7 +46,7 @@ function fsSamples(memory: GuestMemory, options: { region?: bigint } = {}): Samp
   ) => {
     const id = unique++;
     const inLen = FuseInHeader.size + body.length;
-    const gpa = memory.alloc(inLen, 16);
+    const gpa = alloc(`the request (fuse_in_header, ${what})`, inLen, false);
     memory.write(
       gpa,
       Buffer.concat([
@@ -52,7 +60,7 @@ function fsSamples(memory: GuestMemory, options: { region?: bigint } = {}): Samp
         body,
       ]),
     );
-    const out = memory.alloc(replyLen, 16, at);
+    const out = alloc(`the reply buffer of ${what}`, replyLen, true);
     const sample: Sample = {
       what: `${what} (unique ${id})`,
       chain: [
@@ -134,4 +142,5 @@ export const fsKind: DeviceKind = {
   config: FS_CONFIG,
   dataPath: 'fs.getattr',
   samples: fsSamples,
+  writable: writableSample(FIRST_REQUEST_QUEUE, fsSamples),
 };

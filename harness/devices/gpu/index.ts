@@ -4,21 +4,29 @@
  * control queue only then). The request has no side effect the harness can see.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
+import {
+  type DeviceKind,
+  type Sample,
+  SampleError,
+  type SampleOptions,
+  type SampleSource,
+  sampleAllocator,
+  writableSample,
+} from '../kind.js';
 import { attachGpuDisplay } from './display.js';
 import { decodeCtrlHdr, encodeGetDisplayInfo, GPU_CONFIG } from './gpu.js';
 import { ctrlTypeName, GpuQueue, VirtioGpuCtrlType, VirtioGpuFeature, VirtioGpuSize } from './spec.js';
 
-function gpuSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
-  const at = options.region === undefined ? {} : { region: options.region };
+function gpuSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSource {
+  const alloc = sampleAllocator(memory, options);
   return {
     needsOpening: false,
     next(): Sample {
       const command = encodeGetDisplayInfo();
-      const gpa = memory.alloc(command.length, 16);
+      const gpa = alloc('the command (GET_DISPLAY_INFO)', command.length, false);
       memory.write(gpa, command);
       const size = VirtioGpuSize.RESP_DISPLAY_INFO;
-      const response = memory.alloc(size, 16, at);
+      const response = alloc('the response buffer of the command', size, true);
       return {
         what: 'GET_DISPLAY_INFO on the control queue',
         chain: [
@@ -54,4 +62,5 @@ export const gpuKind: DeviceKind = {
     await attachGpuDisplay(session, scope);
   },
   samples: gpuSamples,
+  writable: writableSample(GpuQueue.CONTROL, gpuSamples),
 };

@@ -5,8 +5,15 @@
  */
 import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
 import type { VringPort } from '../../virtqueue/port.js';
-import type { DeviceKind, EffectWatch, Sample, SampleSource } from '../kind.js';
-import { SampleError } from '../kind.js';
+import type {
+  DeviceKind,
+  EffectWatch,
+  Sample,
+  SampleOptions,
+  SampleSource,
+  WritableRequest,
+} from '../kind.js';
+import { SampleError, sampleAllocator } from '../kind.js';
 import {
   encodeNetHdr,
   MAX_FRAME,
@@ -25,19 +32,26 @@ const WATCH_BUFFERS = 16;
 /** The run id the sample frames carry: one per process, so a frame another run left is not ours. */
 const RUN = (process.pid ^ 0x5a3e) >>> 0;
 
-function netSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
-  const at = options.region === undefined ? {} : { region: options.region };
+function netSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSource {
   let sequence = 0;
   return {
     needsOpening: false,
     next(): Sample {
       const n = sequence++;
-      const gpa = memory.alloc(NET_HDR_SIZE + SAMPLE_FRAME, 16, at);
+      // In the writable buffers' region, though the device only reads it: the vring checks move that region.
+      const gpa = options.place
+        ? options.place('the transmit buffer (header and frame)', NET_HDR_SIZE + SAMPLE_FRAME, false)
+        : memory.alloc(
+            NET_HDR_SIZE + SAMPLE_FRAME,
+            16,
+            options.region === undefined ? {} : { region: options.region },
+          );
       memory.write(gpa, encodeNetHdr({ numBuffers: 0 }));
       memory.write(gpa + BigInt(NET_HDR_SIZE), testFrame(RUN, n, SAMPLE_FRAME));
       return {
         what: `test frame ${n} (${SAMPLE_FRAME} bytes) on transmitq0`,
         effect: n,
+        headerLen: NET_HDR_SIZE,
         chain: [{ gpa, len: NET_HDR_SIZE + SAMPLE_FRAME, write: false }],
         judge(usedLen) {
           // A transmit buffer has no device-writable part: "len" counts the bytes written, so 0.
@@ -90,6 +104,28 @@ function matches(frame: Uint8Array, sequence: number): boolean {
   return Buffer.from(frame).equals(Buffer.from(testFrame(RUN, sequence, SAMPLE_FRAME)));
 }
 
+/**
+ * A receive buffer on receiveq0 for one frame, and the sample frame on transmitq0 that a back-end looping
+ * frames back fills it with (a back-end that does not loop leaves it unused).
+ */
+function receiveBuffer(memory: GuestMemory, options: SampleOptions = {}): WritableRequest {
+  const len = NET_HDR_SIZE + MAX_FRAME;
+  const gpa = sampleAllocator(memory, options)('the receive buffer', len, true);
+  fillGuardBytes(memory.gpaToBytes(gpa, len));
+  const request: Sample = {
+    what: 'a receive buffer on receiveq0',
+    chain: [{ gpa, len, write: true }],
+    judge(usedLen) {
+      if (usedLen <= NET_HDR_SIZE || usedLen > len)
+        throw new SampleError(
+          `${this.what}: used.len ${usedLen}, not a header and a frame of 1..${MAX_FRAME} bytes`,
+        );
+      return `a ${usedLen - NET_HDR_SIZE}-byte frame`;
+    },
+  };
+  return { ring: 0, request, trigger: { ring: 1, request: netSamples(memory, options).next() } };
+}
+
 export const netKind: DeviceKind = {
   type: 'net',
   rings: [0, 1],
@@ -101,5 +137,6 @@ export const netKind: DeviceKind = {
   config: NET_CONFIG,
   dataPath: 'net.loopback',
   samples: netSamples,
+  writable: receiveBuffer,
   effect: loopedFrames,
 };

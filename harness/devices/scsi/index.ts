@@ -5,7 +5,15 @@
  * virtio spec allows: used.len may understate what was written): the scsi.* checks judge the SCSI side.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { type DeviceKind, type Sample, SampleError, type SampleSource } from '../kind.js';
+import {
+  type DeviceKind,
+  type Sample,
+  SampleError,
+  type SampleOptions,
+  type SampleSource,
+  sampleAllocator,
+  writableSample,
+} from '../kind.js';
 import {
   CMD_HEADER_SIZE,
   DEFAULT_CDB_SIZE,
@@ -23,8 +31,8 @@ import {
 const REQUEST_SIZE = CMD_HEADER_SIZE + DEFAULT_CDB_SIZE;
 const RESPONSE_SIZE = RESP_HEADER_SIZE + DEFAULT_SENSE_SIZE;
 
-function scsiSamples(memory: GuestMemory, options: { region?: bigint } = {}): SampleSource {
-  const at = options.region === undefined ? {} : { region: options.region };
+function scsiSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSource {
+  const alloc = sampleAllocator(memory, options);
   let id = 0n;
   return {
     needsOpening: false,
@@ -35,9 +43,9 @@ function scsiSamples(memory: GuestMemory, options: { region?: bigint } = {}): Sa
         cdb: testUnitReadyCdb(),
         cdbSize: DEFAULT_CDB_SIZE,
       });
-      const gpa = memory.alloc(REQUEST_SIZE, 16);
+      const gpa = alloc('the command (virtio_scsi_cmd_req, TEST UNIT READY)', REQUEST_SIZE, false);
       memory.write(gpa, request);
-      const response = memory.alloc(RESPONSE_SIZE, 16, at);
+      const response = alloc('the response buffer of the command', RESPONSE_SIZE, true);
       memory.write(response, Buffer.alloc(RESPONSE_SIZE, 0xff));
       return {
         what: 'TEST UNIT READY to target 0, LUN 0 on requestq',
@@ -72,4 +80,5 @@ export const scsiKind: DeviceKind = {
   config: SCSI_CONFIG,
   dataPath: 'scsi.test-unit-ready',
   samples: scsiSamples,
+  writable: writableSample(ScsiQueue.REQUEST, scsiSamples),
 };

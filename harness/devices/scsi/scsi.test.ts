@@ -6,10 +6,12 @@ import { expectChainRules, ScsiDriver, ScsiErrorCode } from './driver.js';
 import {
   decodeCapacity16,
   decodeCmdResp,
+  decodeEvent,
   decodeInquiry,
   decodeReportLuns,
   decodeScsiConfig,
   decodeSense,
+  describeEvent,
   describeSense,
   encodeCmdReq,
   encodeFixedSense,
@@ -99,6 +101,21 @@ describe('devices/scsi', () => {
       maxTarget: 255,
       maxLun: 16383,
     });
+  });
+
+  it('decodes struct virtio_scsi_event: event (bit 31: events missed), lun, reason, and names it', () => {
+    // VIRTIO_SCSI_T_TRANSPORT_RESET | EVENTS_MISSED, target 0 LUN 0, VIRTIO_SCSI_EVT_RESET_RESCAN.
+    const bytes = Uint8Array.of(1, 0, 0, 0x80, 1, 0, 0x40, 0, 0, 0, 0, 0, 1, 0, 0, 0);
+    const event = decodeEvent(bytes);
+    expect(event).to.deep.include({ type: 1, missed: true, reason: 1 });
+    expect(event.lun.toString('hex')).to.equal('0100400000000000');
+    expect(describeEvent(event)).to.equal(
+      'VIRTIO_SCSI_T_TRANSPORT_RESET | VIRTIO_SCSI_T_EVENTS_MISSED, lun 0100400000000000, VIRTIO_SCSI_EVT_RESET_RESCAN',
+    );
+    expect(describeEvent(decodeEvent(new Uint8Array(16)))).to.equal(
+      'VIRTIO_SCSI_T_NO_EVENT, lun 0000000000000000, reason 0x0',
+    );
+    expect(() => decodeEvent(new Uint8Array(15))).to.throw(RangeError);
   });
 
   it('builds CDBs big-endian as SBC-3 lays them out', () => {

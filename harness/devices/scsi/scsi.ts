@@ -405,3 +405,56 @@ export function describeSense(sense: SenseData): string {
   const hex = (n: number) => n.toString(16).padStart(2, '0');
   return `${key}, ${code ? `${code} ` : ''}(${hex(sense.asc)}h/${hex(sense.ascq)}h)`;
 }
+
+/** struct virtio_scsi_event's size: le32 event, u8 lun[8], le32 reason. */
+export const EVENT_SIZE = 16;
+/** Bit 31 of `event`: events were lost for want of buffers on the eventq. */
+export const VIRTIO_SCSI_T_EVENTS_MISSED = 0x8000_0000;
+/** The event types (`event` without bit 31). */
+export const VirtioScsiEventType = {
+  NO_EVENT: 0,
+  TRANSPORT_RESET: 1,
+  ASYNC_NOTIFY: 2,
+  PARAM_CHANGE: 3,
+} as const;
+/** The reasons of a VIRTIO_SCSI_T_TRANSPORT_RESET event. */
+export const VirtioScsiResetReason = { HARD: 0, RESCAN: 1, REMOVED: 2 } as const;
+
+export interface ScsiEvent {
+  /** The event type, bit 31 cleared. */
+  type: number;
+  /** Bit 31 of `event` was set: events were lost. */
+  missed: boolean;
+  lun: Buffer;
+  reason: number;
+}
+
+/** A struct virtio_scsi_event the device wrote into an eventq buffer. */
+export function decodeEvent(bytes: Uint8Array): ScsiEvent {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < EVENT_SIZE) throw new RangeError(`a ${b.length}-byte virtio_scsi_event, not ${EVENT_SIZE}`);
+  const event = b.readUInt32LE(0);
+  return {
+    type: (event & ~VIRTIO_SCSI_T_EVENTS_MISSED) >>> 0,
+    missed: (event & VIRTIO_SCSI_T_EVENTS_MISSED) !== 0,
+    lun: Buffer.from(b.subarray(4, 12)),
+    reason: b.readUInt32LE(12),
+  };
+}
+
+const EVENT_NAMES = Object.fromEntries(
+  Object.entries(VirtioScsiEventType).map(([name, value]) => [value, `VIRTIO_SCSI_T_${name}`]),
+);
+const RESET_REASONS = Object.fromEntries(
+  Object.entries(VirtioScsiResetReason).map(([name, value]) => [value, `VIRTIO_SCSI_EVT_RESET_${name}`]),
+);
+
+/** An event for messages: its type, bit 31, the lun field and the reason. */
+export function describeEvent(e: ScsiEvent): string {
+  const type = EVENT_NAMES[e.type] ?? `unknown type ${e.type}`;
+  const reason =
+    e.type === VirtioScsiEventType.TRANSPORT_RESET
+      ? (RESET_REASONS[e.reason] ?? `reason ${e.reason}`)
+      : `reason 0x${e.reason.toString(16)}`;
+  return `${type}${e.missed ? ' | VIRTIO_SCSI_T_EVENTS_MISSED' : ''}, lun ${e.lun.toString('hex')}, ${reason}`;
+}

@@ -44,9 +44,9 @@ const ANY_TYPE_MIGRATE = new Set(['migrate.abi-stable', 'migrate.refuse-unknown'
 /**
  * Protocol checks that carry block traffic, and need a driver as the vring checks do. (The data-plane
  * robustness checks drive block, net, fs and gpu devices: vhost-user-gpu passes them, virtiofsd see
- * VIRTIOFSD_DATA.)
+ * VIRTIOFSD_DATA; proto.log.dirty drives every kind, and libvhost-user logs what both write: they pass it.)
  */
-const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem', 'proto.log.dirty']);
+const DRIVES_A_DEVICE = new Set(['proto.mem-slots.add-rem']);
 const NO_DRIVER: Record<string, Verdict> = Object.fromEntries(
   allChecks
     .filter((c) => OTHER_DEVICE_AREAS.has(c.area) || DRIVES_A_DEVICE.has(c.id))

@@ -53,7 +53,11 @@ describe('the migrate checks through the CLI', function () {
       'migrate.resume': 'pass',
       'migrate.inflight': 'pass',
       'migrate.abi-stable': 'pass',
+      'migrate.refuse-unknown': 'pass',
     });
+    expect(messageOf(run.report, 'migrate.refuse-unknown')).to.equal(
+      'SET_FEATURES 0x0000000570000240 to a launch of the back-end under test, with VIRTIO_F_RING_PACKED not offered by the destination (it offers 0x0000000174000240): refused, REPLY_ACK 1',
+    );
     expect(messageOf(run.report, 'migrate.resume')).to.match(
       /a fresh 8 MiB file given to both with --blk-file; the source stopped at base (\d+) with 6 requests left \(0 taken by the source itself\); the destination, started at \1 and kicked, completed 6 once each/,
     );
@@ -71,6 +75,7 @@ describe('the migrate checks through the CLI', function () {
       'migrate.resume': 'fail',
       'migrate.inflight': 'pass',
       'migrate.abi-stable': 'pass',
+      'migrate.refuse-unknown': 'pass',
     });
     expect(messageOf(run.report, 'migrate.resume')).to.match(
       /the destination, started with SET_VRING_BASE \d+ and kicked, completed 0 of the 6 requests the source left available \(avail\.idx \d+\): 6 lost/,
@@ -89,19 +94,29 @@ describe('the migrate checks through the CLI', function () {
       const run = await runCli([...GREP, '--frontend', 'all', QSD_ADAPTER, '--', `--blk-file=${image}`], {
         env: { VHU_DESCRIPTOR_DIRS: undefined },
       });
-      for (const id of ['migrate.resume', 'migrate.abi-stable', 'migrate.inflight']) {
+      for (const id of [
+        'migrate.resume',
+        'migrate.abi-stable',
+        'migrate.inflight',
+        'migrate.refuse-unknown',
+      ]) {
         const row = run.report?.matrix?.checks[id] ?? {};
         expect(Object.keys(row), run.stdout).to.not.deep.equal([]);
-        // vu_blk_get_protocol_features (block/export/vhost-user-blk-server.c) offers CONFIG only.
-        const expected = id === 'migrate.inflight' ? 'skip' : 'pass';
+        // vu_blk_get_protocol_features (block/export/vhost-user-blk-server.c) offers CONFIG only; libvhost-user's
+        // vu_set_features_exec stores SET_FEATURES as it comes, a bit not offered with the rest, and acks it 0.
+        // Under qemu-legacy (no protocol features, so no REPLY_ACK) a refusal could only show as a close.
+        const refusal = (profile: string) => (profile === 'qemu-legacy' ? 'skip' : 'fail');
         for (const [profile, verdict] of Object.entries(row))
-          expect(verdict, `${id}@${profile}\n${run.stdout}`).to.equal(expected);
+          expect(verdict, `${id}@${profile}\n${run.stdout}`).to.equal(
+            id === 'migrate.inflight' ? 'skip' : id === 'migrate.refuse-unknown' ? refusal(profile) : 'pass',
+          );
       }
       expect(messageOf(run.report, 'migrate.inflight')).to.match(/INFLIGHT_SHMFD is not offered/);
       // libvhost-user's server takes the next front-end once one leaves: the reconnection is compared too.
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
         launchesAlike(/a second connection to launch 1 gave it too/),
       );
+      // A SHOULD: the run still exits 0.
       expect(run.exitCode, run.stderr).to.equal(0);
       expectClean(run);
     } finally {
@@ -169,6 +184,7 @@ describe('the migrate checks through the CLI', function () {
         'migrate.resume': 'skip',
         'migrate.inflight': 'pass',
         'migrate.abi-stable': 'pass',
+        'migrate.refuse-unknown': 'pass',
       });
       expect(messageOf(run.report, 'migrate.resume')).to.match(/attach mode: the check needs two back-ends/);
       expect(messageOf(run.report, 'migrate.inflight')).to.match(
@@ -180,6 +196,57 @@ describe('the migrate checks through the CLI', function () {
       expect(run.exitCode, run.stderr).to.equal(0);
     } finally {
       await stop();
+    }
+  });
+});
+
+describe('migrate.refuse-unknown: a feature set with a bit the destination does not offer', function () {
+  this.timeout(120_000);
+  const REFUSE = ['--timeout', '3000', '--grep', '^migrate\\.refuse-unknown$'];
+
+  it('vhu-flaw-unknown-feature-accepted fails it: the set is acked 0, the bit named', async () => {
+    const run = await runCli([...REFUSE, fixture('vhu-flaw-unknown-feature-accepted')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.refuse-unknown': 'fail' });
+    expect(messageOf(run.report, 'migrate.refuse-unknown')).to.equal(
+      'SET_FEATURES 0x0000000570000240 to a launch of the back-end under test, with VIRTIO_F_RING_PACKED not offered by the destination (it offers 0x0000000174000240): acked 0, as if it could honour VIRTIO_F_RING_PACKED; the guest would go on with what the device does not do instead of the move failing',
+    );
+    // A SHOULD: the run still exits 0.
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('--migrate-to a destination that lacks a bit the guest has: that bit is the one given, and refused', async () => {
+    // A guest of the net reference has VIRTIO_NET_F_MQ (the qemu profile passes it on); the variant offers none.
+    const run = await runCli([
+      ...REFUSE,
+      '--migrate-to',
+      fixture('vhu-variant-net-no-mq'),
+      fixture('vhu-reference-net'),
+    ]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.refuse-unknown': 'pass' });
+    expect(messageOf(run.report, 'migrate.refuse-unknown')).to.match(
+      /^SET_FEATURES 0x[0-9a-f]{16} to .*vhu-variant-net-no-mq \(--migrate-to\), with VIRTIO_NET_F_MQ negotiated on the source, not offered by the destination \(it offers 0x[0-9a-f]{16}\): refused, REPLY_ACK 1$/,
+    );
+    expectClean(run);
+  });
+
+  it(`Debian's ${GPU} and ${VIRTIOFSD} (libvhost-user 7.2) ack it with 0: vu_set_features_exec keeps any set`, async () => {
+    for (const binary of [GPU, VIRTIOFSD])
+      if (!existsSync(binary))
+        expect.fail(`${binary} is missing: run .ci/install-backends (qemu-system-gui, qemu-system-common)`);
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      for (const args of [[GPU], [VIRTIOFSD, '--', '-o', `source=${share.path}`]]) {
+        const run = await runCli([...REFUSE, ...args], { env: { VHU_DESCRIPTOR_DIRS: undefined } });
+        expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.refuse-unknown': 'fail' });
+        expect(messageOf(run.report, 'migrate.refuse-unknown')).to.match(
+          /^SET_FEATURES 0x[0-9a-f]{16} to a launch of the back-end under test, with VIRTIO_F_RING_PACKED not offered by the destination \(it offers 0x0000000175000000\): acked 0, as if it could honour VIRTIO_F_RING_PACKED/,
+        );
+        expect(run.exitCode, run.stderr).to.equal(0);
+        expectClean(run);
+      }
+    } finally {
+      await share.cleanup();
     }
   });
 });

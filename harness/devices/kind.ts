@@ -100,6 +100,11 @@ export interface EffectWatch {
   arm(): void;
   /** Whether the side effect of `sample` was seen (since the first `arm`). */
   seen(sample: Sample): boolean;
+  /**
+   * The guest memory the device wrote for the effects seen so far (net: each receive buffer, as far as its
+   * used.len goes), and the vring it was used on: what a check of the dirty log looks for.
+   */
+  written?(): Array<{ what: string; ring: number; gpa: bigint; len: number }>;
 }
 
 /** What a generic check needs to know of a device type. */

@@ -62,6 +62,11 @@ export interface DeviceOptions extends RingChoice {
    * it, 'none' leaves it out (the legacy start).
    */
   protocolFeatures?: 'prefer' | 'require' | 'none';
+  /**
+   * Protocol features the check cannot go without when offered (LOG_SHMFD): a skip names the front-end profile
+   * when it does not negotiate one (whether the back-end offers it stays the check's to ask).
+   */
+  requiredProtocolFeatures?: bigint;
   /** SET_VRING_ENABLE 1 after the set-up (default: when bit 30 was negotiated, as QEMU does). */
   enable?: boolean;
   /** The available index split rings start at. */
@@ -120,7 +125,10 @@ export async function openDevice(
   const session =
     options.session ?? new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? 'prefer';
-  const started = await initTargetSession(ctx, session, { protocol: protocol !== 'none' });
+  const started = await initTargetSession(ctx, session, {
+    protocol: protocol !== 'none',
+    ...(options.requiredProtocolFeatures === undefined ? {} : { required: options.requiredProtocolFeatures }),
+  });
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
   if (kind.modernOnly && !hasBit(started.offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${kind.type} device is not driven`);

@@ -2,6 +2,12 @@
 import type { Check } from '../../harness/runner/check.js';
 import { abiStableChecks } from './abi-stable.js';
 import { inflightChecks } from './inflight.js';
+import { refuseUnknownChecks } from './refuse-unknown.js';
 import { resumeChecks } from './resume.js';
 
-export const migrateChecks: Check[] = [...resumeChecks, ...inflightChecks, ...abiStableChecks];
+export const migrateChecks: Check[] = [
+  ...resumeChecks,
+  ...inflightChecks,
+  ...abiStableChecks,
+  ...refuseUnknownChecks,
+];

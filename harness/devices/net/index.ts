@@ -73,6 +73,8 @@ function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: Guest
   const buffers: bigint[] = [];
   /** The sequence numbers of the sample frames that came back intact. */
   const back = new Set<number>();
+  /** Every receive buffer used, as far as its used.len goes. */
+  const written: Array<{ what: string; ring: number; gpa: bigint; len: number }> = [];
   return {
     what: 'the frame coming back on receiveq0 (a back-end that loops frames back)',
     arm() {
@@ -88,6 +90,13 @@ function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: Guest
     seen(sample) {
       for (const u of rx.takeUsed()) {
         const gpa = buffers[u.token as number];
+        if (gpa !== undefined && u.len > 0)
+          written.push({
+            what: `receive buffer ${u.token as number} on receiveq0`,
+            ring: 0,
+            gpa,
+            len: Math.min(u.len, NET_HDR_SIZE + MAX_FRAME),
+          });
         if (gpa === undefined || u.len <= NET_HDR_SIZE || u.len > NET_HDR_SIZE + MAX_FRAME) continue;
         const frame = memory.read(gpa + BigInt(NET_HDR_SIZE), u.len - NET_HDR_SIZE);
         const tag = testFrameTag(frame);
@@ -95,6 +104,9 @@ function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: Guest
           back.add(tag.sequence);
       }
       return sample.effect !== undefined && back.has(sample.effect);
+    },
+    written() {
+      return [...written];
     },
   };
 }

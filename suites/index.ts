@@ -7,6 +7,7 @@ import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
+import { inputChecks } from './devices/input.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
 import { scsiChecks } from './devices/scsi.js';
@@ -42,6 +43,7 @@ export const allChecks: Check[] = [
   ...fsChecks,
   ...gpuChecks,
   ...scsiChecks,
+  ...inputChecks,
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...protocolLifecycleChecks,

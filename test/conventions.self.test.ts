@@ -141,6 +141,7 @@ const DEVICE_AREAS: Readonly<Record<string, string>> = {
   fs: 'fs',
   gpu: 'gpu',
   scsi: 'scsi',
+  input: 'input',
 };
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
@@ -149,6 +150,7 @@ const DEVICE_REFERENCES = [
   { type: 'fs', wrapper: 'vhu-reference-fs' },
   { type: 'gpu', wrapper: 'vhu-reference-gpu' },
   { type: 'scsi', wrapper: 'vhu-reference-scsi' },
+  { type: 'input', wrapper: 'vhu-reference-input' },
 ];
 
 /**

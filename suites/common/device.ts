@@ -33,6 +33,20 @@ export function requireKind(ctx: CheckContext): DeviceKind {
   );
 }
 
+/**
+ * A SkipError unless the device under test is of `type`: the checks of one device type's suite drive that
+ * type only.
+ */
+export function requireDevice(ctx: CheckContext, type: string): void {
+  const actual = ctx.target.type;
+  if (actual === type) return;
+  throw new SkipError(
+    actual === null
+      ? `the device type is unknown (no --type, and --print-capabilities named none): the ${type} checks drive ${type} devices only`
+      : `device type ${actual}: the ${type} checks drive ${type} devices only`,
+  );
+}
+
 export interface DeviceOptions {
   /**
    * VHOST_USER_F_PROTOCOL_FEATURES: 'prefer' (default) negotiates it when offered, 'require' skips without
@@ -49,6 +63,11 @@ export interface DeviceOptions {
   sampleRegion?: bigint;
   /** A connection to start the device on, instead of a fresh one. */
   connection?: Connection;
+  /**
+   * Protocol features negotiated on top of the profile's own when offered (CONFIG, for a driver that reads
+   * the config space of a type the profiles do not name).
+   */
+  protocolExtra?: bigint;
 }
 
 export interface DeviceSetup {
@@ -72,7 +91,10 @@ export async function openDevice(ctx: CheckContext, options: DeviceOptions = {})
   const kind = requireKind(ctx);
   const session = new FrontendSession(options.connection ?? (await frontendConnection(ctx)));
   const protocol = options.protocolFeatures ?? 'prefer';
-  const started = await initTargetSession(ctx, session, { protocol: protocol !== 'none' });
+  const started = await initTargetSession(ctx, session, {
+    protocol: protocol !== 'none',
+    ...(options.protocolExtra === undefined ? {} : { extra: options.protocolExtra }),
+  });
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
   if (kind.modernOnly && !hasBit(started.offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError(`VIRTIO_F_VERSION_1 is not offered: a legacy ${kind.type} device is not driven`);

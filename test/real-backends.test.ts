@@ -38,7 +38,7 @@ function hasRenderNode(): boolean {
  * for gpu and fs they are skipped, saying so; but the ring-state checks, which drive every device kind
  * (ANY_DEVICE).
  */
-const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi']);
+const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi', 'input']);
 /**
  * Protocol checks that carry block traffic, and need a driver as the vring checks do. (The data-plane
  * robustness checks drive block, net, fs and gpu devices: vhost-user-gpu passes them, virtiofsd see

@@ -15,11 +15,14 @@ function kindOf(type: string) {
 }
 
 describe('devices/kinds: each device kind and its sample request', () => {
-  it('has a kind for block, net, fs, gpu and scsi only, each naming its sample ring and data-path check', () => {
-    expect(deviceKind('input')).to.equal(undefined);
+  it('has a kind for block, net, fs, gpu, scsi and input only, each naming its sample ring and data-path check', () => {
+    expect(deviceKind('rng')).to.equal(undefined);
     expect(deviceKind(null)).to.equal(undefined);
     const rings = Object.fromEntries(
-      ['block', 'net', 'fs', 'gpu', 'scsi'].map((t) => [t, [kindOf(t).sampleRing, kindOf(t).dataPath]]),
+      ['block', 'net', 'fs', 'gpu', 'scsi', 'input'].map((t) => [
+        t,
+        [kindOf(t).sampleRing, kindOf(t).dataPath],
+      ]),
     );
     expect(rings).to.deep.equal({
       block: [0, 'vring.blk.read-write'],
@@ -27,7 +30,21 @@ describe('devices/kinds: each device kind and its sample request', () => {
       fs: [1, 'fs.getattr'],
       gpu: [0, 'gpu.display-info'],
       scsi: [2, 'scsi.test-unit-ready'],
+      input: [1, 'input.status'],
     });
+  });
+
+  it('input: an EV_LED status event in one device-readable buffer, used with used.len 0', () => {
+    const memory = createGuestMemory();
+    const samples = kindOf('input').samples(memory);
+    const first = samples.next();
+    const second = samples.next();
+    expect(first.chain.map((p) => [p.len, p.write])).to.deep.equal([[8, false]]);
+    // le16 type EV_LED (0x11), le16 code LED_NUML (0), le32 value: off, then on.
+    expect(Buffer.from(memory.read(first.chain[0]!.gpa, 8)).toString('hex')).to.equal('1100000000000000');
+    expect(Buffer.from(memory.read(second.chain[0]!.gpa, 8)).toString('hex')).to.equal('1100000001000000');
+    expect(first.judge(0)).to.equal('used.len 0');
+    expect(() => first.judge(8)).to.throw(SampleError, /used\.len 8: it has no device-writable part, so 0/);
   });
 
   it('scsi: TEST UNIT READY to target 0 LUN 0, its response judged as far as used.len says it was written', () => {

@@ -3,7 +3,7 @@
  * any type without knowing it: the rings to set up, the ring a sample request goes to, the virtio features
  * its driver understands, the set-up it needs before its rings run, a well-formed sample request with the
  * judging of its completion, and the check that gates its data path. Each device type's value sits next to
- * its driver, in the index.ts of the type's folder (block/, net/, fs/, gpu/, scsi/); `deviceKind` (kinds.ts) looks one up.
+ * its driver, in the index.ts of the type's folder (block/, net/, fs/, gpu/, scsi/, input/); `deviceKind` (kinds.ts) looks one up.
  */
 import { BackendError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';

@@ -1,5 +1,5 @@
 /**
- * The ring-state checks on the net, fs, gpu and scsi fixture devices (VHU_FIXTURE_DEVICE): the ring flaws of
+ * The ring-state checks on the net, fs, gpu, scsi and input fixture devices (VHU_FIXTURE_DEVICE): the ring flaws of
  * fixtures/backend/rings.ts and session.ts are of no device type, and each fails its own check there as it
  * does on the block device (test/conventions.self.test.ts), judged with the kind's sample request.
  */
@@ -66,6 +66,12 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
     fails: 'vring.get-vring-base.drain',
     message: /^round 1: .* more completed after the reply, on the stopped ring/,
   },
+  {
+    type: 'input',
+    flaw: 'vring-base-early',
+    fails: 'vring.get-vring-base.drain',
+    message: /^round 1: .* more completed after the reply, on the stopped ring/,
+  },
 ];
 
 /** The ring-state checks of `wrapper` as a `type` device (fs: a shared directory of its own). */
@@ -88,10 +94,10 @@ async function ringStates(wrapper: string, type: string): Promise<CliRun> {
   }
 }
 
-describe('the ring-state checks on net, fs, gpu and scsi fixture devices', function () {
+describe('the ring-state checks on net, fs, gpu, scsi and input fixture devices', function () {
   this.timeout(120_000);
 
-  for (const type of ['net', 'fs', 'gpu', 'scsi']) {
+  for (const type of ['net', 'fs', 'gpu', 'scsi', 'input']) {
     it(`pass on the reference ${type} device, each with a verdict (none skipped)`, async () => {
       const run = await ringStates('vhu-reference', type);
       expect(verdicts(run.report), run.stdout).to.deep.equal(

@@ -11,6 +11,7 @@ import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
+import { inputChecks } from './devices/input.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
 import { scsiChecks } from './devices/scsi.js';
@@ -58,7 +59,15 @@ export const allChecks: Check[] = [
   ...group(migrateChecks, TRAFFIC),
   ...group([...resetDeviceChecks, ...logDirtyChecks]),
   ...group(
-    [...netChecks, ...netMqChecks, ...fsChecks, ...gpuChecks, ...scsiChecks, ...scsiEventChecks],
+    [
+      ...netChecks,
+      ...netMqChecks,
+      ...fsChecks,
+      ...gpuChecks,
+      ...scsiChecks,
+      ...scsiEventChecks,
+      ...inputChecks,
+    ],
     TRAFFIC,
   ),
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode

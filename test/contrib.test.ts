@@ -188,7 +188,7 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
           'vring.blk.indirect-chained': 'timeout',
           // "incompatible with --fd": it serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
-          ...otherDevices(['net.', 'fs.', 'gpu.', 'scsi.']),
+          ...otherDevices(['net.', 'fs.', 'gpu.', 'scsi.', 'input.']),
         },
         LIBVHOST_USER_UNSETTLED,
       ),
@@ -350,7 +350,7 @@ describe('QEMU 7.2 contrib/vhost-user-scsi --iscsi-uri=URL (tgtd on 127.0.0.1)',
           ...NO_DEVICE_OPTION_CONFIG_INFLIGHT,
           // It serves the socket path given with --fd (a SHOULD).
           'conv.fd.exclusive': 'fail',
-          ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.'], BLOCK_TRAFFIC),
+          ...otherDevices(['vring.', 'migrate.', 'net.', 'fs.', 'gpu.', 'input.'], BLOCK_TRAFFIC),
           // The ring-state checks drive it with TEST UNIT READY (the scsi kind): they pass, but for the two that
           // need a side effect to see, which TEST UNIT READY has not; libvhost-user does not gate a ring on
           // SET_VRING_ENABLE, so the command completes on a disabled ring, effect unseen: a skip saying so.
@@ -469,7 +469,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
           'net.csum.partial': 'skip',
           'net.in-order': 'skip',
           'net.in-order.packed': 'skip',
-          ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.', 'scsi.'], BLOCK_TRAFFIC),
+          ...otherDevices(['vring.', 'migrate.', 'fs.', 'gpu.', 'scsi.', 'input.'], BLOCK_TRAFFIC),
           // The ring-state checks drive every device kind (a frame on transmitq0): they pass but two. It gates
           // its receive queue on SET_VRING_ENABLE (vu_queue_enabled, vhost-user-bridge.c:290) but not its
           // transmit queue: vubr_handle_tx pops and sends a frame kicked on a disabled ring, which comes back
@@ -509,6 +509,96 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
   });
 
   it('leaves no process and no temp file', () => {
+    expectClean(run);
+  });
+});
+
+/**
+ * contrib/vhost-user-input 7.2 (contrib/vhost-user-input/main.c) needs an evdev device: without `-p`
+ * (--evdev-path, "(optional)" in vhost-user.rst) it prints "Please specify an evdev path" and exits 1
+ * (main.c:323), so every launch of a run without one ends at once: conv.socket-path.listen and conv.fd.works
+ * fail on that line, and every check needing a listening back-end is skipped naming them. The input.* checks
+ * launch it with an event source of their own: where /dev/uinput is missing, as here, a FIFO, on which it asks
+ * EVIOCGVERSION and exits ("is not an evdev device", main.c:339): skipped, saying that /dev/uinput is missing.
+ *
+ * With /dev/uinput (never run here: this branch is read from main.c, not seen), a uinput keyboard with LEDs
+ * and two axes: its config is what vi_bits_config (main.c:262) reads of the device, EV_BITS of EV_KEY, EV_REL,
+ * EV_ABS, EV_MSC and EV_SW only, no ABS_INFO at all (input.config.abs-info, an interoperability fact);
+ * vi_handle_sts pushes a status buffer with the length it read (main.c:154-157), used.len 8 where the buffer
+ * has no device-writable part (input.status, MUST); the events come through whole reports (vi_input_send).
+ */
+const INPUT = path.join(QEMU_BIN, 'vhost-user-input');
+const INPUT_RAN: Record<string, Verdict> = {
+  'conv.caps.exit': 'pass',
+  'conv.caps.schema': 'pass',
+  'conv.caps.features-known': 'pass',
+  'conv.caps.no-normal-function': 'pass',
+  'conv.descriptor.schema': 'pass',
+  'conv.descriptor.binary': 'pass',
+  'conv.descriptor.found': 'pass',
+  'conv.socket-path.listen': 'fail',
+  'conv.fd.works': 'fail',
+};
+const INPUT_WITH_UINPUT: Record<string, Verdict> = {
+  'input.config.unsupported': 'pass',
+  'input.config.id-name': 'pass',
+  'input.config.ev-bits': 'pass',
+  'input.config.abs-info': 'fail',
+  'input.status': 'fail',
+  'input.events': 'pass',
+};
+
+describe('QEMU 7.2 contrib/vhost-user-input, given no evdev device', function () {
+  this.timeout(10_000);
+  let run: CliRun;
+  let uinputRun: CliRun | undefined;
+  const uinput = existsSync('/dev/uinput');
+
+  before(async function () {
+    this.timeout(150_000);
+    requireBuilt(INPUT);
+    run = await runCli(['--timeout', '3000', INPUT], { env: STANDARD_DESCRIPTOR_DIRS, limitMs: 140_000 });
+    if (uinput)
+      uinputRun = await runCli(['--timeout', '3000', '--grep', '^input\\.', INPUT], { limitMs: 60_000 });
+  });
+
+  it('exits 1, as an input device that never starts: the reason on its stderr, every other check skipped', () => {
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expect(run.report?.backend.type).to.equal('input');
+    expect(run.report?.summary.mustFailed, run.stdout).to.equal(2);
+    expect(messageOf(run.report, 'conv.socket-path.listen')).to.match(
+      /^the back-end ended \(exit status 1; stderr: "Please specify an evdev path"\) before listening/,
+    );
+    expect(messageOf(run.report, 'conv.fd.works')).to.contain('"Please specify an evdev path"');
+    expect(
+      Object.entries(verdicts(run.report)).filter(([id, v]) => v !== (INPUT_RAN[id] ?? 'skip')),
+      run.stdout,
+    ).to.deep.equal([]);
+  });
+
+  it(
+    uinput
+      ? 'with /dev/uinput, its input.* verdicts: no ABS_INFO, used.len 8 on the statusq'
+      : 'skips its input.* checks, saying that /dev/uinput is missing and that it did not start on the FIFO',
+    () => {
+      const ids = allChecks.filter((c) => c.area === 'input').map((c) => c.id);
+      if (uinputRun) {
+        const seen = verdicts(uinputRun.report);
+        expect(Object.fromEntries(ids.map((id) => [id, seen[id]])), uinputRun.stdout).to.deep.equal(
+          INPUT_WITH_UINPUT,
+        );
+        expect(messageOf(uinputRun.report, 'input.status')).to.match(/^used\.len 8, 8, 8, 8 /);
+        expectClean(uinputRun);
+        return;
+      }
+      for (const id of ids)
+        expect(messageOf(run.report, id), id).to.match(
+          /^\/dev\/uinput does not exist on this machine: no evdev device .* \(the back-end ended \(exit status 1; stderr: "\(null\): is not an evdev device"\) before listening/,
+        );
+    },
+  );
+
+  it('leaves no process and no temp file (no FIFO, no socket)', () => {
     expectClean(run);
   });
 });

@@ -145,6 +145,7 @@ const DEVICE_AREAS: Readonly<Record<string, string>> = {
   fs: 'fs',
   gpu: 'gpu',
   scsi: 'scsi',
+  input: 'input',
 };
 
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
@@ -153,6 +154,7 @@ const DEVICE_REFERENCES = [
   { type: 'fs', wrapper: 'vhu-reference-fs' },
   { type: 'gpu', wrapper: 'vhu-reference-gpu' },
   { type: 'scsi', wrapper: 'vhu-reference-scsi' },
+  { type: 'input', wrapper: 'vhu-reference-input' },
 ];
 
 /**
@@ -324,6 +326,9 @@ const TITLES = {
   png: 'the gpu reference back-end saves what its scanout showed as a PNG next to the reports',
 };
 
+/** The data-plane checks that malform a request the device writes into (DeviceKind.writable). */
+const NO_WRITABLE_REQUEST = ['robust.data.buffers'];
+
 describe(SUITE, function () {
   // A test waits for its run, which may be queued behind others: each run is bounded by runCli's own limit.
   this.timeout(1_800_000);
@@ -413,8 +418,13 @@ describe(SUITE, function () {
             PACKED_RING_CHECKS.has(c.id) ||
             c.id.startsWith('robust.data.'),
         )
-        .map((c) => c.id);
+        .map((c) => c.id)
+        .filter((id) => !NO_WRITABLE_REQUEST.includes(id) || type !== 'input');
       expect(own, `${type} checks`).to.not.deep.equal([]);
+      // An input device writes its buffers only when an input event comes: no request of the harness's making
+      // has buffers it writes, so robust.data.buffers is skipped there, saying so.
+      if (type === 'input')
+        expect(NO_WRITABLE_REQUEST.map((id) => all[id])).to.deep.equal(NO_WRITABLE_REQUEST.map(() => 'skip'));
       expect(
         own.filter((id) => all[id] !== 'pass'),
         run.stdout,

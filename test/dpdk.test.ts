@@ -51,7 +51,10 @@ const EXPECTED: Record<string, Verdict> = {
 describe('attach mode: dpdk-testpmd with a vhost-user net port (io forwarding)', function () {
   this.timeout(90_000);
   // The data-plane robustness checks run on a testpmd of their own (below): every other check runs here.
-  const pmd = testpmdRun(['--grep', '^(conv|proto|vring|migrate|net|fs|gpu|scsi|robust\\.(?!data\\.))']);
+  const pmd = testpmdRun([
+    '--grep',
+    '^(conv|proto|vring|migrate|net|fs|gpu|scsi|input|robust\\.(?!data\\.))',
+  ]);
 
   it("has exactly the protocol and net verdicts seen by hand, the other devices' checks skipped", () => {
     const seen = Object.fromEntries(

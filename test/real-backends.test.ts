@@ -39,7 +39,7 @@ function hasRenderNode(): boolean {
  * for gpu and fs they are skipped, saying so; but the ring-state checks, which drive every device kind
  * (ANY_DEVICE).
  */
-const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi']);
+const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi', 'input']);
 /** The migrate checks of every device type (test/migrate.test.ts runs them on these back-ends too). */
 const ANY_TYPE_MIGRATE = new Set(['migrate.abi-stable', 'migrate.refuse-unknown']);
 /**

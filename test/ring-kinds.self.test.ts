@@ -1,8 +1,8 @@
 /**
- * The ring-state and packed-ring checks on the net, fs, gpu and scsi fixture devices (VHU_FIXTURE_DEVICE): the
- * ring flaws of fixtures/backend/rings.ts, session.ts and packed-vring.ts are of no device type, and each fails
- * its own check there as it does on the block device (test/conventions.self.test.ts), judged with the kind's
- * sample request.
+ * The ring-state and packed-ring checks on the net, fs, gpu, scsi and input fixture devices (VHU_FIXTURE_DEVICE):
+ * the ring flaws of fixtures/backend/rings.ts, session.ts and packed-vring.ts are of no device type, and each
+ * fails its own check there as it does on the block device (test/conventions.self.test.ts), judged with the
+ * kind's sample request.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,12 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
     fails: 'vring.get-vring-base.drain',
     message: /^round 1: .* more completed after the reply, on the stopped ring/,
   },
+  {
+    type: 'input',
+    flaw: 'vring-base-early',
+    fails: 'vring.get-vring-base.drain',
+    message: /^round 1: .* more completed after the reply, on the stopped ring/,
+  },
 ];
 
 /**
@@ -120,10 +126,10 @@ async function ringStates(wrapper: string, type: string, grep = RING_STATE): Pro
   }
 }
 
-describe('the ring-state checks on net, fs, gpu and scsi fixture devices', function () {
+describe('the ring-state checks on net, fs, gpu, scsi and input fixture devices', function () {
   this.timeout(120_000);
 
-  for (const type of ['net', 'fs', 'gpu', 'scsi']) {
+  for (const type of ['net', 'fs', 'gpu', 'scsi', 'input']) {
     it(`pass on the reference ${type} device, each with a verdict (none skipped)`, async () => {
       const run = await ringStates('vhu-reference', type);
       expect(verdicts(run.report), run.stdout).to.deep.equal(

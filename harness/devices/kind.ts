@@ -3,7 +3,7 @@
  * any type without knowing it: the rings to set up, the ring a sample request goes to, the virtio features
  * its driver understands, the set-up it needs before its rings run, a well-formed sample request with the
  * judging of its completion, and the check that gates its data path. Each device type's value sits next to
- * its driver, in the index.ts of the type's folder (block/, net/, fs/, gpu/, scsi/); `deviceKind` (kinds.ts) looks one up.
+ * its driver, in the index.ts of the type's folder (block/, net/, fs/, gpu/, scsi/, input/); `deviceKind` (kinds.ts) looks one up.
  */
 import { BackendError } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -138,9 +138,10 @@ export interface DeviceKind {
   samples(memory: GuestMemory, options?: SampleOptions): SampleSource;
   /**
    * A request with device-writable buffers (what a check malforming those needs), allocated as `samples`
-   * allocates its buffers.
+   * allocates its buffers; undefined for a kind whose device writes only on an event of its own (input: the
+   * eventq fills when an input event comes).
    */
-  writable(memory: GuestMemory, options?: SampleOptions): WritableRequest;
+  writable?(memory: GuestMemory, options?: SampleOptions): WritableRequest;
   /**
    * A side effect of the samples the harness can watch, given the device's vrings by index; undefined for a
    * device type whose sample has none the harness can see (its ring-state checks say so).

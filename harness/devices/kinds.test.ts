@@ -15,11 +15,14 @@ function kindOf(type: string) {
 }
 
 describe('devices/kinds: each device kind and its sample request', () => {
-  it('has a kind for block, net, fs, gpu and scsi only, each naming its sample ring and data-path check', () => {
-    expect(deviceKind('input')).to.equal(undefined);
+  it('has a kind for block, net, fs, gpu, scsi and input only, each naming its sample ring and data-path check', () => {
+    expect(deviceKind('rng')).to.equal(undefined);
     expect(deviceKind(null)).to.equal(undefined);
     const rings = Object.fromEntries(
-      ['block', 'net', 'fs', 'gpu', 'scsi'].map((t) => [t, [kindOf(t).sampleRing, kindOf(t).dataPath]]),
+      ['block', 'net', 'fs', 'gpu', 'scsi', 'input'].map((t) => [
+        t,
+        [kindOf(t).sampleRing, kindOf(t).dataPath],
+      ]),
     );
     expect(rings).to.deep.equal({
       block: [0, 'vring.blk.read-write'],
@@ -27,13 +30,14 @@ describe('devices/kinds: each device kind and its sample request', () => {
       fs: [1, 'fs.getattr'],
       gpu: [0, 'gpu.display-info'],
       scsi: [2, 'scsi.test-unit-ready'],
+      input: [1, 'input.status'],
     });
   });
 
   it('gives every kind a request with device-writable buffers, on one of its rings; net a receive buffer filled by a frame sent', () => {
     for (const type of ['block', 'net', 'fs', 'gpu', 'scsi']) {
       const kind = kindOf(type);
-      const { ring, request, trigger } = kind.writable(createGuestMemory());
+      const { ring, request, trigger } = kind.writable!(createGuestMemory());
       expect(kind.rings, type).to.include(ring);
       expect(
         request.chain.some((p) => p.write),
@@ -41,7 +45,9 @@ describe('devices/kinds: each device kind and its sample request', () => {
       ).to.equal(true);
       if (type !== 'net') expect([ring, trigger], type).to.deep.equal([kind.sampleRing, undefined]);
     }
-    const net = kindOf('net').writable(createGuestMemory());
+    const net = kindOf('net').writable!(createGuestMemory());
+    // input writes its eventq buffers only when an input event comes: no request of the harness's making.
+    expect(kindOf('input').writable).to.equal(undefined);
     expect([net.ring, net.trigger?.ring, net.trigger?.request.chain.every((p) => !p.write)]).to.deep.equal([
       0,
       1,
@@ -70,6 +76,19 @@ describe('devices/kinds: each device kind and its sample request', () => {
     expect(sample.chain.map((p) => p.len)).to.deep.equal([16, SECTOR_SIZE, 1]);
     // net: one buffer for header and frame, the header's length said for a check that cuts it off.
     expect(kindOf('net').samples(createGuestMemory()).next().headerLen).to.equal(12);
+  });
+
+  it('input: an EV_LED status event in one device-readable buffer, used with used.len 0', () => {
+    const memory = createGuestMemory();
+    const samples = kindOf('input').samples(memory);
+    const first = samples.next();
+    const second = samples.next();
+    expect(first.chain.map((p) => [p.len, p.write])).to.deep.equal([[8, false]]);
+    // le16 type EV_LED (0x11), le16 code LED_NUML (0), le32 value: off, then on.
+    expect(Buffer.from(memory.read(first.chain[0]!.gpa, 8)).toString('hex')).to.equal('1100000000000000');
+    expect(Buffer.from(memory.read(second.chain[0]!.gpa, 8)).toString('hex')).to.equal('1100000001000000');
+    expect(first.judge(0)).to.equal('used.len 0');
+    expect(() => first.judge(8)).to.throw(SampleError, /used\.len 8: it has no device-writable part, so 0/);
   });
 
   it('scsi: TEST UNIT READY to target 0 LUN 0, its response judged as far as used.len says it was written', () => {

@@ -11,9 +11,11 @@ import {
   fstat,
   fstatSize,
   ftruncate,
+  ioctl,
   isNonBlocking,
   isOpenFd,
   memfdCreate,
+  mkfifo,
   mmapShared,
   PollEvent,
   poll,
@@ -237,6 +239,34 @@ describe('sys/libc', () => {
       }
       expect(() => readlinkFd(999_999)).to.throw(SysError, /ENOENT/);
       expect(() => setNonBlocking(999_999)).to.throw(SysError, /EBADF/);
+    });
+  });
+
+  describe('ioctl / mkfifo', () => {
+    it('ioctl fills a Buffer (FIONREAD of a socket holding 5 bytes); a bad fd is a SysError naming it', () => {
+      const [a, b] = socketpair({ nonblocking: true });
+      try {
+        sendmsgFds(a, Buffer.from('hello'), []);
+        const count = Buffer.alloc(4);
+        // FIONREAD (TIOCINQ): 0x541b on x86_64 and aarch64.
+        expect(ioctl(b, 0x541b, count, 'FIONREAD')).to.equal(0);
+        expect(count.readInt32LE(0)).to.equal(5);
+      } finally {
+        closeFd(a);
+        closeFd(b);
+      }
+      expect(() => ioctl(999_999, 0x541b, Buffer.alloc(4), 'FIONREAD')).to.throw(SysError, /FIONREAD.*EBADF/);
+    });
+
+    it('mkfifo makes a named pipe; an existing path is EEXIST', () => {
+      const dir = fs.mkdtempSync('/tmp/vhu-libc-');
+      try {
+        mkfifo(`${dir}/p`);
+        expect(fs.statSync(`${dir}/p`).isFIFO()).to.equal(true);
+        expect(() => mkfifo(`${dir}/p`)).to.throw(SysError, /EEXIST/);
+      } finally {
+        fs.rmSync(dir, { recursive: true });
+      }
     });
   });
 });

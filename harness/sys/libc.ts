@@ -56,6 +56,8 @@ const c = {
   poll: libc.func('int poll(void *fds, uint64_t nfds, int timeout)'),
   epoll_create1: libc.func('int epoll_create1(int flags)'),
   epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+  mkfifo: libc.func('int mkfifo(const char *path, uint32_t mode)'),
   fstat: bindFstat(),
 };
 
@@ -540,6 +542,26 @@ export function isNonBlocking(fd: number): boolean {
  */
 export function dup(fd: number): number {
   return check('fcntl(F_DUPFD_CLOEXEC)', c.fcntl(fd, F_DUPFD_CLOEXEC, 0), `fd ${fd}`);
+}
+
+/**
+ * ioctl(2) with a pointer argument (a Buffer the kernel reads or fills) or an int one; returns its result.
+ * The request numbers are the caller's (uinput's, evdev's): `_IOC` encodes the same on x86_64 and aarch64.
+ */
+export function ioctl(
+  fd: number,
+  request: number,
+  arg: Buffer | number,
+  what = `0x${request.toString(16)}`,
+): number {
+  const rc =
+    typeof arg === 'number' ? c.ioctl(fd, request, 'long', arg) : c.ioctl(fd, request, 'void *', arg);
+  return check(`ioctl(${what})`, rc, `fd ${fd}`);
+}
+
+/** mkfifo(3): a named pipe at `path`. */
+export function mkfifo(path: string, mode = 0o600): void {
+  check('mkfifo', c.mkfifo(path, mode), path);
 }
 
 /** fstat(2): st_mode and st_size. */

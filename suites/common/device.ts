@@ -89,6 +89,11 @@ export interface DeviceOptions extends RingChoice {
    * vring index; the rest where the device puts them).
    */
   layout?(device: FrontendDevice, kind: DeviceKind): ReadonlyMap<number, RingPlacement>;
+  /**
+   * Protocol features negotiated on top of the profile's own when offered (CONFIG, for a driver that reads
+   * the config space of a type the profiles do not name).
+   */
+  protocolExtra?: bigint;
 }
 
 /** A device started: its rings are split (`Q`: SplitVirtqueue), or packed with `packed`. */
@@ -128,6 +133,7 @@ export async function openDevice(
   const started = await initTargetSession(ctx, session, {
     protocol: protocol !== 'none',
     ...(options.requiredProtocolFeatures === undefined ? {} : { required: options.requiredProtocolFeatures }),
+    ...(options.protocolExtra === undefined ? {} : { extra: options.protocolExtra }),
   });
   if (protocol === 'require') requireProtocol(started, 'the check needs them');
   if (kind.modernOnly && !hasBit(started.offered, VirtioFeature.VIRTIO_F_VERSION_1)) {

@@ -5,6 +5,7 @@ import { SkipError } from '../../harness/errors.js';
 import { frontendConnection } from '../../harness/process/probes.js';
 import { encodeU64 } from '../../harness/protocol/messages.js';
 import type { CheckContext } from '../../harness/runner/check.js';
+import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 
 export const ProtocolSpec = {
@@ -51,9 +52,17 @@ export function offeredProtocolFeatures(ctx: CheckContext): Promise<bigint | und
   });
 }
 
-/** A session that negotiated protocol feature `bit` alone, or a skip saying the back-end does not offer it. */
-export async function sessionWith(ctx: CheckContext, bit: number, name: string): Promise<FrontendSession> {
-  const session = await openSession(ctx);
+/**
+ * A session that negotiated protocol feature `bit` alone, or a skip saying the back-end does not offer it; on
+ * `connection` when given (a back-end the check launched with options of its own), else a fresh one.
+ */
+export async function sessionWith(
+  ctx: CheckContext,
+  bit: number,
+  name: string,
+  connection?: Connection,
+): Promise<FrontendSession> {
+  const session = connection ? new FrontendSession(connection) : await openSession(ctx);
   await session.getFeatures();
   if (!session.offersProtocolFeatures) throw new SkipError('VHOST_USER_F_PROTOCOL_FEATURES is not offered');
   await session.getProtocolFeatures();

@@ -40,13 +40,24 @@ export function changed(parts: readonly Part[], i: number, change: Partial<Part>
   return parts.map((p, k) => (k === i ? { ...p, ...change } : p));
 }
 
-/** `parts` cut into `count` descriptors: the longest one is split into equal pieces (the last takes the rest). */
+/**
+ * `parts` cut into `count` descriptors: the longest one is split into equal pieces (the last takes the rest).
+ * A buffer of fewer bytes than pieces (input's 8-byte status event) is cut into 1-byte pieces that go round
+ * it again: every piece still inside the buffer.
+ */
 export function cutInto(parts: readonly Part[], count: number): Part[] {
   const longest = parts.reduce((best, p, i) => (p.len > parts[best]!.len ? i : best), 0);
   const whole = parts[longest]!;
   const pieces = count - (parts.length - 1);
   const step = Math.floor(whole.len / pieces);
-  if (step < 1) throw new Error(`a ${whole.len}-byte buffer cannot be cut into ${pieces} pieces`);
+  if (step < 1) {
+    const round = Array.from({ length: pieces }, (_, k) => ({
+      addr: whole.addr + BigInt(k % whole.len),
+      len: 1,
+      write: whole.write,
+    }));
+    return [...parts.slice(0, longest), ...round, ...parts.slice(longest + 1)];
+  }
   const cut = Array.from({ length: pieces }, (_, k) => ({
     addr: whole.addr + BigInt(k * step),
     len: k === pieces - 1 ? whole.len - k * step : step,

@@ -138,9 +138,14 @@ function layOut(kind: DeviceKind, memory: GuestMemory, writes: boolean): Layout 
     write
       ? memory.allocGuarded(what, len, 4096, { region: low })
       : memory.allocGuarded(what, len, 16, { region: middle });
-  const wanted = writes
-    ? kind.writable(memory, { place })
-    : { ring: kind.sampleRing, request: kind.samples(memory, { place }).next() };
+  if (writes && !kind.writable)
+    throw new SkipError(
+      `a ${kind.type} device writes its buffers only on events of its own: no request the harness can make has buffers it writes`,
+    );
+  const wanted =
+    writes && kind.writable
+      ? kind.writable(memory, { place })
+      : { ring: kind.sampleRing, request: kind.samples(memory, { place }).next() };
   const gapAfter = regions.find((r) => !memory.regionAt(r.guestAddress + r.size))!;
   const tail = memory.alloc(TAIL, 1, { region: gapAfter.guestAddress, fromEnd: true });
   memory.guardFree();

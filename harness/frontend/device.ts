@@ -33,7 +33,7 @@ import { EventFd } from '../sys/eventfd.js';
 import { SharedMemory } from '../sys/memfd.js';
 import type { FrontendSession } from '../transport/session.js';
 import { PackedVirtqueue, packedBase } from '../virtqueue/packed.js';
-import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
+import type { DriverQueue, UsedBatch, VringPort, WaitUsedOptions } from '../virtqueue/port.js';
 import { type RingPlacement, SplitVirtqueue, type UsedBuffer } from '../virtqueue/split.js';
 
 /** How often a wait for used buffers looks at the used ring when no call comes. */
@@ -121,10 +121,11 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
    * nothing new (spurious, or coalesced) is fine. A TimeoutError says where the ring stood; what came
    * before it is kept for the next wait.
    */
-  async waitUsed(timeoutMs: number, count = 1): Promise<UsedBatch<T>> {
+  async waitUsed(timeoutMs: number, count = 1, options: WaitUsedOptions = {}): Promise<UsedBatch<T>> {
     const end = performance.now() + timeoutMs;
     const used = this.#kept.splice(0);
     let calls = 0;
+    let blockMs = options.blockMs ?? 0;
     for (;;) {
       calls += this.drainCalls();
       for (const u of this.queue.collectUsed()) used.push(u);
@@ -146,6 +147,12 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
           timeoutMs,
           where(),
         );
+      }
+      if (blockMs > 0) {
+        // Once per wait: a back-end slower than the window costs the event loop one window, not one a call.
+        const window = Math.min(blockMs, Math.ceil(left));
+        blockMs = 0;
+        if (this.callFd.blockUntilSignalled(window)) continue;
       }
       // Just drained and found nothing: no need to ask whether the counter is non-zero before waiting.
       await this.callFd.waitSignalled(Math.min(left, USED_POLL_MS), { drained: true });

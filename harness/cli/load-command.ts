@@ -9,6 +9,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { BackendError, TimeoutError, UsageError } from '../errors.js';
 import { DEFAULT_PROFILE, PROFILES } from '../frontend/profiles.js';
 import { type LoadDevice, type LoadReport, runLoad } from '../load/load.js';
+import { LATENCY_BUCKETS } from '../load/plan.js';
 import { killAllBackends } from '../process/backend.js';
 import { printable } from '../runner/console.js';
 import { expectWritableFile } from '../util/fs.js';
@@ -157,6 +158,9 @@ async function loadCommand(
 /** The report for people: what ran, then the rate, the latency, the notifications and the CPU. */
 export function formatLoad(r: LoadReport): string {
   const unit = r.unit === 'frames' ? 'frame' : 'request';
+  // The histogram's last bucket holds everything from LATENCY_BUCKETS us on.
+  const us = (v: number) => (v >= LATENCY_BUCKETS ? `${LATENCY_BUCKETS}+ us` : `${v} us`);
+  const l = r.latencyUs;
   const n = (x: number) => x.toLocaleString('en-US');
   const what =
     r.type === 'net'
@@ -167,9 +171,9 @@ export function formatLoad(r: LoadReport): string {
       ? 'back-end CPU unknown (its process is not visible)'
       : `back-end ${r.backendCpuPercent}% (pid ${r.backendPid})`;
   return [
-    `load: ${r.type} ${printable(r.backend)}: ${what}, ${r.depth} in flight, for ${(r.elapsedMs / 1000).toFixed(1)} s (rings polled; ${r.eventIdx ? 'EVENT_IDX' : 'flags'} suppress notifications)`,
+    `load: ${r.type} ${printable(r.backend)}: ${what}, ${r.depth} in flight, for ${(r.elapsedMs / 1000).toFixed(1)} s (rings polled, notifications suppressed with ${r.eventIdx ? 'EVENT_IDX' : 'the ring flags'})`,
     `  ${n(r.perSecond)} ${r.unit}/s: ${n(r.completed)} ${r.unit}, every one checked`,
-    `  latency (post to completion): p50 ${r.latencyUs.p50} us, p90 ${r.latencyUs.p90} us, p99 ${r.latencyUs.p99} us, p99.9 ${r.latencyUs.p999} us, max ${r.latencyUs.max} us`,
+    `  latency (post to completion): p50 ${us(l.p50)}, p90 ${us(l.p90)}, p99 ${us(l.p99)}, p99.9 ${us(l.p999)}, max ${us(l.max)}`,
     `  notifications: ${n(r.kicks)} kicks (${(r.kicks / Math.max(1, r.completed)).toFixed(3)} a ${unit}), ${n(r.calls)} calls`,
     `  CPU, share of one core: harness ${r.harnessCpuPercent}%, ${cpu}`,
     '',

@@ -21,6 +21,7 @@ function expectConsistent(report: LoadReport, unit: string): void {
   expect(report.eventIdx).to.equal(true);
   expect(report.kicks).to.be.at.most(report.completed + report.depth);
   expect(report.backendPid).to.be.a('number');
+  expect(report.harnessUsPer).to.be.above(0);
 }
 
 /** Runs `action` on the pid of the back-end listening at `socket`, 200 ms into the load. */

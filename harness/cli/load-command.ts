@@ -175,7 +175,7 @@ export function formatLoad(r: LoadReport): string {
     `  ${n(r.perSecond)} ${r.unit}/s: ${n(r.completed)} ${r.unit}, every one checked`,
     `  latency (post to completion): p50 ${us(l.p50)}, p90 ${us(l.p90)}, p99 ${us(l.p99)}, p99.9 ${us(l.p999)}, max ${us(l.max)}`,
     `  notifications: ${n(r.kicks)} kicks (${(r.kicks / Math.max(1, r.completed)).toFixed(3)} a ${unit}), ${n(r.calls)} calls`,
-    `  CPU, share of one core: harness ${r.harnessCpuPercent}%, ${cpu}`,
+    `  CPU, share of one core: harness ${r.harnessCpuPercent}%, ${cpu}; the harness's own work a ${unit}, polling aside: ${r.harnessUsPer} us`,
     '',
   ].join('\n');
 }

@@ -128,6 +128,11 @@ export class FixedRing {
     return due;
   }
 
+  /** Whether the device has used buffers the last poll did not take. */
+  hasUsed(): boolean {
+    return Atomics.load(this.#usedIdx, 0) !== this.#lastUsed;
+  }
+
   /**
    * Takes the used elements since the last poll, each judged (an id that is not a head in flight, or
    * used.idx past what is in flight, is a UsedRingError), and hands each to `take(id, len)`. Returns how

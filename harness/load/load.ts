@@ -64,6 +64,11 @@ export interface LoadReport {
   /** Available buffer notifications sent, and used buffer notifications received, despite suppression. */
   kicks: number;
   calls: number;
+  /**
+   * The worker's own time per completion, polling aside (judging it, posting the next, kicking), in us:
+   * what the harness could go to with a back-end that never made it wait (1 / this, in millions a second).
+   */
+  harnessUsPer: number;
   /** CPU time over the run as a share of one core (100: one core busy): this process, and the back-end's. */
   harnessCpuPercent: number;
   backendCpuPercent: number | null;
@@ -247,6 +252,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         max,
       },
       kicks: message.kicks,
+      harnessUsPer: Math.round(((counts.busyMs * 1000) / Math.max(1, counts.completed)) * 1000) / 1000,
       calls,
       harnessCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
       backendCpuPercent:

@@ -60,6 +60,8 @@ export interface LoadCounts {
   /** From the first request posted to the last completion. */
   elapsedMs: number;
   kicks: number;
+  /** Time the worker spent on completions and new requests (judging, posting, kicking), its polling aside. */
+  busyMs: number;
   /** Completions by latency (post to completion), in microsecond buckets. */
   latency: Uint32Array;
 }

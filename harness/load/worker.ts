@@ -42,6 +42,7 @@ function run(): WorkerMessage {
     completed: 0,
     elapsedMs: 0,
     kicks: 0,
+    busyMs: 0,
     latency: new Uint32Array(LATENCY_BUCKETS),
   };
   try {

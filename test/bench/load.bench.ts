@@ -27,7 +27,9 @@ function describe(r: LoadReport): string {
   return (
     `${r.perSecond.toLocaleString('en-US').padStart(10)} ${r.unit}/s checked   latency p50 ${l.p50} us, p99 ${l.p99} us, ` +
     `max ${l.max} us; ${(r.kicks / Math.max(1, r.completed)).toFixed(3)} kicks and ${r.calls} calls in all; ` +
-    `CPU: harness ${r.harnessCpuPercent}%, back-end ${r.backendCpuPercent ?? '?'}% of a core`
+    `CPU: harness ${r.harnessCpuPercent}%, back-end ${r.backendCpuPercent ?? '?'}% of a core; ` +
+    `the harness's own work a ${r.unit === 'frames' ? 'frame' : 'request'}, polling aside, ${r.harnessUsPer} us ` +
+    `(${(1 / r.harnessUsPer).toFixed(2)} M/s if the back-end kept up)`
   );
 }
 

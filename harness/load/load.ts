@@ -65,7 +65,7 @@ export interface LoadReport {
   kicks: number;
   calls: number;
   /**
-   * The worker's own time per completion, polling aside (judging it, posting the next, kicking), in us:
+   * The worker's own wall time per completion, polling aside (judging it, posting the next, kicking), in us:
    * what the harness could go to with a back-end that never made it wait (1 / this, in millions a second).
    */
   harnessUsPer: number;

@@ -24,7 +24,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['frontend'],
   ['fuzz'],
   ['runner'],
-  ['abi', 'descriptors'],
+  ['abi', 'descriptors', 'load'],
   ['cli', 'api.ts'],
 ];
 

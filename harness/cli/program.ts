@@ -34,6 +34,7 @@ import { addAbiCommands } from './abi-commands.js';
 import { runAll } from './all.js';
 import { optionsOf, timeoutMs } from './arguments.js';
 import { EXIT, exitCodeFor } from './exit.js';
+import { addLoadCommand } from './load-command.js';
 import { addMergeCommand } from './merge-command.js';
 
 /** What main.ts's signal handlers share with the run: SIGINT and SIGTERM abort it. */
@@ -248,6 +249,7 @@ function program(argv: string[], choose: (work: (interrupt: Interrupt) => Promis
   );
   addAbiCommands(root, argv, choose);
   addMergeCommand(root, choose, { order: allChecks.map((c) => c.id), fuzzCheck: FUZZ_CHECK });
+  addLoadCommand(root, choose);
   return root;
 }
 

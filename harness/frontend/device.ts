@@ -33,7 +33,7 @@ import { EventFd } from '../sys/eventfd.js';
 import { SharedMemory } from '../sys/memfd.js';
 import type { FrontendSession } from '../transport/session.js';
 import { PackedVirtqueue, packedBase } from '../virtqueue/packed.js';
-import type { DriverQueue, UsedBatch, VringPort } from '../virtqueue/port.js';
+import type { DriverQueue, UsedBatch, VringPort, WaitUsedOptions } from '../virtqueue/port.js';
 import { type RingPlacement, SplitVirtqueue, type UsedBuffer } from '../virtqueue/split.js';
 
 /** How often a wait for used buffers looks at the used ring when no call comes. */
@@ -121,12 +121,20 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
    * nothing new (spurious, or coalesced) is fine. A TimeoutError says where the ring stood; what came
    * before it is kept for the next wait.
    */
-  async waitUsed(timeoutMs: number, count = 1): Promise<UsedBatch<T>> {
+  async waitUsed(timeoutMs: number, count = 1, options: WaitUsedOptions = {}): Promise<UsedBatch<T>> {
     const end = performance.now() + timeoutMs;
     const used = this.#kept.splice(0);
     let calls = 0;
+    const blockMs = options.blockMs ?? 0;
+    // Two blocking polls at most: the first may wake on a call left from a completion that was taken
+    // without waiting (a stale count); a back-end slower than that costs the event loop two windows.
+    let blocks = blockMs > 0 ? 2 : 0;
+    // A blocking wait looks at the used ring first and drains the call after poll(2) says it came: one
+    // read(2) a wait, not one that finds nothing and another.
+    let drain = blockMs === 0;
     for (;;) {
-      calls += this.drainCalls();
+      if (drain) calls += this.drainCalls();
+      drain = true;
       for (const u of this.queue.collectUsed()) used.push(u);
       if (used.length >= count) return { used, calls };
       const where = (): string =>
@@ -146,6 +154,10 @@ export class Vring<T = unknown, Q extends DriverQueue<T> = SplitVirtqueue<T>> im
           timeoutMs,
           where(),
         );
+      }
+      if (blocks > 0) {
+        blocks--;
+        if (this.callFd.blockUntilSignalled(Math.min(blockMs, Math.ceil(left)))) continue;
       }
       // Just drained and found nothing: no need to ask whether the counter is non-zero before waiting.
       await this.callFd.waitSignalled(Math.min(left, USED_POLL_MS), { drained: true });

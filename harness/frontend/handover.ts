@@ -4,7 +4,7 @@
  * requests and the queue; the kicks and the waits go to whichever device's ring it is handed over to.
  */
 
-import type { UsedBatch, VringPort } from '../virtqueue/port.js';
+import type { UsedBatch, VringPort, WaitUsedOptions } from '../virtqueue/port.js';
 import type { SplitVirtqueue } from '../virtqueue/split.js';
 import type { Vring } from './device.js';
 
@@ -38,8 +38,8 @@ export class HandoverPort<T> implements VringPort<T> {
     this.#ring.notify();
   }
 
-  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>> {
-    return this.#ring.waitUsed(timeoutMs, count);
+  waitUsed(timeoutMs: number, count?: number, options?: WaitUsedOptions): Promise<UsedBatch<T>> {
+    return this.#ring.waitUsed(timeoutMs, count, options);
   }
 
   takeUsed(): ReturnType<Vring<T>['takeUsed']> {

@@ -21,6 +21,21 @@ describe('sys/eventfd', () => {
     }
   });
 
+  it('blocks the thread until signalled, or answers false after its window, never taking the count', () => {
+    const ev = new EventFd();
+    try {
+      expect(ev.blockUntilSignalled(1)).to.equal(false);
+      ev.signal(3);
+      expect(ev.blockUntilSignalled(1)).to.equal(true);
+      expect(ev.drain()).to.equal(3);
+      expect(() => ev.blockUntilSignalled(1.5)).to.throw(RangeError);
+      expect(() => ev.blockUntilSignalled(5000)).to.throw(RangeError);
+    } finally {
+      ev.close();
+    }
+    expect(() => ev.blockUntilSignalled(0)).to.throw(ClosedError);
+  });
+
   it('takes one at a time in semaphore mode', () => {
     const ev = new EventFd({ initval: 2, semaphore: true });
     try {

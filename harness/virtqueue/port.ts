@@ -31,9 +31,24 @@ export interface VringPort<T, Q extends DriverQueue<T> = SplitVirtqueue<T>> {
   /** Sends an available buffer notification (a kick), whatever the suppression fields say. */
   notify(): void;
   /** Resolves once at least `count` buffers are used (see `Vring.waitUsed`). */
-  waitUsed(timeoutMs: number, count?: number): Promise<UsedBatch<T>>;
+  waitUsed(timeoutMs: number, count?: number, options?: WaitUsedOptions): Promise<UsedBatch<T>>;
   /** The buffers used so far and not yet taken, without waiting. */
   takeUsed(): Array<UsedBuffer<T>>;
+}
+
+/**
+ * The window a driver with nothing else to do passes as `WaitUsedOptions.blockMs`: a completion that comes
+ * within it costs no event loop turn, timer or promise (at queue depth 1 those cost more than the request).
+ */
+export const USED_BLOCK_MS = 1;
+
+export interface WaitUsedOptions {
+  /**
+   * Block the thread in poll(2) on the call eventfd for up to this many whole ms (once per wait) before
+   * waiting on the event loop: for a driver that has nothing else to do until a completion comes, at the
+   * price of stalling the event loop (other checks, timers) for that long when the back-end is slow.
+   */
+  blockMs?: number;
 }
 
 /** Buffers collected from the used ring, and the used buffer notifications (calls) seen meanwhile. */

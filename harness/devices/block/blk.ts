@@ -13,7 +13,7 @@
 import { BackendError, ProtocolError } from '../../errors.js';
 import { fillGuardBytes, GUARD_PATTERN, type GuestMemory } from '../../memory/guest-memory.js';
 import type { FrontendSession } from '../../transport/session.js';
-import type { DriverQueue, VringPort } from '../../virtqueue/port.js';
+import { type DriverQueue, USED_BLOCK_MS, type VringPort } from '../../virtqueue/port.js';
 import type { BufferElement, UsedBuffer } from '../../virtqueue/split.js';
 import { type ConfigSpace, readConfigSpace } from '../config.js';
 
@@ -661,7 +661,8 @@ export class BlkDriver {
       let used = this.#port.takeUsed();
       if (used.length === 0) {
         waits++;
-        used = (await this.#port.waitUsed(this.#timeoutMs, 1)).used;
+        // Nothing else to do until a completion comes: block on the call first (see USED_BLOCK_MS).
+        used = (await this.#port.waitUsed(this.#timeoutMs, 1, { blockMs: USED_BLOCK_MS })).used;
       }
       for (const u of used) this.#verify(u, expectedData);
       completed += used.length;

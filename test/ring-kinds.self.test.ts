@@ -42,7 +42,8 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
     type: 'net',
     flaw: 'vring-base-early',
     fails: 'vring.get-vring-base.drain',
-    message: /^round 1: .* more completed after the reply, on the stopped ring/,
+    // The round the early reply shows in depends on timing: the first, on a quiet machine.
+    message: /^round \d+: .* more completed after the reply, on the stopped ring/,
   },
   {
     type: 'net',
@@ -69,13 +70,15 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
     type: 'scsi',
     flaw: 'vring-base-early',
     fails: 'vring.get-vring-base.drain',
-    message: /^round 1: .* more completed after the reply, on the stopped ring/,
+    // The round the early reply shows in depends on timing: the first, on a quiet machine.
+    message: /^round \d+: .* more completed after the reply, on the stopped ring/,
   },
   {
     type: 'input',
     flaw: 'vring-base-early',
     fails: 'vring.get-vring-base.drain',
-    message: /^round 1: .* more completed after the reply, on the stopped ring/,
+    // The round the early reply shows in depends on timing: the first, on a quiet machine.
+    message: /^round \d+: .* more completed after the reply, on the stopped ring/,
   },
 ];
 

@@ -10,7 +10,8 @@
  * are started too, at a size they took (a front-end starts every ring up to the last it uses, and DPDK's
  * vhost library starts a device only once all the rings it has heard of are set up).
  */
-import { BlkDriver, VirtioBlkFeature, VirtioBlkStatus } from '../devices/block/blk.js';
+import { VirtioBlkFeature, VirtioBlkStatus } from '../devices/block/blk.js';
+import { BlkDriver } from '../devices/block/driver.js';
 import { encodeNetHdr, MAX_FRAME, NET_HDR_SIZE, testFrame, VirtioNetFeature } from '../devices/net/net.js';
 import { BackendError, ProtocolError, SkipError, TimeoutError } from '../errors.js';
 import { FrontendDevice } from '../frontend/device.js';

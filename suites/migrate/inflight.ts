@@ -41,13 +41,8 @@
  * resubmit inflight I/Os"; QEMU 7.2's vhost-user-blk relies on it across a back-end reconnection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type BlkCompletion,
-  BlkDriver,
-  type BlkRequest,
-  describeBlkRequest,
-  sectorPattern,
-} from '../../harness/devices/block/blk.js';
+import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
+import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';

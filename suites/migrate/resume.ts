@@ -16,13 +16,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { featuresLacking } from '../../harness/abi/compat.js';
-import {
-  type BlkCompletion,
-  BlkDriver,
-  type BlkRequest,
-  describeBlkRequest,
-  sectorPattern,
-} from '../../harness/devices/block/blk.js';
+import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
+import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';

@@ -4,7 +4,8 @@
  * types, Inflight I/O tracking). Each check skips, saying so, when the feature is not offered.
  */
 import { expect } from 'chai';
-import { BlkDriver, sectorPattern } from '../../harness/devices/block/blk.js';
+import { sectorPattern } from '../../harness/devices/block/blk.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import {

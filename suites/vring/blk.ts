@@ -5,23 +5,25 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import {
-  type BlkCompletion,
-  type BlkDriver,
   type BlkError,
   type BlkErrorCode,
   type BlkRequest,
   blkStatusName,
-  blkUsedLenShortfall,
-  completionFindings,
   describeBlkRequest,
-  expectBlkStatus,
-  type PostOptions,
   SECTOR_SIZE,
   sectorPattern,
   VIRTIO_BLK_ID_BYTES,
   VirtioBlkFeature,
   VirtioBlkStatus,
 } from '../../harness/devices/block/blk.js';
+import {
+  type BlkCompletion,
+  type BlkDriver,
+  blkUsedLenShortfall,
+  completionFindings,
+  expectBlkStatus,
+  type PostOptions,
+} from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';

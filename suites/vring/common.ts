@@ -7,13 +7,13 @@ import { expect } from 'chai';
 import {
   BLK_DRIVER_FEATURES,
   type BlkConfig,
-  BlkDriver,
   BlkError,
   BlkErrorCode,
   describeSectorDiff,
   readBlkConfig,
   VirtioBlkFeature,
 } from '../../harness/devices/block/blk.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import {

@@ -4,8 +4,9 @@
  * once the back-end was told, and the old mapping no more. Region A (guest 0x0) is the one moved: it holds the
  * first data segment and the status byte of every request, and no ring.
  */
-import type { BlkDriver } from '../../harness/devices/block/blk.js';
+
 import { sectorPattern } from '../../harness/devices/block/blk.js';
+import type { BlkDriver } from '../../harness/devices/block/driver.js';
 import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
 import { defineChecks } from '../../harness/runner/check.js';

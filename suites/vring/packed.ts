@@ -6,7 +6,7 @@
  * (harness/devices/kind.ts), each completion judged. A back-end that does not offer VIRTIO_F_RING_PACKED
  * (libvhost-user's) skips them, saying so.
  */
-import { BlkDriver } from '../../harness/devices/block/blk.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { Vring } from '../../harness/frontend/device.js';
 import type { GuestMemory } from '../../harness/memory/guest-memory.js';

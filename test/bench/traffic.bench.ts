@@ -15,12 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { dir } from 'tmp-promise';
-import {
-  BlkDriver,
-  type BlkRequest,
-  SECTOR_SIZE,
-  type StreamResult,
-} from '../../harness/devices/block/blk.js';
+import { type BlkRequest, SECTOR_SIZE } from '../../harness/devices/block/blk.js';
+import { BlkDriver, type StreamResult } from '../../harness/devices/block/driver.js';
 import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';

@@ -5,21 +5,23 @@ import type { UsedBatch, VringPort } from '../../virtqueue/port.js';
 import { SplitVirtqueue } from '../../virtqueue/split.js';
 import {
   BLK_HEADER_SIZE,
-  BlkDriver,
   BlkError,
   BlkErrorCode,
   blkChain,
   blkExpectedUsedLen,
-  blkUsedLenShortfall,
-  completionFindings,
   decodeBlkConfig,
   describeSectorDiff,
   encodeBlkHeader,
-  expectBlkStatus,
-  expectUsedLenWritten,
   sectorPattern,
   VirtioBlkStatus,
 } from './blk.js';
+import {
+  BlkDriver,
+  blkUsedLenShortfall,
+  completionFindings,
+  expectBlkStatus,
+  expectUsedLenWritten,
+} from './driver.js';
 
 // The skewed layout's regions by guest address (see guest-memory.test.ts): A, C, B.
 const A = 0x0n;

@@ -11,6 +11,7 @@ import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
 import { gpuChecks } from './devices/gpu.js';
+import { gpuCommandChecks } from './devices/gpu-commands.js';
 import { inputChecks } from './devices/input.js';
 import { netChecks } from './devices/net.js';
 import { netMqChecks } from './devices/net-mq.js';
@@ -64,6 +65,7 @@ export const allChecks: Check[] = [
       ...netMqChecks,
       ...fsChecks,
       ...gpuChecks,
+      ...gpuCommandChecks,
       ...scsiChecks,
       ...scsiEventChecks,
       ...inputChecks,

@@ -17,7 +17,7 @@ import {
   openGpu,
   setScanout,
   transfer,
-} from '../../suites/devices/gpu.js';
+} from '../../suites/devices/gpu-common.js';
 import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_GPU = path.resolve(

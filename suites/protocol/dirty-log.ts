@@ -5,6 +5,7 @@
  * net device receives (from a back-end that loops them back: the kind's effect), and the used ring entries
  * and used.idx of every ring it used, at the ring's log_guest_addr.
  */
+
 import { expect } from 'chai';
 import { SampleError } from '../../harness/devices/kind.js';
 import { SkipError } from '../../harness/errors.js';
@@ -17,6 +18,7 @@ import { SharedMemory } from '../../harness/sys/memfd.js';
 import { checkReply } from '../../harness/transport/connection.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
 import { openDevice, requireKind, type SampleCompletion } from '../common/device.js';
+import { NEEDS_DATA_PATH } from '../vring/common.js';
 import { offeredFeatures } from './common.js';
 
 const MIGRATION = 'vhost-user.rst#migration';
@@ -134,7 +136,9 @@ export const logDirtyChecks = defineChecks('protocol', [
     severity: 'SHOULD',
     spec: MIGRATION,
     rule: 'vhost-user.rst (QEMU 7.2), Migration: "All the modifications to memory pointed by vring "descriptor" should be marked. Modifications to "used" vring should be marked if ``VHOST_VRING_F_LOG`` is part of ring\'s flags."',
-    needs: ['proto.log.set-base'],
+    // A block device's data path first (vring.blk.read-write, which runs before): one broken there would
+    // fail this too. Another kind's data-path check runs after; its failures name it (dataPath).
+    needs: ['proto.log.set-base', NEEDS_DATA_PATH],
     async run(ctx) {
       const kind = requireKind(ctx);
       if (!hasBit(await offeredFeatures(ctx), VirtioFeature.VHOST_F_LOG_ALL))

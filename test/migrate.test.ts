@@ -56,7 +56,7 @@ describe('the migrate checks through the CLI', function () {
       'migrate.refuse-unknown': 'pass',
     });
     expect(messageOf(run.report, 'migrate.refuse-unknown')).to.equal(
-      'SET_FEATURES 0x0000000570000240 to a launch of the back-end under test, with VIRTIO_F_RING_PACKED not offered by the destination (it offers 0x0000000174000240): refused, REPLY_ACK 1',
+      'SET_FEATURES 0x0000000d70000240 to a launch of the back-end under test, with VIRTIO_F_IN_ORDER not offered by the destination (it offers 0x0000000574000240): refused, REPLY_ACK 1',
     );
     expect(messageOf(run.report, 'migrate.resume')).to.match(
       /a fresh 8 MiB file given to both with --blk-file; the source stopped at base (\d+) with 6 requests left \(0 taken by the source itself\); the destination, started at \1 and kicked, completed 6 once each/,
@@ -208,7 +208,7 @@ describe('migrate.refuse-unknown: a feature set with a bit the destination does 
     const run = await runCli([...REFUSE, fixture('vhu-flaw-unknown-feature-accepted')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.refuse-unknown': 'fail' });
     expect(messageOf(run.report, 'migrate.refuse-unknown')).to.equal(
-      'SET_FEATURES 0x0000000570000240 to a launch of the back-end under test, with VIRTIO_F_RING_PACKED not offered by the destination (it offers 0x0000000174000240): acked 0, as if it could honour VIRTIO_F_RING_PACKED; the guest would go on with what the device does not do instead of the move failing',
+      'SET_FEATURES 0x0000000d70000240 to a launch of the back-end under test, with VIRTIO_F_IN_ORDER not offered by the destination (it offers 0x0000000574000240): acked 0, as if it could honour VIRTIO_F_IN_ORDER; the guest would go on with what the device does not do instead of the move failing',
     );
     // A SHOULD: the run still exits 0.
     expect(run.exitCode, run.stderr).to.equal(0);

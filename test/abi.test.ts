@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -13,11 +13,11 @@ import { dir } from 'tmp-promise';
 import type { AbiFingerprint } from '../harness/abi/format.js';
 import { validateAbi } from '../harness/schemas/validate.js';
 import { awaitListening, boundSocketsUnder, CLI, fixture, leftovers } from './helpers.js';
+import { QSD, startQsd } from './qsd.js';
 import { startTestpmd, TESTPMD } from './testpmd.js';
 
 const GPU = '/usr/lib/qemu/vhost-user-gpu';
 const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
-const QSD = '/usr/bin/qemu-storage-daemon';
 
 interface Run {
   exitCode: number | undefined;
@@ -345,40 +345,11 @@ describe(`abi and compat of Debian's ${VIRTIOFSD}, for real`, function () {
 describe(`abi and compat of Debian's ${QSD} (vhost-user-blk export), for real`, function () {
   this.timeout(60_000);
 
-  /** A daemon exporting a raw file of `sizeMiB` with `queues` queues; its socket, and how to stop it. */
-  async function exportDisk(
-    folder: string,
-    name: string,
-    sizeMiB: number,
-    queues: number,
-  ): Promise<{ socket: string; stop: () => Promise<void> }> {
-    const image = path.join(folder, `${name}.img`);
-    await writeFile(image, '');
-    await truncate(image, sizeMiB * 1024 * 1024);
-    const socket = path.join(folder, `${name}.sock`);
-    const daemon = execa(
-      QSD,
-      [
-        '--blockdev',
-        `driver=file,node-name=disk,filename=${image}`,
-        '--export',
-        `type=vhost-user-blk,id=exp,node-name=disk,writable=on,num-queues=${queues},addr.type=unix,addr.path=${socket}`,
-      ],
-      { reject: false },
-    );
-    const stop = async () => {
-      daemon.kill('SIGTERM');
-      await daemon;
-    };
-    await awaitListening(socket, name, 10_000, stop);
-    return { socket, stop };
-  }
-
   it('a larger disk with more queues: abi reads each, compat names capacity and num_queues both ways', async () => {
     if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
     const folder = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
-    const small = await exportDisk(folder.path, 'small', 64, 1);
-    const large = await exportDisk(folder.path, 'large', 128, 2).catch(async (err: unknown) => {
+    const small = await startQsd({ imageMiB: 64, queues: 1 });
+    const large = await startQsd({ imageMiB: 128, queues: 2 }).catch(async (err: unknown) => {
       await small.stop();
       throw err;
     });

@@ -5,28 +5,13 @@
  * by hand.
  */
 
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { expect } from 'chai';
-import { execa, type ResultPromise } from 'execa';
-import { dir } from 'tmp-promise';
 import { PROFILES } from '../harness/frontend/profiles.js';
 import type { Verdict } from '../harness/runner/types.js';
 import { allChecks } from '../suites/index.js';
 import { PACKED_RING_CHECKS } from '../suites/vring/packed.js';
-import {
-  awaitListening,
-  type CliRun,
-  expectClean,
-  fixture,
-  messageOf,
-  runCli,
-  startListening,
-  verdicts,
-} from './helpers.js';
-
-const QSD = '/usr/bin/qemu-storage-daemon';
+import { type CliRun, expectClean, fixture, messageOf, runCli, startListening, verdicts } from './helpers.js';
+import { type Qsd, startQsd } from './qsd.js';
 
 /** What qemu-storage-daemon 7.2 breaks or skips; every other protocol and vring check passes. */
 const BROKEN: Record<string, Verdict> = {
@@ -73,7 +58,7 @@ const RACY = new Set(['vring.get-vring-base.drain', 'vring.restart.pending-kick'
 
 describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', function () {
   this.timeout(90_000);
-  let qsd: Daemon | undefined;
+  let qsd: Qsd | undefined;
   let run: CliRun;
 
   before(async () => {
@@ -145,37 +130,8 @@ describe('attach mode: qemu-storage-daemon --export type=vhost-user-blk', functi
 });
 
 /** A qemu-storage-daemon exporting an 8 MiB file over vhost-user-blk, listening at its socket. */
-interface Daemon {
-  socket: string;
-  daemon: ResultPromise;
-  /** Kills the daemon and removes its folder (socket and image). */
-  stop: () => Promise<void>;
-}
-
-/** Starts one and waits until it listens; a daemon that never does is stopped before the error is thrown. */
-async function startDaemon(): Promise<Daemon> {
-  if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
-  const tmp = await dir({ prefix: 'vhu-selftest-qsd-', unsafeCleanup: true });
-  const socket = path.join(tmp.path, 'blk.sock');
-  const image = path.join(tmp.path, 'disk.img');
-  await writeFile(image, Buffer.alloc(8 * 1024 * 1024));
-  const daemon = execa(
-    QSD,
-    [
-      '--blockdev',
-      `driver=file,node-name=disk0,filename=${image}`,
-      '--export',
-      `type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=${socket},writable=on`,
-    ],
-    { reject: false, stdin: 'ignore' },
-  );
-  const stop = async () => {
-    daemon.kill('SIGKILL');
-    await daemon;
-    await tmp.cleanup();
-  };
-  await awaitListening(socket, QSD, 10_000, stop);
-  return { socket, daemon, stop };
+function startDaemon(): Promise<Qsd> {
+  return startQsd({ imageMiB: 8 });
 }
 
 /**
@@ -256,7 +212,7 @@ describe('attach mode: qemu-storage-daemon, the robustness checks on daemons of 
 
 describe('attach mode: qemu-storage-daemon, malformed virtqueue content (robust.data.*) on a daemon of its own', function () {
   this.timeout(90_000);
-  let qsd: Daemon | undefined;
+  let qsd: Qsd | undefined;
   let run: CliRun;
 
   before(async () => {

@@ -5,18 +5,13 @@
  * No timing is asserted: the rates are the bench's (test/bench/load.bench.ts).
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { expect } from 'chai';
-import { execa } from 'execa';
-import { dir } from 'tmp-promise';
 import { BackendError } from '../harness/errors.js';
 import { type LoadReport, runLoad } from '../harness/load/load.js';
-import { isListeningAt, readStat, socketOwner } from '../harness/process/procfs.js';
-import { pollUntil } from '../harness/util/deadline.js';
+import { readStat, socketOwner } from '../harness/process/procfs.js';
 import { fixture, runCli, startListening } from './helpers.js';
+import { startQsd } from './qsd.js';
 import { startTestpmd, TESTPMD } from './testpmd.js';
-
-const QSD = '/usr/bin/qemu-storage-daemon';
 
 function expectConsistent(report: LoadReport, unit: string): void {
   expect(report.unit).to.equal(unit);
@@ -142,31 +137,12 @@ describe('load mode', () => {
   });
 
   it('qemu-storage-daemon (null-co): reads at depth 64, every one right, kicked where avail_event asks', async () => {
-    if (!existsSync(QSD)) expect.fail(`${QSD} is missing: install the Debian package qemu-system-common`);
-    const tmp = await dir({ prefix: 'vhu-selftest-load-', unsafeCleanup: true });
-    const socket = path.join(tmp.path, 'blk.sock');
-    const daemon = execa(
-      QSD,
-      [
-        '--blockdev',
-        'driver=null-co,node-name=null0,size=67108864,read-zeroes=on',
-        '--export',
-        `type=vhost-user-blk,id=exp0,node-name=null0,addr.type=unix,addr.path=${socket}`,
-      ],
-      { reject: false, stdin: 'ignore' },
-    );
+    const qsd = await startQsd();
     try {
-      await pollUntil(
-        () => (isListeningAt(socket) ? true : undefined),
-        10_000,
-        'qemu-storage-daemon to listen',
-      );
-      const report = await runLoad({ type: 'block', connect: socket, durationMs: 500 });
+      const report = await runLoad({ type: 'block', connect: qsd.socket, durationMs: 500 });
       expectConsistent(report, 'requests');
     } finally {
-      daemon.kill('SIGKILL');
-      await daemon;
-      await tmp.cleanup();
+      await qsd.stop();
     }
   });
 

@@ -9,15 +9,11 @@
  * reports it. On a loaded machine only the ratios mean something. Run with `npm run bench`.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { execa } from 'execa';
-import { dir } from 'tmp-promise';
 import { type LoadReport, runLoad } from '../../harness/load/load.js';
-import { isListeningAt } from '../../harness/process/procfs.js';
-import { pollUntil } from '../../harness/util/deadline.js';
+import { QSD, startQsd } from '../qsd.js';
 import { startTestpmd, TESTPMD } from '../testpmd.js';
 
-const QSD = '/usr/bin/qemu-storage-daemon';
 const DURATION_MS = 5000;
 /** Issue 15, item 4: frames of 60 B a second through dpdk-testpmd io forwarding, on 2 cores. */
 const NET_TARGET = 2_000_000;
@@ -46,30 +42,12 @@ async function block(): Promise<void> {
     console.log(`  ${QSD} is not installed (package qemu-system-common): skipped`);
     return;
   }
-  const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
-  const socket = path.join(tmp.path, 'blk.sock');
-  const daemon = execa(
-    QSD,
-    [
-      '--blockdev',
-      'driver=null-co,node-name=null0,size=67108864,read-zeroes=on',
-      '--export',
-      `type=vhost-user-blk,id=exp0,node-name=null0,addr.type=unix,addr.path=${socket}`,
-    ],
-    { reject: false, stdin: 'ignore' },
-  );
+  const qsd = await startQsd();
   try {
-    await pollUntil(
-      () => (isListeningAt(socket) ? true : undefined),
-      10_000,
-      'qemu-storage-daemon to listen',
-    );
-    const report = await runLoad({ type: 'block', connect: socket, durationMs: DURATION_MS });
+    const report = await runLoad({ type: 'block', connect: qsd.socket, durationMs: DURATION_MS });
     console.log(`  qemu-storage-daemon null-co, 4 KiB reads, depth 64: ${describe(report)}`);
   } finally {
-    daemon.kill('SIGKILL');
-    await daemon;
-    await tmp.cleanup();
+    await qsd.stop();
   }
 }
 

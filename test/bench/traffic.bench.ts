@@ -13,22 +13,18 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { dir } from 'tmp-promise';
 import { type BlkRequest, SECTOR_SIZE } from '../../harness/devices/block/blk.js';
 import { BlkDriver, type StreamResult } from '../../harness/devices/block/driver.js';
-import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
-import { pollUntil } from '../../harness/util/deadline.js';
 import { openBlock } from '../../suites/vring/common.js';
+import { QSD, startQsd } from '../qsd.js';
 import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../../fixtures/bin/vhu-reference',
 );
-const QSD = '/usr/bin/qemu-storage-daemon';
 const SECTORS = 8; // 4 KiB
 
 /** Requests run before measuring, so that the JIT has settled (the first few thousand run unoptimized). */
@@ -109,29 +105,11 @@ async function measure(label: string, t: Target): Promise<void> {
 console.log('virtio-blk 4 KiB reads through the split ring (harness as front-end):');
 await measure('reference back-end', benchTarget('block', { binary: REFERENCE }));
 if (existsSync(QSD)) {
-  const tmp = await dir({ prefix: 'vhu-bench-', unsafeCleanup: true });
-  const socket = path.join(tmp.path, 'blk.sock');
-  const daemon = execa(
-    QSD,
-    [
-      '--blockdev',
-      'driver=null-co,node-name=null0,size=67108864,read-zeroes=on',
-      '--export',
-      `type=vhost-user-blk,id=exp0,node-name=null0,addr.type=unix,addr.path=${socket}`,
-    ],
-    { reject: false, stdin: 'ignore' },
-  );
+  const qsd = await startQsd();
   try {
-    await pollUntil(
-      () => (isListeningAt(socket) ? true : undefined),
-      10_000,
-      'qemu-storage-daemon to listen',
-    );
-    await measure('qemu-storage-daemon null-co', benchTarget('block', { connect: socket }));
+    await measure('qemu-storage-daemon null-co', benchTarget('block', { connect: qsd.socket }));
   } finally {
-    daemon.kill('SIGKILL');
-    await daemon;
-    await tmp.cleanup();
+    await qsd.stop();
   }
 } else {
   console.log(`  ${QSD} is not installed (package qemu-system-common): skipped`);

@@ -412,6 +412,7 @@ async function runOne(
     ...(stderrTail ? { stderrTail } : {}),
     ...(recorded?.records.length ? { wire: recorded } : {}),
     ...(ctx.savedFiles.length ? { files: [...ctx.savedFiles] } : {}),
+    launches: ctx.launched.length,
   };
   return { result, gateHeld: ctx.gateWasHeld };
 }

@@ -47,6 +47,11 @@ export interface CheckResult extends CheckInfo {
   wire?: WireLogData;
   /** Files the check wrote for the reader (the gpu checks' scanout PNGs), absolute paths. */
   files?: string[];
+  /**
+   * How many back-ends the check launched (0 in attach mode): what a run costs is mostly launches (the bench
+   * prints them by area). Not part of report.json.
+   */
+  launches?: number;
 }
 
 export interface BackendInfo {

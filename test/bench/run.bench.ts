@@ -2,9 +2,11 @@
  * Benchmark: the wall time of a full default run (every check, the default timeout) against the bundled
  * reference and against vhost-user-gpu, one check at a time and at --jobs <cores>, side by side in one run,
  * next to issue 15's targets (reference under 12 s, vhost-user-gpu under 8 s on 2 cores), and where the time
- * goes: each area's share, and the slowest checks. Run with `npm run bench`; numbers, not a pass/fail test.
+ * goes: each area's share and its launches, the slowest checks, and the CPU the run took (the harness's, the
+ * back-ends' it launched) against what two cores give in its wall time. Run with `npm run bench`; numbers, not
+ * a pass/fail test.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,18 +25,35 @@ const TARGETS: Array<{ name: string; binary: string; targetS: number }> = [
   { name: 'vhost-user-gpu', binary: GPU, targetS: 8 },
 ];
 
-/** Each area's total check time, largest first, and the five slowest checks. */
+/** Each area's total check time and launches, largest first, and the five slowest checks. */
 function whereItGoes(result: RunResult): string {
-  const areas = new Map<string, number>();
-  for (const c of result.checks) areas.set(c.area, (areas.get(c.area) ?? 0) + c.durationMs);
+  const areas = new Map<string, { ms: number; launches: number }>();
+  for (const c of result.checks) {
+    const area = areas.get(c.area) ?? { ms: 0, launches: 0 };
+    areas.set(c.area, { ms: area.ms + c.durationMs, launches: area.launches + (c.launches ?? 0) });
+  }
   const byArea = [...areas]
-    .sort((a, b) => b[1] - a[1])
-    .map(([area, ms]) => `${area} ${(ms / 1000).toFixed(1)} s`);
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([area, { ms, launches }]) => `${area} ${(ms / 1000).toFixed(1)} s (${launches} launches)`);
   const slowest = [...result.checks]
     .sort((a, b) => b.durationMs - a.durationMs)
     .slice(0, 5)
     .map((c) => `${c.id} ${(c.durationMs / 1000).toFixed(1)} s`);
   return `check time by area: ${byArea.join(', ')}; slowest: ${slowest.join(', ')}`;
+}
+
+const TICKS_PER_S = 100;
+
+/**
+ * CPU seconds so far: this process's (the harness), and its ended children's (the back-ends it launched and
+ * reaped: /proc/self/stat's cutime and cstime, in clock ticks of 1/100 s).
+ */
+function cpuSeconds(): { harness: number; children: number } {
+  const own = process.cpuUsage();
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  const children = (Number(fields[13]) + Number(fields[14])) / TICKS_PER_S;
+  return { harness: (own.user + own.system) / 1e6, children };
 }
 
 adoptOrphans();
@@ -46,15 +65,28 @@ for (const { name, binary, targetS } of TARGETS) {
     continue;
   }
   const walls: string[] = [];
+  const cpu: string[] = [];
   let last: RunResult | undefined;
   for (const jobs of [1, cores]) {
     const started = performance.now();
+    const before = cpuSeconds();
     last = await runConformance({ binary, checks: allChecks, descriptorDirs: [], jobs });
+    const wallS = (performance.now() - started) / 1000;
+    const after = cpuSeconds();
     const { passed, failed, timedOut, skipped, errors } = last.summary;
     walls.push(
-      `--jobs ${jobs}: ${((performance.now() - started) / 1000).toFixed(1)} s (${passed} passed, ${failed} failed, ${timedOut} timed out, ${skipped} skipped, ${errors} errors)`,
+      `--jobs ${jobs}: ${wallS.toFixed(1)} s (${passed} passed, ${failed} failed, ${timedOut} timed out, ${skipped} skipped, ${errors} errors)`,
+    );
+    const harness = after.harness - before.harness;
+    const children = after.children - before.children;
+    const launches = last.checks.reduce((n, c) => n + (c.launches ?? 0), 0);
+    cpu.push(
+      `--jobs ${jobs}: harness ${harness.toFixed(1)} s, back-ends ${children.toFixed(1)} s ` +
+        `(${launches} launches, ${((children / Math.max(1, launches)) * 1000).toFixed(0)} ms of CPU a back-end), ` +
+        `${(((harness + children) / (wallS * cores)) * 100).toFixed(0)}% of ${cores} cores`,
     );
   }
   console.log(`  ${name}: ${walls.join(', ')} (target: under ${targetS} s)`);
+  console.log(`    CPU: ${cpu.join('; ')}`);
   console.log(`    ${whereItGoes(last!)}`);
 }

@@ -92,6 +92,39 @@ describe('fuzz/fuzz (search and shrink, against a back-end played in process)', 
     expect(alone).to.equal(undefined);
   });
 
+  it('runs lanes at once, each in order, and finds the same failure whichever sequence ends first', async () => {
+    /** Kept back-ends per lane, each sequence taking a time of its own (the same draws, another timing). */
+    const lanes = (delays: (n: number) => number) => {
+      const kept = Array.from({ length: 3 }, () => new Kept());
+      let running = 0;
+      let n = 0;
+      const runner: SequenceRunner & { most: number } = {
+        lanes: async () => 3,
+        most: 0,
+        kept: async (steps, progress, lane) => {
+          runner.most = Math.max(runner.most, ++running);
+          await new Promise((resolve) => setTimeout(resolve, delays(n++)));
+          running--;
+          await kept[lane]!.kept(steps, progress);
+        },
+        fresh: (steps, progress, before) => kept[0]!.fresh(steps, progress, before),
+      };
+      return runner;
+    };
+    const options = { seed: 5, budgetMs: 20_000, shrinkBudgetMs: 5000, sequences: 200 };
+    const slowFirst = lanes((n) => (n % 3 === 0 ? 6 : 0));
+    const slowLast = lanes((n) => (n % 3 === 2 ? 6 : 0));
+    const [a, b] = [await fuzz(slowFirst, options), await fuzz(slowLast, options)];
+    expect(slowFirst.most).to.equal(3);
+    expect(a.failed).to.equal(true);
+    expect({ ...b, sequences: 0, messages: 0, requests: 0 }).to.deep.equal({
+      ...a,
+      sequences: 0,
+      messages: 0,
+      requests: 0,
+    });
+  });
+
   it('does not take a failure that a fresh back-end does not give again, and says how many it saw', async () => {
     let kept = 0;
     const runner: SequenceRunner = {

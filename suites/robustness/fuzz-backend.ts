@@ -195,8 +195,9 @@ export class FuzzBackends implements SequenceRunner {
 
   /** Ends the kept back-ends and the spares. */
   async close(): Promise<void> {
-    for (const kept of this.#kept.splice(0, this.#kept.length, ...this.#kept.map(() => undefined)))
-      if (kept) await releaseSubject(kept.subject);
+    const kept = [...this.#kept];
+    this.#kept.fill(undefined);
+    for (const lane of kept) if (lane) await releaseSubject(lane.subject);
     for (const spare of this.#spares.splice(0)) {
       const subject = await spare.catch(() => undefined);
       if (subject) await releaseSubject(subject);

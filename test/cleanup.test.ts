@@ -3,7 +3,7 @@
  * temp folder; also when it is stopped mid-run, by SIGINT or SIGTERM (the CLI) or by its abort signal (the
  * library, in this process, where fds and mappings can be compared).
  */
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -139,5 +139,34 @@ describe('cleanup: the CLI stopped by a signal mid-run', () => {
         expectClean(cli);
       });
     }
+  }
+});
+
+describe('cleanup: robust.fuzz stopped by a signal while its lanes and spares launch', () => {
+  // virtiofsd takes one front-end and exits when it leaves: robust.fuzz runs it in several lanes at once, with
+  // back-ends launched ahead. The signal comes as the check starts (the run's first line is out): launches
+  // under way, some listening, some connected.
+  const virtiofsd = '/usr/lib/qemu/virtiofsd';
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal}: exit ${signal === 'SIGINT' ? 130 : 143}, no process, socket or temp folder left`, async function () {
+      this.timeout(60_000);
+      if (!existsSync(virtiofsd))
+        expect.fail(`${virtiofsd} is missing: install the Debian package qemu-system-common`);
+      const source = mkdtempSync(path.join(os.tmpdir(), 'vhu-cleanup-virtiofs-'));
+      try {
+        const cli = await runCli(['--fuzz', '30', '--seed', '5', virtiofsd, '--', '-o', `source=${source}`], {
+          interruptOnStdout: /1 check\n/,
+          interruptSignal: signal,
+          limitMs: 40_000,
+        });
+        expect(cli.signal, 'killed at the limit').to.equal(undefined);
+        expect(cli.stderr).to.contain(`${signal}: stopping`);
+        expect(cli.exitCode, cli.stderr).to.equal(signal === 'SIGINT' ? 130 : 143);
+        expect(cli.socketsLeft, 'sockets still bound under its TMPDIR').to.deep.equal([]);
+        expectClean(cli);
+      } finally {
+        rmSync(source, { recursive: true, force: true });
+      }
+    });
   }
 });

@@ -62,15 +62,19 @@ async function play(started: { value: boolean }, steps: Step[], progress: Progre
 }
 
 describe('fuzz/fuzz (search and shrink, against a back-end played in process)', () => {
-  it('finds the failing sequence and shrinks it to the two steps that make it', async () => {
+  it('finds the failing sequence and shrinks it to the steps that make it: ring 0 set up, started, resized', async () => {
     const result = await fuzz(flawed, { seed: 5, budgetMs: 5000, shrinkBudgetMs: 5000, sequences: 200 });
     expect(result.failed).to.equal(true);
     if (!result.failed) return;
+    // The kick comes after what a front-end sends before it (steps.ts, SET_UP_ORDER).
     expect(result.steps.map((s) => s.what.replace(/num \d+$/, 'num N'))).to.deep.equal([
+      'SET_MEM_TABLE one region',
+      'SET_VRING_NUM ring 0 num N',
+      'SET_VRING_ADDR ring 0',
       'SET_VRING_KICK ring 0 without an fd (polling)',
       'SET_VRING_NUM ring 0 num N',
     ]);
-    expect(result.error.message).to.match(/after step 2 of 2 .*SIGABRT/);
+    expect(result.error.message).to.match(/after step 5 of 5 .*SIGABRT/);
     expect(result.foundSteps).to.be.at.least(2);
   });
 
@@ -86,6 +90,39 @@ describe('fuzz/fuzz (search and shrink, against a back-end played in process)', 
     expect(signature(again as BackendError)).to.equal(signature(result.error));
     const alone = await runner.fresh(result.steps, { sent: 0 }).catch((e: unknown) => e);
     expect(alone).to.equal(undefined);
+  });
+
+  it('runs lanes at once, each in order, and finds the same failure whichever sequence ends first', async () => {
+    /** Kept back-ends per lane, each sequence taking a time of its own (the same draws, another timing). */
+    const lanes = (delays: (n: number) => number) => {
+      const kept = Array.from({ length: 3 }, () => new Kept());
+      let running = 0;
+      let n = 0;
+      const runner: SequenceRunner & { most: number } = {
+        lanes: async () => 3,
+        most: 0,
+        kept: async (steps, progress, lane) => {
+          runner.most = Math.max(runner.most, ++running);
+          await new Promise((resolve) => setTimeout(resolve, delays(n++)));
+          running--;
+          await kept[lane]!.kept(steps, progress);
+        },
+        fresh: (steps, progress, before) => kept[0]!.fresh(steps, progress, before),
+      };
+      return runner;
+    };
+    const options = { seed: 5, budgetMs: 20_000, shrinkBudgetMs: 5000, sequences: 200 };
+    const slowFirst = lanes((n) => (n % 3 === 0 ? 6 : 0));
+    const slowLast = lanes((n) => (n % 3 === 2 ? 6 : 0));
+    const [a, b] = [await fuzz(slowFirst, options), await fuzz(slowLast, options)];
+    expect(slowFirst.most).to.equal(3);
+    expect(a.failed).to.equal(true);
+    expect({ ...b, sequences: 0, messages: 0, requests: 0 }).to.deep.equal({
+      ...a,
+      sequences: 0,
+      messages: 0,
+      requests: 0,
+    });
   });
 
   it('does not take a failure that a fresh back-end does not give again, and says how many it saw', async () => {

@@ -7,7 +7,10 @@
  * kept one (the case then keeps them). One that does not come back is not a verdict (state the reuse left), and
  * the search goes on. A finding is shrunk on fresh back-ends: cut after the step that failed, then steps dropped
  * one at a time, last first, as long as the sequence still fails the same way (the shrink has a budget of its
- * own).
+ * own). Sequences run in lanes, several at once when the runner has more than one (a sequence is mostly
+ * waiting: a launch, a reply, a process's exit): sequence i in lane i mod lanes, each lane in order, so that what
+ * a kept back-end ran before a sequence does not depend on timing, and the finding is the failing sequence of
+ * lowest index, whichever ended first.
  */
 import fc from 'fast-check';
 import { BackendError, ProtocolError, TimeoutError } from '../errors.js';
@@ -23,6 +26,8 @@ export interface FuzzOptions {
   shrinkBudgetMs: number;
   /** The longest sequence drawn. */
   maxSteps?: number;
+  /** Aborted: no sequence more is started, nor a shrink step (the run is stopping). */
+  signal?: AbortSignal;
 }
 
 /** What running sequences cost: for the check's fact and the bench. */
@@ -63,8 +68,15 @@ export type RunSequence = (steps: Step[], progress: Progress) => Promise<void>;
 
 /** Where sequences run: on a back-end kept from earlier sequences, or on a fresh one. */
 export interface SequenceRunner {
-  /** On the back-end the sequences before used while it lives (else a fresh one), reset first. */
-  kept: RunSequence;
+  /**
+   * How many sequences may run at once, each in a lane of its own with its own back-ends (default 1); asked once,
+   * before the first.
+   */
+  lanes?(): Promise<number>;
+  /**
+   * In `lane`, on the back-end the lane's sequences before used while it lives (else a fresh one), reset first.
+   */
+  kept(steps: Step[], progress: Progress, lane: number): Promise<void>;
   /** On a fresh back-end: `before` first (each judged, reset between as `kept` resets), then `steps`. */
   fresh(steps: Step[], progress: Progress, before?: readonly Step[][]): Promise<void>;
 }
@@ -90,7 +102,7 @@ export function signature(err: VerdictError): string {
 function asRunner(run: RunSequence | SequenceRunner): SequenceRunner {
   if (typeof run !== 'function') return run;
   return {
-    kept: run,
+    kept: (steps, progress) => run(steps, progress),
     fresh: async (steps, progress, before = []) => {
       for (const earlier of before) await run(earlier, { sent: 0 });
       await run(steps, progress);
@@ -113,14 +125,14 @@ export async function fuzz(run: RunSequence | SequenceRunner, options: FuzzOptio
    */
   const attempt = async (
     draws: Draw[],
-    on: { kept: true } | { kept: false; before?: readonly Step[][] },
+    on: { lane: number } | { before?: readonly Step[][] },
   ): Promise<Attempt> => {
     const steps = concretizeAll(draws);
     const progress: Progress = { sent: 0 };
     counts.sequences++;
-    const before = () => (on.kept ? (progress.before ?? []) : [...(on.before ?? [])]);
+    const before = () => ('lane' in on ? (progress.before ?? []) : [...(on.before ?? [])]);
     try {
-      if (on.kept) await runner.kept(steps, progress);
+      if ('lane' in on) await runner.kept(steps, progress, on.lane);
       else await runner.fresh(steps, progress, on.before);
       return { sent: progress.sent, before: before() };
     } catch (error) {
@@ -132,32 +144,47 @@ export async function fuzz(run: RunSequence | SequenceRunner, options: FuzzOptio
       }
     }
   };
+  /** Sequence `draws` in `lane`: a failure there, once seen on a fresh back-end (or a harness fault), or none. */
+  const trial = async (draws: Draw[], lane: number): Promise<({ draws: Draw[] } & Attempt) | undefined> => {
+    const result = await attempt(draws, { lane });
+    if (result.error === undefined) return undefined;
+    // Stopped: the back-ends were ended under it, and no fresh one is launched to see it again.
+    if (options.signal?.aborted) return undefined;
+    if (!isVerdictError(result.error)) return { draws, ...result };
+    // Seen on a fresh back-end, alone or after what the kept one ran before it, or not a verdict.
+    const alone = result.before.length ? await attempt(draws, {}) : result;
+    if (alone.error !== undefined) return { draws, ...alone };
+    const after = await attempt(draws, { before: result.before });
+    if (after.error !== undefined) return { draws, ...after };
+    counts.unconfirmed++;
+    return undefined;
+  };
   // Unbiased: lengths spread up to the maximum from the first sequence on (states worth reaching take a
   // dozen steps), where fast-check would start small.
   const sequences = fc.noBias(
     fc.array(drawArbitrary, { minLength: 1, maxLength: options.maxSteps ?? DEFAULT_MAX_STEPS, size: 'max' }),
   );
-  let found: ({ draws: Draw[] } & Attempt) | undefined;
-  const search = await fc.check(
+  const lanes = Math.max(1, (await runner.lanes?.()) ?? 1);
+  /** Each lane's last sequence, ended (never rejected: its failure is in `failures`). */
+  const tails: Array<Promise<void>> = Array.from({ length: lanes }, () => Promise.resolve());
+  /** Failing sequences by index (fast-check's path to each); any one stops the search. */
+  const failures = new Map<number, { draws: Draw[] } & Attempt>();
+  let drawn = 0;
+  await fc.check(
     fc.asyncProperty(sequences, async (draws) => {
-      const result = await attempt(draws, { kept: true });
-      if (result.error === undefined) return true;
-      if (!isVerdictError(result.error)) {
-        found = { draws, ...result };
-        return false;
-      }
-      // Seen on a fresh back-end, alone or after what the kept one ran before it, or not a verdict.
-      const alone = result.before.length ? await attempt(draws, { kept: false }) : result;
-      if (alone.error !== undefined) {
-        found = { draws, ...alone };
-        return false;
-      }
-      const after = await attempt(draws, { kept: false, before: result.before });
-      if (after.error !== undefined) {
-        found = { draws, ...after };
-        return false;
-      }
-      counts.unconfirmed++;
+      const index = drawn++;
+      const lane = index % lanes;
+      // The sequence before it in its lane has ended: the lane's history is the same whatever the timing.
+      await tails[lane];
+      if (failures.size || options.signal?.aborted) return false;
+      tails[lane] = trial(draws, lane).then(
+        (failure) => {
+          if (failure) failures.set(index, failure);
+        },
+        (error: unknown) => {
+          failures.set(index, { draws, error, sent: 0, before: [] });
+        },
+      );
       return true;
     }),
     {
@@ -167,18 +194,26 @@ export async function fuzz(run: RunSequence | SequenceRunner, options: FuzzOptio
       endOnFailure: true,
     },
   );
-  if (!search.failed || !found) return { failed: false, ...counts };
+  // Every sequence drawn before a failing one has run to its end: the lowest index is the same every run.
+  await Promise.all(tails);
+  // A fault of the harness ends the search as it is, whichever lane it came in.
+  const fault = [...failures.entries()].sort(([a], [b]) => a - b).find(([, f]) => !isVerdictError(f.error));
+  if (fault) throw fault[1].error;
+  const first = Math.min(...failures.keys());
+  const found = failures.get(first);
+  if (!found) return { failed: false, ...counts };
   if (!isVerdictError(found.error)) throw found.error;
   const before = found.before;
 
   let draws = found.draws.slice(0, Math.max(1, found.sent));
   let error: VerdictError = found.error;
   const deadline = performance.now() + options.shrinkBudgetMs;
-  for (let shrunk = true; shrunk && performance.now() < deadline; ) {
+  const goOn = () => performance.now() < deadline && !options.signal?.aborted;
+  for (let shrunk = true; shrunk && goOn(); ) {
     shrunk = false;
-    for (let i = draws.length - 1; i >= 0 && draws.length > 1 && performance.now() < deadline; i--) {
+    for (let i = draws.length - 1; i >= 0 && draws.length > 1 && goOn(); i--) {
       const candidate = [...draws.slice(0, i), ...draws.slice(i + 1)];
-      const result = await attempt(candidate, { kept: false, before });
+      const result = await attempt(candidate, { before });
       if (!isVerdictError(result.error) || signature(result.error) !== signature(error)) continue;
       draws = candidate.slice(0, Math.max(1, result.sent));
       error = result.error;
@@ -190,7 +225,7 @@ export async function fuzz(run: RunSequence | SequenceRunner, options: FuzzOptio
     failed: true,
     error,
     steps: concretizeAll(draws),
-    path: search.counterexamplePath ?? '',
+    path: String(first),
     foundSteps: found.sent,
     before,
     ...counts,

@@ -7,6 +7,7 @@ import {
   type Draw,
   drawArbitrary,
   initialModel,
+  type Model,
   messageBytes,
   ringEffect,
   stopRingSteps,
@@ -14,10 +15,17 @@ import {
 
 const sequence = fc.array(drawArbitrary, { maxLength: 40 });
 
+/** A model where rings 0 and 1 have their memory table, size and addresses: a valid kick is a kick. */
+function setUp(): Model {
+  const model = initialModel();
+  model.memTable = true;
+  for (const ring of model.rings) Object.assign(ring, { num: 8, addr: true });
+  return model;
+}
+
 describe('fuzz/steps', () => {
   it('starts a ring on its kick (an eventfd, or none in polling mode), stops it on GET_VRING_BASE, and stops only those', () => {
-    const kick = (pick: number, valid = true) =>
-      concretize(initialModel(), { op: 'SET_VRING_KICK', valid, pick });
+    const kick = (pick: number, valid = true) => concretize(setUp(), { op: 'SET_VRING_KICK', valid, pick });
     // pick 0: ring 0 with an eventfd; 4: ring 0 polling; 3: ring 1 with an eventfd.
     expect(ringEffect(kick(0))).to.deep.equal({ start: 0 });
     expect(ringEffect(kick(4))).to.deep.equal({ start: 0 });
@@ -95,5 +103,31 @@ describe('fuzz/steps', () => {
     // An invalid request that moves avail.idx past the queue size, as the data-plane suite does.
     const ahead = concretize(model, { op: 'request', valid: false, pick: 5 });
     expect(ahead.what).to.match(/^avail\.idx moved 9 ahead/);
+  });
+
+  it('sends a valid ring set-up step after what a front-end sends before it: memory table, size, addresses', () => {
+    const model = initialModel();
+    const kick: Draw = { op: 'SET_VRING_KICK', valid: true, pick: 4 };
+    const steps = [
+      concretize(model, { op: 'SET_VRING_ADDR', valid: true, pick: 0 }),
+      concretize(model, kick),
+      concretize(model, kick),
+      concretize(model, kick),
+    ];
+    expect(steps.map((s) => s.what)).to.deep.equal([
+      'SET_MEM_TABLE one region',
+      'SET_VRING_NUM ring 0 num 8',
+      'SET_VRING_ADDR ring 0',
+      'SET_VRING_KICK ring 0',
+    ]);
+    // Ring 1's kick needs ring 1's own size and addresses; the memory table is there.
+    expect(concretize(model, { ...kick, pick: 3 }).what).to.equal('SET_VRING_NUM ring 1 num 256');
+    // Invalid steps come in any order.
+    expect(concretize(initialModel(), { op: 'SET_VRING_ADDR', valid: false, pick: 2 }).what).to.equal(
+      'SET_VRING_ADDR ring 4294967295 of a vring that does not exist',
+    );
+    expect(concretize(initialModel(), { op: 'SET_VRING_KICK', valid: false, pick: 0 }).what).to.match(
+      /^SET_VRING_KICK ring 2 without its fd/,
+    );
   });
 });

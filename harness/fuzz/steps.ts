@@ -143,12 +143,34 @@ function message(
   };
 }
 
-/** Makes `draw` concrete against `model`, and updates the model as a front-end would assume it went. */
+/**
+ * What a front-end sends before a ring's addresses and before its kick, in the order QEMU's vhost_dev_start
+ * sends them (the memory table, then per ring SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_KICK): the ring's
+ * addresses are user addresses the memory table translates (libvhost-user closes the connection on
+ * SET_VRING_ADDR before SET_MEM_TABLE: "Invalid vring_addr message"), and a ring starts on its kick.
+ */
+const SET_UP_ORDER = ['SET_MEM_TABLE', 'SET_VRING_NUM', 'SET_VRING_ADDR', 'SET_VRING_KICK'] as const;
+
+/** The first step `op` needs on `ring` that the model has not seen, if any: a valid step is sent after it. */
+function missingBefore(model: Model, op: Op, ring: number): Op | undefined {
+  const at = SET_UP_ORDER.indexOf(op as (typeof SET_UP_ORDER)[number]);
+  const state = model.rings[ring];
+  if (at <= 0 || !state) return undefined;
+  const done = [model.memTable, state.num !== 0, state.addr];
+  return SET_UP_ORDER.slice(0, at).find((_, i) => !done[i]);
+}
+
+/**
+ * Makes `draw` concrete against `model`, and updates the model as a front-end would assume it went. A valid
+ * ring set-up step whose prerequisites the sequence has not sent yet becomes the first of them (SET_UP_ORDER):
+ * valid steps set a device up as a front-end does; invalid ones hit it in any order.
+ */
 export function concretize(model: Model, draw: Draw): Step {
-  const { op, valid, pick } = draw;
+  const { valid, pick } = draw;
   // Ring 0, which every device has, three times in four.
   const ring = valid ? (pick % 4 === 3 ? 1 : 0) : [RINGS, 255, 0xffff_ffff][pick % 3]!;
   const state = model.rings[ring];
+  const op = (valid && missingBefore(model, draw.op, ring)) || draw.op;
   switch (op) {
     case 'GET_PROTOCOL_FEATURES':
     case 'GET_QUEUE_NUM':

@@ -1,7 +1,15 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { expect } from 'chai';
-import { descendantsOf, isSelfOrDescendant, parseStat, readStat, stillRunning } from './procfs.js';
+import {
+  allProcesses,
+  descendantsOf,
+  isSelfOrDescendant,
+  type ProcStat,
+  parseStat,
+  readStat,
+  stillRunning,
+} from './procfs.js';
 
 describe('process/procfs', () => {
   it('parses a stat line whose comm holds spaces and parentheses', () => {
@@ -27,6 +35,13 @@ describe('process/procfs', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(grandchild).to.be.a('number');
+    // From the threads' children lists as from every process's stat: the same processes.
+    const pids = (table?: ProcStat[]) =>
+      descendantsOf(process.pid, table)
+        .map((p) => p.pid)
+        .sort();
+    expect(pids()).to.include.members([child.pid!, grandchild!]);
+    expect(pids()).to.deep.equal(pids(allProcesses()));
     expect(isSelfOrDescendant(grandchild!, process.pid)).to.equal(true);
     const stat = readStat(grandchild!)!;
     process.kill(grandchild!, 'SIGKILL');

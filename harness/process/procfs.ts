@@ -53,8 +53,60 @@ export function allProcesses(): ProcStat[] {
   return stats;
 }
 
+/**
+ * Whether the kernel lists each thread's children (/proc/PID/task/TID/children, CONFIG_PROC_CHILDREN): then a
+ * process's descendants are found without reading every process's stat (2-3 ms on a machine of 100 processes,
+ * paid at every back-end's teardown: robust.fuzz tears down hundreds).
+ */
+const CHILDREN_LISTED = (() => {
+  try {
+    readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The children of `pid`, from each of its threads' children list (a child's parent is the thread that made it). */
+function childrenOf(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return []; // gone
+  }
+  const pids: number[] = [];
+  for (const tid of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' '))
+        if (child) pids.push(Number(child));
+    } catch {
+      // The thread ended since: its children went to another.
+    }
+  }
+  return pids;
+}
+
 /** Every live descendant of `pid` (children, grandchildren, ...), zombies excluded. */
-export function descendantsOf(pid: number, table: ProcStat[] = allProcesses()): ProcStat[] {
+export function descendantsOf(pid: number, table?: ProcStat[]): ProcStat[] {
+  if (table === undefined && CHILDREN_LISTED) {
+    const found: ProcStat[] = [];
+    const queue = [pid];
+    while (queue.length) {
+      for (const child of childrenOf(queue.shift()!)) {
+        const stat = readStat(child);
+        if (!stat) continue;
+        if (stat.state !== 'Z') found.push(stat);
+        queue.push(child);
+      }
+    }
+    return found;
+  }
+  return descendantsIn(pid, table ?? allProcesses());
+}
+
+/** `descendantsOf` from a table of every process. */
+function descendantsIn(pid: number, table: ProcStat[]): ProcStat[] {
   const children = new Map<number, ProcStat[]>();
   for (const stat of table) {
     const list = children.get(stat.ppid) ?? [];

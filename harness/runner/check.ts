@@ -69,6 +69,11 @@ export interface CheckContext {
   /** Owns everything the check acquires; closed when the check ends, whatever the verdict. */
   scope: Scope;
   /**
+   * Aborted when the run is stopped (Ctrl-C, the library's abort signal): a check that could go on launching
+   * (robust.fuzz's search) ends instead.
+   */
+  signal?: AbortSignal;
+  /**
    * Launches the back-end with `args` plus the target's extra args, owned by the check's scope; with
    * `program`, that binary with its own extra args instead.
    */
@@ -169,7 +174,12 @@ export function defineChecks(
 }
 
 /** Builds the context a check runs in; the launched processes are kept for their stderr. */
-export function makeContext(target: Target, timeoutMs: number, scope: Scope): CheckContext {
+export function makeContext(
+  target: Target,
+  timeoutMs: number,
+  scope: Scope,
+  signal?: AbortSignal,
+): CheckContext {
   const launched: BackendProcess[] = [];
   const savedFiles: string[] = [];
   let gate = false;
@@ -177,6 +187,7 @@ export function makeContext(target: Target, timeoutMs: number, scope: Scope): Ch
     target,
     timeoutMs,
     scope,
+    ...(signal ? { signal } : {}),
     launched,
     launch(args, options = {}) {
       const { program, ...rest } = options;

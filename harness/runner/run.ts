@@ -370,7 +370,7 @@ async function runOne(
 ): Promise<{ result: CheckResult; gateHeld: boolean }> {
   const scope = new Scope();
   const wire = recordWire ? new WireLog() : undefined;
-  const ctx = makeContext(target, timeoutMs, scope);
+  const ctx = makeContext(target, timeoutMs, scope, signal);
   const started = performance.now();
   let verdict: Verdict = 'pass';
   let message = '';

@@ -8,8 +8,10 @@
  * sequence by default: resetting it with what a front-end sends (GET_VRING_BASE on each ring it started, as
  * QEMU stops a device, each reset step judged by the oracle like a step: Keep 'always') leaves state that hides
  * findings (see Keep). After a crash, or a close by a back-end that does not keep listening, it launches
- * again; spares launched ahead hide the launch's wait. Attach mode keeps the way before: a new connection to
- * the one daemon per sequence.
+ * again; spares launched ahead (a pool the lanes share) hide the launch's wait, and such back-ends serve
+ * several sequences at once (DEFAULT_LANES), each on its own. Every back-end, kept, spare or in use, is the
+ * check's scope's (ctx.launch), so a run stopped by a signal ends it. Attach mode keeps the way before: a new
+ * connection to the one daemon per sequence, one at a time.
  */
 import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
 import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
@@ -33,11 +35,22 @@ import {
 export const MAX_SEQUENCES_PER_BACKEND = 32;
 
 /**
- * Back-ends launched ahead at most: a launch is mostly waiting (the process starting, its socket appearing), so
- * two at once on 2 cores hide most of it for back-ends that end with most sequences (libvhost-user's close
- * the connection on most bad messages and exit when their front-end leaves).
+ * Sequences run at once on back-ends launched fresh for each (those that take no second connection), each lane
+ * with its own: such a sequence is mostly waiting (a launch, a reply, the exit a close is watched for), not
+ * computing, so four hide each other's waits on 2 cores. A back-end kept across sequences serves one lane: it
+ * saves the launches, which more lanes would spend again. Fixed, not the run's --jobs nor the machine's cores:
+ * what a kept back-end ran before a sequence follows from the lanes (fuzz.ts), and a seed's verdict must not
+ * depend on the machine.
  */
-export const DEFAULT_SPARES = 2;
+export const DEFAULT_LANES = 4;
+
+/**
+ * Back-ends launched ahead at most (a pool shared by the lanes): a launch is mostly waiting (the process
+ * starting, its socket appearing), so a sequence that ends the back-end it ran on takes one already listening.
+ * As many as lanes: libvhost-user's back-ends close the connection on most bad messages and exit when their
+ * front-end leaves, so every lane needs one about every sequence.
+ */
+export const DEFAULT_SPARES = DEFAULT_LANES;
 
 /**
  * Which back-ends the search keeps from one sequence to the next: none (a fresh one each, as before issue 15);
@@ -61,6 +74,8 @@ interface Kept {
 }
 
 export class FuzzBackends implements SequenceRunner {
+  /** Lanes at most (DEFAULT_LANES unless told). */
+  readonly #laneCount: number;
   readonly #ctx: CheckContext;
   readonly #spareCount: number;
   readonly #spares: Array<Promise<Subject>> = [];
@@ -69,30 +84,67 @@ export class FuzzBackends implements SequenceRunner {
   #launched = 0;
   /** Whether a back-end that listens while it serves is reset by a new connection (false once one failed). */
   #reconnecting = true;
-  #kept: Kept | undefined;
+  /** Each lane's kept back-end. */
+  readonly #kept: Array<Kept | undefined>;
 
   /**
    * `keep`: which back-ends serve more than one sequence (default: those that take a new connection);
    * `spares`: at most this many back-ends launched ahead (0: each launched when needed; attach mode has none),
-   * as many as launching again turns out to be needed (a back-end that keeps listening seldom needs one).
+   * as many as launching again turns out to be needed (a back-end that keeps listening seldom needs one);
+   * `lanes`: sequences run at once (attach mode: one, the one daemon serving one front-end at a time).
    */
-  constructor(ctx: CheckContext, options: { keep?: Keep; spares?: number } = {}) {
+  constructor(ctx: CheckContext, options: { keep?: Keep; spares?: number; lanes?: number } = {}) {
     this.#ctx = ctx;
     // Attach mode: a new connection to the one daemon per sequence, as before.
     this.#keep = ctx.target.connect === null ? (options.keep ?? 'reconnecting') : 'never';
     this.#spareCount = ctx.target.connect === null ? (options.spares ?? DEFAULT_SPARES) : 0;
+    this.#laneCount = ctx.target.connect === null ? Math.max(1, options.lanes ?? DEFAULT_LANES) : 1;
+    this.#kept = Array.from({ length: this.#laneCount }, () => undefined);
+  }
+
+  /**
+   * How many sequences run at once: one when the back-end is kept across sequences, else the lanes asked for.
+   * The first launch tells, made here: kept for the first sequence when it serves a new connection (the reset
+   * between sequences, tried now: a listener still seen just after it took its one front-end is no proof).
+   */
+  async lanes(): Promise<number> {
+    if (this.#laneCount === 1 || this.#keep === 'always') return 1;
+    if (this.#keep === 'never') return this.#laneCount;
+    let first: Kept;
+    try {
+      first = await this.#fresh();
+    } catch {
+      // One that fails to launch fails the first sequence, as any launch does.
+      return this.#laneCount;
+    }
+    if (!first.reconnects) {
+      // No listener left: it takes no second connection, and serves lane 0's first sequence as launched.
+      this.#kept[0] = first;
+      return this.#laneCount;
+    }
+    const reset = await this.#reset(first).catch(async (err: unknown) => {
+      await releaseSubject(first.subject);
+      throw err;
+    });
+    if (reset === 'answered') {
+      this.#kept[0] = first;
+      return 1;
+    }
+    await releaseSubject(first.subject);
+    return this.#laneCount;
   }
 
   readonly #keep: Keep;
 
-  readonly kept = async (steps: Step[], progress: Progress): Promise<void> => {
-    let kept = this.#kept;
-    this.#kept = undefined;
+  readonly kept = async (steps: Step[], progress: Progress, lane: number): Promise<void> => {
+    let kept = this.#kept[lane];
+    this.#kept[lane] = undefined;
     if (kept && (!kept.subject.backend?.alive || kept.history.length >= MAX_SEQUENCES_PER_BACKEND)) {
       await releaseSubject(kept.subject);
       kept = undefined;
     }
-    if (kept) {
+    // One with no history yet (lanes() tried its new connection) needs no reset.
+    if (kept?.history.length) {
       // Set first: a reset that fails is a failure after these sequences.
       progress.before = [...kept.history];
       const reset = await this.#reset(kept).catch(async (err: unknown) => {
@@ -122,7 +174,7 @@ export class FuzzBackends implements SequenceRunner {
       return;
     }
     kept.history.push(steps);
-    this.#kept = kept;
+    this.#kept[lane] = kept;
   };
 
   async fresh(steps: Step[], progress: Progress, before: readonly Step[][] = []): Promise<void> {
@@ -141,11 +193,11 @@ export class FuzzBackends implements SequenceRunner {
     }
   }
 
-  /** Ends the kept back-end and the spares. */
+  /** Ends the kept back-ends and the spares. */
   async close(): Promise<void> {
-    const kept = this.#kept;
-    this.#kept = undefined;
-    if (kept) await releaseSubject(kept.subject);
+    const kept = [...this.#kept];
+    this.#kept.fill(undefined);
+    for (const lane of kept) if (lane) await releaseSubject(lane.subject);
     for (const spare of this.#spares.splice(0)) {
       const subject = await spare.catch(() => undefined);
       if (subject) await releaseSubject(subject);
@@ -155,7 +207,8 @@ export class FuzzBackends implements SequenceRunner {
   /** A back-end no sequence has touched: a spare launched ahead, or one launched now. */
   async #fresh(): Promise<Kept> {
     const next = this.#spares.shift() ?? freshSubject(this.#ctx);
-    if (this.#launched++ > 0) this.#wanted = Math.min(this.#spareCount, this.#wanted + 1);
+    // Past each lane's first: one launched again, so one more wanted ahead.
+    if (this.#launched++ >= this.#laneCount) this.#wanted = Math.min(this.#spareCount, this.#wanted + 1);
     while (this.#spares.length < this.#wanted) {
       const spare = freshSubject(this.#ctx);
       // Its failure is seen by whoever takes it.

@@ -6,7 +6,7 @@
  * `vhu-conform replay <case.json> <binary>` sends again to a fresh one.
  */
 import { mkdir } from 'node:fs/promises';
-import { BackendError, ProtocolError, TimeoutError } from '../../harness/errors.js';
+import { BackendError, ProtocolError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { type FuzzCase, saveCase } from '../../harness/fuzz/case.js';
 import type { FuzzResult, Progress, VerdictError } from '../../harness/fuzz/fuzz.js';
 import type { Step } from '../../harness/fuzz/steps.js';
@@ -144,6 +144,7 @@ export const fuzzChecks = defineChecks(
             budgetMs: plan.searchMs,
             shrinkBudgetMs: plan.shrinkMs,
             ...(plan.sequences ? { sequences: plan.sequences } : {}),
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
           });
         } finally {
           await backends.close();
@@ -154,6 +155,8 @@ export const fuzzChecks = defineChecks(
         const unconfirmed = result.unconfirmed
           ? `; ${result.unconfirmed} failure(s) seen on a back-end kept from earlier sequences did not come back on a fresh one (not verdicts)`
           : '';
+        // Stopped: what the search saw after the signal (back-ends killed) is not the back-end's doing.
+        if (ctx.signal?.aborted) throw new SkipError(`the run was interrupted after ${tally}`);
         if (!result.failed) return `${tally}: every step answered or closed cleanly${unconfirmed}`;
         const dir = ctx.target.reportsDir ?? 'reports';
         await mkdir(dir, { recursive: true });

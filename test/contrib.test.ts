@@ -80,6 +80,8 @@ const LIBVHOST_USER: Record<string, Verdict> = {
   // vu_set_features_exec stores SET_FEATURES as it comes and the need_reply is acked 0: a bit it does not offer
   // is taken (migrate.refuse-unknown, of every device type).
   'migrate.refuse-unknown': 'fail',
+  // DEVICE_STATE came with QEMU 8.2: libvhost-user 7.2 offers none (migrate.device-state skips, saying so).
+  'migrate.device-state': 'skip',
   // No descriptor in the standard folders names a binary in /opt.
   'conv.descriptor.type': 'skip',
   // No VIRTIO_F_RING_PACKED offered (vu_get_features_exec): the packed-ring checks skip, saying so.
@@ -219,6 +221,12 @@ describe('QEMU 7.2 contrib/vhost-user-blk --blk-file=IMG', function () {
     // libvhost-user resumes at SET_VRING_BASE's last_avail_idx and reads used->idx at SET_VRING_ADDR
     // (libvhost-user.c vu_set_vring_base_exec, vu_set_vring_addr_exec).
     expect(messageOf(run.report, 'migrate.resume')).to.match(/completed 6 once each, the data right/);
+  });
+
+  it('offers no DEVICE_STATE (libvhost-user 7.2): migrate.device-state is skipped, saying so', () => {
+    expect(messageOf(run.report, 'migrate.device-state')).to.match(
+      /^protocol feature DEVICE_STATE \(bit 19\) is not offered \(GET_PROTOCOL_FEATURES 0x[0-9a-f]+\)/,
+    );
   });
 
   it('resubmits what the inflight buffer handed back says is inflight, launched again (it ends with its front-end)', () => {

@@ -151,6 +151,14 @@ const DEVICE_AREAS: Readonly<Record<string, string>> = {
   input: 'input',
 };
 
+/** Checks of one device type in an area of another's: the state a move carries is proven with an fs handle. */
+const DEVICE_CHECKS: Readonly<Record<string, string>> = { 'migrate.device-state': 'fs' };
+
+/** The device type whose traffic a check drives, undefined for a check of every type. */
+function deviceOfCheck(id: string, area: string): string | undefined {
+  return DEVICE_CHECKS[id] ?? DEVICE_AREAS[area];
+}
+
 /** The reference back-end as each other device type (fixtures/bin), the block one being vhu-reference. */
 const DEVICE_REFERENCES = [
   { type: 'net', wrapper: 'vhu-reference-net' },
@@ -208,7 +216,8 @@ const runsRobustness = (grep: string | undefined) => grep === undefined || grep.
 
 function otherDeviceCheck(type: string, id: string): boolean {
   const area = allChecks.find((c) => c.id === id)?.area;
-  return area !== undefined && DEVICE_AREAS[area] !== undefined && DEVICE_AREAS[area] !== type;
+  const device = area === undefined ? undefined : deviceOfCheck(id, area);
+  return device !== undefined && device !== type;
 }
 
 /**
@@ -416,7 +425,7 @@ describe(SUITE, function () {
       const own = allChecks
         .filter(
           (c) =>
-            DEVICE_AREAS[c.area] === type ||
+            deviceOfCheck(c.id, c.area) === type ||
             ANY_DEVICE.has(c.id) ||
             PACKED_RING_CHECKS.has(c.id) ||
             c.id.startsWith('robust.data.'),
@@ -463,7 +472,9 @@ describe(SUITE, function () {
       expect(broken(run.report), run.stdout).to.deep.equal([]);
       // Its own area's checks, and the ring-state and packed-ring checks, which drive every device kind.
       const own = allChecks
-        .filter((c) => DEVICE_AREAS[c.area] === type || ANY_DEVICE.has(c.id) || PACKED_RING_CHECKS.has(c.id))
+        .filter(
+          (c) => deviceOfCheck(c.id, c.area) === type || ANY_DEVICE.has(c.id) || PACKED_RING_CHECKS.has(c.id),
+        )
         .map((c) => c.id);
       expect(
         own.filter((id) => all[id] !== (skips[id] ? 'skip' : 'pass')),

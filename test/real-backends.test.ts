@@ -68,6 +68,17 @@ function expectPackedSkipped(run: CliRun): void {
   }
 }
 
+/**
+ * DEVICE_STATE, SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE came with QEMU 8.2: libvhost-user 7.2 offers none, so
+ * migrate.device-state is skipped on its back-ends, saying so.
+ */
+function expectNoDeviceState(run: CliRun): void {
+  expect(verdicts(run.report)['migrate.device-state']).to.equal('skip');
+  expect(messageOf(run.report, 'migrate.device-state')).to.match(
+    /^protocol feature DEVICE_STATE \(bit 19\) is not offered \(GET_PROTOCOL_FEATURES 0x[0-9a-f]+\)/,
+  );
+}
+
 /** Protocol features libvhost-user (QEMU 7.2) does not offer: the checks of their messages are skipped. */
 const NOT_OFFERED: Record<string, Verdict> = {
   'proto.status.round-trip': 'skip',
@@ -273,6 +284,10 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
 
   it('skips the packed-ring checks: libvhost-user offers no VIRTIO_F_RING_PACKED', () => {
     expectPackedSkipped(run);
+  });
+
+  it('skips migrate.device-state: libvhost-user 7.2 offers no DEVICE_STATE (it came with QEMU 8.2)', () => {
+    expectNoDeviceState(run);
   });
 
   it('drives the ring-state checks with GET_DISPLAY_INFO, and dies of a command completed on a stopped ring', function () {
@@ -482,6 +497,10 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
 
   it('skips the packed-ring checks: libvhost-user offers no VIRTIO_F_RING_PACKED', () => {
     expectPackedSkipped(run);
+  });
+
+  it('skips migrate.device-state: libvhost-user 7.2 offers no DEVICE_STATE (it came with QEMU 8.2)', () => {
+    expectNoDeviceState(run);
   });
 
   it('passes the ring-state checks with FUSE_INIT and GETATTR; answers them on a disabled ring', function () {

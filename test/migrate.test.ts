@@ -266,6 +266,67 @@ describe('migrate.refuse-unknown: a feature set with a bit the destination does 
   });
 });
 
+describe("migrate.resume on other device kinds: the kind's sample request moves", function () {
+  this.timeout(120_000);
+  const TESTPMD_ADAPTER = path.join(ROOT, 'test/dpdk-testpmd-adapter');
+
+  it('the net reference: the frames the source left go out from the destination and come back', async () => {
+    const run = await runCli([...RESUME, fixture('vhu-reference-net')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^a net device: the source stopped at base (\d+) of transmitq0 \(vring 1\) with 4 sample requests left \(0 taken by the source itself\); the destination started at \1 and kicked, completed 4 once each \(the frame coming back on receiveq0 \(a back-end that loops frames back\): each seen\), and traffic went on; it stopped at \d+$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-resume-skips-pending as a net device fails it: the frames the source left are lost', async () => {
+    const run = await runCli([...RESUME, fixture('vhu-flaw-resume-skips-pending')], {
+      env: { VHU_FIXTURE_DEVICE: 'net' },
+    });
+    expect(run.report?.backend.type).to.equal('net');
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'fail' });
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^the destination started with SET_VRING_BASE \d+ on transmitq0 \(vring 1\) and kicked, did not complete the 4 net sample requests the source left available/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expectClean(run);
+  });
+
+  it('dpdk-testpmd (through test/dpdk-testpmd-adapter) moves: it polls, so the source took what was left', async () => {
+    if (!existsSync('/usr/bin/dpdk-testpmd')) expect.fail('/usr/bin/dpdk-testpmd is missing: install dpdk');
+    const runtime = () =>
+      existsSync('/var/run/dpdk')
+        ? readdirSync('/var/run/dpdk').filter((d) => d.startsWith('vhu-adapter-'))
+        : [];
+    const before = runtime();
+    // testpmd's start-up (EAL, 16384 mbufs) takes seconds on a loaded machine: a longer deadline per wait.
+    const run = await runCli(['--timeout', '10000', '--grep', '^migrate\\.resume$', TESTPMD_ADAPTER]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+    // testpmd polls its transmit queue: the four are taken before the stop, and GET_VRING_BASE counts them.
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^a net device: the source stopped at base (\d+) of transmitq0 \(vring 1\) with 4 sample requests left \((\d) taken by the source itself\); the destination started at \1 and kicked, (completed \d once each \(the frame coming back on receiveq0 .*: each seen\)|had none left), and traffic went on; it stopped at \d+$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+    expect(runtime(), 'testpmd runtime folders left').to.deep.equal(before);
+  });
+
+  it('the fs reference is skipped: its FUSE session moves with the back-end state', async () => {
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const run = await runCli([...RESUME, fixture('vhu-reference-fs'), '--', `--shared-dir=${share.path}`]);
+      expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'skip' });
+      expect(messageOf(run.report, 'migrate.resume')).to.equal(
+        "a fs device's requests need an opening one first (its sample's), a session the back-end keeps: it moves with the back-end state (migrate.device-state), not with the rings",
+      );
+      expectClean(run);
+    } finally {
+      await share.cleanup();
+    }
+  });
+});
+
 describe('migrate.device-state: the fs device moves its open files through SET_DEVICE_STATE_FD', function () {
   this.timeout(120_000);
   const STATE = ['--timeout', '3000', '--grep', '^migrate\\.device-state$'];

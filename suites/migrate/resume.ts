@@ -5,7 +5,7 @@
  * version, or --migrate-to-connect), sharing the disk and the guest's memory, is started with the same features
  * and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be done by the
  * destination, each request once, in the same used ring. A destination that cannot take the guest is skipped
- * (destination.ts says why).
+ * (destination.ts says why). A device of another kind moves with its kind's sample request (resume-any.ts).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,6 +30,7 @@ import {
   writeSectors,
 } from '../vring/common.js';
 import { destinationName, startDestination } from './destination.js';
+import { resumeAnyKind } from './resume-any.js';
 
 /** Where the Migration section of vhost-user.rst is. */
 const MIGRATION = 'vhost-user.rst#migration';
@@ -149,7 +150,7 @@ export const resumeChecks = defineChecks('migrate', [
     title:
       'a ring stopped on the source back-end resumes on the destination at the base it returned: what the source left is done there, each request once',
     detail:
-      "two launches sharing the disk and the guest memory (with `--migrate-to`, the destination is that binary, launched with its `--migrate-to-arg` arguments; with `--migrate-to-connect`, the back-end listening there, serving the run's `--blk-file`): on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; a destination that lacks a virtio feature the source negotiated (or MQ, CONFIG, NET_MTU) is skipped, each bit named (no front-end moves that guest; `compat` judges the pair); in attach mode it is skipped (one back-end only)",
+      "two launches sharing the disk and the guest memory (with `--migrate-to`, the destination is that binary, launched with its `--migrate-to-arg` arguments; with `--migrate-to-connect`, the back-end listening there, serving the run's `--blk-file`): on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; a destination that lacks a virtio feature the source negotiated (or MQ, CONFIG, NET_MTU) is skipped, each bit named (no front-end moves that guest; `compat` judges the pair); in attach mode it is skipped (one back-end only). A device of another kind: the same move with its kind's sample request (a frame on transmitq0, GET_DISPLAY_INFO, TEST UNIT READY...), four left on the source, every ring of the kind stopped and started again at its base: each used once on the destination, judged, its side effect seen where the harness sees one (net: the frame looped back on receiveq0); an fs device is skipped (its FUSE session moves with the back-end state: `migrate.device-state`)",
     severity: 'MUST',
     spec: MIGRATION,
     rule:
@@ -165,11 +166,7 @@ export const resumeChecks = defineChecks('migrate', [
     // Two launches, two start-ups, the quiet window, the requests on each side.
     budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
     async run(ctx) {
-      if (ctx.target.type !== 'block') {
-        throw new SkipError(
-          `device type ${ctx.target.type ?? 'unknown'}: the check moves a block device only, for now`,
-        );
-      }
+      if (ctx.target.type !== 'block') return await resumeAnyKind(ctx);
       const target = ctx.target.destination ?? null;
       const shared = await sharedDisk(ctx, target);
       const disk = shared.what;

@@ -10,7 +10,7 @@
  * --migrate-to-connect: a move to another back-end (the reference itself passes; a variant without protocol
  * features, another version that drops a feature, is skipped naming each bit), and their usage errors.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -52,9 +52,13 @@ describe('the migrate checks through the CLI', function () {
     expect(verdicts(run.report), run.stdout).to.deep.equal({
       'migrate.resume': 'pass',
       'migrate.inflight': 'pass',
+      'migrate.device-state': 'skip',
       'migrate.abi-stable': 'pass',
       'migrate.refuse-unknown': 'pass',
     });
+    expect(messageOf(run.report, 'migrate.device-state')).to.equal(
+      'protocol feature DEVICE_STATE (bit 19) is not offered (GET_PROTOCOL_FEATURES 0x1b22b): the back-end moves no state of its own through the front-end',
+    );
     expect(messageOf(run.report, 'migrate.refuse-unknown')).to.equal(
       'SET_FEATURES 0x0000000d70000240 to a launch of the back-end under test, with VIRTIO_F_IN_ORDER not offered by the destination (it offers 0x0000000574000240): refused, REPLY_ACK 1',
     );
@@ -74,6 +78,7 @@ describe('the migrate checks through the CLI', function () {
     expect(verdicts(run.report), run.stdout).to.deep.equal({
       'migrate.resume': 'fail',
       'migrate.inflight': 'pass',
+      'migrate.device-state': 'skip',
       'migrate.abi-stable': 'pass',
       'migrate.refuse-unknown': 'pass',
     });
@@ -98,6 +103,7 @@ describe('the migrate checks through the CLI', function () {
         'migrate.resume',
         'migrate.abi-stable',
         'migrate.inflight',
+        'migrate.device-state',
         'migrate.refuse-unknown',
       ]) {
         const row = run.report?.matrix?.checks[id] ?? {};
@@ -108,10 +114,18 @@ describe('the migrate checks through the CLI', function () {
         const refusal = (profile: string) => (profile === 'qemu-legacy' ? 'skip' : 'fail');
         for (const [profile, verdict] of Object.entries(row))
           expect(verdict, `${id}@${profile}\n${run.stdout}`).to.equal(
-            id === 'migrate.inflight' ? 'skip' : id === 'migrate.refuse-unknown' ? refusal(profile) : 'pass',
+            id === 'migrate.inflight' || id === 'migrate.device-state'
+              ? 'skip'
+              : id === 'migrate.refuse-unknown'
+                ? refusal(profile)
+                : 'pass',
           );
       }
       expect(messageOf(run.report, 'migrate.inflight')).to.match(/INFLIGHT_SHMFD is not offered/);
+      // libvhost-user 7.2 predates DEVICE_STATE (QEMU 8.2); the legacy profile negotiates no protocol features.
+      expect(messageOf(run.report, 'migrate.device-state')).to.match(
+        /^(protocol feature DEVICE_STATE \(bit 19\) is not offered \(GET_PROTOCOL_FEATURES 0x[0-9a-f]+\)|VHOST_USER_F_PROTOCOL_FEATURES is not negotiated)/,
+      );
       // libvhost-user's server takes the next front-end once one leaves: the reconnection is compared too.
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
         launchesAlike(/a second connection to launch 1 gave it too/),
@@ -183,6 +197,7 @@ describe('the migrate checks through the CLI', function () {
       expect(verdicts(run.report), run.stdout).to.deep.equal({
         'migrate.resume': 'skip',
         'migrate.inflight': 'pass',
+        'migrate.device-state': 'skip',
         'migrate.abi-stable': 'pass',
         'migrate.refuse-unknown': 'pass',
       });
@@ -245,6 +260,142 @@ describe('migrate.refuse-unknown: a feature set with a bit the destination does 
         expect(run.exitCode, run.stderr).to.equal(0);
         expectClean(run);
       }
+    } finally {
+      await share.cleanup();
+    }
+  });
+});
+
+describe("migrate.resume on other device kinds: the kind's sample request moves", function () {
+  this.timeout(120_000);
+  const TESTPMD_ADAPTER = path.join(ROOT, 'test/dpdk-testpmd-adapter');
+
+  it('the net reference: the frames the source left go out from the destination and come back', async () => {
+    const run = await runCli([...RESUME, fixture('vhu-reference-net')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^a net device: the source stopped at base (\d+) of transmitq0 \(vring 1\) with 4 sample requests left \(0 taken by the source itself\); the destination started at \1 and kicked, completed 4 once each \(the frame coming back on receiveq0 \(a back-end that loops frames back\): each seen\), and traffic went on; it stopped at \d+$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-resume-skips-pending as a net device fails it: the frames the source left are lost', async () => {
+    const run = await runCli([...RESUME, fixture('vhu-flaw-resume-skips-pending')], {
+      env: { VHU_FIXTURE_DEVICE: 'net' },
+    });
+    expect(run.report?.backend.type).to.equal('net');
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'fail' });
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^the destination started with SET_VRING_BASE \d+ on transmitq0 \(vring 1\) and kicked, did not complete the 4 net sample requests the source left available/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expectClean(run);
+  });
+
+  it('dpdk-testpmd (through test/dpdk-testpmd-adapter) moves: it polls, so the source took what was left', async () => {
+    if (!existsSync('/usr/bin/dpdk-testpmd')) expect.fail('/usr/bin/dpdk-testpmd is missing: install dpdk');
+    const runtime = () =>
+      existsSync('/var/run/dpdk')
+        ? readdirSync('/var/run/dpdk').filter((d) => d.startsWith('vhu-adapter-'))
+        : [];
+    const before = runtime();
+    // testpmd's start-up (EAL, 16384 mbufs) takes seconds on a loaded machine: a longer deadline per wait.
+    const run = await runCli(['--timeout', '10000', '--grep', '^migrate\\.resume$', TESTPMD_ADAPTER]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'pass' });
+    // testpmd polls its transmit queue: the four are taken before the stop, and GET_VRING_BASE counts them.
+    expect(messageOf(run.report, 'migrate.resume')).to.match(
+      /^a net device: the source stopped at base (\d+) of transmitq0 \(vring 1\) with 4 sample requests left \((\d) taken by the source itself\); the destination started at \1 and kicked, (completed \d once each \(the frame coming back on receiveq0 .*: each seen\)|had none left), and traffic went on; it stopped at \d+$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+    expect(runtime(), 'testpmd runtime folders left').to.deep.equal(before);
+  });
+
+  it('the fs reference is skipped: its FUSE session moves with the back-end state', async () => {
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const run = await runCli([...RESUME, fixture('vhu-reference-fs'), '--', `--shared-dir=${share.path}`]);
+      expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.resume': 'skip' });
+      expect(messageOf(run.report, 'migrate.resume')).to.equal(
+        "a fs device's requests need an opening one first (its sample's), a session the back-end keeps: it moves with the back-end state (migrate.device-state), not with the rings",
+      );
+      expectClean(run);
+    } finally {
+      await share.cleanup();
+    }
+  });
+});
+
+describe('migrate.device-state: the fs device moves its open files through SET_DEVICE_STATE_FD', function () {
+  this.timeout(120_000);
+  const STATE = ['--timeout', '3000', '--grep', '^migrate\\.device-state$'];
+
+  /** A run of migrate.device-state on `wrapper` serving a fresh directory; the directory is left empty. */
+  async function stateRun(wrapper: string, extra: string[] = []) {
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const run = await runCli([...STATE, ...extra, fixture(wrapper), '--', `--shared-dir=${share.path}`]);
+      expect(readdirSync(share.path), 'trees left in the shared directory').to.deep.equal([]);
+      return run;
+    } finally {
+      await share.cleanup();
+    }
+  }
+
+  it('the fs reference: a file opened through the source reads through the destination', async () => {
+    const run = await stateRun('vhu-reference-fs');
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.device-state': 'pass' });
+    expect(messageOf(run.report, 'migrate.device-state')).to.match(
+      /^big\.bin opened on the source \(fh (\d+)\) and read; its rings stopped at 0 and \d+, the state saved \(\d+ bytes to the end of file\), CHECK_DEVICE_STATE 0; loaded into the destination before its device started, CHECK_DEVICE_STATE 0; started at the same bases, it read the 100000 bytes through fh \1$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('--migrate-to the fs reference itself, given the directory: the move passes, the destination named', async () => {
+    const run = await stateRun('vhu-reference-fs', ['--migrate-to', fixture('vhu-reference-fs')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.device-state': 'pass' });
+    expect(messageOf(run.report, 'migrate.device-state')).to.contain(
+      `loaded into the destination, ${fixture('vhu-reference-fs')} (--migrate-to), before its device started`,
+    );
+    expectClean(run);
+  });
+
+  it('vhu-flaw-fs-state-not-restored fails it: the load is taken, the handle is gone on the destination', async () => {
+    const run = await stateRun('vhu-flaw-fs-state-not-restored');
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.device-state': 'fail' });
+    expect(messageOf(run.report, 'migrate.device-state')).to.match(
+      /^READ of big\.bin at 0 through fh \d+, opened on the source, failed on the destination \(the driver opens nothing again\): it "must deserialize its internal state from that data": errno 9 \(EBADF\)$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-fs-state-save-no-eof fails it: the state comes, the end of file never does', async () => {
+    const run = await stateRun('vhu-flaw-fs-state-save-no-eof');
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.device-state': 'fail' });
+    expect(messageOf(run.report, 'migrate.device-state')).to.match(
+      /^SET_DEVICE_STATE_FD \(save\) on the source: \d+ bytes of state read, then nothing and no end of file within 3000 ms: "The writing end will write all the data it has into it, signalling the end of data by closing its end"$/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(1);
+    expectClean(run);
+  });
+
+  it(`Debian's ${VIRTIOFSD} (libvhost-user 7.2, before QEMU 8.2) offers no DEVICE_STATE: skipped, saying so`, async () => {
+    if (!existsSync(VIRTIOFSD))
+      expect.fail(`${VIRTIOFSD} is missing: run .ci/install-backends (qemu-system-common)`);
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const run = await runCli([...STATE, VIRTIOFSD, '--', '-o', `source=${share.path}`], {
+        env: { VHU_DESCRIPTOR_DIRS: undefined },
+      });
+      expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.device-state': 'skip' });
+      expect(messageOf(run.report, 'migrate.device-state')).to.match(
+        /^protocol feature DEVICE_STATE \(bit 19\) is not offered \(GET_PROTOCOL_FEATURES 0x[0-9a-f]+\): the back-end moves no state of its own through the front-end$/,
+      );
+      expect(run.exitCode, run.stderr).to.equal(0);
+      expectClean(run);
     } finally {
       await share.cleanup();
     }

@@ -37,7 +37,8 @@ function hasRenderNode(): boolean {
 /**
  * Areas whose checks drive block and net traffic (migrate: a block device moved, but for migrate.abi-stable):
  * for gpu and fs they are skipped, saying so; but the ring-state checks, which drive every device kind
- * (ANY_DEVICE).
+ * (ANY_DEVICE). migrate.resume moves any kind, but is skipped on both: vhost-user-gpu fails the drain check it
+ * needs, and an fs device's FUSE session moves with the back-end state (expectResumeSkipped).
  */
 const OTHER_DEVICE_AREAS = new Set(['vring', 'migrate', 'net', 'scsi', 'input']);
 /** The migrate checks of every device type (test/migrate.test.ts runs them on these back-ends too). */
@@ -66,6 +67,22 @@ function expectPackedSkipped(run: CliRun): void {
     expect(verdicts(run.report)[id], id).to.equal('skip');
     expect(messageOf(run.report, id), id).to.match(/VIRTIO_F_RING_PACKED .*not offered/);
   }
+}
+
+/**
+ * DEVICE_STATE, SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE came with QEMU 8.2: libvhost-user 7.2 offers none, so
+ * migrate.device-state is skipped on its back-ends, saying so.
+ */
+function expectResumeSkipped(run: CliRun, why: RegExp): void {
+  expect(verdicts(run.report)['migrate.resume']).to.equal('skip');
+  expect(messageOf(run.report, 'migrate.resume')).to.match(why);
+}
+
+function expectNoDeviceState(run: CliRun): void {
+  expect(verdicts(run.report)['migrate.device-state']).to.equal('skip');
+  expect(messageOf(run.report, 'migrate.device-state')).to.match(
+    /^protocol feature DEVICE_STATE \(bit 19\) is not offered \(GET_PROTOCOL_FEATURES 0x[0-9a-f]+\)/,
+  );
 }
 
 /** Protocol features libvhost-user (QEMU 7.2) does not offer: the checks of their messages are skipped. */
@@ -275,6 +292,14 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expectPackedSkipped(run);
   });
 
+  it('skips migrate.device-state: libvhost-user 7.2 offers no DEVICE_STATE (it came with QEMU 8.2)', () => {
+    expectNoDeviceState(run);
+  });
+
+  it('skips migrate.resume, which needs the drain check it fails', () => {
+    expectResumeSkipped(run, /^needs vring\.get-vring-base\.drain, which did not pass/);
+  });
+
   it('drives the ring-state checks with GET_DISPLAY_INFO, and dies of a command completed on a stopped ring', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'vring.restart')).to.match(/^gpu sample requests on controlq \(vring 0\)/);
@@ -482,6 +507,14 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
 
   it('skips the packed-ring checks: libvhost-user offers no VIRTIO_F_RING_PACKED', () => {
     expectPackedSkipped(run);
+  });
+
+  it('skips migrate.device-state: libvhost-user 7.2 offers no DEVICE_STATE (it came with QEMU 8.2)', () => {
+    expectNoDeviceState(run);
+  });
+
+  it('skips migrate.resume: its FUSE session moves with the back-end state, not with the rings', () => {
+    expectResumeSkipped(run, /^a fs device's requests need an opening one first/);
   });
 
   it('passes the ring-state checks with FUSE_INIT and GETATTR; answers them on a disabled ring', function () {

@@ -103,6 +103,9 @@ describe('HTML report', () => {
   });
 
   it('links the spec documents the checks cite', () => {
+    expect(specUrl('vhost-user.rst@8.2#migrating-back-end-state')).to.equal(
+      'https://github.com/qemu/qemu/blob/v8.2.0/docs/interop/vhost-user.rst#migrating-back-end-state',
+    );
     expect(specUrl('vhost-user-gpu.rst#communication')).to.equal(
       'https://github.com/qemu/qemu/blob/v7.2.0/docs/interop/vhost-user-gpu.rst#communication',
     );

@@ -28,6 +28,11 @@ export function escapeHtml(text: string): string {
 const QEMU_DOCS = 'https://github.com/qemu/qemu/blob/v7.2.0/docs/interop';
 const SPEC_DOCUMENTS: Readonly<Record<string, { url: string; anchors: boolean }>> = {
   'vhost-user.rst': { url: `${QEMU_DOCS}/vhost-user.rst`, anchors: true },
+  // Sections 7.2 lacks, quoted from the release that brought them ("Migrating back-end state": QEMU 8.2).
+  'vhost-user.rst@8.2': {
+    url: 'https://github.com/qemu/qemu/blob/v8.2.0/docs/interop/vhost-user.rst',
+    anchors: true,
+  },
   'vhost-user-gpu.rst': { url: `${QEMU_DOCS}/vhost-user-gpu.rst`, anchors: true },
   'vhost-user.json': { url: `${QEMU_DOCS}/vhost-user.json`, anchors: false },
   // The published HTML names its sections x1-NNNN, not by the spec's labels: the link is to the document.

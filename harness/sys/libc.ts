@@ -58,6 +58,7 @@ const c = {
   epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
   mkfifo: libc.func('int mkfifo(const char *path, uint32_t mode)'),
+  pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
   fstat: bindFstat(),
 };
 
@@ -89,6 +90,7 @@ const F_DUPFD_CLOEXEC = 1030;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
@@ -562,6 +564,13 @@ export function ioctl(
 /** mkfifo(3): a named pipe at `path`. */
 export function mkfifo(path: string, mode = 0o600): void {
   check('mkfifo', c.mkfifo(path, mode), path);
+}
+
+/** pipe2(2), close-on-exec: [read end, write end], both blocking. The caller owns both fds. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check('pipe2', c.pipe2(fds, O_CLOEXEC));
+  return [fds[0]!, fds[1]!];
 }
 
 /** fstat(2): st_mode and st_size. */

@@ -4,33 +4,24 @@
  * migration; a second launch of the same binary (or the destination the run names: --migrate-to, another
  * version, or --migrate-to-connect), sharing the disk and the guest's memory, is started with the same features
  * and SET_VRING_BASE at the base the source returned, and kicked. What the source left must be done by the
- * destination, each request once, in the same used ring.
- *
- * A destination of another version that lacks a feature the guest has is a SKIP naming it, not a FAIL: no
- * sentence of vhost-user.rst or of the virtio spec asks a back-end to offer what another one offers, and no
- * front-end moves such a guest (it does not renegotiate: QEMU's virtio_load refuses the incoming state,
- * "Features ... unsupported"), so there is no move to judge and no rule either back-end broke. Whether the pair
- * can take the guest is `vhu-conform compat`'s question, which answers it with exit 1 and the same reasons.
+ * destination, each request once, in the same used ring. A destination that cannot take the guest is skipped
+ * (destination.ts says why). A device of another kind moves with its kind's sample request (resume-any.ts).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { featuresLacking } from '../../harness/abi/compat.js';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
 import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
-import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
-import { attachedTo, serveOnSocketPath } from '../../harness/process/probes.js';
+import { startDevice, stopDevice } from '../../harness/frontend/profiles.js';
+import { serveOnSocketPath } from '../../harness/process/probes.js';
 import { type CheckContext, defineChecks, type MigrationDestination } from '../../harness/runner/check.js';
-import type { Connection } from '../../harness/transport/connection.js';
-import { FrontendSession } from '../../harness/transport/session.js';
 import {
   COMPLETION_RULES,
   expectSectors,
   freshSeed,
-  hex,
   namingFindings,
   openBlock,
   quietMs,
@@ -38,6 +29,8 @@ import {
   VringRule,
   writeSectors,
 } from '../vring/common.js';
+import { destinationName, startDestination } from './destination.js';
+import { resumeAnyKind } from './resume-any.js';
 
 /** Where the Migration section of vhost-user.rst is. */
 const MIGRATION = 'vhost-user.rst#migration';
@@ -138,14 +131,6 @@ export async function sharedDisk(
   };
 }
 
-/** The destination of the move in messages. */
-function destinationName(destination: MigrationDestination | null): string {
-  if (destination === null) return 'a second launch of the same binary';
-  return 'connect' in destination
-    ? `the back-end at ${destination.connect} (--migrate-to-connect)`
-    : `${destination.binary} (--migrate-to)`;
-}
-
 /** A fresh zero-filled disk file in a folder the check owns, for both launches. */
 async function diskFile(ctx: CheckContext): Promise<string> {
   const file = path.join(await ctx.scope.tempDir('vhu-migrate-'), 'disk.img');
@@ -165,7 +150,7 @@ export const resumeChecks = defineChecks('migrate', [
     title:
       'a ring stopped on the source back-end resumes on the destination at the base it returned: what the source left is done there, each request once',
     detail:
-      "two launches sharing the disk and the guest memory (with `--migrate-to`, the destination is that binary, launched with its `--migrate-to-arg` arguments; with `--migrate-to-connect`, the back-end listening there, serving the run's `--blk-file`): on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; a destination that lacks a virtio feature the source negotiated (or MQ, CONFIG, NET_MTU) is skipped, each bit named (no front-end moves that guest; `compat` judges the pair); in attach mode it is skipped (one back-end only)",
+      "two launches sharing the disk and the guest memory (with `--migrate-to`, the destination is that binary, launched with its `--migrate-to-arg` arguments; with `--migrate-to-connect`, the back-end listening there, serving the run's `--blk-file`): on the source, writes and reads completed, then three reads and three writes made available and not kicked, and the ring stopped in the front-end profile's order (GET_VRING_BASE); nothing more is used after the reply; the destination started with the same features, the same memory and SET_VRING_BASE at the source's base, then kicked: every request the source left completes once (no used element for a request done already, none lost), the reads return what was written through the source, the writes are on the disk, and traffic goes on; a destination that lacks a virtio feature the source negotiated (or MQ, CONFIG, NET_MTU) is skipped, each bit named (no front-end moves that guest; `compat` judges the pair); in attach mode it is skipped (one back-end only). A device of another kind: the same move with its kind's sample request (a frame on transmitq0, GET_DISPLAY_INFO, TEST UNIT READY...), four left on the source, every ring of the kind stopped and started again at its base: each used once on the destination, judged, its side effect seen where the harness sees one (net: the frame looped back on receiveq0); an fs device is skipped (its FUSE session moves with the back-end state: `migrate.device-state`)",
     severity: 'MUST',
     spec: MIGRATION,
     rule:
@@ -181,11 +166,7 @@ export const resumeChecks = defineChecks('migrate', [
     // Two launches, two start-ups, the quiet window, the requests on each side.
     budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
     async run(ctx) {
-      if (ctx.target.type !== 'block') {
-        throw new SkipError(
-          `device type ${ctx.target.type ?? 'unknown'}: the check moves a block device only, for now`,
-        );
-      }
+      if (ctx.target.type !== 'block') return await resumeAnyKind(ctx);
       const target = ctx.target.destination ?? null;
       const shared = await sharedDisk(ctx, target);
       const disk = shared.what;
@@ -253,34 +234,11 @@ export const resumeChecks = defineChecks('migrate', [
 
       // The destination: same binary (or the one named), same disk, the same guest memory and queue, the same
       // features.
-      const connection: Connection =
-        target !== null && 'connect' in target
-          ? await attachedTo(ctx, target.connect, 'the destination back-end (--migrate-to-connect)')
-          : (await serveOnSocketPath(ctx, shared.destination, target ?? undefined)).connection;
-      const session = new FrontendSession(connection);
-      const started = await initTargetSession(ctx, session, { protocol: a.started.protocol });
-      if (target !== null) {
-        const lacking = featuresLacking(
-          { virtio: a.features, protocol: a.session.ackedProtocolFeatures },
-          { virtio: started.offered, protocol: session.protocolFeatures ?? 0n },
-          'block',
-        );
-        if (lacking.length)
-          throw new SkipError(
-            `the destination, ${destinationName(target)}, cannot take this guest from the source, ` +
-              `${ctx.target.binary}: ${lacking.join('; ')}; no front-end moves a guest there (it does not ` +
-              'renegotiate), and no rule asks a back-end to offer what another offers: vhu-conform compat ' +
-              'judges the pair',
-          );
-      }
-      const missing = a.features & ~started.offered;
-      if (missing !== 0n || started.protocol !== a.started.protocol) {
-        throw new SkipError(
-          `the second launch offers other features than the first (${hex(started.offered)} against ` +
-            `${hex(a.started.offered)}; lacking ${hex(missing)}): ` +
-            'proto.negotiation.stable judges that; nothing to move to',
-        );
-      }
+      const { session, started } = await startDestination(
+        ctx,
+        { features: a.features, session: a.session, started: a.started },
+        shared.destination,
+      );
       const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
       await startDevice(started, session, b, ctx.scope, {
         features: a.features,

@@ -41,7 +41,7 @@ export function onBlock(ctx: CheckContext): boolean {
  * Runs `body` (sample traffic on a running ring the check has not stopped or disabled yet): a SampleError
  * there is the data path's, a skip naming the kind's data-path check.
  */
-async function dataPath<T>(kind: DeviceKind, body: () => Promise<T>): Promise<T> {
+export async function dataPath<T>(kind: DeviceKind, body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (err) {

@@ -32,22 +32,16 @@ import { BackendError, SkipError } from '../../harness/errors.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import {
-  expectAttr,
-  expectErrno,
-  FsSpec,
   fuseInit,
   INIT_FLAGS,
   INNER,
   lookup,
-  NEEDS_INIT,
-  onHost,
   openFs,
   openInitialized,
-  quote,
   SUBDIR,
   SUBDIR_MODE,
-} from './fs-common.js';
-
+} from '../common/fs.js';
+import { expectAttr, expectErrno, FsSpec, NEEDS_INIT, onHost, quote } from './fs-common.js';
 import {
   expectListing,
   getattr,

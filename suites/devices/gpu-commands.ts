@@ -1,7 +1,7 @@
 /**
  * virtio-gpu commands beyond the picture (virtio spec, "GPU Device: Device Operation"): request flags, resource
- * unref, the cursor queue, invalid commands, fences, and both queues at once. The set-up is gpu-common.ts;
- * the picture's checks are gpu.ts.
+ * unref, the cursor queue, invalid commands, fences, and both queues at once. The set-up is suites/common/gpu.ts,
+ * the shared commands gpu-common.ts; the picture's checks are gpu.ts.
  */
 import {
   cropPixels,
@@ -39,6 +39,7 @@ export const GpuSpec = {
   config: 'virtio-spec#sec-device-types-gpu-device-device-configuration-layout',
 } as const;
 
+import { openGpu } from '../common/gpu.js';
 import {
   createResource,
   describeRect,
@@ -47,7 +48,6 @@ import {
   flushAndExpect,
   full,
   OK,
-  openGpu,
   seed,
   setScanout,
   transfer,

@@ -38,6 +38,7 @@ export const GpuSpec = {
   config: 'virtio-spec#sec-device-types-gpu-device-device-configuration-layout',
 } as const;
 
+import { MODES, openGpu } from '../common/gpu.js';
 import {
   createResource,
   describeRect,
@@ -46,8 +47,6 @@ import {
   FORMATS_OTHER,
   flushAndExpect,
   full,
-  MODES,
-  openGpu,
   saveScanout,
   seed,
   setScanout,

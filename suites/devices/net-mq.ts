@@ -15,8 +15,9 @@ import {
 } from '../../harness/devices/net/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { MAX_PAIRS, openNetPairs } from '../common/net.js';
 import { quietMs } from '../vring/common.js';
-import { expectFrame, LENGTHS, MAX_PAIRS, openNetPairs, runId } from './net.js';
+import { expectFrame, LENGTHS, runId } from './net.js';
 
 const STEERING =
   'virtio-spec#sec-device-types-network-device-device-operation-control-virtqueue-automatic-receive-steering-in-multiqueue-mode';

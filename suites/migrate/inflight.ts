@@ -54,13 +54,12 @@ import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
+import { COMPLETION_RULES, openBlock } from '../common/block.js';
 import {
-  COMPLETION_RULES,
   expectSectors,
   freshSeed,
   hex,
   namingFindings,
-  openBlock,
   quietMs,
   readSectors,
   writeSectors,

@@ -26,13 +26,12 @@ import { attachedTo, serveOnSocketPath } from '../../harness/process/probes.js';
 import { type CheckContext, defineChecks, type MigrationDestination } from '../../harness/runner/check.js';
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import { COMPLETION_RULES, openBlock } from '../common/block.js';
 import {
-  COMPLETION_RULES,
   expectSectors,
   freshSeed,
   hex,
   namingFindings,
-  openBlock,
   quietMs,
   readSectors,
   VringRule,

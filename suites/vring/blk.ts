@@ -28,6 +28,7 @@ import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
 import {
   COMPLETIONS_LEFT,
   expectSectors,
@@ -36,7 +37,6 @@ import {
   holdingGate,
   NEEDS_DATA_PATH,
   namingFindings,
-  openBlock,
   preserving,
   VringRule,
   VringSpec,

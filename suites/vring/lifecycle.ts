@@ -11,6 +11,7 @@ import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
 import {
   disableStops,
   drain,
@@ -29,7 +30,6 @@ import {
   NEAR_WRAP,
   NEEDS_DATA_PATH,
   namingFindings,
-  openBlock,
   preserving,
   quietMs,
   restart,

@@ -10,6 +10,7 @@ import type { BlkDriver } from '../../harness/devices/block/driver.js';
 import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
 import { memTableReplace, onBlock } from './any-device.js';
 import {
   COMPLETIONS_LEFT,
@@ -17,7 +18,6 @@ import {
   freshSeed,
   hex,
   namingFindings,
-  openBlock,
   preserving,
   readSectors,
   VringRule,

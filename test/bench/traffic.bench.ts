@@ -21,7 +21,7 @@ import { isListeningAt } from '../../harness/process/procfs.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
 import { pollUntil } from '../../harness/util/deadline.js';
-import { openBlock } from '../../suites/vring/common.js';
+import { openBlock } from '../../suites/common/block.js';
 import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE = path.resolve(

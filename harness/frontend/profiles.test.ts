@@ -163,6 +163,18 @@ describe('frontend/profiles', () => {
     ]);
   });
 
+  // vhost_input_realize sets a config notifier before it connects: vhost_user_backend_init keeps CONFIG.
+  it('qemu, qemu-7.2 and crosvm keep CONFIG for an input device; dpdk and cloud-hypervisor, with no input device, do not', async () => {
+    for (const name of ['qemu', 'qemu-7.2', 'crosvm']) {
+      const { acked } = await replay(name, { device: 'input' });
+      expect(names(acked.protocol), name).to.include('CONFIG');
+    }
+    for (const name of ['dpdk', 'cloud-hypervisor']) {
+      const { acked } = await replay(name, { device: 'input' });
+      expect(names(acked.protocol), name).to.not.include('CONFIG');
+    }
+  });
+
   // QEMU v7.2.0 hw/virtio/vhost-user.c vhost_user_dev_start, VHOST_USER_PROTOCOL_FEATURE_MASK; the orders
   // as recorded (test/data/frontends/qemu-7.2-*.json, checked by test/frontends/profiles-recorded.test.ts).
   it('qemu-7.2 (block): calls and errs at connect, the unmasked calls after the inflight buffer, no call per ring; SET_STATUS 0 first at stop; protocol features up to STATUS, no IN_ORDER', async () => {

@@ -42,7 +42,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
-import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
+import type { BlkCompletion } from '../../harness/devices/block/completion.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';

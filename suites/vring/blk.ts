@@ -18,12 +18,11 @@ import {
 } from '../../harness/devices/block/blk.js';
 import {
   type BlkCompletion,
-  type BlkDriver,
   blkUsedLenShortfall,
   completionFindings,
   expectBlkStatus,
-  type PostOptions,
-} from '../../harness/devices/block/driver.js';
+} from '../../harness/devices/block/completion.js';
+import type { BlkDriver, PostOptions } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';

@@ -6,7 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { blkStatusName, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
-import type { BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
+import type { BlkCompletion } from '../../harness/devices/block/completion.js';
+import type { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';

@@ -292,6 +292,31 @@ describe('frontend/profiles', () => {
     ]);
   });
 
+  // vhost_user_backend_start/_stop (backends/vhost-user.c) for vhost-user-input, which has no guest_notifier_mask.
+  it('qemu-7.2 (input): no call before the start, the unmasking calls after DRIVER_OK, none after the stop', async () => {
+    const { log, acked } = await replay('qemu-7.2', { device: 'input' });
+    expect(names(acked.protocol)).to.include('CONFIG');
+    expect(log.slice(log.indexOf('SET_VRING_ERR 1') + 1)).to.deep.equal([
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      ...ADD_MEM_REG,
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_STATUS=0',
+      'SET_VRING_ENABLE 0=0',
+      'SET_VRING_ENABLE 1=0',
+      'GET_VRING_BASE 0',
+      'GET_VRING_BASE 1',
+    ]);
+  });
+
   it('qemu-legacy: the same order without any protocol feature message or SET_VRING_ENABLE', async () => {
     const { log, protocol, acked } = await replay('qemu-legacy');
     expect(protocol).to.equal(false);

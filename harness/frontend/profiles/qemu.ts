@@ -129,10 +129,11 @@ export const QEMU: FrontendProfile = {
  *   vhost-user-gpu do have one: virtio_pci_set_guest_notifiers masks every ring again after vhost_dev_stop
  *   (callAfterStop), and unmasks them before vhost_dev_start too (CALL_ALL first). The fs and gpu orders are
  *   read in the source only: the firmware has no driver for them, so their recording ends before the start.
- *   vhost-user-input (hw/input/vhost-user-input.c) starts through vhost_user_backend_start as vhost-user-gpu
- *   does, but has no guest_notifier_mask: its real order has no CALL_ALL before SET_FEATURES and no masking
- *   calls after the stop, only the unmasking loop's after DRIVER_OK. The profile plays the gpu order for it
- *   (a departure of two SET_VRING_CALL rounds, not recorded: no firmware has an input driver either).
+ *   vhost-user-input (hw/input/vhost-user-input.c) starts and stops through vhost_user_backend_start and
+ *   vhost_user_backend_stop as vhost-user-gpu does, but has no guest_notifier_mask: virtio-pci neither
+ *   unmasks its rings before vhost_dev_start nor masks them after vhost_dev_stop (virtio_pci_set_guest_notifier
+ *   and the vector notifiers call the device's mask only), so its calls are the unmasking loop's after
+ *   DRIVER_OK alone. Read in the source, not recorded (no firmware has an input driver either).
  * GET_CONFIG (vhost-user-blk reads its config space at realize) is the check's, as for every profile.
  */
 const QEMU_7_2_START: readonly StartStep[] = [
@@ -154,6 +155,16 @@ const QEMU_7_2_BLOCK_START: readonly StartStep[] = [
   'RINGS',
   'ENABLE_ALL',
   'DRIVER_OK',
+];
+/** vhost_user_backend_start for a device without guest_notifier_mask (vhost-user-input). */
+const QEMU_7_2_INPUT_START: readonly StartStep[] = [
+  'VRING_INIT',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'ENABLE_ALL',
+  'DRIVER_OK',
+  'CALL_ALL',
 ];
 const QEMU_7_2_NET_START: readonly StartStep[] = [
   'VRING_INIT',
@@ -181,7 +192,7 @@ export const QEMU_7_2: FrontendProfile = {
   },
   needReply: QEMU_NEED_REPLY,
   statusResetFirst: true,
-  // fs, gpu and input (vuf_start, vhost_user_backend_start); block and net below.
+  // fs and gpu (vuf_start, vhost_user_backend_start); block, input and net below.
   start: QEMU_7_2_START,
   ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
   stop: 'all',
@@ -193,6 +204,12 @@ export const QEMU_7_2: FrontendProfile = {
       ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
       stop: 'all',
       restart: again(QEMU_7_2_BLOCK_START),
+    },
+    input: {
+      start: QEMU_7_2_INPUT_START,
+      ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
+      stop: 'all',
+      restart: again(QEMU_7_2_INPUT_START),
     },
     net: {
       start: QEMU_7_2_NET_START,

@@ -12,6 +12,7 @@ import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/s
 import type { CheckContext } from '../../harness/runner/check.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import { requireDevice } from './device.js';
+import { requireOffered, ringFeatures, type WantedFeature } from './ring-features.js';
 
 /** Ring size: testpmd and the fixture take it, and 32 receive buffers fit many times. */
 const QUEUE_SIZE = 256;
@@ -32,7 +33,7 @@ export async function openNet(ctx: CheckContext, options: NetOpenOptions = {}): 
 export interface NetOpenOptions {
   packed?: boolean;
   /** Feature bits the check needs, negotiated (skip when one is not offered), with their names. */
-  want?: ReadonlyArray<readonly [bit: number, name: string]>;
+  want?: readonly WantedFeature[];
   /** Receive buffers: how many, and their size (default 32 of the header and the largest frame). */
   rx?: { buffers: number; bufferSize: number };
 }
@@ -66,13 +67,8 @@ export async function openNetPairs(
   if (!hasBit(offered, VirtioFeature.VIRTIO_F_VERSION_1)) {
     throw new SkipError('VIRTIO_F_VERSION_1 is not offered: the legacy 10-byte header is not driven');
   }
-  if (options.packed && !hasBit(offered, VirtioFeature.VIRTIO_F_RING_PACKED)) {
-    throw new SkipError('VIRTIO_F_RING_PACKED is not offered');
-  }
-  const missing = (options.want ?? []).filter(([bit]) => !hasBit(offered, bit)).map(([, name]) => name);
-  if (missing.length)
-    throw new SkipError(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not offered`);
-  const wanted = (options.want ?? []).reduce((acc, [bit]) => acc | (1n << BigInt(bit)), 0n);
+  requireOffered(offered, ringFeatures({ packed: options.packed ?? false }));
+  const wanted = requireOffered(offered, options.want ?? []);
   let pairs = 1;
   if (options.allPairs) {
     // "If VIRTIO_NET_F_MQ feature bit is negotiated, N=max_virtqueue_pairs, otherwise identify N=1"

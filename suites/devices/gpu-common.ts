@@ -162,11 +162,6 @@ export async function setScanout(gpu: GpuDriver, res: Resource, rect: GpuRect, s
   );
 }
 
-/** A seed that differs from run to run. */
-export function seed(): number {
-  return (Date.now() ^ (process.pid << 12) ^ Math.floor(Math.random() * 0x10000)) >>> 0;
-}
-
 export const FORMATS_OTHER = (Object.entries(VirtioGpuFormat) as Array<[string, number]>).filter(
   ([, f]) => f !== VirtioGpuFormat.B8G8R8X8_UNORM,
 );

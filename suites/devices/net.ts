@@ -24,6 +24,7 @@ import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { VirtioFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { openNet, PACKED_SIZE } from '../common/net.js';
+import { freshSeed } from '../common/seed.js';
 import { quietMs } from '../vring/common.js';
 
 const NetSpec = {
@@ -57,11 +58,6 @@ export const LENGTHS = [
   MAX_FRAME - 1,
   MAX_FRAME,
 ];
-
-/** A fresh run id: frames a former run left in a back-end's queues are told apart. */
-export function runId(): number {
-  return (Date.now() ^ (process.pid << 12) ^ Math.floor(Math.random() * 0x10000)) >>> 0;
-}
 
 /**
  * One frame out and, within the quiet window, back: a SkipError when it does not come back (the back-end
@@ -140,7 +136,7 @@ async function loopFrames(
 /** A set of frames of every length looped back, for their headers. */
 async function loopHeaders(ctx: CheckContext): Promise<{ received: ReceivedFrame[] }> {
   const net = await openNet(ctx);
-  const run = runId();
+  const run = freshSeed();
   await requireLoopback(ctx, net, run);
   return { received: await loopFrames(net, run, LENGTHS.length) };
 }
@@ -159,7 +155,7 @@ export const netChecks = defineChecks('net', [
     needs: ['proto.reply.get-max-mem-slots'],
     async run(ctx) {
       const net = await openNet(ctx);
-      const run = runId();
+      const run = freshSeed();
       await requireLoopback(ctx, net, run);
       // The probe frame came back: data moves, what the checks needing this one rely on. A frame lost or
       // broken past it is this check's own finding; they run and give verdicts of their own.
@@ -229,7 +225,7 @@ export const netChecks = defineChecks('net', [
     needs: ['net.loopback'],
     async run(ctx) {
       const net = await openNet(ctx, { packed: true });
-      const run = runId();
+      const run = freshSeed();
       await requireLoopback(ctx, net, run);
       // 480 frames through 48-descriptor rings: each ring wraps ten times, receive buffers re-posted as used.
       await loopFrames(net, run, 480);
@@ -246,7 +242,7 @@ export const netChecks = defineChecks('net', [
     needs: ['net.loopback'],
     async run(ctx) {
       const net = await openNet(ctx);
-      const run = runId();
+      const run = freshSeed();
       await requireLoopback(ctx, net, run);
       // "The device MUST NOT make assumptions about the framing" (message framing, virtio spec).
       await loopFrames(net, run, 60, { splitHeader: true });
@@ -268,7 +264,7 @@ export const netChecks = defineChecks('net', [
         want: [[VirtioNetFeature.MRG_RXBUF, 'VIRTIO_NET_F_MRG_RXBUF']],
         rx: { buffers: MRG_BUFFERS, bufferSize: MRG_BUFFER_SIZE },
       });
-      const run = runId();
+      const run = freshSeed();
       await requireLoopback(ctx, net, run);
       const received = await loopFrames(net, run, 120);
       let spread = 0;
@@ -409,7 +405,7 @@ export const netChecks = defineChecks('net', [
  */
 async function loopInOrder(ctx: CheckContext, packed: boolean): Promise<string> {
   const net = await openNet(ctx, { packed, want: [[VirtioFeature.VIRTIO_F_IN_ORDER, 'VIRTIO_F_IN_ORDER']] });
-  const run = runId();
+  const run = freshSeed();
   await requireLoopback(ctx, net, run);
   await loopFrames(net, run, 300);
   return (
@@ -454,7 +450,7 @@ async function loopChecksums(ctx: CheckContext, judge: (frame: ChecksumFrame) =>
       [VirtioNetFeature.GUEST_CSUM, 'VIRTIO_NET_F_GUEST_CSUM'],
     ],
   });
-  const run = runId();
+  const run = freshSeed();
   await requireLoopback(ctx, net, run);
   for (let i = 0; i < CSUM_LENGTHS.length * 2; i++) {
     const protocol = i % 2 === 0 ? 'udp' : 'tcp';

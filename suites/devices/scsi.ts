@@ -47,6 +47,7 @@ import { ProtocolFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { requireDevice } from '../common/device.js';
 import { openScsi } from '../common/scsi.js';
+import { freshSeed } from '../common/seed.js';
 import { sessionWith } from '../protocol/common.js';
 
 const ScsiSpec = {
@@ -306,7 +307,7 @@ export const scsiChecks = defineChecks('scsi', [
       };
       const second = start + blocks;
       const original = [await read(start, false), await read(second, false)] as const;
-      const seed = (Date.now() ^ (process.pid << 16)) >>> 0;
+      const seed = freshSeed();
       const first512 = BigInt((start * blockLength) / 512);
       const second512 = BigInt((second * blockLength) / 512);
       const known = [sectorPattern(first512, bytes / 512, seed), sectorPattern(second512, bytes / 512, seed)];

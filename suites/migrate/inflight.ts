@@ -56,15 +56,8 @@ import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { COMPLETION_RULES, openBlock } from '../common/block.js';
-import {
-  expectSectors,
-  freshSeed,
-  hex,
-  namingFindings,
-  quietMs,
-  readSectors,
-  writeSectors,
-} from '../vring/common.js';
+import { freshSeed } from '../common/seed.js';
+import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
 import { SplitInflightRegion } from './inflight-region.js';
 import { sharedDisk } from './resume.js';
 

@@ -28,9 +28,9 @@ import { type CheckContext, defineChecks, type MigrationDestination } from '../.
 import type { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import { COMPLETION_RULES, openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   expectSectors,
-  freshSeed,
   hex,
   namingFindings,
   quietMs,

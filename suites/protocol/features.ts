@@ -21,7 +21,8 @@ import { defineChecks } from '../../harness/runner/check.js';
 import { closeFd, fstatSize, mmapShared } from '../../harness/sys/libc.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
 import { COMPLETION_RULES, openBlock, QUEUE_SIZE } from '../common/block.js';
-import { expectSectors, freshSeed, NEEDS_DATA_PATH, namingFindings } from '../vring/common.js';
+import { freshSeed } from '../common/seed.js';
+import { expectSectors, NEEDS_DATA_PATH, namingFindings } from '../vring/common.js';
 import { configSpaceOf, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
 
 const FeatureSpec = {

@@ -28,10 +28,10 @@ import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   COMPLETIONS_LEFT,
   expectSectors,
-  freshSeed,
   hex,
   holdingGate,
   NEEDS_DATA_PATH,

@@ -207,11 +207,6 @@ export function expectSectors(what: string, expected: Uint8Array, actual: Uint8A
   if (diff) throw new BackendError(`${what}: ${diff}`);
 }
 
-/** A seed for sector patterns that differs from run to run, so data a former run left proves nothing. */
-export function freshSeed(): number {
-  return (Date.now() ^ (process.pid << 16) ^ Math.floor(Math.random() * 0x1_0000)) >>> 0;
-}
-
 export const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 /**

@@ -13,6 +13,7 @@ import type { FrontendDevice } from '../../harness/frontend/device.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   disableStops,
   drain,
@@ -26,7 +27,6 @@ import {
 import {
   connectionLost,
   expectSectors,
-  freshSeed,
   hex,
   NEAR_WRAP,
   NEEDS_DATA_PATH,

@@ -10,6 +10,7 @@ import { lifecycleChecks } from './conventions/lifecycle.js';
 import { optionChecks } from './conventions/options.js';
 import { socketChecks } from './conventions/socket.js';
 import { fsChecks } from './devices/fs.js';
+import { fsDeviceChecks } from './devices/fs-device.js';
 import { gpuChecks } from './devices/gpu.js';
 import { gpuCommandChecks } from './devices/gpu-commands.js';
 import { inputChecks } from './devices/input.js';
@@ -64,6 +65,7 @@ export const allChecks: Check[] = [
       ...netChecks,
       ...netMqChecks,
       ...fsChecks,
+      ...fsDeviceChecks,
       ...gpuChecks,
       ...gpuCommandChecks,
       ...scsiChecks,

@@ -30,7 +30,7 @@ import { Scope } from '../process/scope.js';
 import { VirtioFeature } from '../protocol/spec.js';
 import { makeContext, type Target } from '../runner/check.js';
 import { FrontendSession } from '../transport/session.js';
-import { availRingSize, descTableSize, usedRingSize } from '../virtqueue/split.js';
+import { availRingSize, descTableSize, usedRingSize } from '../virtqueue/split-layout.js';
 import { MAX_RING_SIZE, type RingSizes } from './format.js';
 
 /** The sizes tried, largest first: the powers of two up to the virtio spec's maximum queue size. */

@@ -1,6 +1,6 @@
 /**
- * What a front-end profile is (frontend/profiles/*.ts hold one per front-end, frontend/profiles.ts plays
- * them): the order a real front-end sends its messages in at start-up, at ring start and at ring stop, and
+ * What a front-end profile is (frontend/profiles/*.ts hold one per front-end, frontend/profiles.ts and
+ * device-order.ts play them): the order a real front-end sends its messages in at start-up, at ring start and at ring stop, and
  * the choices it makes (protocol features, need_reply, the virtio features it passes on per device type).
  */
 import type { FrontendRequestName } from '../protocol/spec.js';

@@ -163,6 +163,18 @@ describe('frontend/profiles', () => {
     ]);
   });
 
+  // vhost_input_realize sets a config notifier before it connects: vhost_user_backend_init keeps CONFIG.
+  it('qemu, qemu-7.2 and crosvm keep CONFIG for an input device; dpdk and cloud-hypervisor, with no input device, do not', async () => {
+    for (const name of ['qemu', 'qemu-7.2', 'crosvm']) {
+      const { acked } = await replay(name, { device: 'input' });
+      expect(names(acked.protocol), name).to.include('CONFIG');
+    }
+    for (const name of ['dpdk', 'cloud-hypervisor']) {
+      const { acked } = await replay(name, { device: 'input' });
+      expect(names(acked.protocol), name).to.not.include('CONFIG');
+    }
+  });
+
   // QEMU v7.2.0 hw/virtio/vhost-user.c vhost_user_dev_start, VHOST_USER_PROTOCOL_FEATURE_MASK; the orders
   // as recorded (test/data/frontends/qemu-7.2-*.json, checked by test/frontends/profiles-recorded.test.ts).
   it('qemu-7.2 (block): calls and errs at connect, the unmasked calls after the inflight buffer, no call per ring; SET_STATUS 0 first at stop; protocol features up to STATUS, no IN_ORDER', async () => {
@@ -277,6 +289,31 @@ describe('frontend/profiles', () => {
       'GET_VRING_BASE 1',
       'SET_VRING_CALL 0',
       'SET_VRING_CALL 1',
+    ]);
+  });
+
+  // vhost_user_backend_start/_stop (backends/vhost-user.c) for vhost-user-input, which has no guest_notifier_mask.
+  it('qemu-7.2 (input): no call before the start, the unmasking calls after DRIVER_OK, none after the stop', async () => {
+    const { log, acked } = await replay('qemu-7.2', { device: 'input' });
+    expect(names(acked.protocol)).to.include('CONFIG');
+    expect(log.slice(log.indexOf('SET_VRING_ERR 1') + 1)).to.deep.equal([
+      'SET_FEATURES',
+      'GET_STATUS',
+      'SET_STATUS=8',
+      ...ADD_MEM_REG,
+      ...RING(0, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      ...RING(1, ['NUM', 'BASE', 'ADDR', 'KICK']),
+      'SET_VRING_ENABLE 0=1',
+      'SET_VRING_ENABLE 1=1',
+      'GET_STATUS',
+      'SET_STATUS=15',
+      'SET_VRING_CALL 0',
+      'SET_VRING_CALL 1',
+      'SET_STATUS=0',
+      'SET_VRING_ENABLE 0=0',
+      'SET_VRING_ENABLE 1=0',
+      'GET_VRING_BASE 0',
+      'GET_VRING_BASE 1',
     ]);
   });
 

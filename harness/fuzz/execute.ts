@@ -13,7 +13,7 @@ import {
   mmapShared,
 } from '../sys/libc.js';
 import type { Connection } from '../transport/connection.js';
-import { SplitLayout, writeRawDescriptor } from '../virtqueue/split.js';
+import { SplitLayout, writeRawDescriptor } from '../virtqueue/split-layout.js';
 import {
   type FdKind,
   GUEST,

@@ -22,7 +22,7 @@ import {
   VIRTQ_AVAIL_F_NO_INTERRUPT,
   VIRTQ_USED_F_NO_NOTIFY,
   vringNeedEvent,
-} from '../virtqueue/split.js';
+} from '../virtqueue/split-layout.js';
 
 /** Where a ring is, and how it was negotiated: what the worker is handed. */
 export interface FixedRingPlan {

@@ -14,7 +14,8 @@ import {
   VirtqueueErrorCode,
 } from './errors.js';
 import type { AddRequestOptions, BufferElement, RingAddress, UsedBuffer } from './split.js';
-import { checkChain, dataView, ordinal, u16Cell, vringNeedEvent } from './split.js';
+import { checkChain, ordinal } from './split.js';
+import { dataView, u16Cell, vringNeedEvent } from './split-layout.js';
 
 /** pvirtq_desc.flags bits. */
 export const PackedDescFlag = {
@@ -98,7 +99,7 @@ interface IndirectTable {
 /**
  * A packed virtqueue driven by the harness. Buffer ids come from a free list of 0..size-1 and name the
  * buffer in its last descriptor, as the spec says; the first descriptor's flags are stored last, with one
- * aligned 16-bit Atomics store (see split.ts on ordering), which publishes the whole list.
+ * aligned 16-bit Atomics store (see split-layout.ts, u16Cell, on ordering), which publishes the whole list.
  */
 export class PackedVirtqueue<T = unknown> {
   readonly memory: GuestMemory;

@@ -2,16 +2,14 @@ import { expect } from 'chai';
 import { BackendError, VhuError } from '../errors.js';
 import { createGuestMemory, GUARD_PATTERN, GuestMemory } from '../memory/guest-memory.js';
 import { UsedRingError, VirtqueueError } from './errors.js';
+import { type AddRequestOptions, type BufferElement, SplitVirtqueue } from './split.js';
 import {
-  type AddRequestOptions,
-  type BufferElement,
   dataView,
   readRawDescriptor,
-  SplitVirtqueue,
   VirtqDescFlag,
   vringNeedEvent,
   writeRawDescriptor,
-} from './split.js';
+} from './split-layout.js';
 
 /**
  * A tiny device playing the back-end. It knows the ring layout only from the numbers below (written from

@@ -91,7 +91,8 @@ export interface DeviceOptions extends RingChoice {
   layout?(device: FrontendDevice, kind: DeviceKind): ReadonlyMap<number, RingPlacement>;
   /**
    * Protocol features negotiated on top of the profile's own when offered (CONFIG, for a driver that reads
-   * the config space of a type the profiles do not name).
+   * the config space of a type a profile does not keep it for: input under dpdk and cloud-hypervisor, whose
+   * front-ends have no input device).
    */
   protocolExtra?: bigint;
 }

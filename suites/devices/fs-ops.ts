@@ -22,7 +22,8 @@ import {
 } from '../../harness/devices/fs/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import type { CheckContext } from '../../harness/runner/check.js';
-import { direntType, onHost, openFs, quote } from './fs-common.js';
+import { openFs } from '../common/fs.js';
+import { direntType, onHost, quote } from './fs-common.js';
 
 export const O_RDONLY = 0;
 export const O_RDWR = 2;

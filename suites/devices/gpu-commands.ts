@@ -1,7 +1,7 @@
 /**
  * virtio-gpu commands beyond the picture (virtio spec, "GPU Device: Device Operation"): request flags, resource
- * unref, the cursor queue, invalid commands, fences, and both queues at once. The set-up is gpu-common.ts;
- * the picture's checks are gpu.ts.
+ * unref, the cursor queue, invalid commands, fences, and both queues at once. The set-up is suites/common/gpu.ts,
+ * the shared commands gpu-common.ts; the picture's checks are gpu.ts.
  */
 import {
   cropPixels,
@@ -39,6 +39,8 @@ export const GpuSpec = {
   config: 'virtio-spec#sec-device-types-gpu-device-device-configuration-layout',
 } as const;
 
+import { openGpu } from '../common/gpu.js';
+import { freshSeed } from '../common/seed.js';
 import {
   createResource,
   describeRect,
@@ -47,8 +49,6 @@ import {
   flushAndExpect,
   full,
   OK,
-  openGpu,
-  seed,
   setScanout,
   transfer,
 } from './gpu-common.js';
@@ -70,7 +70,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
       const { gpu, display } = setup;
       await gpu.command(encodeGetDisplayInfo(), VirtioGpuSize.RESP_DISPLAY_INFO);
       const format = VirtioGpuFormat.B8G8R8X8_UNORM;
-      const pixels = testPattern(64, 48, seed());
+      const pixels = testPattern(64, 48, freshSeed());
       const res = await createResource(gpu, { id: 12, format, width: 64, height: 48 }, pixels);
       await setScanout(gpu, res, full(res));
       await transfer(gpu, res, full(res));
@@ -122,7 +122,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
       const res = await createResource(
         gpu,
         { id: 7, format, width: 16, height: 16 },
-        testPattern(16, 16, seed()),
+        testPattern(16, 16, freshSeed()),
         1,
       );
       await expectCommand(gpu, 'RESOURCE_UNREF of resource 7', encodeResourceUnref(7));
@@ -154,7 +154,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
       const format = VirtioGpuFormat.B8G8R8A8_UNORM;
-      const image = testPattern(64, 64, seed());
+      const image = testPattern(64, 64, freshSeed());
       const res = await createResource(gpu, { id: 5, format, width: 64, height: 64 }, image, 2);
       await transfer(gpu, res, full(res));
       let since = display.lastSeq;
@@ -218,7 +218,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
       const res = await createResource(
         gpu,
         { id: 9, format: VirtioGpuFormat.B8G8R8X8_UNORM, width: 64, height: 32 },
-        testPattern(64, 32, seed()),
+        testPattern(64, 32, freshSeed()),
         1,
       );
       const unknown = 0x7e57;
@@ -296,14 +296,14 @@ export const gpuCommandChecks = defineChecks('gpu', [
     spec: GpuSpec.operation,
     async run(ctx) {
       const { gpu, display } = await openGpu(ctx);
-      let fenceId = 0x1_0000_0000n + BigInt(seed());
+      let fenceId = 0x1_0000_0000n + BigInt(freshSeed());
       const fenced = (): HdrOptions & { fenceId: bigint; ctxId: number } => ({
         flags: VirtioGpuFlag.FENCE,
         fenceId: fenceId++,
         ctxId: 0,
       });
       const format = VirtioGpuFormat.B8G8R8X8_UNORM;
-      const pixels = testPattern(16, 8, seed());
+      const pixels = testPattern(16, 8, freshSeed());
       const rect: GpuRect = { x: 0, y: 0, width: 16, height: 8 };
       const backing = gpu.allocBacking(pixels, 1);
       const commands: Array<[string, (h: HdrOptions) => Buffer, number, number]> = [
@@ -366,7 +366,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
     async run(ctx) {
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;
-      const cursorImage = testPattern(64, 64, seed());
+      const cursorImage = testPattern(64, 64, freshSeed());
       const cur = await createResource(
         gpu,
         { id: 21, format: VirtioGpuFormat.B8G8R8A8_UNORM, width: 64, height: 64 },
@@ -378,7 +378,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
       const res = await createResource(
         gpu,
         { id: 22, format, width: CONCURRENT_WIDTH, height: BAND * BANDS },
-        testPattern(CONCURRENT_WIDTH, BAND * BANDS, seed()),
+        testPattern(CONCURRENT_WIDTH, BAND * BANDS, freshSeed()),
         2,
       );
       await setScanout(gpu, res, full(res));
@@ -386,7 +386,7 @@ export const gpuCommandChecks = defineChecks('gpu', [
       const updates: Array<{ rect: GpuRect; pixels: Buffer }> = [];
       const positions: Array<{ x: number; y: number }> = [];
       for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
-        const picture = testPattern(res.width, res.height, seed() ^ round);
+        const picture = testPattern(res.width, res.height, freshSeed() ^ round);
         gpu.writeBacking(res.backing, picture);
         const xrgb = toXrgb(format, picture);
         const control: Buffer[] = [];

@@ -38,6 +38,8 @@ export const GpuSpec = {
   config: 'virtio-spec#sec-device-types-gpu-device-device-configuration-layout',
 } as const;
 
+import { MODES, openGpu } from '../common/gpu.js';
+import { freshSeed } from '../common/seed.js';
 import {
   createResource,
   describeRect,
@@ -46,10 +48,7 @@ import {
   FORMATS_OTHER,
   flushAndExpect,
   full,
-  MODES,
-  openGpu,
   saveScanout,
-  seed,
   setScanout,
   transfer,
   VIRTIO_GPU_EVENT_DISPLAY,
@@ -160,7 +159,7 @@ export const gpuChecks = defineChecks('gpu', [
       const res = await createResource(
         gpu,
         { id: 3, format: VirtioGpuFormat.B8G8R8X8_UNORM, width: 64, height: 48 },
-        testPattern(64, 48, seed()),
+        testPattern(64, 48, freshSeed()),
       );
       const cases: Array<{ rect: GpuRect; resourceId: number }> = [
         { rect: full(res), resourceId: res.id },
@@ -207,14 +206,14 @@ export const gpuChecks = defineChecks('gpu', [
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;
       const format = VirtioGpuFormat.B8G8R8X8_UNORM;
-      const first = testPattern(96, 64, seed());
+      const first = testPattern(96, 64, freshSeed());
       const res = await createResource(gpu, { id: 11, format, width: 96, height: 64 }, first);
       await setScanout(gpu, res, full(res));
       await transfer(gpu, res, full(res));
       await flushAndExpect(ctx, setup, res, full(res), toXrgb(format, first));
       // A second picture, transferred and flushed a rectangle at a time: each UPDATE carries exactly its
       // rectangle, and what the display shows in the end is the two pictures put together.
-      const second = testPattern(96, 64, seed() ^ 0x5555);
+      const second = testPattern(96, 64, freshSeed() ^ 0x5555);
       gpu.writeBacking(res.backing, second);
       const shown = Buffer.from(toXrgb(format, first));
       const secondXrgb = toXrgb(format, second);
@@ -254,13 +253,13 @@ export const gpuChecks = defineChecks('gpu', [
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;
       const format = VirtioGpuFormat.B8G8R8X8_UNORM;
-      const first = testPattern(64, 48, seed());
+      const first = testPattern(64, 48, freshSeed());
       const res = await createResource(gpu, { id: 13, format, width: 64, height: 48 }, first);
       await setScanout(gpu, res, full(res));
       await transfer(gpu, res, full(res));
       await flushAndExpect(ctx, setup, res, full(res), toXrgb(format, first));
       // The whole backing changes, but only rows 0-9 are transferred: the other rows keep the first picture.
-      const second = testPattern(64, 48, seed() ^ 0xaaaa);
+      const second = testPattern(64, 48, freshSeed() ^ 0xaaaa);
       gpu.writeBacking(res.backing, second);
       const rows: GpuRect = { x: 0, y: 0, width: 64, height: 10 };
       await transfer(gpu, res, rows);
@@ -291,7 +290,7 @@ export const gpuChecks = defineChecks('gpu', [
       const setup = await openGpu(ctx);
       const { gpu, display } = setup;
       const format = VirtioGpuFormat.B8G8R8X8_UNORM;
-      const pixels = testPattern(64, 48, seed());
+      const pixels = testPattern(64, 48, freshSeed());
       const res = await createResource(gpu, { id: 14, format, width: 64, height: 48 }, pixels);
       const shown: GpuRect = { x: 16, y: 8, width: 40, height: 24 };
       await setScanout(gpu, res, shown);
@@ -341,7 +340,7 @@ export const gpuChecks = defineChecks('gpu', [
       const wrong: string[] = [];
       let id = 20;
       for (const [name, format] of FORMATS_OTHER) {
-        const pixels = testPattern(32, 16, seed() + format);
+        const pixels = testPattern(32, 16, freshSeed() + format);
         const res = await createResource(gpu, { id: id++, format, width: 32, height: 16 }, pixels, 2);
         await setScanout(gpu, res, full(res));
         await transfer(gpu, res, full(res));

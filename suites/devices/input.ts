@@ -98,7 +98,12 @@ async function evBits(session: FrontendSession, type: number): Promise<number[]>
   return bitmapCodes(await queryInputConfig(session, InputConfigSelect.EV_BITS, type));
 }
 
-/** A started input device and its driver, on a back-end launched with the check's event source. */
+/**
+ * A started input device and its driver, on a back-end launched with the check's event source. CONFIG (to
+ * learn the keys and LEDs the device has) is the front-end profile's where its front-end has an input device
+ * (QEMU and crosvm keep it for input); the extra asks it only under a profile whose front-end has none (dpdk,
+ * cloud-hypervisor), where the driver's own choice stands.
+ */
 async function openInput(ctx: CheckContext): Promise<{
   driver: InputDriver;
   session: FrontendSession;

@@ -15,8 +15,10 @@ import {
 } from '../../harness/devices/net/net.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { MAX_PAIRS, openNetPairs } from '../common/net.js';
+import { freshSeed } from '../common/seed.js';
 import { quietMs } from '../vring/common.js';
-import { expectFrame, LENGTHS, MAX_PAIRS, openNetPairs, runId } from './net.js';
+import { expectFrame, LENGTHS } from './net.js';
 
 const STEERING =
   'virtio-spec#sec-device-types-network-device-device-operation-control-virtqueue-automatic-receive-steering-in-multiqueue-mode';
@@ -105,7 +107,7 @@ function framesOf(run: number, count: number, first = 0): Uint8Array[] {
  */
 async function mqTraffic(ctx: CheckContext, firstPairOnly: boolean): Promise<MqTraffic> {
   const { nets, enable } = await openNetPairs(ctx, { allPairs: true, firstPairOnly });
-  const base = runId();
+  const base = freshSeed();
   const traffic: PairTraffic[] = nets.map((_, pair) => ({
     pair,
     run: (base + pair) >>> 0,

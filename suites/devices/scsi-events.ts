@@ -18,8 +18,9 @@ import {
 } from '../../harness/devices/scsi/scsi.js';
 import { BackendError } from '../../harness/errors.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
+import { openScsi } from '../common/scsi.js';
 import { quietMs } from '../vring/common.js';
-import { answer, command, openScsi } from './scsi.js';
+import { answer, command } from './scsi.js';
 
 /** Event buffers posted: the 10-15 the spec calls sufficient, less a few, as no event is due. */
 const EVENT_BUFFERS = 8;

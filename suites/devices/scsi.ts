@@ -11,7 +11,7 @@ import {
   describeCommand,
   expectChainRules,
   type ScsiCompletion,
-  ScsiDriver,
+  type ScsiDriver,
   ScsiError,
   ScsiErrorCode,
 } from '../../harness/devices/scsi/driver.js';
@@ -33,8 +33,6 @@ import {
   rw16Cdb,
   SCSI_CONFIG,
   type ScsiAddress,
-  type ScsiConfig,
-  ScsiQueue,
   ScsiStatus,
   SenseKey,
   statusName,
@@ -45,13 +43,11 @@ import {
   VirtioScsiTmfResponse,
 } from '../../harness/devices/scsi/scsi.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
-import { FrontendDevice } from '../../harness/frontend/device.js';
-import { ackFeatures, initTargetSession, startDevice } from '../../harness/frontend/profiles.js';
-import { frontendConnection } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
-import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
-import { FrontendSession } from '../../harness/transport/session.js';
+import { ProtocolFeature } from '../../harness/protocol/spec.js';
+import { defineChecks } from '../../harness/runner/check.js';
 import { requireDevice } from '../common/device.js';
+import { openScsi } from '../common/scsi.js';
+import { freshSeed } from '../common/seed.js';
 import { sessionWith } from '../protocol/common.js';
 
 const ScsiSpec = {
@@ -72,49 +68,9 @@ const STATUS_SAM = `${REQUEST_QUEUES}: "The device MUST write the status byte as
 
 /** The logical unit the checks address: contrib/vhost-user-scsi serves target 0, LUN 0 only. */
 export const LU0: ScsiAddress = { target: 0, lun: 0 };
-const QUEUE_SIZE = 64;
 /** Where the read-write check writes, in 512-byte units: past a GPT's entries, as the vring checks do. */
 const SCRATCH_START_512 = 64;
 const SCRATCH_BYTES = 8 * 1024;
-
-export interface ScsiSetup {
-  scsi: ScsiDriver;
-  /** The device, whose eventq (ScsiQueue.EVENT) the driver leaves alone. */
-  device: FrontendDevice;
-  /** GET_CONFIG's view, when CONFIG was negotiated (`config` asked and offered). */
-  config: ScsiConfig | undefined;
-}
-
-/**
- * A scsi host started on a fresh connection as the run's front-end profile starts one: SET_FEATURES
- * (VERSION_1, bit 30 when negotiated), the memory, controlq, eventq and the first request queue set up and
- * enabled. The driver uses the default cdb_size and sense_size, as a driver that writes neither. With
- * `config`, CONFIG is negotiated when offered and the config read.
- */
-export async function openScsi(ctx: CheckContext, options: { config?: boolean } = {}): Promise<ScsiSetup> {
-  requireDevice(ctx, 'scsi');
-  const session = new FrontendSession(await frontendConnection(ctx));
-  const started = await initTargetSession(ctx, session, {
-    protocol: true,
-    ...(options.config ? { extra: 1n << BigInt(ProtocolFeature.CONFIG) } : {}),
-  });
-  const features = ackFeatures(started, 1n << BigInt(VirtioFeature.VIRTIO_F_VERSION_1));
-  const config = hasBit(session.ackedProtocolFeatures, ProtocolFeature.CONFIG)
-    ? decodeScsiConfig(await readConfigSpace(session, SCSI_CONFIG))
-    : undefined;
-  const device = new FrontendDevice(session, ctx.scope);
-  const rings = [ScsiQueue.CONTROL, ScsiQueue.EVENT, ScsiQueue.REQUEST];
-  await startDevice(started, session, device, ctx.scope, {
-    features,
-    rings: rings.map((index) => ({ index, size: QUEUE_SIZE })),
-    enable: started.protocol,
-  });
-  const scsi = new ScsiDriver(device.ring(ScsiQueue.REQUEST), {
-    timeoutMs: ctx.timeoutMs,
-    control: device.ring(ScsiQueue.CONTROL),
-  });
-  return { scsi, device, config };
-}
 
 /**
  * Runs `cdb` on LU0, once more after each UNIT ATTENTION (a logical unit reports one, a reset say, on the
@@ -351,7 +307,7 @@ export const scsiChecks = defineChecks('scsi', [
       };
       const second = start + blocks;
       const original = [await read(start, false), await read(second, false)] as const;
-      const seed = (Date.now() ^ (process.pid << 16)) >>> 0;
+      const seed = freshSeed();
       const first512 = BigInt((start * blockLength) / 512);
       const second512 = BigInt((second * blockLength) / 512);
       const known = [sectorPattern(first512, bytes / 512, seed), sectorPattern(second512, bytes / 512, seed)];

@@ -54,7 +54,7 @@ import { serveOnSocketPath } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { openDevice, requireDevice } from '../common/device.js';
-import { INIT_FLAGS, lookup, prepareTree } from '../devices/fs-common.js';
+import { INIT_FLAGS, lookup, prepareTree } from '../common/fs.js';
 import { O_RDONLY, open, release } from '../devices/fs-ops.js';
 import { destinationName, moveTarget, startDestination } from './destination.js';
 

@@ -42,7 +42,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
-import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
+import type { BlkCompletion } from '../../harness/devices/block/completion.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
@@ -54,17 +55,9 @@ import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
-import {
-  COMPLETION_RULES,
-  expectSectors,
-  freshSeed,
-  hex,
-  namingFindings,
-  openBlock,
-  quietMs,
-  readSectors,
-  writeSectors,
-} from '../vring/common.js';
+import { COMPLETION_RULES, openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
+import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
 import { SplitInflightRegion } from './inflight-region.js';
 import { sharedDisk } from './resume.js';
 

@@ -11,19 +11,19 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
-import { type BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
+import type { BlkCompletion } from '../../harness/devices/block/completion.js';
+import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
 import { startDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import { serveOnSocketPath } from '../../harness/process/probes.js';
 import { type CheckContext, defineChecks, type MigrationDestination } from '../../harness/runner/check.js';
+import { COMPLETION_RULES, openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
-  COMPLETION_RULES,
   expectSectors,
-  freshSeed,
   namingFindings,
-  openBlock,
   quietMs,
   readSectors,
   VringRule,

@@ -20,15 +20,9 @@ import type { CheckContext } from '../../harness/runner/check.js';
 import { defineChecks } from '../../harness/runner/check.js';
 import { closeFd, fstatSize, mmapShared } from '../../harness/sys/libc.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
-import {
-  COMPLETION_RULES,
-  expectSectors,
-  freshSeed,
-  NEEDS_DATA_PATH,
-  namingFindings,
-  openBlock,
-  QUEUE_SIZE,
-} from '../vring/common.js';
+import { COMPLETION_RULES, openBlock, QUEUE_SIZE } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
+import { expectSectors, NEEDS_DATA_PATH, namingFindings } from '../vring/common.js';
 import { configSpaceOf, MIN_QUEUES, offeredProtocolFeatures, openSession, ProtocolSpec } from './common.js';
 
 const FeatureSpec = {

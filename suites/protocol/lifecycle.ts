@@ -22,7 +22,8 @@ import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
-import { NEEDS_DATA_PATH, openBlock, QUEUE_SIZE } from '../vring/common.js';
+import { openBlock, QUEUE_SIZE } from '../common/block.js';
+import { NEEDS_DATA_PATH } from '../vring/common.js';
 import { NEEDS_SOCKET, ProtocolSpec } from './common.js';
 
 /** How often the socket is tried while the back-end decides. */

@@ -11,12 +11,12 @@ import type { RegionLayout } from '../../harness/memory/guest-memory.js';
 import { encodeU64 } from '../../harness/protocol/messages.js';
 import { ProtocolFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   expectSectors,
-  freshSeed,
   hex,
   namingFindings,
-  openBlock,
   preserving,
   readSectors,
   writeSectors,

@@ -18,25 +18,24 @@ import {
 } from '../../harness/devices/block/blk.js';
 import {
   type BlkCompletion,
-  type BlkDriver,
   blkUsedLenShortfall,
   completionFindings,
   expectBlkStatus,
-  type PostOptions,
-} from '../../harness/devices/block/driver.js';
+} from '../../harness/devices/block/completion.js';
+import type { BlkDriver, PostOptions } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import { GUARD_PATTERN } from '../../harness/memory/guest-memory.js';
 import { hasBit } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   COMPLETIONS_LEFT,
   expectSectors,
-  freshSeed,
   hex,
   holdingGate,
   NEEDS_DATA_PATH,
   namingFindings,
-  openBlock,
   preserving,
   VringRule,
   VringSpec,

@@ -6,11 +6,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { blkStatusName, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
-import type { BlkCompletion, BlkDriver } from '../../harness/devices/block/driver.js';
+import type { BlkCompletion } from '../../harness/devices/block/completion.js';
+import type { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, TimeoutError } from '../../harness/errors.js';
 import type { FrontendDevice } from '../../harness/frontend/device.js';
 import { hasBit, VirtioFeature } from '../../harness/protocol/spec.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import {
   disableStops,
   drain,
@@ -24,12 +27,10 @@ import {
 import {
   connectionLost,
   expectSectors,
-  freshSeed,
   hex,
   NEAR_WRAP,
   NEEDS_DATA_PATH,
   namingFindings,
-  openBlock,
   preserving,
   quietMs,
   restart,

@@ -10,14 +10,14 @@ import type { BlkDriver } from '../../harness/devices/block/driver.js';
 import { restartDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import type { MemoryRegion } from '../../harness/memory/guest-memory.js';
 import { defineChecks } from '../../harness/runner/check.js';
+import { openBlock } from '../common/block.js';
+import { freshSeed } from '../common/seed.js';
 import { memTableReplace, onBlock } from './any-device.js';
 import {
   COMPLETIONS_LEFT,
   expectSectors,
-  freshSeed,
   hex,
   namingFindings,
-  openBlock,
   preserving,
   readSectors,
   VringRule,

@@ -15,10 +15,11 @@ import { defineChecks } from '../../harness/runner/check.js';
 import { PackedDescFlag, PackedLayout, type PackedVirtqueue } from '../../harness/virtqueue/packed.js';
 import type { UsedBatch, VringPort } from '../../harness/virtqueue/port.js';
 import type { UsedBuffer } from '../../harness/virtqueue/split.js';
+import { COMPLETION_RULES, openBlock } from '../common/block.js';
 import { openDevice, type PostOptions, SampleDriver } from '../common/device.js';
 import { onBlock } from './any-device.js';
 import { exerciseReadWrite } from './blk.js';
-import { COMPLETION_RULES, NEEDS_DATA_PATH, namingFindings, openBlock } from './common.js';
+import { NEEDS_DATA_PATH, namingFindings } from './common.js';
 
 const PackedSpec = {
   wrapCounters: 'virtio-spec#sec-packed-virtqueues-driver-and-device-ring-wrap-counters',

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dir } from 'tmp-promise';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext } from '../../harness/runner/check.js';
-import { lookup, openInitialized } from '../../suites/devices/fs-common.js';
+import { lookup, openInitialized } from '../../suites/common/fs.js';
 import { backendCpuUs, benchTarget } from './common.js';
 
 const REFERENCE_FS = path.resolve(

@@ -10,11 +10,11 @@ import { testPattern, toXrgb } from '../../harness/devices/gpu/gpu.js';
 import { VirtioGpuFormat } from '../../harness/devices/gpu/spec.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext } from '../../harness/runner/check.js';
+import { openGpu } from '../../suites/common/gpu.js';
 import {
   createResource,
   flushAndExpect,
   full,
-  openGpu,
   setScanout,
   transfer,
 } from '../../suites/devices/gpu-common.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { testFrame } from '../../harness/devices/net/net.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
-import { openNet } from '../../suites/devices/net.js';
+import { openNet } from '../../suites/common/net.js';
 import { startTestpmd, TESTPMD } from '../testpmd.js';
 import { backendCpuUs, benchTarget } from './common.js';
 

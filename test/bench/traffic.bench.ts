@@ -17,7 +17,7 @@ import { type BlkRequest, SECTOR_SIZE } from '../../harness/devices/block/blk.js
 import { BlkDriver, type StreamResult } from '../../harness/devices/block/driver.js';
 import { Scope } from '../../harness/process/scope.js';
 import { makeContext, type Target } from '../../harness/runner/check.js';
-import { openBlock } from '../../suites/vring/common.js';
+import { openBlock } from '../../suites/common/block.js';
 import { QSD, startQsd } from '../qsd.js';
 import { backendCpuUs, benchTarget } from './common.js';
 

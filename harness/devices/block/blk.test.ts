@@ -16,12 +16,12 @@ import {
   VirtioBlkStatus,
 } from './blk.js';
 import {
-  BlkDriver,
   blkUsedLenShortfall,
   completionFindings,
   expectBlkStatus,
   expectUsedLenWritten,
-} from './driver.js';
+} from './completion.js';
+import { BlkDriver } from './driver.js';
 
 // The skewed layout's regions by guest address (see guest-memory.test.ts): A, C, B.
 const A = 0x0n;

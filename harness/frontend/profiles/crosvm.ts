@@ -15,7 +15,9 @@ const P = ProtocolFeature;
  * Protocol features: allow_protocol_features (CONFIG, MQ, BACKEND_REQ, DEVICE_STATE, REPLY_ACK, and its own
  * SHMEM_MAP, whose bit number was not found and is left out). Virtio features: every device-specific bit
  * (0-23, 50-63), VERSION_1 and EVENT_IDX (virtio::base_features); no INDIRECT_DESC, no IN_ORDER, packed rings
- * removed. It reads the config space with GET_CONFIG on every guest read, for every device type.
+ * removed. It reads the config space with GET_CONFIG on every guest read, for every device type. Its
+ * front-end is one for any device type (`--vhost-user type=...`, any of devices::virtio::DeviceType),
+ * input among them.
  */
 const CROSVM_FEATURES = DEVICE_SPECIFIC | bits(F.VIRTIO_F_VERSION_1, F.VIRTIO_RING_F_EVENT_IDX);
 export const CROSVM: FrontendProfile = {
@@ -25,8 +27,14 @@ export const CROSVM: FrontendProfile = {
   protocolFeatures: true,
   needReply: false,
   protocolMask: bits(P.CONFIG, P.MQ, P.BACKEND_REQ, P.DEVICE_STATE, P.REPLY_ACK),
-  config: ['block', 'net', 'fs', 'gpu'],
-  virtioMask: { block: CROSVM_FEATURES, net: CROSVM_FEATURES, fs: CROSVM_FEATURES, gpu: CROSVM_FEATURES },
+  config: ['block', 'net', 'fs', 'gpu', 'input'],
+  virtioMask: {
+    block: CROSVM_FEATURES,
+    net: CROSVM_FEATURES,
+    fs: CROSVM_FEATURES,
+    gpu: CROSVM_FEATURES,
+    input: CROSVM_FEATURES,
+  },
   memorySlots: false,
   inflight: [],
   status: 'none',

@@ -36,10 +36,13 @@ const P = ProtocolFeature;
  * is the ring's call eventfd both times.
  *
  * Protocol features: VHOST_USER_PROTOCOL_FEATURE_MASK, every bit QEMU defines up to DEVICE_STATE (19), with
- * CONFIG dropped for a device without config handling (net, fs). Master's bits 20-23 change what ring
- * addresses and GET_VRING_BASE mean, which the harness does not model: they are left out. Virtio features:
- * the user_feature_bits lists of hw/net/vhost_net.c, hw/block/vhost-user-blk.c and hw/virtio/vhost-user-fs.c;
- * vhost-user-gpu has none (it passes the guest's features on), so a gpu check's choice stands. need_reply:
+ * CONFIG dropped for a device without config handling (net, fs): vhost_user_backend_init keeps it only for a
+ * device that set a config notifier before connecting (vhost-user-blk, vhost-user-gpu, vhost-user-input's
+ * vhost_input_realize), and fails without it there. Master's bits 20-23 change what ring addresses and
+ * GET_VRING_BASE mean, which the harness does not model: they are left out. Virtio features: the
+ * user_feature_bits lists of hw/net/vhost_net.c, hw/block/vhost-user-blk.c and hw/virtio/vhost-user-fs.c;
+ * vhost-user-gpu and vhost-user-input have none (backends/vhost-user.c vhost_user_backend_start hands the
+ * back-end the guest's features as they are), so a gpu or input check's choice stands. need_reply:
  * on the memory messages (vhost_user_set_mem_table, vhost_user_add_remove_regions), SET_BACKEND_REQ_FD,
  * NET_SET_MTU, SET_CONFIG and (since 8.2, "call VHOST_USER_SET_VRING_ENABLE synchronously") SET_VRING_ENABLE.
  */
@@ -58,7 +61,7 @@ export const QEMU: FrontendProfile = {
   protocolFeatures: true,
   needReply: [...QEMU_NEED_REPLY, 'SET_VRING_ENABLE'],
   protocolMask: (1n << 20n) - 1n,
-  config: ['block', 'gpu'],
+  config: ['block', 'gpu', 'input'],
   virtioMask: {
     net:
       QEMU_TRANSPORT |
@@ -126,6 +129,11 @@ export const QEMU: FrontendProfile = {
  *   vhost-user-gpu do have one: virtio_pci_set_guest_notifiers masks every ring again after vhost_dev_stop
  *   (callAfterStop), and unmasks them before vhost_dev_start too (CALL_ALL first). The fs and gpu orders are
  *   read in the source only: the firmware has no driver for them, so their recording ends before the start.
+ *   vhost-user-input (hw/input/vhost-user-input.c) starts and stops through vhost_user_backend_start and
+ *   vhost_user_backend_stop as vhost-user-gpu does, but has no guest_notifier_mask: virtio-pci neither
+ *   unmasks its rings before vhost_dev_start nor masks them after vhost_dev_stop (virtio_pci_set_guest_notifier
+ *   and the vector notifiers call the device's mask only), so its calls are the unmasking loop's after
+ *   DRIVER_OK alone. Read in the source, not recorded (no firmware has an input driver either).
  * GET_CONFIG (vhost-user-blk reads its config space at realize) is the check's, as for every profile.
  */
 const QEMU_7_2_START: readonly StartStep[] = [
@@ -147,6 +155,16 @@ const QEMU_7_2_BLOCK_START: readonly StartStep[] = [
   'RINGS',
   'ENABLE_ALL',
   'DRIVER_OK',
+];
+/** vhost_user_backend_start for a device without guest_notifier_mask (vhost-user-input). */
+const QEMU_7_2_INPUT_START: readonly StartStep[] = [
+  'VRING_INIT',
+  'SET_FEATURES',
+  'MEMORY',
+  'RINGS',
+  'ENABLE_ALL',
+  'DRIVER_OK',
+  'CALL_ALL',
 ];
 const QEMU_7_2_NET_START: readonly StartStep[] = [
   'VRING_INIT',
@@ -174,7 +192,7 @@ export const QEMU_7_2: FrontendProfile = {
   },
   needReply: QEMU_NEED_REPLY,
   statusResetFirst: true,
-  // fs and gpu (vuf_start, vhost_user_backend_start); block and net below.
+  // fs and gpu (vuf_start, vhost_user_backend_start); block, input and net below.
   start: QEMU_7_2_START,
   ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
   stop: 'all',
@@ -186,6 +204,12 @@ export const QEMU_7_2: FrontendProfile = {
       ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
       stop: 'all',
       restart: again(QEMU_7_2_BLOCK_START),
+    },
+    input: {
+      start: QEMU_7_2_INPUT_START,
+      ring: ['NUM', 'BASE', 'ADDR', 'KICK'],
+      stop: 'all',
+      restart: again(QEMU_7_2_INPUT_START),
     },
     net: {
       start: QEMU_7_2_NET_START,

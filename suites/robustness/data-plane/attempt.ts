@@ -12,7 +12,7 @@ import {
   type RawDescriptor,
   type RawUsedElement,
   writeRawDescriptor,
-} from '../../../harness/virtqueue/split.js';
+} from '../../../harness/virtqueue/split-layout.js';
 import { requireKind } from '../../common/device.js';
 import { quietMs } from '../../vring/common.js';
 import { crashReport, exitNote, outcomeAfter, releaseSubject, type Tried, tryInputs } from '../oracle.js';

@@ -6,7 +6,7 @@
  */
 import { BackendError, hexdump } from '../../../harness/errors.js';
 import type { GuardViolation } from '../../../harness/memory/guest-memory.js';
-import type { RawDescriptor } from '../../../harness/virtqueue/split.js';
+import type { RawDescriptor } from '../../../harness/virtqueue/split-layout.js';
 import { F } from './chains.js';
 import type { Area, Lane, Part } from './lane.js';
 

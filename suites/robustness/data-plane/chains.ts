@@ -1,5 +1,6 @@
 /** Descriptors of the well-formed request's parts, chained, placed, cut and changed as the inputs need them. */
-import { type RawDescriptor, VirtqDescFlag } from '../../../harness/virtqueue/split.js';
+
+import { type RawDescriptor, VirtqDescFlag } from '../../../harness/virtqueue/split-layout.js';
 import type { Lane, Part } from './lane.js';
 
 export const F = VirtqDescFlag;

@@ -3,7 +3,8 @@
  * past their table (CHAIN_INPUTS), and buffers outside guest memory, of zero length or of the wrong direction
  * (BUFFER_INPUTS).
  */
-import type { RawDescriptor } from '../../../harness/virtqueue/split.js';
+
+import type { RawDescriptor } from '../../../harness/virtqueue/split-layout.js';
 import {
   chain,
   chainTo,

@@ -10,14 +10,13 @@ import type { FrontendDevice, Vring } from '../../../harness/frontend/device.js'
 import type { GuestMemory } from '../../../harness/memory/guest-memory.js';
 import { hasBit, VirtioFeature } from '../../../harness/protocol/spec.js';
 import type { CheckContext } from '../../../harness/runner/check.js';
+import type { RingPlacement, SplitVirtqueue } from '../../../harness/virtqueue/split.js';
 import {
   availRingSize,
   descTableSize,
-  type RingPlacement,
-  type SplitVirtqueue,
   usedRingSize,
   VirtqDescFlag,
-} from '../../../harness/virtqueue/split.js';
+} from '../../../harness/virtqueue/split-layout.js';
 import { openDevice } from '../../common/device.js';
 import { freshSubject, releaseSubject, type Subject } from '../oracle.js';
 

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FsDriver, readFsConfig, sharedDirFromArgs } from '../../harness/devices/fs/fs.js';
+import { FsDriver, type FuseRequest, readFsConfig, sharedDirFromArgs } from '../../harness/devices/fs/fs.js';
 import {
   encodeName,
   errnoLabel,
@@ -176,9 +176,9 @@ export interface Initialized extends FsSetup {
 export const INIT_FLAGS =
   FuseInitFlag.ASYNC_READ | FuseInitFlag.BIG_WRITES | FuseInitFlag.DO_READDIRPLUS | FuseInitFlag.MAX_PAGES;
 
-/** FUSE_INIT as a 7.31 kernel sends it; the reply's fields decoded (a short or failed reply is a FAIL). */
-export async function fuseInit(setup: FsSetup): Promise<ReturnType<typeof FuseInitOut.decode>> {
-  const reply = await setup.fs.run({
+/** FUSE_INIT as a 7.31 kernel sends it. */
+export function fuseInitRequest(): FuseRequest {
+  return {
     opcode: FuseOpcode.INIT,
     nodeid: 0n,
     args: FuseInitIn.encode({
@@ -188,7 +188,12 @@ export async function fuseInit(setup: FsSetup): Promise<ReturnType<typeof FuseIn
       flags: INIT_FLAGS,
     }),
     outArgs: FuseInitOut.size,
-  });
+  };
+}
+
+/** FUSE_INIT as a 7.31 kernel sends it; the reply's fields decoded (a short or failed reply is a FAIL). */
+export async function fuseInit(setup: FsSetup): Promise<ReturnType<typeof FuseInitOut.decode>> {
+  const reply = await setup.fs.run(fuseInitRequest());
   if (reply.error !== 0) throw new BackendError(`FUSE_INIT failed with errno ${errnoLabel(-reply.error)}`);
   if (reply.body.length < FUSE_COMPAT_22_INIT_OUT_SIZE) {
     throw new BackendError(`FUSE_INIT's reply has ${reply.body.length} bytes of fuse_init_out`);

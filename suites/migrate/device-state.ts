@@ -30,16 +30,7 @@
  */
 import path from 'node:path';
 import { FS_MAX_IO, FsDriver, sharedDirFromArgs } from '../../harness/devices/fs/fs.js';
-import {
-  errnoLabel,
-  FUSE_KERNEL_MINOR_VERSION,
-  FUSE_KERNEL_VERSION,
-  FUSE_ROOT_ID,
-  FuseInitIn,
-  FuseInitOut,
-  FuseOpcode,
-  FuseReadIn,
-} from '../../harness/devices/fs/fuse.js';
+import { errnoLabel, FUSE_ROOT_ID, FuseOpcode, FuseReadIn } from '../../harness/devices/fs/fuse.js';
 import { BackendError, SkipError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import {
@@ -54,7 +45,7 @@ import { serveOnSocketPath } from '../../harness/process/probes.js';
 import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { openDevice, requireDevice } from '../common/device.js';
-import { INIT_FLAGS, lookup, prepareTree } from '../common/fs.js';
+import { fuseInitRequest, lookup, prepareTree } from '../common/fs.js';
 import { O_RDONLY, open, release } from '../devices/fs-ops.js';
 import { destinationName, moveTarget, startDestination } from './destination.js';
 
@@ -86,20 +77,7 @@ function destinationArgs(ctx: CheckContext, shared: string): string[] {
 
 /** FUSE_INIT as a 7.31 kernel sends it, which must succeed. */
 async function fuseInit(fsd: FsDriver): Promise<void> {
-  await fsd.call(
-    {
-      opcode: FuseOpcode.INIT,
-      nodeid: 0n,
-      args: FuseInitIn.encode({
-        major: FUSE_KERNEL_VERSION,
-        minor: FUSE_KERNEL_MINOR_VERSION,
-        max_readahead: 0x20000,
-        flags: INIT_FLAGS,
-      }),
-      outArgs: FuseInitOut.size,
-    },
-    'FUSE_INIT on the source',
-  );
+  await fsd.call(fuseInitRequest(), 'FUSE_INIT on the source');
 }
 
 /** The file read whole through `fh`, READ by READ; an error reply is a BackendError naming `where`. */

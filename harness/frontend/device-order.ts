@@ -11,26 +11,16 @@ import { encodeInflightDescription, encodeU64 } from '../protocol/messages.js';
 import { DeviceStatus, hasBit, ProtocolFeature, VirtioFeature } from '../protocol/spec.js';
 import { closeFd, type Mapping, mmapShared } from '../sys/libc.js';
 import type { FrontendSession } from '../transport/session.js';
-import type { RingPlacement, SplitVirtqueue } from '../virtqueue/split.js';
-import type { FrontendDevice } from './device.js';
+import type { FrontendDevice, VringOptions } from './device.js';
 import type { DeviceOrder, FrontendProfile, RingStep, StartStep } from './profile.js';
 import type { Started } from './profiles.js';
 
 /** One ring as the check wants it. */
-export interface RingPlan {
+/** A ring to start: its index and size, packed or split, and the split ring's options (device.ts). */
+export interface RingPlan extends VringOptions {
   index: number;
   size: number;
   packed?: boolean;
-  eventIdx?: boolean;
-  indirect?: boolean;
-  /** VIRTIO_F_IN_ORDER negotiated. */
-  inOrder?: boolean;
-  /** The available index a split ring starts at. */
-  base?: number;
-  /** Where a split ring's parts go (default: allocated in the ring region). */
-  placement?: RingPlacement;
-  /** A split ring the guest already has (a migration destination's: see `VringOptions.queue`). */
-  queue?: SplitVirtqueue<unknown>;
 }
 
 export interface StartPlan {

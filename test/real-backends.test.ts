@@ -129,13 +129,15 @@ const VIRTIOFSD_DATA: Record<string, Verdict> = {
 
 /**
  * The ring-state checks on libvhost-user 7.2's back-ends (vhost-user-gpu, virtiofsd): neither looks at
- * SET_VRING_ENABLE (libvhost-user records it; vu_queue_enabled is never asked), so the sample request posted on
- * a disabled ring is answered; GETATTR and GET_DISPLAY_INFO have no side effect the harness can see, and a
- * disabled ring may be processed without side effects: skipped, saying so. The rest pass.
+ * SET_VRING_ENABLE (vu_set_vring_enable_exec, libvhost-user.c:1536, records vq->enable; vu_queue_enabled,
+ * :2098, is called by neither, and vu_kick_cb runs the queue handler whatever the flag), so a request posted
+ * on a disabled ring is executed: the scanout a SET_SCANOUT sets reaches the display, the directory a MKDIR
+ * makes appears in the folder served. "started but disabled: the back-end must process the ring without
+ * causing any side effects" (MUST): both fail, as qemu-storage-daemon does with a write. The rest pass.
  */
 const LIBVHOST_USER_RINGS: Record<string, Verdict> = {
-  'vring.enable-gates': 'skip',
-  'vring.disable-stops': 'skip',
+  'vring.enable-gates': 'fail',
+  'vring.disable-stops': 'fail',
 };
 
 /** vhost-user-gpu 7.2's checks that do not pass, or are skipped (see 'has exactly the verdicts seen by hand'). */
@@ -213,11 +215,11 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
   // Its gpu defects fail SHOULD checks: gpu.formats, gpu.transfer-rect and gpu.scanout-offset (interoperability:
   // no spec sentence says MUST of what a display is sent) and the crashes of robust.* (no sentence forbids a
   // crash). One MUST check fails: vring.get-vring-base.drain (a GET_DISPLAY_INFO completed on a stopped ring).
-  it('exits 1: vring.get-vring-base.drain is its one MUST failure; its other defects fail SHOULD checks', function () {
+  it('exits 1: its MUST failures are vring.get-vring-base.drain and the two of a disabled ring; its other defects fail SHOULD checks', function () {
     this.timeout(5000);
     expect(run.exitCode, run.stderr).to.equal(1);
     expect(run.report?.backend.type).to.equal('gpu');
-    expect(run.report?.summary.mustFailed).to.equal(1);
+    expect(run.report?.summary.mustFailed).to.equal(1 + Object.keys(LIBVHOST_USER_RINGS).length);
     expect(run.report?.summary.shouldFailed).to.be.at.least(6);
     expect(messageOf(run.report, 'robust.fuzz')).to.match(
       /it crashed after step 1 of 1 \(SET_VRING_ADDR ring 4294967295 of a vring that does not exist\): killed by SIGSEGV/,
@@ -300,7 +302,7 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     expectResumeSkipped(run, /^needs vring\.get-vring-base\.drain, which did not pass/);
   });
 
-  it('drives the ring-state checks with GET_DISPLAY_INFO, and dies of a command completed on a stopped ring', function () {
+  it('drives the ring-state checks with GET_DISPLAY_INFO, sets a scanout from a disabled ring, and dies of a command completed on a stopped ring', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'vring.restart')).to.match(/^gpu sample requests on controlq \(vring 0\)/);
     expect(messageOf(run.report, 'vring.get-vring-base.drain')).to.match(
@@ -309,7 +311,7 @@ describe('real back-end: /usr/lib/qemu/vhost-user-gpu', function () {
     );
     for (const id of ['vring.enable-gates', 'vring.disable-stops'])
       expect(messageOf(run.report, id), id).to.match(
-        /GET_DISPLAY_INFO on the control queue was used \(used\.len 408\) while controlq \(vring 0\) was disabled; a gpu sample has no side effect the harness can see/,
+        /SET_SCANOUT of scanout 0 to \d+x16 of resource \d+ on the control queue, posted and kicked on controlq \(vring 0\) while it was disabled, was executed before SET_VRING_ENABLE 1: the scanout set on the display \(VHOST_USER_GPU_SCANOUT\) was seen/,
       );
   });
 
@@ -518,17 +520,22 @@ describe('real back-end: /usr/lib/qemu/virtiofsd -o source=DIR', function () {
     expectResumeSkipped(run, /^a fs device's requests need an opening one first/);
   });
 
-  it('passes the ring-state checks with FUSE_INIT and GETATTR; answers them on a disabled ring', function () {
+  it('passes the ring-state checks with FUSE_INIT and GETATTR but the two of a disabled ring: a MKDIR kicked there makes its directory', function () {
     this.timeout(5000);
     expect(messageOf(run.report, 'vring.get-vring-base.drain')).to.match(
       /rounds of 8 fs sample requests kicked and GET_VRING_BASE at once: .* consumed at the stop/,
     );
-    expect(messageOf(run.report, 'vring.enable-gates')).to.match(
-      /^never enabled: FUSE_INIT \(unique \d+\) was used \(used\.len 80\) while the first request queue \(vring 1\) was disabled; a fs sample has no side effect/,
-    );
-    expect(messageOf(run.report, 'vring.disable-stops')).to.match(
-      /^after SET_VRING_ENABLE 0: GETATTR of the root \(unique \d+\) was used \(used\.len 120\)/,
-    );
+    for (const [id, phase] of [
+      ['vring.enable-gates', 'never enabled'],
+      ['vring.disable-stops', 'after SET_VRING_ENABLE 0'],
+    ])
+      expect(messageOf(run.report, id!), id).to.match(
+        new RegExp(
+          `^${phase}: MKDIR of vhu-effect-\\w+-\\d+ in the root \\(unique \\d+\\), posted and kicked on the first request queue \\(vring 1\\) while it was disabled, was executed before SET_VRING_ENABLE 1: the directory MKDIR makes appearing in `,
+        ),
+      );
+    // The directories are removed with the checks.
+    expect(readdirSync(source.path).filter((name) => name.startsWith('vhu-effect-'))).to.deep.equal([]);
   });
 
   it('answers FUSE traffic as the directory says, but UNLINK of a missing name with EIO', function () {

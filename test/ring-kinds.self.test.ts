@@ -53,6 +53,20 @@ const FLAWS: Array<{ type: string; flaw: string; fails: string; message: RegExp 
   },
   {
     type: 'fs',
+    flaw: 'ignores-enable',
+    fails: 'vring.enable-gates',
+    message:
+      /^never enabled: MKDIR of vhu-effect-\w+-0 in the root .* was executed before SET_VRING_ENABLE 1: the directory MKDIR makes appearing in /,
+  },
+  {
+    type: 'gpu',
+    flaw: 'ignores-disable',
+    fails: 'vring.disable-stops',
+    message:
+      /^after SET_VRING_ENABLE 0: SET_SCANOUT of scanout 0 to 17x16 .* was executed before SET_VRING_ENABLE 1: the scanout set on the display/,
+  },
+  {
+    type: 'fs',
     flaw: 'vring-base-off-by-one',
     fails: 'vring.get-vring-base',
     // FUSE_INIT, then five GETATTRs.

@@ -90,12 +90,19 @@ export interface SampleSource {
 
 /**
  * A side effect of the sample request that the harness can see besides its completion (net: the frame
- * coming back on receiveq0 from a back-end that loops frames): what lets a check tell a request executed
- * from one consumed and discarded, as a disabled ring must treat it.
+ * coming back on receiveq0 from a back-end that loops frames; fs: a directory made in the shared folder; gpu:
+ * a scanout set on the display): what lets a check tell a request executed from one consumed and discarded,
+ * as a disabled ring must treat it.
  */
 export interface EffectWatch {
   /** What is watched, for messages ("the frame looped back on receiveq0"). */
   readonly what: string;
+  /**
+   * Requests whose side effect this watch sees, for a kind whose own samples have none (fs: MKDIR of a name
+   * of its own after FUSE_INIT; gpu: SET_SCANOUT after RESOURCE_CREATE_2D): a check that watches posts these
+   * instead. Undefined when the kind's samples are the ones watched (net).
+   */
+  readonly samples?: SampleSource;
   /** Makes the effect visible from now on (net: receive buffers posted and kicked); again, more of them. */
   arm(): void;
   /** Whether the side effect of `sample` was seen (since the first `arm`). */
@@ -105,6 +112,21 @@ export interface EffectWatch {
    * used.len goes), and the vring it was used on: what a check of the dirty log looks for.
    */
   written?(): Array<{ what: string; ring: number; gpa: bigint; len: number }>;
+}
+
+/** What a kind's watch of side effects is given. */
+export interface EffectTarget {
+  /** The device's vrings by index. */
+  ring(index: number): VringPort<unknown>;
+  memory: GuestMemory;
+  /** Where the watch's own samples put their buffers, as `samples` is given them. */
+  options: SampleOptions;
+  /** What the kind's `prepare` returned (gpu: the display). */
+  prepared: unknown;
+  /** The back-end's arguments after --, or null when attached to it (fs: the shared directory they name). */
+  args: readonly string[] | null;
+  /** What the watch leaves behind (fs: the directories its requests made) is cleaned up with it. */
+  scope: Scope;
 }
 
 /** What a generic check needs to know of a device type. */
@@ -128,9 +150,10 @@ export interface DeviceKind {
   readonly dataPath: string;
   /**
    * What the device needs before its rings run (gpu: a display attached with VHOST_USER_GPU_SET_SOCKET),
-   * on the session after start-up's negotiation; what it creates is the scope's.
+   * on the session after start-up's negotiation; what it creates is the scope's. What it returns (gpu: the
+   * display) is given to `effect`.
    */
-  prepare?(session: FrontendSession, scope: Scope): Promise<void>;
+  prepare?(session: FrontendSession, scope: Scope): Promise<unknown>;
   /**
    * Sample requests whose buffers are allocated in `memory` (in the region at `region` when given, the
    * parts the device writes at least).
@@ -143,10 +166,11 @@ export interface DeviceKind {
    */
   writable?(memory: GuestMemory, options?: SampleOptions): WritableRequest;
   /**
-   * A side effect of the samples the harness can watch, given the device's vrings by index; undefined for a
-   * device type whose sample has none the harness can see (its ring-state checks say so).
+   * A side effect the harness can watch: of the samples, or of requests of the watch's own. A string says why
+   * none can be seen here (fs attached: the shared directory is unknown); undefined for a device type with
+   * none the harness can see (its ring-state checks say so).
    */
-  effect?(ring: (index: number) => VringPort<unknown>, memory: GuestMemory): EffectWatch;
+  effect?(target: EffectTarget): EffectWatch | string;
 }
 
 /** A completion that is not that of the sample request done (see `Sample.judge`). */

@@ -4,7 +4,13 @@
  * ring-state checks) drives every device type with.
  */
 
-import type { DeviceKind, Sample, SampleSource } from '../../harness/devices/kind.js';
+import type {
+  DeviceKind,
+  EffectTarget,
+  EffectWatch,
+  Sample,
+  SampleSource,
+} from '../../harness/devices/kind.js';
 import { deviceKind } from '../../harness/devices/kinds.js';
 import { SkipError, TimeoutError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
@@ -95,6 +101,11 @@ export interface DeviceOptions extends RingChoice {
    * front-ends have no input device).
    */
   protocolExtra?: bigint;
+  /**
+   * Watches the side effect the kind lets the harness see (`DeviceSetup.watch`); where the kind's own samples
+   * have none, the driver posts the watch's requests instead (fs: MKDIR, gpu: SET_SCANOUT).
+   */
+  watch?: boolean;
 }
 
 /** A device started: its rings are split (`Q`: SplitVirtqueue), or packed with `packed`. */
@@ -107,6 +118,34 @@ export interface DeviceSetup<Q extends DriverQueue<unknown> = SplitVirtqueue<unk
   driver: SampleDriver;
   features: bigint;
   started: Started;
+  /** With `watch`: the side effect watched, or why none can be (undefined: the kind has none to see). */
+  watch?: EffectWatch | string;
+}
+
+/** The back-end's arguments after --, or null when attached to it (what an EffectTarget is given). */
+function backendArgs(ctx: CheckContext): readonly string[] | null {
+  return ctx.target.connect === null ? ctx.target.extraArgs : null;
+}
+
+/**
+ * The watch of the side effect of the kind's own samples on a device (net: the frame looped back), or
+ * undefined: for a kind whose watch needs requests of its own (fs, gpu), the caller's samples show none.
+ */
+export function samplesEffect(
+  ctx: CheckContext,
+  kind: DeviceKind,
+  ring: EffectTarget['ring'],
+  memory: EffectTarget['memory'],
+): EffectWatch | undefined {
+  const watch = kind.effect?.({
+    ring,
+    memory,
+    options: {},
+    prepared: undefined,
+    args: backendArgs(ctx),
+    scope: ctx.scope,
+  });
+  return typeof watch === 'object' && watch.samples === undefined ? watch : undefined;
 }
 
 /**
@@ -150,7 +189,7 @@ export async function openDevice(
     ringBits,
   );
   const indirect = hasBit(features, VirtioFeature.VIRTIO_RING_F_INDIRECT_DESC);
-  await kind.prepare?.(session, ctx.scope);
+  const prepared = await kind.prepare?.(session, ctx.scope);
   const device = new FrontendDevice(session, ctx.scope);
   const size = options.size ?? 64;
   const placements = options.layout?.(device, kind);
@@ -171,12 +210,30 @@ export async function openDevice(
     enable: options.enable ?? started.protocol,
   });
   const ring = options.packed ? device.packedRing(kind.sampleRing) : device.ring(kind.sampleRing);
-  const source = kind.samples(
-    device.memory,
-    options.sampleRegion === undefined ? {} : { region: options.sampleRegion },
-  );
+  const sampleOptions = options.sampleRegion === undefined ? {} : { region: options.sampleRegion };
+  const watch = options.watch
+    ? kind.effect?.({
+        ring: (index) => device.ring(index),
+        memory: device.memory,
+        options: sampleOptions,
+        prepared,
+        args: backendArgs(ctx),
+        scope: ctx.scope,
+      })
+    : undefined;
+  const source =
+    (typeof watch === 'object' ? watch.samples : undefined) ?? kind.samples(device.memory, sampleOptions);
   const driver = new SampleDriver(kind, ring, source, ctx.timeoutMs);
-  return { kind, session, device, ring, driver, features, started };
+  return {
+    kind,
+    session,
+    device,
+    ring,
+    driver,
+    features,
+    started,
+    ...(watch === undefined ? {} : { watch }),
+  };
 }
 
 /** How a sample is made available: through an indirect table (VIRTIO_RING_F_INDIRECT_DESC negotiated). */

@@ -18,7 +18,7 @@ import { HandoverPort } from '../../harness/frontend/handover.js';
 import { startDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import { serveOnSocketPath } from '../../harness/process/probes.js';
 import type { CheckContext } from '../../harness/runner/check.js';
-import { openDevice, type SampleCompletion, SampleDriver } from '../common/device.js';
+import { openDevice, type SampleCompletion, SampleDriver, samplesEffect } from '../common/device.js';
 import { dataPath } from '../vring/any-device.js';
 import { quietMs } from '../vring/common.js';
 import { destinationName, moveTarget, startDestination } from './destination.js';
@@ -39,7 +39,7 @@ export async function resumeAnyKind(ctx: CheckContext): Promise<string> {
   const ports = new Map(kind.rings.map((index) => [index, new HandoverPort(a.device.ring(index))]));
   const port = ports.get(kind.sampleRing)!;
   const driver = new SampleDriver(kind, port, kind.samples(a.device.memory), ctx.timeoutMs);
-  const effect = kind.effect?.((index) => ports.get(index)!, a.device.memory);
+  const effect = samplesEffect(ctx, kind, (index) => ports.get(index)!, a.device.memory);
   effect?.arm();
   await dataPath(kind, () => driver.run(2));
 

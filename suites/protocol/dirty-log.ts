@@ -17,7 +17,7 @@ import { closeFd } from '../../harness/sys/libc.js';
 import { SharedMemory } from '../../harness/sys/memfd.js';
 import { checkReply } from '../../harness/transport/connection.js';
 import type { FrontendSession } from '../../harness/transport/session.js';
-import { openDevice, requireKind, type SampleCompletion } from '../common/device.js';
+import { openDevice, requireKind, type SampleCompletion, samplesEffect } from '../common/device.js';
 import { NEEDS_DATA_PATH } from '../vring/common.js';
 import { offeredFeatures } from './common.js';
 
@@ -156,7 +156,7 @@ export const logDirtyChecks = defineChecks('protocol', [
       await session.expectAck('SET_FEATURES', encodeU64(features | bit(VirtioFeature.VHOST_F_LOG_ALL)));
       const logAddresses = new Map<number, bigint>();
       for (const i of kind.rings) logAddresses.set(i, await device.setRingLogging(i, true));
-      const watch = kind.effect?.((i) => device.ring(i), device.memory);
+      const watch = samplesEffect(ctx, kind, (i) => device.ring(i), device.memory);
       const from = new Map(kind.rings.map((i) => [i, device.ring(i).queue.lastUsedIdx]));
       watch?.arm();
       let done: SampleCompletion[];

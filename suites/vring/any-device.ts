@@ -1,8 +1,10 @@
 /**
  * The ring-state checks on a device of any kind but block (net, fs, gpu): the same rules as their block
  * bodies in lifecycle.ts and memory.ts, judged with the kind's sample request (harness/devices/kind.ts): a
- * frame on transmitq0, GETATTR of the root after FUSE_INIT, GET_DISPLAY_INFO. Block keeps its own bodies,
- * whose writes and sector contents judge more (a side effect on the disk, the data read back).
+ * frame on transmitq0, GETATTR of the root after FUSE_INIT, GET_DISPLAY_INFO. The checks of a disabled ring
+ * judge a side effect, with the requests of the kind's watch where its samples have none the harness sees
+ * (fs: MKDIR, gpu: SET_SCANOUT). Block keeps its own bodies, whose writes and sector contents judge more (a
+ * side effect on the disk, the data read back).
  *
  * A sample's completion that is not well-formed (used.len, the reply) on a ring the check has not touched
  * yet is the data path's defect, which the kind's data-path check judges: the check is skipped naming it
@@ -15,7 +17,13 @@ import type { DeviceKind, EffectWatch, Sample } from '../../harness/devices/kind
 import { SampleError } from '../../harness/devices/kind.js';
 import { BackendError, SkipError, TimeoutError } from '../../harness/errors.js';
 import type { CheckContext } from '../../harness/runner/check.js';
-import { type DeviceSetup, openDevice, requireKind, type SampleCompletion } from '../common/device.js';
+import {
+  type DeviceSetup,
+  openDevice,
+  requireKind,
+  type SampleCompletion,
+  samplesEffect,
+} from '../common/device.js';
 import { connectionLost, hex, NEAR_WRAP, quietMs, restart, stopRings } from './common.js';
 import { drainRounds } from './drain.js';
 import { expectMoved, MOVED_REGION, MOVED_TO, staleOldMapping } from './memory-moves.js';
@@ -237,51 +245,66 @@ async function effectsWithin(watch: EffectWatch, samples: readonly Sample[], ms:
   }
 }
 
+/** The watch of `setup`, when the kind has a side effect the harness can see here. */
+const watchOf = (setup: DeviceSetup) => (typeof setup.watch === 'object' ? setup.watch : undefined);
+
 /**
- * A sample posted and kicked on the sample ring while it is disabled (`phase` says how), judged once it is
- * enabled again: held until then and done after passes; executed while disabled, its side effect seen
- * (net: the frame came back), fails; consumed while disabled with no side effect passes where the harness
- * would have seen one (the back-end shows its effect for a sample on the enabled ring), and is a skip where it
- * would not (a kind whose sample has no effect the harness sees: fs, gpu; a net back-end that does not loop
- * frames back): "started but disabled: the back-end must process the ring without causing any side
- * effects" allows processing, and nothing then tells it from executing.
+ * A sample posted and kicked on the sample ring while it is disabled (`phase` says how), with the opening
+ * request before it when still due (fs: FUSE_INIT, gpu: the watch's resource; a ring never enabled has not
+ * answered one), judged once it is enabled again: held until then and done after passes; executed while
+ * disabled, its side effect seen (net: the frame came back; fs: the directory made; gpu: the scanout set),
+ * fails; consumed while disabled with no side effect passes where the harness would have seen one (the
+ * back-end shows its effect for a sample on the enabled ring), and is a skip where it would not (attach mode's
+ * fs, whose folder is unknown; a net back-end that does not loop frames back): "started but disabled: the
+ * back-end must process the ring without causing any side effects" allows processing, and nothing then tells
+ * it from executing.
  */
-async function judgeHeld(
-  ctx: CheckContext,
-  setup: DeviceSetup,
-  phase: string,
-  watch: EffectWatch | undefined,
-): Promise<string> {
+async function judgeHeld(ctx: CheckContext, setup: DeviceSetup, phase: string): Promise<string> {
   const quiet = quietMs(ctx);
   const { driver, device, kind } = setup;
+  const watch = watchOf(setup);
+  const held = driver.needsOpening ? [driver.post()] : [];
   const sample = driver.post();
+  held.push(sample);
   driver.kick();
   await sleep(quiet);
-  const early = driver.collectNow()[0];
+  const early = driver.collectNow();
+  const usedEarly = early.find((c) => c.sample === sample);
   if (watch?.seen(sample)) {
     throw new BackendError(
-      `${phase}: ${sample.what}, posted and kicked on the disabled ${ring(setup)}, was executed before ` +
-        `SET_VRING_ENABLE 1: ${watch.what} was seen${early ? '' : ' (its buffer not yet used)'}; a disabled ring must be processed without side effects`,
+      `${phase}: ${sample.what}, posted and kicked on ${ring(setup)} while it was disabled, was executed before ` +
+        `SET_VRING_ENABLE 1: ${watch.what} was seen${usedEarly ? '' : ' (its buffer not yet used)'}; a disabled ring must be processed without side effects`,
     );
   }
   await device.enable(kind.sampleRing, true);
-  if (!early) {
+  const rest = held.length - early.length;
+  const late: SampleCompletion[] = [];
+  if (rest > 0) {
     driver.kick();
-    const [done] = await dataPath(kind, async () => {
-      const got = await driver.collect(1);
-      judgeAll(setup, got);
-      return got;
-    });
-    return `${phase}: ${sample.what} held until SET_VRING_ENABLE 1, then done (${driver.judge(done!)})`;
+    late.push(
+      ...(await dataPath(kind, async () => {
+        const got = await driver.collect(rest);
+        judgeAll(setup, got);
+        return got;
+      })),
+    );
+  }
+  if (!usedEarly) {
+    const done = late.find((c) => c.sample === sample)!;
+    const opening = early.length ? `; ${held[0]!.what}, before it, was used while disabled` : '';
+    return `${phase}: ${sample.what} held until SET_VRING_ENABLE 1, then done (${driver.judge(done)})${opening}`;
   }
   // Consumed while disabled, no effect seen in the window: is there one to see? A sample on the enabled ring
   // shows whether the back-end's samples have an effect the harness sees at all.
-  const what = `${phase}: ${sample.what} was used (used.len ${early.len}) while ${ring(setup)} was disabled`;
+  const what = `${phase}: ${sample.what} was used (used.len ${usedEarly.len}) while ${ring(setup)} was disabled`;
   if (!watch) {
+    const why =
+      typeof setup.watch === 'string'
+        ? `no side effect can be seen (${setup.watch})`
+        : `a ${kind.type} sample has no side effect the harness can see`;
     throw new SkipError(
-      `${what}; a ${kind.type} sample has no side effect the harness can see, and a disabled ring may be processed ` +
-        'without side effects ("started but disabled: the back-end must process the ring without causing any side ' +
-        'effects"): executed and discarded cannot be told apart',
+      `${what}; ${why}, and a disabled ring may be processed without side effects ("started but disabled: the ` +
+        'back-end must process the ring without causing any side effects"): executed and discarded cannot be told apart',
     );
   }
   const [probe] = await dataPath(kind, () => driver.run(1));
@@ -304,35 +327,35 @@ async function judgeHeld(
 
 export async function enableGates(ctx: CheckContext): Promise<string> {
   const quiet = quietMs(ctx);
-  const setup = await openDevice(ctx, { protocolFeatures: 'require', enable: false });
+  const setup = await openDevice(ctx, { protocolFeatures: 'require', enable: false, watch: true });
   const { device, kind } = setup;
   // The rings other than the sample ring are enabled (net: receiveq0, for the frame to come back in, where a
   // frame executed on the disabled transmitq0 would show).
   for (const index of kind.rings) if (index !== kind.sampleRing) await device.enable(index, true);
-  const watch = kind.effect?.((i) => device.ring(i), device.memory);
-  watch?.arm();
-  const note = await judgeHeld(ctx, setup, 'never enabled', watch);
+  watchOf(setup)?.arm();
+  const note = await judgeHeld(ctx, setup, 'never enabled');
   return `${note} (quiet window ${quiet} ms)`;
 }
 
 export async function disableStops(ctx: CheckContext): Promise<string> {
   const quiet = quietMs(ctx);
-  const setup = await openDevice(ctx, { protocolFeatures: 'require' });
+  const setup = await openDevice(ctx, { protocolFeatures: 'require', watch: true });
   const { device, driver, kind } = setup;
-  const watch = kind.effect?.((i) => device.ring(i), device.memory);
+  const watch = watchOf(setup);
   watch?.arm();
   // The ring ran traffic first, so it is started.
   const [first] = await dataPath(kind, () => driver.run(1));
   if (watch) await effectsWithin(watch, [first!.sample], quiet);
   await device.enable(kind.sampleRing, false);
-  const note = await judgeHeld(ctx, setup, 'after SET_VRING_ENABLE 0', watch);
+  const note = await judgeHeld(ctx, setup, 'after SET_VRING_ENABLE 0');
   return `a ${kind.type} sample request ran, then ${note} (quiet window ${quiet} ms)`;
 }
 
 export async function memTableReplace(ctx: CheckContext): Promise<string> {
   const setup = await openDevice(ctx, { sampleRegion: MOVED_REGION });
   const { device, driver, kind } = setup;
-  const watch = kind.effect?.((i) => device.ring(i), device.memory);
+  // The samples' own effect (net): fs and gpu samples show which mapping the device used by their replies.
+  const watch = samplesEffect(ctx, kind, (i) => device.ring(i), device.memory);
   watch?.arm();
   const before = await dataPath(kind, () => driver.run(2));
   // A net sample is only read by the device: without its frame coming back, nothing shows which mapping the

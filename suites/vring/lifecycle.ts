@@ -193,10 +193,11 @@ export const lifecycleChecks = defineChecks('vring', [
     async run(ctx) {
       // Not a block device: the kind's sample request, posted and kicked on the never-enabled sample ring
       // (the kind's other rings enabled). Held, then done once enabled: pass. Its side effect seen while
-      // disabled (net: the frame looped back on receiveq0): fail. Used while disabled with no effect seen:
-      // pass where the back-end shows the effect for a sample on the enabled ring, else a skip saying why
-      // (fs GETATTR, gpu GET_DISPLAY_INFO have none the harness sees; processing without side effects is
-      // what a disabled ring may do). See any-device.ts judgeHeld.
+      // disabled (net: the frame looped back on receiveq0; fs: the directory a MKDIR makes, in the folder
+      // served; gpu: the scanout a SET_SCANOUT sets, on the display): fail. Used while disabled with no
+      // effect seen: pass where the back-end shows the effect for a sample on the enabled ring, else a skip
+      // saying why (scsi's TEST UNIT READY has none the harness sees; fs attached: the folder is unknown;
+      // processing without side effects is what a disabled ring may do). See any-device.ts judgeHeld.
       if (!onBlock(ctx)) return await enableGates(ctx);
       const quiet = quietMs(ctx);
       const seed = freshSeed();
@@ -393,7 +394,7 @@ export const lifecycleChecks = defineChecks('vring', [
   {
     id: 'vring.disable-stops',
     detail:
-      'after traffic, SET_VRING_ENABLE 0: a request posted and kicked has no effect until SET_VRING_ENABLE 1 (block: a write leaves the disk as it was; net: the frame does not come back on receiveq0; a device whose sample request has no side effect the harness sees passes only where the back-end holds the request, else is skipped saying so)',
+      'after traffic, SET_VRING_ENABLE 0: a request posted and kicked has no effect until SET_VRING_ENABLE 1 (block: a write leaves the disk as it was; net: the frame does not come back on receiveq0; fs: a MKDIR makes no directory in the folder served; gpu: a SET_SCANOUT sets no scanout on the display; a device with no side effect the harness sees passes only where the back-end holds the request, else is skipped saying so)',
     title:
       'SET_VRING_ENABLE 0 on a running ring: requests kicked while disabled have no effect until re-enabled',
     severity: 'MUST',

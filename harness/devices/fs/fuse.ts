@@ -345,6 +345,8 @@ export const FuseCreateIn = defineStruct('fuse_create_in', {
   umask: 'u32',
   open_flags: 'u32',
 });
+/** fuse_mkdir_in, then the new directory's name and its NUL. */
+export const FuseMkdirIn = defineStruct('fuse_mkdir_in', { mode: 'u32', umask: 'u32' });
 export const FuseReleaseIn = defineStruct('fuse_release_in', {
   fh: 'u64',
   flags: 'u32',

@@ -4,9 +4,9 @@
  * fixture's net device), the frame coming back on receiveq0: a side effect the harness can see.
  */
 import { fillGuardBytes, type GuestMemory } from '../../memory/guest-memory.js';
-import type { VringPort } from '../../virtqueue/port.js';
 import type {
   DeviceKind,
+  EffectTarget,
   EffectWatch,
   Sample,
   SampleOptions,
@@ -67,7 +67,7 @@ function netSamples(memory: GuestMemory, options: SampleOptions = {}): SampleSou
 }
 
 /** Receive buffers on receiveq0 (vring 0), counting the sample frames that come back in them. */
-function loopedFrames(ring: (index: number) => VringPort<unknown>, memory: GuestMemory): EffectWatch {
+function loopedFrames({ ring, memory }: EffectTarget): EffectWatch {
   const rx = ring(0);
   // Read through the memory at each look, not a view kept: a region may move (SET_MEM_TABLE) meanwhile.
   const buffers: bigint[] = [];

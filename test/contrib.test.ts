@@ -511,7 +511,7 @@ describe('QEMU 7.2 tests/vhost-user-bridge, through test/vhost-user-bridge-adapt
   it('transmits a frame kicked on a disabled transmitq0 (it comes back on receiveq0)', () => {
     for (const id of ['vring.enable-gates', 'vring.disable-stops'])
       expect(messageOf(run.report, id), id).to.match(
-        /test frame \d+ \(128 bytes\) on transmitq0, posted and kicked on the disabled transmitq0 \(vring 1\), was executed before SET_VRING_ENABLE 1: the frame coming back on receiveq0/,
+        /test frame \d+ \(128 bytes\) on transmitq0, posted and kicked on transmitq0 \(vring 1\) while it was disabled, was executed before SET_VRING_ENABLE 1: the frame coming back on receiveq0/,
       );
   });
 

@@ -149,8 +149,9 @@ function isVerdict(err: unknown): err is Error {
  * input while it serves new connections (see the top of this file), else one launched for each input. A
  * failure on a kept back-end after earlier inputs is tried again on a fresh launch, with the input alone: it
  * counts (that launch's failure is thrown) only if it comes back; otherwise the input's line says what was
- * seen and after which inputs, `notCounted`. With `keep` false (--fresh-backends), in attach mode and for
- * back-ends that take no second connection, every input has a fresh subject, as before.
+ * seen and after which inputs, `notCounted`. The first input a launch takes is judged as a fresh back-end's
+ * is: it is one. With --fresh-backends, in attach mode and for back-ends that take no second connection, every
+ * input has a fresh subject (a launch, or a new connection to the attached daemon), as before.
  */
 export class KeptBackends<I extends { input: string }> {
   readonly #ctx: CheckContext;

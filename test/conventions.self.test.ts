@@ -186,8 +186,9 @@ const DEVICE_REFERENCES = [
 ];
 
 /**
- * A run launches the back-end once or more per check (the robustness checks once per input, ~80 in all), and
- * the launches are most of this suite's time. So the references run every check, the variants every check
+ * A run launches the back-end once or more per check (robust.data.* once per input, robust.ctl.* once per
+ * check on a fixture that serves a new connection after each input, and again after each crash: ~30 in all),
+ * and the launches are most of this suite's time. So the references run every check, the variants every check
  * but the robustness ones, and each flaw only the checks of the groups its expected failures belong to (its
  * own check's and those of ALSO_FAILS, and those FLAW_MESSAGES names), with every check those need,
  * transitively: a check whose prerequisite did not pass is skipped as in a full run (proto.reset-device

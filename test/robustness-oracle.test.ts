@@ -13,11 +13,15 @@ import { frontendConnection } from '../harness/process/probes.js';
 import { isListeningAt } from '../harness/process/procfs.js';
 import { Scope } from '../harness/process/scope.js';
 import { type CheckContext, makeContext, type Target } from '../harness/runner/check.js';
+import { KeptBackends } from '../suites/robustness/kept.js';
 import { describeGrowth, growthOf, leaksOf, parseVmRss } from '../suites/robustness/leaks.js';
 import {
+  type BadInput,
   crashReport,
   freshSubject,
+  judgeInput,
   outcomeAfter,
+  type Subject,
   summarize,
   tryInputs,
 } from '../suites/robustness/oracle.js';
@@ -224,6 +228,32 @@ describe('robustness oracle', function () {
     }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(BackendError);
     expect((err as Error).message).to.equal('it crashed after f (5 of 5 inputs answered)');
+  });
+
+  it('keeps a back-end that serves a new connection from input to input; one that crashes is launched again for each', async () => {
+    const inputs = ['first', 'second', 'third'].map((input) => ({
+      input,
+      send: (s: Subject) => s.session.connection.sendRaw(BAD),
+    }));
+    const tryOn = (ctx: CheckContext) => {
+      const backends = new KeptBackends<BadInput>(ctx, (subject, input) => judgeInput(ctx, subject, input));
+      return tryInputs(ctx, inputs, { attempt: backends.attempt }).finally(() => backends.close());
+    };
+    // It closes the connection on each and keeps listening: one launch, each input on a new connection.
+    const closes = context('close');
+    expect(await tryOn(closes)).to.equal(
+      '0 of 3 inputs answered; closed the connection after: first, second, third',
+    );
+    expect(closes.launched).to.have.length(1);
+    expect(closes.launched.every((b) => !b.alive)).to.equal(true);
+    // Each crash is the first input of its launch: counted as a fresh back-end's, and the next gets a launch.
+    const aborts = context('abort');
+    const err = await tryOn(aborts).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(BackendError);
+    expect((err as Error).message).to.match(
+      /^it crashed after first: killed by SIGABRT.*; it crashed after third: killed by SIGABRT/,
+    );
+    expect(aborts.launched).to.have.length(3);
   });
 
   it('attach mode: finds the daemon by its socket, and fails a daemon that ends, then skips', async () => {

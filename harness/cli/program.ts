@@ -79,6 +79,7 @@ interface CliOptions {
   migrateToConnect?: string;
   shard?: Shard;
   jobs: number;
+  freshBackends?: boolean;
 }
 
 function wholeNumber(value: string): number {
@@ -188,6 +189,10 @@ function withRunOptions(cmd: Command): Command {
       '--shard <i/n>',
       'run shard i of n: a stable 1/n of the checks (and, for their gates only, what they need); join the n report.json files with vhu-conform merge',
       parseShard,
+    )
+    .option(
+      '--fresh-backends',
+      'every robustness input and generated sequence on a fresh launch of the back-end, none kept from one to the next while it serves new connections (slower; for a back-end whose state outlives a connection)',
     )
     .option('--strict', 'SHOULD failures also fail the run')
     .option('--discover', 'list the back-ends described by descriptor files, precedence applied, and exit')
@@ -501,6 +506,7 @@ async function runCommand(
       ...(opts.migrateToConnect !== undefined ? { migrateToConnect: opts.migrateToConnect } : {}),
       ...(opts.shard ? { shard: opts.shard } : {}),
       jobs: opts.jobs,
+      ...(opts.freshBackends ? { freshBackends: true } : {}),
       onStart: (backend, count, needed, gatesOnly) => {
         reporter.start(backend, count);
         if (opts.shard)

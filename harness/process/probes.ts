@@ -89,6 +89,21 @@ async function connectTo(ctx: BackendContext, backend: BackendProcess, socket: s
   return { connection, fd };
 }
 
+/**
+ * A new connection to `backend`, which served one at `socket` already: one connect, not retried (a refused one
+ * throws the SysError, for the caller to read as "it takes no second front-end"). Like the first connection,
+ * it says how the back-end went if it ends on its side. Not owned by a scope: the caller closes it.
+ */
+export function connectAgain(
+  ctx: BackendContext,
+  backend: BackendProcess | null,
+  socket: string,
+): Connection {
+  const connection = Connection.fromFd(connectUnix(socket), ctx.timeoutMs);
+  if (backend) explainEnd(connection, backend);
+  return connection;
+}
+
 /** Makes `connection` say how `backend` went when it closes on its side while the process ends. */
 function explainEnd(connection: Connection, backend: BackendProcess): void {
   connection.explainEndWith(async () => {

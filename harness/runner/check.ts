@@ -34,6 +34,11 @@ export interface Target {
    * launch of the binary under test, with the same arguments.
    */
   destination?: MigrationDestination | null;
+  /**
+   * --fresh-backends: every robustness input and generated sequence on a fresh launch (none kept across them:
+   * suites/robustness/kept.ts).
+   */
+  freshBackends?: boolean;
 }
 
 /** The destination of a move: another binary launched with its own arguments, or a back-end listening. */

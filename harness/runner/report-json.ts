@@ -44,6 +44,7 @@ export function toJson(result: RunResult): string {
             ? { connect: options.migrateTo.connect }
             : { binary: options.migrateTo.binary, extraArgs: [...options.migrateTo.extraArgs] },
       shard: options.shard ?? null,
+      freshBackends: options.freshBackends ?? false,
     },
     interrupted: result.interrupted,
     backend: {

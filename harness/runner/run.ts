@@ -97,6 +97,13 @@ export interface RunOptions {
    * mode runs one at a time whatever this says: its checks share the one back-end.
    */
   jobs?: number;
+  /**
+   * Every robustness input (robust.ctl.*, robust.data.*) and generated sequence (robust.fuzz) on a fresh
+   * launch, as before issue 15, instead of on a back-end kept from earlier ones while it serves new connections
+   * (suites/robustness/kept.ts): slower, for a back-end whose state outlives a connection. Verdicts are the same
+   * either way for a back-end that a new connection resets.
+   */
+  freshBackends?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 3000;
@@ -244,6 +251,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
     frontend: profiles[0]!,
     fuzz,
     destination,
+    ...(options.freshBackends ? { freshBackends: true } : {}),
   };
   // Each profile's checks share facts (memo) among themselves only.
   const targets = new Map(
@@ -513,6 +521,7 @@ function settingsOf(
     descriptorDirs: [...options.descriptorDirs],
     migrateTo,
     shard: options.shard ? shardName(options.shard) : null,
+    freshBackends: options.freshBackends ?? false,
   };
 }
 

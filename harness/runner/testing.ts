@@ -44,6 +44,7 @@ export function runResult(
       descriptorDirs: ['/usr/share/qemu/vhost-user'],
       migrateTo: null,
       shard: null,
+      freshBackends: false,
       ...options,
     },
     interrupted: false,

@@ -114,6 +114,11 @@ export interface RunSettings {
    * every selected check (reports written before it was recorded have none).
    */
   shard?: string | null;
+  /**
+   * `--fresh-backends`: every robustness input and generated sequence on a fresh launch, no back-end kept from
+   * one to the next (reports written before it was recorded have none).
+   */
+  freshBackends?: boolean;
 }
 
 /** Where the migrate checks move the guest: a binary launched with its own arguments, or a socket. */

@@ -1,8 +1,10 @@
 /**
- * Malformed control messages (issue 5, "Control messages"): each input goes to a fresh back-end, as raw bytes
- * and fds (Connection.sendRaw, no encoder in the way), and the oracle (oracle.ts) judges what follows: the
- * back-end must answer the next GET_FEATURES or close the connection, never crash or hang. A front-end (or a
- * guest through a compromised one) can send every one of these, so the severity is MUST.
+ * Malformed control messages (issue 5, "Control messages"): each input goes to a back-end of its own, a fresh
+ * launch or a new connection to one kept from earlier inputs (kept.ts: a failure seen there counts only when a
+ * fresh launch given the input alone shows it again), as raw bytes and fds (Connection.sendRaw, no encoder in
+ * the way), and the oracle (oracle.ts) judges what follows: the back-end must answer the next GET_FEATURES or
+ * close the connection, never crash or hang. A front-end (or a guest through a compromised one) can send every
+ * one of these; no sentence forbids a crash on them, so the checks are SHOULDs (HARDENING_RULE).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -29,7 +31,15 @@ import { closeFd, connectUnix, eventfdWrite, socketpair } from '../../harness/sy
 import { SharedMemory } from '../../harness/sys/memfd.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { NEEDS_SOCKET } from '../protocol/common.js';
-import { answersGetFeatures, HARDENING_RULE, type Subject, tryInputs } from './oracle.js';
+import { KeptBackends } from './kept.js';
+import {
+  answersGetFeatures,
+  type BadInput,
+  HARDENING_RULE,
+  judgeInput,
+  type Subject,
+  tryInputs,
+} from './oracle.js';
 
 export const RobustSpec = {
   messages: 'vhost-user.rst#message-specification',
@@ -200,13 +210,17 @@ function framingInputs(): Input[] {
 }
 
 /**
- * GET_FEATURES answered on a new connection. A back-end no longer listening (it ended with its front-end, as
- * the spec lets it) makes the connect fail: the oracle reads that as closed, and judges how it ended.
+ * GET_FEATURES answered on a new connection, closed once answered (a kept back-end's next input comes on a
+ * connection of its own). A back-end no longer listening (it ended with its front-end, as the spec lets it)
+ * makes the connect fail: the oracle reads that as closed, and judges how it ended.
  */
 async function newFrontend(ctx: CheckContext, subject: Subject): Promise<void> {
   const connection = Connection.fromFd(connectUnix(subject.socket), ctx.timeoutMs);
-  ctx.scope.defer('a new front-end connection', () => connection.close());
-  await answersGetFeatures(connection, ctx.timeoutMs);
+  try {
+    await answersGetFeatures(connection, ctx.timeoutMs);
+  } finally {
+    connection.close();
+  }
 }
 
 function requestIdInputs(): Input[] {
@@ -434,22 +448,31 @@ function memoryInputs(): Input[] {
 const NEEDS = [NEEDS_SOCKET];
 
 /**
- * The budget and run of a check of `inputs`. Each input is a launch, a send and a probe that may each wait the
- * deadline (a back-end that hangs on every one of them still gets its verdict with every input named).
+ * The budget and run of a check of `inputs`, one after the other on a back-end kept from input to input while
+ * it serves new connections (kept.ts), else each on a fresh launch. Each input is a launch or a new connection
+ * (whose GET_FEATURES may wait the deadline), a send and a probe that may each wait it, and, when a kept
+ * back-end failed on it, the same again on a fresh launch (a back-end that hangs on every one of them still
+ * gets its verdict with every input named).
  */
 function inputsCheck(inputs: readonly Input[]): Pick<Check, 'budgetMs' | 'run'> {
   return {
-    budgetMs: (timeoutMs) => inputs.length * (3 * timeoutMs + 1000) + 5000,
-    run: (ctx) => {
+    budgetMs: (timeoutMs) => inputs.length * (7 * timeoutMs + 2000) + 5000,
+    run: async (ctx) => {
       const use: Use = { ctx, fds: new Fds(ctx) };
-      return tryInputs(
-        ctx,
-        inputs.map(({ input, send, probe }) => ({
-          input,
-          send: (s: Subject) => send(s, use),
-          ...(probe ? { probe: (s: Subject) => probe(s, use) } : {}),
-        })),
-      );
+      const backends = new KeptBackends<BadInput>(ctx, (subject, input) => judgeInput(ctx, subject, input));
+      try {
+        return await tryInputs(
+          ctx,
+          inputs.map(({ input, send, probe }) => ({
+            input,
+            send: (s: Subject) => send(s, use),
+            ...(probe ? { probe: (s: Subject) => probe(s, use) } : {}),
+          })),
+          { attempt: backends.attempt },
+        );
+      } finally {
+        await backends.close();
+      }
     },
   };
 }
@@ -460,7 +483,7 @@ export const controlChecks = defineChecks(
     {
       id: 'robust.ctl.framing',
       detail:
-        "each on a fresh back-end: a header cut short then end of stream, versions 0, 2 and 3, size 0xFFFFFFFF, the reply flag or undefined flags on a request, payloads shorter or longer than the request's, a message cut mid-payload then the connection closed: it answers the next `GET_FEATURES` (or a new front-end) or closes, never dies of it (a signal, or an exit with a crash signature on stderr: see [The crash oracle](#the-crash-oracle)), never hangs; the message says which inputs closed",
+        "each on a back-end of its own (a fresh launch, or a new connection to one kept from earlier inputs; a failure seen only after earlier inputs is reported, not counted: see [The crash oracle](#the-crash-oracle)): a header cut short then end of stream, versions 0, 2 and 3, size 0xFFFFFFFF, the reply flag or undefined flags on a request, payloads shorter or longer than the request's, a message cut mid-payload then the connection closed: it answers the next `GET_FEATURES` (or a new front-end) or closes, never dies of it (a signal, or an exit with a crash signature on stderr: see [The crash oracle](#the-crash-oracle)), never hangs; the message says which inputs closed",
       ...inputsCheck(framingInputs()),
       title:
         'malformed headers and payload sizes: it answers the next request or closes, never crashes or hangs',

@@ -3,7 +3,8 @@
  * sequence to the next while it lives, or on a fresh one. Launching costs more than a sequence (tens of ms for
  * a C back-end, hundreds for the Node reference, against a fraction of a ms a step), so the search keeps a
  * back-end that keeps listening while it serves a connection, reset between sequences as a front-end that
- * reconnects resets it: a new connection to the same socket (also after it closed one). A back-end that takes
+ * reconnects resets it: a new connection to the same socket (also after it closed one), found and made as
+ * robust.ctl.* finds and makes it for its inputs (kept.ts's Reconnects, which says why it is sound). A back-end that takes
  * no second connection (libvhost-user's: they exit when their front-end leaves) gets a fresh launch per
  * sequence by default: resetting it with what a front-end sends (GET_VRING_BASE on each ring it started, as
  * QEMU stops a device, each reset step judged by the oracle like a step: Keep 'always') leaves state that hides
@@ -11,19 +12,16 @@
  * again; spares launched ahead (a pool the lanes share) hide the launch's wait, and such back-ends serve
  * several sequences at once (DEFAULT_LANES), each on its own. Every back-end, kept, spare or in use, is the
  * check's scope's (ctx.launch), so a run stopped by a signal ends it. Attach mode keeps the way before: a new
- * connection to the one daemon per sequence, one at a time.
+ * connection to the one daemon per sequence, one at a time; so does --fresh-backends (a fresh launch per
+ * sequence: Keep 'never').
  */
-import { BackendError, ProtocolError, SysError, TimeoutError } from '../../harness/errors.js';
+import { TimeoutError } from '../../harness/errors.js';
 import type { Progress, SequenceRunner } from '../../harness/fuzz/fuzz.js';
 import { ringEffect, type Step, stopRingSteps } from '../../harness/fuzz/steps.js';
-import { isListeningAt } from '../../harness/process/procfs.js';
 import type { CheckContext } from '../../harness/runner/check.js';
-import { ClosedError } from '../../harness/sys/fd-waiter.js';
-import { connectUnix } from '../../harness/sys/libc.js';
-import { Connection } from '../../harness/transport/connection.js';
-import { FrontendSession } from '../../harness/transport/session.js';
+import { type Keepable, Reconnects } from './kept.js';
 import {
-  answersGetFeatures,
+  connectionGone,
   freshSubject,
   type Outcome,
   outcomeAfter,
@@ -63,11 +61,11 @@ export const DEFAULT_SPARES = DEFAULT_LANES;
  */
 export type Keep = 'never' | 'reconnecting' | 'always';
 
-/** A back-end in use: the sequences it ran since its launch, and how it is reset between two. */
-interface Kept {
-  subject: Subject;
-  /** It listens while it serves us: a new connection resets it (else its rings are stopped). */
-  reconnects: boolean;
+/**
+ * A back-end in use: the sequences it ran since its launch, and how it is reset between two (`reconnects`: a
+ * new connection, kept.ts; else its rings are stopped).
+ */
+interface Kept extends Keepable {
   history: Step[][];
   /** The rings its steps started and did not stop (see ringEffect). */
   started: Set<number>;
@@ -82,8 +80,8 @@ export class FuzzBackends implements SequenceRunner {
   /** Spares kept launching: one more each time a back-end had to be launched again, up to #spareCount. */
   #wanted = 0;
   #launched = 0;
-  /** Whether a back-end that listens while it serves is reset by a new connection (false once one failed). */
-  #reconnecting = true;
+  /** Whether a back-end that listens while it serves is reset by a new connection (no longer once one failed). */
+  readonly #reconnects: Reconnects;
   /** Each lane's kept back-end. */
   readonly #kept: Array<Kept | undefined>;
 
@@ -96,10 +94,13 @@ export class FuzzBackends implements SequenceRunner {
   constructor(ctx: CheckContext, options: { keep?: Keep; spares?: number; lanes?: number } = {}) {
     this.#ctx = ctx;
     // Attach mode: a new connection to the one daemon per sequence, as before.
-    this.#keep = ctx.target.connect === null ? (options.keep ?? 'reconnecting') : 'never';
+    // --fresh-backends: a fresh launch per sequence, as before issue 15.
+    const keep = ctx.target.freshBackends ? 'never' : (options.keep ?? 'reconnecting');
+    this.#keep = ctx.target.connect === null ? keep : 'never';
     this.#spareCount = ctx.target.connect === null ? (options.spares ?? DEFAULT_SPARES) : 0;
     this.#laneCount = ctx.target.connect === null ? Math.max(1, options.lanes ?? DEFAULT_LANES) : 1;
     this.#kept = Array.from({ length: this.#laneCount }, () => undefined);
+    this.#reconnects = new Reconnects(ctx);
   }
 
   /**
@@ -169,7 +170,7 @@ export class FuzzBackends implements SequenceRunner {
     }
     // A back-end that closed this connection and still listens is reset as between sequences: reconnected.
     const keeps = this.#keep === 'always' || (this.#keep === 'reconnecting' && kept.reconnects);
-    if (!keeps || !carriesOn(kept, outcome)) {
+    if (!keeps || !this.#carriesOn(kept, outcome)) {
       await releaseSubject(kept.subject);
       return;
     }
@@ -185,7 +186,7 @@ export class FuzzBackends implements SequenceRunner {
         // come to is not the history the search saw, and the sequence is not tried after it.
         const where = `before it, sequence ${i + 1} of ${before.length}: `;
         const outcome = await runOn(this.#ctx, kept.subject, earlier, { sent: 0 }, kept.started, where);
-        if (!carriesOn(kept, outcome) || (await this.#reset(kept)) === 'closed') return;
+        if (!this.#carriesOn(kept, outcome) || (await this.#reset(kept)) === 'closed') return;
       }
       await runOn(this.#ctx, kept.subject, steps, progress, kept.started);
     } finally {
@@ -216,9 +217,16 @@ export class FuzzBackends implements SequenceRunner {
       this.#spares.push(spare);
     }
     const subject = await next;
-    const reconnects =
-      this.#reconnecting && this.#ctx.target.connect === null && isListeningAt(subject.socket);
+    const reconnects = this.#reconnects.listensWhileServing(subject);
     return { subject, reconnects, history: [], started: new Set() };
+  }
+
+  /**
+   * Whether `kept` serves the next sequence after `outcome`: it answered (reset by a new connection, or by its
+   * rings stopped when it is kept though it takes no second connection), or closed and still listens.
+   */
+  #carriesOn(kept: Kept, outcome: Outcome): boolean {
+    return outcome === 'answered' || this.#reconnects.carriesOn(kept, outcome);
   }
 
   /**
@@ -231,36 +239,8 @@ export class FuzzBackends implements SequenceRunner {
       return runOn(this.#ctx, kept.subject, stop, { sent: 0 }, kept.started, 'reset between sequences: ');
     }
     kept.started.clear();
-    kept.subject.session.connection.close();
-    // Once, not retried: one that was seen listening as it served may have been closing its listener then
-    // (virtiofsd and vhost-user-gpu take one front-end and exit when it leaves).
-    let fd: number;
-    try {
-      fd = connectUnix(kept.subject.socket);
-    } catch (err) {
-      if (!(err instanceof SysError)) throw err;
-      this.#reconnecting = false;
-      return 'closed';
-    }
-    const connection = Connection.fromFd(fd, this.#ctx.timeoutMs);
-    kept.subject.session = new FrontendSession(connection);
-    // Served, not only queued: one that listens but takes a single front-end (or drops a second) is launched
-    // fresh for every sequence from now on, as before: serving a second front-end is not what this check judges.
-    try {
-      await answersGetFeatures(connection, this.#ctx.timeoutMs);
-    } catch (err) {
-      if (!(err instanceof TimeoutError || connectionGone(err) || err instanceof ProtocolError)) throw err;
-      this.#reconnecting = false;
-      return 'closed';
-    }
-    return 'answered';
+    return this.#reconnects.reconnect(kept);
   }
-}
-
-/** Whether `kept` serves the next sequence after `outcome`: it answered, or closed and still listens. */
-function carriesOn(kept: Kept, outcome: Outcome): boolean {
-  if (outcome === 'answered') return true;
-  return kept.reconnects && kept.subject.backend?.alive === true && isListeningAt(kept.subject.socket);
 }
 
 /**
@@ -297,8 +277,4 @@ export async function runOn(
   } finally {
     runtime.close();
   }
-}
-
-function connectionGone(err: unknown): boolean {
-  return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
 }

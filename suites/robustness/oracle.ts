@@ -24,9 +24,9 @@ import { FrontendSession } from '../../harness/transport/session.js';
 import { withDeadline } from '../../harness/util/deadline.js';
 
 /**
- * A back-end under test for one bad input: launched fresh with --socket-path (or, in attach mode, a new
- * connection), with its process when we have one (attach mode: found as the owner of the socket in /proc, or
- * null).
+ * A back-end under test for bad inputs: launched with --socket-path (fresh, or kept from earlier inputs on new
+ * connections: kept.ts), or, in attach mode, a new connection; with its process when we have one (attach mode:
+ * found as the owner of the socket in /proc, or null).
  */
 export interface Subject {
   session: FrontendSession;
@@ -100,22 +100,24 @@ export async function releaseSubject(subject: Subject): Promise<void> {
 
 /**
  * GET_FEATURES, answered: frames before its reply (an answer to the bad input itself, say) are passed over,
- * their fds closed.
+ * their fds closed. Resolves to the features offered (the payload's first 8 bytes; 0 when it is shorter: a
+ * reply is what the oracle asks for, not its form).
  */
-export async function answersGetFeatures(connection: Connection, timeoutMs: number): Promise<void> {
+export async function answersGetFeatures(connection: Connection, timeoutMs: number): Promise<bigint> {
   await connection.send('GET_FEATURES');
   const reply = async () => {
     for (;;) {
       const frame = await connection.nextFrame('the reply to GET_FEATURES');
       for (const fd of frame.fds) closeFd(fd);
-      if (frame.request === FrontendRequest.GET_FEATURES && frame.flags & HeaderFlag.REPLY) return;
+      if (frame.request === FrontendRequest.GET_FEATURES && frame.flags & HeaderFlag.REPLY)
+        return frame.payload.length >= 8 ? frame.payload.readBigUInt64LE(0) : 0n;
     }
   };
-  await withDeadline(reply(), timeoutMs, 'the reply to GET_FEATURES');
+  return withDeadline(reply(), timeoutMs, 'the reply to GET_FEATURES');
 }
 
 /** Whether a probe's error says the connection is gone (closed by the back-end, reset, refused). */
-function connectionGone(err: unknown): boolean {
+export function connectionGone(err: unknown): boolean {
   return err instanceof BackendError || err instanceof ClosedError || err instanceof SysError;
 }
 
@@ -236,7 +238,10 @@ export function summarize(outcomes: Array<{ input: string; outcome: Outcome }>):
   return closed.length ? `${head}; closed the connection after: ${closed.join(', ')}` : head;
 }
 
-/** A bad input as most checks send it: delivered on a fresh subject, then the oracle's valid request. */
+/**
+ * A bad input as most checks send it: delivered on a subject of its own (a fresh back-end, or a new connection
+ * to one kept from earlier inputs: kept.ts), then the oracle's valid request.
+ */
 export interface BadInput {
   /** A short description for messages. */
   input: string;
@@ -250,23 +255,31 @@ export interface BadInput {
 export interface Tried {
   outcome: Outcome;
   line?: string;
+  /**
+   * A back-end kept from earlier inputs failed on it and a fresh one given it alone did not (kept.ts): `line`
+   * says so, and is kept in the message of a check that fails on other inputs too.
+   */
+  notCounted?: boolean;
 }
 
 export interface TryOptions<I> {
-  /** Inputs tried at once, each on a back-end of its own (attach mode: one at a time, one daemon). */
+  /** Inputs tried at once: input i in lane i mod `parallel` (attach mode: one at a time, one daemon). */
   parallel?: number;
   /**
-   * How one input is tried (default: `send` on a fresh subject, then the oracle): throws a BackendError,
-   * TimeoutError or ProtocolError for what the back-end did wrong, a SkipError when no subject can be had.
+   * How one input is tried (default: `send` on a fresh subject, then the oracle), in `lane`: throws a
+   * BackendError, TimeoutError or ProtocolError for what the back-end did wrong, a SkipError when no subject can
+   * be had. The lane's inputs come one after the other, in their order, whatever the timing: an attempt that
+   * keeps a back-end for its lane (kept.ts) sees the same inputs before each one every run.
    */
-  attempt?: (input: I) => Promise<Tried>;
+  attempt?: (input: I, lane: number) => Promise<Tried>;
 }
 
 /**
- * Runs each input on a fresh subject (`parallel` of them at once), each to its end, so that one report names
- * every input that crashed or hung (in attach mode, until the daemon is gone: the inputs after are not tried).
- * Returns the check's fact (the summary, then each input's line when attempts give one), or throws the
- * failures: a BackendError when any input crashed it, else a TimeoutError.
+ * Runs each input (`parallel` at once, in lanes), each to its end, so that one report names every input that
+ * crashed or hung (in attach mode, until the daemon is gone: the inputs after are not tried). Returns the
+ * check's fact (the summary, then each input's line when attempts give one), or throws the failures: a
+ * BackendError when any input crashed it, else a TimeoutError; the lines of the inputs that did not fail
+ * follow the summary there too when some say what a failure seen only after earlier inputs was (kept.ts).
  */
 export function tryInputs(
   ctx: CheckContext,
@@ -276,7 +289,7 @@ export function tryInputs(
 export function tryInputs<I extends { input: string }>(
   ctx: CheckContext,
   inputs: readonly I[],
-  options: TryOptions<I> & { attempt: (input: I) => Promise<Tried> },
+  options: TryOptions<I> & { attempt: (input: I, lane: number) => Promise<Tried> },
 ): Promise<string>;
 export async function tryInputs<I extends { input: string }>(
   ctx: CheckContext,
@@ -287,14 +300,16 @@ export async function tryInputs<I extends { input: string }>(
   const attempt = options.attempt ?? ((input: I) => sendAndJudge(ctx, input as unknown as BadInput));
   type Result = ({ input: string } & Tried) | { input: string; error: Error };
   const results: Array<Result | undefined> = [];
-  let next = 0;
   let stop = false;
-  const worker = async () => {
-    while (next < inputs.length && !stop) {
-      const at = next++;
+  const parallel = Math.min(
+    ctx.target.connect === null ? Math.max(1, options.parallel ?? 1) : 1,
+    Math.max(1, inputs.length),
+  );
+  const lane = async (at: number) => {
+    for (; at < inputs.length && !stop; at += parallel) {
       const { input } = inputs[at]!;
       try {
-        results[at] = { input, ...(await attempt(inputs[at]!)) };
+        results[at] = { input, ...(await attempt(inputs[at]!, at % parallel)) };
       } catch (err) {
         // Attach mode: the daemon an earlier input took down is not restarted.
         if (err instanceof SkipError && results.some((r) => r && 'error' in r)) {
@@ -309,30 +324,45 @@ export async function tryInputs<I extends { input: string }>(
       }
     }
   };
-  const parallel = ctx.target.connect === null ? Math.max(1, options.parallel ?? 1) : 1;
-  await Promise.all(Array.from({ length: Math.min(parallel, inputs.length) }, worker));
+  await Promise.all(Array.from({ length: parallel }, (_, i) => lane(i)));
   const tried = results.filter((r): r is Result => r !== undefined);
   const outcomes = tried.flatMap((r) => ('outcome' in r ? [{ input: r.input, outcome: r.outcome }] : []));
   const failures = tried.flatMap((r) => ('error' in r ? [r.error] : []));
   const summary = summarize(outcomes);
-  if (failures.length) throwInputFailures(failures, summary);
   const lines = tried.flatMap((r) => ('line' in r && r.line !== undefined ? [r.line] : []));
+  if (failures.length) {
+    // A failure seen only after earlier inputs is said beside the ones that count, not dropped with the facts.
+    const unconfirmed = tried.flatMap((r) => ('notCounted' in r && r.notCounted ? [r.line] : []));
+    throwInputFailures(failures, unconfirmed.length ? `${summary}; ${unconfirmed.join('; ')}` : summary);
+  }
   return lines.length ? `${summary}. ${lines.join('; ')}` : summary;
 }
 
+/**
+ * `send` on `subject`, then the oracle: what the back-end chose, with a line when it ended after closing.
+ * Throws what the oracle throws (a crash, a hang, a framing break). The subject is left as it is.
+ */
+export async function judgeInput(
+  ctx: CheckContext,
+  subject: Subject,
+  { input, send, probe }: BadInput,
+): Promise<Tried> {
+  try {
+    await send(subject);
+  } catch (err) {
+    if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
+    // A back-end that stopped reading or closed shows it to the oracle below.
+  }
+  const outcome = await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined);
+  const note = exitNote(subject);
+  return note ? { outcome, line: `${input}: ${note}` } : { outcome };
+}
+
 /** The default attempt: `send` on a fresh subject, then the oracle; the subject is ended either way. */
-async function sendAndJudge(ctx: CheckContext, { input, send, probe }: BadInput): Promise<Tried> {
+export async function sendAndJudge(ctx: CheckContext, input: BadInput): Promise<Tried> {
   const subject = await freshSubject(ctx);
   try {
-    try {
-      await send(subject);
-    } catch (err) {
-      if (!(err instanceof TimeoutError) && !connectionGone(err)) throw err;
-      // A back-end that stopped reading or closed shows it to the oracle below.
-    }
-    const outcome = await outcomeAfter(ctx, subject, input, probe ? () => probe(subject) : undefined);
-    const note = exitNote(subject);
-    return note ? { outcome, line: `${input}: ${note}` } : { outcome };
+    return await judgeInput(ctx, subject, input);
   } finally {
     await releaseSubject(subject);
   }

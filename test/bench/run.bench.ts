@@ -1,10 +1,11 @@
 /**
  * Benchmark: the wall time of a full default run (every check, the default timeout) against the bundled
- * reference and against vhost-user-gpu, one check at a time and at --jobs <cores>, side by side in one run,
- * next to issue 15's targets (reference under 12 s, vhost-user-gpu under 8 s on 2 cores), and where the time
- * goes: each area's share and its launches, the slowest checks, and the CPU the run took (the harness's, the
- * back-ends' it launched) against what two cores give in its wall time. Run with `npm run bench`; numbers, not
- * a pass/fail test.
+ * reference and against vhost-user-gpu, one check at a time and at --jobs <cores>, and at --jobs <cores> with
+ * --fresh-backends (every robustness input and sequence on a launch of its own, as before issue 15's kept
+ * back-ends), side by side in one run, next to issue 15's targets (reference under 12 s, vhost-user-gpu under
+ * 8 s on 2 cores), and where the time goes: each area's share and its launches, the slowest checks, and the CPU
+ * the run took (the harness's, the back-ends' it launched) against what two cores give in its wall time. Run
+ * with `npm run bench`; numbers, not a pass/fail test.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -66,29 +67,42 @@ for (const { name, binary, targetS } of TARGETS) {
   }
   const walls: string[] = [];
   const cpu: string[] = [];
-  let last: RunResult | undefined;
-  for (const jobs of [1, cores]) {
+  const where: string[] = [];
+  const runs = [
+    { jobs: 1, freshBackends: false },
+    { jobs: cores, freshBackends: false },
+    { jobs: cores, freshBackends: true },
+  ];
+  for (const { jobs, freshBackends } of runs) {
+    const how = `--jobs ${jobs}${freshBackends ? ' --fresh-backends' : ''}`;
     const started = performance.now();
     const before = cpuSeconds();
-    last = await runConformance({ binary, checks: allChecks, descriptorDirs: [], jobs });
+    const last: RunResult = await runConformance({
+      binary,
+      checks: allChecks,
+      descriptorDirs: [],
+      jobs,
+      freshBackends,
+    });
     const wallS = (performance.now() - started) / 1000;
     const after = cpuSeconds();
     const { passed, failed, timedOut, skipped, errors } = last.summary;
     // A timeout on the reference is the machine's load, not the back-end: named, to be seen.
     const late = last.checks.filter((c) => c.verdict === 'timeout' || c.verdict === 'error').map((c) => c.id);
     walls.push(
-      `--jobs ${jobs}: ${wallS.toFixed(1)} s (${passed} passed, ${failed} failed, ${timedOut} timed out, ${skipped} skipped, ${errors} errors${late.length ? `: ${late.join(', ')}` : ''})`,
+      `${how}: ${wallS.toFixed(1)} s (${passed} passed, ${failed} failed, ${timedOut} timed out, ${skipped} skipped, ${errors} errors${late.length ? `: ${late.join(', ')}` : ''})`,
     );
     const harness = after.harness - before.harness;
     const children = after.children - before.children;
     const launches = last.checks.reduce((n, c) => n + (c.launches ?? 0), 0);
     cpu.push(
-      `--jobs ${jobs}: harness ${harness.toFixed(1)} s, back-ends ${children.toFixed(1)} s ` +
+      `${how}: harness ${harness.toFixed(1)} s, back-ends ${children.toFixed(1)} s ` +
         `(${launches} launches, ${((children / Math.max(1, launches)) * 1000).toFixed(0)} ms of CPU a back-end), ` +
         `${(((harness + children) / (wallS * cores)) * 100).toFixed(0)}% of ${cores} cores`,
     );
+    if (jobs === cores) where.push(`${how}: ${whereItGoes(last)}`);
   }
   console.log(`  ${name}: ${walls.join(', ')} (target: under ${targetS} s)`);
   console.log(`    CPU: ${cpu.join('; ')}`);
-  console.log(`    ${whereItGoes(last!)}`);
+  for (const line of where) console.log(`    ${line}`);
 }

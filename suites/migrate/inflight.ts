@@ -54,11 +54,14 @@ import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
 import { connectUnix } from '../../harness/sys/libc.js';
 import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
+import type { DriverQueue } from '../../harness/virtqueue/port.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
-import { COMPLETION_RULES, openBlock } from '../common/block.js';
+import { type BlockSetup, COMPLETION_RULES, openBlock } from '../common/block.js';
 import { freshSeed } from '../common/seed.js';
 import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
-import { SplitInflightRegion } from './inflight-region.js';
+import { mapInflightBuffer } from './inflight-region.js';
+import { type InflightTrack, type Noted, packedTrack, splitTrack } from './inflight-tracks.js';
 import { sharedDisk } from './resume.js';
 
 const INFLIGHT_SPEC = 'vhost-user.rst#inflight-i-o-tracking';
@@ -66,16 +69,12 @@ const INFLIGHT_BIT = 1n << BigInt(ProtocolFeature.INFLIGHT_SHMFD);
 /** Sectors of each zone of the scratch area: written on the first connection, then by the requests left. */
 const ZONE = 8;
 
-/** Waits until the used ring's idx is `idx` (the back-end published what it was given), within the deadline. */
-async function usedIdxReaches(ctx: CheckContext, queue: SplitVirtqueue<unknown>, idx: number): Promise<void> {
+/** Waits until the device used `noted`, the one request in flight, within the deadline. */
+async function usedWithin(ctx: CheckContext, track: InflightTrack, noted: Noted): Promise<void> {
   const deadline = performance.now() + ctx.timeoutMs;
-  while (queue.rawUsedIdx !== idx) {
+  while (!track.used(noted)) {
     if (performance.now() > deadline)
-      throw new TimeoutError(
-        `used.idx ${idx} (one read, kicked)`,
-        ctx.timeoutMs,
-        `it is ${queue.rawUsedIdx}`,
-      );
+      throw new TimeoutError(`the request posted alone (head ${noted.head}) used, kicked`, ctx.timeoutMs);
     await sleep(5);
   }
 }
@@ -111,6 +110,274 @@ async function reconnect(
   };
 }
 
+/**
+ * The whole exercise on a block device whose ring is split, or packed (`packed`): recording on a first
+ * connection, the state of a crash written, resubmission on a second. Returns what it saw.
+ */
+async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Promise<string> {
+  // Launched: on a disk both launches share, should the back-end end with its first front-end.
+  const attach = ctx.target.connect !== null;
+  const disk = attach ? [] : (await sharedDisk(ctx, null)).source;
+  const served = attach ? null : await serveOnSocketPath(ctx, disk);
+  const options = {
+    ...(served ? { connection: served.connection } : {}),
+    writes: true,
+    requiredProtocolFeatures: INFLIGHT_BIT,
+  };
+  const a: BlockSetup<DriverQueue<unknown>> = packed
+    ? await openBlock(ctx, { ...options, packed: true })
+    : await openBlock(ctx, options);
+  const profile = a.started.profile;
+  if (!a.started.protocol)
+    throw new SkipError(
+      `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
+        hasBit(a.started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
+          ? `left out by the ${profile.name} profile`
+          : 'not offered'
+      }): no INFLIGHT_SHMFD`,
+    );
+  if (!hasBit(a.session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
+    throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
+  if (!profile.inflight.includes('block'))
+    throw new SkipError(`the ${profile.name} profile keeps no inflight buffer for block devices`);
+  const kept = a.started.inflight;
+  if (!kept) throw new SkipError('GET_INFLIGHT_FD answered mmap_size 0: no buffer to track requests in');
+  const queue = a.ring.queue;
+  const buffer = mapInflightBuffer(
+    ctx.scope,
+    kept.fd,
+    Number(kept.description.mmapSize),
+    Number(kept.description.mmapOffset),
+    kept.description.numQueues,
+  );
+  const track = packed
+    ? packedTrack(buffer, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
+    : splitTrack(buffer, queue as SplitVirtqueue<unknown>);
+  const port = new HandoverPort<unknown, DriverQueue<unknown>>(a.ring);
+  const blk = new BlkDriver(port, {
+    timeoutMs: ctx.timeoutMs,
+    maxSectors: a.blk.maxSectors,
+    slots: 12,
+    keep: COMPLETION_RULES,
+  });
+  const scratch = a.scratch;
+  const zone1 = scratch + BigInt(ZONE);
+  const seed = freshSeed();
+  const written = sectorPattern(scratch, ZONE, seed);
+  const left = sectorPattern(zone1, ZONE, seed ^ 0x3c3c);
+  const original = await readSectors(blk, scratch, 2 * ZONE);
+
+  // Recording: eight requests made available together, their heads in that order.
+  const together: BlkRequest[] = [
+    ...[0, 2, 4, 6].map(
+      (i) =>
+        ({
+          type: 'OUT',
+          sector: scratch + BigInt(i),
+          data: written.subarray(i * 512, (i + 2) * 512),
+        }) as const,
+    ),
+    ...[0, 2, 4, 6].map((i) => ({ type: 'IN', sector: scratch + BigInt(i), count: 2 }) as const),
+  ];
+  const notedTogether = together.map((r) => track.note(() => blk.post(r)));
+  blk.kick();
+  const byHead = new Map<number, BlkCompletion>();
+  while (byHead.size < together.length)
+    for (const c of (await blk.collect(together.length - byHead.size)).completions) byHead.set(c.head, c);
+  const done = notedTogether.map((n) => byHead.get(n.head)!);
+  for (const c of done) blk.expectOk(c);
+  expectSectors('read back on the first connection', written, await readSectors(blk, scratch, ZONE), scratch);
+  // One request alone last: its head is the last batch's ("Set last_batch_head to i"; packed: free_head).
+  // Its completion is collected only once the next requests are posted, so that the driver does not reuse
+  // its descriptors.
+  const last = track.note(() => blk.post({ type: 'IN', sector: scratch, count: 2 }));
+  port.notify();
+  await usedWithin(ctx, track, last);
+  const recording = await track.recorded(notedTogether, last);
+  if (recording.length)
+    throw new BackendError(
+      `after ${done.length} requests made available together and completed on the first connection, the ` +
+        `inflight buffer does not record them as the spec's steps do: ${recording.join('; ')}`,
+    );
+
+  // The ring stopped; then four requests made available, not kicked: taken, as far as the buffer says.
+  const base = (await stopDevice(a.started, a.device, [0])).get(0)!.availIndex;
+  if (base !== track.consumedMark())
+    throw new BackendError(
+      `GET_VRING_BASE returned ${track.describeBase(base)}, not ${track.describeBase(track.consumedMark())}: ` +
+        'every request made available was completed',
+    );
+  const pending: BlkRequest[] = [
+    { type: 'IN', sector: scratch, count: 3 },
+    { type: 'OUT', sector: zone1, data: left.subarray(0, 4 * 512) },
+    { type: 'IN', sector: scratch + 4n, count: 4 },
+    { type: 'OUT', sector: zone1 + 4n, data: left.subarray(4 * 512) },
+  ];
+  const notedPending = pending.map((r) => track.note(() => blk.post(r)));
+  const pendingHeads = notedPending.map((n) => n.head);
+  const from = track.maxCounter() + 1n;
+  // And the request completed last as if the back-end died after publishing it, before it cleared it: the
+  // spec's repair must clear it, not resubmit it.
+  const marked = track.crash(notedPending, from, last);
+  const final = blk.collectNow();
+  if (final.length !== 1 || final[0]!.head !== last.head)
+    throw new BackendError(
+      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone`,
+    );
+  blk.expectOk(final[0]!);
+  const resumeAt = track.resumeBase();
+  a.session.connection.close();
+  if (blk.collectNow().length)
+    throw new BackendError(
+      `the back-end used requests after GET_VRING_BASE stopped the ring (at ${track.describeBase(base)}): none was kicked`,
+    );
+
+  // The second connection: the same buffer, the same memory, the ring past the four.
+  const again = await reconnect(
+    ctx,
+    served
+      ? { socket: served.socket, alive: () => served.backend.alive, exited: served.backend.exited }
+      : null,
+    disk,
+  );
+  const session = new FrontendSession(again.connection);
+  const started = await initTargetSession(ctx, session, {
+    protocol: a.started.protocol,
+    required: INFLIGHT_BIT,
+  }).catch((err: unknown) => {
+    // A back-end that took the connection and serves it not: proto.lifecycle.reconnect's finding.
+    if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
+      throw new SkipError(
+        `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
+          'judge; no connection to hand the buffer back to',
+      );
+    throw err;
+  });
+  const missing = a.features & ~started.offered;
+  if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
+    throw new SkipError(
+      `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}; ` +
+        'INFLIGHT_SHMFD ' +
+        `${hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD) ? 'negotiated' : 'not negotiated'}): ` +
+        'migrate.abi-stable judges that; nothing to hand the buffer back to',
+    );
+  const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
+  await startDevice(started, session, b, ctx.scope, {
+    features: a.features,
+    rings: [{ index: 0, size: queue.size, base: resumeAt, queue: queue as SplitVirtqueue<unknown>, packed }],
+    enable: started.protocol,
+    inflight: kept,
+  });
+  port.handOver(packed ? b.packedRing(0) : b.ring(0));
+  const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
+  const repairNote = packed
+    ? `; head ${last.head}, completed last on the first connection, its entries linked back to the free list ` +
+      "and used_idx moved past its used descriptor, not committed (old_used_idx behind): the spec's repair " +
+      'commits it (the used descriptor is written) and clears it rather than resubmits it'
+    : `; head ${last.head}, completed last on the first connection, inflight too with used_idx one behind ` +
+      "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
+  const got: BlkCompletion[] = [];
+  const collect = async (): Promise<void> => {
+    try {
+      while (got.length < pending.length)
+        got.push(...(await blk.collect(pending.length - got.length)).completions);
+    } catch (err) {
+      if (err instanceof TimeoutError)
+        throw new BackendError(
+          `${again.how}, the inflight buffer handed back (${marked}) and SET_VRING_BASE ${track.describeBase(resumeAt)}, ` +
+            `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
+            `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
+        );
+      if (err instanceof VhuError)
+        throw new BackendError(
+          `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}${repairNote}): ` +
+            err.message,
+          { cause: err },
+        );
+      throw err;
+    }
+  };
+  // Before any kick: what a back-end resubmits of its own accord (reported).
+  await sleep(quietMs(ctx));
+  got.push(...blk.collectNow());
+  const beforeKick = got.length;
+  port.notify();
+  await collect();
+  await sleep(quietMs(ctx));
+  try {
+    const extra = blk.collectNow();
+    if (extra.length)
+      throw new BackendError(
+        `${extra.map(what).join(', ')} used again after the ${pending.length} resubmitted requests completed`,
+      );
+  } catch (err) {
+    if (err instanceof BackendError || !(err instanceof VhuError)) throw err;
+    throw new BackendError(
+      `after the ${pending.length} requests inflight in the buffer completed once each, more used elements came: ` +
+        err.message,
+      { cause: err },
+    );
+  }
+  for (const c of got) {
+    blk.expectOk(c);
+    if (c.request.type !== 'IN') continue;
+    const at = Number(c.request.sector - scratch) * 512;
+    expectSectors(
+      `${what(c)}, inflight in the buffer, resubmitted`,
+      written.subarray(at, at + c.request.count * 512),
+      c.data,
+      c.request.sector,
+    );
+  }
+  const uncleared = track.uncleared(notedPending, last);
+  if (uncleared.length)
+    throw new BackendError(
+      `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
+        'completed: a further reconnection would do them again',
+    );
+  expectSectors(
+    'the writes inflight in the buffer, read back after they were resubmitted',
+    left,
+    await readSectors(blk, zone1, ZONE),
+    zone1,
+  );
+  await writeSectors(blk, scratch, original);
+  const end = (await stopDevice(started, b, [0])).get(0)!.availIndex;
+  if (end !== track.consumedMark())
+    throw new BackendError(
+      `GET_VRING_BASE at the end returned ${track.describeBase(end)}, not ${track.describeBase(track.consumedMark())}: ` +
+        'every request made available was consumed',
+    );
+  const order = got.map((c) => c.head).join(', ');
+  const leftInBatch = packed
+    ? `head ${last.head} left linked back and not committed`
+    : `head ${last.head} left in the last batch (used_idx ${(last.at - 1) & 0xffff})`;
+  return await namingFindings(
+    ctx,
+    `${done.length} requests recorded (${track.recordedWhat}); ${pending.length} requests ` +
+      `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
+      `after the ring stopped at ${track.describeBase(base)}, and ${leftInBatch}; ` +
+      `${again.how}, the buffer handed back, the ring at ` +
+      `${track.describeBase(resumeAt)}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
+      `data right, the entries cleared; it stopped at ${track.describeBase(end)}`,
+    blk,
+  );
+}
+
+/** The packed-ring part: what it saw, or why it was not done (a SkipError's reason), for the message. */
+async function packedPart(ctx: CheckContext): Promise<string> {
+  try {
+    return `packed ring: ${await blockAcrossReconnection(ctx, true)}`;
+  } catch (err) {
+    if (err instanceof SkipError) return `packed ring not checked: ${err.message}`;
+    if (err instanceof VhuError) {
+      err.message = `packed ring: ${err.message}`;
+      throw err;
+    }
+    throw err;
+  }
+}
+
 export const inflightChecks = defineChecks('migrate', [
   {
     id: 'migrate.inflight',
@@ -133,273 +400,17 @@ export const inflightChecks = defineChecks('migrate', [
       'reconnection (hw/block/vhost-user-blk.c keeps the buffer and hands it back with SET_INFLIGHT_FD)',
     // A back-end that serves no second front-end is proto.lifecycle.reconnect's finding (it runs later): skipped.
     needs: ['proto.inflight.get-fd', 'vring.get-vring-base'],
-    // Two connections (maybe two launches), the start-ups, the quiet windows, the requests on each side.
-    budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
+    // Twice (split, then packed): two connections (maybe two launches), the start-ups, the quiet windows, the
+    // requests on each side.
+    budgetMs: (timeoutMs) => 32 * timeoutMs + 10000,
     async run(ctx) {
       if (ctx.target.type !== 'block') {
         throw new SkipError(
           `device type ${ctx.target.type ?? 'unknown'}: the check makes its requests with the block driver only, for now`,
         );
       }
-      // Launched: on a disk both launches share, should the back-end end with its first front-end.
-      const attach = ctx.target.connect !== null;
-      const disk = attach ? [] : (await sharedDisk(ctx, null)).source;
-      const served = attach ? null : await serveOnSocketPath(ctx, disk);
-      const a = await openBlock(ctx, {
-        ...(served ? { connection: served.connection } : {}),
-        writes: true,
-        requiredProtocolFeatures: INFLIGHT_BIT,
-      });
-      const profile = a.started.profile;
-      if (!a.started.protocol)
-        throw new SkipError(
-          `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
-            hasBit(a.started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
-              ? `left out by the ${profile.name} profile`
-              : 'not offered'
-          }): no INFLIGHT_SHMFD`,
-        );
-      if (!hasBit(a.session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-        throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
-      if (!profile.inflight.includes('block'))
-        throw new SkipError(`the ${profile.name} profile keeps no inflight buffer for block devices`);
-      const kept = a.started.inflight;
-      if (!kept) throw new SkipError('GET_INFLIGHT_FD answered mmap_size 0: no buffer to track requests in');
-      const queue = a.ring.queue;
-      const region = new SplitInflightRegion(
-        ctx.scope,
-        kept.fd,
-        Number(kept.description.mmapSize),
-        Number(kept.description.mmapOffset),
-        0,
-        kept.description.queueSize,
-      );
-      const port = new HandoverPort(a.ring);
-      const blk = new BlkDriver(port, {
-        timeoutMs: ctx.timeoutMs,
-        maxSectors: a.blk.maxSectors,
-        slots: 12,
-        keep: COMPLETION_RULES,
-      });
-      const scratch = a.scratch;
-      const zone1 = scratch + BigInt(ZONE);
-      const seed = freshSeed();
-      const written = sectorPattern(scratch, ZONE, seed);
-      const left = sectorPattern(zone1, ZONE, seed ^ 0x3c3c);
-      const original = await readSectors(blk, scratch, 2 * ZONE);
-
-      // Recording: eight requests made available together, their heads in that order.
-      const together: BlkRequest[] = [
-        ...[0, 2, 4, 6].map(
-          (i) =>
-            ({
-              type: 'OUT',
-              sector: scratch + BigInt(i),
-              data: written.subarray(i * 512, (i + 2) * 512),
-            }) as const,
-        ),
-        ...[0, 2, 4, 6].map((i) => ({ type: 'IN', sector: scratch + BigInt(i), count: 2 }) as const),
-      ];
-      const done = await blk.runAll(together);
-      for (const c of done) blk.expectOk(c);
-      expectSectors(
-        'read back on the first connection',
-        written,
-        await readSectors(blk, scratch, ZONE),
-        scratch,
-      );
-      // One request alone last: its head is the last batch's ("Set last_batch_head to i"). Its completion is
-      // collected only once the next requests are posted, so that the driver does not reuse its descriptors.
-      const usedIdx = (queue.rawUsedIdx + 1) & 0xffff;
-      const lastHead = blk.post({ type: 'IN', sector: scratch, count: 2 });
-      port.notify();
-      await usedIdxReaches(ctx, queue, usedIdx);
-      const recording: string[] = [];
-      if (region.lastBatchHead !== lastHead)
-        recording.push(
-          `last_batch_head is ${region.lastBatchHead}, not ${lastHead}, the head of the request completed last, alone`,
-        );
-      if (region.version !== 1)
-        recording.push(`the region's version is ${region.version}, not 1 (0 is an uninitialized buffer)`);
-      if (region.usedIdx !== usedIdx)
-        recording.push(`used_idx is ${region.usedIdx}, the used ring's idx ${usedIdx}`);
-      const stillInflight = region.inflightHeads();
-      if (stillInflight.length)
-        recording.push(`heads ${stillInflight.join(', ')} are inflight, though every request was completed`);
-      // Each head's last use, in the order made available: its counter must grow.
-      const heads = done.map((c) => c.head);
-      const last = heads.filter((h, i) => heads.lastIndexOf(h) === i);
-      const counters = last.map((h) => region.desc(h).counter);
-      if (counters.some((c, i) => i > 0 && c <= counters[i - 1]!))
-        recording.push(
-          `the counters of heads ${last.join(', ')}, made available in that order, are ${counters.join(', ')}: ` +
-            'not growing as the global counter does',
-        );
-      if (recording.length)
-        throw new BackendError(
-          `after ${done.length} requests made available together and completed on the first connection, the ` +
-            `inflight buffer does not record them as the spec's steps do: ${recording.join('; ')}`,
-        );
-
-      // The ring stopped; then four requests made available, not kicked: taken, as far as the buffer says.
-      const base = (await stopDevice(a.started, a.device, [0])).get(0)!.availIndex;
-      if (base !== queue.lastAvailIdx)
-        throw new BackendError(
-          `GET_VRING_BASE returned ${base}, not ${queue.lastAvailIdx}: every request made available was completed`,
-        );
-      const pending: BlkRequest[] = [
-        { type: 'IN', sector: scratch, count: 3 },
-        { type: 'OUT', sector: zone1, data: left.subarray(0, 4 * 512) },
-        { type: 'IN', sector: scratch + 4n, count: 4 },
-        { type: 'OUT', sector: zone1 + 4n, data: left.subarray(4 * 512) },
-      ];
-      const pendingHeads = pending.map((r) => blk.post(r));
-      const from = region.maxCounter() + 1n;
-      for (const [k, head] of pendingHeads.entries()) region.markTaken(head, from + BigInt(k));
-      // And the request completed last as if the back-end died after publishing it (used.idx increased),
-      // before it set the entry not inflight and used_idx: the spec's repair must clear it, not resubmit it.
-      region.unpublish(lastHead);
-      const resumeAt = queue.lastAvailIdx;
-      const final = blk.collectNow();
-      if (final.length !== 1 || final[0]!.head !== lastHead)
-        throw new BackendError(
-          `${final.length} completions came for the one request completed last (head ${lastHead}), posted alone`,
-        );
-      blk.expectOk(final[0]!);
-      a.session.connection.close();
-      if (blk.collectNow().length)
-        throw new BackendError(
-          `the back-end used requests after GET_VRING_BASE stopped the ring (at ${base}): none was kicked`,
-        );
-
-      // The second connection: the same buffer, the same memory, the ring past the four.
-      const again = await reconnect(
-        ctx,
-        served
-          ? {
-              socket: served.socket,
-              alive: () => served.backend.alive,
-              exited: served.backend.exited,
-            }
-          : null,
-        disk,
-      );
-      const session = new FrontendSession(again.connection);
-      const started = await initTargetSession(ctx, session, {
-        protocol: a.started.protocol,
-        required: INFLIGHT_BIT,
-      }).catch((err: unknown) => {
-        // A back-end that took the connection and serves it not: proto.lifecycle.reconnect's finding.
-        if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
-          throw new SkipError(
-            `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
-              'judge; no connection to hand the buffer back to',
-          );
-        throw err;
-      });
-      const missing = a.features & ~started.offered;
-      if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-        throw new SkipError(
-          `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}; ` +
-            'INFLIGHT_SHMFD ' +
-            `${hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD) ? 'negotiated' : 'not negotiated'}): ` +
-            'migrate.abi-stable judges that; nothing to hand the buffer back to',
-        );
-      const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
-      await startDevice(started, session, b, ctx.scope, {
-        features: a.features,
-        rings: [{ index: 0, size: queue.size, base: resumeAt, queue }],
-        enable: started.protocol,
-        inflight: kept,
-      });
-      port.handOver(b.ring(0));
-      const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
-      const repairNote =
-        `; head ${lastHead}, completed last on the first connection, inflight too with used_idx one behind ` +
-        "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
-      const got: BlkCompletion[] = [];
-      const collect = async (): Promise<void> => {
-        try {
-          while (got.length < pending.length)
-            got.push(...(await blk.collect(pending.length - got.length)).completions);
-        } catch (err) {
-          if (err instanceof TimeoutError)
-            throw new BackendError(
-              `${again.how}, the inflight buffer handed back (heads ${pendingHeads.join(', ')} ` +
-                `inflight, counters ${from} to ${from + BigInt(pending.length - 1)}) and SET_VRING_BASE ${resumeAt}, ` +
-                `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
-                `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
-            );
-          if (err instanceof VhuError)
-            throw new BackendError(
-              `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}${repairNote}): ` +
-                err.message,
-              { cause: err },
-            );
-          throw err;
-        }
-      };
-      // Before any kick: what a back-end resubmits of its own accord (reported).
-      await sleep(quietMs(ctx));
-      got.push(...blk.collectNow());
-      const beforeKick = got.length;
-      port.notify();
-      await collect();
-      await sleep(quietMs(ctx));
-      try {
-        const extra = blk.collectNow();
-        if (extra.length)
-          throw new BackendError(
-            `${extra.map(what).join(', ')} used again after the ${pending.length} resubmitted requests completed`,
-          );
-      } catch (err) {
-        if (err instanceof BackendError || !(err instanceof VhuError)) throw err;
-        throw new BackendError(
-          `after the ${pending.length} requests inflight in the buffer completed once each, more used elements came: ` +
-            err.message,
-          { cause: err },
-        );
-      }
-      for (const c of got) {
-        blk.expectOk(c);
-        if (c.request.type !== 'IN') continue;
-        const at = Number(c.request.sector - scratch) * 512;
-        expectSectors(
-          `${what(c)}, inflight in the buffer, resubmitted`,
-          written.subarray(at, at + c.request.count * 512),
-          c.data,
-          c.request.sector,
-        );
-      }
-      const uncleared = [...pendingHeads, lastHead].filter((h) => region.desc(h).inflight !== 0);
-      if (uncleared.length)
-        throw new BackendError(
-          `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
-            'completed: a further reconnection would do them again',
-        );
-      expectSectors(
-        'the writes inflight in the buffer, read back after they were resubmitted',
-        left,
-        await readSectors(blk, zone1, ZONE),
-        zone1,
-      );
-      await writeSectors(blk, scratch, original);
-      const end = (await stopDevice(started, b, [0])).get(0)!.availIndex;
-      if (end !== queue.lastAvailIdx)
-        throw new BackendError(
-          `GET_VRING_BASE at the end returned ${end}, not ${queue.lastAvailIdx}: every request made available was consumed`,
-        );
-      const order = got.map((c) => c.head).join(', ');
-      return await namingFindings(
-        ctx,
-        `${done.length} requests recorded (counters growing, none left inflight); ${pending.length} requests ` +
-          `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
-          `after the ring stopped at ${base}, and head ${lastHead} left in the last batch (used_idx ${(usedIdx - 1) & 0xffff}); ` +
-          `${again.how}, the buffer handed back, the ring at ` +
-          `${resumeAt}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
-          `data right, the entries cleared; it stopped at ${end}`,
-        blk,
-      );
+      const split = await blockAcrossReconnection(ctx, false);
+      return `${split}; ${await packedPart(ctx)}`;
     },
   },
 ]);

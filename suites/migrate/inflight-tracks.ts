@@ -6,6 +6,11 @@
  * DescStateSplit ones, the packed steps its DescStatePacked ones (inflight-region.ts holds both layouts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SkipError, TimeoutError } from '../../harness/errors.js';
+import type { Started } from '../../harness/frontend/profiles.js';
+import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
+import type { CheckContext } from '../../harness/runner/check.js';
+import type { FrontendSession } from '../../harness/transport/session.js';
 import {
   type PackedDescriptor,
   type PackedVirtqueue,
@@ -14,6 +19,49 @@ import {
 } from '../../harness/virtqueue/packed.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { type InflightBufferView, PackedInflightRegion, SplitInflightRegion } from './inflight-region.js';
+
+export const INFLIGHT_BIT = 1n << BigInt(ProtocolFeature.INFLIGHT_SHMFD);
+
+/**
+ * The inflight buffer the front-end profile got for a device of `type` and keeps: a SkipError when there is
+ * none (no protocol features, INFLIGHT_SHMFD not offered, a profile that keeps none for the type, an empty
+ * buffer). A front-end that never hands the buffer back cannot rely on it: nothing to judge then.
+ */
+export function keptBuffer(
+  started: Started,
+  session: FrontendSession,
+  type: string,
+): NonNullable<Started['inflight']> {
+  const profile = started.profile;
+  if (!started.protocol)
+    throw new SkipError(
+      `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
+        hasBit(started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
+          ? `left out by the ${profile.name} profile`
+          : 'not offered'
+      }): no INFLIGHT_SHMFD`,
+    );
+  if (!hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
+    throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
+  if (!profile.inflight.some((t) => t === type))
+    throw new SkipError(
+      `the ${profile.name} profile keeps no inflight buffer for ${type} devices` +
+        (profile.inflight.length ? ` (it keeps one for ${profile.inflight.join(', ')})` : ''),
+    );
+  const kept = started.inflight;
+  if (!kept) throw new SkipError('GET_INFLIGHT_FD answered mmap_size 0: no buffer to track requests in');
+  return kept;
+}
+
+/** Waits until the device used `noted`, posted alone after every earlier request was used, within the deadline. */
+export async function usedWithin(ctx: CheckContext, track: InflightTrack, noted: Noted): Promise<void> {
+  const deadline = performance.now() + ctx.timeoutMs;
+  while (!track.used(noted)) {
+    if (performance.now() > deadline)
+      throw new TimeoutError(`the request posted alone (head ${noted.head}) used, kicked`, ctx.timeoutMs);
+    await sleep(5);
+  }
+}
 
 /**
  * A request as the track knows it: the head it was posted at (a split ring's head descriptor, a packed ring's
@@ -59,9 +107,13 @@ export interface InflightTrack {
   uncleared(pending: readonly Noted[], last: Noted): number[];
 }
 
-/** The split layout: heads index the entries. */
-export function splitTrack(buffer: InflightBufferView, queue: SplitVirtqueue<unknown>): InflightTrack {
-  const region = new SplitInflightRegion(buffer, 0, queue.size);
+/** The split layout of vring `index`'s region: heads index the entries. */
+export function splitTrack(
+  buffer: InflightBufferView,
+  index: number,
+  queue: SplitVirtqueue<unknown>,
+): InflightTrack {
+  const region = new SplitInflightRegion(buffer, index, queue.size);
   return {
     layout: 'split',
     recordedWhat: 'counters growing, none left inflight',
@@ -118,10 +170,11 @@ export function splitTrack(buffer: InflightBufferView, queue: SplitVirtqueue<unk
  */
 export function packedTrack(
   buffer: InflightBufferView,
+  index: number,
   queue: PackedVirtqueue<unknown>,
   timeoutMs: number,
 ): InflightTrack {
-  const region = new PackedInflightRegion(buffer, 0, queue.size);
+  const region = new PackedInflightRegion(buffer, index, queue.size);
   const entryOf = (n: Noted) => region.headOf(n.list![0]!, n.list!.length);
   const at = (position: number) => `${position & 0x7fff} (wrap ${position >> 15})`;
   let lastEntry: number | undefined;

@@ -1,44 +1,60 @@
 /**
  * migrate.inflight: the inflight I/O tracking of VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (vhost-user.rst
- * "Inflight I/O tracking"), split rings, block devices, as QEMU 7.2's vhost-user-blk uses it: it gets the
+ * "Inflight I/O tracking"), split and packed rings, as a front-end that keeps the buffer uses it: it gets the
  * buffer once (GET_INFLIGHT_FD), keeps it, and after the back-end's connection goes away (a crash, a restart)
- * hands the same buffer back with SET_INFLIGHT_FD on the new connection (hw/block/vhost-user-blk.c
- * vhost_user_blk_start, vhost_dev_prepare_inflight: no new buffer while it has one), so that the back-end
- * resubmits what it had taken and not completed.
+ * hands the same buffer back with SET_INFLIGHT_FD on the new connection, so that the back-end resubmits what it
+ * had taken and not completed. QEMU does so for vhost-user-blk (hw/block/vhost-user-blk.c vhost_user_blk_start,
+ * vhost_dev_prepare_inflight: no new buffer while it has one) and, since 8.2, vhost-user-scsi
+ * (hw/scsi/vhost-scsi-common.c); cloud-hypervisor for block, fs and net. The front-end profile says which
+ * (FrontendProfile.inflight): a type it keeps no buffer for is skipped, saying so, since a front-end that never
+ * hands the buffer back cannot rely on it. Block devices write and read known data (this file); the other
+ * kinds move their sample request (inflight-any.ts), as migrate.resume does.
  *
  * Why a reconnection and not a second launch: it is what QEMU does, it needs no second disk nor a second
  * binary, and it is one back-end's own rule (it wrote the buffer, it reads it back). A back-end that serves one
  * front-end and ends (contrib's vhost-user-blk) is launched again at the same socket with the same arguments
  * and disk: that is the restart QEMU reconnects to. In attach mode the back-end is reconnected to.
  *
- * What the harness judges, and how:
- * - Recording, on the first connection: after requests made available together were completed, the region
- *   is initialized (version 1), each head's counter grows in the order the heads were made available (they are
- *   taken in that order), none is left inflight, and used_idx is the used ring's idx ("When receiving
- *   available buffers", "When supplying used buffers"). Counters are the one mark a completed request leaves:
- *   a back-end that records nothing fails here.
+ * The split ring first; then, where VIRTIO_F_RING_PACKED is offered and the profile passes it on, the same on a
+ * packed ring (its skip reason is reported otherwise). What the harness judges, and how (inflight-tracks.ts):
+ * - Recording, on the first connection: after requests made available together and one alone were completed,
+ *   the region is initialized (version 1) and nothing is left inflight. Split: each head's counter grows in
+ *   the order the heads were made available, used_idx is the used ring's idx, last_batch_head the head of the
+ *   one completed alone. Packed: entries are not indexed by head but taken from a free list and given back
+ *   when used, so a back-end that serves a list before it takes the next reuses them at once; what is left to
+ *   judge is the entry of the one completed alone (found by its first descriptor's address and buffer id and
+ *   its num): its counter the largest, it heading the free list (free_head), the free list holding every entry,
+ *   used_idx and used_wrap_counter where the driver expects the next used descriptor, old_free_head,
+ *   old_used_idx and old_used_wrap_counter committed to them. A back-end that records nothing fails here.
  * - Resubmission, on the second: no back-end can be made to hold a request it took without completing it
  *   (the fixture and libvhost-user complete a request before they look at the next kick, and a kill at the
  *   right instant is a race). So the harness writes the state a back-end that died between "When receiving"'s
- *   step 4 and its completion leaves: requests made available after the ring was stopped, never kicked, each
- *   marked inflight with the next counters, the base past them. The back-end cannot tell this from its own
- *   crash (the buffer is all it keeps), and libvhost-user reaches the same base from it (used idx plus the
- *   entries inflight). Handed that buffer, the new connection must complete each of them once, their data
- *   written or read as asked, and clear their entries.
+ *   steps and the completion leaves: four requests made available after the ring was stopped, never kicked,
+ *   each marked taken with the next counters (packed: "When receiving"'s steps, their descriptors copied into
+ *   the free list's entries from old_free_head), the base past them (packed: the available position past
+ *   them, the used position where the first is due). The back-end cannot tell this from its own crash (the
+ *   buffer is all it keeps), and libvhost-user reaches the same base from it (used idx plus the entries
+ *   inflight). Handed that buffer, the new connection must complete each of them once, their data written or
+ *   read as asked (other kinds: each completion judged, net's frame seen looped back), and clear their entries.
+ *   A packed ring's lists are served from the entries (their descriptors may be overwritten in the ring); DPDK's
+ *   vhost_blk example moves its available position past each list it resubmits (last_avail_idx += num), as if
+ *   the base named the first: such a back-end would look past the four, a convention no sentence sets.
  * - Counter order is not judged: the resubmitted requests are all in flight together, and a back-end whose
  *   I/O is asynchronous may complete them in any order (the order is reported). Whether they are served before
  *   any kick (libvhost-user kicks itself "in case of I/O hang after reconnecting", since QEMU does not kick
  *   after a reconnection) is reported too, not judged: vhost-user.rst's ring states start a ring on a kick,
  *   so the harness kicks.
- * - The repair: the request completed last on the first connection (alone, so its head is last_batch_head)
- *   is set inflight again with used_idx one behind the used ring's idx, the state "When supplying used
- *   buffers" leaves when the back-end dies after increasing the used ring's idx and before its last two steps
- *   (the driver has not reused its descriptors: it collects that completion only after the four are posted).
- *   "When reconnecting" clears it rather than resubmitting it: a used element for it again is a failure.
- * - Not judged: packed rings.
+ * - The repair: the request completed last on the first connection is left as a back-end that died while
+ *   supplying it leaves it. Split: inflight again with used_idx one behind the used ring's idx ("When supplying
+ *   used buffers" after increasing the used ring's idx, before its last two steps). Packed: its supply undone,
+ *   the four taken, then its entries linked back in front of free_head and used_idx moved past it, its used
+ *   descriptor being in the ring, but not the last two steps (inflight 0, old_* committed); "When reconnecting"
+ *   then sees, at old_used_idx, flags that are not an available descriptor's and commits it. Either way the
+ *   repair clears it rather than resubmitting it: a used element for it again is a failure (the driver has not
+ *   reused its descriptors: it collects that completion only after the four are posted).
  *
  * SHOULD: the spec's words are "the queue region should be processed as follows" and "back-end may need to
- * resubmit inflight I/Os"; QEMU 7.2's vhost-user-blk relies on it across a back-end reconnection.
+ * resubmit inflight I/Os"; QEMU's vhost-user-blk relies on it across a back-end reconnection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
@@ -48,11 +64,9 @@ import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/e
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
 import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
-import { frontendConnection, serveOnSocketPath, serveOnSocketPathAt } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
+import { serveOnSocketPath } from '../../harness/process/probes.js';
+import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
-import { connectUnix } from '../../harness/sys/libc.js';
-import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
 import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
 import type { DriverQueue } from '../../harness/virtqueue/port.js';
@@ -60,55 +74,18 @@ import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { type BlockSetup, COMPLETION_RULES, openBlock } from '../common/block.js';
 import { freshSeed } from '../common/seed.js';
 import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
+import { samplesAcrossReconnection } from './inflight-any.js';
 import { mapInflightBuffer } from './inflight-region.js';
-import { type InflightTrack, type Noted, packedTrack, splitTrack } from './inflight-tracks.js';
+import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
+import { reconnect } from './reconnect.js';
 import { sharedDisk } from './resume.js';
 
 const INFLIGHT_SPEC = 'vhost-user.rst#inflight-i-o-tracking';
-const INFLIGHT_BIT = 1n << BigInt(ProtocolFeature.INFLIGHT_SHMFD);
 /** Sectors of each zone of the scratch area: written on the first connection, then by the requests left. */
 const ZONE = 8;
 
-/** Waits until the device used `noted`, the one request in flight, within the deadline. */
-async function usedWithin(ctx: CheckContext, track: InflightTrack, noted: Noted): Promise<void> {
-  const deadline = performance.now() + ctx.timeoutMs;
-  while (!track.used(noted)) {
-    if (performance.now() > deadline)
-      throw new TimeoutError(`the request posted alone (head ${noted.head}) used, kicked`, ctx.timeoutMs);
-    await sleep(5);
-  }
-}
-
-/** A new front-end connection to the back-end: the same process if it still serves, else a launch again. */
-async function reconnect(
-  ctx: CheckContext,
-  first: { socket: string; alive: () => boolean; exited: Promise<unknown> } | null,
-  args: string[],
-): Promise<{ connection: Connection; how: string; relaunched: boolean }> {
-  if (first === null)
-    return {
-      connection: await frontendConnection(ctx),
-      how: 'reconnected to the back-end',
-      relaunched: false,
-    };
-  // A back-end that ends once its front-end leaves (the spec lets it) is given the time to end.
-  await Promise.race([first.exited.catch(() => undefined), sleep(quietMs(ctx))]);
-  if (first.alive()) {
-    try {
-      const connection = Connection.fromFd(connectUnix(first.socket), ctx.timeoutMs);
-      ctx.scope.defer('front-end connection (reconnected)', () => connection.close());
-      return { connection, how: 'reconnected to the same process', relaunched: false };
-    } catch {
-      // Not listening any more: it is launched again below, as QEMU reconnects to a restarted back-end.
-    }
-  }
-  const served = await serveOnSocketPathAt(ctx, first.socket, args);
-  return {
-    connection: served.connection,
-    how: 'the back-end launched again at the same socket and disk (it ended with its first front-end)',
-    relaunched: true,
-  };
-}
+/** The exercise on one ring layout (packed with `packed`): what it saw. */
+type Exercise = (ctx: CheckContext, packed: boolean) => Promise<string>;
 
 /**
  * The whole exercise on a block device whose ring is split, or packed (`packed`): recording on a first
@@ -127,21 +104,7 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   const a: BlockSetup<DriverQueue<unknown>> = packed
     ? await openBlock(ctx, { ...options, packed: true })
     : await openBlock(ctx, options);
-  const profile = a.started.profile;
-  if (!a.started.protocol)
-    throw new SkipError(
-      `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
-        hasBit(a.started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
-          ? `left out by the ${profile.name} profile`
-          : 'not offered'
-      }): no INFLIGHT_SHMFD`,
-    );
-  if (!hasBit(a.session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-    throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
-  if (!profile.inflight.includes('block'))
-    throw new SkipError(`the ${profile.name} profile keeps no inflight buffer for block devices`);
-  const kept = a.started.inflight;
-  if (!kept) throw new SkipError('GET_INFLIGHT_FD answered mmap_size 0: no buffer to track requests in');
+  const kept = keptBuffer(a.started, a.session, 'block');
   const queue = a.ring.queue;
   const buffer = mapInflightBuffer(
     ctx.scope,
@@ -151,8 +114,8 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
     kept.description.numQueues,
   );
   const track = packed
-    ? packedTrack(buffer, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
-    : splitTrack(buffer, queue as SplitVirtqueue<unknown>);
+    ? packedTrack(buffer, 0, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
+    : splitTrack(buffer, 0, queue as SplitVirtqueue<unknown>);
   const port = new HandoverPort<unknown, DriverQueue<unknown>>(a.ring);
   const blk = new BlkDriver(port, {
     timeoutMs: ctx.timeoutMs,
@@ -365,9 +328,9 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
 }
 
 /** The packed-ring part: what it saw, or why it was not done (a SkipError's reason), for the message. */
-async function packedPart(ctx: CheckContext): Promise<string> {
+async function packedPart(ctx: CheckContext, exercise: Exercise): Promise<string> {
   try {
-    return `packed ring: ${await blockAcrossReconnection(ctx, true)}`;
+    return `packed ring: ${await exercise(ctx, true)}`;
   } catch (err) {
     if (err instanceof SkipError) return `packed ring not checked: ${err.message}`;
     if (err instanceof VhuError) {
@@ -384,33 +347,40 @@ export const inflightChecks = defineChecks('migrate', [
     title:
       'with INFLIGHT_SHMFD, the back-end records the requests it takes in the inflight buffer and, handed it back after a reconnection, resubmits those left inflight',
     detail:
-      "block devices, split rings, where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for block (the qemu profile): on a first connection, writes and reads made available together and completed, then the buffer's queue region read: version 1, counters growing in the order the heads were made available, nothing left inflight, used_idx the used ring's idx; the ring stopped (GET_VRING_BASE), four requests (two reads of what was written, two writes) made available and not kicked, marked inflight in the buffer with the next counters as a back-end that took them and died would have left them, and the read completed last (alone) set inflight again with used_idx one behind, as a back-end that died after publishing it and before clearing it would have left it; the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four, then kicked: each of the four completes once, the read completed last is not done again (the spec's used_idx repair clears it), the reads return what was written, the writes are on the disk, their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; packed rings are not judged",
+      "where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for the device type (qemu: block and scsi; qemu-7.2: block; cloud-hypervisor: block, fs, net), on a split ring, then on a packed one where VIRTIO_F_RING_PACKED is offered and passed on: on a first connection, requests made available together and one alone completed (block: writes and reads of known data; other kinds their sample request), then the ring's queue region read: version 1, nothing left inflight; split: counters growing in the order the heads were made available, used_idx the used ring's idx, last_batch_head the one completed alone; packed: the entry of the one completed alone with the largest counter heading the free list (free_head), the free list holding every entry, used_idx and used_wrap_counter the driver's next used position, old_* committed; the rings stopped (GET_VRING_BASE), four requests made available and not kicked, marked taken in the buffer with the next counters as a back-end that took them and died would have left them (packed: their descriptors copied into the free list's entries), and the one completed last left as a back-end that died while supplying it leaves it (split: inflight again with used_idx one behind; packed: linked back, used_idx moved, old_* not committed); the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four (packed: the used position at the first), then kicked: each of the four completes once, the one completed last is not done again (the spec's repair clears it), block reads return what was written and writes are on the disk (other kinds: each completion judged, net's frame seen), their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; an fs device (its requests need a FUSE session first) is skipped",
     severity: 'SHOULD',
     spec: INFLIGHT_SPEC,
     rule:
       'vhost-user.rst (QEMU 7.2), Inflight I/O tracking: "To support reconnecting after restart or crash, ' +
       'back-end may need to resubmit inflight I/Os."; "To track inflight I/O, the queue region should be ' +
-      'processed as follows:" ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
+      'processed as follows:"; split ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
       'the value of global counter ... Set desc[i].inflight to 1"; "When supplying used buffers ...: Set last_batch_head to i ... Set the ' +
       'inflight field of each DescStateSplit entry in the batch to 0 ... Set used_idx to the idx value of used ' +
       'ring"; "When reconnecting: If the value of used_idx does not match the idx value of used ring ... Set ' +
       'the inflight field of each DescStateSplit entry to 0 in last batch list which starts from ' +
       'last_batch_head ... Resubmit inflight DescStateSplit entries in order of their counter ' +
-      'value"); no MUST. Interoperability: QEMU 7.2\'s vhost-user-blk relies on it across a back-end ' +
-      'reconnection (hw/block/vhost-user-blk.c keeps the buffer and hands it back with SET_INFLIGHT_FD)',
+      'value"); packed ("When receiving ...: If d is head descriptor, Set desc[old_free_head].num to 0 ... ' +
+      'Set desc[old_free_head].counter to the value of global counter ... Set desc[old_free_head].inflight to 1 ' +
+      '... Set desc[free_head].addr, desc[free_head].len, desc[free_head].flags, desc[free_head].id to d.addr, ' +
+      'd.len, d.flags, d.id ... Set free_head to desc[free_head].next"; "When supplying ...: Set desc[e.last].next ' +
+      'to free_head; Set free_head to the index of e ... Increase used_idx by the size of the batch and update ' +
+      'used_wrap_counter if needed ... Set old_free_head, old_used_idx, old_used_wrap_counter to free_head, ' +
+      'used_idx, used_wrap_counter"; "When reconnecting: If used_idx does not match old_used_idx ... If d.flags is ' +
+      'not equal to the calculated flags value ... set old_free_head, old_used_idx, old_used_wrap_counter to ' +
+      'free_head, used_idx, used_wrap_counter ... Set the inflight field of each DescStatePacked entry in free ' +
+      'list to 0 ... Resubmit inflight DescStatePacked entries in order of their counter value"); no MUST. ' +
+      "Interoperability: QEMU's vhost-user-blk relies on it across a back-end reconnection (hw/block/vhost-user-blk.c " +
+      'keeps the buffer and hands it back with SET_INFLIGHT_FD), as do its vhost-user-scsi since 8.2 and ' +
+      "cloud-hypervisor's block, fs and net devices",
     // A back-end that serves no second front-end is proto.lifecycle.reconnect's finding (it runs later): skipped.
     needs: ['proto.inflight.get-fd', 'vring.get-vring-base'],
     // Twice (split, then packed): two connections (maybe two launches), the start-ups, the quiet windows, the
     // requests on each side.
     budgetMs: (timeoutMs) => 32 * timeoutMs + 10000,
     async run(ctx) {
-      if (ctx.target.type !== 'block') {
-        throw new SkipError(
-          `device type ${ctx.target.type ?? 'unknown'}: the check makes its requests with the block driver only, for now`,
-        );
-      }
-      const split = await blockAcrossReconnection(ctx, false);
-      return `${split}; ${await packedPart(ctx)}`;
+      const exercise = ctx.target.type === 'block' ? blockAcrossReconnection : samplesAcrossReconnection;
+      const split = await exercise(ctx, false);
+      return `${split}; ${await packedPart(ctx, exercise)}`;
     },
   },
 ]);

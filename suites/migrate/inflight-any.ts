@@ -106,14 +106,7 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
       `GET_VRING_BASE of ${where} returned ${track.describeBase(base)}, not ` +
         `${track.describeBase(track.consumedMark())}: every request made available was completed`,
     );
-  const samples = new Map<number, string>();
-  const pending = Array.from({ length: LEFT }, () =>
-    track.note(() => {
-      const { sample, head } = driver.postHead();
-      samples.set(head, sample.what);
-      return head;
-    }),
-  );
+  const pending = Array.from({ length: LEFT }, () => track.note(() => driver.postHead().head));
   const from = track.maxCounter() + 1n;
   const marked = track.crash(pending, from, last);
   const final = driver.collectNow();

@@ -141,8 +141,8 @@ const VARIANT_EXPECTS: Record<
 /** Areas whose checks drive one device type's traffic; a back-end of another type skips them. */
 const DEVICE_AREAS: Readonly<Record<string, string>> = {
   vring: 'block',
-  // migrate.inflight moves a block device only, for now (migrate.abi-stable is of every type: the references of
-  // the other types pass it, as they must every check they run; migrate.resume and device-state: below).
+  // migrate.abi-stable is of every type: the references of the other types pass it, as they must every check
+  // they run; migrate.resume, migrate.inflight and device-state: below.
   migrate: 'block',
   net: 'net',
   fs: 'fs',
@@ -158,13 +158,21 @@ const DEVICE_AREAS: Readonly<Record<string, string>> = {
 const DEVICE_CHECKS: Readonly<Record<string, string | null>> = {
   'migrate.device-state': 'fs',
   'migrate.resume': null,
+  'migrate.inflight': null,
 };
 
 /**
  * A check every device reference must pass but those named: an fs device's FUSE session moves with its state
- * (migrate.device-state), so migrate.resume skips it, saying so.
+ * (migrate.device-state), so migrate.resume skips it, saying so; migrate.inflight runs where the default (qemu)
+ * profile keeps an inflight buffer for the type (block, scsi) and skips the others, saying so (KEEPS_NO_INFLIGHT).
  */
-const EVERY_KIND: Readonly<Record<string, readonly string[]>> = { 'migrate.resume': ['fs'] };
+const EVERY_KIND: Readonly<Record<string, readonly string[]>> = {
+  'migrate.resume': ['fs'],
+  'migrate.inflight': ['net', 'fs', 'gpu', 'input'],
+};
+
+/** The device types the qemu profile keeps no inflight buffer for: migrate.inflight skips there, saying so. */
+const KEEPS_NO_INFLIGHT = EVERY_KIND['migrate.inflight']!;
 
 /** The device type whose traffic a check drives, undefined for a check of every type. */
 function deviceOfCheck(id: string, area: string): string | undefined {
@@ -462,6 +470,14 @@ describe(SUITE, function () {
       ).to.deep.equal([]);
       expect(broken(run.report), run.stdout).to.deep.equal([]);
       expect(run.exitCode, run.stderr).to.equal(0);
+      if (KEEPS_NO_INFLIGHT.includes(type)) {
+        expect(all['migrate.inflight'], 'migrate.inflight').to.equal('skip');
+        expect(messageOf(run.report, 'migrate.inflight')).to.match(
+          new RegExp(
+            `^the qemu profile keeps no inflight buffer for ${type} devices \\(it keeps one for block, scsi\\)$`,
+          ),
+        );
+      }
       if (type === 'fs') {
         expect(readdirSync(sharedOf(wrapper)), 'trees left in the shared directory').to.deep.equal([]);
         expect(messageOf(run.report, 'migrate.resume')).to.match(

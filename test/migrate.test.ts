@@ -1,6 +1,7 @@
 /**
  * The migrate checks through the CLI. migrate.inflight: the reference resubmits what the buffer handed back
- * says is inflight (pass, also in attach mode), the flaws that leave it or skip the used_idx repair fail it, qemu-storage-daemon offers no
+ * says is inflight, on split and packed rings (pass, also in attach mode), the flaws that leave it (split, or
+ * packed only) or skip the used_idx repair fail it, qemu-storage-daemon offers no
  * INFLIGHT_SHMFD (skip; contrib's vhost-user-blk: test/contrib.test.ts). migrate.resume: the reference back-end moves (pass), the flawed
  * destination that skips what the source left fails saying so, qemu-storage-daemon moves between two daemons
  * sharing one image (through test/qemu-storage-daemon-adapter, which gives it --socket-path and --blk-file),
@@ -67,7 +68,14 @@ describe('the migrate checks through the CLI', function () {
     );
     // It serves the next front-end: the same process is handed the buffer back, and resubmits on the kick.
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5, and head \d+ left in the last batch \(used_idx \d+\); reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+$/,
+      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5, and head \d+ left in the last batch \(used_idx \d+\); reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+; packed ring: /,
+    );
+    // It offers VIRTIO_F_RING_PACKED: the packed queue region too, its lists resubmitted from their entries.
+    const position = '\\d+ \\(wrap [01]\\)';
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      new RegExp(
+        `; packed ring: 8 requests recorded \\(the entry of the one completed last holding the largest counter and heading the free list, which holds every entry, none left inflight, used_idx committed\\); 4 requests marked inflight \\(heads (\\d+), (\\d+), (\\d+), (\\d+), counters \\d+\\.\\.\\d+\\) after the ring stopped at ${position}, and head \\d+ left linked back and not committed; reconnected to the same process, the buffer handed back, the ring at available ${position}, used ${position}: each completed once \\(heads in the order \\1, \\2, \\3, \\4; 0 before any kick\\), the data right, the entries cleared; it stopped at ${position}$`,
+      ),
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
@@ -157,6 +165,43 @@ describe('the migrate checks through the CLI', function () {
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
+  });
+
+  it('vhu-flaw-inflight-packed-not-resubmitted fails migrate.inflight on the packed ring only: the lists its packed region says are inflight are lost', async () => {
+    const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-packed-not-resubmitted')]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^packed ring: reconnected to the same process, the inflight buffer handed back \(head entries \d+, \d+, \d+, \d+ inflight \(buffer ids \d+, \d+, \d+, \d+\), counters \d+ to \d+\) and SET_VRING_BASE available \d+ \(wrap [01]\), used \d+ \(wrap [01]\), then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; head \d+, completed last on the first connection, its entries linked back to the free list and used_idx moved past its used descriptor, not committed \(old_used_idx behind\): the spec's repair commits it \(the used descriptor is written\) and clears it rather than resubmits it; timed out/,
+    );
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('under cloud-hypervisor, which keeps the buffer for net and fs too: the net reference resubmits its frames, fs is skipped', async () => {
+    const net = await runCli([...INFLIGHT, '--frontend', 'cloud-hypervisor', fixture('vhu-reference-net')]);
+    expect(verdicts(net.report), net.stdout).to.deep.equal({ 'migrate.inflight': 'pass' });
+    expect(messageOf(net.report, 'migrate.inflight')).to.match(
+      /^a net device, transmitq0 \(vring 1\): 5 sample requests recorded \(counters growing, none left inflight\); 4 marked inflight .*each completed once .*\(the frame coming back on receiveq0 .*: each seen\), judged, the entries cleared; it stopped at \d+; packed ring not checked: the cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
+    );
+    expectClean(net);
+    const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
+    try {
+      const fs = await runCli([
+        ...INFLIGHT,
+        '--frontend',
+        'cloud-hypervisor',
+        fixture('vhu-reference-fs'),
+        '--',
+        `--shared-dir=${share.path}`,
+      ]);
+      expect(verdicts(fs.report), fs.stdout).to.deep.equal({ 'migrate.inflight': 'skip' });
+      expect(messageOf(fs.report, 'migrate.inflight')).to.match(
+        /^a fs device's requests need an opening one first/,
+      );
+      expectClean(fs);
+    } finally {
+      await share.cleanup();
+    }
   });
 
   it('vhu-flaw-reconnect-features-flip fails migrate.abi-stable, naming the bit the second front-end was offered', async () => {

@@ -56,7 +56,12 @@ export async function startDevice(
       indirect: ring.indirect ?? false,
     };
     if (ring.packed)
-      device.preparePackedRing(ring.index, ring.size, { ...options, inOrder: ring.inOrder ?? false });
+      device.preparePackedRing(ring.index, ring.size, {
+        ...options,
+        inOrder: ring.inOrder ?? false,
+        ...(ring.base === undefined ? {} : { base: ring.base }),
+        ...(ring.queue ? { queue: ring.queue } : {}),
+      });
     else
       device.prepareRing(ring.index, ring.size, {
         ...options,

@@ -66,10 +66,11 @@ export interface VringOptions {
   /** Where the three parts go (default: allocated in the ring region). */
   placement?: RingPlacement;
   /**
-   * A split ring the guest already has, in this device's memory (a migration destination takes over the
-   * source's): used as it stands, neither laid out nor reset; `base` is where the destination resumes it.
+   * A ring the guest already has, in this device's memory (a migration destination takes over the source's):
+   * used as it stands, neither laid out nor reset; `base` is where the destination resumes it. A split ring's
+   * queue for a split ring, a packed one's for a packed ring.
    */
-  queue?: SplitVirtqueue<unknown>;
+  queue?: SplitVirtqueue<unknown> | PackedVirtqueue<unknown>;
 }
 
 /**
@@ -287,6 +288,8 @@ export class FrontendDevice {
   prepareRing<T = unknown>(index: number, size: number, options: VringOptions = {}): Vring<T> {
     if (this.#rings.has(index))
       throw new Error(`vring ${index} is already set up; restart it with restartDevice`);
+    if (options.queue instanceof PackedVirtqueue)
+      throw new Error(`vring ${index}: a packed queue for a split ring`);
     if (options.queue)
       return this.#adoptRing<T>(index, size, options.queue as SplitVirtqueue<T>, options.base);
     const queue = new SplitVirtqueue<T>(this.memory, size, {
@@ -331,13 +334,38 @@ export class FrontendDevice {
     return ring;
   }
 
-  /** `preparePackedRing` is to `setUpPackedRing` what `prepareRing` is to `setUpRing`. */
+  /**
+   * `preparePackedRing` is to `setUpPackedRing` what `prepareRing` is to `setUpRing`; with `queue`, over a
+   * packed ring the guest already has, resumed at `base` (SET_VRING_BASE's available and used positions).
+   */
   preparePackedRing<T = unknown>(
     index: number,
     size: number,
-    options: { eventIdx?: boolean; indirect?: boolean; inOrder?: boolean } = {},
+    options: {
+      eventIdx?: boolean;
+      indirect?: boolean;
+      inOrder?: boolean;
+      queue?: SplitVirtqueue<unknown> | PackedVirtqueue<unknown>;
+      base?: number;
+    } = {},
   ): Vring<T, PackedVirtqueue<T>> {
     if (this.#rings.has(index)) throw new Error(`vring ${index} is already set up`);
+    if (options.queue) {
+      const adopted = options.queue;
+      if (!(adopted instanceof PackedVirtqueue))
+        throw new Error(`vring ${index}: a split queue for a packed ring`);
+      if (adopted.memory !== this.memory || adopted.size !== size)
+        throw new Error(`vring ${index}: the queue is another guest's, or of another size`);
+      const ring = new Vring<T, PackedVirtqueue<T>>(
+        index,
+        adopted as PackedVirtqueue<T>,
+        ...this.#eventFds(index),
+        () => this.#disconnected,
+      );
+      this.#rings.set(index, ring as unknown as Vring<unknown, DriverQueue<unknown>>);
+      this.#bases.set(index, options.base ?? packedBase(adopted.availPosition, adopted.usedPosition));
+      return ring;
+    }
     const queue = new PackedVirtqueue<T>(this.memory, size, {
       eventIdx: options.eventIdx ?? false,
       indirect: options.indirect ?? false,

@@ -4,25 +4,25 @@
  * requests and the queue; the kicks and the waits go to whichever device's ring it is handed over to.
  */
 
-import type { UsedBatch, VringPort, WaitUsedOptions } from '../virtqueue/port.js';
+import type { DriverQueue, UsedBatch, VringPort, WaitUsedOptions } from '../virtqueue/port.js';
 import type { SplitVirtqueue } from '../virtqueue/split.js';
 import type { Vring } from './device.js';
 
-export class HandoverPort<T> implements VringPort<T> {
-  #ring: Vring<T>;
+export class HandoverPort<T, Q extends DriverQueue<T> = SplitVirtqueue<T>> implements VringPort<T, Q> {
+  #ring: Vring<T, Q>;
 
-  constructor(ring: Vring<T>) {
+  constructor(ring: Vring<T, Q>) {
     this.#ring = ring;
   }
 
   /** Kicks and waits go to `ring` from now on; it must be over the same queue. */
-  handOver(ring: Vring<T>): void {
+  handOver(ring: Vring<T, Q>): void {
     if (ring.queue !== this.#ring.queue) throw new Error(`vring ${ring.index} is another queue`);
     this.#ring = ring;
   }
 
   /** The ring it is handed over to now. */
-  get ring(): Vring<T> {
+  get ring(): Vring<T, Q> {
     return this.#ring;
   }
 
@@ -30,7 +30,7 @@ export class HandoverPort<T> implements VringPort<T> {
     return this.#ring.index;
   }
 
-  get queue(): SplitVirtqueue<T> {
+  get queue(): Q {
     return this.#ring.queue;
   }
 
@@ -42,7 +42,7 @@ export class HandoverPort<T> implements VringPort<T> {
     return this.#ring.waitUsed(timeoutMs, count, options);
   }
 
-  takeUsed(): ReturnType<Vring<T>['takeUsed']> {
+  takeUsed(): ReturnType<Vring<T, Q>['takeUsed']> {
     return this.#ring.takeUsed();
   }
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createGuestMemory, type GuestMemory } from '../memory/guest-memory.js';
 import { UsedRingError, VirtqueueError } from './errors.js';
-import { PackedVirtqueue, packedBase, packedPosition, RingEventFlags } from './packed.js';
+import { PackedVirtqueue, packedAdvance, packedBase, packedPosition, RingEventFlags } from './packed.js';
 import type { BufferElement } from './split.js';
 
 /** pvirtq_desc flag bits, written here from the spec rather than imported from packed.ts. */
@@ -325,6 +325,20 @@ describe('virtqueue/packed', () => {
     expect(queue.collectUsed().map((u) => u.token)).to.deep.equal(['t0', 't1', 't2']);
     expect(queue.availPosition).to.equal(packedPosition(1, true));
     expect(thrown(() => queue.resetTo(9)).message).to.match(/outside a ring of 8/);
+  });
+
+  it('reads back a list made available, as a device takes it, across the end of the ring', () => {
+    const { queue } = setUp(5);
+    queue.resetTo(packedBase(packedPosition(4, true), packedPosition(4, true)));
+    const at = queue.availPosition;
+    const id = queue.addRequest([read(0x1000n, 16), write(0x2000n, 8)]);
+    expect(queue.listAt(at)).to.deep.equal([
+      { addr: 0x1000n, len: 16, id, flags: F_AVAIL | F_NEXT },
+      { addr: 0x2000n, len: 8, id, flags: F_USED | F_WRITE },
+    ]);
+    expect(packedAdvance(at, 2, 5)).to.equal(queue.availPosition);
+    expect(queue.usedAt(at)).to.equal(false);
+    expect(packedAdvance(packedPosition(3, false), 12, 5)).to.equal(packedPosition(0, true));
   });
 
   describe('IN_ORDER', () => {

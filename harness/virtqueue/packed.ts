@@ -61,6 +61,25 @@ export function packedBase(availPosition: number, usedPosition: number): number 
   return ((availPosition & 0xffff) | ((usedPosition & 0xffff) << 16)) >>> 0;
 }
 
+/** One descriptor of a packed ring as the ring holds it (pvirtq_desc). */
+export interface PackedDescriptor {
+  addr: bigint;
+  len: number;
+  id: number;
+  flags: number;
+}
+
+/** The position `count` descriptors past `position` (offset and wrap counter), in a ring of `size`. */
+export function packedAdvance(position: number, count: number, size: number): number {
+  let offset = (position & 0x7fff) + count;
+  let wrap = (position & WRAP_BIT) !== 0;
+  while (offset >= size) {
+    offset -= size;
+    wrap = !wrap;
+  }
+  return packedPosition(offset, wrap);
+}
+
 export interface PackedPlacement {
   descRing: bigint;
   driverArea: bigint;
@@ -234,6 +253,41 @@ export class PackedVirtqueue<T = unknown> {
   /** Ring descriptors not held by a buffer in flight. */
   get numFree(): number {
     return this.#freeDescs;
+  }
+
+  /**
+   * The descriptors of the list made available at `position` (as `availPosition` gave it before the list was
+   * added), as the ring holds them: address, length, buffer id and flags (AVAIL and USED as the driver wrote
+   * them), the list followed by NEXT. What a device reads when it takes the list; only meaningful while the
+   * list is available (the device overwrites its first descriptor when it uses it).
+   */
+  listAt(position: number): PackedDescriptor[] {
+    const list: PackedDescriptor[] = [];
+    let offset = position & 0x7fff;
+    for (let n = 0; n < this.size; n++) {
+      const at = offset * PackedLayout.DESC_SIZE;
+      const flags = Atomics.load(this.#flags, offset * 8 + 7);
+      list.push({
+        addr: this.#descs.getBigUint64(at, true),
+        len: this.#descs.getUint32(at + 8, true),
+        id: this.#descs.getUint16(at + 12, true),
+        flags,
+      });
+      if (!(flags & PackedDescFlag.NEXT)) break;
+      offset = offset + 1 === this.size ? 0 : offset + 1;
+    }
+    return list;
+  }
+
+  /**
+   * Whether the device marked the descriptor at `position` used in the lap `position` names (AVAIL and USED
+   * both equal to its wrap counter), without taking anything: how a driver can see a list used before it
+   * collects it.
+   */
+  usedAt(position: number): boolean {
+    const flags = Atomics.load(this.#flags, (position & 0x7fff) * 8 + 7);
+    const wrap = (position & WRAP_BIT) !== 0;
+    return ((flags & PackedDescFlag.USED) !== 0) === wrap && ((flags & PackedDescFlag.AVAIL) !== 0) === wrap;
   }
 
   /** The Device Event Suppression structure as the device last wrote it. */

@@ -283,10 +283,18 @@ export class SampleDriver {
 
   /** Makes the next sample available, without a kick. */
   post(options: PostOptions = {}): Sample {
+    return this.postHead(options).sample;
+  }
+
+  /** `post`, with the head the sample went to (a split ring's head descriptor, a packed ring's buffer id). */
+  postHead(options: PostOptions = {}): { sample: Sample; head: number } {
     const sample = this.#source.next();
-    this.#ring.queue.addRequest(sample.chain, { token: sample, indirect: options.indirect ?? false });
+    const head = this.#ring.queue.addRequest(sample.chain, {
+      token: sample,
+      indirect: options.indirect ?? false,
+    });
     this.#posted++;
-    return sample;
+    return { sample, head };
   }
 
   kick(): void {

@@ -1,44 +1,60 @@
 /**
  * migrate.inflight: the inflight I/O tracking of VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (vhost-user.rst
- * "Inflight I/O tracking"), split rings, block devices, as QEMU 7.2's vhost-user-blk uses it: it gets the
+ * "Inflight I/O tracking"), split and packed rings, as a front-end that keeps the buffer uses it: it gets the
  * buffer once (GET_INFLIGHT_FD), keeps it, and after the back-end's connection goes away (a crash, a restart)
- * hands the same buffer back with SET_INFLIGHT_FD on the new connection (hw/block/vhost-user-blk.c
- * vhost_user_blk_start, vhost_dev_prepare_inflight: no new buffer while it has one), so that the back-end
- * resubmits what it had taken and not completed.
+ * hands the same buffer back with SET_INFLIGHT_FD on the new connection, so that the back-end resubmits what it
+ * had taken and not completed. QEMU does so for vhost-user-blk (hw/block/vhost-user-blk.c vhost_user_blk_start,
+ * vhost_dev_prepare_inflight: no new buffer while it has one) and, since 8.2, vhost-user-scsi
+ * (hw/scsi/vhost-scsi-common.c); cloud-hypervisor for block, fs and net. The front-end profile says which
+ * (FrontendProfile.inflight): a type it keeps no buffer for is skipped, saying so, since a front-end that never
+ * hands the buffer back cannot rely on it. Block devices write and read known data (this file); the other
+ * kinds move their sample request (inflight-any.ts), as migrate.resume does.
  *
  * Why a reconnection and not a second launch: it is what QEMU does, it needs no second disk nor a second
  * binary, and it is one back-end's own rule (it wrote the buffer, it reads it back). A back-end that serves one
  * front-end and ends (contrib's vhost-user-blk) is launched again at the same socket with the same arguments
  * and disk: that is the restart QEMU reconnects to. In attach mode the back-end is reconnected to.
  *
- * What the harness judges, and how:
- * - Recording, on the first connection: after requests made available together were completed, the region
- *   is initialized (version 1), each head's counter grows in the order the heads were made available (they are
- *   taken in that order), none is left inflight, and used_idx is the used ring's idx ("When receiving
- *   available buffers", "When supplying used buffers"). Counters are the one mark a completed request leaves:
- *   a back-end that records nothing fails here.
+ * The split ring first; then, where VIRTIO_F_RING_PACKED is offered and the profile passes it on, the same on a
+ * packed ring (its skip reason is reported otherwise). What the harness judges, and how (inflight-tracks.ts):
+ * - Recording, on the first connection: after requests made available together and one alone were completed,
+ *   the region is initialized (version 1) and nothing is left inflight. Split: each head's counter grows in
+ *   the order the heads were made available, used_idx is the used ring's idx, last_batch_head the head of the
+ *   one completed alone. Packed: entries are not indexed by head but taken from a free list and given back
+ *   when used, so a back-end that serves a list before it takes the next reuses them at once; what is left to
+ *   judge is the entry of the one completed alone (found by its first descriptor's address and buffer id and
+ *   its num): its counter the largest, it heading the free list (free_head), the free list holding every entry,
+ *   used_idx and used_wrap_counter where the driver expects the next used descriptor, old_free_head,
+ *   old_used_idx and old_used_wrap_counter committed to them. A back-end that records nothing fails here.
  * - Resubmission, on the second: no back-end can be made to hold a request it took without completing it
  *   (the fixture and libvhost-user complete a request before they look at the next kick, and a kill at the
  *   right instant is a race). So the harness writes the state a back-end that died between "When receiving"'s
- *   step 4 and its completion leaves: requests made available after the ring was stopped, never kicked, each
- *   marked inflight with the next counters, the base past them. The back-end cannot tell this from its own
- *   crash (the buffer is all it keeps), and libvhost-user reaches the same base from it (used idx plus the
- *   entries inflight). Handed that buffer, the new connection must complete each of them once, their data
- *   written or read as asked, and clear their entries.
+ *   steps and the completion leaves: four requests made available after the ring was stopped, never kicked,
+ *   each marked taken with the next counters (packed: "When receiving"'s steps, their descriptors copied into
+ *   the free list's entries from old_free_head), the base past them (packed: the available position past
+ *   them, the used position where the first is due). The back-end cannot tell this from its own crash (the
+ *   buffer is all it keeps), and libvhost-user reaches the same base from it (used idx plus the entries
+ *   inflight). Handed that buffer, the new connection must complete each of them once, their data written or
+ *   read as asked (other kinds: each completion judged, net's frame seen looped back), and clear their entries.
+ *   A packed ring's lists are served from the entries (their descriptors may be overwritten in the ring); DPDK's
+ *   vhost_blk example moves its available position past each list it resubmits (last_avail_idx += num), as if
+ *   the base named the first: such a back-end would look past the four, a convention no sentence sets.
  * - Counter order is not judged: the resubmitted requests are all in flight together, and a back-end whose
  *   I/O is asynchronous may complete them in any order (the order is reported). Whether they are served before
  *   any kick (libvhost-user kicks itself "in case of I/O hang after reconnecting", since QEMU does not kick
  *   after a reconnection) is reported too, not judged: vhost-user.rst's ring states start a ring on a kick,
  *   so the harness kicks.
- * - The repair: the request completed last on the first connection (alone, so its head is last_batch_head)
- *   is set inflight again with used_idx one behind the used ring's idx, the state "When supplying used
- *   buffers" leaves when the back-end dies after increasing the used ring's idx and before its last two steps
- *   (the driver has not reused its descriptors: it collects that completion only after the four are posted).
- *   "When reconnecting" clears it rather than resubmitting it: a used element for it again is a failure.
- * - Not judged: packed rings.
+ * - The repair: the request completed last on the first connection is left as a back-end that died while
+ *   supplying it leaves it. Split: inflight again with used_idx one behind the used ring's idx ("When supplying
+ *   used buffers" after increasing the used ring's idx, before its last two steps). Packed: its supply undone,
+ *   the four taken, then its entries linked back in front of free_head and used_idx moved past it, its used
+ *   descriptor being in the ring, but not the last two steps (inflight 0, old_* committed); "When reconnecting"
+ *   then sees, at old_used_idx, flags that are not an available descriptor's and commits it. Either way the
+ *   repair clears it rather than resubmitting it: a used element for it again is a failure (the driver has not
+ *   reused its descriptors: it collects that completion only after the four are posted).
  *
  * SHOULD: the spec's words are "the queue region should be processed as follows" and "back-end may need to
- * resubmit inflight I/Os"; QEMU 7.2's vhost-user-blk relies on it across a back-end reconnection.
+ * resubmit inflight I/Os"; QEMU's vhost-user-blk relies on it across a back-end reconnection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BlkRequest, describeBlkRequest, sectorPattern } from '../../harness/devices/block/blk.js';
@@ -48,67 +64,281 @@ import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/e
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
 import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
-import { frontendConnection, serveOnSocketPath, serveOnSocketPathAt } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
+import { serveOnSocketPath } from '../../harness/process/probes.js';
+import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
-import { connectUnix } from '../../harness/sys/libc.js';
-import { Connection } from '../../harness/transport/connection.js';
 import { FrontendSession } from '../../harness/transport/session.js';
+import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
+import type { DriverQueue } from '../../harness/virtqueue/port.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
-import { COMPLETION_RULES, openBlock } from '../common/block.js';
+import { type BlockSetup, COMPLETION_RULES, openBlock } from '../common/block.js';
 import { freshSeed } from '../common/seed.js';
 import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
-import { SplitInflightRegion } from './inflight-region.js';
+import { samplesAcrossReconnection } from './inflight-any.js';
+import { mapInflightBuffer } from './inflight-region.js';
+import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
+import { reconnect } from './reconnect.js';
 import { sharedDisk } from './resume.js';
 
 const INFLIGHT_SPEC = 'vhost-user.rst#inflight-i-o-tracking';
-const INFLIGHT_BIT = 1n << BigInt(ProtocolFeature.INFLIGHT_SHMFD);
 /** Sectors of each zone of the scratch area: written on the first connection, then by the requests left. */
 const ZONE = 8;
 
-/** Waits until the used ring's idx is `idx` (the back-end published what it was given), within the deadline. */
-async function usedIdxReaches(ctx: CheckContext, queue: SplitVirtqueue<unknown>, idx: number): Promise<void> {
-  const deadline = performance.now() + ctx.timeoutMs;
-  while (queue.rawUsedIdx !== idx) {
-    if (performance.now() > deadline)
-      throw new TimeoutError(
-        `used.idx ${idx} (one read, kicked)`,
-        ctx.timeoutMs,
-        `it is ${queue.rawUsedIdx}`,
+/** The exercise on one ring layout (packed with `packed`): what it saw. */
+type Exercise = (ctx: CheckContext, packed: boolean) => Promise<string>;
+
+/**
+ * The whole exercise on a block device whose ring is split, or packed (`packed`): recording on a first
+ * connection, the state of a crash written, resubmission on a second. Returns what it saw.
+ */
+async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Promise<string> {
+  // Launched: on a disk both launches share, should the back-end end with its first front-end.
+  const attach = ctx.target.connect !== null;
+  const disk = attach ? [] : (await sharedDisk(ctx, null)).source;
+  const served = attach ? null : await serveOnSocketPath(ctx, disk);
+  const options = {
+    ...(served ? { connection: served.connection } : {}),
+    writes: true,
+    requiredProtocolFeatures: INFLIGHT_BIT,
+  };
+  const a: BlockSetup<DriverQueue<unknown>> = packed
+    ? await openBlock(ctx, { ...options, packed: true })
+    : await openBlock(ctx, options);
+  const kept = keptBuffer(a.started, a.session, 'block');
+  const queue = a.ring.queue;
+  const buffer = mapInflightBuffer(
+    ctx.scope,
+    kept.fd,
+    Number(kept.description.mmapSize),
+    Number(kept.description.mmapOffset),
+    kept.description.numQueues,
+  );
+  const track = packed
+    ? packedTrack(buffer, 0, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
+    : splitTrack(buffer, 0, queue as SplitVirtqueue<unknown>);
+  const port = new HandoverPort<unknown, DriverQueue<unknown>>(a.ring);
+  const blk = new BlkDriver(port, {
+    timeoutMs: ctx.timeoutMs,
+    maxSectors: a.blk.maxSectors,
+    slots: 12,
+    keep: COMPLETION_RULES,
+  });
+  const scratch = a.scratch;
+  const zone1 = scratch + BigInt(ZONE);
+  const seed = freshSeed();
+  const written = sectorPattern(scratch, ZONE, seed);
+  const left = sectorPattern(zone1, ZONE, seed ^ 0x3c3c);
+  const original = await readSectors(blk, scratch, 2 * ZONE);
+
+  // Recording: eight requests made available together, their heads in that order.
+  const together: BlkRequest[] = [
+    ...[0, 2, 4, 6].map(
+      (i) =>
+        ({
+          type: 'OUT',
+          sector: scratch + BigInt(i),
+          data: written.subarray(i * 512, (i + 2) * 512),
+        }) as const,
+    ),
+    ...[0, 2, 4, 6].map((i) => ({ type: 'IN', sector: scratch + BigInt(i), count: 2 }) as const),
+  ];
+  const notedTogether = together.map((r) => track.note(() => blk.post(r)));
+  blk.kick();
+  const byHead = new Map<number, BlkCompletion>();
+  while (byHead.size < together.length)
+    for (const c of (await blk.collect(together.length - byHead.size)).completions) byHead.set(c.head, c);
+  const done = notedTogether.map((n) => byHead.get(n.head)!);
+  for (const c of done) blk.expectOk(c);
+  expectSectors('read back on the first connection', written, await readSectors(blk, scratch, ZONE), scratch);
+  // One request alone last: its head is the last batch's ("Set last_batch_head to i"; packed: free_head).
+  // Its completion is collected only once the next requests are posted, so that the driver does not reuse
+  // its descriptors.
+  const last = track.note(() => blk.post({ type: 'IN', sector: scratch, count: 2 }));
+  port.notify();
+  await usedWithin(ctx, track, last);
+  const recording = await track.recorded(notedTogether, last);
+  if (recording.length)
+    throw new BackendError(
+      `after ${done.length} requests made available together and completed on the first connection, the ` +
+        `inflight buffer does not record them as the spec's steps do: ${recording.join('; ')}`,
+    );
+
+  // The ring stopped; then four requests made available, not kicked: taken, as far as the buffer says.
+  const base = (await stopDevice(a.started, a.device, [0])).get(0)!.availIndex;
+  if (base !== track.consumedMark())
+    throw new BackendError(
+      `GET_VRING_BASE returned ${track.describeBase(base)}, not ${track.describeBase(track.consumedMark())}: ` +
+        'every request made available was completed',
+    );
+  const pending: BlkRequest[] = [
+    { type: 'IN', sector: scratch, count: 3 },
+    { type: 'OUT', sector: zone1, data: left.subarray(0, 4 * 512) },
+    { type: 'IN', sector: scratch + 4n, count: 4 },
+    { type: 'OUT', sector: zone1 + 4n, data: left.subarray(4 * 512) },
+  ];
+  const notedPending = pending.map((r) => track.note(() => blk.post(r)));
+  const pendingHeads = notedPending.map((n) => n.head);
+  const from = track.maxCounter() + 1n;
+  // And the request completed last as if the back-end died after publishing it, before it cleared it: the
+  // spec's repair must clear it, not resubmit it.
+  const marked = track.crash(notedPending, from, last);
+  const final = blk.collectNow();
+  if (final.length !== 1 || final[0]!.head !== last.head)
+    throw new BackendError(
+      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone`,
+    );
+  blk.expectOk(final[0]!);
+  const resumeAt = track.resumeBase();
+  a.session.connection.close();
+  if (blk.collectNow().length)
+    throw new BackendError(
+      `the back-end used requests after GET_VRING_BASE stopped the ring (at ${track.describeBase(base)}): none was kicked`,
+    );
+
+  // The second connection: the same buffer, the same memory, the ring past the four.
+  const again = await reconnect(
+    ctx,
+    served
+      ? { socket: served.socket, alive: () => served.backend.alive, exited: served.backend.exited }
+      : null,
+    disk,
+  );
+  const session = new FrontendSession(again.connection);
+  const started = await initTargetSession(ctx, session, {
+    protocol: a.started.protocol,
+    required: INFLIGHT_BIT,
+  }).catch((err: unknown) => {
+    // A back-end that took the connection and serves it not: proto.lifecycle.reconnect's finding.
+    if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
+      throw new SkipError(
+        `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
+          'judge; no connection to hand the buffer back to',
       );
-    await sleep(5);
+    throw err;
+  });
+  const missing = a.features & ~started.offered;
+  if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
+    throw new SkipError(
+      `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}; ` +
+        'INFLIGHT_SHMFD ' +
+        `${hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD) ? 'negotiated' : 'not negotiated'}): ` +
+        'migrate.abi-stable judges that; nothing to hand the buffer back to',
+    );
+  const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
+  await startDevice(started, session, b, ctx.scope, {
+    features: a.features,
+    rings: [{ index: 0, size: queue.size, base: resumeAt, queue: queue as SplitVirtqueue<unknown>, packed }],
+    enable: started.protocol,
+    inflight: kept,
+  });
+  port.handOver(packed ? b.packedRing(0) : b.ring(0));
+  const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
+  const repairNote = packed
+    ? `; head ${last.head}, completed last on the first connection, its entries linked back to the free list ` +
+      "and used_idx moved past its used descriptor, not committed (old_used_idx behind): the spec's repair " +
+      'commits it (the used descriptor is written) and clears it rather than resubmits it'
+    : `; head ${last.head}, completed last on the first connection, inflight too with used_idx one behind ` +
+      "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
+  const got: BlkCompletion[] = [];
+  const collect = async (): Promise<void> => {
+    try {
+      while (got.length < pending.length)
+        got.push(...(await blk.collect(pending.length - got.length)).completions);
+    } catch (err) {
+      if (err instanceof TimeoutError)
+        throw new BackendError(
+          `${again.how}, the inflight buffer handed back (${marked}) and SET_VRING_BASE ${track.describeBase(resumeAt)}, ` +
+            `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
+            `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
+        );
+      if (err instanceof VhuError)
+        throw new BackendError(
+          `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}${repairNote}): ` +
+            err.message,
+          { cause: err },
+        );
+      throw err;
+    }
+  };
+  // Before any kick: what a back-end resubmits of its own accord (reported).
+  await sleep(quietMs(ctx));
+  got.push(...blk.collectNow());
+  const beforeKick = got.length;
+  port.notify();
+  await collect();
+  await sleep(quietMs(ctx));
+  try {
+    const extra = blk.collectNow();
+    if (extra.length)
+      throw new BackendError(
+        `${extra.map(what).join(', ')} used again after the ${pending.length} resubmitted requests completed`,
+      );
+  } catch (err) {
+    if (err instanceof BackendError || !(err instanceof VhuError)) throw err;
+    throw new BackendError(
+      `after the ${pending.length} requests inflight in the buffer completed once each, more used elements came: ` +
+        err.message,
+      { cause: err },
+    );
   }
+  for (const c of got) {
+    blk.expectOk(c);
+    if (c.request.type !== 'IN') continue;
+    const at = Number(c.request.sector - scratch) * 512;
+    expectSectors(
+      `${what(c)}, inflight in the buffer, resubmitted`,
+      written.subarray(at, at + c.request.count * 512),
+      c.data,
+      c.request.sector,
+    );
+  }
+  const uncleared = track.uncleared(notedPending, last);
+  if (uncleared.length)
+    throw new BackendError(
+      `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
+        'completed: a further reconnection would do them again',
+    );
+  expectSectors(
+    'the writes inflight in the buffer, read back after they were resubmitted',
+    left,
+    await readSectors(blk, zone1, ZONE),
+    zone1,
+  );
+  await writeSectors(blk, scratch, original);
+  const end = (await stopDevice(started, b, [0])).get(0)!.availIndex;
+  if (end !== track.consumedMark())
+    throw new BackendError(
+      `GET_VRING_BASE at the end returned ${track.describeBase(end)}, not ${track.describeBase(track.consumedMark())}: ` +
+        'every request made available was consumed',
+    );
+  const order = got.map((c) => c.head).join(', ');
+  const leftInBatch = packed
+    ? `head ${last.head} left linked back and not committed`
+    : `head ${last.head} left in the last batch (used_idx ${(last.at - 1) & 0xffff})`;
+  return await namingFindings(
+    ctx,
+    `${done.length} requests recorded (${track.recordedWhat}); ${pending.length} requests ` +
+      `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
+      `after the ring stopped at ${track.describeBase(base)}, and ${leftInBatch}; ` +
+      `${again.how}, the buffer handed back, the ring at ` +
+      `${track.describeBase(resumeAt)}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
+      `data right, the entries cleared; it stopped at ${track.describeBase(end)}`,
+    blk,
+  );
 }
 
-/** A new front-end connection to the back-end: the same process if it still serves, else a launch again. */
-async function reconnect(
-  ctx: CheckContext,
-  first: { socket: string; alive: () => boolean; exited: Promise<unknown> } | null,
-  args: string[],
-): Promise<{ connection: Connection; how: string; relaunched: boolean }> {
-  if (first === null)
-    return {
-      connection: await frontendConnection(ctx),
-      how: 'reconnected to the back-end',
-      relaunched: false,
-    };
-  // A back-end that ends once its front-end leaves (the spec lets it) is given the time to end.
-  await Promise.race([first.exited.catch(() => undefined), sleep(quietMs(ctx))]);
-  if (first.alive()) {
-    try {
-      const connection = Connection.fromFd(connectUnix(first.socket), ctx.timeoutMs);
-      ctx.scope.defer('front-end connection (reconnected)', () => connection.close());
-      return { connection, how: 'reconnected to the same process', relaunched: false };
-    } catch {
-      // Not listening any more: it is launched again below, as QEMU reconnects to a restarted back-end.
+/** The packed-ring part: what it saw, or why it was not done (a SkipError's reason), for the message. */
+async function packedPart(ctx: CheckContext, exercise: Exercise): Promise<string> {
+  try {
+    return `packed ring: ${await exercise(ctx, true)}`;
+  } catch (err) {
+    if (err instanceof SkipError) return `packed ring not checked: ${err.message}`;
+    if (err instanceof VhuError) {
+      err.message = `packed ring: ${err.message}`;
+      throw err;
     }
+    throw err;
   }
-  const served = await serveOnSocketPathAt(ctx, first.socket, args);
-  return {
-    connection: served.connection,
-    how: 'the back-end launched again at the same socket and disk (it ended with its first front-end)',
-    relaunched: true,
-  };
 }
 
 export const inflightChecks = defineChecks('migrate', [
@@ -117,289 +347,40 @@ export const inflightChecks = defineChecks('migrate', [
     title:
       'with INFLIGHT_SHMFD, the back-end records the requests it takes in the inflight buffer and, handed it back after a reconnection, resubmits those left inflight',
     detail:
-      "block devices, split rings, where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for block (the qemu profile): on a first connection, writes and reads made available together and completed, then the buffer's queue region read: version 1, counters growing in the order the heads were made available, nothing left inflight, used_idx the used ring's idx; the ring stopped (GET_VRING_BASE), four requests (two reads of what was written, two writes) made available and not kicked, marked inflight in the buffer with the next counters as a back-end that took them and died would have left them, and the read completed last (alone) set inflight again with used_idx one behind, as a back-end that died after publishing it and before clearing it would have left it; the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four, then kicked: each of the four completes once, the read completed last is not done again (the spec's used_idx repair clears it), the reads return what was written, the writes are on the disk, their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; packed rings are not judged",
+      "where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for the device type (qemu: block and scsi; qemu-7.2: block; cloud-hypervisor: block, fs, net), on a split ring, then on a packed one where VIRTIO_F_RING_PACKED is offered and passed on: on a first connection, requests made available together and one alone completed (block: writes and reads of known data; other kinds their sample request), then the ring's queue region read: version 1, nothing left inflight; split: counters growing in the order the heads were made available, used_idx the used ring's idx, last_batch_head the one completed alone; packed: the entry of the one completed alone with the largest counter heading the free list (free_head), the free list holding every entry, used_idx and used_wrap_counter the driver's next used position, old_* committed; the rings stopped (GET_VRING_BASE), four requests made available and not kicked, marked taken in the buffer with the next counters as a back-end that took them and died would have left them (packed: their descriptors copied into the free list's entries), and the one completed last left as a back-end that died while supplying it leaves it (split: inflight again with used_idx one behind; packed: linked back, used_idx moved, old_* not committed); the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four (packed: the used position at the first), then kicked: each of the four completes once, the one completed last is not done again (the spec's repair clears it), block reads return what was written and writes are on the disk (other kinds: each completion judged, net's frame seen), their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; an fs device (its requests need a FUSE session first) is skipped",
     severity: 'SHOULD',
     spec: INFLIGHT_SPEC,
     rule:
       'vhost-user.rst (QEMU 7.2), Inflight I/O tracking: "To support reconnecting after restart or crash, ' +
       'back-end may need to resubmit inflight I/Os."; "To track inflight I/O, the queue region should be ' +
-      'processed as follows:" ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
+      'processed as follows:"; split ("When receiving available buffers from the driver: ... Set desc[i].counter to ' +
       'the value of global counter ... Set desc[i].inflight to 1"; "When supplying used buffers ...: Set last_batch_head to i ... Set the ' +
       'inflight field of each DescStateSplit entry in the batch to 0 ... Set used_idx to the idx value of used ' +
       'ring"; "When reconnecting: If the value of used_idx does not match the idx value of used ring ... Set ' +
       'the inflight field of each DescStateSplit entry to 0 in last batch list which starts from ' +
       'last_batch_head ... Resubmit inflight DescStateSplit entries in order of their counter ' +
-      'value"); no MUST. Interoperability: QEMU 7.2\'s vhost-user-blk relies on it across a back-end ' +
-      'reconnection (hw/block/vhost-user-blk.c keeps the buffer and hands it back with SET_INFLIGHT_FD)',
+      'value"); packed ("When receiving ...: If d is head descriptor, Set desc[old_free_head].num to 0 ... ' +
+      'Set desc[old_free_head].counter to the value of global counter ... Set desc[old_free_head].inflight to 1 ' +
+      '... Set desc[free_head].addr, desc[free_head].len, desc[free_head].flags, desc[free_head].id to d.addr, ' +
+      'd.len, d.flags, d.id ... Set free_head to desc[free_head].next"; "When supplying ...: Set desc[e.last].next ' +
+      'to free_head; Set free_head to the index of e ... Increase used_idx by the size of the batch and update ' +
+      'used_wrap_counter if needed ... Set old_free_head, old_used_idx, old_used_wrap_counter to free_head, ' +
+      'used_idx, used_wrap_counter"; "When reconnecting: If used_idx does not match old_used_idx ... If d.flags is ' +
+      'not equal to the calculated flags value ... set old_free_head, old_used_idx, old_used_wrap_counter to ' +
+      'free_head, used_idx, used_wrap_counter ... Set the inflight field of each DescStatePacked entry in free ' +
+      'list to 0 ... Resubmit inflight DescStatePacked entries in order of their counter value"); no MUST. ' +
+      "Interoperability: QEMU's vhost-user-blk relies on it across a back-end reconnection (hw/block/vhost-user-blk.c " +
+      'keeps the buffer and hands it back with SET_INFLIGHT_FD), as do its vhost-user-scsi since 8.2 and ' +
+      "cloud-hypervisor's block, fs and net devices",
     // A back-end that serves no second front-end is proto.lifecycle.reconnect's finding (it runs later): skipped.
     needs: ['proto.inflight.get-fd', 'vring.get-vring-base'],
-    // Two connections (maybe two launches), the start-ups, the quiet windows, the requests on each side.
-    budgetMs: (timeoutMs) => 16 * timeoutMs + 5000,
+    // Twice (split, then packed): two connections (maybe two launches), the start-ups, the quiet windows, the
+    // requests on each side.
+    budgetMs: (timeoutMs) => 32 * timeoutMs + 10000,
     async run(ctx) {
-      if (ctx.target.type !== 'block') {
-        throw new SkipError(
-          `device type ${ctx.target.type ?? 'unknown'}: the check makes its requests with the block driver only, for now`,
-        );
-      }
-      // Launched: on a disk both launches share, should the back-end end with its first front-end.
-      const attach = ctx.target.connect !== null;
-      const disk = attach ? [] : (await sharedDisk(ctx, null)).source;
-      const served = attach ? null : await serveOnSocketPath(ctx, disk);
-      const a = await openBlock(ctx, {
-        ...(served ? { connection: served.connection } : {}),
-        writes: true,
-        requiredProtocolFeatures: INFLIGHT_BIT,
-      });
-      const profile = a.started.profile;
-      if (!a.started.protocol)
-        throw new SkipError(
-          `no protocol features (VHOST_USER_F_PROTOCOL_FEATURES ${
-            hasBit(a.started.offered, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
-              ? `left out by the ${profile.name} profile`
-              : 'not offered'
-          }): no INFLIGHT_SHMFD`,
-        );
-      if (!hasBit(a.session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-        throw new SkipError('VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is not offered');
-      if (!profile.inflight.includes('block'))
-        throw new SkipError(`the ${profile.name} profile keeps no inflight buffer for block devices`);
-      const kept = a.started.inflight;
-      if (!kept) throw new SkipError('GET_INFLIGHT_FD answered mmap_size 0: no buffer to track requests in');
-      const queue = a.ring.queue;
-      const region = new SplitInflightRegion(
-        ctx.scope,
-        kept.fd,
-        Number(kept.description.mmapSize),
-        Number(kept.description.mmapOffset),
-        0,
-        kept.description.queueSize,
-      );
-      const port = new HandoverPort(a.ring);
-      const blk = new BlkDriver(port, {
-        timeoutMs: ctx.timeoutMs,
-        maxSectors: a.blk.maxSectors,
-        slots: 12,
-        keep: COMPLETION_RULES,
-      });
-      const scratch = a.scratch;
-      const zone1 = scratch + BigInt(ZONE);
-      const seed = freshSeed();
-      const written = sectorPattern(scratch, ZONE, seed);
-      const left = sectorPattern(zone1, ZONE, seed ^ 0x3c3c);
-      const original = await readSectors(blk, scratch, 2 * ZONE);
-
-      // Recording: eight requests made available together, their heads in that order.
-      const together: BlkRequest[] = [
-        ...[0, 2, 4, 6].map(
-          (i) =>
-            ({
-              type: 'OUT',
-              sector: scratch + BigInt(i),
-              data: written.subarray(i * 512, (i + 2) * 512),
-            }) as const,
-        ),
-        ...[0, 2, 4, 6].map((i) => ({ type: 'IN', sector: scratch + BigInt(i), count: 2 }) as const),
-      ];
-      const done = await blk.runAll(together);
-      for (const c of done) blk.expectOk(c);
-      expectSectors(
-        'read back on the first connection',
-        written,
-        await readSectors(blk, scratch, ZONE),
-        scratch,
-      );
-      // One request alone last: its head is the last batch's ("Set last_batch_head to i"). Its completion is
-      // collected only once the next requests are posted, so that the driver does not reuse its descriptors.
-      const usedIdx = (queue.rawUsedIdx + 1) & 0xffff;
-      const lastHead = blk.post({ type: 'IN', sector: scratch, count: 2 });
-      port.notify();
-      await usedIdxReaches(ctx, queue, usedIdx);
-      const recording: string[] = [];
-      if (region.lastBatchHead !== lastHead)
-        recording.push(
-          `last_batch_head is ${region.lastBatchHead}, not ${lastHead}, the head of the request completed last, alone`,
-        );
-      if (region.version !== 1)
-        recording.push(`the region's version is ${region.version}, not 1 (0 is an uninitialized buffer)`);
-      if (region.usedIdx !== usedIdx)
-        recording.push(`used_idx is ${region.usedIdx}, the used ring's idx ${usedIdx}`);
-      const stillInflight = region.inflightHeads();
-      if (stillInflight.length)
-        recording.push(`heads ${stillInflight.join(', ')} are inflight, though every request was completed`);
-      // Each head's last use, in the order made available: its counter must grow.
-      const heads = done.map((c) => c.head);
-      const last = heads.filter((h, i) => heads.lastIndexOf(h) === i);
-      const counters = last.map((h) => region.desc(h).counter);
-      if (counters.some((c, i) => i > 0 && c <= counters[i - 1]!))
-        recording.push(
-          `the counters of heads ${last.join(', ')}, made available in that order, are ${counters.join(', ')}: ` +
-            'not growing as the global counter does',
-        );
-      if (recording.length)
-        throw new BackendError(
-          `after ${done.length} requests made available together and completed on the first connection, the ` +
-            `inflight buffer does not record them as the spec's steps do: ${recording.join('; ')}`,
-        );
-
-      // The ring stopped; then four requests made available, not kicked: taken, as far as the buffer says.
-      const base = (await stopDevice(a.started, a.device, [0])).get(0)!.availIndex;
-      if (base !== queue.lastAvailIdx)
-        throw new BackendError(
-          `GET_VRING_BASE returned ${base}, not ${queue.lastAvailIdx}: every request made available was completed`,
-        );
-      const pending: BlkRequest[] = [
-        { type: 'IN', sector: scratch, count: 3 },
-        { type: 'OUT', sector: zone1, data: left.subarray(0, 4 * 512) },
-        { type: 'IN', sector: scratch + 4n, count: 4 },
-        { type: 'OUT', sector: zone1 + 4n, data: left.subarray(4 * 512) },
-      ];
-      const pendingHeads = pending.map((r) => blk.post(r));
-      const from = region.maxCounter() + 1n;
-      for (const [k, head] of pendingHeads.entries()) region.markTaken(head, from + BigInt(k));
-      // And the request completed last as if the back-end died after publishing it (used.idx increased),
-      // before it set the entry not inflight and used_idx: the spec's repair must clear it, not resubmit it.
-      region.unpublish(lastHead);
-      const resumeAt = queue.lastAvailIdx;
-      const final = blk.collectNow();
-      if (final.length !== 1 || final[0]!.head !== lastHead)
-        throw new BackendError(
-          `${final.length} completions came for the one request completed last (head ${lastHead}), posted alone`,
-        );
-      blk.expectOk(final[0]!);
-      a.session.connection.close();
-      if (blk.collectNow().length)
-        throw new BackendError(
-          `the back-end used requests after GET_VRING_BASE stopped the ring (at ${base}): none was kicked`,
-        );
-
-      // The second connection: the same buffer, the same memory, the ring past the four.
-      const again = await reconnect(
-        ctx,
-        served
-          ? {
-              socket: served.socket,
-              alive: () => served.backend.alive,
-              exited: served.backend.exited,
-            }
-          : null,
-        disk,
-      );
-      const session = new FrontendSession(again.connection);
-      const started = await initTargetSession(ctx, session, {
-        protocol: a.started.protocol,
-        required: INFLIGHT_BIT,
-      }).catch((err: unknown) => {
-        // A back-end that took the connection and serves it not: proto.lifecycle.reconnect's finding.
-        if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
-          throw new SkipError(
-            `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
-              'judge; no connection to hand the buffer back to',
-          );
-        throw err;
-      });
-      const missing = a.features & ~started.offered;
-      if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-        throw new SkipError(
-          `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}; ` +
-            'INFLIGHT_SHMFD ' +
-            `${hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD) ? 'negotiated' : 'not negotiated'}): ` +
-            'migrate.abi-stable judges that; nothing to hand the buffer back to',
-        );
-      const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
-      await startDevice(started, session, b, ctx.scope, {
-        features: a.features,
-        rings: [{ index: 0, size: queue.size, base: resumeAt, queue }],
-        enable: started.protocol,
-        inflight: kept,
-      });
-      port.handOver(b.ring(0));
-      const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
-      const repairNote =
-        `; head ${lastHead}, completed last on the first connection, inflight too with used_idx one behind ` +
-        "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
-      const got: BlkCompletion[] = [];
-      const collect = async (): Promise<void> => {
-        try {
-          while (got.length < pending.length)
-            got.push(...(await blk.collect(pending.length - got.length)).completions);
-        } catch (err) {
-          if (err instanceof TimeoutError)
-            throw new BackendError(
-              `${again.how}, the inflight buffer handed back (heads ${pendingHeads.join(', ')} ` +
-                `inflight, counters ${from} to ${from + BigInt(pending.length - 1)}) and SET_VRING_BASE ${resumeAt}, ` +
-                `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
-                `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
-            );
-          if (err instanceof VhuError)
-            throw new BackendError(
-              `resubmitting the requests inflight in the buffer (heads ${pendingHeads.join(', ')}${repairNote}): ` +
-                err.message,
-              { cause: err },
-            );
-          throw err;
-        }
-      };
-      // Before any kick: what a back-end resubmits of its own accord (reported).
-      await sleep(quietMs(ctx));
-      got.push(...blk.collectNow());
-      const beforeKick = got.length;
-      port.notify();
-      await collect();
-      await sleep(quietMs(ctx));
-      try {
-        const extra = blk.collectNow();
-        if (extra.length)
-          throw new BackendError(
-            `${extra.map(what).join(', ')} used again after the ${pending.length} resubmitted requests completed`,
-          );
-      } catch (err) {
-        if (err instanceof BackendError || !(err instanceof VhuError)) throw err;
-        throw new BackendError(
-          `after the ${pending.length} requests inflight in the buffer completed once each, more used elements came: ` +
-            err.message,
-          { cause: err },
-        );
-      }
-      for (const c of got) {
-        blk.expectOk(c);
-        if (c.request.type !== 'IN') continue;
-        const at = Number(c.request.sector - scratch) * 512;
-        expectSectors(
-          `${what(c)}, inflight in the buffer, resubmitted`,
-          written.subarray(at, at + c.request.count * 512),
-          c.data,
-          c.request.sector,
-        );
-      }
-      const uncleared = [...pendingHeads, lastHead].filter((h) => region.desc(h).inflight !== 0);
-      if (uncleared.length)
-        throw new BackendError(
-          `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
-            'completed: a further reconnection would do them again',
-        );
-      expectSectors(
-        'the writes inflight in the buffer, read back after they were resubmitted',
-        left,
-        await readSectors(blk, zone1, ZONE),
-        zone1,
-      );
-      await writeSectors(blk, scratch, original);
-      const end = (await stopDevice(started, b, [0])).get(0)!.availIndex;
-      if (end !== queue.lastAvailIdx)
-        throw new BackendError(
-          `GET_VRING_BASE at the end returned ${end}, not ${queue.lastAvailIdx}: every request made available was consumed`,
-        );
-      const order = got.map((c) => c.head).join(', ');
-      return await namingFindings(
-        ctx,
-        `${done.length} requests recorded (counters growing, none left inflight); ${pending.length} requests ` +
-          `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
-          `after the ring stopped at ${base}, and head ${lastHead} left in the last batch (used_idx ${(usedIdx - 1) & 0xffff}); ` +
-          `${again.how}, the buffer handed back, the ring at ` +
-          `${resumeAt}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
-          `data right, the entries cleared; it stopped at ${end}`,
-        blk,
-      );
+      const exercise = ctx.target.type === 'block' ? blockAcrossReconnection : samplesAcrossReconnection;
+      const split = await exercise(ctx, false);
+      return `${split}; ${await packedPart(ctx, exercise)}`;
     },
   },
 ]);

@@ -35,6 +35,15 @@ const P = ProtocolFeature;
  * vhost_user_reset_status: SET_STATUS 0, since QEMU 8.1). QEMU's init call fd is a masked notifier; here it
  * is the ring's call eventfd both times.
  *
+ * The inflight buffer (INFLIGHT_SHMFD) is kept for block and scsi: hw/block/vhost-user-blk.c
+ * vhost_user_blk_start, and since QEMU 8.2 ("vhost-user-scsi: support reconnect to backend")
+ * hw/scsi/vhost-scsi-common.c vhost_scsi_common_start, which calls vhost_dev_prepare_inflight, then
+ * vhost_dev_get_inflight only `if (!vsc->inflight->addr)` and vhost_dev_set_inflight on every start, the buffer
+ * allocated once in vhost_user_scsi_realize (`vsc->inflight = g_new0(struct vhost_inflight, 1)`) and freed only
+ * at reset or unrealize: a reconnected back-end gets it back. No other device calls vhost_dev_prepare_inflight
+ * (hw/virtio/vhost-user-fs.c vuf_start, backends/vhost-user.c vhost_user_backend_start for gpu and input, and
+ * hw/net/vhost_net.c go straight to vhost_dev_start).
+ *
  * Protocol features: VHOST_USER_PROTOCOL_FEATURE_MASK, every bit QEMU defines up to DEVICE_STATE (19), with
  * CONFIG dropped for a device without config handling (net, fs): vhost_user_backend_init keeps it only for a
  * device that set a config notifier before connecting (vhost-user-blk, vhost-user-gpu, vhost-user-input's
@@ -84,7 +93,7 @@ export const QEMU: FrontendProfile = {
     fs: QEMU_TRANSPORT | bit(NOTIFICATION_DATA),
   },
   memorySlots: true,
-  inflight: ['block'],
+  inflight: ['block', 'scsi'],
   status: 'qemu',
   init: [
     'GET_FEATURES',
@@ -120,6 +129,10 @@ export const QEMU: FrontendProfile = {
  * - vhost_net_start enables each pair's rings (SET_VRING_ENABLE 1, "restore vring enable state") before
  *   vhost_dev_start, which it calls with vrings false: no SET_VRING_ENABLE after the rings, none at stop
  *   (vhost_dev_stop with vrings false: SET_STATUS 0, then GET_VRING_BASE per ring).
+ * - The inflight buffer is kept for block only: 7.2's hw/scsi/vhost-scsi-common.c vhost_scsi_common_start
+ *   asks GET_INFLIGHT_FD anew at every start (`assert(vsc->inflight == NULL); vsc->inflight = g_new0(...)`) and
+ *   vhost_scsi_common_stop frees it (`vhost_dev_free_inflight(vsc->inflight)`), and 7.2's vhost-user-scsi has no
+ *   reconnection: no buffer is ever handed back. (Its GET/SET_INFLIGHT_FD at each scsi start is not replayed.)
  * - A restart (QMP cont) is a start again without what QEMU keeps: vhost_user_blk_start sends SET_FEATURES
  *   and SET_INFLIGHT_FD with the buffer it has, no GET_INFLIGHT_FD; vhost_dev_start sends SET_FEATURES
  *   again and ADD_MEM_REG only for regions that changed (none).
@@ -191,6 +204,7 @@ export const QEMU_7_2: FrontendProfile = {
     fs: QEMU_TRANSPORT & ~bit(F.VIRTIO_F_IN_ORDER),
   },
   needReply: QEMU_NEED_REPLY,
+  inflight: ['block'],
   statusResetFirst: true,
   // fs and gpu (vuf_start, vhost_user_backend_start); block, input and net below.
   start: QEMU_7_2_START,

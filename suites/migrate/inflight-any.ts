@@ -23,7 +23,13 @@ import { FrontendSession } from '../../harness/transport/session.js';
 import { type PackedVirtqueue, packedBase } from '../../harness/virtqueue/packed.js';
 import type { DriverQueue, VringPort } from '../../harness/virtqueue/port.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
-import { type DeviceSetup, openDevice, type SampleCompletion, SampleDriver } from '../common/device.js';
+import {
+  type DeviceSetup,
+  openDevice,
+  type SampleCompletion,
+  SampleDriver,
+  samplesEffect,
+} from '../common/device.js';
 import { hex, quietMs } from '../vring/common.js';
 import { mapInflightBuffer } from './inflight-region.js';
 import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
@@ -77,7 +83,9 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
     : splitTrack(buffer, ring, queue as SplitVirtqueue<unknown>);
   const driver = new SampleDriver(kind, port, kind.samples(a.device.memory), ctx.timeoutMs);
   // The kind's effect drives its other rings through what every queue has (DriverQueue).
-  const effect = kind.effect?.(
+  const effect = samplesEffect(
+    ctx,
+    kind,
     (index) => ports.get(index)! as unknown as VringPort<unknown>,
     a.device.memory,
   );

@@ -39,6 +39,12 @@
  *   A packed ring's lists are served from the entries (their descriptors may be overwritten in the ring); DPDK's
  *   vhost_blk example moves its available position past each list it resubmits (last_avail_idx += num), as if
  *   the base named the first: such a back-end would look past the four, a convention no sentence sets.
+ *   Known limit (split): after a broken connection QEMU 7.2 sends SET_VRING_BASE at the used ring's idx
+ *   (vhost_virtqueue_stop falls back to virtio_queue_restore_last_avail_idx), not past the four; DPDK's library
+ *   adds what it resubmits to the base given (vhost_check_queue_inflights_split: last_avail_idx +=
+ *   resubmit_num), so a DPDK-based back-end would go past them twice here and fail where QEMU's base passes.
+ *   Playing QEMU's base needs a request completed out of order in the state written (a back-end that ignores
+ *   the buffer would otherwise pass by reading the ring again from the used idx): the next step.
  * - Counter order is not judged: the resubmitted requests are all in flight together, and a back-end whose
  *   I/O is asynchronous may complete them in any order (the order is reported). Whether they are served before
  *   any kick (libvhost-user kicks itself "in case of I/O hang after reconnecting", since QEMU does not kick

@@ -15,11 +15,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/errors.js';
 import { FrontendDevice, type Vring } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
-import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
+import { startDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import { serveOnSocketPath } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
-import { FrontendSession } from '../../harness/transport/session.js';
 import { type PackedVirtqueue, packedBase } from '../../harness/virtqueue/packed.js';
 import type { DriverQueue, VringPort } from '../../harness/virtqueue/port.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
@@ -30,10 +28,10 @@ import {
   SampleDriver,
   samplesEffect,
 } from '../common/device.js';
-import { hex, quietMs } from '../vring/common.js';
+import { quietMs } from '../vring/common.js';
 import { mapInflightBuffer } from './inflight-region.js';
 import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
-import { reconnect } from './reconnect.js';
+import { reconnect, startReconnected } from './reconnect.js';
 
 /** Samples made available together on the first connection, and left for the second. */
 const TOGETHER = 4;
@@ -137,24 +135,7 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
       : null,
     [],
   );
-  const session = new FrontendSession(again.connection);
-  const started = await initTargetSession(ctx, session, {
-    protocol: a.started.protocol,
-    required: INFLIGHT_BIT,
-  }).catch((err: unknown) => {
-    if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
-      throw new SkipError(
-        `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
-          'judge; no connection to hand the buffer back to',
-      );
-    throw err;
-  });
-  const missing = a.features & ~started.offered;
-  if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-    throw new SkipError(
-      `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}): ` +
-        'migrate.abi-stable judges that; nothing to hand the buffer back to',
-    );
+  const { session, started } = await startReconnected(ctx, again, a);
   await kind.prepare?.(session, ctx.scope);
   const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
   // Every other ring resumes where its stop left it (a packed ring: its used position too, bits 16-31).

@@ -69,21 +69,19 @@ import { BlkDriver } from '../../harness/devices/block/driver.js';
 import { BackendError, SkipError, TimeoutError, VhuError } from '../../harness/errors.js';
 import { FrontendDevice } from '../../harness/frontend/device.js';
 import { HandoverPort } from '../../harness/frontend/handover.js';
-import { initTargetSession, startDevice, stopDevice } from '../../harness/frontend/profiles.js';
+import { startDevice, stopDevice } from '../../harness/frontend/profiles.js';
 import { serveOnSocketPath } from '../../harness/process/probes.js';
-import { hasBit, ProtocolFeature } from '../../harness/protocol/spec.js';
 import { type CheckContext, defineChecks } from '../../harness/runner/check.js';
-import { FrontendSession } from '../../harness/transport/session.js';
 import type { PackedVirtqueue } from '../../harness/virtqueue/packed.js';
 import type { DriverQueue } from '../../harness/virtqueue/port.js';
 import type { SplitVirtqueue } from '../../harness/virtqueue/split.js';
 import { type BlockSetup, COMPLETION_RULES, openBlock } from '../common/block.js';
 import { freshSeed } from '../common/seed.js';
-import { expectSectors, hex, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
+import { expectSectors, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
 import { samplesAcrossReconnection } from './inflight-any.js';
 import { mapInflightBuffer } from './inflight-region.js';
 import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
-import { reconnect } from './reconnect.js';
+import { reconnect, startReconnected } from './reconnect.js';
 import { sharedDisk } from './resume.js';
 
 const INFLIGHT_SPEC = 'vhost-user.rst#inflight-i-o-tracking';
@@ -209,27 +207,7 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
       : null,
     disk,
   );
-  const session = new FrontendSession(again.connection);
-  const started = await initTargetSession(ctx, session, {
-    protocol: a.started.protocol,
-    required: INFLIGHT_BIT,
-  }).catch((err: unknown) => {
-    // A back-end that took the connection and serves it not: proto.lifecycle.reconnect's finding.
-    if (!again.relaunched && err instanceof VhuError && !(err instanceof SkipError))
-      throw new SkipError(
-        `a second connection was not served (${err.message.split('\n')[0]}): proto.lifecycle.reconnect's to ` +
-          'judge; no connection to hand the buffer back to',
-      );
-    throw err;
-  });
-  const missing = a.features & ~started.offered;
-  if (missing !== 0n || !hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD))
-    throw new SkipError(
-      `the second connection offers other features (${hex(started.offered)}, lacking ${hex(missing)}; ` +
-        'INFLIGHT_SHMFD ' +
-        `${hasBit(session.ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD) ? 'negotiated' : 'not negotiated'}): ` +
-        'migrate.abi-stable judges that; nothing to hand the buffer back to',
-    );
+  const { session, started } = await startReconnected(ctx, again, a);
   const b = new FrontendDevice(session, ctx.scope, { memory: a.device.memory });
   await startDevice(started, session, b, ctx.scope, {
     features: a.features,

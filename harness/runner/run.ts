@@ -98,8 +98,8 @@ export interface RunOptions {
    */
   jobs?: number;
   /**
-   * Every robustness input (robust.ctl.*, robust.data.*) and generated sequence (robust.fuzz) on a fresh
-   * launch, as before issue 15, instead of on a back-end kept from earlier ones while it serves new connections
+   * Every robustness input (robust.ctl.*) and generated sequence (robust.fuzz) on a fresh launch, as before
+   * issue 15, instead of on a back-end kept from earlier ones while it serves new connections
    * (suites/robustness/kept.ts): slower, for a back-end whose state outlives a connection. Verdicts are the same
    * either way for a back-end that a new connection resets.
    */

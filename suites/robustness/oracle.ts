@@ -359,7 +359,7 @@ export async function judgeInput(
 }
 
 /** The default attempt: `send` on a fresh subject, then the oracle; the subject is ended either way. */
-export async function sendAndJudge(ctx: CheckContext, input: BadInput): Promise<Tried> {
+async function sendAndJudge(ctx: CheckContext, input: BadInput): Promise<Tried> {
   const subject = await freshSubject(ctx);
   try {
     return await judgeInput(ctx, subject, input);

@@ -34,9 +34,6 @@ export function madeDirectories({ memory, options, args, scope }: EffectTarget):
   const token = randomBytes(4).toString('hex');
   const made = new Map<Sample, string>();
   let count = 0;
-  scope.defer('the directories MKDIR made', () => {
-    for (const dir of made.values()) rmSync(dir, { recursive: true, force: true });
-  });
   const mkdir = (make: FuseSampleMaker): Sample => {
     const name = `vhu-effect-${token}-${count++}`;
     const replyLen = FuseOutHeader.size + FuseEntryOut.size;
@@ -57,6 +54,11 @@ export function madeDirectories({ memory, options, args, scope }: EffectTarget):
         return `${name} made`;
       },
     );
+    // Removed with the check, once there is one to remove (a watch whose requests are never made leaves none).
+    if (made.size === 0)
+      scope.defer('the directories MKDIR made', () => {
+        for (const dir of made.values()) rmSync(dir, { recursive: true, force: true });
+      });
     made.set(sample, path.join(shared, name));
     return sample;
   };

@@ -123,7 +123,7 @@ export function fsSamples(
 }
 
 /** GETATTR of the root, answered with a directory's attributes. */
-export function getattrOfRoot(make: FuseSampleMaker): Sample {
+function getattrOfRoot(make: FuseSampleMaker): Sample {
   return make(
     'GETATTR of the root',
     FuseOpcode.GETATTR,

@@ -67,8 +67,9 @@ describe('the migrate checks through the CLI', function () {
       /a fresh 8 MiB file given to both with --blk-file; the source stopped at base (\d+) with 6 requests left \(0 taken by the source itself\); the destination, started at \1 and kicked, completed 6 once each/,
     );
     // It serves the next front-end: the same process is handed the buffer back, and resubmits on the kick.
+    // The second left was completed out of order: the other four come back, at QEMU's base (the used idx).
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^8 requests recorded \(counters growing, none left inflight\); 4 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \5, and head \d+ left in the last batch \(used_idx \d+\); reconnected to the same process, the buffer handed back, the ring at \d+: each completed once \(heads in the order \1, \2, \3, \4; 0 before any kick\), the data right, the entries cleared; it stopped at \d+; packed ring: /,
+      /^8 requests recorded \(counters growing, none left inflight\); 5 requests marked inflight \(heads (\d+), (\d+), (\d+), (\d+), (\d+), counters (\d+)\.\.\d+\) after the ring stopped at \6, and head \2 completed out of order and left in the last batch \(used_idx \6\); reconnected to the same process, the buffer handed back, the ring at \d+ \(the used ring's idx\): each completed once \(heads in the order \1, \3, \4, \5; 0 before any kick\), the data right, the entries cleared; it stopped at \d+; packed ring: /,
     );
     // It offers VIRTIO_F_RING_PACKED: the packed queue region too, its lists resubmitted from their entries.
     const position = '\\d+ \\(wrap [01]\\)';
@@ -146,13 +147,30 @@ describe('the migrate checks through the CLI', function () {
     }
   });
 
-  it('vhu-flaw-inflight-not-resubmitted fails migrate.inflight: what the buffer handed back says is inflight is lost', async () => {
+  it('vhu-flaw-inflight-not-resubmitted fails migrate.inflight: at the used idx (qemu) it takes the request completed out of order again', async () => {
     const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-not-resubmitted')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    // It reads the ring from SET_VRING_BASE, QEMU's used idx after a broken connection: the second left,
+    // completed out of order in the state written, comes first.
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^reconnected to the same process, the inflight buffer handed back \(heads \d+, \d+, \d+, \d+ inflight, counters (\d+) to \d+\) and SET_VRING_BASE \d+, then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; head \d+, completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits; timed out/,
+      /^resubmitting the requests inflight in the buffer \(heads \d+, (\d+), \d+, \d+, \d+; head \1 completed out of order \(its used element at used idx \d+\), inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits\): used\.ring\[\d+\] \(used index \d+\) has id \1, which is not the head of a chain in flight/,
     );
     // A SHOULD: the run still exits 0.
+    expect(run.exitCode, run.stderr).to.equal(0);
+    expectClean(run);
+  });
+
+  it('vhu-flaw-inflight-not-resubmitted fails it under cloud-hypervisor too: at the available idx, what the buffer says is inflight is lost', async () => {
+    const run = await runCli([
+      ...INFLIGHT,
+      '--frontend',
+      'cloud-hypervisor',
+      fixture('vhu-flaw-inflight-not-resubmitted'),
+    ]);
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^reconnected to the same process, the inflight buffer handed back \(heads \d+, \d+, \d+, \d+, \d+ inflight, counters \d+ to \d+\) and SET_VRING_BASE \d+, then kicked: it completed 0 of the 4 requests the buffer says were taken and not completed: 4 lost; head \d+ completed out of order .*; timed out/,
+    );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
   });
@@ -162,7 +180,7 @@ describe('the migrate checks through the CLI', function () {
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
     // The five used elements seen at once (used.idx 5 ahead), or (under load) the repeated head seen first.
     expect(messageOf(run.report, 'migrate.inflight')).to.match(
-      /^resubmitting the requests inflight in the buffer \(heads \d+, \d+, \d+, \d+; head (\d+), completed last on the first connection, inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits\): (used\.idx advanced by 5, but only 4 buffers are in flight|used\.ring\[\d+\] \(used index \d+\) has id \1, which is not the head of a chain in flight)/,
+      /^resubmitting the requests inflight in the buffer \(heads \d+, (\d+), \d+, \d+, \d+; head \1 completed out of order \(its used element at used idx \d+\), inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair clears rather than resubmits\): (used\.idx advanced by 5, but only 4 buffers are in flight|used\.ring\[\d+\] \(used index \d+\) has id \1, which is not the head of a chain in flight)/,
     );
     expect(run.exitCode, run.stderr).to.equal(0);
     expectClean(run);
@@ -182,7 +200,7 @@ describe('the migrate checks through the CLI', function () {
     const net = await runCli([...INFLIGHT, '--frontend', 'cloud-hypervisor', fixture('vhu-reference-net')]);
     expect(verdicts(net.report), net.stdout).to.deep.equal({ 'migrate.inflight': 'pass' });
     expect(messageOf(net.report, 'migrate.inflight')).to.match(
-      /^a net device, transmitq0 \(vring 1\): 5 sample requests recorded \(counters growing, none left inflight\); 4 marked inflight .*each completed once .*\(the frame coming back on receiveq0 .*: each seen\), judged, the entries cleared; it stopped at \d+; packed ring not checked: the cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
+      /^a net device, transmitq0 \(vring 1\): 5 sample requests recorded \(counters growing, none left inflight\); 5 marked inflight .*the ring at \d+ \(the available ring's idx\): 4 each completed once .*\(the frame coming back on receiveq0 .*: each seen\), judged, the entries cleared; it stopped at \d+; packed ring not checked: the cloud-hypervisor front-end profile does not pass VIRTIO_F_RING_PACKED on to a net device/,
     );
     expectClean(net);
     const share = await dir({ prefix: 'vhu-selftest-share-', unsafeCleanup: true });
@@ -249,7 +267,7 @@ describe('the migrate checks through the CLI', function () {
       });
       expect(messageOf(run.report, 'migrate.resume')).to.match(/attach mode: the check needs two back-ends/);
       expect(messageOf(run.report, 'migrate.inflight')).to.match(
-        /; reconnected to the back-end, the buffer handed back, the ring at \d+: each completed once/,
+        /; reconnected to the back-end, the buffer handed back, the ring at \d+ \(the used ring's idx\): each completed once/,
       );
       expect(messageOf(run.report, 'migrate.abi-stable')).to.match(
         /^two connections gave the same fingerprint \(features 0x0000000574000240, .*\); attach mode: the launches are not compared/,

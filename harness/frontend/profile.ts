@@ -130,6 +130,14 @@ export interface FrontendProfile extends DeviceOrder {
   /** The device types it keeps an inflight buffer for (GET_INFLIGHT_FD, SET_INFLIGHT_FD) with INFLIGHT_SHMFD. */
   inflight: readonly DeviceType[];
   /**
+   * Where `inflight` names a type: the SET_VRING_BASE it sends for a split ring when it starts the device again
+   * after the back-end's connection broke, so that GET_VRING_BASE could not be asked. 'used-idx': the used
+   * ring's idx (QEMU: vhost_virtqueue_stop falls back to virtio_queue_restore_last_avail_idx, which reads it).
+   * 'avail-idx': the available ring's idx (cloud-hypervisor: setup_vhost_user sends queue.avail_idx at every
+   * start). A back-end that resubmits from the inflight buffer meets either.
+   */
+  baseAfterBreak?: 'used-idx' | 'avail-idx';
+  /**
    * How it drives the device status with STATUS negotiated. 'qemu': after each SET_FEATURES, GET_STATUS and
    * (FEATURES_OK not set yet) SET_STATUS with it added; once the rings run, GET_STATUS and SET_STATUS with
    * ACKNOWLEDGE|DRIVER|DRIVER_OK added; at stop, SET_STATUS 0 after the last GET_VRING_BASE. 'dpdk': after

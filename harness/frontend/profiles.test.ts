@@ -79,6 +79,20 @@ describe('frontend/profiles', () => {
     );
   });
 
+  // QEMU: vhost_virtqueue_stop falls back to virtio_queue_restore_last_avail_idx; cloud-hypervisor:
+  // setup_vhost_user sends queue.avail_idx at every start.
+  it('each profile that keeps an inflight buffer says which base it sends after a broken connection', () => {
+    const bases = Object.fromEntries(
+      PROFILES.filter((p) => p.inflight.length).map((p) => [p.name, p.baseAfterBreak]),
+    );
+    expect(bases).to.deep.equal({
+      qemu: 'used-idx',
+      'qemu-7.2': 'used-idx',
+      'qemu-legacy': 'used-idx',
+      'cloud-hypervisor': 'avail-idx',
+    });
+  });
+
   // QEMU hw/virtio/vhost-user.c vhost_user_backend_init, hw/virtio/vhost.c vhost_dev_init/start/stop,
   // hw/block/vhost-user-blk.c vhost_user_blk_start.
   it('qemu: protocol features, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, SET_OWNER, GET_FEATURES; calls before SET_FEATURES; a block device gets the inflight buffer; ADD_MEM_REG; the status; ENABLE 0 before GET_VRING_BASE', async () => {

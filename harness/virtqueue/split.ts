@@ -394,6 +394,25 @@ export class SplitVirtqueue<T = unknown> {
     return idx;
   }
 
+  /**
+   * Raw access, the device's part: returns the chain of `head`, in flight, to the used ring as a device does
+   * (its element at used.idx, len the chain's writable bytes, then used.idx moved by one). For a harness that
+   * writes the state a device left behind (migrate.inflight's crash); the driver collects it as any used buffer.
+   */
+  supplyUsedRaw(head: number): void {
+    const chain = this.#inFlight[head];
+    if (chain === undefined)
+      throw new VirtqueueError(
+        VirtqueueErrorCode.ARGUMENT,
+        `head ${head} is not the head of a chain in flight`,
+      );
+    const idx = Atomics.load(this.#usedIdx, 0);
+    const at = SplitLayout.USED_RING + SplitLayout.USED_ELEM_SIZE * (idx & (this.size - 1));
+    this.#used.setUint32(at, head, true);
+    this.#used.setUint32(at + 4, chain.writableLen, true);
+    Atomics.store(this.#usedIdx, 0, (idx + 1) & 0xffff);
+  }
+
   /** used.idx as the device last wrote it. */
   get rawUsedIdx(): number {
     return Atomics.load(this.#usedIdx, 0);

@@ -3,10 +3,12 @@
  * kind's sample request (harness/devices/kind.ts) on its sample ring, as migrate.resume moves any kind
  * (resume-any.ts), where the front-end profile keeps an inflight buffer for the kind's type. The same
  * exercise: samples made available together and one alone completed and recorded in the ring's queue region;
- * the rings stopped; four samples made available and marked taken, the one completed last left as a back-end
- * that died while supplying it leaves it; the connection closed; a second one handed the same buffer, each of
- * the four completed once and judged (where the sample has a side effect the harness sees, net's frame looped
- * back, that too), the one completed last not again, their entries cleared, traffic going on.
+ * the rings stopped; samples made available and marked taken, a last batch left as a back-end that died while
+ * supplying it leaves it (split: a fifth, completed out of order; packed: the one completed last); the
+ * connection closed; a second one handed the same buffer and the base the profile sends after a broken
+ * connection, each of the four left inflight completed once and judged (where the sample has a side effect the
+ * harness sees, net's frame looped back, that too), the last batch not again, their entries cleared, traffic
+ * going on.
  *
  * A kind whose samples need an opening request first (fs: FUSE_INIT) keeps a session in the back-end that a
  * new connection to a restarted back-end does not have: skipped, saying so.
@@ -30,7 +32,14 @@ import {
 } from '../common/device.js';
 import { quietMs } from '../vring/common.js';
 import { mapInflightBuffer } from './inflight-region.js';
-import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
+import {
+  baseNote,
+  INFLIGHT_BIT,
+  keptBuffer,
+  packedTrack,
+  splitTrack,
+  usedWithin,
+} from './inflight-tracks.js';
 import { reconnect, startReconnected } from './reconnect.js';
 
 /** Samples made available together on the first connection, and left for the second. */
@@ -112,16 +121,25 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
       `GET_VRING_BASE of ${where} returned ${track.describeBase(base)}, not ` +
         `${track.describeBase(track.consumedMark())}: every request made available was completed`,
     );
-  const pending = Array.from({ length: LEFT }, () => track.note(() => driver.postHead().head));
+  // LEFT come back; the crash completes the rest (split: one, out of order).
+  const pending = Array.from({ length: LEFT + track.completesAtCrash }, () =>
+    track.note(() => driver.postHead().head),
+  );
   const from = track.maxCounter() + 1n;
-  const marked = track.crash(pending, from, last);
+  const crash = track.crash(pending, from);
+  const { marked } = crash;
+  const completedHeads = crash.completed.map((n) => n.head);
   const final = driver.collectNow();
-  if (final.length !== 1 || final[0]!.id !== last.head)
+  if (final.length !== 1 + completedHeads.length || final[0]!.id !== last.head)
     throw new BackendError(
-      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone`,
+      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone` +
+        (completedHeads.length
+          ? `, and head ${completedHeads.join(', ')}, completed by the state written`
+          : ''),
     );
   driver.judge(final[0]!);
-  const resumeAt = track.resumeBase();
+  const after = a.started.profile.baseAfterBreak ?? 'used-idx';
+  const resumeAt = track.resumeBase(after);
   a.session.connection.close();
   if (driver.collectNow().length)
     throw new BackendError(
@@ -158,9 +176,7 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
   });
   for (const [index, p] of ports) p.handOver(vringOf(b, index));
   for (const [index, p] of ports) if (index !== ring) p.notify();
-  const repair = packed
-    ? `head ${last.head}, completed last, linked back and not committed`
-    : `head ${last.head}, completed last, inflight with used_idx one behind`;
+  const repair = crash.lastBatch;
   // Before any kick of the sample ring: what a back-end resubmits of its own accord (reported).
   await sleep(quietMs(ctx));
   const got: SampleCompletion[] = driver.collectNow();
@@ -218,8 +234,8 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
     );
   return (
     `a ${kind.type} device, ${where}: ${TOGETHER + 1} sample requests recorded (${track.recordedWhat}); ` +
-    `${LEFT} marked inflight (${marked}) after the rings stopped, and ${repair}; ${again.how}, the buffer ` +
-    `handed back, the ring at ${track.describeBase(resumeAt)}: each completed once (heads in the order ` +
+    `${pending.length} marked inflight (${marked}) after the rings stopped, and ${repair}; ${again.how}, the ` +
+    `buffer handed back, the ring at ${track.describeBase(resumeAt)}${baseNote(packed, after)}: ${LEFT} each completed once (heads in the order ` +
     `${got.map((c) => c.id).join(', ')}; ${beforeKick} before any kick)` +
     `${effect ? ` (${effect.what}: each seen)` : ''}, judged, the entries cleared; it stopped at ` +
     track.describeBase(end)

@@ -29,6 +29,8 @@ const DESC_NUM = 10;
 const LAST_BATCH_HEAD = 12;
 const USED_IDX = 14;
 const INFLIGHT = 0;
+/** DescStateSplit's next, after inflight and padding[5]. */
+const SPLIT_NEXT = 6;
 const COUNTER = 8;
 
 /** QueueRegionPacked's fields after desc_num. */
@@ -158,12 +160,13 @@ export class SplitInflightRegion {
   }
 
   /**
-   * The state "When supplying used buffers" leaves between increasing the used ring's idx and the last two
-   * steps: desc[head] (the last batch's head, alone) inflight again, used_idx one behind.
+   * "When supplying used buffers", the first steps for a batch of `head` alone: desc[head].next set to
+   * last_batch_head, last_batch_head set to `head`. Once the used ring's idx is increased, a back-end that dies
+   * before the last two steps leaves `head` inflight and used_idx one behind.
    */
-  unpublish(head: number): void {
-    this.#view.setUint8(this.#entry(head) + INFLIGHT, 1);
-    this.#view.setUint16(this.#at + USED_IDX, (this.usedIdx - 1) & 0xffff, true);
+  batchAlone(head: number): void {
+    this.#view.setUint16(this.#entry(head) + SPLIT_NEXT, this.lastBatchHead, true);
+    this.#view.setUint16(this.#at + LAST_BATCH_HEAD, head, true);
   }
 
   #entry(head: number): number {

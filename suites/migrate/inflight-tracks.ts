@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SkipError, TimeoutError } from '../../harness/errors.js';
+import type { FrontendProfile } from '../../harness/frontend/profile.js';
 import type { Started } from '../../harness/frontend/profiles.js';
 import { hasBit, ProtocolFeature, VirtioFeature } from '../../harness/protocol/spec.js';
 import type { CheckContext } from '../../harness/runner/check.js';
@@ -74,6 +75,25 @@ export interface Noted {
   list?: PackedDescriptor[];
 }
 
+/** What `crash` wrote. */
+export interface Crash {
+  /** The requests left marked taken, for messages. */
+  marked: string;
+  /** Those of the requests left that the state has completed (their used elements written as a device does). */
+  completed: Noted[];
+  /** The last batch, published and not cleared, for messages: what the spec's repair must clear. */
+  lastBatch: string;
+}
+
+/** The base after a broken connection that `resumeBase` plays. */
+export type BaseAfterBreak = NonNullable<FrontendProfile['baseAfterBreak']>;
+
+/** What the base after the crash is, for messages (a packed ring's is past the requests left). */
+export function baseNote(packed: boolean, after: BaseAfterBreak): string {
+  if (packed) return '';
+  return after === 'used-idx' ? " (the used ring's idx)" : " (the available ring's idx)";
+}
+
 /** One layout's region, as the check drives it. */
 export interface InflightTrack {
   /** 'split' or 'packed', for messages. */
@@ -91,16 +111,23 @@ export interface InflightTrack {
   readonly recordedWhat: string;
   /** The largest counter in the region. */
   maxCounter(): bigint;
+  /** How many of the requests left `crash` completes: the caller leaves that many more than it expects back. */
+  readonly completesAtCrash: number;
   /**
-   * The state a back-end that took `pending` (with counters from `from`) and died while supplying `last` leaves
-   * (split: its entry inflight, used_idx one behind; packed: its entries linked back, used_idx moved, not
-   * committed). Returns what it wrote, for messages.
+   * The state a back-end that took `pending` (with counters from `from`) and died while supplying a last batch
+   * leaves. Split: the second of `pending` completed out of order, alone, its used element written and the
+   * used ring's idx increased, and it still inflight with used_idx one behind (the spec's steps cut before
+   * their last two). Packed: the request completed last on the first connection, its entries linked back,
+   * used_idx moved, not committed.
    */
-  crash(pending: readonly Noted[], from: bigint, last: Noted): string;
+  crash(pending: readonly Noted[], from: bigint): Crash;
   /** A GET_VRING_BASE/SET_VRING_BASE value, for messages. */
   describeBase(base: number): string;
-  /** SET_VRING_BASE's value for the ring once `last` was collected: past the requests left. */
-  resumeBase(): number;
+  /**
+   * SET_VRING_BASE's value for the ring after the crash, as the front-end profile sends it after a broken
+   * connection (split: the used ring's idx, or the available ring's; packed: past the requests left).
+   */
+  resumeBase(after: BaseAfterBreak): number;
   /** What a stop's GET_VRING_BASE must say once every request made available was consumed. */
   consumedMark(): number;
   /** The heads of `pending` and of `last` still marked inflight. */
@@ -148,16 +175,27 @@ export function splitTrack(
       return findings;
     },
     maxCounter: () => region.maxCounter(),
-    crash(pending, from, last) {
+    completesAtCrash: 1,
+    crash(pending, from) {
       for (const [k, n] of pending.entries()) region.markTaken(n.head, from + BigInt(k));
-      region.unpublish(last.head);
-      return (
-        `heads ${pending.map((n) => n.head).join(', ')} inflight, counters ${from} to ` +
-        `${from + BigInt(pending.length - 1)}`
-      );
+      // Completed before the first was: a back-end that resumes at the used ring's idx without the buffer
+      // takes it again, and leaves the first behind.
+      const done = pending[1]!;
+      region.batchAlone(done.head);
+      queue.supplyUsedRaw(done.head);
+      return {
+        marked:
+          `heads ${pending.map((n) => n.head).join(', ')} inflight, counters ${from} to ` +
+          `${from + BigInt(pending.length - 1)}`,
+        completed: [done],
+        lastBatch:
+          `head ${done.head} completed out of order (its used element at used idx ${(queue.rawUsedIdx - 1) & 0xffff}), ` +
+          "inflight too with used_idx one behind the used ring's idx: the last batch, which the spec's repair " +
+          'clears rather than resubmits',
+      };
     },
     describeBase: (base) => `${base}`,
-    resumeBase: () => queue.lastAvailIdx,
+    resumeBase: (after) => (after === 'used-idx' ? queue.rawUsedIdx : queue.lastAvailIdx),
     consumedMark: () => queue.lastAvailIdx,
     uncleared: (pending, last) =>
       [...pending, last].map((n) => n.head).filter((h) => region.desc(h).inflight !== 0),
@@ -178,6 +216,7 @@ export function packedTrack(
   const entryOf = (n: Noted) => region.headOf(n.list![0]!, n.list!.length);
   const at = (position: number) => `${position & 0x7fff} (wrap ${position >> 15})`;
   let lastEntry: number | undefined;
+  let lastHead = 0;
   return {
     layout: 'packed',
     recordedWhat:
@@ -210,6 +249,7 @@ export function packedTrack(
       const stillInflight = region.inflightEntries();
       if (stillInflight.length)
         findings.push(`entries ${stillInflight.join(', ')} are inflight, though every request was completed`);
+      lastHead = last.head;
       lastEntry = entryOf(last);
       if (lastEntry === undefined)
         findings.push(`no entry records the request completed last (buffer id ${last.head})`);
@@ -236,18 +276,26 @@ export function packedTrack(
       return findings;
     },
     maxCounter: () => region.maxCounter(),
+    completesAtCrash: 0,
     crash(pending, from) {
       const entry = lastEntry!;
       region.unsupply(entry, queue.size);
       const heads = pending.map((n, k) => region.markTaken(n.list!, from + BigInt(k)));
       region.supplyUncommitted(entry, queue.size);
-      return (
-        `head entries ${heads.join(', ')} inflight (buffer ids ${pending.map((n) => n.head).join(', ')}), ` +
-        `counters ${from} to ${from + BigInt(pending.length - 1)}`
-      );
+      return {
+        marked:
+          `head entries ${heads.join(', ')} inflight (buffer ids ${pending.map((n) => n.head).join(', ')}), ` +
+          `counters ${from} to ${from + BigInt(pending.length - 1)}`,
+        completed: [],
+        lastBatch:
+          `head ${lastHead}, completed last on the first connection, its entries linked back to the free list ` +
+          "and used_idx moved past its used descriptor, not committed (old_used_idx behind): the spec's repair " +
+          'commits it (the used descriptor is written) and clears it rather than resubmits it',
+      };
     },
     describeBase: (base) =>
       base > 0xffff ? `available ${at(base & 0xffff)}, used ${at(base >>> 16)}` : at(base),
+    // QEMU's packed base after a broken connection is its used position, as the split ring's (not played yet).
     resumeBase: () => packedBase(queue.availPosition, queue.usedPosition),
     consumedMark: () => queue.availPosition,
     uncleared(pending, last) {

@@ -29,30 +29,35 @@
  * - Resubmission, on the second: no back-end can be made to hold a request it took without completing it
  *   (the fixture and libvhost-user complete a request before they look at the next kick, and a kill at the
  *   right instant is a race). So the harness writes the state a back-end that died between "When receiving"'s
- *   steps and the completion leaves: four requests made available after the ring was stopped, never kicked,
- *   each marked taken with the next counters (packed: "When receiving"'s steps, their descriptors copied into
- *   the free list's entries from old_free_head), the base past them (packed: the available position past
- *   them, the used position where the first is due). The back-end cannot tell this from its own crash (the
- *   buffer is all it keeps), and libvhost-user reaches the same base from it (used idx plus the entries
- *   inflight). Handed that buffer, the new connection must complete each of them once, their data written or
- *   read as asked (other kinds: each completion judged, net's frame seen looped back), and clear their entries.
- *   A packed ring's lists are served from the entries (their descriptors may be overwritten in the ring); DPDK's
- *   vhost_blk example moves its available position past each list it resubmits (last_avail_idx += num), as if
- *   the base named the first: such a back-end would look past the four, a convention no sentence sets.
- *   Known limit (split): after a broken connection QEMU 7.2 sends SET_VRING_BASE at the used ring's idx
- *   (vhost_virtqueue_stop falls back to virtio_queue_restore_last_avail_idx), not past the four; DPDK's library
- *   adds what it resubmits to the base given (vhost_check_queue_inflights_split: last_avail_idx +=
- *   resubmit_num), so a DPDK-based back-end would go past them twice here and fail where QEMU's base passes.
- *   Playing QEMU's base needs a request completed out of order in the state written (a back-end that ignores
- *   the buffer would otherwise pass by reading the ring again from the used idx): the next step.
+ *   steps and the completion leaves: requests made available after the ring was stopped, never kicked, each
+ *   marked taken with the next counters (packed: "When receiving"'s steps, their descriptors copied into the
+ *   free list's entries from old_free_head). The back-end cannot tell this from its own crash (the buffer is
+ *   all it keeps). Handed that buffer, the new connection must complete each request left inflight once, their
+ *   data written or read as asked (other kinds: each completion judged, net's frame seen looped back), and
+ *   clear their entries.
+ * - The base, split: what the front-end profile sends after a broken connection (FrontendProfile
+ *   .baseAfterBreak). QEMU sends the used ring's idx (vhost_virtqueue_stop falls back to
+ *   virtio_queue_restore_last_avail_idx); cloud-hypervisor the available ring's idx. Back-ends differ in what
+ *   they make of it: libvhost-user ignores it when the buffer has entries (vu_check_queue_inflights:
+ *   last_avail_idx = used_idx + inuse), DPDK adds what it resubmits to it (vhost_check_queue_inflights_split:
+ *   last_avail_idx += resubmit_num, right with QEMU's base). So that a back-end which ignores the buffer cannot
+ *   pass by reading the ring again from the used idx, five requests are left and the second of them is
+ *   completed out of order in the state written (its used element written, the used ring's idx increased):
+ *   such a back-end takes it again and leaves the first behind. It is also the last batch, published and not
+ *   cleared (below). A packed ring's base is past the requests left (its used position where the first is due);
+ *   QEMU's packed base after a broken connection, its used position, is not played yet. A packed ring's lists
+ *   are served from the entries (their descriptors may be overwritten in the ring); DPDK's vhost_blk example
+ *   moves its available position past each list it resubmits (last_avail_idx += num), as if the base named the
+ *   first: such a back-end would look past the four, a convention no sentence sets.
  * - Counter order is not judged: the resubmitted requests are all in flight together, and a back-end whose
  *   I/O is asynchronous may complete them in any order (the order is reported). Whether they are served before
  *   any kick (libvhost-user kicks itself "in case of I/O hang after reconnecting", since QEMU does not kick
  *   after a reconnection) is reported too, not judged: vhost-user.rst's ring states start a ring on a kick,
  *   so the harness kicks.
- * - The repair: the request completed last on the first connection is left as a back-end that died while
- *   supplying it leaves it. Split: inflight again with used_idx one behind the used ring's idx ("When supplying
- *   used buffers" after increasing the used ring's idx, before its last two steps). Packed: its supply undone,
+ * - The repair: a last batch is left as a back-end that died while supplying it leaves it. Split: the request
+ *   completed out of order, inflight with used_idx one behind the used ring's idx ("When supplying used
+ *   buffers" after increasing the used ring's idx, before its last two steps). Packed: the request completed
+ *   last on the first connection, its supply undone,
  *   the four taken, then its entries linked back in front of free_head and used_idx moved past it, its used
  *   descriptor being in the ring, but not the last two steps (inflight 0, old_* committed); "When reconnecting"
  *   then sees, at old_used_idx, flags that are not an available descriptor's and commits it. Either way the
@@ -80,7 +85,14 @@ import { freshSeed } from '../common/seed.js';
 import { expectSectors, namingFindings, quietMs, readSectors, writeSectors } from '../vring/common.js';
 import { samplesAcrossReconnection } from './inflight-any.js';
 import { mapInflightBuffer } from './inflight-region.js';
-import { INFLIGHT_BIT, keptBuffer, packedTrack, splitTrack, usedWithin } from './inflight-tracks.js';
+import {
+  baseNote,
+  INFLIGHT_BIT,
+  keptBuffer,
+  packedTrack,
+  splitTrack,
+  usedWithin,
+} from './inflight-tracks.js';
 import { reconnect, startReconnected } from './reconnect.js';
 import { sharedDisk } from './resume.js';
 
@@ -174,25 +186,37 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
       `GET_VRING_BASE returned ${track.describeBase(base)}, not ${track.describeBase(track.consumedMark())}: ` +
         'every request made available was completed',
     );
-  const pending: BlkRequest[] = [
+  const toResubmit: BlkRequest[] = [
     { type: 'IN', sector: scratch, count: 3 },
     { type: 'OUT', sector: zone1, data: left.subarray(0, 4 * 512) },
     { type: 'IN', sector: scratch + 4n, count: 4 },
     { type: 'OUT', sector: zone1 + 4n, data: left.subarray(4 * 512) },
   ];
+  // The one the crash completes (split: the second, out of order): a read, which changes nothing if done again.
+  const pending = track.completesAtCrash
+    ? [toResubmit[0]!, { type: 'IN', sector: scratch + 6n, count: 2 } as const, ...toResubmit.slice(1)]
+    : toResubmit;
   const notedPending = pending.map((r) => track.note(() => blk.post(r)));
   const pendingHeads = notedPending.map((n) => n.head);
   const from = track.maxCounter() + 1n;
-  // And the request completed last as if the back-end died after publishing it, before it cleared it: the
-  // spec's repair must clear it, not resubmit it.
-  const marked = track.crash(notedPending, from, last);
+  // And a last batch published and not cleared, as a back-end that died between the spec's steps leaves it:
+  // the spec's repair must clear it, not resubmit it.
+  const crash = track.crash(notedPending, from);
+  const marked = crash.marked;
+  const completedHeads = crash.completed.map((n) => n.head);
   const final = blk.collectNow();
-  if (final.length !== 1 || final[0]!.head !== last.head)
+  if (final.length !== 1 + completedHeads.length || final[0]!.head !== last.head)
     throw new BackendError(
-      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone`,
+      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone` +
+        (completedHeads.length
+          ? `, and head ${completedHeads.join(', ')}, completed by the state written`
+          : ''),
     );
   blk.expectOk(final[0]!);
-  const resumeAt = track.resumeBase();
+  const after = a.started.profile.baseAfterBreak ?? 'used-idx';
+  const resumeAt = track.resumeBase(after);
+  const expected = pending.length - completedHeads.length;
+  const baseWhat = baseNote(packed, after);
   a.session.connection.close();
   if (blk.collectNow().length)
     throw new BackendError(
@@ -217,23 +241,17 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   });
   port.handOver(packed ? b.packedRing(0) : b.ring(0));
   const what = (c: BlkCompletion) => `${describeBlkRequest(c.request)} (head ${c.head})`;
-  const repairNote = packed
-    ? `; head ${last.head}, completed last on the first connection, its entries linked back to the free list ` +
-      "and used_idx moved past its used descriptor, not committed (old_used_idx behind): the spec's repair " +
-      'commits it (the used descriptor is written) and clears it rather than resubmits it'
-    : `; head ${last.head}, completed last on the first connection, inflight too with used_idx one behind ` +
-      "the used ring's idx: the last batch, which the spec's repair clears rather than resubmits";
+  const repairNote = `; ${crash.lastBatch}`;
   const got: BlkCompletion[] = [];
   const collect = async (): Promise<void> => {
     try {
-      while (got.length < pending.length)
-        got.push(...(await blk.collect(pending.length - got.length)).completions);
+      while (got.length < expected) got.push(...(await blk.collect(expected - got.length)).completions);
     } catch (err) {
       if (err instanceof TimeoutError)
         throw new BackendError(
           `${again.how}, the inflight buffer handed back (${marked}) and SET_VRING_BASE ${track.describeBase(resumeAt)}, ` +
-            `then kicked: it completed ${got.length} of the ${pending.length} requests the buffer says were ` +
-            `taken and not completed: ${pending.length - got.length} lost${repairNote}; ${err.message}`,
+            `then kicked: it completed ${got.length} of the ${expected} requests the buffer says were ` +
+            `taken and not completed: ${expected - got.length} lost${repairNote}; ${err.message}`,
         );
       if (err instanceof VhuError)
         throw new BackendError(
@@ -255,12 +273,12 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
     const extra = blk.collectNow();
     if (extra.length)
       throw new BackendError(
-        `${extra.map(what).join(', ')} used again after the ${pending.length} resubmitted requests completed`,
+        `${extra.map(what).join(', ')} used again after the ${expected} resubmitted requests completed`,
       );
   } catch (err) {
     if (err instanceof BackendError || !(err instanceof VhuError)) throw err;
     throw new BackendError(
-      `after the ${pending.length} requests inflight in the buffer completed once each, more used elements came: ` +
+      `after the ${expected} requests inflight in the buffer completed once each, more used elements came: ` +
         err.message,
       { cause: err },
     );
@@ -298,14 +316,14 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   const order = got.map((c) => c.head).join(', ');
   const leftInBatch = packed
     ? `head ${last.head} left linked back and not committed`
-    : `head ${last.head} left in the last batch (used_idx ${(last.at - 1) & 0xffff})`;
+    : `head ${completedHeads.join(', ')} completed out of order and left in the last batch (used_idx ${last.at})`;
   return await namingFindings(
     ctx,
     `${done.length} requests recorded (${track.recordedWhat}); ${pending.length} requests ` +
       `marked inflight (heads ${pendingHeads.join(', ')}, counters ${from}..${from + BigInt(pending.length - 1)}) ` +
       `after the ring stopped at ${track.describeBase(base)}, and ${leftInBatch}; ` +
       `${again.how}, the buffer handed back, the ring at ` +
-      `${track.describeBase(resumeAt)}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
+      `${track.describeBase(resumeAt)}${baseWhat}: each completed once (heads in the order ${order}; ${beforeKick} before any kick), the ` +
       `data right, the entries cleared; it stopped at ${track.describeBase(end)}`,
     blk,
   );
@@ -331,7 +349,7 @@ export const inflightChecks = defineChecks('migrate', [
     title:
       'with INFLIGHT_SHMFD, the back-end records the requests it takes in the inflight buffer and, handed it back after a reconnection, resubmits those left inflight',
     detail:
-      "where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for the device type (qemu: block and scsi; qemu-7.2: block; cloud-hypervisor: block, fs, net), on a split ring, then on a packed one where VIRTIO_F_RING_PACKED is offered and passed on: on a first connection, requests made available together and one alone completed (block: writes and reads of known data; other kinds their sample request), then the ring's queue region read: version 1, nothing left inflight; split: counters growing in the order the heads were made available, used_idx the used ring's idx, last_batch_head the one completed alone; packed: the entry of the one completed alone with the largest counter heading the free list (free_head), the free list holding every entry, used_idx and used_wrap_counter the driver's next used position, old_* committed; the rings stopped (GET_VRING_BASE), four requests made available and not kicked, marked taken in the buffer with the next counters as a back-end that took them and died would have left them (packed: their descriptors copied into the free list's entries), and the one completed last left as a back-end that died while supplying it leaves it (split: inflight again with used_idx one behind; packed: linked back, used_idx moved, old_* not committed); the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE past the four (packed: the used position at the first), then kicked: each of the four completes once, the one completed last is not done again (the spec's repair clears it), block reads return what was written and writes are on the disk (other kinds: each completion judged, net's frame seen), their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; an fs device (its requests need a FUSE session first) is skipped",
+      "where INFLIGHT_SHMFD is offered and the front-end profile keeps an inflight buffer for the device type (qemu: block and scsi; qemu-7.2: block; cloud-hypervisor: block, fs, net), on a split ring, then on a packed one where VIRTIO_F_RING_PACKED is offered and passed on: on a first connection, requests made available together and one alone completed (block: writes and reads of known data; other kinds their sample request), then the ring's queue region read: version 1, nothing left inflight; split: counters growing in the order the heads were made available, used_idx the used ring's idx, last_batch_head the one completed alone; packed: the entry of the one completed alone with the largest counter heading the free list (free_head), the free list holding every entry, used_idx and used_wrap_counter the driver's next used position, old_* committed; the rings stopped (GET_VRING_BASE), requests made available and not kicked, marked taken in the buffer with the next counters as a back-end that took them and died would have left them (split: five, the second completed out of order, its used element written, and left as a back-end that died while supplying it leaves it, inflight with used_idx one behind; packed: four, their descriptors copied into the free list's entries, and the one completed last on the first connection linked back, used_idx moved, old_* not committed); the connection closed; a second connection (the same process, or the back-end launched again at the same socket and disk when it ended, as QEMU reconnects to a restarted one; in attach mode the same back-end) started with the same features and memory, the same buffer handed back with SET_INFLIGHT_FD (no GET_INFLIGHT_FD) and SET_VRING_BASE as the profile sends it after a broken connection (split: qemu the used ring's idx, cloud-hypervisor the available ring's; packed: past the four, the used position at the first), then kicked: each of the four completes once, the last batch is not done again (the spec's repair clears it), block reads return what was written and writes are on the disk (other kinds: each completion judged, net's frame seen), their entries are no longer inflight, and traffic goes on; the completion order and whether they came before the kick are reported, not judged; an fs device (its requests need a FUSE session first) is skipped",
     severity: 'SHOULD',
     spec: INFLIGHT_SPEC,
     rule:

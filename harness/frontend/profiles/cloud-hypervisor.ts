@@ -45,6 +45,7 @@ export const CLOUD_HYPERVISOR: FrontendProfile = {
   },
   memorySlots: false,
   inflight: ['block', 'fs', 'net'],
+  baseAfterBreak: 'avail-idx',
   status: 'none',
   init: ['SET_OWNER', 'GET_FEATURES', 'PROTOCOL_FEATURES', 'GET_QUEUE_NUM'],
   start: ['SET_FEATURES', 'MEMORY', 'NUM_ALL', 'INFLIGHT', 'RINGS', 'ENABLE_ALL', 'SET_BACKEND_REQ_FD'],

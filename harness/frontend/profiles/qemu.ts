@@ -94,6 +94,7 @@ export const QEMU: FrontendProfile = {
   },
   memorySlots: true,
   inflight: ['block', 'scsi'],
+  baseAfterBreak: 'used-idx',
   status: 'qemu',
   init: [
     'GET_FEATURES',
@@ -205,6 +206,7 @@ export const QEMU_7_2: FrontendProfile = {
   },
   needReply: QEMU_NEED_REPLY,
   inflight: ['block'],
+  baseAfterBreak: 'used-idx',
   statusResetFirst: true,
   // fs and gpu (vuf_start, vhost_user_backend_start); block, input and net below.
   start: QEMU_7_2_START,

@@ -175,6 +175,27 @@ describe('the migrate checks through the CLI', function () {
     expectClean(run);
   });
 
+  it("vhu-variant-inflight-base-plus-resubmitted (DPDK's base + resubmitted) passes at QEMU's base, and fails cloud-hypervisor's", async () => {
+    const qemu = await runCli([...INFLIGHT, fixture('vhu-variant-inflight-base-plus-resubmitted')]);
+    expect(verdicts(qemu.report), qemu.stdout).to.deep.equal({ 'migrate.inflight': 'pass' });
+    expect(messageOf(qemu.report, 'migrate.inflight')).to.match(
+      /the ring at \d+ \(the used ring's idx\): each completed once \(heads in the order \d+, \d+, \d+, \d+; 0 before any kick\), the data right/,
+    );
+    expectClean(qemu);
+    // cloud-hypervisor sends the available ring's idx: from there plus four, it is past what comes next.
+    const ch = await runCli([
+      ...INFLIGHT,
+      '--frontend',
+      'cloud-hypervisor',
+      fixture('vhu-variant-inflight-base-plus-resubmitted'),
+    ]);
+    expect(verdicts(ch.report), ch.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(ch.report, 'migrate.inflight')).to.match(
+      /^the 4 requests inflight in the buffer resubmitted, the next one made available \(at avail idx \d+\) was not completed: the ring resumed past it, not where the requests taken end, from SET_VRING_BASE \d+ \(the available ring's idx\); timed out after 3000 ms waiting for 1 used buffer/,
+    );
+    expectClean(ch);
+  });
+
   it('vhu-flaw-inflight-no-repair fails migrate.inflight: the last batch, published and not cleared, is done twice', async () => {
     const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-no-repair')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });

@@ -300,10 +300,20 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
       `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
         'completed: a further reconnection would do them again',
     );
+  // Traffic goes on: the next request is made available where the resubmitted ones end.
+  const readBack = await readSectors(blk, zone1, ZONE).catch((err: unknown) => {
+    if (!(err instanceof TimeoutError)) throw err;
+    throw new BackendError(
+      `the ${expected} requests inflight in the buffer resubmitted, the next one made available (at avail idx ` +
+        `${track.describeBase(track.consumedMark() - 1)}) was not completed: the ring resumed past it, not where ` +
+        `the requests taken end, from SET_VRING_BASE ${track.describeBase(resumeAt)}${baseWhat}; ${err.message}`,
+      { cause: err },
+    );
+  });
   expectSectors(
     'the writes inflight in the buffer, read back after they were resubmitted',
     left,
-    await readSectors(blk, zone1, ZONE),
+    readBack,
     zone1,
   );
   await writeSectors(blk, scratch, original);

@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { BackendError, TimeoutError } from '../errors.js';
 import { becomeChildSubreaper, reapIfExited } from '../sys/libc.js';
 import { withDeadline } from '../util/deadline.js';
-import { allProcesses, descendantsOf, type ProcStat, stillRunning } from './procfs.js';
+import { descendantsOf, ownChildren, type ProcStat, stillRunning } from './procfs.js';
 import type { Scope } from './scope.js';
 
 export interface LaunchOptions {
@@ -199,8 +199,8 @@ export function sweepOrphans(): number {
   if (!adopting) return 0;
   const ours = new Set([...live].map((b) => b.pid));
   let swept = 0;
-  for (const stat of allProcesses()) {
-    if (stat.ppid !== process.pid || ours.has(stat.pid)) continue;
+  for (const stat of ownChildren()) {
+    if (ours.has(stat.pid)) continue;
     if (stat.state !== 'Z') {
       safeKill(stat.pid, 'SIGKILL');
       swept++;
@@ -208,7 +208,7 @@ export function sweepOrphans(): number {
   }
   // Reap after the kills: SIGKILL is delivered before waitpid can see the exit, so poll briefly.
   for (let i = 0; i < 50; i++) {
-    const zombies = allProcesses().filter((s) => s.ppid === process.pid && !ours.has(s.pid));
+    const zombies = ownChildren().filter((s) => !ours.has(s.pid));
     if (!zombies.length) break;
     for (const z of zombies) reapIfExited(z.pid);
   }

@@ -40,6 +40,16 @@ const LAUNCHING: CheckAttributes = {
 const TRAFFIC: CheckAttributes = { perProfile: true };
 /** The robustness checks try their inputs on back-ends of their own. */
 const ROBUST: CheckAttributes = { ownBackends: true };
+/**
+ * Control messages only, each check on a back-end of its own (launched, or its own connection): no guest
+ * data, nothing an earlier check saw; so under --jobs they run beside the others.
+ */
+const CONTROL: CheckAttributes = { ownBackends: true };
+/**
+ * Device traffic on a launch of its own that shares nothing with another launch (no disk, no shared folder,
+ * no LUN: net, gpu, input), judged by itself (no completion rule of vring.blk.read-write's): beside the others.
+ */
+const OWN_DEVICE: CheckAttributes = { ...TRAFFIC, ownBackends: true };
 
 /**
  * `checks` with `attributes` declared on each (a check's own value wins), those declared `late` after the
@@ -55,31 +65,24 @@ export const allChecks: Check[] = [
     [...capabilityChecks, ...descriptorChecks, ...socketChecks, ...lifecycleChecks, ...optionChecks],
     LAUNCHING,
   ),
-  ...group([...negotiationChecks, ...channelChecks, ...featureChecks, ...memSlotChecks]),
+  ...group([...negotiationChecks, ...channelChecks], CONTROL),
+  ...group([...featureChecks, ...memSlotChecks]),
   ...group(vringChecks, TRAFFIC),
   // Two launches of their own, after the ring checks they build on.
   ...group(migrateChecks, TRAFFIC),
   ...group([...resetDeviceChecks, ...logDirtyChecks]),
-  ...group(
-    [
-      ...netChecks,
-      ...netMqChecks,
-      ...fsChecks,
-      ...fsDeviceChecks,
-      ...gpuChecks,
-      ...gpuCommandChecks,
-      ...scsiChecks,
-      ...scsiEventChecks,
-      ...inputChecks,
-    ],
-    TRAFFIC,
-  ),
+  ...group([...netChecks, ...netMqChecks], OWN_DEVICE),
+  // fs: one shared folder for every launch; scsi: one LUN behind every launch (contrib's, over iSCSI).
+  ...group([...fsChecks, ...fsDeviceChecks], TRAFFIC),
+  ...group([...gpuChecks, ...gpuCommandChecks], OWN_DEVICE),
+  ...group([...scsiChecks, ...scsiEventChecks], TRAFFIC),
+  ...group(inputChecks, OWN_DEVICE),
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...group(protocolLifecycleChecks),
   // Last: invalid requests may break a back-end (qemu-storage-daemon 7.2 dies of one), and in attach mode
   // nothing restarts it for the checks after.
-  ...group(replyAckChecks),
+  ...group(replyAckChecks, CONTROL),
   // After everything: bad input may break a back-end for good; in attach mode the checks after skip.
   ...group(robustnessChecks, ROBUST),
   ...group(dataPlaneChecks, { ...ROBUST, needsType: true }),

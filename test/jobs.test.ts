@@ -1,15 +1,19 @@
 /**
- * `--jobs N`: the checks that launch back-ends of their own (conventions, robustness) run beside the others,
+ * `--jobs N`: the checks that launch back-ends of their own (conventions, control messages, net, gpu, input,
+ * robustness) run beside the others,
  * which keep their order. The verdicts, their order and the reports are those of a run one check at a time;
  * Ctrl-C in the middle of several checks leaves nothing behind.
  */
 import { expect } from 'chai';
 import type { RunResult } from '../harness/runner/types.js';
-import { type CliRun, expectClean, runCli } from './helpers.js';
+import { type CliRun, expectClean, fixture, runCli } from './helpers.js';
 
 /** Conventions, protocol, traffic and robustness checks of the reference, gates among them. */
 const GREP =
   '^(conv\\.(caps\\..*|socket-path\\..*|sigterm\\..*)|proto\\.reply\\..*|vring\\.blk\\.read-write|vring\\.restart|robust\\.ctl\\.(request-id|fds)|robust\\.leaks)$';
+
+/** The gpu device checks (lanes of their own), the ring checks beside them, the control-message checks. */
+const GPU_GREP = '^(gpu\\..*|vring\\.(enable-gates|disable-stops|get-vring-base\\.drain)|proto\\.negotiation\\..*)$';
 
 const verdictList = (report: RunResult | undefined) => report?.checks.map((c) => `${c.id} ${c.verdict}`);
 
@@ -31,6 +35,16 @@ describe('--jobs: checks side by side, reported as one at a time', function () {
     const numbered = [...three.stdout.matchAll(/\[\s*(\d+)\/\d+\]$/gm)].map((m) => Number(m[1]));
     expect(numbered).to.deep.equal(numbered.map((_, i) => i + 1));
     expectClean(three);
+  });
+
+  it('the gpu reference: its gpu checks, each in a lane of its own, beside its ring checks, give the verdicts of a run one at a time', async () => {
+    const gpu = fixture('vhu-reference-gpu');
+    const oneGpu = await runCli(['--jobs', '1', '--grep', GPU_GREP, gpu]);
+    const threeGpu = await runCli(['--jobs', '3', '--grep', GPU_GREP, gpu]);
+    expect(oneGpu.exitCode, oneGpu.stdout).to.equal(0);
+    expect(verdictList(threeGpu.report)).to.deep.equal(verdictList(oneGpu.report));
+    expect(oneGpu.report!.checks.filter((c) => c.verdict === 'pass').length).to.be.above(10);
+    expectClean(threeGpu);
   });
 
   it('refuses a --jobs that is not a whole number from 1 to 64 (exit 2)', async () => {

@@ -181,7 +181,7 @@ function withRunOptions(cmd: Command): Command {
     )
     .option(
       '--jobs <n>',
-      `checks run at once: the conventions and robustness checks, which launch back-ends of their own, beside the others (default: the number of cores, ${DEFAULT_JOBS}; attach mode runs one at a time)`,
+      `checks run at once: those that launch back-ends of their own and judge only what those do (conventions, control messages, net, gpu and input traffic, robustness) beside the others (default: the number of cores, ${DEFAULT_JOBS}; attach mode runs one at a time)`,
       jobCount,
       DEFAULT_JOBS,
     )

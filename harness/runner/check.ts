@@ -142,8 +142,9 @@ export interface Check extends CheckInfo {
   /** It makes requests of the device's type without a profile's start (robust.data.*): it needs the type. */
   needsType?: boolean;
   /**
-   * It launches back-ends of its own and judges only what those do (the conventions and robustness checks):
-   * under --jobs it runs beside the others, which keep their order.
+   * It launches back-ends of its own and judges only what those do, and its launches share nothing with
+   * another's (the conventions, control-message, net, gpu, input and robustness checks): under --jobs it runs
+   * beside the others, which keep their order.
    */
   ownBackends?: boolean;
   /**

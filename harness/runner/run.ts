@@ -93,7 +93,8 @@ export interface RunOptions {
   shard?: Shard;
   /**
    * How many checks run at once (default 1): those that launch back-ends of their own and judge nothing
-   * together (conventions, robustness) run beside the others, which keep their order (`laneOf`). Attach
+   * together (conventions, control messages, net, gpu and input traffic, robustness: suites/index.ts) run
+   * beside the others, which keep their order (`laneOf`). Attach
    * mode runs one at a time whatever this says: its checks share the one back-end.
    */
   jobs?: number;
@@ -428,8 +429,9 @@ async function runOne(
 /**
  * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
  * back-end, so one lane. Otherwise the checks that launch back-ends of their own and judge only what those do
- * (`ownBackends`: the conventions and robustness checks) get a lane each. The others (protocol, ring, migration and device traffic) stay
- * one lane in plan order, as some judge what earlier ones saw (the completion rules, runner memos).
+ * (`ownBackends`, suites/index.ts) get a lane each. The others (block, fs and scsi traffic, ring, migration,
+ * the protocol checks with traffic) stay one lane in plan order: some judge what earlier ones saw (the
+ * completion rules), and their launches share a disk, a folder or a LUN.
  */
 function laneOf(check: Check, attached: boolean, key: string): string {
   if (attached) return 'attached';

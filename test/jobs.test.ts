@@ -13,7 +13,8 @@ const GREP =
   '^(conv\\.(caps\\..*|socket-path\\..*|sigterm\\..*)|proto\\.reply\\..*|vring\\.blk\\.read-write|vring\\.restart|robust\\.ctl\\.(request-id|fds)|robust\\.leaks)$';
 
 /** The gpu device checks (lanes of their own), the ring checks beside them, the control-message checks. */
-const GPU_GREP = '^(gpu\\..*|vring\\.(enable-gates|disable-stops|get-vring-base\\.drain)|proto\\.negotiation\\..*)$';
+const GPU_GREP =
+  '^(gpu\\..*|vring\\.(enable-gates|disable-stops|get-vring-base\\.drain)|proto\\.negotiation\\..*)$';
 
 const verdictList = (report: RunResult | undefined) => report?.checks.map((c) => `${c.id} ${c.verdict}`);
 

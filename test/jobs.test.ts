@@ -1,8 +1,7 @@
 /**
  * `--jobs N`: the checks that launch back-ends of their own (conventions, control messages, net, gpu, input,
- * robustness) run beside the others,
- * which keep their order. The verdicts, their order and the reports are those of a run one check at a time;
- * Ctrl-C in the middle of several checks leaves nothing behind.
+ * robustness) run beside the others, which keep their order. The verdicts, their order and the reports are
+ * those of a run one check at a time; Ctrl-C in the middle of several checks leaves nothing behind.
  */
 import { expect } from 'chai';
 import type { RunResult } from '../harness/runner/types.js';

@@ -33,7 +33,7 @@ import {
 import { quietMs } from '../vring/common.js';
 import { mapInflightBuffer } from './inflight-region.js';
 import {
-  baseNote,
+  expectUsedAtCrash,
   INFLIGHT_BIT,
   keptBuffer,
   packedTrack,
@@ -87,7 +87,7 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
   const queue = port.queue;
   const track = packed
     ? packedTrack(buffer, ring, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
-    : splitTrack(buffer, ring, queue as SplitVirtqueue<unknown>);
+    : splitTrack(buffer, ring, queue as SplitVirtqueue<unknown>, a.started.profile);
   const driver = new SampleDriver(kind, port, kind.samples(a.device.memory), ctx.timeoutMs);
   // The kind's effect drives its other rings through what every queue has (DriverQueue).
   const effect = samplesEffect(
@@ -128,18 +128,14 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
   const from = track.maxCounter() + 1n;
   const crash = track.crash(pending, from);
   const { marked } = crash;
-  const completedHeads = crash.completed.map((n) => n.head);
   const final = driver.collectNow();
-  if (final.length !== 1 + completedHeads.length || final[0]!.id !== last.head)
-    throw new BackendError(
-      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone` +
-        (completedHeads.length
-          ? `, and head ${completedHeads.join(', ')}, completed by the state written`
-          : ''),
-    );
+  expectUsedAtCrash(
+    final.map((c) => c.id),
+    last,
+    crash,
+  );
   driver.judge(final[0]!);
-  const after = a.started.profile.baseAfterBreak ?? 'used-idx';
-  const resumeAt = track.resumeBase(after);
+  const { base: resumeAt, note: baseWhat } = track.resume();
   a.session.connection.close();
   if (driver.collectNow().length)
     throw new BackendError(
@@ -235,7 +231,7 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
   return (
     `a ${kind.type} device, ${where}: ${TOGETHER + 1} sample requests recorded (${track.recordedWhat}); ` +
     `${pending.length} marked inflight (${marked}) after the rings stopped, and ${repair}; ${again.how}, the ` +
-    `buffer handed back, the ring at ${track.describeBase(resumeAt)}${baseNote(packed, after)}: ${LEFT} each completed once (heads in the order ` +
+    `buffer handed back, the ring at ${track.describeBase(resumeAt)}${baseWhat}: ${LEFT} each completed once (heads in the order ` +
     `${got.map((c) => c.id).join(', ')}; ${beforeKick} before any kick)` +
     `${effect ? ` (${effect.what}: each seen)` : ''}, judged, the entries cleared; it stopped at ` +
     track.describeBase(end)

@@ -86,7 +86,7 @@ import { expectSectors, namingFindings, quietMs, readSectors, writeSectors } fro
 import { samplesAcrossReconnection } from './inflight-any.js';
 import { mapInflightBuffer } from './inflight-region.js';
 import {
-  baseNote,
+  expectUsedAtCrash,
   INFLIGHT_BIT,
   keptBuffer,
   packedTrack,
@@ -131,7 +131,7 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   );
   const track = packed
     ? packedTrack(buffer, 0, queue as PackedVirtqueue<unknown>, ctx.timeoutMs)
-    : splitTrack(buffer, 0, queue as SplitVirtqueue<unknown>);
+    : splitTrack(buffer, 0, queue as SplitVirtqueue<unknown>, a.started.profile);
   const port = new HandoverPort<unknown, DriverQueue<unknown>>(a.ring);
   const blk = new BlkDriver(port, {
     timeoutMs: ctx.timeoutMs,
@@ -205,18 +205,14 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   const marked = crash.marked;
   const completedHeads = crash.completed.map((n) => n.head);
   const final = blk.collectNow();
-  if (final.length !== 1 + completedHeads.length || final[0]!.head !== last.head)
-    throw new BackendError(
-      `${final.length} completions came for the one request completed last (head ${last.head}), posted alone` +
-        (completedHeads.length
-          ? `, and head ${completedHeads.join(', ')}, completed by the state written`
-          : ''),
-    );
+  expectUsedAtCrash(
+    final.map((c) => c.head),
+    last,
+    crash,
+  );
   blk.expectOk(final[0]!);
-  const after = a.started.profile.baseAfterBreak ?? 'used-idx';
-  const resumeAt = track.resumeBase(after);
+  const { base: resumeAt, note: baseWhat } = track.resume();
   const expected = pending.length - completedHeads.length;
-  const baseWhat = baseNote(packed, after);
   a.session.connection.close();
   if (blk.collectNow().length)
     throw new BackendError(
@@ -304,9 +300,9 @@ async function blockAcrossReconnection(ctx: CheckContext, packed: boolean): Prom
   const readBack = await readSectors(blk, zone1, ZONE).catch((err: unknown) => {
     if (!(err instanceof TimeoutError)) throw err;
     throw new BackendError(
-      `the ${expected} requests inflight in the buffer resubmitted, the next one made available (at avail idx ` +
-        `${track.describeBase(track.consumedMark() - 1)}) was not completed: the ring resumed past it, not where ` +
-        `the requests taken end, from SET_VRING_BASE ${track.describeBase(resumeAt)}${baseWhat}; ${err.message}`,
+      `the ${expected} requests inflight in the buffer resubmitted, the next one made available was not ` +
+        'completed: the ring resumed past it, not where the requests taken end, from SET_VRING_BASE ' +
+        `${track.describeBase(resumeAt)}${baseWhat}; ${err.message}`,
       { cause: err },
     );
   });

@@ -3,11 +3,19 @@
  * fd numbers asked for, bounded capture of what it prints, and a teardown that always ends it and anything
  * it started.
  */
-import { execa, type ResultPromise } from 'execa';
+import { setPriority } from 'node:os';
 import { BackendError, TimeoutError } from '../errors.js';
 import { becomeChildSubreaper, reapIfExited } from '../sys/libc.js';
 import { withDeadline } from '../util/deadline.js';
-import { descendantsOf, ownChildren, type ProcStat, stillRunning } from './procfs.js';
+import { type Child, type ExitInfo, startChild } from './child.js';
+import {
+  CLOCK_TICKS_PER_SECOND,
+  descendantsOf,
+  ownChildren,
+  type ProcStat,
+  readStat,
+  stillRunning,
+} from './procfs.js';
 import type { Scope } from './scope.js';
 
 export interface LaunchOptions {
@@ -22,15 +30,24 @@ export interface LaunchOptions {
   graceMs: number;
 }
 
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
+export type { ExitInfo };
 
 const STDERR_TAIL = 8 * 1024;
 
+/**
+ * CPU a back-end may use while the harness waits for it to exit before it is made to yield (nice 19) for the
+ * rest of the wait. A back-end busy where it should end (vhost-user-gpu 7.2 given `--fd` of a descriptor that
+ * is not open polls it in a loop until killed) would otherwise take a core from the checks beside it for the
+ * whole deadline. It still runs, and the deadline is unchanged: by then it has had a second of CPU to end,
+ * which no start-up failure and no SIGTERM handler needs.
+ */
+export const YIELD_AFTER_CPU_MS = 1000;
+/** How often a wait for an exit reads the back-end's CPU time. */
+const CPU_SAMPLE_MS = 100;
+
 /** Every process launched and not yet known to be gone: the CLI kills them all on Ctrl-C. */
 const live = new Set<BackendProcess>();
+let exitHooked = false;
 
 export class BackendProcess {
   readonly pid: number;
@@ -44,38 +61,27 @@ export class BackendProcess {
   private stderrTailText = '';
   /** Descendants seen so far: checked again at teardown, so that orphans are found too. */
   private readonly seen = new Map<number, ProcStat>();
+  /** Its start time in /proc, to tell it from a later process given its pid. */
+  private readonly starttime: number | undefined;
+  private readonly child: Child;
 
   constructor(
     readonly binary: string,
     readonly options: LaunchOptions,
   ) {
-    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
-    if (options.stdio === 'devnull') stdio.splice(1, 2, 'ignore', 'ignore');
-    for (const [child, ours] of Object.entries(options.fds ?? {})) {
-      const at = Number(child);
-      while (stdio.length < at) stdio.push('ignore');
-      stdio[at] = ours;
-    }
-    let subprocess: ResultPromise;
     try {
-      subprocess = execa(binary, options.args, {
-        stdio: stdio as never,
-        reject: false,
-        buffer: false,
-        stripFinalNewline: false,
-        cleanup: true,
-        windowsHide: true,
+      this.child = startChild(binary, options.args, {
+        capture: options.stdio !== 'devnull',
+        fds: options.fds ?? {},
       });
     } catch (err) {
       throw new BackendError(`cannot launch ${binary}: ${(err as Error).message}`, { cause: err });
     }
-    if (subprocess.pid === undefined) {
-      // execa reports spawn failures (ENOENT, EACCES) on the promise; make them synchronous and clear.
-      throw new BackendError(`cannot launch ${binary}: the process did not start`);
-    }
-    this.pid = subprocess.pid;
+    const child = this.child;
+    this.pid = child.pid;
+    this.starttime = readStat(this.pid)?.starttime;
     const limit = options.stdoutLimit ?? 1024 * 1024;
-    subprocess.stdout?.on('data', (chunk: Buffer) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
       if (this.stdoutBytes + chunk.length > limit) {
         this.stdoutOverflow = true;
         chunk = chunk.subarray(0, Math.max(0, limit - this.stdoutBytes));
@@ -85,12 +91,17 @@ export class BackendProcess {
         this.stdoutBytes += chunk.length;
       }
     });
-    subprocess.stderr?.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       this.stderrTailText = (this.stderrTailText + chunk.toString('utf8')).slice(-STDERR_TAIL);
     });
+    if (live.size === 0 && !exitHooked) {
+      // What execa's `cleanup` did: nothing launched outlives the harness that exits without a teardown.
+      process.once('exit', killAllBackends);
+      exitHooked = true;
+    }
     live.add(this);
-    this.exited = subprocess.then((result) => {
-      this.exit = { code: result.exitCode ?? null, signal: result.signal ?? null };
+    this.exited = child.ended.then((exit) => {
+      this.exit = exit;
       this.exitedAt = performance.now();
       live.delete(this);
       return this.exit;
@@ -121,9 +132,46 @@ export class BackendProcess {
     return [...this.seen.values()].filter(stillRunning);
   }
 
-  /** Waits for the process to exit on its own. */
+  /** Set when a wait for its exit made it yield the CPU (YIELD_AFTER_CPU_MS). */
+  yielded = false;
+
+  /** CPU time used so far, user plus system, in ms; undefined once it is reaped. */
+  cpuMs(): number | undefined {
+    const stat = this.alive && !this.child.reaped() ? readStat(this.pid) : undefined;
+    return stat && stat.starttime === this.starttime
+      ? (stat.cpuTicks * 1000) / CLOCK_TICKS_PER_SECOND
+      : undefined;
+  }
+
+  /**
+   * Waits for the process to exit on its own. If it uses YIELD_AFTER_CPU_MS of CPU meanwhile, it runs at
+   * the lowest priority for the rest of the wait (and after: it is meant to be ending).
+   */
   async waitExit(ms: number, what = `${this.binary} to exit`): Promise<ExitInfo> {
-    return withDeadline(this.exited, ms, what);
+    const from = this.cpuMs();
+    const sampler =
+      from === undefined || this.yielded
+        ? undefined
+        : setInterval(() => {
+            const now = this.cpuMs();
+            if (now === undefined || now - from < YIELD_AFTER_CPU_MS) return;
+            clearInterval(sampler);
+            this.yieldCpu();
+          }, CPU_SAMPLE_MS).unref();
+    try {
+      return await withDeadline(this.exited, ms, what);
+    } finally {
+      clearInterval(sampler);
+    }
+  }
+
+  private yieldCpu(): void {
+    try {
+      setPriority(this.pid, 19);
+      this.yielded = true;
+    } catch {
+      // Gone, or not ours to renice: it keeps its priority.
+    }
   }
 
   /**
@@ -155,8 +203,9 @@ export class BackendProcess {
     for (const stat of this.survivors()) safeKill(stat.pid, 'SIGKILL');
   }
 
+  /** Sends `signal` unless it has been reaped (its pid may be another process's by then). */
   signal(signal: NodeJS.Signals): void {
-    if (this.alive) safeKill(this.pid, signal);
+    if (this.alive && !this.child.reaped()) safeKill(this.pid, signal);
   }
 }
 

@@ -8,7 +8,7 @@ import { BackendError, errnoName, SkipError, SysError } from '../errors.js';
 import { closeFd, connectUnix, listenUnix, socketpair } from '../sys/libc.js';
 import { Connection } from '../transport/connection.js';
 import { pollUntil } from '../util/deadline.js';
-import type { BackendProcess } from './backend.js';
+import { type BackendProcess, YIELD_AFTER_CPU_MS } from './backend.js';
 import type { BackendContext, Program } from './context.js';
 import { describeExit, endAfterClose, endWords, lastStderrLine } from './crash.js';
 import { isListeningAt } from './procfs.js';
@@ -19,6 +19,19 @@ export { describeExit };
 export function stderrLine(backend: BackendProcess): string {
   const line = backend.stderrTail.trim().split('\n')[0]?.slice(0, 200);
   return line ? `stderr: "${line}"` : 'nothing on stderr';
+}
+
+/**
+ * The CPU a back-end that is still running has used, for a message on a hang: a busy loop and an idle wait
+ * are different bugs to look for.
+ */
+export function cpuLine(backend: BackendProcess): string {
+  const ms = backend.cpuMs();
+  if (ms === undefined) return 'its CPU time is not known';
+  const yielded = backend.yielded
+    ? `; busy: after ${YIELD_AFTER_CPU_MS} ms of it in the wait, it ran at the lowest priority (nice 19)`
+    : '';
+  return `${Math.round(ms)} ms of CPU used since its launch${yielded}`;
 }
 
 /** A socket path in a fresh temp folder owned by the check. */

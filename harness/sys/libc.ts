@@ -1,6 +1,7 @@
 /**
- * The only foreign-function code: libc calls Node lacks, through koffi. Every call checks its result and
- * throws a SysError with errno; callers own the fds they get and close them with `closeFd`.
+ * The foreign-function code, with sys/spawn.ts (starting programs): libc calls Node lacks, through koffi.
+ * Every call checks its result and throws a SysError with errno; callers own the fds they get and close them
+ * with `closeFd`.
  */
 import fs from 'node:fs';
 import koffi from 'koffi';

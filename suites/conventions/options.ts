@@ -8,7 +8,13 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { SkipError, TimeoutError } from '../../harness/errors.js';
 import type { BackendProcess } from '../../harness/process/backend.js';
-import { describeExit, serveOnSocketPath, socketPath, stderrLine } from '../../harness/process/probes.js';
+import {
+  cpuLine,
+  describeExit,
+  serveOnSocketPath,
+  socketPath,
+  stderrLine,
+} from '../../harness/process/probes.js';
 import { type CheckContext, defineChecks, Spec } from '../../harness/runner/check.js';
 import { FEATURES_BY_TYPE } from '../../harness/schemas/vhost-user.js';
 
@@ -23,7 +29,7 @@ async function expectEarlyFailure(
   } catch (err) {
     if (!(err instanceof TimeoutError)) throw err;
     expect.fail(
-      `still running ${ctx.timeoutMs} ms after being asked ${asked}: it should exit with a status != 0`,
+      `still running ${ctx.timeoutMs} ms after being asked ${asked} (${cpuLine(backend)}): it should exit with a status != 0`,
     );
   }
   expect(backend.exit?.signal ?? null, `asked ${asked}, it crashed (${describeExit(backend.exit)})`).to.equal(

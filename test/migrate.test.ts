@@ -196,6 +196,17 @@ describe('the migrate checks through the CLI', function () {
     expectClean(ch);
   });
 
+  it('the same variant as a net device under cloud-hypervisor: the next frames are not completed, and the message says why', async () => {
+    const run = await runCli([...INFLIGHT, '--frontend', 'cloud-hypervisor', fixture('vhu-reference-net')], {
+      env: { VHU_FIXTURE_VARIANT: 'inflight-base-plus-resubmitted' },
+    });
+    expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });
+    expect(messageOf(run.report, 'migrate.inflight')).to.match(
+      /^the 4 net sample requests inflight in the buffer resubmitted, the next ones made available were not completed: the ring resumed past them, not where the requests taken end, from SET_VRING_BASE \d+ \(the available ring's idx\); timed out after 3000 ms waiting for 2 used buffers/,
+    );
+    expectClean(run);
+  });
+
   it('vhu-flaw-inflight-no-repair fails migrate.inflight: the last batch, published and not cleared, is done twice', async () => {
     const run = await runCli([...INFLIGHT, fixture('vhu-flaw-inflight-no-repair')]);
     expect(verdicts(run.report), run.stdout).to.deep.equal({ 'migrate.inflight': 'fail' });

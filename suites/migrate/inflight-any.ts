@@ -221,7 +221,17 @@ export async function samplesAcrossReconnection(ctx: CheckContext, packed: boole
       `heads ${uncleared.join(', ')} are still inflight in the buffer after they were resubmitted and ` +
         'completed: a further reconnection would do them again',
     );
-  for (const c of await driver.run(2)) driver.judge(c);
+  // Traffic goes on: the next requests are made available where the resubmitted ones end.
+  const next = await driver.run(2).catch((err: unknown) => {
+    if (!(err instanceof TimeoutError)) throw err;
+    throw new BackendError(
+      `the ${LEFT} ${kind.type} sample requests inflight in the buffer resubmitted, the next ones made ` +
+        'available were not completed: the ring resumed past them, not where the requests taken end, from ' +
+        `SET_VRING_BASE ${track.describeBase(resumeAt)}${baseWhat}; ${err.message}`,
+      { cause: err },
+    );
+  });
+  for (const c of next) driver.judge(c);
   const end = (await stopDevice(started, b, kind.rings)).get(ring)!.availIndex;
   if (end !== track.consumedMark())
     throw new BackendError(

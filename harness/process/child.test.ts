@@ -33,9 +33,13 @@ for (const [name, start] of Object.entries(starters)) {
       expect(child.reaped()).to.equal(true);
     });
 
-    it('names the signal that ended it', async () => {
-      const { end } = await run(start('sh', ['-c', 'kill -TERM $$'], { capture: true, fds: {} }));
-      expect(end).to.deep.equal({ code: null, signal: 'SIGTERM' });
+    it('names the signal that ended it, by the name Node gives it (SIGABRT, not its alias SIGIOT)', async () => {
+      for (const signal of ['SIGTERM', 'SIGABRT', 'SIGIO', 'SIGSYS']) {
+        const { end } = await run(
+          start('sh', ['-c', `kill -${signal.slice(3)} $$`], { capture: true, fds: {} }),
+        );
+        expect(end).to.deep.equal({ code: null, signal });
+      }
     });
 
     it('starts it with no signal ignored or blocked, though Node ignores SIGPIPE', async () => {

@@ -158,7 +158,10 @@ export function spawnProgram(request: SpawnRequest): Spawned {
   }
 }
 
-const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
+/** Each signal's name, the first of its aliases as Node lists them (SIGABRT, not SIGIOT; SIGIO, not SIGPOLL). */
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, number] of Object.entries(constants.signals))
+  if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name);
 
 /** Reaps `pid`, a child of ours that has ended (its pidfd is readable); undefined if it has not. */
 export function reapChild(pid: number): ChildEnd | undefined {

@@ -71,12 +71,12 @@ export const allChecks: Check[] = [
   // Two launches of their own, after the ring checks they build on.
   ...group(migrateChecks, TRAFFIC),
   ...group([...resetDeviceChecks, ...logDirtyChecks]),
-  ...group([...netChecks, ...netMqChecks], OWN_DEVICE),
+  ...group([...netChecks, ...netMqChecks], { ...OWN_DEVICE, device: 'net' }),
   // fs: one shared folder for every launch; scsi: one LUN behind every launch (contrib's, over iSCSI).
-  ...group([...fsChecks, ...fsDeviceChecks], TRAFFIC),
-  ...group([...gpuChecks, ...gpuCommandChecks], OWN_DEVICE),
-  ...group([...scsiChecks, ...scsiEventChecks], TRAFFIC),
-  ...group(inputChecks, OWN_DEVICE),
+  ...group([...fsChecks, ...fsDeviceChecks], { ...TRAFFIC, device: 'fs' }),
+  ...group([...gpuChecks, ...gpuCommandChecks], { ...OWN_DEVICE, device: 'gpu' }),
+  ...group([...scsiChecks, ...scsiEventChecks], { ...TRAFFIC, device: 'scsi' }),
+  ...group(inputChecks, { ...OWN_DEVICE, device: 'input' }),
   // After every check that needs the session: a back-end may end with its front-end, and in attach mode
   // nothing restarts it (the checks after it are then skipped).
   ...group(protocolLifecycleChecks),

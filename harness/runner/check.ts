@@ -148,6 +148,11 @@ export interface Check extends CheckInfo {
    */
   ownBackends?: boolean;
   /**
+   * The device type (vhost-user.json's name) it drives, and only that one: on a back-end of another type it
+   * skips at once, touching nothing, so under --jobs it then waits for no lane.
+   */
+  device?: string;
+  /**
    * Why it runs after the other checks of its group (suites/index.ts keeps the group's order otherwise): it
    * may take a back-end down, and in attach mode the checks after it go with it.
    */
@@ -167,7 +172,7 @@ export const Spec = {
 /** Attributes a group of checks shares, declared where the run order is (suites/index.ts) or with the group. */
 export type CheckAttributes = Pick<
   Check,
-  'destructive' | 'perProfile' | 'needsType' | 'ownBackends' | 'launchOnly'
+  'destructive' | 'perProfile' | 'needsType' | 'ownBackends' | 'launchOnly' | 'device'
 >;
 
 /** The checks of `area`; `common` attributes (e.g. `destructive`) apply to each. */

@@ -291,7 +291,7 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   const jobs = connect === null ? (options.jobs ?? 1) : 1;
   const outcomes = schedule(
     plan.map((step, i) => ({
-      lane: laneOf(step.check, connect !== null, keyOf(step)),
+      lane: laneOf(step.check, connect !== null, keyOf(step), target.type),
       // A need planned later (attach mode's destructive checks) gates nothing, as in a run one at a time.
       needs: (step.check.needs ?? [])
         .map((id) => indexOf.get(needKey(id, tag(step.check, step.profile))))
@@ -429,12 +429,15 @@ async function runOne(
 /**
  * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
  * back-end, so one lane. Otherwise the checks that launch back-ends of their own and judge only what those do
- * (`ownBackends`, suites/index.ts) get a lane each. The others (block, fs and scsi traffic, ring, migration,
+ * (`ownBackends`, suites/index.ts), and those for a device type other than the back-end's, get a lane each. The others (block, fs and scsi traffic, ring, migration,
  * the protocol checks with traffic) stay one lane in plan order: some judge what earlier ones saw (the
  * completion rules), and their launches share a disk, a folder or a LUN.
  */
-function laneOf(check: Check, attached: boolean, key: string): string {
+function laneOf(check: Check, attached: boolean, key: string, type: string | null): string {
   if (attached) return 'attached';
+  // A check for another device type skips at once: the checks that need it (robust.data.*, each device's
+  // gate) need not wait for the ordered lane to reach it.
+  if (check.device !== undefined && check.device !== type) return key;
   return check.ownBackends === true ? key : 'main';
 }
 

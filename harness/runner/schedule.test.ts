@@ -52,6 +52,37 @@ describe('runner/schedule', () => {
     expect(events.indexOf('start 2')).to.be.above(events.indexOf('end 0'));
   });
 
+  it('gives a free slot to the lane with the most steps left first: the run waits on it', async () => {
+    const steps = [
+      { lane: 'a', needs: [] },
+      { lane: 'b', needs: [] },
+      { lane: 'c', needs: [] },
+      { lane: 'main', needs: [] },
+      { lane: 'main', needs: [] },
+      { lane: 'main', needs: [] },
+    ];
+    const { events } = await trace(steps, 2, [5, 5, 5, 5, 5, 5]);
+    // The main lane starts at once, though a, b and c come first in the plan; they share the other slot,
+    // in plan order, and the main lane's next step is never left behind them.
+    expect(events.slice(0, 2)).to.deep.equal(['start 3', 'start 0']);
+    expect(events.indexOf('start 4')).to.be.below(events.indexOf('start 2'));
+    expect(events.indexOf('start 1')).to.be.below(events.indexOf('start 2'));
+  });
+
+  it('starts first the step of a lane of its own that a long lane needs, before those nothing waits on', async () => {
+    const steps = [
+      { lane: 'a', needs: [] },
+      { lane: 'b', needs: [] },
+      { lane: 'c', needs: [] },
+      { lane: 'gate', needs: [] },
+      { lane: 'main', needs: [3] },
+      { lane: 'main', needs: [] },
+    ];
+    const { events } = await trace(steps, 2, [5, 5, 5, 5, 5, 5]);
+    expect(events.slice(0, 2)).to.deep.equal(['start 3', 'start 0']);
+    expect(events.indexOf('start 4')).to.be.below(events.indexOf('start 2'));
+  });
+
   it('starts a step only once the steps it needs have ended, whatever their lane', async () => {
     const steps = [
       { lane: 'main', needs: [] },

@@ -1,6 +1,6 @@
 /**
  * Runs the steps of a plan several at a time (`--jobs`): a step starts once the steps it needs have ended
- * and the one before it in its lane has, in plan order as slots free up. A lane is a run of steps that must
+ * and the one before it in its lane has, as slots free up, the one the longest chain of steps waits on first. A lane is a run of steps that must
  * not overlap: the checks that share one back-end (attach mode), or that judge together what earlier ones
  * saw (the traffic checks and their completion rules); a check that launches back-ends of its own and
  * shares no verdict is a lane of its own. The caller reports the results in plan order, whatever ends first.
@@ -35,6 +35,12 @@ export function schedule<T>(
     for (let j = i - 1; j >= 0; j--) if (steps[j]!.lane === step.lane) return j;
     return -1;
   });
+  // The step with the longest chain of steps waiting on it goes first (then plan order): the chain through
+  // the ordered lane is the run's critical path, and a slot it leaves to steps that could run at any time
+  // lengthens the run. One job keeps plan order.
+  const chain = longestChains(steps, previous);
+  const order = [...steps.keys()];
+  if (jobs > 1) order.sort((a, b) => chain[b]! - chain[a]! || a - b);
   let running = 0;
   const ready = (i: number) =>
     !started[i] && (previous[i]! < 0 || ended[previous[i]!]!) && steps[i]!.needs.every((n) => ended[n]);
@@ -48,7 +54,8 @@ export function schedule<T>(
       });
       return;
     }
-    for (let i = 0; i < steps.length && running < jobs; i++) {
+    for (const i of order) {
+      if (running >= jobs) break;
       if (!ready(i)) continue;
       started[i] = true;
       running++;
@@ -64,4 +71,17 @@ export function schedule<T>(
   };
   pump();
   return promises;
+}
+
+/**
+ * For each step, the most steps on one chain from it to the end of the plan, itself included: each link the
+ * next step of its lane or a step that needs it. Both come later in the plan, so one pass from the end does.
+ */
+function longestChains(steps: readonly ScheduledStep[], previous: readonly number[]): number[] {
+  const chain = new Array<number>(steps.length).fill(1);
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const before = [previous[i]!, ...steps[i]!.needs].filter((j) => j >= 0 && j < i);
+    for (const j of before) chain[j] = Math.max(chain[j]!, chain[i]! + 1);
+  }
+  return chain;
 }

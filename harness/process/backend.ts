@@ -56,6 +56,8 @@ export class BackendProcess {
   exit: ExitInfo | undefined;
   exitedAt: number | undefined;
   stdoutOverflow = false;
+  /** Set when a wait for its exit made it yield the CPU (YIELD_AFTER_CPU_MS). */
+  yielded = false;
   private stdoutChunks: Buffer[] = [];
   private stdoutBytes = 0;
   private stderrTailText = '';
@@ -94,7 +96,7 @@ export class BackendProcess {
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderrTailText = (this.stderrTailText + chunk.toString('utf8')).slice(-STDERR_TAIL);
     });
-    if (live.size === 0 && !exitHooked) {
+    if (!exitHooked) {
       // What execa's `cleanup` did: nothing launched outlives the harness that exits without a teardown.
       process.once('exit', killAllBackends);
       exitHooked = true;
@@ -131,9 +133,6 @@ export class BackendProcess {
   survivors(): ProcStat[] {
     return [...this.seen.values()].filter(stillRunning);
   }
-
-  /** Set when a wait for its exit made it yield the CPU (YIELD_AFTER_CPU_MS). */
-  yielded = false;
 
   /** CPU time used so far, user plus system, in ms; undefined once it is reaped. */
   cpuMs(): number | undefined {

@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { FdWaiter } from '../sys/fd-waiter.js';
 import { closeFd, PollEvent, pipe } from '../sys/libc.js';
@@ -35,6 +36,8 @@ export interface Child {
  * behind may hold them open for as long as it lives.
  */
 const OUTPUT_AFTER_EXIT_MS = 250;
+/** How often waitpid is asked, in the one case a pidfd cannot be waited on. */
+const REAP_POLL_MS = 20;
 
 type Starter = (binary: string, args: readonly string[], options: ChildOptions) => Child;
 
@@ -72,22 +75,31 @@ function spawnChild(binary: string, args: readonly string[], options: ChildOptio
         await waiter.wait(PollEvent.POLLIN, Number.POSITIVE_INFINITY);
         end = reapChild(pid);
       }
-      reaped = true;
+    } catch {
+      // The pidfd could not be waited on (poll failed on it): ask waitpid now and then instead.
+      for (end = reapChild(pid); end === undefined; end = reapChild(pid)) await sleep(REAP_POLL_MS);
     } finally {
       waiter.close();
       closeFd(pidfd);
     }
+    reaped = true;
     await Promise.all([stdout, stderr].map((stream) => stream && closedOrLate(stream)));
     return end;
   })();
   return { pid, stdout, stderr, ended, reaped: () => reaped };
 }
 
-/** Resolves when `stream` has closed, or OUTPUT_AFTER_EXIT_MS from now, whichever comes first. */
+/**
+ * Resolves when `stream` has closed, or OUTPUT_AFTER_EXIT_MS from now, whichever comes first; in the second
+ * case the stream still reads what comes, but no longer keeps the harness alive.
+ */
 function closedOrLate(stream: net.Socket): Promise<void> {
   if (stream.closed) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, OUTPUT_AFTER_EXIT_MS);
+    const timer = setTimeout(() => {
+      stream.unref();
+      resolve();
+    }, OUTPUT_AFTER_EXIT_MS);
     timer.unref();
     stream.once('close', () => {
       clearTimeout(timer);

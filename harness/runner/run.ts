@@ -429,9 +429,10 @@ async function runOne(
 /**
  * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
  * back-end, so one lane. Otherwise the checks that launch back-ends of their own and judge only what those do
- * (`ownBackends`, suites/index.ts), and those for a device type other than the back-end's, get a lane each. The others (block, fs and scsi traffic, ring, migration,
- * the protocol checks with traffic) stay one lane in plan order: some judge what earlier ones saw (the
- * completion rules), and their launches share a disk, a folder or a LUN.
+ * (`ownBackends`, suites/index.ts), and those for a device type other than the back-end's, get a lane each.
+ * The others (block, fs and scsi traffic, ring, migration, the protocol checks with traffic) stay one lane in
+ * plan order: some judge what earlier ones saw (the completion rules), and their launches share a disk, a
+ * folder or a LUN.
  */
 function laneOf(check: Check, attached: boolean, key: string, type: string | null): string {
   if (attached) return 'attached';

@@ -1,9 +1,9 @@
 /**
  * Runs the steps of a plan several at a time (`--jobs`): a step starts once the steps it needs have ended
- * and the one before it in its lane has, as slots free up, the one the longest chain of steps waits on first. A lane is a run of steps that must
- * not overlap: the checks that share one back-end (attach mode), or that judge together what earlier ones
- * saw (the traffic checks and their completion rules); a check that launches back-ends of its own and
- * shares no verdict is a lane of its own. The caller reports the results in plan order, whatever ends first.
+ * and the one before it in its lane has, as slots free up, the one the longest chain of steps waits on
+ * first. A lane is a run of steps that must not overlap: the checks that share one back-end (attach mode), or
+ * that judge together what earlier ones saw (the traffic checks and their completion rules); a check that
+ * launches back-ends of its own and shares no verdict is a lane of its own. The caller reports the results in plan order, whatever ends first.
  */
 
 export interface ScheduledStep {

@@ -3,9 +3,9 @@ import { expect } from 'chai';
 import { TimeoutError } from '../errors.js';
 import { BackendProcess, YIELD_AFTER_CPU_MS } from './backend.js';
 
-/** A child that spins for `cpuMs` of its own CPU time, then exits with its nice value as its status. */
+/** A child that spins for `cpuMs` of its own CPU time, then ends with its nice value as its exit status. */
 function spinner(cpuMs: number): BackendProcess {
-  const script = `const t = process.cpuUsage(); while ((process.cpuUsage(t).user + process.cpuUsage(t).system) / 1000 < ${cpuMs}) {} process.exit(require('node:os').getPriority());`;
+  const script = `const t = process.cpuUsage(); while ((process.cpuUsage(t).user + process.cpuUsage(t).system) / 1000 < ${cpuMs}) {} process.exitCode = require('node:os').getPriority();`;
   return new BackendProcess(process.execPath, { args: ['-e', script], graceMs: 1000 });
 }
 

@@ -8,8 +8,8 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { FdWaiter } from '../sys/fd-waiter.js';
-import { closeFd, PollEvent, pipe } from '../sys/libc.js';
-import { type ChildEnd, pidfdSupported, reapChild, spawnProgram } from '../sys/spawn.js';
+import { type ChildEnd, closeFd, PollEvent, pipe, reapChild } from '../sys/libc.js';
+import { pidfdSupported, spawnProgram } from '../sys/spawn.js';
 
 /** How a child ended: its exit status, or the signal that ended it. */
 export type ExitInfo = ChildEnd;

@@ -233,6 +233,12 @@ describe('sys/libc', () => {
         expect(isCloexec(copy)).to.equal(true);
         closeFd(copy);
         expect(isOpenFd(copy)).to.equal(false);
+        // From a number on: the lowest free one at or above it.
+        const high = dup(a, 200);
+        expect(high).to.be.at.least(200);
+        expect(readlinkFd(high)).to.equal(readlinkFd(a));
+        expect(isCloexec(high)).to.equal(true);
+        closeFd(high);
       } finally {
         closeFd(a);
         closeFd(b);

@@ -4,6 +4,7 @@
  * with `closeFd`.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import koffi from 'koffi';
 import { SysError } from '../errors.js';
 import {
@@ -214,10 +215,33 @@ export function becomeChildSubreaper(): void {
   check('prctl(PR_SET_CHILD_SUBREAPER)', c.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
 }
 
+/** How a child ended, as waitpid(2) tells. */
+export interface ChildEnd {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Each signal's name, the first of its aliases as Node lists them (SIGABRT, not SIGIOT; SIGIO, not SIGPOLL). */
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, number] of Object.entries(os.constants.signals))
+  if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name);
+
+/**
+ * Reaps `pid`, a child of ours: how it ended, or undefined while it has not (`block`: waits until it has).
+ * Only for processes libuv did not spawn (libuv reaps its own).
+ */
+export function reapChild(pid: number, options: { block?: boolean } = {}): ChildEnd | undefined {
+  const status = [0];
+  if (c.waitpid(pid, status, options.block ? 0 : WNOHANG) !== pid) return undefined;
+  const raw = status[0]!;
+  const termsig = raw & 0x7f;
+  if (termsig === 0) return { code: (raw >> 8) & 0xff, signal: null };
+  return { code: null, signal: SIGNAL_NAMES.get(termsig) ?? `signal ${termsig}` };
+}
+
 /** Reaps `pid` if it is a zombie child; never blocks. Only for processes libuv did not spawn. */
 export function reapIfExited(pid: number): boolean {
-  const status = new Int32Array(1);
-  return c.waitpid(pid, status, WNOHANG) === pid;
+  return reapChild(pid) !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -540,11 +564,12 @@ export function isNonBlocking(fd: number): boolean {
 }
 
 /**
- * A new fd for the same open file, close-on-exec (F_DUPFD_CLOEXEC) so it leaks into no child; hand fds to
- * a child through its stdio, which dup2()s them and so clears the flag there. The caller owns the new fd.
+ * A new fd for the same open file, the lowest free number from `lowest` on, close-on-exec (F_DUPFD_CLOEXEC)
+ * so it leaks into no child; hand fds to a child through its stdio, which dup2()s them and so clears the
+ * flag there. The caller owns the new fd.
  */
-export function dup(fd: number): number {
-  return check('fcntl(F_DUPFD_CLOEXEC)', c.fcntl(fd, F_DUPFD_CLOEXEC, 0), `fd ${fd}`);
+export function dup(fd: number, lowest = 0): number {
+  return check('fcntl(F_DUPFD_CLOEXEC)', c.fcntl(fd, F_DUPFD_CLOEXEC, lowest), `fd ${fd}`);
 }
 
 /**

@@ -15,10 +15,9 @@
  * libc sets up again, stay ignored), the harness's environment and working folder, /dev/null on whichever of
  * fds 0-2 it is not handed, and no other fd of the harness (all are close-on-exec).
  */
-import { constants } from 'node:os';
 import koffi from 'koffi';
 import { SysError } from '../errors.js';
-import { closeFd } from './libc.js';
+import { closeFd, dup, reapChild } from './libc.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -43,8 +42,6 @@ const c = {
   sigfillset: libc.func('int sigfillset(void *sigset)'),
   sigemptyset: libc.func('int sigemptyset(void *sigset)'),
   syscall: libc.func('long syscall(long number, ...)'),
-  fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
-  waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
 };
 
 /** Larger than glibc's posix_spawn_file_actions_t (80 bytes), posix_spawnattr_t (336) and sigset_t (128). */
@@ -52,8 +49,6 @@ const OPAQUE_BYTES = 512;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const O_RDWR = 2;
-const F_DUPFD_CLOEXEC = 1030;
-const WNOHANG = 1;
 /** pidfd_open's number on x86_64 and aarch64 alike (the syscalls from 424 on are numbered the same everywhere). */
 const SYS_PIDFD_OPEN = 434;
 
@@ -69,12 +64,6 @@ export interface Spawned {
   pid: number;
   /** Readable once the child has ended; close-on-exec. The caller owns it. */
   pidfd: number;
-}
-
-/** How a child ended, as waitpid(2) tells. */
-export interface ChildEnd {
-  code: number | null;
-  signal: string | null;
 }
 
 function check(call: string, result: number, detail?: string): void {
@@ -123,8 +112,7 @@ export function spawnProgram(request: SpawnRequest): Spawned {
   check('posix_spawnattr_init', c.attrInit(attr));
   try {
     for (const [target, source] of request.fds) {
-      const copy = c.fcntl(source, F_DUPFD_CLOEXEC, above);
-      if (copy < 0) throw new SysError('fcntl(F_DUPFD_CLOEXEC)', koffi.errno(), `fd ${source}`);
+      const copy = dup(source, above);
       copies.push(copy);
       check('posix_spawn_file_actions_adddup2', c.addDup2(actions, copy, target), `fd ${target}`);
     }
@@ -148,7 +136,7 @@ export function spawnProgram(request: SpawnRequest): Spawned {
     } catch (err) {
       // Not reachable after pidfdSupported(); end the child rather than leave it unwatched.
       process.kill(spawned, 'SIGKILL');
-      c.waitpid(spawned, [0], 0);
+      reapChild(spawned, { block: true });
       throw err;
     }
   } finally {
@@ -156,20 +144,4 @@ export function spawnProgram(request: SpawnRequest): Spawned {
     c.actionsDestroy(actions);
     c.attrDestroy(attr);
   }
-}
-
-/** Each signal's name, the first of its aliases as Node lists them (SIGABRT, not SIGIOT; SIGIO, not SIGPOLL). */
-const SIGNAL_NAMES = new Map<number, string>();
-for (const [name, number] of Object.entries(constants.signals))
-  if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name);
-
-/** Reaps `pid`, a child of ours that has ended (its pidfd is readable); undefined if it has not. */
-export function reapChild(pid: number): ChildEnd | undefined {
-  const status = [0];
-  const reaped = c.waitpid(pid, status, WNOHANG);
-  if (reaped !== pid) return undefined;
-  const raw = status[0]!;
-  const termsig = raw & 0x7f;
-  if (termsig === 0) return { code: (raw >> 8) & 0xff, signal: null };
-  return { code: null, signal: SIGNAL_NAMES.get(termsig) ?? `signal ${termsig}` };
 }

@@ -3,11 +3,20 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { capabilitiesSchema, capabilitiesStrictSchema, descriptorSchema } from './vhost-user.js';
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+/**
+ * The one Ajv instance, made on the first validation: making it compiles JSON Schema's meta-schema (about
+ * 40 ms), which a command that validates nothing (--version, --list) should not pay.
+ */
+let ajv: Ajv | undefined;
 
+/** A validator of `schema`, compiled on its first use (a schema's compile is tens of ms too). */
 function validator(schema: object): (doc: unknown) => string[] {
-  const validate: ValidateFunction = ajv.compile(schema);
-  return (doc) => (validate(doc) ? [] : formatErrors(validate.errors ?? []));
+  let validate: ValidateFunction | undefined;
+  return (doc) => {
+    ajv ??= new Ajv({ allErrors: true, strict: false });
+    validate ??= ajv.compile(schema);
+    return validate(doc) ? [] : formatErrors(validate.errors ?? []);
+  };
 }
 
 function formatErrors(errors: ErrorObject[]): string[] {

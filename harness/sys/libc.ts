@@ -221,7 +221,10 @@ export interface ChildEnd {
   signal: string | null;
 }
 
-/** Each signal's name, the first of its aliases as Node lists them (SIGABRT, not SIGIOT; SIGIO, not SIGPOLL). */
+/**
+ * Each signal's name, the first of its aliases as Node lists them (SIGABRT, not SIGIOT; SIGIO, not
+ * SIGPOLL).
+ */
 const SIGNAL_NAMES = new Map<number, string>();
 for (const [name, number] of Object.entries(os.constants.signals))
   if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name);

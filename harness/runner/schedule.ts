@@ -3,7 +3,8 @@
  * and the one before it in its lane has, as slots free up, the one the longest chain of steps waits on
  * first. A lane is a run of steps that must not overlap: the checks that share one back-end (attach mode), or
  * that judge together what earlier ones saw (the traffic checks and their completion rules); a check that
- * launches back-ends of its own and shares no verdict is a lane of its own. The caller reports the results in plan order, whatever ends first.
+ * launches back-ends of its own and shares no verdict is a lane of its own. The caller reports the results in
+ * plan order, whatever ends first.
  */
 
 export interface ScheduledStep {

@@ -1,6 +1,7 @@
 /**
  * `--jobs N`: the checks that launch back-ends of their own (conventions, control messages, net, gpu, input,
- * robustness) run beside the others, which keep their order. The verdicts, their order and the reports are
+ * robustness) run beside the others, which keep their order unless nothing follows -- (then they too run side
+ * by side, around the check that judges the completion rules). The verdicts, their order and the reports are
  * those of a run one check at a time; Ctrl-C in the middle of several checks leaves nothing behind.
  */
 import { expect } from 'chai';
@@ -14,6 +15,10 @@ const GREP =
 /** The gpu device checks (lanes of their own), the ring checks beside them, the control-message checks. */
 const GPU_GREP =
   '^(gpu\\..*|vring\\.(enable-gates|disable-stops|get-vring-base\\.drain)|proto\\.negotiation\\..*)$';
+
+/** Checks of the ordered lane: the protocol checks with traffic, the ring and the migrate checks. */
+const ORDERED_GREP =
+  '^(proto\\.(mem-slots\\.add-rem|status\\.round-trip)|vring\\.(blk\\..*|restart|get-vring-base|enable-gates)|migrate\\.resume)$';
 
 const verdictList = (report: RunResult | undefined) => report?.checks.map((c) => `${c.id} ${c.verdict}`);
 
@@ -45,6 +50,22 @@ describe('--jobs: checks side by side, reported as one at a time', function () {
     expect(verdictList(threeGpu.report)).to.deep.equal(verdictList(oneGpu.report));
     expect(oneGpu.report!.checks.filter((c) => c.verdict === 'pass').length).to.be.above(10);
     expectClean(threeGpu);
+  });
+
+  it('a flaw read-write fails on, named by the ring checks before and after it: their verdicts and findings as one at a time', async () => {
+    // Nothing follows --, so the ordered lane's checks run side by side too, read-write after those before it
+    // (mem-slots.add-rem leaves it its findings) and before those after it (they name its findings).
+    const flawed = fixture('vhu-flaw-write-used-len-counts-data');
+    const oneFlawed = await runCli(['--jobs', '1', '--grep', ORDERED_GREP, flawed]);
+    const fourFlawed = await runCli(['--jobs', '4', '--grep', ORDERED_GREP, flawed]);
+    expect(verdictList(fourFlawed.report)).to.deep.equal(verdictList(oneFlawed.report));
+    const verdicts = new Map(fourFlawed.report!.checks.map((c) => [c.id, c]));
+    expect(verdicts.get('vring.blk.read-write')!.verdict).to.equal('fail');
+    for (const id of ['proto.mem-slots.add-rem', 'vring.blk.indirect', 'vring.restart']) {
+      expect(verdicts.get(id)!.verdict, id).to.equal('pass');
+      expect(verdicts.get(id)!.message, id).to.contain("vring.blk.read-write's finding");
+    }
+    expectClean(fourFlawed);
   });
 
   it('refuses a --jobs that is not a whole number from 1 to 64 (exit 2)', async () => {

@@ -148,6 +148,13 @@ export interface Check extends CheckInfo {
    */
   ownBackends?: boolean;
   /**
+   * It judges what the checks before it in the ordered lane found on their way (vring.blk.read-write and the
+   * completion rules), and those after it name its findings. Where the ordered lane's launches share nothing
+   * and its checks run beside each other (runner/run.ts), it still starts after every check before it and
+   * ends before any after it starts.
+   */
+  judgesLane?: boolean;
+  /**
    * The device type (vhost-user.json's name) it drives, and only that one: on a back-end of another type it
    * skips at once, touching nothing, so under --jobs it then waits for no lane.
    */

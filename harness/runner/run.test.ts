@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { BackendError } from '../errors.js';
 import { closeFd, connectUnix, listenUnix } from '../sys/libc.js';
@@ -127,6 +128,63 @@ describe('runConformance: checks that need another one', () => {
     ]);
     const plain = await run(checks);
     expect(plain.checks[0]!.wire).to.equal(undefined);
+  });
+});
+
+describe('runConformance --jobs: the ordered lane', () => {
+  let folder: string;
+  beforeEach(() => {
+    folder = mkdtempSync(path.join(tmpdir(), 'vhu-run-'));
+  });
+  afterEach(() => rmSync(folder, { recursive: true, force: true }));
+
+  /** Ordered-lane ring checks (no back-ends of their own), the third judging, logging their span. */
+  function logging(events: string[]): Check[] {
+    return defineChecks(
+      'vring',
+      ['vring.one', 'vring.two', 'vring.judge', 'vring.four', 'vring.five'].map((id) => ({
+        id,
+        title: id,
+        severity: 'MUST' as const,
+        spec: 'vhost-user.rst#ring-states',
+        ...(id === 'vring.judge' ? { judgesLane: true } : {}),
+        async run() {
+          events.push(`start ${id}`);
+          await sleep(30);
+          events.push(`end ${id}`);
+          return '';
+        },
+      })),
+    );
+  }
+  // A binary that says nothing of itself: the type is given, and the checks here launch nothing.
+  const run = (events: string[], extraArgs: string[]) =>
+    runConformance({
+      binary: '/bin/true',
+      extraArgs,
+      type: 'block',
+      checks: logging(events),
+      descriptorDirs: [],
+      reportsDir: folder,
+      jobs: 4,
+    });
+
+  it('side by side when nothing follows --, the judging check after those before it, before those after', async () => {
+    const events: string[] = [];
+    const result = await run(events, []);
+    expect(result.checks.map((c) => c.verdict)).to.deep.equal(['pass', 'pass', 'pass', 'pass', 'pass']);
+    const at = (event: string) => events.indexOf(event);
+    expect(at('start vring.two')).to.be.below(at('end vring.one'));
+    expect(at('start vring.judge')).to.be.above(Math.max(at('end vring.one'), at('end vring.two')));
+    expect(Math.min(at('start vring.four'), at('start vring.five'))).to.be.above(at('end vring.judge'));
+    expect(at('start vring.five')).to.be.below(at('end vring.four'));
+  });
+
+  it('one after the other when an argument follows -- (it may name a disk every launch opens)', async () => {
+    const events: string[] = [];
+    await run(events, ['--blk-file=/srv/disk.img']);
+    const ids = ['vring.one', 'vring.two', 'vring.judge', 'vring.four', 'vring.five'];
+    expect(events).to.deep.equal(ids.flatMap((id) => [`start ${id}`, `end ${id}`]));
   });
 });
 

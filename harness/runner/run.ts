@@ -17,7 +17,7 @@ import { withDeadline } from '../util/deadline.js';
 import { describeAssertion } from './assertion.js';
 import { type Baseline, compareWithBaseline, expectationFor } from './baseline.js';
 import { type Check, type FuzzSettings, fuzzSeed, makeContext, type Target } from './check.js';
-import { schedule } from './schedule.js';
+import { schedule, spreadLane } from './schedule.js';
 import { planShard, type Shard, shardName } from './shard.js';
 import {
   type BackendInfo,
@@ -94,8 +94,9 @@ export interface RunOptions {
   /**
    * How many checks run at once (default 1): those that launch back-ends of their own and judge nothing
    * together (conventions, control messages, net, gpu and input traffic, robustness: suites/index.ts) run
-   * beside the others, which keep their order (`laneOf`). Attach
-   * mode runs one at a time whatever this says: its checks share the one back-end.
+   * beside the others, which keep their order (`laneOf`) unless their launches share nothing
+   * (`launchesShareNothing`). Attach mode runs one at a time whatever this says: its checks share the one
+   * back-end.
    */
   jobs?: number;
   /**
@@ -289,14 +290,18 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
   /** A need's key: its run under the same profile, or the one that ran once (no suffix). */
   const needKey = (id: string, suffix: string) => (indexOf.has(`${id}${suffix}`) ? `${id}${suffix}` : id);
   const jobs = connect === null ? (options.jobs ?? 1) : 1;
+  const steps = plan.map((step, i) => ({
+    lane: laneOf(step.check, connect !== null, keyOf(step), target.type),
+    weight: budgetOf(step.check, timeoutMs, target),
+    // A need planned later (attach mode's destructive checks) gates nothing, as in a run one at a time.
+    needs: (step.check.needs ?? [])
+      .map((id) => indexOf.get(needKey(id, tag(step.check, step.profile))))
+      .filter((n): n is number => n !== undefined && n < i),
+  }));
   const outcomes = schedule(
-    plan.map((step, i) => ({
-      lane: laneOf(step.check, connect !== null, keyOf(step), target.type),
-      // A need planned later (attach mode's destructive checks) gates nothing, as in a run one at a time.
-      needs: (step.check.needs ?? [])
-        .map((id) => indexOf.get(needKey(id, tag(step.check, step.profile))))
-        .filter((n): n is number => n !== undefined && n < i),
-    })),
+    launchesShareNothing(target)
+      ? spreadLane(steps, ORDERED_LANE, (i) => plan[i]!.check.judgesLane === true)
+      : steps,
     jobs,
     async (i) => {
       const { check, profile } = plan[i]!;
@@ -384,7 +389,7 @@ async function runOne(
   let verdict: Verdict = 'pass';
   let message = '';
   // A check is a handful of waits; past this budget it is stuck, and that is the back-end's doing.
-  const budget = check.budgetMs?.(timeoutMs, target) ?? timeoutMs * 8 + 5000;
+  const budget = budgetOf(check, timeoutMs, target);
   try {
     if (signal?.aborted) throw new SkipError('the run was interrupted');
     // The connections the check opens record into its wire log (transport/wire-log.ts).
@@ -426,20 +431,39 @@ async function runOne(
   return { result, gateHeld: ctx.gateWasHeld };
 }
 
+/** How long the whole check may take (Check.budgetMs; by default 8 waits and 5 s). */
+function budgetOf(check: Check, timeoutMs: number, target: Target): number {
+  return check.budgetMs?.(timeoutMs, target) ?? timeoutMs * 8 + 5000;
+}
+
 /**
  * The lane a check runs in under --jobs (runner/schedule.ts): in attach mode every check shares the one
  * back-end, so one lane. Otherwise the checks that launch back-ends of their own and judge only what those do
  * (`ownBackends`, suites/index.ts), and those for a device type other than the back-end's, get a lane each.
  * The others (block, fs and scsi traffic, ring, migration, the protocol checks with traffic) stay one lane in
  * plan order: some judge what earlier ones saw (the completion rules), and their launches share a disk, a
- * folder or a LUN.
+ * folder or a LUN; unless their launches share nothing (`launchesShareNothing`).
  */
 function laneOf(check: Check, attached: boolean, key: string, type: string | null): string {
   if (attached) return 'attached';
   // A check for another device type skips at once: the checks that need it (robust.data.*, each device's
   // gate) need not wait for the ordered lane to reach it.
   if (check.device !== undefined && check.device !== type) return key;
-  return check.ownBackends === true ? key : 'main';
+  return check.ownBackends === true ? key : ORDERED_LANE;
+}
+
+const ORDERED_LANE = 'main';
+
+/**
+ * Whether the ordered lane's launches share nothing, so that its checks may run beside each other (the
+ * check that judges the completion rules still after those before it and before those after it): the
+ * harness launches the back-end with no argument of the user's (none names a disk, a folder or a LUN every
+ * launch opens; the bundled reference then serves a RAM disk of its own) and moves no guest to a back-end
+ * given by --migrate-to*, which the migrate checks would share. A back-end whose launches share state
+ * without being told (a fixed file) is checked with --jobs 1.
+ */
+function launchesShareNothing(target: Target): boolean {
+  return target.connect === null && target.extraArgs.length === 0 && !target.destination;
 }
 
 /** What identifies the check in its result: the rule it enforces too, for the reports that quote it. */

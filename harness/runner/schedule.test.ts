@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { type ScheduledStep, schedule } from './schedule.js';
+import { type ScheduledStep, schedule, spreadLane } from './schedule.js';
 
 /** Runs `steps` with `jobs`, each taking `ms[i]`; the order they started and ended in, and the most at once. */
 async function trace(steps: ScheduledStep[], jobs: number, ms: number[], stopAfter?: number) {
@@ -81,6 +81,49 @@ describe('runner/schedule', () => {
     const { events } = await trace(steps, 2, [5, 5, 5, 5, 5, 5]);
     expect(events.slice(0, 2)).to.deep.equal(['start 3', 'start 0']);
     expect(events.indexOf('start 4')).to.be.below(events.indexOf('start 2'));
+  });
+
+  it('of the steps as many wait on, starts first the one that may take longest (its weight)', async () => {
+    const steps = [
+      { lane: 'a', needs: [], weight: 1 },
+      { lane: 'b', needs: [], weight: 1 },
+      { lane: 'c', needs: [], weight: 9 },
+    ];
+    const { events } = await trace(steps, 1, [1, 1, 1]);
+    // One job keeps plan order; two start the heavy one first.
+    expect(events[0]).to.equal('start 0');
+    const two = await trace(steps, 2, [1, 1, 1]);
+    expect(two.events.slice(0, 2)).to.deep.equal(['start 2', 'start 0']);
+  });
+
+  it("spreadLane: the lane's steps side by side, a judging step after those before it, those after it after it", async () => {
+    const steps: ScheduledStep[] = [
+      { lane: 'main', needs: [] },
+      { lane: 'own', needs: [] },
+      { lane: 'main', needs: [1], weight: 7 },
+      { lane: 'main', needs: [] },
+      { lane: 'main', needs: [] },
+      { lane: 'main', needs: [] },
+    ];
+    const spread = spreadLane(steps, 'main', (i) => i === 3);
+    expect(spread).to.deep.equal([
+      { lane: 'main#0', needs: [] },
+      { lane: 'own', needs: [] },
+      { lane: 'main#2', needs: [1], weight: 7 },
+      { lane: 'main#3', needs: [0, 2] },
+      { lane: 'main#4', needs: [3] },
+      { lane: 'main#5', needs: [3] },
+    ]);
+    const { events } = await trace(spread, 3, [10, 1, 10, 5, 10, 10]);
+    expect(events.indexOf('start 2')).to.be.below(events.indexOf('end 0'));
+    expect(events.indexOf('start 3')).to.be.above(events.indexOf('end 0'));
+    expect(events.indexOf('start 3')).to.be.above(events.indexOf('end 2'));
+    expect(events.indexOf('start 4')).to.be.above(events.indexOf('end 3'));
+    expect(events.indexOf('start 5')).to.be.below(events.indexOf('end 4'));
+    // Two judging steps in a row: the second after the first.
+    const judges = spreadLane(steps, 'main', (i) => i === 3 || i === 4);
+    expect(judges[4]!.needs).to.deep.equal([3]);
+    expect(judges[5]!.needs).to.deep.equal([4]);
   });
 
   it('starts a step only once the steps it needs have ended, whatever their lane', async () => {

@@ -12,6 +12,11 @@ export interface ScheduledStep {
   lane: string;
   /** The indices (in the plan) of the steps that must end before it starts. */
   needs: readonly number[];
+  /**
+   * How long it may take (its budget): of the steps the same number of steps wait on, the one that may take
+   * longest starts first, so that the run does not end waiting on one started last.
+   */
+  weight?: number;
 }
 
 /**
@@ -41,7 +46,8 @@ export function schedule<T>(
   // lengthens the run. One job keeps plan order.
   const chain = longestChains(steps, previous);
   const order = [...steps.keys()];
-  if (jobs > 1) order.sort((a, b) => chain[b]! - chain[a]! || a - b);
+  const weight = (i: number) => steps[i]!.weight ?? 0;
+  if (jobs > 1) order.sort((a, b) => chain[b]! - chain[a]! || weight(b) - weight(a) || a - b);
   let running = 0;
   const ready = (i: number) =>
     !started[i] && (previous[i]! < 0 || ended[previous[i]!]!) && steps[i]!.needs.every((n) => ended[n]);
@@ -85,4 +91,31 @@ function longestChains(steps: readonly ScheduledStep[], previous: readonly numbe
     for (const j of before) chain[j] = Math.max(chain[j]!, chain[i]! + 1);
   }
   return chain;
+}
+
+/**
+ * The steps of `lane`, each made a lane of its own so that they run beside each other, but for the steps that
+ * `judge` what the lane's steps before them found: such a step starts after every step of the lane before
+ * it, and the steps of the lane after it start after it. The other steps are left as they are.
+ */
+export function spreadLane(
+  steps: readonly ScheduledStep[],
+  lane: string,
+  judges: (index: number) => boolean,
+): ScheduledStep[] {
+  /** The last step of the lane that judges, and the lane's steps since then. */
+  let judge = -1;
+  let since: number[] = [];
+  return steps.map((step, i) => {
+    if (step.lane !== lane) return step;
+    const before = judge < 0 ? [] : [judge];
+    if (!judges(i)) {
+      since.push(i);
+      return { ...step, lane: `${lane}#${i}`, needs: [...step.needs, ...before] };
+    }
+    const needs = [...step.needs, ...before, ...since];
+    judge = i;
+    since = [];
+    return { ...step, lane: `${lane}#${i}`, needs };
+  });
 }

@@ -134,6 +134,8 @@ export const blkChecks = defineChecks('vring', [
       'proto.reply.get-max-mem-slots',
       'proto.inflight.get-fd',
     ],
+    // It judges the completion rules on what the checks before it found (holdingGate, namingFindings).
+    judgesLane: true,
     async run(ctx) {
       const { blk, scratch, device } = await openBlock(ctx, { writes: true, judgesCompletions: true });
       const done = await holdingGate(ctx, () => exerciseReadWrite(blk, scratch));

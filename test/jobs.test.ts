@@ -5,6 +5,7 @@
  * those of a run one check at a time; Ctrl-C in the middle of several checks leaves nothing behind.
  */
 import { expect } from 'chai';
+import { DEFAULT_JOBS } from '../harness/runner/run.js';
 import type { RunResult } from '../harness/runner/types.js';
 import { type CliRun, expectClean, fixture, runCli } from './helpers.js';
 
@@ -40,6 +41,15 @@ describe('--jobs: checks side by side, reported as one at a time', function () {
     const numbered = [...three.stdout.matchAll(/\[\s*(\d+)\/\d+\]$/gm)].map((m) => Number(m[1]));
     expect(numbered).to.deep.equal(numbered.map((_, i) => i + 1));
     expectClean(three);
+  });
+
+  it('the full default run of the reference at the default --jobs: the verdicts of a run one at a time', async () => {
+    const full = await runCli(['--jobs', String(DEFAULT_JOBS)]);
+    const oneFull = await runCli(['--jobs', '1']);
+    expect(oneFull.exitCode, oneFull.stdout).to.equal(0);
+    expect(verdictList(full.report)).to.deep.equal(verdictList(oneFull.report));
+    expect(full.report!.checks.filter((c) => c.verdict === 'pass').length).to.be.above(70);
+    expectClean(full);
   });
 
   it('the gpu reference: its gpu checks, each in a lane of its own, beside its ring checks, give the verdicts of a run one at a time', async () => {

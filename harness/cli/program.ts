@@ -1,6 +1,5 @@
 /** argv -> run -> exit code: the command line behind main.ts, which hands it argv and the signals. */
 import { statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -19,6 +18,7 @@ import { writeJsonReport } from '../runner/report-json.js';
 import { writeJunitReport } from '../runner/report-junit.js';
 import { writeWireLogs } from '../runner/report-wire.js';
 import {
+  DEFAULT_JOBS,
   DEFAULT_TIMEOUT_MS,
   runConformance,
   selectChecks,
@@ -88,14 +88,6 @@ function wholeNumber(value: string): number {
     throw new InvalidArgumentError('expected a whole number from 0 to 2147483647');
   return n;
 }
-
-/**
- * --jobs' default: two checks for each core this process may use. A check spends much of its time waiting on
- * the back-end (replies, the quiet windows in which nothing may happen), so as many checks as cores leave the
- * cores idle: the reference's full run took 15.4 s at --jobs 2, 12.2 s at 3, 10.3 s at 4 and 10.8 s at 6 on
- * two cores (npm run bench).
- */
-const DEFAULT_JOBS = Math.min(64, 2 * availableParallelism());
 
 function jobCount(value: string): number {
   const n = Number(value);

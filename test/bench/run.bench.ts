@@ -1,8 +1,8 @@
 /**
  * Benchmark: the wall time of a full default run (every check, the default timeout) against the bundled
- * reference and against vhost-user-gpu, one check at a time and at --jobs <cores>, and at --jobs <cores> with
- * --fresh-backends (every robustness input and sequence on a launch of its own, as before issue 15's kept
- * back-ends), side by side in one run, next to issue 15's targets (reference under 12 s, vhost-user-gpu under
+ * reference and against vhost-user-gpu, one check at a time, at --jobs <cores>, at the default --jobs (twice the
+ * cores: the run the targets are about) and at the default with --fresh-backends (every robustness input and
+ * sequence on a launch of its own, as before issue 15's kept back-ends), side by side in one run, next to issue 15's targets (reference under 12 s, vhost-user-gpu under
  * 8 s on 2 cores), and where the time goes: each area's share and its launches, the slowest checks, and the CPU
  * the run took (the harness's, the back-ends' it launched) against what two cores give in its wall time. Run
  * with `npm run bench`; numbers, not a pass/fail test.
@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adoptOrphans } from '../../harness/process/backend.js';
-import { runConformance } from '../../harness/runner/run.js';
+import { DEFAULT_JOBS, runConformance } from '../../harness/runner/run.js';
 import type { RunResult } from '../../harness/runner/types.js';
 import { allChecks } from '../../suites/index.js';
 
@@ -59,7 +59,9 @@ function cpuSeconds(): { harness: number; children: number } {
 
 adoptOrphans();
 const cores = availableParallelism();
-console.log(`full default run, one check at a time and at --jobs ${cores} (the cores):`);
+console.log(
+  `full default run, one check at a time, at --jobs ${cores} (the cores) and at --jobs ${DEFAULT_JOBS} (the default):`,
+);
 for (const { name, binary, targetS } of TARGETS) {
   if (!existsSync(binary)) {
     console.log(`  ${name}: ${binary} is not installed`);
@@ -70,8 +72,9 @@ for (const { name, binary, targetS } of TARGETS) {
   const where: string[] = [];
   const runs = [
     { jobs: 1, freshBackends: false },
-    { jobs: cores, freshBackends: false },
-    { jobs: cores, freshBackends: true },
+    ...(cores === DEFAULT_JOBS ? [] : [{ jobs: cores, freshBackends: false }]),
+    { jobs: DEFAULT_JOBS, freshBackends: false },
+    { jobs: DEFAULT_JOBS, freshBackends: true },
   ];
   for (const { jobs, freshBackends } of runs) {
     const how = `--jobs ${jobs}${freshBackends ? ' --fresh-backends' : ''}`;
@@ -100,9 +103,9 @@ for (const { name, binary, targetS } of TARGETS) {
         `(${launches} launches, ${((children / Math.max(1, launches)) * 1000).toFixed(0)} ms of CPU a back-end), ` +
         `${(((harness + children) / (wallS * cores)) * 100).toFixed(0)}% of ${cores} cores`,
     );
-    if (jobs === cores) where.push(`${how}: ${whereItGoes(last)}`);
+    if (jobs === DEFAULT_JOBS && !freshBackends) where.push(`${how}: ${whereItGoes(last)}`);
   }
-  console.log(`  ${name}: ${walls.join(', ')} (target: under ${targetS} s)`);
+  console.log(`  ${name}: ${walls.join(', ')} (target: under ${targetS} s at the default --jobs)`);
   console.log(`    CPU: ${cpu.join('; ')}`);
   for (const line of where) console.log(`    ${line}`);
 }

@@ -1,11 +1,12 @@
 /**
  * Benchmark: the wall time of a full default run (every check, the default timeout) against the bundled
- * reference and against vhost-user-gpu, one check at a time, at --jobs <cores>, at the default --jobs (twice the
- * cores: the run the targets are about) and at the default with --fresh-backends (every robustness input and
- * sequence on a launch of its own, as before issue 15's kept back-ends), side by side in one run, next to issue 15's targets (reference under 12 s, vhost-user-gpu under
- * 8 s on 2 cores), and where the time goes: each area's share and its launches, the slowest checks, and the CPU
- * the run took (the harness's, the back-ends' it launched) against what two cores give in its wall time. Run
- * with `npm run bench`; numbers, not a pass/fail test.
+ * reference and against vhost-user-gpu, one check at a time, at --jobs <cores>, at the default --jobs (twice
+ * the cores: the run the targets are about) and at the default with --fresh-backends (every robustness input
+ * and sequence on a launch of its own, as before issue 15's kept back-ends), side by side in one run, next to
+ * issue 15's targets (reference under 12 s, vhost-user-gpu under 8 s on 2 cores), and where the time goes:
+ * each area's share and its launches, the slowest checks, and the CPU the run took (the harness's, the
+ * back-ends' it launched) against what two cores give in its wall time. Run with `npm run bench`; numbers,
+ * not a pass/fail test.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

@@ -126,6 +126,41 @@ describe('runner/schedule', () => {
     expect(judges[5]!.needs).to.deep.equal([4]);
   });
 
+  it('starts a step beside running ones only when the admission lets it, asking again after retryMs', async () => {
+    const asked: number[] = [];
+    let open = false;
+    const admission = {
+      retryMs: 5,
+      admit(running: number) {
+        asked.push(running);
+        return open;
+      },
+    };
+    setTimeout(() => {
+      open = true;
+    }, 30);
+    const steps = [0, 1, 2].map((i) => ({ lane: `own ${i}`, needs: [] }));
+    const events: string[] = [];
+    await Promise.all(
+      schedule(
+        steps,
+        3,
+        async (i) => {
+          events.push(`start ${i}`);
+          await sleep(i === 0 ? 60 : 1);
+          events.push(`end ${i}`);
+        },
+        () => false,
+        admission,
+      ),
+    );
+    // The first starts unasked; the others wait for the admission, while the first still runs.
+    expect(events.slice(0, 1)).to.deep.equal(['start 0']);
+    expect(events.indexOf('start 1')).to.be.below(events.indexOf('end 0'));
+    expect(asked.length).to.be.above(2);
+    expect(asked.every((running) => running >= 1)).to.equal(true);
+  });
+
   it('starts a step only once the steps it needs have ended, whatever their lane', async () => {
     const steps = [
       { lane: 'main', needs: [] },

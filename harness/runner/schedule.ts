@@ -19,16 +19,26 @@ export interface ScheduledStep {
   weight?: number;
 }
 
+/** Whether one more step may start beside those running, below `jobs` (runner/cpu-load.ts). */
+export interface Admission {
+  /** Asked before each start beside at least one running step. */
+  admit(running: number): boolean;
+  /** When it said no: ask again after this many ms (the end of a step asks at once too). */
+  retryMs: number;
+}
+
 /**
- * Starts `run(i)` for each step as the rules above allow, at most `jobs` at once, and returns each step's
- * promise, by plan index. Once `stopped()` says so, the steps not started yet are not: their promises
- * resolve with undefined. A rejected step counts as ended (its rejection is its promise's).
+ * Starts `run(i)` for each step as the rules above allow, at most `jobs` at once and as `admission` lets,
+ * and returns each step's promise, by plan index. Once `stopped()` says so, the steps not started yet are
+ * not: their promises resolve with undefined. A rejected step counts as ended (its rejection is its
+ * promise's).
  */
 export function schedule<T>(
   steps: readonly ScheduledStep[],
   jobs: number,
   run: (index: number) => Promise<T>,
   stopped: () => boolean = () => false,
+  admission?: Admission,
 ): Array<Promise<T | undefined>> {
   const ended = new Array<boolean>(steps.length).fill(false);
   const started = new Array<boolean>(steps.length).fill(false);
@@ -49,6 +59,7 @@ export function schedule<T>(
   const weight = (i: number) => steps[i]!.weight ?? 0;
   if (jobs > 1) order.sort((a, b) => chain[b]! - chain[a]! || weight(b) - weight(a) || a - b);
   let running = 0;
+  let retrying = false;
   const ready = (i: number) =>
     !started[i] && (previous[i]! < 0 || ended[previous[i]!]!) && steps[i]!.needs.every((n) => ended[n]);
   const pump = (): void => {
@@ -64,6 +75,16 @@ export function schedule<T>(
     for (const i of order) {
       if (running >= jobs) break;
       if (!ready(i)) continue;
+      if (running > 0 && admission && !admission.admit(running)) {
+        if (!retrying) {
+          retrying = true;
+          setTimeout(() => {
+            retrying = false;
+            pump();
+          }, admission.retryMs);
+        }
+        break;
+      }
       started[i] = true;
       running++;
       const done = Promise.resolve().then(() => run(i));

@@ -11,7 +11,7 @@ import { pollUntil } from '../util/deadline.js';
 import { type BackendProcess, YIELD_AFTER_CPU_MS } from './backend.js';
 import type { BackendContext, Program } from './context.js';
 import { describeExit, endAfterClose, endWords, lastStderrLine } from './crash.js';
-import { isListeningAt } from './procfs.js';
+import { cpuWaitSince, isListeningAt } from './procfs.js';
 
 export { describeExit };
 
@@ -73,6 +73,8 @@ export async function waitListening(
     },
     ctx.timeoutMs,
     `a listening socket at ${socket}`,
+    undefined,
+    cpuWaitSince(backend.pid),
   );
   return Math.round(performance.now() - backend.startedAt);
 }
@@ -96,6 +98,8 @@ async function connectTo(ctx: BackendContext, backend: BackendProcess, socket: s
     },
     ctx.timeoutMs,
     `a listening socket at ${socket}`,
+    undefined,
+    cpuWaitSince(backend.pid),
   );
   const connection = Connection.fromFd(fd, ctx.timeoutMs);
   explainEnd(connection, backend);

@@ -3,15 +3,26 @@ import { once } from 'node:events';
 import { expect } from 'chai';
 import {
   allProcesses,
+  cpuWaitSince,
   descendantsOf,
   isSelfOrDescendant,
   type ProcStat,
   parseStat,
   readStat,
+  runQueueWaitMs,
   stillRunning,
 } from './procfs.js';
 
 describe('process/procfs', () => {
+  it('reads how long a process waited for a CPU (its schedstat), nothing for one that is gone', () => {
+    const waited = runQueueWaitMs(process.pid);
+    expect(waited).to.be.a('number').and.at.least(0);
+    expect(runQueueWaitMs(0x3fffffff)).to.equal(undefined);
+    const since = cpuWaitSince(process.pid);
+    expect(since()).to.be.at.least(0);
+    expect(cpuWaitSince(0x3fffffff)()).to.equal(0);
+  });
+
   it('parses a stat line whose comm holds spaces and parentheses', () => {
     const line = '4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1 0 0 0 17 5 0 0 20 0 1 0 987654 0 0';
     expect(parseStat(line)).to.deep.equal({

@@ -35,6 +35,30 @@ export function parseStat(text: string): ProcStat {
   };
 }
 
+/**
+ * How long `pid`'s main thread has waited for a CPU while runnable, in ms (/proc/PID/schedstat's second
+ * field, in ns); undefined once it is gone, or where the kernel keeps no such count.
+ */
+export function runQueueWaitMs(pid: number): number | undefined {
+  try {
+    const waitedNs = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+    return Number.isFinite(waitedNs) ? waitedNs / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A function giving how long `pid` has waited for a CPU since now, in ms (0 where that is not known). */
+export function cpuWaitSince(pid: number): () => number {
+  const start = runQueueWaitMs(pid);
+  let last = 0;
+  return () => {
+    const now = runQueueWaitMs(pid);
+    if (start !== undefined && now !== undefined) last = now - start;
+    return last;
+  };
+}
+
 export function readStat(pid: number): ProcStat | undefined {
   try {
     return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));

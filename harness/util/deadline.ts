@@ -36,15 +36,18 @@ async function raceDeadline<T>(promise: Promise<T>, ms: number, what: string): P
 /**
  * Calls `probe` every `intervalMs` until it returns a value other than undefined, or the deadline passes.
  * The last error the probe threw, if any, is named in the timeout; a BackendError (the back-end is gone)
- * ends the wait at once.
+ * ends the wait at once. `starvedMs`, when given, says how long the peer waited for a CPU since the wait
+ * began: the deadline moves that much later (by `ms` at most), so that a peer slowed by the machine's load
+ * is not taken for one that does not answer.
  */
 export function pollUntil<T>(
   probe: () => T | undefined | Promise<T | undefined>,
   ms: number,
   what: string,
   intervalMs = 5,
+  starvedMs?: () => number,
 ): Promise<T> {
-  return clocked(poll(probe, ms, what, intervalMs));
+  return clocked(poll(probe, ms, what, intervalMs, starvedMs));
 }
 
 async function poll<T>(
@@ -52,8 +55,9 @@ async function poll<T>(
   ms: number,
   what: string,
   intervalMs: number,
+  starvedMs: () => number = () => 0,
 ): Promise<T> {
-  const end = performance.now() + ms;
+  const started = performance.now();
   let lastError: unknown;
   for (;;) {
     try {
@@ -63,9 +67,14 @@ async function poll<T>(
       if (err instanceof BackendError) throw err;
       lastError = err;
     }
+    const grace = Math.min(ms, Math.max(0, starvedMs()));
+    const end = started + ms + grace;
     if (performance.now() >= end) {
-      const detail = lastError instanceof Error ? `last attempt: ${lastError.message}` : undefined;
-      throw new TimeoutError(what, ms, detail);
+      const details = [
+        ...(grace >= 1 ? [`${Math.round(grace)} ms more, the time it waited for a CPU`] : []),
+        ...(lastError instanceof Error ? [`last attempt: ${lastError.message}`] : []),
+      ];
+      throw new TimeoutError(what, ms, details.length ? details.join('; ') : undefined);
     }
     await sleep(Math.min(intervalMs, Math.max(0, end - performance.now())));
   }

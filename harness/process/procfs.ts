@@ -48,13 +48,18 @@ export function runQueueWaitMs(pid: number): number | undefined {
   }
 }
 
-/** A function giving how long `pid` has waited for a CPU since now, in ms (0 where that is not known). */
+/**
+ * A function giving how long `pid`, or the one of its descendants that waited longest (a wrapper script's
+ * program), has waited for a CPU since now, in ms (0 where that is not known). It reads the process tree:
+ * ask it once a deadline has passed, not on every poll.
+ */
 export function cpuWaitSince(pid: number): () => number {
-  const start = runQueueWaitMs(pid);
+  const start = runQueueWaitMs(pid) ?? 0;
   let last = 0;
   return () => {
-    const now = runQueueWaitMs(pid);
-    if (start !== undefined && now !== undefined) last = now - start;
+    const own = (runQueueWaitMs(pid) ?? start) - start;
+    const theirs = descendantsOf(pid).map((d) => runQueueWaitMs(d.pid) ?? 0);
+    last = Math.max(last, own, ...theirs);
     return last;
   };
 }

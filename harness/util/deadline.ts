@@ -67,7 +67,8 @@ async function poll<T>(
       if (err instanceof BackendError) throw err;
       lastError = err;
     }
-    const grace = Math.min(ms, Math.max(0, starvedMs()));
+    // Asked only once the deadline passed: what it reads may cost more than a probe.
+    const grace = performance.now() >= started + ms ? Math.min(ms, Math.max(0, starvedMs())) : 0;
     const end = started + ms + grace;
     if (performance.now() >= end) {
       const details = [

@@ -1,9 +1,9 @@
 /**
  * How much of the machine's CPU time goes idle, from /proc/stat (the time all CPUs spent in each state, in
  * clock ticks): --jobs starts a check beyond one per core only while half a core's worth of it does, as
- * `make -l` holds jobs back by the load average. Checks waiting on a back-end (a reply, a quiet window) leave the
- * cores idle; a back-end that busy-polls (dpdk-testpmd) or another job on the machine does not, and more
- * checks would then only slow each back-end's start past the deadline.
+ * `make -l` holds jobs back by the load average. Checks waiting on a back-end (a reply, a quiet window)
+ * leave the cores idle; a back-end that busy-polls (dpdk-testpmd) or another job on the machine does not,
+ * and more checks would then only slow each back-end's start past the deadline.
  */
 import { readFileSync } from 'node:fs';
 import type { Admission } from './schedule.js';

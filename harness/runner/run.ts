@@ -337,8 +337,8 @@ export async function runConformance(options: RunOptions): Promise<RunResult> {
       return result;
     },
     () => options.signal?.aborted === true,
-    // Beyond one check per core, one more only while a core's worth of time goes idle (checks waiting on
-    // back-ends): a back-end that busy-polls, or another job on the machine, keeps it to one per core.
+    // Beyond one check per core, one more only while half a core's worth of time goes idle (checks waiting
+    // on back-ends): a back-end that busy-polls, or another job on the machine, keeps it near one per core.
     jobs > CORES ? idleCoreAdmission(CORES) : undefined,
   );
   const mocha = new Mocha({ timeout: 0, bail: false, reporter: SilentReporter });
@@ -457,7 +457,8 @@ function budgetOf(check: Check, timeoutMs: number, target: Target): number {
  * (`ownBackends`, suites/index.ts), and those for a device type other than the back-end's, get a lane each.
  * The others (block, fs and scsi traffic, ring, migration, the protocol checks with traffic) stay one lane in
  * plan order: some judge what earlier ones saw (the completion rules), and their launches share a disk, a
- * folder or a LUN; unless their launches share nothing (`launchesShareNothing`).
+ * folder or a LUN. Where their launches share nothing (`launchesShareNothing`), the caller spreads that lane
+ * (schedule.ts spreadLane).
  */
 function laneOf(check: Check, attached: boolean, key: string, type: string | null): string {
   if (attached) return 'attached';

@@ -59,6 +59,7 @@ async function poll<T>(
 ): Promise<T> {
   const started = performance.now();
   let lastError: unknown;
+  let grace = 0;
   for (;;) {
     try {
       const value = await probe();
@@ -67,8 +68,8 @@ async function poll<T>(
       if (err instanceof BackendError) throw err;
       lastError = err;
     }
-    // Asked only once the deadline passed: what it reads may cost more than a probe.
-    const grace = performance.now() >= started + ms ? Math.min(ms, Math.max(0, starvedMs())) : 0;
+    // Asked again only once the deadline (moved so far) passed: what it reads may cost more than a probe.
+    if (performance.now() >= started + ms + grace) grace = Math.min(ms, Math.max(grace, starvedMs()));
     const end = started + ms + grace;
     if (performance.now() >= end) {
       const details = [

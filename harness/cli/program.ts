@@ -178,7 +178,7 @@ function withRunOptions(cmd: Command): Command {
     )
     .option(
       '--jobs <n>',
-      `checks run at once: those that launch back-ends of their own and judge only what those do (conventions, control messages, net, gpu and input traffic, robustness) beside the others, and the others too when nothing follows -- (default: twice the number of cores, ${DEFAULT_JOBS}, those beyond one per core only while the cores are idle enough; attach mode runs one at a time)`,
+      `checks run at once: those that launch back-ends of their own and judge only what those do (conventions, control messages, net, gpu and input traffic, robustness) beside the others, and the others too when nothing follows -- (default: the number of cores, ${DEFAULT_JOBS}; more than that start only while the cores are idle enough; attach mode runs one at a time)`,
       jobCount,
       DEFAULT_JOBS,
     )

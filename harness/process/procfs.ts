@@ -54,12 +54,13 @@ export function runQueueWaitMs(pid: number): number | undefined {
  * ask it once a deadline has passed, not on every poll.
  */
 export function cpuWaitSince(pid: number): () => number {
-  const start = runQueueWaitMs(pid) ?? 0;
+  const waitedOf = (pids: number[]) => new Map(pids.map((p) => [p, runQueueWaitMs(p) ?? 0]));
+  // What each process of the tree had waited already; one started since had waited nothing.
+  const before = waitedOf([pid, ...descendantsOf(pid).map((d) => d.pid)]);
   let last = 0;
   return () => {
-    const own = (runQueueWaitMs(pid) ?? start) - start;
-    const theirs = descendantsOf(pid).map((d) => runQueueWaitMs(d.pid) ?? 0);
-    last = Math.max(last, own, ...theirs);
+    const now = waitedOf([pid, ...descendantsOf(pid).map((d) => d.pid)]);
+    for (const [p, waited] of now) last = Math.max(last, waited - (before.get(p) ?? 0));
     return last;
   };
 }

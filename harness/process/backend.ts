@@ -6,7 +6,7 @@
 import { setPriority } from 'node:os';
 import { BackendError, TimeoutError } from '../errors.js';
 import { becomeChildSubreaper, reapIfExited } from '../sys/libc.js';
-import { withDeadline } from '../util/deadline.js';
+import { pollUntil, withDeadline } from '../util/deadline.js';
 import { type Child, type ExitInfo, startChild } from './child.js';
 import {
   CLOCK_TICKS_PER_SECOND,
@@ -44,6 +44,9 @@ const STDERR_TAIL = 8 * 1024;
 export const YIELD_AFTER_CPU_MS = 1000;
 /** How often a wait for an exit reads the back-end's CPU time. */
 const CPU_SAMPLE_MS = 100;
+
+/** How long the teardown waits for the descendants it killed to be gone. */
+const SURVIVORS_GONE_MS = 2000;
 
 /** Every process launched and not yet known to be gone: the CLI kills them all on Ctrl-C. */
 const live = new Set<BackendProcess>();
@@ -221,7 +224,16 @@ export function launch(scope: Scope, binary: string, options: LaunchOptions): Ba
   const backend = new BackendProcess(binary, options);
   scope.defer(`back-end pid ${backend.pid}`, async () => {
     await backend.terminate();
-    for (const stat of backend.survivors()) safeKill(stat.pid, 'SIGKILL');
+    const survivors = backend.survivors();
+    for (const stat of survivors) safeKill(stat.pid, 'SIGKILL');
+    // A process killed while it holds much memory (dpdk-testpmd's 512 MB) takes a moment to go: the harness
+    // waits for it, so that nothing of the back-end's runs on after the check.
+    if (survivors.length)
+      await pollUntil(
+        () => (survivors.some(stillRunning) ? undefined : true),
+        SURVIVORS_GONE_MS,
+        'the killed descendants to end',
+      ).catch(() => undefined);
   });
   return backend;
 }
